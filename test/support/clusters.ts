@@ -1,0 +1,97 @@
+// What an integration test asks for: the shared control and app clusters, a client for them,
+// a namespace of its own, or a brand-new cluster when it needs one to itself.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after } from "node:test";
+import { CoreV1Api, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import {
+  type Cluster,
+  externalCluster,
+  runningCluster,
+  type SharedClusterName,
+  sharedClusterNames,
+  startCluster,
+  stopCluster,
+  testClustersEnv,
+} from "./cluster.ts";
+import { devClusterDir } from "./tools.ts";
+
+// Cleanups run when the test file's tests are done. The hook is registered here, at import time,
+// in the root context: `after` called inside a before hook would run right after that hook.
+const cleanups: Array<() => Promise<unknown>> = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+/** Runs fn when this test file is done, after those registered later. */
+export function onFileDone(fn: () => Promise<unknown>): void {
+  cleanups.push(fn);
+}
+
+let shared: Promise<Record<SharedClusterName, Cluster>> | undefined;
+
+/**
+ * The control and app clusters of this run: those of the global setup, else running dev
+ * clusters, else a pair started for this test file and stopped after it.
+ */
+export function testClusters(): Promise<Record<SharedClusterName, Cluster>> {
+  shared ??= resolveShared();
+  return shared;
+}
+
+async function resolveShared(): Promise<Record<SharedClusterName, Cluster>> {
+  const fromEnv = process.env[testClustersEnv];
+  if (fromEnv !== undefined) {
+    const list = JSON.parse(fromEnv) as Cluster[];
+    return Object.fromEntries(list.map((c) => [c.name, c])) as Record<SharedClusterName, Cluster>;
+  }
+  const entries = await Promise.all(
+    sharedClusterNames.map(async (name) => {
+      const dev = externalCluster(name) ?? (await runningCluster(name, devClusterDir(name)));
+      return [name, dev ?? (await freshCluster(name))] as const;
+    }),
+  );
+  return Object.fromEntries(entries) as Record<SharedClusterName, Cluster>;
+}
+
+/** A cluster of its own for this test file, stopped and removed after it. Costs a few seconds. */
+export async function freshCluster(name = "fresh"): Promise<Cluster> {
+  const root = mkdtempSync(join(tmpdir(), "klb-fresh-"));
+  onFileDone(async () => {
+    await stopCluster(join(root, name), { removeData: true });
+    rmSync(root, { recursive: true, force: true });
+  });
+  return startCluster(name, join(root, name));
+}
+
+export function kubeConfig(cluster: Cluster): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfigPath);
+  return kc;
+}
+
+export function objects(cluster: Cluster): KubernetesObjectApi {
+  return KubernetesObjectApi.makeApiClient(kubeConfig(cluster));
+}
+
+/** For cleanups: what is already gone is fine, anything else is an error. */
+export function ignoreNotFound(err: unknown): void {
+  if (typeof err === "object" && err !== null && "code" in err && err.code === 404) return;
+  throw err;
+}
+
+/** A short random suffix for names that must not collide between tests and runs. */
+export function uniqueSuffix(): string {
+  return randomBytes(4).toString("hex");
+}
+
+/** A namespace for this test file alone, deleted after it. */
+export async function testNamespace(cluster: Cluster, prefix = "t"): Promise<string> {
+  const core = kubeConfig(cluster).makeApiClient(CoreV1Api);
+  const name = `${prefix}-${uniqueSuffix()}`;
+  await core.createNamespace({ body: { metadata: { name, labels: { "klutch-bind.test/owner": "integration" } } } });
+  onFileDone(() => core.deleteNamespace({ name }).catch(ignoreNotFound));
+  return name;
+}

@@ -1,0 +1,47 @@
+// node --test --test-global-setup: one pair of clusters for the whole run. Dev clusters from
+// `make dev-clusters` are reused when up; otherwise a pair is started in a temporary folder and
+// stopped at the end.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type Cluster,
+  externalCluster,
+  runningCluster,
+  sharedClusterNames,
+  startCluster,
+  stopCluster,
+  testClustersEnv,
+} from "./cluster.ts";
+import { devClusterDir } from "./tools.ts";
+
+let ownedRoot: string | undefined;
+const owned: Cluster[] = [];
+
+export async function globalSetup(): Promise<void> {
+  const progress = (line: string) => process.stderr.write(`[test clusters] ${line}\n`);
+  const clusters = await Promise.all(
+    sharedClusterNames.map(async (name) => {
+      const external = externalCluster(name);
+      if (external !== undefined) {
+        progress(`using ${name} from ${external.kubeconfigPath}`);
+        return external;
+      }
+      const dev = await runningCluster(name, devClusterDir(name));
+      if (dev !== undefined) {
+        progress(`reusing dev cluster ${name} at ${dev.server}`);
+        return dev;
+      }
+      ownedRoot ??= mkdtempSync(join(tmpdir(), "klb-test-"));
+      const cluster = await startCluster(name, join(ownedRoot, name), { progress });
+      owned.push(cluster);
+      return cluster;
+    }),
+  );
+  process.env[testClustersEnv] = JSON.stringify(clusters);
+}
+
+export async function globalTeardown(): Promise<void> {
+  await Promise.all(owned.map((c) => stopCluster(c.dir, { removeData: true })));
+  if (ownedRoot !== undefined) rmSync(ownedRoot, { recursive: true, force: true });
+}

@@ -1,0 +1,38 @@
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** Where `make tools` links kube-local, kubectl and crossplane. */
+export const binDir = process.env.KLB_BIN_DIR ?? join(repoRoot, ".dev", "bin");
+
+export function tool(name: "kube-local" | "kubectl" | "crossplane"): string {
+  const path = join(binDir, name);
+  if (!existsSync(path)) {
+    throw new Error(`${path} is missing: run "make tools" first (it builds the real binaries from Go modules)`);
+  }
+  return path;
+}
+
+/** `make dev-clusters` keeps its clusters here; tests reuse them when they are up. */
+export const devDir = join(repoRoot, ".dev");
+
+export function devClusterDir(name: string): string {
+  return join(devDir, "clusters", name);
+}
+
+export function devKubeconfig(name: string): string {
+  return join(devDir, `${name}.kubeconfig`);
+}
+
+/**
+ * Why the Crossplane CLI is missing, when it is: `make tools` records the Go module proxy's
+ * refusal in .dev/bin/crossplane.unavailable. Tests that need it pass this as their skip reason.
+ */
+export function crossplaneUnavailable(): string | undefined {
+  if (existsSync(join(binDir, "crossplane"))) return undefined;
+  const recorded = join(binDir, "crossplane.unavailable");
+  const first = existsSync(recorded) ? readFileSync(recorded, "utf8").split("\n")[0] : undefined;
+  return `Crossplane CLI unavailable: ${first ?? "not built; run make tools"}`;
+}
