@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // The klutch-bind command: one binary, one subcommand per program of the product.
+import { runFunction } from "./function.ts";
+import { isUsageError } from "./usage.ts";
 import { runVersion } from "./version.ts";
 
 type Command = { summary: string; run: (args: string[]) => Promise<number> };
 
 const commands: Record<string, Command> = {
+  function: { summary: "serve the Crossplane composition function (gRPC, port 9443)", run: runFunction },
   version: { summary: "print the version of klutch-bind and its runtime", run: runVersion },
 };
 
@@ -13,14 +16,11 @@ function usage(): string {
   return ["usage: klutch-bind <command> [flags]", "", "commands:", ...lines, ""].join("\n");
 }
 
-/** node:util parseArgs rejects unknown or malformed flags with these codes. */
-function isUsageError(err: unknown): err is Error {
-  return (
-    err instanceof Error && "code" in err && typeof err.code === "string" && err.code.startsWith("ERR_PARSE_ARGS_")
-  );
-}
-
 async function main(argv: string[]): Promise<number> {
+  // Crossplane and `crossplane render` start the image with only flags (--insecure), or with none
+  // and TLS_SERVER_CERTS_DIR set: both mean the function server.
+  if (argv[0]?.startsWith("-") && !["-h", "--help"].includes(argv[0])) return runFunction(argv);
+  if (argv.length === 0 && process.env.TLS_SERVER_CERTS_DIR) return runFunction(argv);
   const [name, ...rest] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     process.stdout.write(usage());

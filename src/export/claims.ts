@@ -1,0 +1,88 @@
+import {
+  isObject,
+  list,
+  nonEmptyString,
+  object,
+  oneOf,
+  optionalList,
+  optionalObject,
+  optionalStringList,
+  string,
+  stringMap,
+} from "./decode.ts";
+import { InputError } from "./errors.ts";
+import type { ClaimSelector, LabelSelector, LabelSelectorRequirement, Owner, PermissionClaim } from "./types.ts";
+
+const owners: readonly Owner[] = ["Provider", "Consumer"];
+const operators: readonly LabelSelectorRequirement["operator"][] = ["In", "NotIn", "Exists", "DoesNotExist"];
+
+/** Decodes permission claims in the seed's shape; absent means none. */
+export function parseClaims(value: unknown, field: string): PermissionClaim[] {
+  const claims = optionalList(value, field) ?? [];
+  const parsed = claims.map((c, i) => parseClaim(c, `${field}[${i}]`));
+  const seen = new Map<string, number>();
+  parsed.forEach((claim, i) => {
+    const key = `${claim.resource}.${claim.group}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw new InputError(`${field}[${i}]`, `claims ${key} again (already claimed by ${field}[${first}])`);
+    }
+    seen.set(key, i);
+  });
+  return parsed;
+}
+
+function parseClaim(value: unknown, field: string): PermissionClaim {
+  const claim = object(value, field);
+  // "" is the core group (secrets, configmaps): present but empty is valid, absent is not
+  if (claim.group === undefined) throw new InputError(`${field}.group`, 'is required ("" for the core group)');
+  const group = string(claim.group, `${field}.group`);
+  const resource = nonEmptyString(claim.resource, `${field}.resource`);
+  if (resource !== resource.toLowerCase() || resource.includes("/")) {
+    throw new InputError(`${field}.resource`, "must be a lowercase plural resource name, e.g. secrets", resource);
+  }
+  return {
+    group,
+    resource,
+    version: nonEmptyString(claim.version, `${field}.version`),
+    selector: parseSelector(claim.selector, `${field}.selector`),
+  };
+}
+
+function parseSelector(value: unknown, field: string): ClaimSelector {
+  const selector = object(value, field);
+  const result: ClaimSelector = { owner: oneOf(selector.owner, owners, `${field}.owner`) };
+  const names = optionalStringList(selector.names, `${field}.names`);
+  if (names !== undefined) result.names = names;
+  const namespaces = optionalStringList(selector.namespaces, `${field}.namespaces`);
+  if (namespaces !== undefined) result.namespaces = namespaces;
+  const labelSelector = optionalObject(selector.labelSelector, `${field}.labelSelector`);
+  if (labelSelector !== undefined) result.labelSelector = parseLabelSelector(labelSelector, `${field}.labelSelector`);
+  return result;
+}
+
+function parseLabelSelector(value: Record<string, unknown>, field: string): LabelSelector {
+  const result: LabelSelector = {};
+  if (value.matchLabels !== undefined) result.matchLabels = stringMap(value.matchLabels, `${field}.matchLabels`);
+  const expressions = optionalList(value.matchExpressions, `${field}.matchExpressions`);
+  if (expressions !== undefined) {
+    result.matchExpressions = expressions.map((e, i) => {
+      const path = `${field}.matchExpressions[${i}]`;
+      if (!isObject(e)) throw new InputError(path, "must be an object", e);
+      const operator = oneOf(e.operator, operators, `${path}.operator`);
+      const values =
+        e.values === undefined ? [] : list(e.values, `${path}.values`).map((v, j) => string(v, `${path}.values[${j}]`));
+      const needsValues = operator === "In" || operator === "NotIn";
+      if (needsValues !== values.length > 0) {
+        throw new InputError(
+          `${path}.values`,
+          needsValues ? `must not be empty for ${operator}` : `must be empty for ${operator}`,
+        );
+      }
+      const requirement: LabelSelectorRequirement = { key: nonEmptyString(e.key, `${path}.key`), operator };
+      if (needsValues) requirement.values = values;
+      return requirement;
+    });
+  }
+  return result;
+}

@@ -1,0 +1,83 @@
+// XRD + export request -> APIServiceExportTemplate and the sync's least-privilege RBAC.
+import { exportNames } from "./names.ts";
+import type { ExportDefaults, ExportPlan, ExportRequest, Manifest, PermissionClaim, Xrd } from "./types.ts";
+import { selectVersion } from "./xrd.ts";
+
+export const templateApiVersion = "example-backend.klutch.anynines.com/v1alpha1";
+export const templateKind = "APIServiceExportTemplate";
+export const exportAnnotation = "bind.klutch.dev/export";
+const managedBy = { "app.kubernetes.io/managed-by": "function-klutch-bind" };
+
+const allVerbs = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
+const statusVerbs = ["get", "update", "patch"];
+const claimVerbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
+
+/** `versionField` names where the requested version came from, for errors. */
+export function buildExport(
+  xrd: Xrd,
+  request: ExportRequest,
+  defaults: ExportDefaults,
+  versionField = "spec.version",
+): ExportPlan {
+  const version = selectVersion(xrd, request.version, versionField);
+  const names = exportNames(request.name);
+  const annotations = { [exportAnnotation]: request.name };
+  const exported = { group: xrd.group, resource: xrd.plural, version, kind: xrd.kind, scope: xrd.scope };
+
+  const spec: Record<string, unknown> = {
+    APIServiceSelector: { group: xrd.group, resource: xrd.plural, version },
+  };
+  if (request.permissionClaims.length > 0) spec.permissionClaims = request.permissionClaims;
+  const template: Manifest = {
+    apiVersion: templateApiVersion,
+    kind: templateKind,
+    metadata: {
+      name: names.template,
+      namespace: request.templateNamespace ?? defaults.templateNamespace,
+      labels: { ...managedBy },
+      annotations,
+    },
+    spec,
+  };
+
+  const clusterRole: Manifest = {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRole",
+    metadata: { name: names.clusterRole, labels: { ...managedBy }, annotations },
+    rules: [
+      { apiGroups: [xrd.group], resources: [xrd.plural], verbs: allVerbs },
+      { apiGroups: [xrd.group], resources: [`${xrd.plural}/status`], verbs: statusVerbs },
+      ...claimRules(request.permissionClaims),
+      {
+        apiGroups: ["apiextensions.k8s.io"],
+        resources: ["customresourcedefinitions"],
+        resourceNames: [`${xrd.plural}.${xrd.group}`],
+        verbs: ["get"],
+      },
+    ],
+  };
+
+  const account = defaults.syncServiceAccount;
+  const clusterRoleBinding: Manifest = {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name: names.clusterRoleBinding, labels: { ...managedBy }, annotations },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: names.clusterRole },
+    subjects: [{ kind: "ServiceAccount", name: account.name, namespace: account.namespace }],
+  };
+
+  return { exported, template, clusterRole, clusterRoleBinding };
+}
+
+/** One rule per API group, resources sorted, so equal claims always give equal roles. */
+function claimRules(claims: PermissionClaim[]) {
+  const byGroup = new Map<string, Set<string>>();
+  for (const claim of claims) {
+    const resources = byGroup.get(claim.group) ?? new Set<string>();
+    resources.add(claim.resource);
+    byGroup.set(claim.group, resources);
+  }
+  return [...byGroup.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([group, resources]) => ({ apiGroups: [group], resources: [...resources].sort(), verbs: claimVerbs }));
+}

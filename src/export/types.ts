@@ -1,0 +1,79 @@
+// The pure core's vocabulary: plain data, no Kubernetes or gRPC client types.
+
+export type Owner = "Provider" | "Consumer";
+
+export type LabelSelectorRequirement = {
+  key: string;
+  operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+  values?: string[];
+};
+
+export type LabelSelector = {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+};
+
+export type ClaimSelector = {
+  owner: Owner;
+  names?: string[];
+  namespaces?: string[];
+  labelSelector?: LabelSelector;
+};
+
+/** The seed's claim shape: permission for the sync to copy another kind of object. */
+export type PermissionClaim = {
+  group: string;
+  resource: string;
+  version: string;
+  selector: ClaimSelector;
+};
+
+export type XrdScope = "Namespaced" | "Cluster" | "LegacyCluster";
+
+export type XrdVersion = { name: string; served: boolean; referenceable: boolean };
+
+/** What the export needs to know of a CompositeResourceDefinition. */
+export type Xrd = {
+  name: string;
+  group: string;
+  plural: string;
+  kind: string;
+  scope: XrdScope;
+  versions: XrdVersion[];
+};
+
+export type ServiceAccountRef = { name: string; namespace: string };
+
+/** Defaults an operator sets once, in the function input. */
+export type ExportDefaults = {
+  templateNamespace: string;
+  syncServiceAccount: ServiceAccountRef;
+};
+
+/** What a user asks for: the spec of a ServiceExport, or the annotations of a labelled XRD. */
+export type ExportRequest = {
+  /** unique per export: names everything the export creates */
+  name: string;
+  xrd: string;
+  version?: string;
+  permissionClaims: PermissionClaim[];
+  templateNamespace?: string;
+};
+
+export type Exported = { group: string; resource: string; version: string; kind: string; scope: XrdScope };
+
+/** A Kubernetes object as plain JSON. */
+export type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [field: string]: unknown;
+};
+
+/** Everything one export consists of. */
+export type ExportPlan = {
+  exported: Exported;
+  template: Manifest;
+  clusterRole: Manifest;
+  clusterRoleBinding: Manifest;
+};

@@ -1,0 +1,62 @@
+// The function's input (kind Input of bind.klutch.dev/v1alpha1): operator defaults.
+import { dnsSubdomain, namespaceName, oneOf, optionalObject, positiveInteger, string } from "../export/decode.ts";
+import { InputError } from "../export/errors.ts";
+import { builtinDefaults } from "../export/request.ts";
+import type { ExportDefaults } from "../export/types.ts";
+import { xrdApiGroup } from "../export/xrd.ts";
+
+export const inputApiVersion = "bind.klutch.dev/v1alpha1";
+export const inputKind = "Input";
+const xrdApiVersions = [`${xrdApiGroup}/v2`, `${xrdApiGroup}/v1`] as const;
+
+export type FunctionInput = {
+  defaults: ExportDefaults;
+  ttlSeconds: number;
+  /** the XRD version to request from Crossplane */
+  xrdApiVersion: (typeof xrdApiVersions)[number];
+};
+
+export const defaultInput: FunctionInput = {
+  defaults: builtinDefaults,
+  ttlSeconds: 60,
+  xrdApiVersion: xrdApiVersions[0],
+};
+
+/** Decodes the input; absent means all defaults. */
+export function parseInput(value: Record<string, unknown> | undefined): FunctionInput {
+  if (value === undefined) return defaultInput;
+  const apiVersion = string(value.apiVersion, "input.apiVersion");
+  if (apiVersion !== inputApiVersion || value.kind !== inputKind) {
+    throw new InputError(
+      "input.kind",
+      `must be ${inputKind} of ${inputApiVersion}`,
+      `${apiVersion} ${String(value.kind)}`,
+    );
+  }
+  const account = optionalObject(value.syncServiceAccount, "input.syncServiceAccount");
+  const defaults: ExportDefaults = {
+    templateNamespace:
+      value.templateNamespace === undefined
+        ? builtinDefaults.templateNamespace
+        : namespaceName(value.templateNamespace, "input.templateNamespace"),
+    syncServiceAccount: {
+      name:
+        account?.name === undefined
+          ? builtinDefaults.syncServiceAccount.name
+          : dnsSubdomain(account.name, "input.syncServiceAccount.name"),
+      namespace:
+        account?.namespace === undefined
+          ? builtinDefaults.syncServiceAccount.namespace
+          : namespaceName(account.namespace, "input.syncServiceAccount.namespace"),
+    },
+  };
+  return {
+    defaults,
+    ttlSeconds:
+      value.ttlSeconds === undefined ? defaultInput.ttlSeconds : positiveInteger(value.ttlSeconds, "input.ttlSeconds"),
+    xrdApiVersion:
+      value.xrdApiVersion === undefined
+        ? defaultInput.xrdApiVersion
+        : oneOf(value.xrdApiVersion, xrdApiVersions, "input.xrdApiVersion"),
+  };
+}

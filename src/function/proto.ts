@@ -1,0 +1,29 @@
+// The service definitions, loaded once from our .proto files.
+import { fileURLToPath } from "node:url";
+import type { ServiceDefinition } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+
+export const protoDir = fileURLToPath(new URL("../../proto", import.meta.url));
+
+export const functionServices = [
+  "apiextensions.fn.proto.v1.FunctionRunnerService",
+  "apiextensions.fn.proto.v1beta1.FunctionRunnerService",
+] as const;
+export const healthService = "grpc.health.v1.Health";
+
+const definitions = loadSync(
+  [
+    "apiextensions/fn/proto/v1/run_function.proto",
+    "apiextensions/fn/proto/v1beta1/run_function.proto",
+    "grpc/health/v1/health.proto",
+  ],
+  { includeDirs: [protoDir], keepCase: true, enums: String, longs: Number, defaults: false, oneofs: true },
+);
+
+export function serviceDefinition(name: (typeof functionServices)[number] | typeof healthService): ServiceDefinition {
+  const definition = definitions[name];
+  if (definition === undefined || !("RunFunction" in definition || "Check" in definition)) {
+    throw new Error(`proto: service ${name} is not defined in ${protoDir}`);
+  }
+  return definition as ServiceDefinition;
+}

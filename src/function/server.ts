@@ -1,0 +1,157 @@
+// The gRPC edge: serves the function over v1 and v1beta1, the health service, TLS, shutdown.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  status,
+} from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { functionServices, healthService, serviceDefinition } from "./proto.ts";
+import type { WireValue } from "./struct.ts";
+import type { RunFunctionRequest, RunFunctionResponse } from "./wire.ts";
+
+export type FunctionHandler = (req: RunFunctionRequest) => RunFunctionResponse;
+
+export type FunctionServerOptions = {
+  /** host:port; port 0 picks a free one */
+  address: string;
+  /** plaintext; otherwise mTLS from tlsCertsDir */
+  insecure: boolean;
+  /** holds tls.crt, tls.key and ca.crt; client certificates signed by ca.crt are required */
+  tlsCertsDir?: string;
+  maxRecvMessageBytes: number;
+  logger: Logger;
+};
+
+export type RunningFunctionServer = {
+  port: number;
+  /** Stops accepting calls, finishes those in flight (up to graceMs), then closes. */
+  shutdown: (graceMs?: number) => Promise<void>;
+};
+
+const healthStatus = { SERVING: "SERVING", NOT_SERVING: "NOT_SERVING" } as const;
+
+export async function startFunctionServer(
+  handler: FunctionHandler,
+  options: FunctionServerOptions,
+): Promise<RunningFunctionServer> {
+  const log = options.logger;
+  const server = new Server({
+    "grpc.max_receive_message_length": options.maxRecvMessageBytes,
+    "grpc.max_send_message_length": -1,
+  });
+  let serving: keyof typeof healthStatus = "SERVING";
+  const watchers = new Set<ServerWritableStream<{ service?: string }, { status: string }>>();
+
+  const runFunction = (
+    call: ServerUnaryCall<RunFunctionRequest, RunFunctionResponse>,
+    callback: sendUnaryData<RunFunctionResponse>,
+  ) => {
+    const started = process.hrtime.bigint();
+    const req = call.request;
+    let rsp: RunFunctionResponse;
+    try {
+      rsp = handler(req);
+    } catch (err) {
+      // A bug of ours must not end the call without an answer Crossplane understands.
+      log.error({ err, tag: req.meta?.tag }, "function failed");
+      rsp = {
+        meta: { tag: req.meta?.tag ?? "" },
+        desired: req.desired ?? {},
+        results: [{ severity: "SEVERITY_FATAL", message: `internal error in function-klutch-bind: ${String(err)}` }],
+        conditions: [],
+      };
+    }
+    callback(null, rsp);
+    if (log.isLevelEnabled("debug")) {
+      log.debug(
+        {
+          tag: req.meta?.tag,
+          xr: compositeRef(req),
+          method: call.getPath(),
+          durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+          results: rsp.results.map((r) => `${r.severity}: ${r.message}`),
+        },
+        "RunFunction",
+      );
+    }
+  };
+  for (const name of functionServices) server.addService(serviceDefinition(name), { RunFunction: runFunction });
+
+  const knownServices = new Set<string>(["", ...functionServices]);
+  server.addService(serviceDefinition(healthService), {
+    Check: (
+      call: ServerUnaryCall<{ service?: string }, { status: string }>,
+      callback: sendUnaryData<{ status: string }>,
+    ) => {
+      const service = call.request.service ?? "";
+      if (!knownServices.has(service)) {
+        callback({ code: status.NOT_FOUND, details: `unknown service ${service}` });
+        return;
+      }
+      callback(null, { status: serving });
+    },
+    Watch: (call: ServerWritableStream<{ service?: string }, { status: string }>) => {
+      const service = call.request.service ?? "";
+      call.write({ status: knownServices.has(service) ? serving : "SERVICE_UNKNOWN" });
+      watchers.add(call);
+      call.on("cancelled", () => watchers.delete(call));
+    },
+  });
+
+  const credentials = options.insecure ? ServerCredentials.createInsecure() : await tlsCredentials(options.tlsCertsDir);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(options.address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
+  );
+  log.info({ address: options.address, port, tls: !options.insecure }, "function server listening");
+
+  return {
+    port,
+    shutdown: async (graceMs = 30_000) => {
+      serving = "NOT_SERVING";
+      for (const w of watchers) {
+        w.write({ status: serving });
+        w.end();
+      }
+      watchers.clear();
+      const timer = setTimeout(() => {
+        log.warn({ graceMs }, "calls still in flight after the grace period; closing them");
+        server.forceShutdown();
+      }, graceMs);
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      clearTimeout(timer);
+      log.info("function server stopped");
+    },
+  };
+}
+
+async function tlsCredentials(dir: string | undefined): Promise<ServerCredentials> {
+  if (dir === undefined || dir === "") {
+    throw new Error(
+      "TLS needs --tls-certs-dir (or TLS_SERVER_CERTS_DIR) holding tls.crt, tls.key and ca.crt; or pass --insecure",
+    );
+  }
+  const read = async (file: string) => {
+    try {
+      return await readFile(join(dir, file));
+    } catch (err) {
+      throw new Error(`TLS: cannot read ${join(dir, file)}: ${(err as Error).message}`);
+    }
+  };
+  const [cert, key, ca] = await Promise.all([read("tls.crt"), read("tls.key"), read("ca.crt")]);
+  return ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], true);
+}
+
+/** "Kind/name" of the observed XR, read straight from the Struct. */
+function compositeRef(req: RunFunctionRequest): string | undefined {
+  const fields = req.observed?.composite?.resource?.fields;
+  if (fields === undefined) return undefined;
+  const text = (v: WireValue | undefined) => (v?.kind === "stringValue" ? v.stringValue : "?");
+  const metadata = fields.metadata;
+  const name = metadata?.kind === "structValue" ? metadata.structValue.fields?.name : undefined;
+  return `${text(fields.kind)}/${text(name)}`;
+}
