@@ -22,7 +22,7 @@ export PATH := $(BIN_DIR):$(PATH)
 export KLB_BIN_DIR := $(BIN_DIR)
 
 .PHONY: help node deps tools build typecheck lint check test test-unit test-integration \
-        dev-clusters dev-clusters-down demo clean
+        dev-clusters dev-clusters-down render demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ dev-clusters: deps tools ## start the local clusters named in CLUSTERS (default:
 
 dev-clusters-down: deps ## stop the local clusters and remove their data
 	@node test/support/dev-clusters.ts down
+
+render: deps tools ## run the real crossplane render on examples/export through the function
+	@node examples/render.ts
 
 demo: build dev-clusters ## run the main job on local control planes
 	@node examples/demo.ts

@@ -14,7 +14,7 @@ import { functionServices, healthService, serviceDefinition } from "./proto.ts";
 import type { WireValue } from "./struct.ts";
 import type { RunFunctionRequest, RunFunctionResponse } from "./wire.ts";
 
-export type FunctionHandler = (req: RunFunctionRequest) => RunFunctionResponse;
+export type FunctionHandler = (req: RunFunctionRequest) => RunFunctionResponse | Promise<RunFunctionResponse>;
 
 export type FunctionServerOptions = {
   /** host:port; port 0 picks a free one */
@@ -53,31 +53,37 @@ export async function startFunctionServer(
   ) => {
     const started = process.hrtime.bigint();
     const req = call.request;
-    let rsp: RunFunctionResponse;
-    try {
-      rsp = handler(req);
-    } catch (err) {
-      // A bug of ours must not end the call without an answer Crossplane understands.
+    const answer = (rsp: RunFunctionResponse) => {
+      callback(null, rsp);
+      if (log.isLevelEnabled("debug")) {
+        log.debug(
+          {
+            tag: req.meta?.tag,
+            xr: compositeRef(req),
+            method: call.getPath(),
+            durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+            results: rsp.results.map((r) => `${r.severity}: ${r.message}`),
+          },
+          "RunFunction",
+        );
+      }
+    };
+    // A bug of ours must not end the call without an answer Crossplane understands.
+    const failed = (err: unknown) => {
       log.error({ err, tag: req.meta?.tag }, "function failed");
-      rsp = {
+      answer({
         meta: { tag: req.meta?.tag ?? "" },
         desired: req.desired ?? {},
         results: [{ severity: "SEVERITY_FATAL", message: `internal error in function-klutch-bind: ${String(err)}` }],
         conditions: [],
-      };
-    }
-    callback(null, rsp);
-    if (log.isLevelEnabled("debug")) {
-      log.debug(
-        {
-          tag: req.meta?.tag,
-          xr: compositeRef(req),
-          method: call.getPath(),
-          durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-          results: rsp.results.map((r) => `${r.severity}: ${r.message}`),
-        },
-        "RunFunction",
-      );
+      });
+    };
+    try {
+      const rsp = handler(req);
+      if (rsp instanceof Promise) rsp.then(answer, failed);
+      else answer(rsp);
+    } catch (err) {
+      failed(err);
     }
   };
   for (const name of functionServices) server.addService(serviceDefinition(name), { RunFunction: runFunction });

@@ -1,0 +1,131 @@
+// The real `crossplane render` against the running function, on examples/export.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { parseAllDocuments, stringify } from "yaml";
+import { runExportFunction } from "../../src/function/export-function.ts";
+import { type RunningFunctionServer, startFunctionServer } from "../../src/function/server.ts";
+import { testClusters } from "../support/clusters.ts";
+import { apply, applyCrds } from "../support/manifests.ts";
+import { crossplaneUnavailable, repoRoot, tool } from "../support/tools.ts";
+
+const run = promisify(execFile);
+const examples = join(repoRoot, "examples", "export");
+type Doc = KubernetesObject & Record<string, unknown>;
+type Condition = { type: string; status: string; reason: string };
+
+function conditionsOf(doc: Doc | undefined): Condition[] {
+  return (doc?.status as { conditions?: Condition[] } | undefined)?.conditions ?? [];
+}
+
+describe("crossplane render through the function", { skip: crossplaneUnavailable() }, () => {
+  let server: RunningFunctionServer;
+  let work: string;
+
+  before(async () => {
+    server = await startFunctionServer(runExportFunction, {
+      address: "127.0.0.1:0",
+      insecure: true,
+      maxRecvMessageBytes: 4 * 1024 * 1024,
+      logger: pino({ level: "silent" }),
+    });
+    work = mkdtempSync(join(tmpdir(), "klb-render-"));
+    const functions = readFileSync(join(examples, "functions.yaml"), "utf8").replace(
+      "127.0.0.1:9443",
+      `127.0.0.1:${server.port}`,
+    );
+    writeFileSync(join(work, "functions.yaml"), functions);
+  });
+  after(() => server.shutdown());
+
+  async function render(xrFile: string, ...flags: string[]) {
+    const args = ["render", xrFile, join(examples, "composition.yaml"), join(work, "functions.yaml"), ...flags];
+    const result = await run(tool("crossplane"), args).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+    const docs = parseAllDocuments(result.stdout)
+      .map((d) => d.toJS() as Doc | null)
+      .filter((d): d is Doc => d !== null);
+    return { ...result, docs };
+  }
+
+  it("prints the template in the seed's shape, the RBAC, and the XR's status", async () => {
+    const { code, docs, stderr } = await render(
+      join(examples, "xr.yaml"),
+      `--required-resources=${join(examples, "required-resources.yaml")}`,
+    );
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(
+      docs.map((d) => d.kind),
+      ["ServiceExport", "APIServiceExportTemplate", "ClusterRole", "ClusterRoleBinding"],
+    );
+    const [xr, template] = docs;
+    assert.deepEqual(template?.spec, {
+      APIServiceSelector: { group: "anynines.com", resource: "postgresqlinstances", version: "v1" },
+      permissionClaims: [
+        { group: "", resource: "secrets", version: "v1", selector: { owner: "Provider" } },
+        { group: "", resource: "configmaps", version: "v1", selector: { owner: "Provider" } },
+      ],
+    });
+    assert.equal(template?.apiVersion, "example-backend.klutch.anynines.com/v1alpha1");
+    const status = xr?.status as {
+      exported: unknown;
+      conditions: Array<{ type: string; status: string; reason: string }>;
+    };
+    assert.deepEqual(status.exported, {
+      group: "anynines.com",
+      resource: "postgresqlinstances",
+      version: "v1",
+      kind: "PostgresqlInstance",
+      scope: "Namespaced",
+    });
+    assert.ok(conditionsOf(xr).some((c) => c.type === "Exported" && c.status === "True" && c.reason === "Available"));
+
+    // everything rendered is accepted by a real API server with our CRDs (Crossplane fills the
+    // owner's uid; render leaves it empty, so the reference is dropped here)
+    const { control } = await testClusters();
+    await applyCrds(control, "deploy/control-plane/apiserviceexporttemplate-crd.yaml");
+    await apply(control, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: "crossplane-system" } }]);
+    const composed = docs.slice(1).map((d) => {
+      const { ownerReferences: _dropped, ...metadata } = d.metadata ?? {};
+      return { ...d, metadata };
+    });
+    const applied = await apply(control, composed);
+    assert.equal(applied.length, 3);
+  });
+
+  it("reports a missing XRD as Exported=False, XRDNotFound, with a warning", async () => {
+    const { code, docs, stderr } = await render(join(examples, "xr.yaml"), "--include-function-results");
+    assert.equal(code, 0, stderr);
+    const xr = docs.find((d) => d.kind === "ServiceExport");
+    const conditions = conditionsOf(xr);
+    assert.ok(conditions.some((c) => c.type === "Exported" && c.status === "False" && c.reason === "XRDNotFound"));
+    assert.equal(docs.filter((d) => d.kind === "APIServiceExportTemplate").length, 0);
+    const results = docs.filter((d) => d.kind === "Result");
+    assert.ok(
+      results.some((r) => r.severity === "SEVERITY_WARNING" && String(r.message).includes("not found")),
+      stringify(results),
+    );
+  });
+
+  it("fails with the field and value on a bad claim", async () => {
+    const bad = readFileSync(join(examples, "xr.yaml"), "utf8").replace("owner: Provider", "owner: Somebody");
+    writeFileSync(join(work, "bad-xr.yaml"), bad);
+    const { code, stderr } = await render(
+      join(work, "bad-xr.yaml"),
+      `--required-resources=${join(examples, "required-resources.yaml")}`,
+    );
+    assert.notEqual(code, 0);
+    assert.match(
+      stderr,
+      /pipeline step "export" returned a fatal result: spec\.permissionClaims\[0\]\.selector\.owner: must be one of "Provider", "Consumer", got "Somebody"/,
+    );
+  });
+});
