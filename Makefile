@@ -22,7 +22,7 @@ export PATH := $(BIN_DIR):$(PATH)
 export KLB_BIN_DIR := $(BIN_DIR)
 
 .PHONY: help node deps tools build typecheck lint check test test-unit test-integration \
-        dev-clusters dev-clusters-down render demo clean
+        dev-clusters dev-clusters-down render image xpkg demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -73,6 +73,24 @@ dev-clusters: deps tools ## start the local clusters named in CLUSTERS (default:
 
 dev-clusters-down: deps ## stop the local clusters and remove their data
 	@node test/support/dev-clusters.ts down
+
+IMAGE ?= function-klutch-bind:dev
+
+image: ## build the runtime image with Docker (package/Dockerfile), where a Docker engine runs
+	@if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then \
+	  echo "[image] no Docker engine on this machine: cannot build $(IMAGE)."; \
+	  echo "[image] on a machine with Docker: docker build -f package/Dockerfile -t $(IMAGE) ."; exit 1; fi
+	docker build -f package/Dockerfile -t $(IMAGE) .
+
+xpkg: tools ## build the Crossplane package (.dev/function-klutch-bind.xpkg), embedding the image if Docker has it
+	@test -x $(BIN_DIR)/crossplane || { echo "[xpkg] $$(head -1 $(BIN_DIR)/crossplane.unavailable 2>/dev/null || echo 'crossplane CLI missing: make tools')"; exit 1; }
+	@if command -v docker >/dev/null && docker image inspect $(IMAGE) >/dev/null 2>&1; then \
+	  $(BIN_DIR)/crossplane xpkg build --package-root=package --embed-runtime-image=$(IMAGE) -o $(DEV_DIR)/function-klutch-bind.xpkg; \
+	else \
+	  echo "[xpkg] no runtime image $(IMAGE) (make image needs Docker): building the package without one"; \
+	  $(BIN_DIR)/crossplane xpkg build --package-root=package -o $(DEV_DIR)/function-klutch-bind.xpkg; \
+	fi
+	@echo "[xpkg] wrote .dev/function-klutch-bind.xpkg"
 
 render: deps tools ## run the real crossplane render on examples/export through the function
 	@node examples/render.ts

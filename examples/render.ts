@@ -22,7 +22,14 @@ const server = await startFunctionServer(runExportFunction, {
   logger: pino({ level: "warn" }),
 });
 const dir = join(root, "examples", "export");
-const args = ["render", "xr.yaml", "composition.yaml", "functions.yaml", "--required-resources=required-resources.yaml", ...process.argv.slice(2)];
+const args = [
+  "render",
+  "xr.yaml",
+  "composition.yaml",
+  "functions.yaml",
+  "--required-resources=required-resources.yaml",
+  ...process.argv.slice(2),
+];
 console.error(`$ crossplane ${args.join(" ")}`);
 const code = await new Promise<number>((resolve) => {
   spawn(crossplane, args, { cwd: dir, stdio: "inherit" }).on("exit", (c) => resolve(c ?? 1));

@@ -44,7 +44,14 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
-    process.stderr.write(`klutch-bind: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // the stack helps us, not the operator: only with --debug
+    const detail =
+      err instanceof Error
+        ? process.argv.includes("--debug")
+          ? (err.stack ?? err.message)
+          : err.message
+        : String(err);
+    process.stderr.write(`klutch-bind: ${detail}\n`);
     process.exitCode = 1;
   },
 );

@@ -44,3 +44,56 @@ it("reports an unknown flag as a usage error, not a crash", async () => {
   assert.equal(result.code, 2);
   assert.match(result.stderr, /^klutch-bind: Unknown option '--colour'/);
 });
+
+describe("klutch-bind function (the server as Crossplane starts it)", () => {
+  it("serves with only --insecure, and exits 0 after SIGTERM", async () => {
+    const { spawn } = await import("node:child_process");
+    const { createInterface } = await import("node:readline");
+    const { functionClient, request } = await import("../support/function-client.ts");
+    const child = spawn(process.execPath, ["src/cli/main.ts", "--insecure", "--address", "127.0.0.1:0", "--debug"], {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const lines = createInterface({ input: child.stdout });
+    const logs: Array<{ msg: string; port?: number; tag?: string }> = [];
+    const listening = new Promise<number>((resolve) => {
+      lines.on("line", (line) => {
+        const entry = JSON.parse(line) as { msg: string; port?: number };
+        logs.push(entry);
+        if (entry.msg === "function server listening" && entry.port) resolve(entry.port);
+      });
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const port = await listening;
+    const client = functionClient(`127.0.0.1:${port}`);
+    const rsp = await client.run(
+      request({
+        tag: "cli",
+        xr: {
+          apiVersion: "bind.klutch.dev/v1alpha1",
+          kind: "ServiceExport",
+          metadata: { name: "x" },
+          spec: { xrd: "a.b" },
+        },
+      }),
+    );
+    client.close();
+    assert.equal(rsp.meta.tag, "cli");
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    assert.ok(
+      logs.some((l) => l.msg === "RunFunction" && l.tag === "cli"),
+      "one debug line per call, with the tag",
+    );
+    assert.ok(logs.some((l) => l.msg === "function server stopped"));
+  });
+
+  it("explains what TLS needs when neither certificates nor --insecure are given", async () => {
+    const result = await klutchBind("src/cli/main.ts", "function", "--address", "127.0.0.1:0");
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /TLS needs --tls-certs-dir \(or TLS_SERVER_CERTS_DIR\) holding tls\.crt, tls\.key and ca\.crt; or pass --insecure/,
+    );
+  });
+});
