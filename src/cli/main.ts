@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The klutch-bind command: one binary, one subcommand per program of the product.
 import { runFunction } from "./function.ts";
+import { runSync } from "./sync.ts";
 import { isUsageError } from "./usage.ts";
 import { runVersion } from "./version.ts";
 
@@ -8,6 +9,7 @@ type Command = { summary: string; run: (args: string[]) => Promise<number> };
 
 const commands: Record<string, Command> = {
   function: { summary: "serve the Crossplane composition function (gRPC, port 9443)", run: runFunction },
+  sync: { summary: "mirror bound objects and claimed resources between control plane and app clusters", run: runSync },
   version: { summary: "print the version of klutch-bind and its runtime", run: runVersion },
 };
 

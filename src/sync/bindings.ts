@@ -1,0 +1,393 @@
+// AppClusterBindings: connect to each app cluster, install the bound APIs there, run one ExportSync
+// per bound export, and report Connected/Ready and per-export figures on the binding's status.
+import { isDeepStrictEqual } from "node:util";
+import type { Logger } from "pino";
+import { parseClaims } from "../export/claims.ts";
+import { InputError } from "../export/errors.ts";
+import type { PermissionClaim } from "../export/types.ts";
+import { type ClientOptions, KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import type { Informer } from "../kube/informer.ts";
+import { aggregatedRoles, consumerCrd } from "./consumer-crd.ts";
+import type { BindingRef, ExportContext } from "./export-context.ts";
+import { ExportSync } from "./export-sync.ts";
+import { InformerRegistry } from "./informers.ts";
+import type { SyncMetrics } from "./metrics.ts";
+import { annotations, fieldManager, labels, managedByValue, providerNamespace } from "./naming.ts";
+import { WorkQueue } from "./queue.ts";
+import { refs } from "./resources.ts";
+
+type Condition = {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+  lastTransitionTime?: string;
+};
+type ExportStatus = {
+  group: string;
+  resource: string;
+  version?: string;
+  template?: string;
+  objects?: number;
+  lastSync?: string;
+  message?: string;
+};
+
+type BindingSpec = {
+  kubeconfigSecretRef?: { name?: string; key?: string };
+  exports?: Array<{ group?: string; resource?: string }>;
+};
+
+/** What the controller keeps per binding, in memory only: everything durable lives in clusters. */
+type BindingState = {
+  ref: BindingRef;
+  kubeconfigVersion?: string;
+  app?: KubeClient;
+  appInformers?: InformerRegistry;
+  exports: Map<string, { sync: ExportSync; signature: string; crdVersion: string }>;
+  namespaces: Set<string>;
+  conflicts: Map<string, string>;
+};
+
+export type BindingControllerOptions = {
+  control: KubeClient;
+  controlInformers: InformerRegistry;
+  logger: Logger;
+  metrics: SyncMetrics;
+  workers: number;
+  /** serve the bindings of this namespace only; all when undefined */
+  namespace?: string;
+  appClientOptions?: ClientOptions;
+  /** how often the status of each binding is refreshed */
+  resyncMs?: number;
+};
+
+export class BindingController {
+  readonly #o: BindingControllerOptions;
+  readonly #queue: WorkQueue;
+  readonly #states = new Map<string, BindingState>();
+  #bindings!: Informer;
+  #templates!: Informer;
+  #release: Array<() => Promise<void>> = [];
+  #resync: NodeJS.Timeout | undefined;
+
+  constructor(options: BindingControllerOptions) {
+    this.#o = options;
+    this.#queue = new WorkQueue({
+      workers: 2,
+      process: (key) => this.#reconcile(key),
+      onError: (key, err, retries) =>
+        options.logger[retries > 3 ? "warn" : "info"](
+          { binding: key, retries, err: message(err) },
+          "binding reconcile failed; retrying",
+        ),
+    });
+  }
+
+  start(): void {
+    const bindings = this.#o.controlInformers.acquire(
+      refs.bindings,
+      this.#o.namespace ? { namespace: this.#o.namespace } : {},
+    );
+    const templates = this.#o.controlInformers.acquire(refs.templates);
+    this.#bindings = bindings.informer;
+    this.#templates = templates.informer;
+    this.#release.push(bindings.release, templates.release);
+    const enqueue = (obj: KubeObject) => this.#queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`);
+    this.#bindings.addHandlers({ add: enqueue, update: (_o, obj) => enqueue(obj), delete: enqueue });
+    const all = () => {
+      for (const b of this.#bindings.list()) enqueue(b);
+    };
+    this.#templates.addHandlers({ add: all, update: all, delete: all });
+    this.#queue.start();
+    this.#resync = setInterval(all, this.#o.resyncMs ?? 15_000);
+    this.#resync.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#resync);
+    await this.#queue.stop();
+    await Promise.all([...this.#states.values()].map((s) => this.#stopBinding(s)));
+    await Promise.all(this.#release.map((r) => r()));
+  }
+
+  /** Export syncs running now, for health and tests. */
+  get exportSyncs(): ExportSync[] {
+    return [...this.#states.values()].flatMap((s) => [...s.exports.values()].map((e) => e.sync));
+  }
+
+  async #stopBinding(state: BindingState): Promise<void> {
+    await Promise.all([...state.exports.values()].map((e) => e.sync.stop()));
+    state.exports.clear();
+    await state.appInformers?.stopAll();
+    state.app?.close();
+    state.app = undefined;
+    state.appInformers = undefined;
+  }
+
+  async #reconcile(key: string): Promise<void> {
+    const [namespace = "", name = ""] = key.split("/");
+    const binding = this.#bindings.get(name, namespace);
+    const existing = this.#states.get(key);
+    if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) {
+      if (existing) {
+        await this.#stopBinding(existing);
+        this.#states.delete(key);
+        this.#o.logger.info({ binding: key }, "binding gone; stopped syncing it");
+      }
+      return;
+    }
+    const uid = binding.metadata.uid ?? "";
+    let state = existing;
+    if (state === undefined || state.ref.uid !== uid) {
+      if (state) await this.#stopBinding(state);
+      state = { ref: { uid, name, namespace }, exports: new Map(), namespaces: new Set(), conflicts: new Map() };
+      this.#states.set(key, state);
+    }
+    const spec = (binding.spec ?? {}) as BindingSpec;
+    const conditions: Condition[] = [];
+    const exportStatuses: ExportStatus[] = [];
+
+    const connected = await this.#connect(state, binding, spec);
+    conditions.push(connected);
+    if (connected.status === "True" && state.app && state.appInformers) {
+      const wanted = new Set<string>();
+      for (const e of spec.exports ?? []) {
+        const id = `${e.resource}.${e.group}`;
+        wanted.add(id);
+        exportStatuses.push(await this.#syncExport(state, e.group ?? "", e.resource ?? ""));
+      }
+      for (const [id, running] of state.exports) {
+        if (!wanted.has(id)) {
+          await running.sync.stop();
+          state.exports.delete(id);
+        }
+      }
+    } else {
+      for (const e of spec.exports ?? []) {
+        const running = state.exports.get(`${e.resource}.${e.group}`)?.sync.status();
+        exportStatuses.push({
+          group: e.group ?? "",
+          resource: e.resource ?? "",
+          ...(running ? { objects: running.objects } : {}),
+          ...(running?.lastSync ? { lastSync: iso(running.lastSync) } : {}),
+          message: "app cluster unreachable; syncing resumes when it returns",
+        });
+      }
+    }
+    const ready = connected.status === "True" && exportStatuses.every((e) => e.message === undefined);
+    conditions.push(
+      ready
+        ? {
+            type: "Ready",
+            status: "True",
+            reason: "Synced",
+            message: `${exportStatuses.length} export(s) bound and in sync`,
+          }
+        : {
+            type: "Ready",
+            status: "False",
+            reason: connected.status === "True" ? "ExportsNotReady" : "Disconnected",
+            message:
+              exportStatuses.flatMap((e) => (e.message ? [`${e.resource}.${e.group}: ${e.message}`] : [])).join("; ") ||
+              connected.message,
+          },
+    );
+    await this.#writeStatus(binding, conditions, exportStatuses);
+  }
+
+  async #connect(state: BindingState, binding: KubeObject, spec: BindingSpec): Promise<Condition> {
+    const secretName = spec.kubeconfigSecretRef?.name;
+    const secretKey = spec.kubeconfigSecretRef?.key ?? "kubeconfig";
+    const fail = (reason: string, text: string): Condition => ({
+      type: "Connected",
+      status: "False",
+      reason,
+      message: text,
+    });
+    if (!secretName) return fail("InvalidSpec", "spec.kubeconfigSecretRef.name is required");
+    const secret = await this.#o.control.get(refs.secrets, secretName, binding.metadata.namespace);
+    const encoded = (secret?.data as Record<string, string> | undefined)?.[secretKey];
+    if (secret === undefined || encoded === undefined) {
+      return fail("KubeconfigMissing", `secret ${binding.metadata.namespace}/${secretName} has no key "${secretKey}"`);
+    }
+    if (state.kubeconfigVersion !== secret.metadata.resourceVersion) {
+      await this.#stopBinding(state);
+      try {
+        state.app = KubeClient.fromKubeconfigText(
+          Buffer.from(encoded, "base64").toString("utf8"),
+          this.#o.appClientOptions,
+        );
+      } catch (err) {
+        return fail("InvalidKubeconfig", message(err));
+      }
+      state.appInformers = new InformerRegistry(
+        state.app,
+        this.#o.logger.child({ binding: `${state.ref.namespace}/${state.ref.name}`, cluster: "app" }),
+      );
+      state.kubeconfigVersion = secret.metadata.resourceVersion;
+    }
+    try {
+      const version = await state.app?.serverVersion();
+      return {
+        type: "Connected",
+        status: "True",
+        reason: "Reachable",
+        message: `app cluster ${state.app?.server} (${version?.gitVersion})`,
+      };
+    } catch (err) {
+      return fail("Unreachable", `app cluster ${state.app?.server}: ${message(err)}`);
+    }
+  }
+
+  async #syncExport(state: BindingState, group: string, resource: string): Promise<ExportStatus> {
+    const id = `${resource}.${group}`;
+    const base: ExportStatus = { group, resource };
+    const template = this.#templates.list().find((t) => {
+      const selector = (t.spec as { APIServiceSelector?: { group?: string; resource?: string } } | undefined)
+        ?.APIServiceSelector;
+      return selector?.group === group && selector.resource === resource;
+    });
+    if (template === undefined) return { ...base, message: `no APIServiceExportTemplate exports ${id}` };
+    const templateSpec = template.spec as { APIServiceSelector: { version?: string }; permissionClaims?: unknown };
+    let claims: PermissionClaim[];
+    try {
+      claims = parseClaims(
+        templateSpec.permissionClaims,
+        `template ${template.metadata.namespace}/${template.metadata.name} spec.permissionClaims`,
+      );
+    } catch (err) {
+      if (err instanceof InputError) return { ...base, message: err.message };
+      throw err;
+    }
+    const providerCrd = await this.#o.control.get(refs.crds, id);
+    if (providerCrd === undefined) return { ...base, message: `the control plane has no CRD ${id}` };
+    const crdSpec = providerCrd.spec as {
+      scope: string;
+      versions: Array<{ name: string; served?: boolean; storage?: boolean }>;
+    };
+    const version =
+      templateSpec.APIServiceSelector.version ??
+      crdSpec.versions.find((v) => v.storage)?.name ??
+      crdSpec.versions.find((v) => v.served)?.name ??
+      "";
+    const app = state.app as KubeClient;
+    const running = state.exports.get(id);
+    if (running?.crdVersion !== providerCrd.metadata.resourceVersion) {
+      await app.apply(refs.crds, consumerCrd(providerCrd), fieldManager, true);
+      for (const role of aggregatedRoles(group, resource)) await app.apply(refs.clusterRoles, role, fieldManager, true);
+      const established = await app.get(refs.crds, id);
+      const conditions = (established?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
+        ?.conditions;
+      if (!conditions?.some((c) => c.type === "Established" && c.status === "True")) {
+        this.#queue.addAfter(`${state.ref.namespace}/${state.ref.name}`, 500);
+        return { ...base, version, template: template.metadata.name, message: "installing the API in the app cluster" };
+      }
+    }
+    const ref: ResourceRef = { group, version, resource, namespaced: crdSpec.scope === "Namespaced" };
+    const signature = JSON.stringify({ ref, claims });
+    if (running === undefined || running.signature !== signature) {
+      await running?.sync.stop();
+      const sync = new ExportSync(
+        this.#exportContext(state, ref, claims),
+        { control: this.#o.controlInformers, app: state.appInformers as InformerRegistry },
+        this.#o.workers,
+      );
+      sync.start();
+      state.exports.set(id, { sync, signature, crdVersion: providerCrd.metadata.resourceVersion ?? "" });
+      this.#o.logger.info(
+        { binding: `${state.ref.namespace}/${state.ref.name}`, export: id, version, claims: claims.length },
+        "syncing export",
+      );
+    } else {
+      running.crdVersion = providerCrd.metadata.resourceVersion ?? "";
+    }
+    const current = state.exports.get(id)?.sync.status();
+    const conflicts = [...state.conflicts.values()].filter((c) => c.startsWith(`${id}: `));
+    return {
+      ...base,
+      version,
+      template: `${template.metadata.namespace}/${template.metadata.name}`,
+      objects: current?.objects ?? 0,
+      ...(current?.lastSync ? { lastSync: iso(current.lastSync) } : {}),
+      ...(current?.synced === false ? { message: "waiting for the first list of objects" } : {}),
+      ...(conflicts.length > 0 ? { message: conflicts.map((c) => c.slice(id.length + 2)).join("; ") } : {}),
+    };
+  }
+
+  #exportContext(state: BindingState, ref: ResourceRef, claims: PermissionClaim[]): ExportContext {
+    const log = this.#o.logger.child({
+      binding: `${state.ref.namespace}/${state.ref.name}`,
+      export: `${ref.resource}.${ref.group}`,
+    });
+    const id = `${ref.resource}.${ref.group}`;
+    return {
+      binding: state.ref,
+      ref,
+      claims,
+      control: this.#o.control,
+      app: state.app as KubeClient,
+      log,
+      metrics: this.#o.metrics,
+      ensureProviderNamespace: (appNs) => this.#ensureProviderNamespace(state, appNs),
+      reportConflict: (text) => {
+        if (state.conflicts.get(text) === undefined) log.warn({ conflict: text }, "name conflict: not overwriting");
+        state.conflicts.set(text, `${id}: ${text}`);
+      },
+    };
+  }
+
+  async #ensureProviderNamespace(state: BindingState, appNs: string): Promise<string> {
+    const name = providerNamespace(state.ref.uid, appNs);
+    if (state.namespaces.has(name)) return name;
+    const owned = (ns: KubeObject | undefined) => ns?.metadata.labels?.[labels.binding] === state.ref.uid;
+    let ns = await this.#o.control.get(refs.namespaces, name);
+    if (ns === undefined) {
+      try {
+        ns = await this.#o.control.create(refs.namespaces, {
+          apiVersion: "v1",
+          kind: "Namespace",
+          metadata: {
+            name,
+            labels: {
+              [labels.binding]: state.ref.uid,
+              [labels.consumerNamespace]: appNs,
+              [labels.managedBy]: managedByValue,
+            },
+            annotations: { [annotations.bindingName]: `${state.ref.namespace}/${state.ref.name}` },
+          },
+        });
+      } catch (err) {
+        if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
+        ns = await this.#o.control.get(refs.namespaces, name);
+      }
+    }
+    if (!owned(ns))
+      throw new Error(`namespace ${name} exists on the control plane and does not belong to this binding`);
+    state.namespaces.add(name);
+    return name;
+  }
+
+  async #writeStatus(binding: KubeObject, conditions: Condition[], exports: ExportStatus[]): Promise<void> {
+    const current = (binding.status ?? {}) as { conditions?: Condition[]; exports?: ExportStatus[] };
+    const now = iso(new Date());
+    const stamped = conditions.map((c) => {
+      const before = current.conditions?.find((p) => p.type === c.type);
+      return {
+        ...c,
+        lastTransitionTime: before && before.status === c.status ? (before.lastTransitionTime ?? now) : now,
+      };
+    });
+    const next = { conditions: stamped, exports };
+    if (isDeepStrictEqual(next, { conditions: current.conditions, exports: current.exports })) return;
+    await this.#o.control.updateStatus(refs.bindings, { ...binding, status: next });
+  }
+}
+
+function iso(date: Date): string {
+  return date.toISOString().replace(/\.\d+Z$/, "Z");
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,232 @@
+// Bound objects of one export and one binding: spec up, status down, deletion that waits for the
+// provider, orphans removed, objects created on the control plane adopted. Each reconcile compares
+// the two sides from the informer caches and writes only what differs.
+import { isDeepStrictEqual } from "node:util";
+import type { KubeObject, ResourceRef } from "../kube/client.ts";
+import { KubeApiError } from "../kube/client.ts";
+import type { Informer } from "../kube/informer.ts";
+import type { ExportContext } from "./export-context.ts";
+import {
+  annotations,
+  bindingPrefix,
+  fieldManager,
+  finalizer,
+  labels,
+  providerClusterScopedName,
+  providerNamespace,
+} from "./naming.ts";
+
+type Condition = { type: string; status: string; reason: string; message?: string; lastTransitionTime?: string };
+
+export const deletingCondition = "ProviderDeleting";
+
+/** Where the provider copy of a consumer object lives. */
+export function providerKey(ctx: ExportContext, namespace: string | undefined, name: string) {
+  return ctx.ref.namespaced
+    ? { namespace: providerNamespace(ctx.binding.uid, namespace ?? ""), name }
+    : { namespace: undefined, name: providerClusterScopedName(ctx.binding.uid, name) };
+}
+
+/** The consumer object a provider object mirrors, or undefined when it belongs to no one of ours. */
+export function consumerKeyOf(
+  ctx: ExportContext,
+  provider: KubeObject,
+  namespaces: Informer,
+): { namespace: string | undefined; name: string } | undefined {
+  if (!ctx.ref.namespaced) {
+    const prefix = `${bindingPrefix(ctx.binding.uid)}-`;
+    return provider.metadata.name.startsWith(prefix)
+      ? { namespace: undefined, name: provider.metadata.name.slice(prefix.length) }
+      : undefined;
+  }
+  const ns = namespaces.get(provider.metadata.namespace ?? "");
+  const consumerNamespace = ns?.metadata.labels?.[labels.consumerNamespace];
+  if (ns?.metadata.labels?.[labels.binding] !== ctx.binding.uid || consumerNamespace === undefined) return undefined;
+  return { namespace: consumerNamespace, name: provider.metadata.name };
+}
+
+export function objectKey(namespace: string | undefined, name: string): string {
+  return `obj:${namespace ?? ""}/${name}`;
+}
+
+function spec(obj: KubeObject | undefined): unknown {
+  return obj?.spec;
+}
+
+/** What the provider copy should carry: the consumer's spec and labels plus our marks. */
+function desiredProviderCopy(ctx: ExportContext, consumer: KubeObject): KubeObject {
+  const where = providerKey(ctx, consumer.metadata.namespace, consumer.metadata.name);
+  return {
+    apiVersion: consumer.apiVersion,
+    kind: consumer.kind,
+    metadata: {
+      name: where.name,
+      ...(where.namespace === undefined ? {} : { namespace: where.namespace }),
+      labels: { ...consumer.metadata.labels, [labels.binding]: ctx.binding.uid },
+      annotations: { [annotations.consumerUid]: consumer.metadata.uid ?? "" },
+    },
+    ...(consumer.spec === undefined ? {} : { spec: consumer.spec }),
+  };
+}
+
+function ownLabelsMatch(current: KubeObject, desired: KubeObject): boolean {
+  const have = current.metadata.labels ?? {};
+  return (
+    Object.entries(desired.metadata.labels ?? {}).every(([k, v]) => have[k] === v) &&
+    current.metadata.annotations?.[annotations.consumerUid] === desired.metadata.annotations?.[annotations.consumerUid]
+  );
+}
+
+function withoutOurConditions(status: unknown): unknown {
+  if (typeof status !== "object" || status === null) return status;
+  const s = status as { conditions?: Condition[] };
+  if (!Array.isArray(s.conditions)) return status;
+  const conditions = s.conditions.filter((c) => c.type !== deletingCondition);
+  return { ...s, conditions };
+}
+
+export async function reconcileBoundObject(
+  ctx: ExportContext,
+  informers: { app: Informer; provider: Informer },
+  namespace: string | undefined,
+  name: string,
+): Promise<void> {
+  const consumer = informers.app.get(name, namespace);
+  const where = providerKey(ctx, namespace, name);
+  const provider = informers.provider.get(where.name, where.namespace);
+  const ref: ResourceRef = ctx.ref;
+
+  if (consumer === undefined) {
+    // A copy of ours whose consumer object is gone: delete it. A provider object that is not a
+    // copy of ours is adopted elsewhere (see adoptProviderObject).
+    if (
+      provider !== undefined &&
+      provider.metadata.labels?.[labels.binding] === ctx.binding.uid &&
+      informers.app.hasSynced()
+    ) {
+      if (provider.metadata.deletionTimestamp === undefined) {
+        await ctx.control.delete(ref, where.name, where.namespace, { uid: provider.metadata.uid });
+        ctx.log.info(
+          { object: `${where.namespace ?? ""}/${where.name}` },
+          "deleted provider copy of a deleted consumer object",
+        );
+      }
+    }
+    return;
+  }
+
+  if (consumer.metadata.deletionTimestamp !== undefined) {
+    if (!consumer.metadata.finalizers?.includes(finalizer)) return;
+    if (provider !== undefined) {
+      if (provider.metadata.deletionTimestamp === undefined) {
+        await ctx.control.delete(ref, where.name, where.namespace, {
+          propagationPolicy: "Background",
+          uid: provider.metadata.uid,
+        });
+      }
+      await setDeletingCondition(ctx, consumer);
+      return; // the provider informer requeues us when the copy is gone
+    }
+    // the provider copy is gone: let the consumer object go too
+    await ctx.app.update(ref, {
+      ...consumer,
+      metadata: {
+        ...consumer.metadata,
+        finalizers: (consumer.metadata.finalizers ?? []).filter((f) => f !== finalizer),
+      },
+    });
+    ctx.log.info({ object: `${namespace ?? ""}/${name}` }, "provider copy deleted; released the consumer object");
+    return;
+  }
+
+  if (!consumer.metadata.finalizers?.includes(finalizer)) {
+    await ctx.app.update(ref, {
+      ...consumer,
+      metadata: { ...consumer.metadata, finalizers: [...(consumer.metadata.finalizers ?? []), finalizer] },
+    });
+    return; // the update event brings us back with the new resourceVersion
+  }
+
+  if (where.namespace !== undefined && namespace !== undefined) await ctx.ensureProviderNamespace(namespace);
+
+  const desired = desiredProviderCopy(ctx, consumer);
+  let current = provider;
+  if (current === undefined || !isDeepStrictEqual(spec(current), spec(desired)) || !ownLabelsMatch(current, desired)) {
+    current = await ctx.control.apply(ref, desired, fieldManager, true);
+    ctx.metrics.synced(ctx, "spec");
+  }
+
+  const providerStatus = current.status;
+  if (providerStatus !== undefined && !isDeepStrictEqual(providerStatus, withoutOurConditions(consumer.status))) {
+    await ctx.app.updateStatus(ref, { ...consumer, status: providerStatus });
+    ctx.metrics.synced(ctx, "status");
+  }
+}
+
+async function setDeletingCondition(ctx: ExportContext, consumer: KubeObject): Promise<void> {
+  const status = (consumer.status ?? {}) as { conditions?: Condition[] };
+  if (status.conditions?.some((c) => c.type === deletingCondition)) return;
+  const condition: Condition = {
+    type: deletingCondition,
+    status: "True",
+    reason: "WaitingForProvider",
+    message: "the control plane is deleting this object's resources; it goes once they are gone",
+    lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+  };
+  try {
+    await ctx.app.updateStatus(ctx.ref, {
+      ...consumer,
+      status: { ...status, conditions: [...(status.conditions ?? []), condition] },
+    });
+  } catch (err) {
+    // a schema without status.conditions refuses it; deletion goes on without the condition
+    if (!(err instanceof KubeApiError) || err.code !== 422) throw err;
+  }
+}
+
+/**
+ * A provider object in a mapped namespace that no consumer object claims: create its consumer
+ * counterpart, so what the provider made directly shows up in the app cluster.
+ */
+export async function adoptProviderObject(
+  ctx: ExportContext,
+  informers: { app: Informer; provider: Informer },
+  provider: KubeObject,
+  consumerNamespace: string | undefined,
+  consumerName: string,
+): Promise<void> {
+  if (provider.metadata.labels?.[labels.binding] === ctx.binding.uid) return; // a copy of ours
+  if (provider.metadata.deletionTimestamp !== undefined) return;
+  if (informers.app.get(consumerName, consumerNamespace) !== undefined) return;
+  const { [labels.binding]: _ours, ...providerLabels } = provider.metadata.labels ?? {};
+  const created = await ctx.app.create(ctx.ref, {
+    apiVersion: provider.apiVersion,
+    kind: provider.kind,
+    metadata: {
+      name: consumerName,
+      ...(consumerNamespace === undefined ? {} : { namespace: consumerNamespace }),
+      labels: providerLabels,
+      finalizers: [finalizer],
+    },
+    ...(provider.spec === undefined ? {} : { spec: provider.spec }),
+  });
+  await ctx.control.apply(
+    ctx.ref,
+    {
+      apiVersion: provider.apiVersion,
+      kind: provider.kind,
+      metadata: {
+        name: provider.metadata.name,
+        ...(provider.metadata.namespace === undefined ? {} : { namespace: provider.metadata.namespace }),
+        labels: { [labels.binding]: ctx.binding.uid },
+        annotations: { [annotations.consumerUid]: created.metadata.uid ?? "" },
+      },
+    },
+    `${fieldManager}-adopt`,
+    true,
+  );
+  ctx.log.info(
+    { object: `${consumerNamespace ?? ""}/${consumerName}` },
+    "adopted an object created on the control plane",
+  );
+}

@@ -1,0 +1,127 @@
+// Claimed objects (any group/resource a template's permission claims name): copied from the side
+// that owns them to the other, byte-exact, edits on the copy reverted, deleted with the original.
+// An object the sync did not create is never overwritten.
+import { isDeepStrictEqual } from "node:util";
+import type { PermissionClaim } from "../export/types.ts";
+import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import type { ExportContext } from "./export-context.ts";
+import { annotations, labels, providerNamespace } from "./naming.ts";
+import { claimSelects } from "./selector.ts";
+
+export type ClaimSides = {
+  /** where originals live: provider namespaces for owner Provider, app namespaces for Consumer */
+  source: { client: KubeClient; get: (name: string, namespace: string) => KubeObject | undefined };
+  target: { client: KubeClient; get: (name: string, namespace: string) => KubeObject | undefined };
+};
+
+export function claimRef(claim: PermissionClaim): ResourceRef {
+  return { group: claim.group, version: claim.version, resource: claim.resource, namespaced: true };
+}
+
+export function claimKey(index: number, appNamespace: string, name: string): string {
+  return `claim:${index}:${appNamespace}/${name}`;
+}
+
+export function copyLabelValue(claim: PermissionClaim): "provider" | "consumer" {
+  return claim.selector.owner === "Provider" ? "provider" : "consumer";
+}
+
+/** Everything but identity and status: data, binaryData, type, spec, rules, ... */
+function payload(obj: KubeObject): Record<string, unknown> {
+  const { apiVersion: _a, kind: _k, metadata: _m, status: _s, ...rest } = obj;
+  return rest;
+}
+
+function isOurCopy(ctx: ExportContext, obj: KubeObject, claim: PermissionClaim): boolean {
+  return (
+    obj.metadata.labels?.[labels.binding] === ctx.binding.uid &&
+    obj.metadata.labels?.[labels.copyOf] === copyLabelValue(claim)
+  );
+}
+
+function reportForeign(ctx: ExportContext, claim: PermissionClaim, namespace: string, name: string): void {
+  ctx.reportConflict(
+    `${claim.resource} ${namespace}/${name} exists and was not created by the sync; it is left alone (rename one of them)`,
+  );
+}
+
+export type ClaimOutcome = "unchanged" | "written" | "deleted" | "conflict";
+
+export async function reconcileClaimedObject(
+  ctx: ExportContext,
+  claim: PermissionClaim,
+  sides: ClaimSides,
+  appNamespace: string,
+  name: string,
+): Promise<ClaimOutcome> {
+  const mapped = providerNamespace(ctx.binding.uid, appNamespace);
+  const [sourceNs, targetNs] = claim.selector.owner === "Provider" ? [mapped, appNamespace] : [appNamespace, mapped];
+  const ref = claimRef(claim);
+  const source = sides.source.get(name, sourceNs);
+  const target = sides.target.get(name, targetNs);
+  const selected =
+    source !== undefined &&
+    source.metadata.deletionTimestamp === undefined &&
+    claimSelects(claim.selector, { name, labels: source.metadata.labels }, appNamespace);
+
+  if (!selected) {
+    if (target !== undefined && isOurCopy(ctx, target, claim) && target.metadata.deletionTimestamp === undefined) {
+      await sides.target.client.delete(ref, name, targetNs, { uid: target.metadata.uid });
+      return "deleted";
+    }
+    return "unchanged";
+  }
+
+  if (target !== undefined && !isOurCopy(ctx, target, claim)) {
+    reportForeign(ctx, claim, targetNs, name);
+    return "conflict";
+  }
+
+  const desired: KubeObject = {
+    apiVersion: source.apiVersion,
+    kind: source.kind,
+    metadata: {
+      name,
+      namespace: targetNs,
+      labels: { ...source.metadata.labels, [labels.binding]: ctx.binding.uid, [labels.copyOf]: copyLabelValue(claim) },
+      annotations: { [annotations.sourceUid]: source.metadata.uid ?? "" },
+    },
+    ...payload(source),
+  };
+
+  if (target === undefined) {
+    try {
+      await sides.target.client.create(ref, desired);
+    } catch (err) {
+      // The target cache holds only our copies: a foreign object of that name shows up here.
+      if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
+      const existing = await sides.target.client.get(ref, name, targetNs);
+      if (existing !== undefined && !isOurCopy(ctx, existing, claim)) {
+        reportForeign(ctx, claim, targetNs, name);
+        return "conflict";
+      }
+      throw err; // our own copy, not yet in the cache: the retry sees it
+    }
+    return "written";
+  }
+  const same =
+    isDeepStrictEqual(payload(target), payload(desired)) &&
+    isDeepStrictEqual(target.metadata.labels ?? {}, desired.metadata.labels) &&
+    target.metadata.annotations?.[annotations.sourceUid] === desired.metadata.annotations?.[annotations.sourceUid];
+  if (same) return "unchanged";
+  // a Secret's type cannot change in place
+  if (target.type !== desired.type) {
+    await sides.target.client.delete(ref, name, targetNs, { uid: target.metadata.uid });
+    await sides.target.client.create(ref, desired);
+    return "written";
+  }
+  await sides.target.client.update(ref, {
+    ...desired,
+    metadata: {
+      ...desired.metadata,
+      resourceVersion: target.metadata.resourceVersion,
+      annotations: { ...target.metadata.annotations, ...desired.metadata.annotations },
+    },
+  });
+  return "written";
+}

@@ -1,0 +1,203 @@
+// One bound export of one binding: the informers it needs (shared where possible), one work queue
+// with several workers, and the reconcilers of bound and claimed objects behind it.
+import type { KubeObject } from "../kube/client.ts";
+import type { Informer } from "../kube/informer.ts";
+import { adoptProviderObject, consumerKeyOf, objectKey, reconcileBoundObject } from "./bound-objects.ts";
+import { type ClaimSides, claimKey, claimRef, copyLabelValue, reconcileClaimedObject } from "./claimed-objects.ts";
+import type { ExportContext } from "./export-context.ts";
+import type { InformerRegistry } from "./informers.ts";
+import { labels, providerNamespace } from "./naming.ts";
+import { WorkQueue } from "./queue.ts";
+import { refs } from "./resources.ts";
+
+type Held = { informer: Informer; release: () => Promise<void> };
+
+export class ExportSync {
+  readonly ctx: ExportContext;
+  readonly #control: InformerRegistry;
+  readonly #appRegistry: InformerRegistry;
+  readonly #queue: WorkQueue;
+  readonly #held: Held[] = [];
+  readonly #claimSources = new Map<string, Held>();
+  readonly #claimTargets: Informer[] = [];
+  #app!: Informer;
+  #provider!: Informer;
+  #namespaces!: Informer;
+  #lastSync: Date | undefined;
+  #stopped = false;
+
+  constructor(ctx: ExportContext, registries: { control: InformerRegistry; app: InformerRegistry }, workers: number) {
+    this.ctx = ctx;
+    this.#control = registries.control;
+    this.#appRegistry = registries.app;
+    this.#queue = new WorkQueue({
+      workers,
+      process: (key) => this.#process(key),
+      onError: (key, err, retries) => {
+        ctx.metrics.failed(ctx);
+        const level = retries > 3 ? "warn" : "debug";
+        ctx.log[level](
+          { key, retries, err: err instanceof Error ? err.message : String(err) },
+          "reconcile failed; retrying",
+        );
+      },
+    });
+  }
+
+  start(): void {
+    const ctx = this.ctx;
+    this.#app = this.#hold(this.#appRegistry, ctx.ref).informer;
+    this.#provider = this.#hold(this.#control, ctx.ref).informer;
+    this.#namespaces = this.#hold(this.#control, refs.namespaces, {
+      labelSelector: `${labels.binding}=${ctx.binding.uid}`,
+    }).informer;
+
+    this.#app.addHandlers(
+      this.#onEvent((obj) => {
+        this.#queue.add(objectKey(obj.metadata.namespace, obj.metadata.name));
+        if (obj.metadata.namespace !== undefined) this.#appNamespaceInUse(obj.metadata.namespace);
+      }),
+    );
+    this.#provider.addHandlers(this.#onEvent((obj) => this.#onProviderObject(obj)));
+    this.#namespaces.addHandlers(this.#onEvent((ns) => this.#onProviderNamespace(ns)));
+
+    ctx.claims.forEach((claim, index) => {
+      const selector = `${labels.binding}=${ctx.binding.uid},${labels.copyOf}=${copyLabelValue(claim)}`;
+      const registry = claim.selector.owner === "Provider" ? this.#appRegistry : this.#control;
+      const target = this.#hold(registry, claimRef(claim), { labelSelector: selector }).informer;
+      this.#claimTargets[index] = target;
+      target.addHandlers(
+        this.#onEvent((obj) => {
+          const appNs =
+            claim.selector.owner === "Provider" ? obj.metadata.namespace : this.#appNamespaceOf(obj.metadata.namespace);
+          if (appNs !== undefined) this.#queue.add(claimKey(index, appNs, obj.metadata.name));
+        }),
+      );
+    });
+    this.#queue.start();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#queue.stop();
+    await Promise.all([...this.#held, ...this.#claimSources.values()].map((h) => h.release()));
+  }
+
+  status(): { objects: number; lastSync: Date | undefined; synced: boolean } {
+    const objects = this.#app?.list().filter((o) => o.metadata.deletionTimestamp === undefined).length ?? 0;
+    return { objects, lastSync: this.#lastSync, synced: this.#app?.hasSynced() === true && this.#provider.hasSynced() };
+  }
+
+  get queueDepth(): number {
+    return this.#queue.depth;
+  }
+
+  #hold(registry: InformerRegistry, ...args: Parameters<InformerRegistry["acquire"]>): Held {
+    const held = registry.acquire(...args);
+    this.#held.push(held);
+    return held;
+  }
+
+  #onEvent(enqueue: (obj: KubeObject) => void) {
+    return { add: enqueue, update: (_old: KubeObject, obj: KubeObject) => enqueue(obj), delete: enqueue };
+  }
+
+  #appNamespaceOf(providerNs: string | undefined): string | undefined {
+    if (providerNs === undefined) return undefined;
+    return this.#namespaces.get(providerNs)?.metadata.labels?.[labels.consumerNamespace];
+  }
+
+  #onProviderObject(obj: KubeObject): void {
+    const consumer = consumerKeyOf(this.ctx, obj, this.#namespaces);
+    if (consumer === undefined) return;
+    if (obj.metadata.labels?.[labels.binding] === this.ctx.binding.uid) {
+      this.#queue.add(objectKey(consumer.namespace, consumer.name));
+    } else {
+      this.#queue.add(`adopt:${obj.metadata.namespace ?? ""}/${obj.metadata.name}`);
+    }
+  }
+
+  /** A mapped provider namespace appeared: watch what the provider owns in it. */
+  #onProviderNamespace(ns: KubeObject): void {
+    const appNs = ns.metadata.labels?.[labels.consumerNamespace];
+    if (appNs === undefined || this.#stopped) return;
+    this.ctx.claims.forEach((claim, index) => {
+      if (claim.selector.owner === "Provider") this.#watchClaimSource(index, ns.metadata.name, appNs);
+    });
+    // objects created directly in the namespace before we watched it
+    for (const obj of this.#provider.list(ns.metadata.name)) this.#onProviderObject(obj);
+  }
+
+  /** An app namespace holds bound objects: watch what the consumer owns in it. */
+  #appNamespaceInUse(appNs: string): void {
+    if (this.#stopped) return;
+    this.ctx.claims.forEach((claim, index) => {
+      if (claim.selector.owner === "Consumer") this.#watchClaimSource(index, appNs, appNs);
+    });
+  }
+
+  #watchClaimSource(index: number, namespace: string, appNs: string): void {
+    const id = `${index}:${namespace}`;
+    if (this.#claimSources.has(id)) return;
+    const claim = this.ctx.claims[index];
+    if (claim === undefined) return;
+    const registry = claim.selector.owner === "Provider" ? this.#control : this.#appRegistry;
+    const held = registry.acquire(claimRef(claim), { namespace });
+    this.#claimSources.set(id, held);
+    held.informer.addHandlers(this.#onEvent((obj) => this.#queue.add(claimKey(index, appNs, obj.metadata.name))));
+  }
+
+  async #process(key: string): Promise<void> {
+    const started = performance.now();
+    const [kind, rest = ""] = splitOnce(key, ":");
+    if (kind === "claim") {
+      const [index, where = ""] = splitOnce(rest, ":");
+      const [appNs = "", name = ""] = splitOnce(where, "/");
+      await this.#reconcileClaim(Number(index), appNs, name, key);
+    } else {
+      if (!this.#app.hasSynced() || !this.#provider.hasSynced() || !this.#namespaces.hasSynced()) {
+        this.#queue.addAfter(key, 200);
+        return;
+      }
+      const [ns, name = ""] = splitOnce(rest, "/");
+      const namespace = ns === "" ? undefined : ns;
+      const informers = { app: this.#app, provider: this.#provider };
+      if (kind === "adopt") {
+        const provider = this.#provider.get(name, namespace);
+        const consumer = provider && consumerKeyOf(this.ctx, provider, this.#namespaces);
+        if (provider && consumer)
+          await adoptProviderObject(this.ctx, informers, provider, consumer.namespace, consumer.name);
+      } else {
+        await reconcileBoundObject(this.ctx, informers, namespace, name);
+      }
+    }
+    this.#lastSync = new Date();
+    this.ctx.metrics.observe(this.ctx, (performance.now() - started) / 1000);
+  }
+
+  async #reconcileClaim(index: number, appNs: string, name: string, key: string): Promise<void> {
+    const claim = this.ctx.claims[index];
+    const target = this.#claimTargets[index];
+    if (claim === undefined || target === undefined) return;
+    const owner = claim.selector.owner === "Provider";
+    const sourceNamespace = owner ? providerNamespace(this.ctx.binding.uid, appNs) : appNs;
+    // No source informer for the namespace means nothing there is ours to copy (any more).
+    const source = this.#claimSources.get(`${index}:${sourceNamespace}`);
+    const ready = target.hasSynced() && this.#app.hasSynced() && this.#namespaces.hasSynced();
+    if (!ready || (source !== undefined && !source.informer.hasSynced())) {
+      this.#queue.addAfter(key, 200);
+      return;
+    }
+    const sides: ClaimSides = {
+      source: { client: owner ? this.ctx.control : this.ctx.app, get: (n, ns) => source?.informer.get(n, ns) },
+      target: { client: owner ? this.ctx.app : this.ctx.control, get: (n, ns) => target.get(n, ns) },
+    };
+    const outcome = await reconcileClaimedObject(this.ctx, claim, sides, appNs, name);
+    if (outcome === "written" || outcome === "deleted") this.ctx.metrics.synced(this.ctx, "claim");
+  }
+}
+
+function splitOnce(text: string, separator: string): [string, string | undefined] {
+  const at = text.indexOf(separator);
+  return at < 0 ? [text, undefined] : [text.slice(0, at), text.slice(at + separator.length)];
+}

@@ -1,0 +1,61 @@
+// Informers shared per cluster, resource and selection: every consumer of the same watch gets the
+// same cache, and the watch stops when the last one lets go.
+import type { Logger } from "pino";
+import type { KubeClient, ListOptions, ResourceRef } from "../kube/client.ts";
+import { Informer } from "../kube/informer.ts";
+
+type Entry = { informer: Informer; users: number };
+
+export class InformerRegistry {
+  readonly #entries = new Map<string, Entry>();
+  readonly client: KubeClient;
+  readonly #logger: Logger;
+
+  constructor(client: KubeClient, logger: Logger) {
+    this.client = client;
+    this.#logger = logger;
+  }
+
+  acquire(ref: ResourceRef, options: ListOptions = {}): { informer: Informer; release: () => Promise<void> } {
+    const key = JSON.stringify([
+      ref.group,
+      ref.version,
+      ref.resource,
+      options.namespace,
+      options.labelSelector,
+      options.fieldSelector,
+    ]);
+    let entry = this.#entries.get(key);
+    if (entry === undefined) {
+      const informer = new Informer(this.client, ref, { ...options, logger: this.#logger });
+      informer.start();
+      entry = { informer, users: 0 };
+      this.#entries.set(key, entry);
+    }
+    entry.users++;
+    const held = entry;
+    let released = false;
+    return {
+      informer: held.informer,
+      release: async () => {
+        if (released) return;
+        released = true;
+        held.users--;
+        if (held.users === 0) {
+          this.#entries.delete(key);
+          await held.informer.stop();
+        }
+      },
+    };
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  async stopAll(): Promise<void> {
+    const all = [...this.#entries.values()];
+    this.#entries.clear();
+    await Promise.all(all.map((e) => e.informer.stop()));
+  }
+}

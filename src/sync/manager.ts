@@ -1,0 +1,101 @@
+// The sync program: control-plane client, shared informers, the binding controller, and the
+// health and metrics endpoints around them.
+import { createServer, type Server } from "node:http";
+import type { Logger } from "pino";
+import type { ClientOptions, KubeClient } from "../kube/client.ts";
+import { BindingController } from "./bindings.ts";
+import { InformerRegistry } from "./informers.ts";
+import { SyncMetrics } from "./metrics.ts";
+
+export type SyncOptions = {
+  control: KubeClient;
+  logger: Logger;
+  workers: number;
+  namespace?: string;
+  appClientOptions?: ClientOptions;
+  metricsAddress?: string;
+  healthAddress?: string;
+  resyncMs?: number;
+};
+
+export type RunningSync = {
+  controller: BindingController;
+  metrics: SyncMetrics;
+  /** bound ports, by endpoint */
+  ports: { metrics?: number; health?: number };
+  stop: () => Promise<void>;
+};
+
+function listen(server: Server, address: string): Promise<number> {
+  const at = address.lastIndexOf(":");
+  const host = at > 0 ? address.slice(0, at) : undefined;
+  const port = Number(address.slice(at + 1));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      const bound = server.address();
+      resolve(typeof bound === "object" && bound !== null ? bound.port : port);
+    });
+  });
+}
+
+export async function startSync(options: SyncOptions): Promise<RunningSync> {
+  const metrics = new SyncMetrics();
+  const controlInformers = new InformerRegistry(options.control, options.logger.child({ cluster: "control" }));
+  const controller = new BindingController({
+    control: options.control,
+    controlInformers,
+    logger: options.logger,
+    metrics,
+    workers: options.workers,
+    ...(options.namespace ? { namespace: options.namespace } : {}),
+    ...(options.appClientOptions ? { appClientOptions: options.appClientOptions } : {}),
+    ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
+  });
+  controller.start();
+
+  const servers: Server[] = [];
+  const ports: RunningSync["ports"] = {};
+  if (options.metricsAddress) {
+    const server = createServer((req, res) => {
+      if (req.url !== "/metrics") {
+        res.writeHead(404).end();
+        return;
+      }
+      for (const sync of controller.exportSyncs) metrics.queueDepth.set(SyncMetrics.labels(sync.ctx), sync.queueDepth);
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
+        (err: unknown) => res.writeHead(500).end(String(err)),
+      );
+    });
+    servers.push(server);
+    ports.metrics = await listen(server, options.metricsAddress);
+  }
+  if (options.healthAddress) {
+    const server = createServer((req, res) => {
+      if (req.url === "/healthz") {
+        res.writeHead(200).end("ok");
+      } else if (req.url === "/readyz") {
+        const waiting = controller.exportSyncs.filter((s) => !s.status().synced).length;
+        res.writeHead(waiting === 0 ? 200 : 503).end(waiting === 0 ? "ok" : `${waiting} export(s) not synced yet`);
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    servers.push(server);
+    ports.health = await listen(server, options.healthAddress);
+  }
+  options.logger.info({ ...ports, workers: options.workers, namespace: options.namespace ?? "(all)" }, "sync started");
+
+  return {
+    controller,
+    metrics,
+    ports,
+    stop: async () => {
+      await controller.stop();
+      await controlInformers.stopAll();
+      await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+      options.logger.info("sync stopped");
+    },
+  };
+}

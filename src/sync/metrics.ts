@@ -1,0 +1,52 @@
+// Prometheus metrics of the sync, labelled per binding.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { ExportContext } from "./export-context.ts";
+
+export class SyncMetrics {
+  readonly registry = new Registry();
+  readonly #synced = new Counter({
+    name: "klutch_bind_objects_synced_total",
+    help: "Writes the sync made, by binding, export and direction (spec, status, claim).",
+    labelNames: ["binding", "export", "direction"],
+    registers: [this.registry],
+  });
+  readonly #errors = new Counter({
+    name: "klutch_bind_sync_errors_total",
+    help: "Failed reconciles, by binding and export.",
+    labelNames: ["binding", "export"],
+    registers: [this.registry],
+  });
+  readonly #latency = new Histogram({
+    name: "klutch_bind_reconcile_seconds",
+    help: "Time of one reconcile of one object.",
+    labelNames: ["binding", "export"],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({
+    name: "klutch_bind_queue_depth",
+    help: "Keys waiting in the work queue of a bound export.",
+    labelNames: ["binding", "export"],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  static labels(ctx: Pick<ExportContext, "binding" | "ref">) {
+    return { binding: `${ctx.binding.namespace}/${ctx.binding.name}`, export: `${ctx.ref.resource}.${ctx.ref.group}` };
+  }
+
+  synced(ctx: Pick<ExportContext, "binding" | "ref">, direction: "spec" | "status" | "claim"): void {
+    this.#synced.inc({ ...SyncMetrics.labels(ctx), direction });
+  }
+
+  failed(ctx: Pick<ExportContext, "binding" | "ref">): void {
+    this.#errors.inc(SyncMetrics.labels(ctx));
+  }
+
+  observe(ctx: Pick<ExportContext, "binding" | "ref">, seconds: number): void {
+    this.#latency.observe(SyncMetrics.labels(ctx), seconds);
+  }
+}

@@ -1,0 +1,49 @@
+// Where a bound object lives on the control plane, and the marks the sync leaves on what it writes.
+import { createHash } from "node:crypto";
+
+export const fieldManager = "klutch-bind-sync";
+export const finalizer = "bind.klutch.dev/sync";
+
+export const labels = {
+  /** uid of the AppClusterBinding an object or namespace belongs to */
+  binding: "bind.klutch.dev/binding",
+  /** on a provider namespace: the app namespace it mirrors */
+  consumerNamespace: "bind.klutch.dev/consumer-namespace",
+  /** on a claimed copy: the side that owns the original, "provider" or "consumer" */
+  copyOf: "bind.klutch.dev/copy-of",
+  managedBy: "app.kubernetes.io/managed-by",
+} as const;
+
+export const annotations = {
+  /** on a provider copy: uid of the consumer object it mirrors */
+  consumerUid: "bind.klutch.dev/consumer-uid",
+  /** on a claimed copy: uid of the original */
+  sourceUid: "bind.klutch.dev/source-uid",
+  bindingName: "bind.klutch.dev/binding-name",
+} as const;
+
+export const managedByValue = "klutch-bind-sync";
+
+function hash(text: string, length: number): string {
+  return createHash("sha256").update(text).digest("hex").slice(0, length);
+}
+
+/** A short, stable prefix per binding: two bindings never share one. */
+export function bindingPrefix(bindingUid: string): string {
+  return `klb-${hash(bindingUid, 10)}`;
+}
+
+function bounded(name: string, limit: number): string {
+  if (name.length <= limit) return name;
+  return `${name.slice(0, limit - 11).replace(/[-.]+$/, "")}-${hash(name, 10)}`;
+}
+
+/** The provider namespace mirroring one app namespace of one binding. */
+export function providerNamespace(bindingUid: string, consumerNamespace: string): string {
+  return bounded(`${bindingPrefix(bindingUid)}-${consumerNamespace}`, 63);
+}
+
+/** The provider name of a cluster-scoped bound object. */
+export function providerClusterScopedName(bindingUid: string, name: string): string {
+  return bounded(`${bindingPrefix(bindingUid)}-${name}`, 253);
+}

@@ -1,0 +1,21 @@
+import type { ResourceRef } from "../kube/client.ts";
+
+export const refs = {
+  namespaces: { group: "", version: "v1", resource: "namespaces", namespaced: false },
+  secrets: { group: "", version: "v1", resource: "secrets", namespaced: true },
+  events: { group: "", version: "v1", resource: "events", namespaced: true },
+  crds: { group: "apiextensions.k8s.io", version: "v1", resource: "customresourcedefinitions", namespaced: false },
+  clusterRoles: { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterroles", namespaced: false },
+  leases: { group: "coordination.k8s.io", version: "v1", resource: "leases", namespaced: true },
+  bindings: { group: "bind.klutch.dev", version: "v1alpha1", resource: "appclusterbindings", namespaced: true },
+  templates: {
+    group: "example-backend.klutch.anynines.com",
+    version: "v1alpha1",
+    resource: "apiserviceexporttemplates",
+    namespaced: true,
+  },
+} as const satisfies Record<string, ResourceRef>;
+
+export function apiVersionOf(ref: ResourceRef): string {
+  return ref.group === "" ? ref.version : `${ref.group}/${ref.version}`;
+}

@@ -1,0 +1,191 @@
+// A control plane and an app cluster wired for the sync: our CRDs, an exported API of its own
+// (a unique group per test file), its template, a binding with the app cluster's kubeconfig, and
+// the sync itself running in this process.
+import { readFileSync } from "node:fs";
+import { pino } from "pino";
+import type { PermissionClaim } from "../../src/export/types.ts";
+import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
+import { type RunningSync, startSync } from "../../src/sync/manager.ts";
+import type { Cluster } from "./cluster.ts";
+import { kubeConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "./clusters.ts";
+import { eventually } from "./eventually.ts";
+import { applyCrds } from "./manifests.ts";
+
+export type SyncEnv = {
+  control: Cluster;
+  app: Cluster;
+  controlClient: KubeClient;
+  appClient: KubeClient;
+  /** the exported resource, the same on both sides */
+  ref: ResourceRef;
+  kind: string;
+  apiVersion: string;
+  bindingNamespace: string;
+  sync: RunningSync;
+  bind: (name: string, claims: PermissionClaim[]) => Promise<KubeObject>;
+};
+
+const templatesRef = {
+  group: "example-backend.klutch.anynines.com",
+  version: "v1alpha1",
+  resource: "apiserviceexporttemplates",
+  namespaced: true,
+};
+export const bindingsRef = {
+  group: "bind.klutch.dev",
+  version: "v1alpha1",
+  resource: "appclusterbindings",
+  namespaced: true,
+};
+const crdsRef = {
+  group: "apiextensions.k8s.io",
+  version: "v1",
+  resource: "customresourcedefinitions",
+  namespaced: false,
+};
+const secretsRef = { group: "", version: "v1", resource: "secrets", namespaced: true };
+
+/** A namespaced API like a Crossplane v2 XR's: spec, status with conditions. */
+function exportedCrd(group: string): KubeObject {
+  return {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: { name: `postgresqlinstances.${group}` },
+    spec: {
+      group,
+      scope: "Namespaced",
+      names: {
+        plural: "postgresqlinstances",
+        singular: "postgresqlinstance",
+        kind: "PostgresqlInstance",
+        listKind: "PostgresqlInstanceList",
+      },
+      versions: [
+        {
+          name: "v1",
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [{ name: "Size", type: "string", jsonPath: ".spec.size" }],
+          schema: {
+            openAPIV3Schema: {
+              type: "object",
+              properties: {
+                spec: { type: "object", properties: { size: { type: "string" }, version: { type: "string" } } },
+                status: {
+                  type: "object",
+                  properties: {
+                    endpoint: { type: "string" },
+                    conditions: {
+                      type: "array",
+                      items: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+export async function syncEnv(options: { workers?: number } = {}): Promise<SyncEnv> {
+  const { control, app } = await testClusters();
+  const controlClient = KubeClient.fromKubeConfig(kubeConfig(control));
+  const appClient = KubeClient.fromKubeConfig(kubeConfig(app));
+  // registered first, so it runs last: the other cleanups still need the clients
+  onFileDone(async () => {
+    controlClient.close();
+    appClient.close();
+  });
+  await applyCrds(control, "deploy/control-plane/apiserviceexporttemplate-crd.yaml");
+  await applyCrds(control, "deploy/control-plane/appclusterbinding-crd.yaml");
+  const group = `t${uniqueSuffix()}.klutch-bind.test`;
+  const crd = exportedCrd(group);
+  await controlClient.apply(crdsRef, crd, "test", true);
+  onFileDone(async () => {
+    // the sync is stopped by now: release what still carries its finalizer, or the CRD never goes
+    const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced: true };
+    for (const client of [appClient, controlClient]) {
+      for (const obj of (await client.list(ref)).items) {
+        if (obj.metadata.finalizers?.length)
+          await client.update(ref, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
+      }
+      await client.delete(crdsRef, crd.metadata.name);
+    }
+  });
+  await eventually("exported CRD established", async () => {
+    const read = await controlClient.get(crdsRef, crd.metadata.name);
+    const conditions = (read?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
+      ?.conditions;
+    if (!conditions?.some((c) => c.type === "Established" && c.status === "True")) throw new Error("not established");
+  });
+
+  const bindingNamespace = await testNamespace(control, "bindings");
+  const kubeconfig = readFileSync(app.kubeconfigPath);
+  await controlClient.create(secretsRef, {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "app-kubeconfig", namespace: bindingNamespace },
+    data: { kubeconfig: kubeconfig.toString("base64") },
+  });
+  const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced: true };
+  const sync = await startSync({
+    control: controlClient,
+    logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
+    workers: options.workers ?? 4,
+    namespace: bindingNamespace,
+    resyncMs: 1000,
+  });
+  onFileDone(() => sync.stop());
+
+  return {
+    control,
+    app,
+    controlClient,
+    appClient,
+    ref,
+    kind: "PostgresqlInstance",
+    apiVersion: `${group}/v1`,
+    bindingNamespace,
+    sync,
+    bind: async (name, claims) => {
+      await controlClient.apply(
+        templatesRef,
+        {
+          apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+          kind: "APIServiceExportTemplate",
+          metadata: { name: "postgresqlinstances", namespace: bindingNamespace },
+          spec: {
+            APIServiceSelector: { group, resource: "postgresqlinstances", version: "v1" },
+            permissionClaims: claims,
+          },
+        },
+        "test",
+        true,
+      );
+      return controlClient.create(bindingsRef, {
+        apiVersion: "bind.klutch.dev/v1alpha1",
+        kind: "AppClusterBinding",
+        metadata: { name, namespace: bindingNamespace },
+        spec: {
+          kubeconfigSecretRef: { name: "app-kubeconfig" },
+          exports: [{ group, resource: "postgresqlinstances" }],
+        },
+      });
+    },
+  };
+}
+
+export function condition(
+  obj: KubeObject | undefined,
+  type: string,
+): { status: string; reason?: string; message?: string } | undefined {
+  return (
+    obj?.status as
+      | { conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> }
+      | undefined
+  )?.conditions?.find((c) => c.type === type);
+}

@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { WorkQueue } from "../../src/sync/queue.ts";
+
+it("de-duplicates queued keys and never runs one key twice at once", async () => {
+  const running = new Set<string>();
+  const runs: string[] = [];
+  let overlap = false;
+  const queue = new WorkQueue({
+    workers: 4,
+    process: async (key) => {
+      if (running.has(key)) overlap = true;
+      running.add(key);
+      runs.push(key);
+      await sleep(20);
+      running.delete(key);
+    },
+  });
+  for (let i = 0; i < 10; i++) queue.add("a");
+  queue.add("b");
+  queue.start();
+  await sleep(5);
+  queue.add("a"); // while "a" runs: once more afterwards
+  await sleep(80);
+  await queue.stop();
+  assert.equal(overlap, false);
+  assert.deepEqual(runs.sort(), ["a", "a", "b"]);
+});
+
+it("retries a failing key with growing delays until it succeeds", async () => {
+  const attempts: number[] = [];
+  const errors: number[] = [];
+  const queue = new WorkQueue({
+    workers: 1,
+    baseDelayMs: 10,
+    process: async () => {
+      attempts.push(performance.now());
+      if (attempts.length < 4) throw new Error("not yet");
+    },
+    onError: (_key, _err, retries) => errors.push(retries),
+  });
+  queue.start();
+  queue.add("k");
+  const started = performance.now();
+  while (attempts.length < 4 && performance.now() - started < 2000) await sleep(5);
+  await queue.stop();
+  assert.equal(attempts.length, 4);
+  assert.deepEqual(errors, [1, 2, 3]);
+  const gaps = attempts.slice(1).map((t, i) => t - (attempts[i] ?? t));
+  assert.ok((gaps[2] ?? 0) > (gaps[0] ?? 0), `backoff grows: ${gaps.map((g) => g.toFixed(0)).join(", ")} ms`);
+});
