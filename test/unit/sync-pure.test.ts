@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { aggregatedRoles, consumerCrd } from "../../src/sync/consumer-crd.ts";
+import { bindingPrefix, providerClusterScopedName, providerNamespace } from "../../src/sync/naming.ts";
+import { claimSelects, matchesLabels } from "../../src/sync/selector.ts";
+
+describe("provider names", () => {
+  it("map one app namespace to one provider namespace per binding, readable and valid", () => {
+    const a = providerNamespace("uid-a", "team-orders");
+    const b = providerNamespace("uid-b", "team-orders");
+    assert.notEqual(a, b, "two bindings never share a namespace");
+    assert.match(a, /^klb-[0-9a-f]{10}-team-orders$/);
+    assert.equal(a, providerNamespace("uid-a", "team-orders"), "deterministic");
+  });
+
+  it("stay within 63 characters and unique when the app namespace is long", () => {
+    const long1 = providerNamespace("uid", `${"n".repeat(60)}-1`);
+    const long2 = providerNamespace("uid", `${"n".repeat(60)}-2`);
+    assert.ok(long1.length <= 63 && long2.length <= 63);
+    assert.notEqual(long1, long2);
+    assert.match(long1, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+  });
+
+  it("prefix cluster-scoped objects per binding", () => {
+    assert.equal(providerClusterScopedName("uid-a", "shared"), `${bindingPrefix("uid-a")}-shared`);
+  });
+});
+
+describe("claim selectors", () => {
+  it("match names with globs, app namespaces and labels", () => {
+    const selector = {
+      owner: "Provider" as const,
+      names: ["db-*", "exact"],
+      namespaces: ["team-*"],
+      labelSelector: {
+        matchLabels: { a: "1" },
+        matchExpressions: [{ key: "tier", operator: "NotIn" as const, values: ["dev"] }],
+      },
+    };
+    assert.equal(claimSelects(selector, { name: "db-creds", labels: { a: "1" } }, "team-x"), true);
+    assert.equal(claimSelects(selector, { name: "exact", labels: { a: "1", tier: "prod" } }, "team-x"), true);
+    assert.equal(claimSelects(selector, { name: "other", labels: { a: "1" } }, "team-x"), false, "name");
+    assert.equal(claimSelects(selector, { name: "db-creds", labels: { a: "1" } }, "ops"), false, "namespace");
+    assert.equal(claimSelects(selector, { name: "db-creds", labels: { a: "2" } }, "team-x"), false, "label");
+    assert.equal(
+      claimSelects(selector, { name: "db-creds", labels: { a: "1", tier: "dev" } }, "team-x"),
+      false,
+      "NotIn",
+    );
+  });
+
+  it("selects everything when it names nothing", () => {
+    assert.equal(claimSelects({ owner: "Consumer" }, { name: "anything" }, "any"), true);
+  });
+
+  it("evaluate Exists and DoesNotExist", () => {
+    assert.equal(matchesLabels({ matchExpressions: [{ key: "x", operator: "Exists" }] }, { x: "" }), true);
+    assert.equal(matchesLabels({ matchExpressions: [{ key: "x", operator: "DoesNotExist" }] }, { x: "" }), false);
+  });
+});
+
+describe("the consumer CRD", () => {
+  const provider = {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: {
+      name: "things.example.org",
+      uid: "u",
+      resourceVersion: "7",
+      ownerReferences: [{ kind: "CompositeResourceDefinition" }],
+    },
+    spec: {
+      group: "example.org",
+      names: { plural: "things", kind: "Thing" },
+      scope: "Namespaced",
+      conversion: { strategy: "Webhook", webhook: { clientConfig: { url: "https://provider.internal" } } },
+      versions: [
+        { name: "v1alpha1", served: false, storage: false, schema: { openAPIV3Schema: { type: "object" } } },
+        {
+          name: "v1beta1",
+          served: true,
+          storage: false,
+          schema: { openAPIV3Schema: { type: "object" } },
+          subresources: { status: {} },
+        },
+        {
+          name: "v1",
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: "object" } },
+          additionalPrinterColumns: [{ name: "A", type: "string", jsonPath: ".a" }],
+        },
+      ],
+    },
+    status: { acceptedNames: {} },
+  };
+
+  it("keeps every served version with schema, subresources and columns; no webhook, no provider metadata", () => {
+    const crd = consumerCrd(provider);
+    const spec = crd.spec as { versions: Array<{ name: string; storage: boolean }>; conversion?: unknown };
+    assert.deepEqual(
+      spec.versions.map((v) => [v.name, v.storage]),
+      [
+        ["v1beta1", false],
+        ["v1", true],
+      ],
+    );
+    assert.equal(spec.conversion, undefined);
+    assert.deepEqual(Object.keys(crd.metadata), ["name", "labels"]);
+    assert.equal(crd.status, undefined);
+    assert.deepEqual((spec.versions[0] as { subresources?: unknown }).subresources, { status: {} });
+  });
+
+  it("aggregates into admin, edit and view, view read-only", () => {
+    const roles = aggregatedRoles("example.org", "things");
+    assert.deepEqual(
+      roles.map((r) => Object.keys(r.metadata.labels ?? {})[0]),
+      [
+        "rbac.authorization.k8s.io/aggregate-to-admin",
+        "rbac.authorization.k8s.io/aggregate-to-edit",
+        "rbac.authorization.k8s.io/aggregate-to-view",
+      ],
+    );
+    const viewRules = (roles[2]?.rules ?? []) as Array<{ verbs: string[] }>;
+    assert.deepEqual(viewRules[0]?.verbs, ["get", "list", "watch"]);
+  });
+});
