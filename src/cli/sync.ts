@@ -11,6 +11,7 @@ const flags = {
   workers: { type: "string", default: "8" },
   qps: { type: "string", default: "200" },
   burst: { type: "string", default: "400" },
+  "status-interval": { type: "string", default: "15" },
   "metrics-address": { type: "string", default: ":8080" },
   "health-address": { type: "string", default: ":8081" },
   debug: { type: "boolean", short: "d", default: false },
@@ -44,6 +45,7 @@ export async function runSync(args: string[]): Promise<number> {
     appClientOptions: clientOptions,
     ...(values["metrics-address"] ? { metricsAddress: values["metrics-address"] } : {}),
     ...(values["health-address"] ? { healthAddress: values["health-address"] } : {}),
+    resyncMs: positive("status-interval", values["status-interval"]) * 1000,
   });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -21,7 +21,7 @@ export type SyncEnv = {
   kind: string;
   apiVersion: string;
   bindingNamespace: string;
-  sync: RunningSync;
+  sync: RunningSync | undefined;
   bind: (name: string, claims: PermissionClaim[]) => Promise<KubeObject>;
 };
 
@@ -91,8 +91,18 @@ function exportedCrd(group: string): KubeObject {
   };
 }
 
-export async function syncEnv(options: { workers?: number } = {}): Promise<SyncEnv> {
-  const { control, app } = await testClusters();
+export type SyncEnvOptions = {
+  workers?: number;
+  /** an app cluster of the test's own (e.g. one it stops); default the shared one */
+  app?: Cluster;
+  /** false: the test runs the sync itself (as a process, say); env.sync is then undefined */
+  inProcess?: boolean;
+};
+
+export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
+  const shared = await testClusters();
+  const control = shared.control;
+  const app = options.app ?? shared.app;
   const controlClient = KubeClient.fromKubeConfig(kubeConfig(control));
   const appClient = KubeClient.fromKubeConfig(kubeConfig(app));
   // registered first, so it runs last: the other cleanups still need the clients
@@ -132,14 +142,18 @@ export async function syncEnv(options: { workers?: number } = {}): Promise<SyncE
     data: { kubeconfig: kubeconfig.toString("base64") },
   });
   const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced: true };
-  const sync = await startSync({
-    control: controlClient,
-    logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
-    workers: options.workers ?? 4,
-    namespace: bindingNamespace,
-    resyncMs: 1000,
-  });
-  onFileDone(() => sync.stop());
+  let sync: RunningSync | undefined;
+  if (options.inProcess !== false) {
+    const running = await startSync({
+      control: controlClient,
+      logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
+      workers: options.workers ?? 4,
+      namespace: bindingNamespace,
+      resyncMs: 1000,
+    });
+    onFileDone(() => running.stop());
+    sync = running;
+  }
 
   return {
     control,
