@@ -15,5 +15,7 @@ export function exportNames(exportName: string) {
     template: exportName,
     clusterRole: boundedName(`klutch-bind:export:${exportName}`),
     clusterRoleBinding: boundedName(`klutch-bind:export:${exportName}`),
+    /** claimed resources: the sync binds it in each provider namespace it creates, nowhere else */
+    claimsRole: boundedName(`klutch-bind:export:${exportName}:claims`),
   };
 }

@@ -6,6 +6,8 @@ import { selectVersion } from "./xrd.ts";
 export const templateApiVersion = "example-backend.klutch.anynines.com/v1alpha1";
 export const templateKind = "APIServiceExportTemplate";
 export const exportAnnotation = "bind.klutch.dev/export";
+/** on the template: the ClusterRole the sync binds in each provider namespace for the claims */
+export const claimsRoleAnnotation = "bind.klutch.dev/claims-role";
 const managedBy = { "app.kubernetes.io/managed-by": "function-klutch-bind" };
 
 const allVerbs = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
@@ -28,6 +30,7 @@ export function buildExport(
     APIServiceSelector: { group: xrd.group, resource: xrd.plural, version },
   };
   if (request.permissionClaims.length > 0) spec.permissionClaims = request.permissionClaims;
+  const hasClaims = request.permissionClaims.length > 0;
   const template: Manifest = {
     apiVersion: templateApiVersion,
     kind: templateKind,
@@ -35,7 +38,7 @@ export function buildExport(
       name: names.template,
       namespace: request.templateNamespace ?? defaults.templateNamespace,
       labels: { ...managedBy },
-      annotations,
+      annotations: hasClaims ? { ...annotations, [claimsRoleAnnotation]: names.claimsRole } : annotations,
     },
     spec,
   };
@@ -47,7 +50,18 @@ export function buildExport(
     rules: [
       { apiGroups: [xrd.group], resources: [xrd.plural], verbs: allVerbs },
       { apiGroups: [xrd.group], resources: [`${xrd.plural}/status`], verbs: statusVerbs },
-      ...claimRules(request.permissionClaims),
+      // Claimed resources (secrets, say) are granted per provider namespace, never cluster-wide:
+      // the sync may only bind the claims role there.
+      ...(hasClaims
+        ? [
+            {
+              apiGroups: ["rbac.authorization.k8s.io"],
+              resources: ["clusterroles"],
+              resourceNames: [names.claimsRole],
+              verbs: ["bind"],
+            },
+          ]
+        : []),
       {
         apiGroups: ["apiextensions.k8s.io"],
         resources: ["customresourcedefinitions"],
@@ -66,7 +80,16 @@ export function buildExport(
     subjects: [{ kind: "ServiceAccount", name: account.name, namespace: account.namespace }],
   };
 
-  return { exported, template, clusterRole, clusterRoleBinding };
+  const plan: ExportPlan = { exported, template, clusterRole, clusterRoleBinding };
+  if (hasClaims) {
+    plan.claimsRole = {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: names.claimsRole, labels: { ...managedBy }, annotations },
+      rules: claimRules(request.permissionClaims),
+    };
+  }
+  return plan;
 }
 
 /** One rule per API group, resources sorted, so equal claims always give equal roles. */

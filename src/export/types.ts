@@ -76,4 +76,6 @@ export type ExportPlan = {
   template: Manifest;
   clusterRole: Manifest;
   clusterRoleBinding: Manifest;
+  /** what the claims allow, bound per provider namespace by the sync; absent without claims */
+  claimsRole?: Manifest;
 };

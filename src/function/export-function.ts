@@ -27,6 +27,7 @@ export const composedKeys = {
   template: "apiserviceexporttemplate",
   clusterRole: "sync-clusterrole",
   clusterRoleBinding: "sync-clusterrolebinding",
+  claimsRole: "sync-claims-clusterrole",
 } as const;
 
 export function runExportFunction(req: RunFunctionRequest): RunFunctionResponse {
@@ -80,6 +81,9 @@ export function runExportFunction(req: RunFunctionRequest): RunFunctionResponse 
     plan.clusterRoleBinding,
     observed.has(composedKeys.clusterRoleBinding),
   );
+  if (plan.claimsRole) {
+    setComposed(rsp, composedKeys.claimsRole, plan.claimsRole, observed.has(composedKeys.claimsRole));
+  }
   const { group, resource, version } = plan.exported;
   setCompositeStatus(rsp, xr, {
     exported: { ...plan.exported },

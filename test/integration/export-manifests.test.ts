@@ -28,7 +28,7 @@ describe("the template CRD and what the function writes, on a real API server", 
     );
   });
 
-  it("accepts the template, ClusterRole and ClusterRoleBinding the function composes", async () => {
+  it("accepts the template, the ClusterRoles and the ClusterRoleBinding the function composes", async () => {
     const name = `export-${uniqueSuffix()}`;
     const rsp = await runExportFunction(
       request({
@@ -50,6 +50,7 @@ describe("the template CRD and what the function writes, on a real API server", 
         `APIServiceExportTemplate/${name}`,
         `ClusterRole/klutch-bind:export:${name}`,
         `ClusterRoleBinding/klutch-bind:export:${name}`,
+        `ClusterRole/klutch-bind:export:${name}:claims`,
       ],
     );
     assert.deepEqual((applied[0] as { spec: unknown }).spec, desired[composedKeys.template]?.spec);

@@ -64,7 +64,7 @@ describe("crossplane render through the function", { skip: crossplaneUnavailable
     assert.equal(code, 0, stderr);
     assert.deepEqual(
       docs.map((d) => d.kind),
-      ["ServiceExport", "APIServiceExportTemplate", "ClusterRole", "ClusterRoleBinding"],
+      ["ServiceExport", "APIServiceExportTemplate", "ClusterRole", "ClusterRole", "ClusterRoleBinding"],
     );
     const [xr, template] = docs;
     assert.deepEqual(template?.spec, {
@@ -98,7 +98,7 @@ describe("crossplane render through the function", { skip: crossplaneUnavailable
       return { ...d, metadata };
     });
     const applied = await apply(control, composed);
-    assert.equal(applied.length, 3);
+    assert.equal(applied.length, 4);
   });
 
   it("reports a missing XRD as Exported=False, XRDNotFound, with a warning", async () => {

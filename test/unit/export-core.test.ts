@@ -29,7 +29,10 @@ describe("the template", () => {
         name: "postgresql",
         namespace: "crossplane-system",
         labels: { "app.kubernetes.io/managed-by": "function-klutch-bind" },
-        annotations: { "bind.klutch.dev/export": "postgresql" },
+        annotations: {
+          "bind.klutch.dev/export": "postgresql",
+          "bind.klutch.dev/claims-role": "klutch-bind:export:postgresql:claims",
+        },
       },
       spec: {
         APIServiceSelector: { group: "anynines.com", resource: "postgresqlinstances", version: "v1" },
@@ -162,7 +165,7 @@ describe("scopes and XRD versions", () => {
 });
 
 describe("RBAC for the sync", () => {
-  const { clusterRole, clusterRoleBinding } = plan(xrd({}), {
+  const { clusterRole, clusterRoleBinding, claimsRole } = plan(xrd({}), {
     xrd: "postgresqlinstances.anynines.com",
     permissionClaims: [
       ...seedClaims,
@@ -170,7 +173,7 @@ describe("RBAC for the sync", () => {
     ],
   });
 
-  it("grants the exported resource, its status, each claimed resource and the CRD by name, nothing more", () => {
+  it("grants the exported resource, its status and the CRD by name cluster-wide, and may bind the claims role", () => {
     assert.deepEqual(clusterRole.rules, [
       {
         apiGroups: ["anynines.com"],
@@ -178,6 +181,24 @@ describe("RBAC for the sync", () => {
         verbs: ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
       },
       { apiGroups: ["anynines.com"], resources: ["postgresqlinstances/status"], verbs: ["get", "update", "patch"] },
+      {
+        apiGroups: ["rbac.authorization.k8s.io"],
+        resources: ["clusterroles"],
+        resourceNames: ["klutch-bind:export:postgresql:claims"],
+        verbs: ["bind"],
+      },
+      {
+        apiGroups: ["apiextensions.k8s.io"],
+        resources: ["customresourcedefinitions"],
+        resourceNames: ["postgresqlinstances.anynines.com"],
+        verbs: ["get"],
+      },
+    ]);
+  });
+
+  it("grants each claimed resource only in a separate role, for the provider namespaces", () => {
+    assert.equal(claimsRole?.metadata.name, "klutch-bind:export:postgresql:claims");
+    assert.deepEqual(claimsRole?.rules, [
       {
         apiGroups: [""],
         resources: ["configmaps", "secrets"],
@@ -188,13 +209,13 @@ describe("RBAC for the sync", () => {
         resources: ["backups"],
         verbs: ["get", "list", "watch", "create", "update", "patch", "delete"],
       },
-      {
-        apiGroups: ["apiextensions.k8s.io"],
-        resources: ["customresourcedefinitions"],
-        resourceNames: ["postgresqlinstances.anynines.com"],
-        verbs: ["get"],
-      },
     ]);
+  });
+
+  it("has no claims role and no bind permission without claims", () => {
+    const bare = plan(xrd({}), { xrd: "postgresqlinstances.anynines.com" });
+    assert.equal(bare.claimsRole, undefined);
+    assert.equal((bare.clusterRole.rules as unknown[]).length, 3);
   });
 
   it("binds the role to the sync service account", () => {
