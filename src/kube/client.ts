@@ -1,0 +1,640 @@
+// A small Kubernetes REST client: JSON over one keep-alive HTTPS agent per cluster, a client-side
+// rate limit, 429 retries, paged lists and streaming watches. @kubernetes/client-node only parses
+// the kubeconfig and supplies TLS material and credentials.
+import * as http from "node:http";
+import * as https from "node:https";
+import { StringDecoder } from "node:string_decoder";
+import { setTimeout as sleep } from "node:timers/promises";
+import { KubeConfig } from "@kubernetes/client-node";
+
+export type ObjectMeta = {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  deletionTimestamp?: string;
+  creationTimestamp?: string;
+  ownerReferences?: Array<Record<string, unknown>>;
+  managedFields?: unknown[];
+};
+
+export type KubeObject = { apiVersion: string; kind: string; metadata: ObjectMeta; [field: string]: unknown };
+
+/** A resource type: where its REST path is. group "" is the core group. */
+export type ResourceRef = { group: string; version: string; resource: string; namespaced: boolean };
+
+export type ClientOptions = { qps?: number; burst?: number; userAgent?: string; timeoutMs?: number };
+
+/** limit is the page size of list (default 500); watches ignore it. */
+export type ListOptions = { namespace?: string; labelSelector?: string; fieldSelector?: string; limit?: number };
+
+export type WatchEvent = { type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK"; object: KubeObject };
+
+export type WatchOptions = ListOptions & { resourceVersion: string; timeoutSeconds?: number; allowBookmarks?: boolean };
+
+type RequestOptions = { body?: unknown; contentType?: string; query?: Record<string, string | undefined> };
+
+const defaultQps = 200;
+const defaultBurst = 400;
+const defaultTimeoutMs = 30_000;
+const defaultPageSize = 500;
+const max429Retries = 3;
+const maxRetryAfterMs = 30_000;
+const applyPatch = "application/apply-patch+yaml";
+const mergePatchType = "application/merge-patch+json";
+
+/** metav1.StatusReason for answers without a Status body (e.g. "404 page not found" for an unknown group) */
+const defaultReasons: Record<number, string> = {
+  400: "BadRequest",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "NotFound",
+  405: "MethodNotAllowed",
+  406: "NotAcceptable",
+  409: "Conflict",
+  410: "Expired",
+  413: "RequestEntityTooLarge",
+  415: "UnsupportedMediaType",
+  422: "Invalid",
+  429: "TooManyRequests",
+  500: "InternalError",
+  503: "ServiceUnavailable",
+  504: "Timeout",
+};
+
+/** An answer of the API server with status >= 400 (or an ERROR event of a watch). */
+export class KubeApiError extends Error {
+  readonly code: number;
+  readonly reason: string;
+  readonly body: unknown;
+
+  constructor(method: string, path: string, code: number, body: unknown) {
+    const status = asStatus(body);
+    const reason = status?.reason || defaultReasons[code] || (http.STATUS_CODES[code] ?? "Unknown").replace(/\W/g, "");
+    const detail =
+      status?.message ?? (typeof body === "string" && body !== "" ? body.slice(0, 500).trim() : "(no message)");
+    super(`${method} ${path}: ${code} ${reason}: ${detail}`);
+    this.name = "KubeApiError";
+    this.code = code;
+    this.reason = reason;
+    this.body = body;
+  }
+
+  /** The server's retry hint (Status details.retryAfterSeconds), if any. */
+  get retryAfterSeconds(): number | undefined {
+    const seconds = asStatus(this.body)?.details?.retryAfterSeconds;
+    return typeof seconds === "number" && seconds > 0 ? seconds : undefined;
+  }
+}
+
+type Status = {
+  kind?: string;
+  code?: number;
+  reason?: string;
+  message?: string;
+  details?: { retryAfterSeconds?: number };
+};
+
+function asStatus(body: unknown): Status | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  return body as Status;
+}
+
+/** The REST path of a collection, an object or an object's subresource. */
+export function resourcePath(ref: ResourceRef, namespace?: string, name?: string, subresource?: string): string {
+  let path = ref.group === "" ? `/api/${ref.version}` : `/apis/${ref.group}/${ref.version}`;
+  if (ref.namespaced && namespace !== undefined && namespace !== "") {
+    path += `/namespaces/${encodeURIComponent(namespace)}`;
+  } else if (ref.namespaced && name !== undefined) {
+    throw new Error(`${describeRef(ref)} is namespaced: ${name} needs a namespace`);
+  }
+  path += `/${ref.resource}`;
+  if (name !== undefined) {
+    if (name === "") throw new Error(`${describeRef(ref)}: empty name`);
+    path += `/${encodeURIComponent(name)}`;
+    if (subresource !== undefined) path += `/${subresource}`;
+  }
+  return path;
+}
+
+/** "widgets.example.com/v1" or "configmaps/v1": for messages. */
+export function describeRef(ref: ResourceRef): string {
+  return `${ref.resource}${ref.group === "" ? "" : `.${ref.group}`}/${ref.version}`;
+}
+
+function apiVersionOf(ref: ResourceRef): string {
+  return ref.group === "" ? ref.version : `${ref.group}/${ref.version}`;
+}
+
+/** Reservations against a token bucket: each caller waits until its token has accrued. */
+class RateLimiter {
+  readonly #qps: number;
+  readonly #burst: number;
+  #tokens: number;
+  #last = performance.now();
+
+  constructor(qps: number, burst: number) {
+    this.#qps = qps;
+    this.#burst = Math.max(1, burst);
+    this.#tokens = this.#burst;
+  }
+
+  async take(): Promise<void> {
+    if (!(this.#qps > 0) || this.#qps === Number.POSITIVE_INFINITY) return;
+    const now = performance.now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) / 1000) * this.#qps);
+    this.#last = now;
+    this.#tokens -= 1;
+    if (this.#tokens < 0) await sleep((-this.#tokens / this.#qps) * 1000);
+  }
+}
+
+type Auth = { headers: Record<string, string>; expires: number };
+
+type Response = { status: number; headers: http.IncomingHttpHeaders; body: unknown };
+
+export class KubeClient {
+  readonly server: string;
+  readonly #kc: KubeConfig;
+  readonly #url: URL;
+  readonly #limiter: RateLimiter;
+  readonly #userAgent: string;
+  readonly #timeoutMs: number;
+  readonly #dynamicAuth: boolean;
+  #agent: Promise<http.Agent> | undefined;
+  #auth: Promise<Auth> | undefined;
+  #requests = 0;
+  #closed = false;
+
+  private constructor(kc: KubeConfig, options: ClientOptions) {
+    const cluster = kc.getCurrentCluster();
+    if (cluster === null || !cluster.server) {
+      throw new Error(`kubeconfig: no cluster for the current context ${JSON.stringify(kc.getCurrentContext())}`);
+    }
+    let url: URL;
+    try {
+      url = new URL(cluster.server);
+    } catch {
+      throw new Error(
+        `kubeconfig: cluster ${cluster.name} has an invalid server URL ${JSON.stringify(cluster.server)}`,
+      );
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") {
+      throw new Error(`kubeconfig: cluster ${cluster.name}: unsupported server URL ${cluster.server}`);
+    }
+    this.#kc = kc;
+    this.#url = url;
+    this.server = cluster.server;
+    this.#limiter = new RateLimiter(options.qps ?? defaultQps, options.burst ?? defaultBurst);
+    this.#userAgent = options.userAgent ?? "klutch-bind";
+    this.#timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+    const user = kc.getCurrentUser();
+    this.#dynamicAuth = user?.exec !== undefined || user?.authProvider !== undefined;
+  }
+
+  static fromKubeConfig(kc: KubeConfig, options: ClientOptions = {}): KubeClient {
+    return new KubeClient(kc, options);
+  }
+
+  /** Throws an Error saying what is wrong when text is not a usable kubeconfig. */
+  static fromKubeconfigText(text: string, options: ClientOptions = {}): KubeClient {
+    const kc = new KubeConfig();
+    try {
+      kc.loadFromString(text);
+    } catch (err) {
+      throw new Error(`invalid kubeconfig: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (kc.getContexts().length === 0) throw new Error("invalid kubeconfig: no contexts");
+    const only = kc.getContexts()[0];
+    if (!kc.getCurrentContext() && kc.getContexts().length === 1 && only !== undefined) {
+      kc.setCurrentContext(only.name);
+    }
+    if (kc.getContextObject(kc.getCurrentContext()) === null) {
+      throw new Error(`invalid kubeconfig: current-context ${JSON.stringify(kc.getCurrentContext())} does not exist`);
+    }
+    if (kc.getCurrentUser() === null) throw new Error("invalid kubeconfig: the current context names no known user");
+    return new KubeClient(kc, options);
+  }
+
+  /** requests sent so far (for metrics: API requests per object synced) */
+  get requests(): number {
+    return this.#requests;
+  }
+
+  async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const response = await this.#send(method, path, options);
+    if (response.status >= 400) throw new KubeApiError(method, path, response.status, response.body);
+    return response.body as T;
+  }
+
+  async get(ref: ResourceRef, name: string, namespace?: string): Promise<KubeObject | undefined> {
+    try {
+      return await this.request<KubeObject>("GET", resourcePath(ref, namespace, name));
+    } catch (err) {
+      if (err instanceof KubeApiError && err.code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async list(ref: ResourceRef, options: ListOptions = {}): Promise<{ items: KubeObject[]; resourceVersion: string }> {
+    const path = resourcePath(ref, options.namespace);
+    const limit = options.limit ?? defaultPageSize;
+    const items: KubeObject[] = [];
+    let resourceVersion = "";
+    let kind = "";
+    let continueToken: string | undefined;
+    do {
+      type ListPage = {
+        kind?: string;
+        metadata?: { resourceVersion?: string; continue?: string };
+        items?: KubeObject[] | null;
+      };
+      let page: ListPage;
+      try {
+        page = await this.request<ListPage>("GET", path, {
+          query: {
+            labelSelector: options.labelSelector,
+            fieldSelector: options.fieldSelector,
+            limit: limit > 0 ? String(limit) : undefined,
+            continue: continueToken,
+          },
+        });
+      } catch (err) {
+        // The snapshot behind a continue token was compacted away: list everything in one go.
+        if (continueToken !== undefined && err instanceof KubeApiError && err.code === 410) {
+          return this.list(ref, { ...options, limit: 0 });
+        }
+        throw err;
+      }
+      if (continueToken === undefined) {
+        resourceVersion = page.metadata?.resourceVersion ?? "";
+        kind = page.kind?.replace(/List$/, "") ?? "";
+      }
+      for (const item of page.items ?? []) items.push(item);
+      continueToken = page.metadata?.continue || undefined;
+    } while (continueToken !== undefined);
+    const apiVersion = apiVersionOf(ref);
+    for (const item of items) {
+      item.apiVersion ??= apiVersion;
+      if (item.kind === undefined && kind !== "") item.kind = kind;
+    }
+    return { items, resourceVersion };
+  }
+
+  create(ref: ResourceRef, obj: KubeObject): Promise<KubeObject> {
+    return this.request<KubeObject>("POST", resourcePath(ref, obj.metadata.namespace), { body: obj });
+  }
+
+  update(ref: ResourceRef, obj: KubeObject): Promise<KubeObject> {
+    return this.request<KubeObject>("PUT", resourcePath(ref, obj.metadata.namespace, obj.metadata.name), {
+      body: obj,
+    });
+  }
+
+  updateStatus(ref: ResourceRef, obj: KubeObject): Promise<KubeObject> {
+    return this.request<KubeObject>("PUT", resourcePath(ref, obj.metadata.namespace, obj.metadata.name, "status"), {
+      body: obj,
+    });
+  }
+
+  apply(ref: ResourceRef, obj: KubeObject, fieldManager: string, force = true): Promise<KubeObject> {
+    return this.#apply(ref, obj, fieldManager, force, undefined);
+  }
+
+  applyStatus(ref: ResourceRef, obj: KubeObject, fieldManager: string, force = true): Promise<KubeObject> {
+    return this.#apply(ref, obj, fieldManager, force, "status");
+  }
+
+  #apply(
+    ref: ResourceRef,
+    obj: KubeObject,
+    fieldManager: string,
+    force: boolean,
+    subresource: string | undefined,
+  ): Promise<KubeObject> {
+    const path = resourcePath(ref, obj.metadata.namespace, obj.metadata.name, subresource);
+    return this.request<KubeObject>("PATCH", path, {
+      body: obj,
+      contentType: applyPatch,
+      query: { fieldManager, force: force ? "true" : undefined },
+    });
+  }
+
+  mergePatch(
+    ref: ResourceRef,
+    name: string,
+    namespace: string | undefined,
+    patch: unknown,
+    subresource?: string,
+  ): Promise<KubeObject> {
+    return this.request<KubeObject>("PATCH", resourcePath(ref, namespace, name, subresource), {
+      body: patch,
+      contentType: mergePatchType,
+    });
+  }
+
+  async delete(
+    ref: ResourceRef,
+    name: string,
+    namespace?: string,
+    options: { propagationPolicy?: "Background" | "Foreground" | "Orphan"; uid?: string } = {},
+  ): Promise<boolean> {
+    const body: Record<string, unknown> = { apiVersion: "v1", kind: "DeleteOptions" };
+    if (options.propagationPolicy !== undefined) body.propagationPolicy = options.propagationPolicy;
+    if (options.uid !== undefined) body.preconditions = { uid: options.uid };
+    try {
+      await this.request("DELETE", resourcePath(ref, namespace, name), { body });
+      return true;
+    } catch (err) {
+      if (err instanceof KubeApiError && err.code === 404) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * One watch request: resolves when the server ends the stream (or signal aborts it); rejects with
+   * KubeApiError (410 for an expired resourceVersion, also when it arrives as an ERROR event in the
+   * stream), or with the error onEvent threw.
+   */
+  async watch(
+    ref: ResourceRef,
+    options: WatchOptions,
+    onEvent: (event: WatchEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const path = resourcePath(ref, options.namespace);
+    const timeoutSeconds = options.timeoutSeconds ?? 300;
+    const query = {
+      watch: "true",
+      resourceVersion: options.resourceVersion,
+      labelSelector: options.labelSelector,
+      fieldSelector: options.fieldSelector,
+      timeoutSeconds: String(timeoutSeconds),
+      allowWatchBookmarks: options.allowBookmarks === false ? undefined : "true",
+    };
+    let res: http.IncomingMessage | undefined;
+    for (let attempt = 0; ; attempt++) {
+      if (signal.aborted) return;
+      try {
+        res = await this.#open("GET", path, { query }, signal, (timeoutSeconds + 30) * 1000);
+      } catch (err) {
+        if (signal.aborted) return;
+        throw err;
+      }
+      if (res.statusCode === 200) break;
+      const response = await readResponse(res);
+      if (response.status === 401) this.#auth = undefined;
+      if (response.status === 429 && attempt < max429Retries) {
+        await sleepOrAbort(retryDelayMs(response), signal);
+        continue;
+      }
+      throw new KubeApiError("GET", path, response.status, response.body);
+    }
+    const stream = res;
+    await new Promise<void>((resolve, reject) => {
+      const decoder = new StringDecoder("utf8");
+      let buffered = "";
+      let done = false;
+      const finish = (err?: unknown) => {
+        if (done) return;
+        done = true;
+        signal.removeEventListener("abort", onAbort);
+        if (err === undefined) resolve();
+        else {
+          stream.destroy();
+          reject(err);
+        }
+      };
+      const onAbort = () => {
+        stream.destroy();
+        finish();
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      const handleLine = (line: string) => {
+        if (line.trim() === "") return;
+        let event: { type?: string; object?: unknown };
+        try {
+          event = JSON.parse(line) as typeof event;
+        } catch {
+          throw new Error(`GET ${path}: watch sent a line that is not JSON: ${line.slice(0, 200)}`);
+        }
+        if (event.type === "ERROR") {
+          const status = asStatus(event.object);
+          throw new KubeApiError("GET", path, status?.code ?? 500, event.object);
+        }
+        if (
+          event.type === "ADDED" ||
+          event.type === "MODIFIED" ||
+          event.type === "DELETED" ||
+          event.type === "BOOKMARK"
+        ) {
+          onEvent({ type: event.type, object: event.object as KubeObject });
+        }
+      };
+      stream.on("data", (chunk: Buffer) => {
+        if (done) return;
+        buffered += decoder.write(chunk);
+        let newline = buffered.indexOf("\n");
+        try {
+          while (newline >= 0 && !done) {
+            const line = buffered.slice(0, newline);
+            buffered = buffered.slice(newline + 1);
+            handleLine(line);
+            newline = buffered.indexOf("\n");
+          }
+        } catch (err) {
+          finish(err);
+        }
+      });
+      stream.on("end", () => {
+        try {
+          handleLine(buffered + decoder.end());
+          finish();
+        } catch (err) {
+          finish(err);
+        }
+      });
+      stream.on("error", (err) => finish(signal.aborted ? undefined : err));
+      stream.on("close", () => {
+        if (signal.aborted) finish();
+        else if (!stream.complete) finish(new Error(`GET ${path}: watch connection closed before the stream ended`));
+      });
+    });
+  }
+
+  serverVersion(): Promise<{ gitVersion: string }> {
+    return this.request<{ gitVersion: string }>("GET", "/version");
+  }
+
+  /** Destroys the keep-alive agent; later requests fail. */
+  close(): void {
+    this.#closed = true;
+    const agent = this.#agent;
+    this.#agent = undefined;
+    agent?.then((a) => a.destroy()).catch(() => {});
+  }
+
+  async #send(method: string, path: string, options: RequestOptions): Promise<Response> {
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.#open(method, path, options, undefined, this.#timeoutMs);
+      const response = await readResponse(res);
+      if (response.status === 401) this.#auth = undefined;
+      if (response.status === 429 && attempt < max429Retries) {
+        await sleep(retryDelayMs(response));
+        continue;
+      }
+      return response;
+    }
+  }
+
+  /**
+   * Sends one request and resolves with the response once its headers are in. timeoutMs bounds the
+   * whole exchange: the response is destroyed when it has not ended by then.
+   */
+  async #open(
+    method: string,
+    path: string,
+    options: RequestOptions,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+  ): Promise<http.IncomingMessage> {
+    if (this.#closed) throw new Error(`${method} ${path}: client for ${this.server} is closed`);
+    const [agent, auth] = await Promise.all([this.#getAgent(), this.#getAuth()]);
+    await this.#limiter.take();
+    const url = new URL(this.#url);
+    const [pathname = "", search] = path.split("?", 2);
+    url.pathname = url.pathname.replace(/\/$/, "") + pathname;
+    if (search !== undefined) url.search = search;
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, value);
+    }
+    const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+    const headers: Record<string, string> = {
+      ...auth.headers,
+      accept: "application/json",
+      "user-agent": this.#userAgent,
+    };
+    if (payload !== undefined) {
+      headers["content-type"] = options.contentType ?? "application/json";
+      headers["content-length"] = String(payload.length);
+    }
+    this.#requests++;
+    const send = url.protocol === "https:" ? https.request : http.request;
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method, headers, agent, signal });
+      let response: http.IncomingMessage | undefined;
+      const timeout = new Error(`${method} ${path}: no complete answer from ${this.server} within ${timeoutMs} ms`);
+      const timer = setTimeout(() => (response ?? req).destroy(timeout), timeoutMs);
+      timer.unref();
+      req.on("error", (err) => {
+        clearTimeout(timer);
+        reject(err === timeout || err.name === "AbortError" ? err : wrapNetworkError(method, path, err));
+      });
+      req.on("response", (res) => {
+        response = res;
+        res.on("close", () => clearTimeout(timer));
+        resolve(res);
+      });
+      req.end(payload);
+    });
+  }
+
+  #getAgent(): Promise<http.Agent> {
+    this.#agent ??= this.#makeAgent();
+    return this.#agent;
+  }
+
+  async #makeAgent(): Promise<http.Agent> {
+    const opts: https.RequestOptions = {};
+    await this.#kc.applyToHTTPSOptions(opts);
+    if (this.#url.protocol === "http:") return new http.Agent({ keepAlive: true });
+    return new https.Agent({
+      keepAlive: true,
+      ca: opts.ca,
+      cert: opts.cert,
+      key: opts.key,
+      pfx: opts.pfx,
+      passphrase: opts.passphrase,
+      rejectUnauthorized: opts.rejectUnauthorized,
+      servername: opts.servername,
+    });
+  }
+
+  async #getAuth(): Promise<Auth> {
+    const current = this.#auth;
+    if (current !== undefined) {
+      const auth = await current.catch(() => undefined);
+      if (auth !== undefined && auth.expires > Date.now()) return auth;
+      // another caller may have started the refresh meanwhile
+      if (this.#auth !== current && this.#auth !== undefined) return this.#auth;
+    }
+    const fresh = this.#loadAuth();
+    this.#auth = fresh;
+    fresh.catch(() => {
+      if (this.#auth === fresh) this.#auth = undefined;
+    });
+    return fresh;
+  }
+
+  // Credentials from exec plugins and token files change; re-read them every minute.
+  async #loadAuth(): Promise<Auth> {
+    const opts: https.RequestOptions = { headers: {} };
+    await this.#kc.applyToHTTPSOptions(opts);
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries(opts.headers ?? {})) {
+      if (value !== undefined) headers[key.toLowerCase()] = String(value);
+    }
+    if (typeof opts.auth === "string" && opts.auth !== "") {
+      headers.authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
+    }
+    return { headers, expires: this.#dynamicAuth ? Date.now() + 60_000 : Number.POSITIVE_INFINITY };
+  }
+}
+
+function wrapNetworkError(method: string, path: string, err: Error): Error {
+  return new Error(`${method} ${path}: ${err.message}`, { cause: err });
+}
+
+function readResponse(res: http.IncomingMessage): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on("data", (chunk: Buffer) => chunks.push(chunk));
+    res.on("error", reject);
+    res.on("close", () => {
+      if (!res.complete) reject(new Error(`connection closed before the answer (${res.statusCode}) was complete`));
+    });
+    res.on("end", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      let body: unknown = text;
+      if (text === "") body = undefined;
+      else if ((res.headers["content-type"] ?? "").includes("json")) {
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = text;
+        }
+      }
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+    });
+  });
+}
+
+function retryDelayMs(response: Response): number {
+  const header = response.headers["retry-after"];
+  const fromHeader = header === undefined || header.trim() === "" ? Number.NaN : Number(header);
+  const fromStatus = asStatus(response.body)?.details?.retryAfterSeconds;
+  const seconds = Number.isFinite(fromHeader) && fromHeader >= 0 ? fromHeader : (fromStatus ?? 1);
+  return Math.min(maxRetryAfterMs, seconds * 1000);
+}
+
+async function sleepOrAbort(ms: number, signal: AbortSignal): Promise<void> {
+  try {
+    await sleep(ms, undefined, { signal });
+  } catch {
+    // aborted: the caller checks signal.aborted
+  }
+}

@@ -1,0 +1,329 @@
+// A list-and-watch cache of one resource type (optionally one namespace and selectors), with
+// add/update/delete handlers: the reflector + indexer + shared informer of client-go, reduced.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import {
+  describeRef,
+  KubeApiError,
+  type KubeClient,
+  type KubeObject,
+  type ListOptions,
+  type ResourceRef,
+  type WatchEvent,
+} from "./client.ts";
+
+export type InformerHandlers = {
+  add?: (obj: KubeObject) => void;
+  update?: (previous: KubeObject, obj: KubeObject) => void;
+  delete?: (obj: KubeObject) => void;
+};
+
+export type InformerOptions = ListOptions & { logger?: Logger; onError?: (err: unknown) => void };
+
+const minBackoffMs = 200;
+const maxBackoffMs = 30_000;
+/** a list + watch that lived this long was healthy: the next failure starts backing off afresh */
+const healthyAfterMs = 60_000;
+/** a watch that ends sooner than this without any event counts as a failure (no tight loops) */
+const shortWatchMs = 1_000;
+const defaultSyncTimeoutMs = 60_000;
+
+function keyOf(obj: KubeObject): string {
+  const ns = obj.metadata.namespace;
+  return ns === undefined || ns === "" ? obj.metadata.name : `${ns}/${obj.metadata.name}`;
+}
+
+function keyFor(name: string, namespace?: string): string {
+  return namespace === undefined || namespace === "" ? name : `${namespace}/${name}`;
+}
+
+export class Informer {
+  readonly #client: KubeClient;
+  readonly #ref: ResourceRef;
+  readonly #options: ListOptions;
+  readonly #logger: Logger | undefined;
+  readonly #onError: ((err: unknown) => void) | undefined;
+  readonly #cache = new Map<string, KubeObject>();
+  readonly #handlers = new Set<InformerHandlers>();
+  #syncWaiters: Array<() => void> = [];
+  #synced = false;
+  #failing = false;
+  #lastError: unknown;
+  #abort: AbortController | undefined;
+  #loop: Promise<void> | undefined;
+
+  constructor(client: KubeClient, ref: ResourceRef, options: InformerOptions = {}) {
+    const { logger, onError, ...listOptions } = options;
+    this.#client = client;
+    this.#ref = ref;
+    this.#options = listOptions;
+    this.#logger = logger;
+    this.#onError = onError;
+  }
+
+  /** true while the last list/watch attempt failed (for Connected conditions) */
+  get failing(): boolean {
+    return this.#failing;
+  }
+
+  get lastError(): unknown {
+    return this.#lastError;
+  }
+
+  /** Adds handlers; if already synced, replays the cache as add events. Returns a function that removes them. */
+  addHandlers(handlers: InformerHandlers): () => void {
+    this.#handlers.add(handlers);
+    if (this.#synced) {
+      for (const obj of [...this.#cache.values()]) this.#call(handlers, "add", obj);
+    }
+    return () => {
+      this.#handlers.delete(handlers);
+    };
+  }
+
+  /**
+   * Lists, then watches from the list's resourceVersion with bookmarks. On 410 it relists and emits
+   * the differences; on other errors it backs off (200ms..30s, jittered) and relists, until stop().
+   */
+  start(): void {
+    if (this.#loop !== undefined) return;
+    const abort = new AbortController();
+    this.#abort = abort;
+    this.#loop = this.#run(abort.signal).catch((err: unknown) => {
+      // #run handles its errors; this is only a safety net
+      this.#report(err, "informer loop ended");
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#abort?.abort();
+    await this.#loop;
+    this.#loop = undefined;
+  }
+
+  hasSynced(): boolean {
+    return this.#synced;
+  }
+
+  /** Resolves once the first list is in the cache; rejects after timeoutMs naming the resource. */
+  waitForSync(timeoutMs = defaultSyncTimeoutMs): Promise<void> {
+    if (this.#synced) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#syncWaiters = this.#syncWaiters.filter((w) => w !== done);
+        const last = this.#lastError === undefined ? "" : `; last error: ${errorMessage(this.#lastError)}`;
+        reject(new Error(`informer for ${this.#describe()} not synced within ${timeoutMs} ms${last}`));
+      }, timeoutMs);
+      this.#syncWaiters.push(done);
+    });
+  }
+
+  get(name: string, namespace?: string): KubeObject | undefined {
+    return this.#cache.get(keyFor(name, namespace));
+  }
+
+  list(namespace?: string): KubeObject[] {
+    const all = [...this.#cache.values()];
+    return namespace === undefined ? all : all.filter((o) => (o.metadata.namespace ?? "") === namespace);
+  }
+
+  #describe(): string {
+    const parts = [describeRef(this.#ref)];
+    if (this.#options.namespace) parts.push(`namespace ${this.#options.namespace}`);
+    if (this.#options.labelSelector) parts.push(`labels ${this.#options.labelSelector}`);
+    if (this.#options.fieldSelector) parts.push(`fields ${this.#options.fieldSelector}`);
+    return parts.join(", ");
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    let backoff = minBackoffMs;
+    let resourceVersion: string | undefined;
+    let healthySince = 0;
+    while (!signal.aborted) {
+      try {
+        if (resourceVersion === undefined) {
+          const listed = await this.#relist(signal);
+          if (listed === undefined) break;
+          resourceVersion = listed;
+          healthySince = Date.now();
+        }
+        const watchStarted = Date.now();
+        let events = 0;
+        const onEvent = (event: WatchEvent) => {
+          events++;
+          if (this.#failing) this.#succeeded();
+          const rv = event.object?.metadata?.resourceVersion;
+          if (rv !== undefined && rv !== "") resourceVersion = rv;
+          if (event.type !== "BOOKMARK") this.#apply(event);
+        };
+        await this.#client.watch(
+          this.#ref,
+          {
+            namespace: this.#options.namespace,
+            labelSelector: this.#options.labelSelector,
+            fieldSelector: this.#options.fieldSelector,
+            resourceVersion,
+            timeoutSeconds: 240 + Math.floor(Math.random() * 121),
+            allowBookmarks: true,
+          },
+          onEvent,
+          signal,
+        );
+        if (signal.aborted) break;
+        if (events === 0 && Date.now() - watchStarted < shortWatchMs) {
+          await this.#wait(jitter(backoff), signal);
+          backoff = Math.min(maxBackoffMs, backoff * 2);
+        } else {
+          this.#succeeded();
+          backoff = minBackoffMs;
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        if (err instanceof KubeApiError && err.code === 410) {
+          // expired resourceVersion: the normal way of catching up, not a failure
+          this.#logger?.debug({ resource: this.#describe() }, "watch expired, relisting");
+          resourceVersion = undefined;
+          continue;
+        }
+        this.#failing = true;
+        this.#lastError = err;
+        this.#report(err, "list/watch failed, retrying");
+        if (healthySince > 0 && Date.now() - healthySince > healthyAfterMs) backoff = minBackoffMs;
+        healthySince = 0;
+        let delay = jitter(backoff);
+        if (err instanceof KubeApiError && err.retryAfterSeconds !== undefined) {
+          delay = Math.max(delay, err.retryAfterSeconds * 1000);
+        }
+        backoff = Math.min(maxBackoffMs, backoff * 2);
+        // after a failure the watch may have missed events: relist (and emit the differences)
+        resourceVersion = undefined;
+        await this.#wait(delay, signal);
+      }
+    }
+  }
+
+  #succeeded(): void {
+    this.#failing = false;
+  }
+
+  /**
+   * Lists, replaces the cache and emits the differences; returns the list's resourceVersion, or
+   * undefined when stopped meanwhile.
+   */
+  async #relist(signal: AbortSignal): Promise<string | undefined> {
+    const listed = await abortable(this.#client.list(this.#ref, this.#options), signal);
+    if (listed === undefined) return undefined;
+    const { items, resourceVersion } = listed;
+    const fresh = new Map<string, KubeObject>();
+    for (const item of items) fresh.set(keyOf(item), item);
+    const previous = new Map(this.#cache);
+    this.#cache.clear();
+    for (const [key, obj] of fresh) this.#cache.set(key, obj);
+    for (const [key, old] of previous) {
+      const now = fresh.get(key);
+      if (now === undefined) this.#emit("delete", old);
+      else if (
+        old.metadata.uid !== undefined &&
+        now.metadata.uid !== undefined &&
+        old.metadata.uid !== now.metadata.uid
+      ) {
+        // deleted and re-created while we were not watching
+        this.#emit("delete", old);
+        this.#emit("add", now);
+      } else if (old.metadata.resourceVersion !== now.metadata.resourceVersion) this.#emit("update", now, old);
+    }
+    for (const [key, obj] of fresh) {
+      if (!previous.has(key)) this.#emit("add", obj);
+    }
+    this.#succeeded();
+    if (!this.#synced) {
+      this.#synced = true;
+      const waiters = this.#syncWaiters;
+      this.#syncWaiters = [];
+      for (const waiter of waiters) waiter();
+    }
+    return resourceVersion;
+  }
+
+  #apply(event: WatchEvent): void {
+    const obj = event.object;
+    const key = keyOf(obj);
+    const old = this.#cache.get(key);
+    if (event.type === "DELETED") {
+      if (old === undefined) return;
+      this.#cache.delete(key);
+      this.#emit("delete", obj);
+      return;
+    }
+    this.#cache.set(key, obj);
+    if (old === undefined) this.#emit("add", obj);
+    else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.#emit("update", obj, old);
+  }
+
+  #emit(type: "add" | "delete", obj: KubeObject): void;
+  #emit(type: "update", obj: KubeObject, previous: KubeObject): void;
+  #emit(type: "add" | "update" | "delete", obj: KubeObject, previous?: KubeObject): void {
+    for (const handlers of [...this.#handlers]) this.#call(handlers, type, obj, previous);
+  }
+
+  #call(handlers: InformerHandlers, type: "add" | "update" | "delete", obj: KubeObject, previous?: KubeObject): void {
+    try {
+      if (type === "add") handlers.add?.(obj);
+      else if (type === "delete") handlers.delete?.(obj);
+      else if (previous !== undefined) handlers.update?.(previous, obj);
+    } catch (err) {
+      this.#report(err, `${type} handler failed for ${keyOf(obj)}`);
+    }
+  }
+
+  #report(err: unknown, message: string): void {
+    this.#logger?.warn({ err, resource: this.#describe() }, message);
+    try {
+      this.#onError?.(err);
+    } catch {
+      // the error callback must not break the informer either
+    }
+  }
+
+  async #wait(ms: number, signal: AbortSignal): Promise<void> {
+    try {
+      await sleep(ms, undefined, { signal });
+    } catch {
+      // aborted: the loop sees signal.aborted
+    }
+  }
+}
+
+/** The promise's value, or undefined as soon as signal aborts (its later outcome is ignored). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+function jitter(ms: number): number {
+  return ms * (0.8 + Math.random() * 0.4);
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,542 @@
+// The client and informer against a scripted fake API server: what a real one rarely does on
+// demand (429s, cut connections, split chunks, ERROR events, failing lists).
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import { KubeApiError, KubeClient, type KubeObject, type ResourceRef, resourcePath } from "../../src/kube/client.ts";
+import { Informer } from "../../src/kube/informer.ts";
+import { eventually } from "../support/eventually.ts";
+
+type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
+
+const widgets: ResourceRef = { group: "example.com", version: "v1", resource: "widgets", namespaced: true };
+const configMaps: ResourceRef = { group: "", version: "v1", resource: "configmaps", namespaced: true };
+
+let server: Server;
+let handler: Handler;
+// what a test started, ended after it so that nothing leaks into the next test's `seen`
+const clients: KubeClient[] = [];
+const informers: Informer[] = [];
+const seen: Array<{ method: string; url: URL; headers: IncomingMessage["headers"]; body: string }> = [];
+
+function kubeconfig(port: number, user = "    token: secret-token"): string {
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster:
+    server: http://127.0.0.1:${port}
+    insecure-skip-tls-verify: true
+users:
+- name: fake
+  user:
+${user}
+contexts:
+- name: fake
+  context: {cluster: fake, user: fake}
+current-context: fake
+`;
+}
+
+function port(): number {
+  return (server.address() as AddressInfo).port;
+}
+
+function newClient(options: { qps?: number; burst?: number; timeoutMs?: number } = {}): KubeClient {
+  const client = KubeClient.fromKubeconfigText(kubeconfig(port()), { userAgent: "unit-test", ...options });
+  clients.push(client);
+  return client;
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { "content-type": "application/json", ...headers });
+  res.end(JSON.stringify(body));
+}
+
+function status(code: number, reason: string, message: string) {
+  return { kind: "Status", apiVersion: "v1", status: "Failure", code, reason, message };
+}
+
+function widget(name: string, rv: string, uid = `uid-${name}`): KubeObject {
+  return {
+    apiVersion: "example.com/v1",
+    kind: "Widget",
+    metadata: { name, namespace: "ns", uid, resourceVersion: rv },
+  };
+}
+
+function listOf(rv: string, items: KubeObject[]) {
+  // lists omit apiVersion and kind on their items
+  return {
+    kind: "WidgetList",
+    apiVersion: "example.com/v1",
+    metadata: { resourceVersion: rv },
+    items: items.map(({ apiVersion: _a, kind: _k, ...rest }) => rest),
+  };
+}
+
+before(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const url = new URL(req.url ?? "/", "http://fake");
+      seen.push({ method: req.method ?? "", url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+      handler(req, res, url);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+});
+
+after(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+afterEach(async () => {
+  await Promise.all(informers.splice(0).map((i) => i.stop()));
+  for (const client of clients.splice(0)) client.close();
+});
+
+beforeEach(() => {
+  seen.length = 0;
+  handler = (_req, res) => json(res, 404, status(404, "NotFound", "not scripted"));
+});
+
+describe("resourcePath", () => {
+  it("builds core, group, namespaced, cluster-scoped and subresource paths", () => {
+    assert.equal(resourcePath(configMaps), "/api/v1/configmaps");
+    assert.equal(resourcePath(configMaps, "ns"), "/api/v1/namespaces/ns/configmaps");
+    assert.equal(resourcePath(widgets, "ns", "w", "status"), "/apis/example.com/v1/namespaces/ns/widgets/w/status");
+    const crds = {
+      group: "apiextensions.k8s.io",
+      version: "v1",
+      resource: "customresourcedefinitions",
+      namespaced: false,
+    };
+    assert.equal(resourcePath(crds, "ignored", "a.b"), "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/a.b");
+    assert.equal(resourcePath(configMaps, "ns", "a b/c"), "/api/v1/namespaces/ns/configmaps/a%20b%2Fc");
+    assert.throws(
+      () => resourcePath(widgets, undefined, "w"),
+      /widgets\.example\.com\/v1 is namespaced: w needs a namespace/,
+    );
+  });
+});
+
+describe("KubeClient.fromKubeconfigText", () => {
+  it("explains what is wrong with a kubeconfig", () => {
+    assert.throws(() => KubeClient.fromKubeconfigText("{not yaml: ["), /^Error: invalid kubeconfig: /);
+    assert.throws(
+      () => KubeClient.fromKubeconfigText("apiVersion: v1\nkind: Config\n"),
+      /invalid kubeconfig: no contexts/,
+    );
+    assert.throws(
+      () => KubeClient.fromKubeconfigText(kubeconfig(1).replace("current-context: fake", "current-context: gone")),
+      /current-context "gone" does not exist/,
+    );
+    assert.throws(
+      () => KubeClient.fromKubeconfigText(kubeconfig(1).replace(/ {4}server: .*\n/, "")),
+      /invalid kubeconfig: .*server is missing/,
+    );
+  });
+
+  it("takes the only context when none is current", () => {
+    const client = KubeClient.fromKubeconfigText(kubeconfig(1234).replace("current-context: fake", ""));
+    assert.equal(client.server, "http://127.0.0.1:1234");
+    client.close();
+  });
+});
+
+describe("KubeClient.request", () => {
+  it("sends JSON with credentials and counts requests", async () => {
+    handler = (_req, res) => json(res, 201, { ok: true });
+    const client = newClient();
+    const answer = await client.request("POST", "/api/v1/things", {
+      body: { a: "é" },
+      query: { dryRun: "All", skipped: undefined },
+    });
+    assert.deepEqual(answer, { ok: true });
+    const sent = seen[0];
+    assert.ok(sent);
+    assert.equal(sent.headers.authorization, "Bearer secret-token");
+    assert.equal(sent.headers["user-agent"], "unit-test");
+    assert.equal(sent.headers["content-type"], "application/json");
+    assert.equal(sent.url.search, "?dryRun=All");
+    await client.request("GET", "/api/v1/things?labelSelector=a%3Db", { query: { limit: "1" } });
+    assert.equal(seen[1]?.url.pathname, "/api/v1/things");
+    assert.equal(seen[1]?.url.search, "?labelSelector=a%3Db&limit=1");
+    assert.equal(client.requests, 2);
+    assert.deepEqual(JSON.parse(sent.body), { a: "é" });
+  });
+
+  it("retries 429 as Retry-After says, then gives up", async () => {
+    let calls = 0;
+    handler = (_req, res) => {
+      calls++;
+      if (calls === 1) json(res, 429, status(429, "TooManyRequests", "slow down"), { "retry-after": "1" });
+      else json(res, 200, { calls });
+    };
+    const client = newClient();
+    const started = Date.now();
+    assert.deepEqual(await client.request("GET", "/x"), { calls: 2 });
+    assert.ok(Date.now() - started >= 900, "waited for Retry-After");
+
+    handler = (_req, res) => json(res, 429, status(429, "TooManyRequests", "still busy"), { "retry-after": "0" });
+    await assert.rejects(client.request("GET", "/y"), (err: unknown) => {
+      assert.ok(err instanceof KubeApiError);
+      assert.equal(err.code, 429);
+      assert.equal(err.message, "GET /y: 429 TooManyRequests: still busy");
+      return true;
+    });
+    assert.equal(client.requests, 2 + 4);
+  });
+
+  it("makes errors readable without a Status body", async () => {
+    handler = (_req, res) => {
+      res.writeHead(503, { "content-type": "text/plain" });
+      res.end("upstream down\n");
+    };
+    await assert.rejects(newClient().request("GET", "/z"), (err: unknown) => {
+      assert.ok(err instanceof KubeApiError);
+      assert.equal(err.message, "GET /z: 503 ServiceUnavailable: upstream down");
+      assert.equal(err.reason, "ServiceUnavailable");
+      return true;
+    });
+  });
+
+  it("gives up on a server that does not answer", async () => {
+    handler = () => {};
+    await assert.rejects(
+      newClient({ timeoutMs: 200 }).request("GET", "/slow"),
+      /^Error: GET \/slow: no complete answer/,
+    );
+  });
+
+  it("keeps to its rate limit", async () => {
+    handler = (_req, res) => json(res, 200, {});
+    const client = newClient({ qps: 20, burst: 1 });
+    const started = Date.now();
+    await Promise.all([1, 2, 3, 4, 5].map(() => client.request("GET", "/r")));
+    assert.ok(Date.now() - started >= 180, `5 requests at 20 qps, burst 1, took ${Date.now() - started} ms`);
+  });
+
+  it("refuses requests once closed", async () => {
+    const client = newClient();
+    client.close();
+    await assert.rejects(client.request("GET", "/closed"), /client for .* is closed/);
+  });
+
+  it("sets apiVersion and kind on listed items and follows continue", async () => {
+    handler = (_req, res, url) => {
+      const page = url.searchParams.get("continue");
+      assert.equal(url.searchParams.get("limit"), "2");
+      if (page === null)
+        json(res, 200, {
+          ...listOf("7", [widget("a", "1"), widget("b", "2")]),
+          metadata: { resourceVersion: "7", continue: "next" },
+        });
+      else json(res, 200, listOf("7", [widget("c", "3")]));
+    };
+    const { items, resourceVersion } = await newClient().list(widgets, { namespace: "ns", limit: 2 });
+    assert.equal(resourceVersion, "7");
+    assert.deepEqual(
+      items.map((i) => `${i.apiVersion} ${i.kind} ${i.metadata.name}`),
+      ["example.com/v1 Widget a", "example.com/v1 Widget b", "example.com/v1 Widget c"],
+    );
+  });
+
+  it("lists in one go when the continue token expired", async () => {
+    handler = (_req, res, url) => {
+      if (url.searchParams.get("continue") !== null) json(res, 410, status(410, "Expired", "continue expired"));
+      else if (url.searchParams.get("limit") === null)
+        json(res, 200, listOf("9", [widget("a", "1"), widget("b", "9")]));
+      else json(res, 200, { ...listOf("7", [widget("a", "1")]), metadata: { resourceVersion: "7", continue: "next" } });
+    };
+    const { items, resourceVersion } = await newClient().list(widgets, { namespace: "ns", limit: 1 });
+    assert.equal(resourceVersion, "9");
+    assert.equal(items.length, 2);
+  });
+});
+
+describe("KubeClient.watch", () => {
+  it("decodes events split anywhere, even inside a character", async () => {
+    const stream = Buffer.from(
+      `${[
+        { type: "ADDED", object: { ...widget("ä", "1"), spec: { text: "日本" } } },
+        {
+          type: "BOOKMARK",
+          object: { kind: "Widget", apiVersion: "example.com/v1", metadata: { resourceVersion: "5" } },
+        },
+        { type: "DELETED", object: widget("ä", "6") },
+      ]
+        .map((e) => JSON.stringify(e))
+        .join("\n")}\n`,
+    );
+    handler = (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      // one byte at a time: every multi-byte character arrives split
+      let i = 0;
+      const next = () => {
+        if (i >= stream.length) return res.end();
+        res.write(stream.subarray(i, i + 1));
+        i++;
+        setImmediate(next);
+      };
+      next();
+    };
+    const events: string[] = [];
+    await newClient().watch(
+      widgets,
+      { namespace: "ns", resourceVersion: "1" },
+      (e) => events.push(`${e.type}:${e.object.metadata.name ?? e.object.metadata.resourceVersion}`),
+      new AbortController().signal,
+    );
+    assert.deepEqual(events, ["ADDED:ä", "BOOKMARK:5", "DELETED:ä"]);
+    const url = seen[0]?.url;
+    assert.equal(url?.pathname, "/apis/example.com/v1/namespaces/ns/widgets");
+    assert.equal(url?.searchParams.get("watch"), "true");
+    assert.equal(url?.searchParams.get("allowWatchBookmarks"), "true");
+    assert.equal(url?.searchParams.get("resourceVersion"), "1");
+  });
+
+  it("rejects with 410 from an ERROR event in the stream", async () => {
+    handler = (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write(`${JSON.stringify({ type: "ADDED", object: widget("a", "2") })}\n`);
+      res.write(
+        `${JSON.stringify({ type: "ERROR", object: status(410, "Expired", "too old resource version: 1 (5)") })}\n`,
+      );
+      // the server would keep the stream open; the client must not wait for its end
+    };
+    const events: string[] = [];
+    await assert.rejects(
+      newClient().watch(widgets, { resourceVersion: "1" }, (e) => events.push(e.type), new AbortController().signal),
+      (err: unknown) => {
+        assert.ok(err instanceof KubeApiError);
+        assert.equal(err.code, 410);
+        assert.equal(err.message, "GET /apis/example.com/v1/widgets: 410 Expired: too old resource version: 1 (5)");
+        return true;
+      },
+    );
+    assert.deepEqual(events, ["ADDED"]);
+  });
+
+  it("retries a 429 before the stream starts, and rejects on other statuses", async () => {
+    let calls = 0;
+    handler = (_req, res) => {
+      calls++;
+      if (calls === 1)
+        json(res, 429, status(429, "TooManyRequests", "storage is (re)initializing"), { "retry-after": "0" });
+      else if (calls === 2) res.writeHead(200, { "content-type": "application/json" }).end();
+      else json(res, 403, status(403, "Forbidden", "no"));
+    };
+    const client = newClient();
+    await client.watch(widgets, { resourceVersion: "1" }, () => {}, new AbortController().signal);
+    assert.equal(calls, 2);
+    await assert.rejects(
+      client.watch(widgets, { resourceVersion: "1" }, () => {}, new AbortController().signal),
+      (err: unknown) => err instanceof KubeApiError && err.code === 403,
+    );
+  });
+
+  it("rejects when the connection breaks mid-stream and resolves when aborted", async () => {
+    handler = (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write(`${JSON.stringify({ type: "ADDED", object: widget("a", "2") })}\n`);
+      setTimeout(() => res.socket?.destroy(), 20);
+    };
+    const client = newClient();
+    await assert.rejects(
+      client.watch(widgets, { resourceVersion: "1" }, () => {}, new AbortController().signal),
+      /closed before the stream ended|socket hang up|aborted/,
+    );
+
+    handler = (_req, res) => res.writeHead(200, { "content-type": "application/json" }).flushHeaders();
+    const abort = new AbortController();
+    const watching = client.watch(widgets, { resourceVersion: "1" }, () => {}, abort.signal);
+    setTimeout(() => abort.abort(), 50);
+    await watching;
+  });
+
+  it("rejects with what onEvent threw", async () => {
+    handler = (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write(`${JSON.stringify({ type: "ADDED", object: widget("a", "2") })}\n`);
+    };
+    await assert.rejects(
+      newClient().watch(
+        widgets,
+        { resourceVersion: "1" },
+        () => {
+          throw new Error("consumer failed");
+        },
+        new AbortController().signal,
+      ),
+      /consumer failed/,
+    );
+  });
+});
+
+/** A fake server for one informer: lists come from `lists` in turn (the last repeats), watches from `watches`. */
+function scriptInformer(lists: Array<() => [number, unknown]>, watches: Array<(res: ServerResponse) => void>) {
+  const counts = { list: 0, watch: 0 };
+  handler = (_req, res, url) => {
+    if (url.searchParams.get("watch") === "true") {
+      const script = watches[Math.min(counts.watch, watches.length - 1)];
+      counts.watch++;
+      res.writeHead(200, { "content-type": "application/json" });
+      script?.(res);
+      return;
+    }
+    const script = lists[Math.min(counts.list, lists.length - 1)];
+    counts.list++;
+    const [code, body] = script?.() ?? [500, status(500, "InternalError", "no script")];
+    json(res, code, body);
+  };
+  return counts;
+}
+
+function event(type: string, object: unknown): string {
+  return `${JSON.stringify({ type, object })}\n`;
+}
+
+describe("Informer (scripted server)", () => {
+  function recorded(informer: Informer): string[] {
+    const events: string[] = [];
+    informer.addHandlers({
+      add: (o) => events.push(`add:${o.metadata.name}:${o.metadata.resourceVersion}`),
+      update: (p, o) =>
+        events.push(`update:${o.metadata.name}:${p.metadata.resourceVersion}->${o.metadata.resourceVersion}`),
+      delete: (o) => events.push(`delete:${o.metadata.name}`),
+    });
+    return events;
+  }
+
+  it("relists after a 410 and emits only the differences", async () => {
+    const counts = scriptInformer(
+      [
+        () => [
+          200,
+          listOf("10", [widget("same", "1"), widget("changed", "2"), widget("gone", "3"), widget("reborn", "4")]),
+        ],
+        () => [
+          200,
+          listOf("20", [
+            widget("same", "1"),
+            widget("changed", "12"),
+            widget("reborn", "15", "uid-new"),
+            widget("new", "16"),
+          ]),
+        ],
+      ],
+      [
+        (res) => {
+          // a MODIFIED with an unchanged resourceVersion is no update
+          res.write(event("MODIFIED", widget("same", "1")));
+          res.write(event("ERROR", status(410, "Expired", "too old")));
+        },
+        (res) => res.write(event("ADDED", widget("later", "21"))),
+      ],
+    );
+    const informer = new Informer(newClient(), widgets, { namespace: "ns" });
+    const events = recorded(informer);
+    informer.start();
+    informers.push(informer);
+    await informer.waitForSync(2000);
+    await eventually("relisted and watching again", () => assert.ok(events.includes("add:later:21")), 5000);
+    assert.deepEqual(events.slice(0, 4), ["add:same:1", "add:changed:2", "add:gone:3", "add:reborn:4"]);
+    assert.deepEqual(events.slice(4), [
+      "update:changed:2->12",
+      "delete:gone",
+      "delete:reborn",
+      "add:reborn:15",
+      "add:new:16",
+      "add:later:21",
+    ]);
+    assert.equal(counts.list, 2);
+    assert.equal(informer.failing, false);
+    assert.equal(informer.get("reborn", "ns")?.metadata.uid, "uid-new");
+    assert.equal(informer.get("reborn", "ns")?.kind, "Widget");
+    const url = seen.find((s) => s.url.searchParams.get("watch") === "true")?.url;
+    const timeout = Number(url?.searchParams.get("timeoutSeconds"));
+    assert.ok(timeout >= 240 && timeout <= 360, `timeoutSeconds ${timeout}`);
+    assert.equal(url?.searchParams.get("resourceVersion"), "10");
+  });
+
+  it("re-watches from the last bookmark when a watch ends", async () => {
+    scriptInformer(
+      [() => [200, listOf("10", [])]],
+      [
+        (res) => {
+          res.write(
+            event("BOOKMARK", { kind: "Widget", apiVersion: "example.com/v1", metadata: { resourceVersion: "33" } }),
+          );
+          res.end();
+        },
+        () => {},
+      ],
+    );
+    const informer = new Informer(newClient(), widgets);
+    informer.start();
+    informers.push(informer);
+    await eventually("second watch", () =>
+      assert.deepEqual(
+        seen
+          .filter((s) => s.url.searchParams.get("watch") === "true")
+          .map((s) => s.url.searchParams.get("resourceVersion")),
+        ["10", "33"],
+      ),
+    );
+  });
+
+  it("backs off while listing fails, says so, and recovers", async () => {
+    const errors: unknown[] = [];
+    scriptInformer(
+      [
+        () => [500, status(500, "InternalError", "etcd is sad")],
+        () => [500, status(500, "InternalError", "etcd is still sad")],
+        () => [200, listOf("10", [widget("a", "1")])],
+      ],
+      [() => {}],
+    );
+    const informer = new Informer(newClient(), widgets, { onError: (e) => errors.push(e) });
+    informer.start();
+    informers.push(informer);
+    await eventually("failing", () => assert.equal(informer.failing, true), 2000);
+    assert.match(String(informer.lastError), /500 InternalError: etcd is sad/);
+    const started = Date.now();
+    await informer.waitForSync(5000);
+    // 200 ms and 400 ms, each jittered by ±20 %
+    assert.ok(Date.now() - started >= 250, "backed off between attempts");
+    assert.equal(informer.failing, false);
+    assert.equal(errors.length, 2);
+    assert.deepEqual(
+      informer.list().map((o) => o.metadata.name),
+      ["a"],
+    );
+  });
+
+  it("does not spin on watches that end at once", async () => {
+    scriptInformer([() => [200, listOf("10", [])]], [(res) => res.end()]);
+    const informer = new Informer(newClient(), widgets);
+    informer.start();
+    await informer.waitForSync(2000);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await informer.stop();
+    const watches = seen.filter((s) => s.url.searchParams.get("watch") === "true").length;
+    // 200 + 400 ms of backoff fit in the second, 800 more do not
+    assert.ok(watches >= 2 && watches <= 4, `${watches} watches in 1s`);
+  });
+
+  it("stops while waiting for a list that does not come", async () => {
+    handler = () => {};
+    const informer = new Informer(newClient(), widgets);
+    informer.start();
+    await eventually("list sent", () => assert.equal(seen.length, 1));
+    const started = Date.now();
+    await informer.stop();
+    assert.ok(Date.now() - started < 500);
+    await assert.rejects(informer.waitForSync(50), /informer for widgets\.example\.com\/v1 not synced within 50 ms/);
+  });
+});
