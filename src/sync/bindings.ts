@@ -4,6 +4,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import { parseClaims } from "../export/claims.ts";
 import { InputError } from "../export/errors.ts";
+import { claimsRoleAnnotation } from "../export/plan.ts";
 import type { PermissionClaim } from "../export/types.ts";
 import { type ClientOptions, KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
@@ -32,6 +33,8 @@ type ExportStatus = {
   lastSync?: string;
   message?: string;
 };
+
+type Subject = { kind: string; name: string; namespace?: string; apiGroup?: string };
 
 type BindingSpec = {
   kubeconfigSecretRef?: { name?: string; key?: string };
@@ -285,11 +288,12 @@ export class BindingController {
       }
     }
     const ref: ResourceRef = { group, version, resource, namespaced: crdSpec.scope === "Namespaced" };
-    const signature = JSON.stringify({ ref, claims });
+    const claimsRole = template.metadata.annotations?.[claimsRoleAnnotation];
+    const signature = JSON.stringify({ ref, claims, claimsRole });
     if (running === undefined || running.signature !== signature) {
       await running?.sync.stop();
       const sync = new ExportSync(
-        this.#exportContext(state, ref, claims),
+        this.#exportContext(state, ref, claims, claimsRole),
         { control: this.#o.controlInformers, app: state.appInformers as InformerRegistry },
         this.#o.workers,
       );
@@ -315,7 +319,12 @@ export class BindingController {
     };
   }
 
-  #exportContext(state: BindingState, ref: ResourceRef, claims: PermissionClaim[]): ExportContext {
+  #exportContext(
+    state: BindingState,
+    ref: ResourceRef,
+    claims: PermissionClaim[],
+    claimsRole: string | undefined,
+  ): ExportContext {
     const log = this.#o.logger.child({
       binding: `${state.ref.namespace}/${state.ref.name}`,
       export: `${ref.resource}.${ref.group}`,
@@ -329,7 +338,11 @@ export class BindingController {
       app: state.app as KubeClient,
       log,
       metrics: this.#o.metrics,
-      ensureProviderNamespace: (appNs) => this.#ensureProviderNamespace(state, appNs),
+      ensureProviderNamespace: async (appNs) => {
+        const ns = await this.#ensureProviderNamespace(state, appNs);
+        if (claimsRole !== undefined && claims.length > 0) await this.#ensureClaimsAccess(state, ns, id, claimsRole);
+        return ns;
+      },
       reportConflict: (text) => {
         if (state.conflicts.get(text) === undefined) log.warn({ conflict: text }, "name conflict: not overwriting");
         state.conflicts.set(text, `${id}: ${text}`);
@@ -366,6 +379,51 @@ export class BindingController {
       throw new Error(`namespace ${name} exists on the control plane and does not belong to this binding`);
     state.namespaces.add(name);
     return name;
+  }
+
+  /**
+   * Binds the export's claims role in one provider namespace to the sync's own identity: the only
+   * place it may read and write claimed resources on the control plane.
+   */
+  async #ensureClaimsAccess(state: BindingState, namespace: string, exportId: string, role: string): Promise<void> {
+    const name = `klutch-bind:claims:${exportId}`.slice(0, 253);
+    const cacheKey = `${namespace}/${name}`;
+    if (state.namespaces.has(cacheKey)) return;
+    await this.#o.control.apply(
+      refs.roleBindings,
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name, namespace, labels: { [labels.binding]: state.ref.uid, [labels.managedBy]: managedByValue } },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+        subjects: [await this.#identity()],
+      },
+      fieldManager,
+      true,
+    );
+    state.namespaces.add(cacheKey);
+  }
+
+  #self: Promise<Subject> | undefined;
+
+  /** Who the sync is on the control plane, as an RBAC subject. */
+  #identity(): Promise<Subject> {
+    this.#self ??= this.#o.control
+      .request<{ status?: { userInfo?: { username?: string } } }>(
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        {
+          body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
+        },
+      )
+      .then((review): Subject => {
+        const username = review.status?.userInfo?.username ?? "";
+        const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
+        return sa
+          ? { kind: "ServiceAccount", name: sa[2] ?? "", namespace: sa[1] ?? "" }
+          : { kind: "User", apiGroup: "rbac.authorization.k8s.io", name: username };
+      });
+    return this.#self;
   }
 
   async #writeStatus(binding: KubeObject, conditions: Condition[], exports: ExportStatus[]): Promise<void> {

@@ -19,7 +19,8 @@ export class ExportSync {
   readonly #queue: WorkQueue;
   readonly #held: Held[] = [];
   readonly #claimSources = new Map<string, Held>();
-  readonly #claimTargets: Informer[] = [];
+  /** where copies go: per claim on the app cluster, per claim and provider namespace on the control plane */
+  readonly #claimTargets = new Map<string, Informer>();
   #app!: Informer;
   #provider!: Informer;
   #namespaces!: Informer;
@@ -61,18 +62,10 @@ export class ExportSync {
     this.#provider.addHandlers(this.#onEvent((obj) => this.#onProviderObject(obj)));
     this.#namespaces.addHandlers(this.#onEvent((ns) => this.#onProviderNamespace(ns)));
 
+    // Copies in the app cluster are watched cluster-wide, by our labels only. On the control plane
+    // the sync may touch claimed resources only inside its provider namespaces.
     ctx.claims.forEach((claim, index) => {
-      const selector = `${labels.binding}=${ctx.binding.uid},${labels.copyOf}=${copyLabelValue(claim)}`;
-      const registry = claim.selector.owner === "Provider" ? this.#appRegistry : this.#control;
-      const target = this.#hold(registry, claimRef(claim), { labelSelector: selector }).informer;
-      this.#claimTargets[index] = target;
-      target.addHandlers(
-        this.#onEvent((obj) => {
-          const appNs =
-            claim.selector.owner === "Provider" ? obj.metadata.namespace : this.#appNamespaceOf(obj.metadata.namespace);
-          if (appNs !== undefined) this.#queue.add(claimKey(index, appNs, obj.metadata.name));
-        }),
-      );
+      if (claim.selector.owner === "Provider") this.#watchClaimTarget(index, undefined);
     });
     this.#queue.start();
   }
@@ -117,12 +110,31 @@ export class ExportSync {
     }
   }
 
-  /** A mapped provider namespace appeared: watch what the provider owns in it. */
+  #watchClaimTarget(index: number, providerNs: string | undefined): void {
+    const id = providerNs === undefined ? `${index}` : `${index}:${providerNs}`;
+    const claim = this.ctx.claims[index];
+    if (claim === undefined || this.#claimTargets.has(id)) return;
+    const selector = `${labels.binding}=${this.ctx.binding.uid},${labels.copyOf}=${copyLabelValue(claim)}`;
+    const target =
+      providerNs === undefined
+        ? this.#hold(this.#appRegistry, claimRef(claim), { labelSelector: selector }).informer
+        : this.#hold(this.#control, claimRef(claim), { labelSelector: selector, namespace: providerNs }).informer;
+    this.#claimTargets.set(id, target);
+    target.addHandlers(
+      this.#onEvent((obj) => {
+        const appNs = providerNs === undefined ? obj.metadata.namespace : this.#appNamespaceOf(providerNs);
+        if (appNs !== undefined) this.#queue.add(claimKey(index, appNs, obj.metadata.name));
+      }),
+    );
+  }
+
+  /** A mapped provider namespace appeared: watch what the provider owns in it, and our copies there. */
   #onProviderNamespace(ns: KubeObject): void {
     const appNs = ns.metadata.labels?.[labels.consumerNamespace];
     if (appNs === undefined || this.#stopped) return;
     this.ctx.claims.forEach((claim, index) => {
       if (claim.selector.owner === "Provider") this.#watchClaimSource(index, ns.metadata.name, appNs);
+      else this.#watchClaimTarget(index, ns.metadata.name);
     });
     // objects created directly in the namespace before we watched it
     for (const obj of this.#provider.list(ns.metadata.name)) this.#onProviderObject(obj);
@@ -177,10 +189,16 @@ export class ExportSync {
 
   async #reconcileClaim(index: number, appNs: string, name: string, key: string): Promise<void> {
     const claim = this.ctx.claims[index];
-    const target = this.#claimTargets[index];
-    if (claim === undefined || target === undefined) return;
+    if (claim === undefined) return;
     const owner = claim.selector.owner === "Provider";
-    const sourceNamespace = owner ? providerNamespace(this.ctx.binding.uid, appNs) : appNs;
+    const mapped = providerNamespace(this.ctx.binding.uid, appNs);
+    const target = this.#claimTargets.get(owner ? `${index}` : `${index}:${mapped}`);
+    if (target === undefined) {
+      // the provider namespace is not there yet: the bound objects' reconcile creates it
+      this.#queue.addAfter(key, 1000);
+      return;
+    }
+    const sourceNamespace = owner ? mapped : appNs;
     // No source informer for the namespace means nothing there is ours to copy (any more).
     const source = this.#claimSources.get(`${index}:${sourceNamespace}`);
     const ready = target.hasSynced() && this.#app.hasSynced() && this.#namespaces.hasSynced();

@@ -5,6 +5,7 @@ export const refs = {
   secrets: { group: "", version: "v1", resource: "secrets", namespaced: true },
   events: { group: "", version: "v1", resource: "events", namespaced: true },
   crds: { group: "apiextensions.k8s.io", version: "v1", resource: "customresourcedefinitions", namespaced: false },
+  roleBindings: { group: "rbac.authorization.k8s.io", version: "v1", resource: "rolebindings", namespaced: true },
   clusterRoles: { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterroles", namespaced: false },
   leases: { group: "coordination.k8s.io", version: "v1", resource: "leases", namespaced: true },
   bindings: { group: "bind.klutch.dev", version: "v1alpha1", resource: "appclusterbindings", namespaced: true },
