@@ -39,6 +39,15 @@ function isOurCopy(ctx: ExportContext, obj: KubeObject, claim: PermissionClaim):
   );
 }
 
+/**
+ * Objects every namespace has of its own, made by Kubernetes for that cluster: copying them would
+ * only ever conflict (kube-root-ca.crt) or leak a credential of the wrong cluster (token secrets).
+ */
+export function clusterLocal(obj: KubeObject): boolean {
+  if (obj.kind === "ConfigMap" && obj.metadata.name === "kube-root-ca.crt") return true;
+  return obj.kind === "Secret" && obj.type === "kubernetes.io/service-account-token";
+}
+
 function reportForeign(ctx: ExportContext, claim: PermissionClaim, namespace: string, name: string): void {
   ctx.reportConflict(
     `${claim.resource} ${namespace}/${name} exists and was not created by the sync; it is left alone (rename one of them)`,
@@ -62,6 +71,7 @@ export async function reconcileClaimedObject(
   const selected =
     source !== undefined &&
     source.metadata.deletionTimestamp === undefined &&
+    !clusterLocal(source) &&
     claimSelects(claim.selector, { name, labels: source.metadata.labels }, appNamespace);
 
   if (!selected) {

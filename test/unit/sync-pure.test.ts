@@ -125,3 +125,22 @@ describe("the consumer CRD", () => {
     assert.deepEqual(viewRules[0]?.verbs, ["get", "list", "watch"]);
   });
 });
+
+describe("cluster-local objects", () => {
+  it("are never claimed: each cluster's root CA configmap and service account tokens", async () => {
+    const { clusterLocal } = await import("../../src/sync/claimed-objects.ts");
+    const meta = (name: string) => ({ name, namespace: "n" });
+    assert.equal(clusterLocal({ apiVersion: "v1", kind: "ConfigMap", metadata: meta("kube-root-ca.crt") }), true);
+    assert.equal(
+      clusterLocal({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: meta("t"),
+        type: "kubernetes.io/service-account-token",
+      }),
+      true,
+    );
+    assert.equal(clusterLocal({ apiVersion: "v1", kind: "ConfigMap", metadata: meta("settings") }), false);
+    assert.equal(clusterLocal({ apiVersion: "v1", kind: "Secret", metadata: meta("creds"), type: "Opaque" }), false);
+  });
+});
