@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient } from "../kube/client.ts";
 import { createLogger } from "../log.ts";
+import { LeaderElector } from "../sync/leader.ts";
 import { startSync } from "../sync/manager.ts";
 import { UsageError } from "./usage.ts";
 
@@ -12,6 +13,9 @@ const flags = {
   qps: { type: "string", default: "200" },
   burst: { type: "string", default: "400" },
   "status-interval": { type: "string", default: "15" },
+  "leader-elect": { type: "boolean", default: false },
+  "leader-election-namespace": { type: "string" },
+  "lease-duration": { type: "string", default: "15" },
   "metrics-address": { type: "string", default: ":8080" },
   "health-address": { type: "string", default: ":8081" },
   debug: { type: "boolean", short: "d", default: false },
@@ -37,6 +41,33 @@ export async function runSync(args: string[]): Promise<number> {
     userAgent: "klutch-bind-sync",
   };
   const control = KubeClient.fromKubeConfig(kc, clientOptions);
+  const stopping = new AbortController();
+  let stopRequested: (signal: string) => void = () => undefined;
+  const stopped = new Promise<string>((resolve) => {
+    stopRequested = resolve;
+  });
+  process.once("SIGTERM", () => stopRequested("SIGTERM"));
+  process.once("SIGINT", () => stopRequested("SIGINT"));
+  void stopped.then(() => stopping.abort());
+
+  let elector: LeaderElector | undefined;
+  if (values["leader-elect"]) {
+    elector = new LeaderElector({
+      client: control,
+      namespace: values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "crossplane-system",
+      name: "klutch-bind-sync",
+      leaseDurationSeconds: positive("lease-duration", values["lease-duration"]),
+      logger,
+    });
+    logger.info({ identity: elector.identity }, "waiting to become leader");
+    try {
+      await elector.acquire(stopping.signal);
+    } catch {
+      control.close();
+      return 0; // stopped while standing by
+    }
+  }
+
   const sync = await startSync({
     control,
     logger,
@@ -47,16 +78,18 @@ export async function runSync(args: string[]): Promise<number> {
     ...(values["health-address"] ? { healthAddress: values["health-address"] } : {}),
     resyncMs: positive("status-interval", values["status-interval"]) * 1000,
   });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, "shutting down");
-      void sync.stop().then(() => {
-        control.close();
-        resolve();
-      });
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+  let lost: string | undefined;
+  elector?.keepRenewing((reason) => {
+    lost = reason;
+    stopRequested("lost leadership");
   });
-  return 0;
+  const signal = await stopped;
+  logger[lost ? "error" : "info"](
+    { signal, reason: lost },
+    lost ? "lost leadership: stopping at once" : "shutting down",
+  );
+  await sync.stop();
+  if (!lost) await elector?.release();
+  control.close();
+  return lost ? 1 : 0;
 }

@@ -16,25 +16,22 @@ import { repoRoot } from "../support/tools.ts";
 
 const namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
 
-function startSyncProcess(kubeconfig: string, namespace: string): ChildProcess {
-  return spawn(
-    process.execPath,
-    [
-      join(repoRoot, "src/cli/main.ts"),
-      "sync",
-      "--kubeconfig",
-      kubeconfig,
-      "--namespace",
-      namespace,
-      "--metrics-address",
-      "",
-      "--health-address",
-      "",
-      "--status-interval",
-      "1",
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
+const quiet = ["--metrics-address", "", "--health-address", "", "--status-interval", "1"];
+
+function startSyncProcess(kubeconfig: string, namespace: string, ...extra: string[]): ChildProcess {
+  const args = [join(repoRoot, "src/cli/main.ts"), "sync", "--kubeconfig", kubeconfig, "--namespace", namespace];
+  return spawn(process.execPath, [...args, ...quiet, ...extra], {
+    stdio: ["ignore", extra.length > 0 ? "pipe" : "ignore", "inherit"],
+  });
+}
+
+/** Resolves when the process logs that it became leader. */
+function becameLeader(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.stdout?.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes('"msg":"became leader"')) resolve();
+    });
+  });
 }
 
 async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<unknown>): Promise<void> {
@@ -111,6 +108,59 @@ describe("the sync under faults", () => {
         assert.equal(missing.length, 0, `${missing.length} statuses missing`);
       },
       90_000,
+    );
+  });
+
+  it("runs one leader of two replicas; when the leader is killed the other takes over within the lease", async () => {
+    const env = await syncEnv({ inProcess: false });
+    const electionNs = env.bindingNamespace;
+    const args = ["--leader-elect", "--leader-election-namespace", electionNs, "--lease-duration", "3"];
+    const first = startSyncProcess(env.control.kubeconfigPath, env.bindingNamespace, ...args);
+    const firstLeads = becameLeader(first);
+    await firstLeads;
+    const second = startSyncProcess(env.control.kubeconfigPath, env.bindingNamespace, ...args);
+    const secondLeads = becameLeader(second);
+    onFileDone(async () => {
+      for (const child of [first, second]) {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGTERM");
+          await once(child, "exit");
+        }
+      }
+    });
+    const binding = await env.bind("ha", []);
+    const uid = binding.metadata.uid ?? "";
+    await eventually(
+      "binding ready",
+      async () => {
+        const read = await env.controlClient.get(bindingsRef, "ha", env.bindingNamespace);
+        assert.equal(condition(read, "Ready")?.status, "True");
+      },
+      60_000,
+    );
+    const standby = await Promise.race([secondLeads.then(() => "leads"), sleep(4000).then(() => "standing by")]);
+    assert.equal(standby, "standing by", "the second replica does not lead while the first renews");
+
+    first.kill("SIGKILL");
+    const killedAt = Date.now();
+    await secondLeads;
+    const takeover = (Date.now() - killedAt) / 1000;
+    assert.ok(takeover < 3 + 3, `took over in ${takeover.toFixed(1)} s (lease 3 s)`);
+
+    const ns = `ha-${uniqueSuffix()}`;
+    await env.appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+    await env.appClient.create(env.ref, {
+      apiVersion: env.apiVersion,
+      kind: env.kind,
+      metadata: { name: "after", namespace: ns },
+      spec: { size: "s" },
+    });
+    await eventually(
+      "the new leader syncs",
+      async () => {
+        assert.ok(await env.controlClient.get(env.ref, "after", providerNamespace(uid, ns)));
+      },
+      30_000,
     );
   });
 

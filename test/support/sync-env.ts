@@ -7,7 +7,7 @@ import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { type RunningSync, startSync } from "../../src/sync/manager.ts";
 import type { Cluster } from "./cluster.ts";
-import { kubeConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "./clusters.ts";
+import { ignoreNotFound, kubeConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "./clusters.ts";
 import { eventually } from "./eventually.ts";
 import { applyCrds } from "./manifests.ts";
 
@@ -119,7 +119,11 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     // the sync is stopped by now: release what still carries its finalizer, or the CRD never goes
     const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced: true };
     for (const client of [appClient, controlClient]) {
-      for (const obj of (await client.list(ref)).items) {
+      const objects = await client.list(ref).catch((err: unknown) => {
+        ignoreNotFound(err); // the API never reached this cluster
+        return { items: [] };
+      });
+      for (const obj of objects.items) {
         if (obj.metadata.finalizers?.length)
           await client.update(ref, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
       }
