@@ -38,8 +38,8 @@ export type WatchOptions = ListOptions & { resourceVersion: string; timeoutSecon
 
 type RequestOptions = { body?: unknown; contentType?: string; query?: Record<string, string | undefined> };
 
-const defaultQps = 200;
-const defaultBurst = 400;
+const defaultQps = 500;
+const defaultBurst = 1000;
 const defaultTimeoutMs = 30_000;
 const defaultPageSize = 500;
 const max429Retries = 3;

@@ -139,26 +139,35 @@ export async function reconcileBoundObject(
     return;
   }
 
+  // The finalizer first, so the consumer object cannot go before its provider copy does; then on
+  // with the updated object rather than waiting for its watch event.
+  let withFinalizer = consumer;
   if (!consumer.metadata.finalizers?.includes(finalizer)) {
-    await ctx.app.update(ref, {
+    withFinalizer = await ctx.app.update(ref, {
       ...consumer,
       metadata: { ...consumer.metadata, finalizers: [...(consumer.metadata.finalizers ?? []), finalizer] },
     });
-    return; // the update event brings us back with the new resourceVersion
   }
 
   if (where.namespace !== undefined && namespace !== undefined) await ctx.ensureProviderNamespace(namespace);
 
-  const desired = desiredProviderCopy(ctx, consumer);
+  const desired = desiredProviderCopy(ctx, withFinalizer);
   let current = provider;
-  if (current === undefined || !isDeepStrictEqual(spec(current), spec(desired)) || !ownLabelsMatch(current, desired)) {
+  if (current === undefined) {
+    // a plain create costs the API server less than a server-side apply; later changes apply
+    current = await ctx.control.create(ref, desired).catch(async (err: unknown) => {
+      if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
+      return ctx.control.apply(ref, desired, fieldManager, true);
+    });
+    ctx.metrics.synced(ctx, "spec");
+  } else if (!isDeepStrictEqual(spec(current), spec(desired)) || !ownLabelsMatch(current, desired)) {
     current = await ctx.control.apply(ref, desired, fieldManager, true);
     ctx.metrics.synced(ctx, "spec");
   }
 
   const providerStatus = current.status;
-  if (providerStatus !== undefined && !isDeepStrictEqual(providerStatus, withoutOurConditions(consumer.status))) {
-    await ctx.app.updateStatus(ref, { ...consumer, status: providerStatus });
+  if (providerStatus !== undefined && !isDeepStrictEqual(providerStatus, withoutOurConditions(withFinalizer.status))) {
+    await ctx.app.updateStatus(ref, { ...withFinalizer, status: providerStatus });
     ctx.metrics.synced(ctx, "status");
   }
 }

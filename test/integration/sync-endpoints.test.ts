@@ -1,0 +1,41 @@
+// The sync's Prometheus metrics and health endpoints.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { pino } from "pino";
+import { KubeClient } from "../../src/kube/client.ts";
+import { startSync } from "../../src/sync/manager.ts";
+import { kubeConfig, onFileDone, testClusters } from "../support/clusters.ts";
+
+describe("sync endpoints", () => {
+  it("serves /metrics, /healthz and /readyz", async () => {
+    const { control } = await testClusters();
+    const client = KubeClient.fromKubeConfig(kubeConfig(control));
+    const sync = await startSync({
+      control: client,
+      logger: pino({ level: "silent" }),
+      workers: 2,
+      namespace: "no-bindings-here",
+      metricsAddress: "127.0.0.1:0",
+      healthAddress: "127.0.0.1:0",
+    });
+    onFileDone(async () => {
+      await sync.stop();
+      client.close();
+    });
+    const metrics = await fetch(`http://127.0.0.1:${sync.ports.metrics}/metrics`);
+    assert.equal(metrics.status, 200);
+    const text = await metrics.text();
+    for (const name of [
+      "klutch_bind_objects_synced_total",
+      "klutch_bind_sync_errors_total",
+      "klutch_bind_reconcile_seconds",
+      "klutch_bind_queue_depth",
+      "process_resident_memory_bytes",
+    ]) {
+      assert.match(text, new RegExp(`# HELP ${name} `), name);
+    }
+    assert.equal((await fetch(`http://127.0.0.1:${sync.ports.health}/healthz`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${sync.ports.health}/readyz`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${sync.ports.health}/nope`)).status, 404);
+  });
+});
