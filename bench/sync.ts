@@ -9,6 +9,7 @@ import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/clien
 import { startSync } from "../src/sync/manager.ts";
 import { providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
+import { widgetCrd } from "../test/fixtures/crds.ts";
 
 const { values } = parseArgs({
   options: {
@@ -90,33 +91,7 @@ function watchArrivals(
 }
 
 // --- setup: an exported API, a template, a binding, the sync ------------------------------------
-const crd: KubeObject = {
-  apiVersion: "apiextensions.k8s.io/v1",
-  kind: "CustomResourceDefinition",
-  metadata: { name: `widgets.${group}` },
-  spec: {
-    group,
-    scope: "Namespaced",
-    names: { plural: "widgets", singular: "widget", kind: "Widget", listKind: "WidgetList" },
-    versions: [
-      {
-        name: "v1",
-        served: true,
-        storage: true,
-        subresources: { status: {} },
-        schema: {
-          openAPIV3Schema: {
-            type: "object",
-            properties: {
-              spec: { type: "object", properties: { n: { type: "integer" } } },
-              status: { type: "object", properties: { ready: { type: "boolean" } } },
-            },
-          },
-        },
-      },
-    ],
-  },
-};
+const crd = widgetCrd(group);
 await control.apply(refs.crds, crd, "bench", true);
 for (const client of [control, app]) {
   await client.apply(

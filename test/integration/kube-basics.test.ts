@@ -9,6 +9,7 @@ import {
   PatchStrategy,
   Watch,
 } from "@kubernetes/client-node";
+import { widgetCrd } from "../fixtures/crds.ts";
 import type { Cluster } from "../support/cluster.ts";
 import { kubeConfig, objects, onFileDone, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
@@ -29,33 +30,7 @@ describe("a local cluster serves custom resources", () => {
     api = objects(cluster);
     namespace = await testNamespace(cluster);
     const extensions = kubeConfig(cluster).makeApiClient(ApiextensionsV1Api);
-    await extensions.createCustomResourceDefinition({
-      body: {
-        metadata: { name: crdName },
-        spec: {
-          group,
-          scope: "Namespaced",
-          names: { plural: "widgets", singular: "widget", kind: "Widget", listKind: "WidgetList" },
-          versions: [
-            {
-              name: "v1",
-              served: true,
-              storage: true,
-              subresources: { status: {} },
-              schema: {
-                openAPIV3Schema: {
-                  type: "object",
-                  properties: {
-                    spec: { type: "object", properties: { size: { type: "integer" }, color: { type: "string" } } },
-                    status: { type: "object", properties: { phase: { type: "string" } } },
-                  },
-                },
-              },
-            },
-          ],
-        },
-      },
-    });
+    await extensions.createCustomResourceDefinition({ body: widgetCrd(group) as never });
     onFileDone(() => extensions.deleteCustomResourceDefinition({ name: crdName }));
     await eventually("CRD established", async () => {
       const crd = await extensions.readCustomResourceDefinition({ name: crdName });

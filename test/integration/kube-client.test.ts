@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { before, describe, it } from "node:test";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef, type WatchEvent } from "../../src/kube/client.ts";
 import { Informer, type InformerHandlers } from "../../src/kube/informer.ts";
+import { widgetCrd } from "../fixtures/crds.ts";
 import type { Cluster } from "../support/cluster.ts";
 import { onFileDone, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
@@ -27,33 +28,7 @@ function configMap(name: string, namespace: string, data: Record<string, string>
 export async function createWidgetCrd(client: KubeClient): Promise<ResourceRef> {
   const group = `t${uniqueSuffix()}.klutch-bind.test`;
   const name = `widgets.${group}`;
-  await client.create(crds, {
-    apiVersion: "apiextensions.k8s.io/v1",
-    kind: "CustomResourceDefinition",
-    metadata: { name },
-    spec: {
-      group,
-      scope: "Namespaced",
-      names: { plural: "widgets", singular: "widget", kind: "Widget", listKind: "WidgetList" },
-      versions: [
-        {
-          name: "v1",
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          schema: {
-            openAPIV3Schema: {
-              type: "object",
-              properties: {
-                spec: { type: "object", properties: { size: { type: "integer" }, color: { type: "string" } } },
-                status: { type: "object", properties: { phase: { type: "string" } } },
-              },
-            },
-          },
-        },
-      ],
-    },
-  });
+  await client.create(crds, widgetCrd(group));
   onFileDone(() => client.delete(crds, name));
   await eventually("CRD established", async () => {
     const crd = await client.get(crds, name);
