@@ -9,6 +9,7 @@ import type { PermissionClaim } from "../export/types.ts";
 import { type ClientOptions, KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
 import { aggregatedRoles, consumerCrd } from "./consumer-crd.ts";
+import { EventRecorder } from "./events.ts";
 import type { BindingRef, ExportContext } from "./export-context.ts";
 import { ExportSync } from "./export-sync.ts";
 import { InformerRegistry } from "./informers.ts";
@@ -33,6 +34,11 @@ type ExportStatus = {
   lastSync?: string;
   message?: string;
 };
+
+// passing states of an export: shown on the status, not worth an event
+const installing = "installing the API in the app cluster";
+const firstList = "waiting for the first list of objects";
+const transient = new Set([installing, firstList]);
 
 type Subject = { kind: string; name: string; namespace?: string; apiGroup?: string };
 
@@ -69,6 +75,7 @@ export class BindingController {
   readonly #o: BindingControllerOptions;
   readonly #queue: WorkQueue;
   readonly #states = new Map<string, BindingState>();
+  readonly #events: EventRecorder;
   #bindings!: Informer;
   #templates!: Informer;
   #release: Array<() => Promise<void>> = [];
@@ -76,6 +83,7 @@ export class BindingController {
 
   constructor(options: BindingControllerOptions) {
     this.#o = options;
+    this.#events = new EventRecorder(options.control, options.logger);
     this.#queue = new WorkQueue({
       workers: 2,
       process: (key) => this.#reconcile(key),
@@ -196,6 +204,11 @@ export class BindingController {
               connected.message,
           },
     );
+    if (connected.status !== "True") this.#events.warn(state.ref, connected.reason, connected.message);
+    for (const e of exportStatuses) {
+      if (e.message && !transient.has(e.message) && connected.status === "True")
+        this.#events.warn(state.ref, "ExportNotReady", `${e.resource}.${e.group}: ${e.message}`);
+    }
     await this.#writeStatus(binding, conditions, exportStatuses);
   }
 
@@ -284,7 +297,7 @@ export class BindingController {
         ?.conditions;
       if (!conditions?.some((c) => c.type === "Established" && c.status === "True")) {
         this.#queue.addAfter(`${state.ref.namespace}/${state.ref.name}`, 500);
-        return { ...base, version, template: template.metadata.name, message: "installing the API in the app cluster" };
+        return { ...base, version, template: template.metadata.name, message: installing };
       }
     }
     const ref: ResourceRef = { group, version, resource, namespaced: crdSpec.scope === "Namespaced" };
@@ -314,7 +327,7 @@ export class BindingController {
       template: `${template.metadata.namespace}/${template.metadata.name}`,
       objects: current?.objects ?? 0,
       ...(current?.lastSync ? { lastSync: iso(current.lastSync) } : {}),
-      ...(current?.synced === false ? { message: "waiting for the first list of objects" } : {}),
+      ...(current?.synced === false ? { message: firstList } : {}),
       ...(conflicts.length > 0 ? { message: conflicts.map((c) => c.slice(id.length + 2)).join("; ") } : {}),
     };
   }
@@ -346,6 +359,7 @@ export class BindingController {
       reportConflict: (text) => {
         if (state.conflicts.get(text) === undefined) log.warn({ conflict: text }, "name conflict: not overwriting");
         state.conflicts.set(text, `${id}: ${text}`);
+        this.#events.warn(state.ref, "NameConflict", text);
       },
     };
   }

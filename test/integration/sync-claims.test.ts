@@ -161,6 +161,13 @@ describe("the sync of claimed objects", () => {
         JSON.stringify(exports),
       );
     });
+    await eventually("a NameConflict event on the binding", async () => {
+      const events = await env.controlClient.list(
+        { group: "", version: "v1", resource: "events", namespaced: true },
+        { namespace: env.bindingNamespace },
+      );
+      assert.ok(events.items.some((e) => e.reason === "NameConflict" && String(e.message).includes(`${ns}/taken`)));
+    });
     const untouched = await env.appClient.get(secretsRef, "taken", ns);
     assert.deepEqual(Object.keys((untouched?.data as object) ?? {}), ["mine"]);
   });

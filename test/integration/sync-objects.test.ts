@@ -78,6 +78,32 @@ describe("the sync of bound objects", () => {
     });
   });
 
+  it("keeps the app cluster's CRD updated when the provider adds a version", async () => {
+    const name = `postgresqlinstances.${env.ref.group}`;
+    const providerCrd = await env.controlClient.get(crdsRef, name);
+    assert.ok(providerCrd);
+    const spec = providerCrd.spec as { versions: Array<Record<string, unknown>> };
+    const [v1] = spec.versions;
+    assert.ok(v1);
+    await env.controlClient.update(crdsRef, {
+      ...providerCrd,
+      spec: { ...spec, versions: [v1, { ...v1, name: "v2", storage: false }] },
+    });
+    await eventually(
+      "v2 served in the app cluster",
+      async () => {
+        const appCrd = await env.appClient.get(crdsRef, name);
+        const versions =
+          (appCrd?.spec as { versions?: Array<{ name: string; served: boolean }> } | undefined)?.versions ?? [];
+        assert.deepEqual(
+          versions.map((v) => `${v.name}:${v.served}`),
+          ["v1:true", "v2:true"],
+        );
+      },
+      30_000,
+    );
+  });
+
   it("copies spec up into a per-binding namespace and puts a finalizer on the consumer object", async () => {
     const ns = await appNamespace();
     await env.appClient.create(env.ref, instance(ns, "orders", "large"));
