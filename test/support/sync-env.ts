@@ -46,14 +46,14 @@ const crdsRef = {
 const secretsRef = { group: "", version: "v1", resource: "secrets", namespaced: true };
 
 /** A namespaced API like a Crossplane v2 XR's: spec, status with conditions. */
-function exportedCrd(group: string): KubeObject {
+function exportedCrd(group: string, scope: "Namespaced" | "Cluster"): KubeObject {
   return {
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",
     metadata: { name: `postgresqlinstances.${group}` },
     spec: {
       group,
-      scope: "Namespaced",
+      scope,
       names: {
         plural: "postgresqlinstances",
         singular: "postgresqlinstance",
@@ -97,6 +97,8 @@ export type SyncEnvOptions = {
   app?: Cluster;
   /** false: the test runs the sync itself (as a process, say); env.sync is then undefined */
   inProcess?: boolean;
+  /** the exported API's scope; default Namespaced, as Crossplane v2 XRs are */
+  scope?: "Namespaced" | "Cluster";
 };
 
 export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
@@ -113,11 +115,12 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
   await applyCrds(control, "deploy/control-plane/apiserviceexporttemplate-crd.yaml");
   await applyCrds(control, "deploy/control-plane/appclusterbinding-crd.yaml");
   const group = `t${uniqueSuffix()}.klutch-bind.test`;
-  const crd = exportedCrd(group);
+  const namespaced = (options.scope ?? "Namespaced") === "Namespaced";
+  const crd = exportedCrd(group, namespaced ? "Namespaced" : "Cluster");
   await controlClient.apply(crdsRef, crd, "test", true);
   onFileDone(async () => {
     // the sync is stopped by now: release what still carries its finalizer, or the CRD never goes
-    const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced: true };
+    const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced };
     for (const client of [appClient, controlClient]) {
       const objects = await client.list(ref).catch((err: unknown) => {
         ignoreNotFound(err); // the API never reached this cluster
@@ -145,7 +148,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     metadata: { name: "app-kubeconfig", namespace: bindingNamespace },
     data: { kubeconfig: kubeconfig.toString("base64") },
   });
-  const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced: true };
+  const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced };
   let sync: RunningSync | undefined;
   if (options.inProcess !== false) {
     const running = await startSync({
