@@ -1,13 +1,21 @@
 #!/usr/bin/env node
 // The klutch-bind command: one binary, one subcommand per program of the product.
+import { runBind } from "./bind.ts";
+import { runExports } from "./exports.ts";
 import { runFunction } from "./function.ts";
+import { runStatus } from "./status.ts";
 import { runSync } from "./sync.ts";
+import { runUnbind } from "./unbind.ts";
 import { isUsageError } from "./usage.ts";
 import { runVersion } from "./version.ts";
 
 type Command = { summary: string; run: (args: string[]) => Promise<number> };
 
 const commands: Record<string, Command> = {
+  exports: { summary: "list the APIs the control plane offers for binding, with their claims", run: runExports },
+  bind: { summary: "bind exported APIs into an app cluster and wait until it is Ready", run: runBind },
+  unbind: { summary: "stop binding an app cluster (--delete or --orphan its objects)", run: runUnbind },
+  status: { summary: "show the health and counts of the bindings", run: runStatus },
   function: { summary: "serve the Crossplane composition function (gRPC, port 9443)", run: runFunction },
   sync: { summary: "mirror bound objects and claimed resources between control plane and app clusters", run: runSync },
   version: { summary: "print the version of klutch-bind and its runtime", run: runVersion },

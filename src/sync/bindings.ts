@@ -14,7 +14,7 @@ import type { BindingRef, ExportContext } from "./export-context.ts";
 import { ExportSync } from "./export-sync.ts";
 import { InformerRegistry } from "./informers.ts";
 import type { SyncMetrics } from "./metrics.ts";
-import { annotations, fieldManager, labels, managedByValue, providerNamespace } from "./naming.ts";
+import { annotations, fieldManager, finalizer, labels, managedByValue, providerNamespace } from "./naming.ts";
 import { WorkQueue } from "./queue.ts";
 import { refs } from "./resources.ts";
 
@@ -144,9 +144,21 @@ export class BindingController {
       if (existing) {
         await this.#stopBinding(existing);
         this.#states.delete(key);
-        this.#o.logger.info({ binding: key }, "binding gone; stopped syncing it");
+        this.#o.logger.info({ binding: key }, "binding deleted; stopped syncing it");
+      }
+      // our finalizer tells whoever deletes the binding (klutch-bind unbind) when we have let go
+      if (binding?.metadata.finalizers?.includes(finalizer)) {
+        const finalizers = binding.metadata.finalizers.filter((f) => f !== finalizer);
+        await this.#o.control.update(refs.bindings, { ...binding, metadata: { ...binding.metadata, finalizers } });
       }
       return;
+    }
+    if (!binding.metadata.finalizers?.includes(finalizer)) {
+      await this.#o.control.update(refs.bindings, {
+        ...binding,
+        metadata: { ...binding.metadata, finalizers: [...(binding.metadata.finalizers ?? []), finalizer] },
+      });
+      return; // the update event brings the binding back
     }
     const uid = binding.metadata.uid ?? "";
     let state = existing;

@@ -23,6 +23,8 @@ export type SyncEnv = {
   bindingNamespace: string;
   sync: RunningSync | undefined;
   bind: (name: string, claims: PermissionClaim[]) => Promise<KubeObject>;
+  /** applies the exported API's template (in the binding namespace) without binding it */
+  template: (claims: PermissionClaim[]) => Promise<void>;
 };
 
 const templatesRef = {
@@ -119,7 +121,15 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
   const crd = exportedCrd(group, namespaced ? "Namespaced" : "Cluster");
   await controlClient.apply(crdsRef, crd, "test", true);
   onFileDone(async () => {
-    // the sync is stopped by now: release what still carries its finalizer, or the CRD never goes
+    // the sync is stopped by now: release what still carries its finalizer, or the CRD (and the
+    // namespace of the bindings) never goes
+    const bindings = await controlClient
+      .list(bindingsRef, { namespace: bindingNamespace })
+      .catch(() => ({ items: [] }));
+    for (const b of bindings.items) {
+      if (b.metadata.finalizers?.length)
+        await controlClient.update(bindingsRef, { ...b, metadata: { ...b.metadata, finalizers: [] } });
+    }
     const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced };
     for (const client of [appClient, controlClient]) {
       const objects = await client.list(ref).catch((err: unknown) => {
@@ -172,21 +182,9 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     apiVersion: `${group}/v1`,
     bindingNamespace,
     sync,
+    template,
     bind: async (name, claims) => {
-      await controlClient.apply(
-        templatesRef,
-        {
-          apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
-          kind: "APIServiceExportTemplate",
-          metadata: { name: "postgresqlinstances", namespace: bindingNamespace },
-          spec: {
-            APIServiceSelector: { group, resource: "postgresqlinstances", version: "v1" },
-            permissionClaims: claims,
-          },
-        },
-        "test",
-        true,
-      );
+      await template(claims);
       return controlClient.create(bindingsRef, {
         apiVersion: "bind.klutch.dev/v1alpha1",
         kind: "AppClusterBinding",
@@ -198,6 +196,23 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
       });
     },
   };
+
+  async function template(claims: PermissionClaim[]): Promise<void> {
+    await controlClient.apply(
+      templatesRef,
+      {
+        apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportTemplate",
+        metadata: { name: "postgresqlinstances", namespace: bindingNamespace },
+        spec: {
+          APIServiceSelector: { group, resource: "postgresqlinstances", version: "v1" },
+          permissionClaims: claims,
+        },
+      },
+      "test",
+      true,
+    );
+  }
 }
 
 export function condition(

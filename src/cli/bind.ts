@@ -1,0 +1,163 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { KubeApiError, KubeClient, type KubeObject } from "../kube/client.ts";
+import { refs } from "../sync/resources.ts";
+import { type CommandContext, contextFlags, controlPlane } from "./context.ts";
+import { listBindable } from "./exports.ts";
+import { UsageError } from "./usage.ts";
+
+type Condition = { type: string; status: string; reason?: string; message?: string };
+
+export function conditionOf(binding: KubeObject | undefined, type: string): Condition | undefined {
+  return (binding?.status as { conditions?: Condition[] } | undefined)?.conditions?.find((c) => c.type === type);
+}
+
+/** Turns the API server's refusals into sentences that name the cause. */
+export function explain(err: unknown, doing: string, ctx: CommandContext): Error {
+  if (err instanceof KubeApiError) {
+    if (err.code === 403)
+      return new Error(`no permission to ${doing} in namespace ${ctx.namespace} of ${ctx.server}: ${err.message}`);
+    if (err.code === 404)
+      return new Error(`${doing}: not found on ${ctx.server} (are the klutch-bind CRDs installed?): ${err.message}`);
+    return new Error(`${doing}: ${err.message}`);
+  }
+  const text = err instanceof Error ? err.message : String(err);
+  return new Error(`${doing}: control plane ${ctx.server} unreachable: ${text}`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `klutch-bind bind`: bind exported APIs into an app cluster, and wait until it is in sync. */
+export async function runBind(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...contextFlags,
+      name: { type: "string" },
+      "app-kubeconfig": { type: "string" },
+      export: { type: "string", multiple: true },
+      timeout: { type: "string", default: "120" },
+      wait: { type: "boolean", default: true },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  const name = values.name;
+  const appKubeconfig = values["app-kubeconfig"];
+  const wanted = values.export ?? [];
+  if (!name) throw new UsageError("bind: --name is required (the binding's name)");
+  if (!appKubeconfig)
+    throw new UsageError("bind: --app-kubeconfig FILE is required (a kubeconfig for the app cluster)");
+  if (wanted.length === 0)
+    throw new UsageError("bind: name at least one --export RESOURCE.GROUP (see klutch-bind exports)");
+  const timeoutMs = Number(values.timeout) * 1000;
+  if (!(timeoutMs > 0)) throw new UsageError(`bind: --timeout must be a number of seconds, got "${values.timeout}"`);
+
+  const ctx = controlPlane(values);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  try {
+    // 1. every export must exist
+    const bindable = await listBindable(ctx.client).catch((err: unknown) => {
+      throw explain(err, "list the bindable APIs", ctx);
+    });
+    const exports = wanted.map((id) => {
+      const api = bindable.find((a) => a.id === id);
+      if (api === undefined) {
+        throw new Error(`unknown export "${id}"; bindable: ${bindable.map((a) => a.id).join(", ") || "none"}`);
+      }
+      return api;
+    });
+    for (const api of exports) {
+      say(`✓ ${api.id} is bindable (template ${api.template})`);
+      for (const claim of api.claims) say(`    it ${claim}`);
+    }
+
+    // 2. the app cluster must answer
+    let kubeconfig: string;
+    try {
+      kubeconfig = readFileSync(appKubeconfig, "utf8");
+    } catch (err) {
+      throw new Error(`cannot read --app-kubeconfig ${appKubeconfig}: ${(err as Error).message}`);
+    }
+    const app = KubeClient.fromKubeconfigText(kubeconfig, { timeoutMs: 10_000 });
+    try {
+      const version = await app.serverVersion();
+      say(`✓ app cluster ${app.server} answers (${version.gitVersion})`);
+    } catch (err) {
+      throw new Error(`app cluster ${app.server} unreachable: ${(err as Error).message}`);
+    } finally {
+      app.close();
+    }
+
+    // 3. the kubeconfig as a Secret, the binding beside it
+    const secretName = `${name}-kubeconfig`;
+    await ctx.client
+      .apply(
+        refs.secrets,
+        {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: {
+            name: secretName,
+            namespace: ctx.namespace,
+            labels: { "app.kubernetes.io/managed-by": "klutch-bind-cli" },
+          },
+          type: "Opaque",
+          data: { kubeconfig: Buffer.from(kubeconfig).toString("base64") },
+        },
+        "klutch-bind-cli",
+        true,
+      )
+      .catch((err: unknown) => {
+        throw explain(err, `store the app kubeconfig as Secret ${secretName}`, ctx);
+      });
+    say(`✓ kubeconfig stored as Secret ${ctx.namespace}/${secretName}`);
+    await ctx.client
+      .apply(
+        refs.bindings,
+        {
+          apiVersion: "bind.klutch.dev/v1alpha1",
+          kind: "AppClusterBinding",
+          metadata: { name, namespace: ctx.namespace },
+          spec: {
+            kubeconfigSecretRef: { name: secretName, key: "kubeconfig" },
+            exports: exports.map((e) => ({ group: e.group, resource: e.resource })),
+          },
+        },
+        "klutch-bind-cli",
+        true,
+      )
+      .catch((err: unknown) => {
+        throw explain(err, `create AppClusterBinding ${name}`, ctx);
+      });
+    say(`✓ AppClusterBinding ${ctx.namespace}/${name} created`);
+    if (!values.wait) return 0;
+
+    // 4. wait for the sync to report it Ready, showing what changes
+    const started = Date.now();
+    let last = "";
+    for (;;) {
+      const binding = await ctx.client.get(refs.bindings, name, ctx.namespace);
+      const connected = conditionOf(binding, "Connected");
+      const ready = conditionOf(binding, "Ready");
+      const now = `Connected=${connected?.status ?? "?"} Ready=${ready?.status ?? "?"}${ready?.message ? `: ${ready.message}` : ""}`;
+      if (now !== last) say(`  … ${now}`);
+      last = now;
+      if (ready?.status === "True") break;
+      if (Date.now() - started > timeoutMs) {
+        throw new Error(
+          `binding ${name} not Ready after ${values.timeout} s (${now}); is klutch-bind sync running for namespace ${ctx.namespace}?`,
+        );
+      }
+      await sleep(500);
+    }
+    say(`✓ ${name} is Ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    say("");
+    say("Next: in the app cluster, create objects of the bound APIs, e.g.");
+    for (const api of exports) say(`  kubectl --kubeconfig ${appKubeconfig} explain ${api.id}`);
+    say(`and watch this binding with: klutch-bind status ${name} -n ${ctx.namespace}`);
+    return 0;
+  } finally {
+    ctx.client.close();
+  }
+}

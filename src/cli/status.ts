@@ -1,0 +1,48 @@
+import { parseArgs } from "node:util";
+import { refs } from "../sync/resources.ts";
+import { conditionOf, explain } from "./bind.ts";
+import { contextFlags, controlPlane } from "./context.ts";
+import { table } from "./table.ts";
+
+type ExportStatus = { group: string; resource: string; objects?: number; lastSync?: string; message?: string };
+
+/** `klutch-bind status [NAME]`: every binding's health and counts. */
+export async function runStatus(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: contextFlags, allowPositionals: true, strict: true });
+  const ctx = controlPlane(values);
+  try {
+    const { items } = await ctx.client.list(refs.bindings, { namespace: ctx.namespace }).catch((err: unknown) => {
+      throw explain(err, "list AppClusterBindings", ctx);
+    });
+    const bindings = items.filter((b) => positionals.length === 0 || positionals.includes(b.metadata.name));
+    if (bindings.length === 0) {
+      process.stdout.write(
+        `no AppClusterBindings${positionals.length ? ` named ${positionals.join(", ")}` : ""} in namespace ${ctx.namespace}\n`,
+      );
+      return positionals.length ? 1 : 0;
+    }
+    const rows = bindings.map((b) => {
+      const exports = ((b.status as { exports?: ExportStatus[] } | undefined)?.exports ?? []) as ExportStatus[];
+      const lastSync =
+        exports
+          .map((e) => e.lastSync ?? "")
+          .sort()
+          .at(-1) || "-";
+      return [
+        b.metadata.name,
+        conditionOf(b, "Connected")?.status ?? "Unknown",
+        conditionOf(b, "Ready")?.status ?? "Unknown",
+        exports.map((e) => `${e.resource}.${e.group}=${e.objects ?? 0}`).join(",") || "-",
+        lastSync,
+      ];
+    });
+    process.stdout.write(table(["NAME", "CONNECTED", "READY", "OBJECTS", "LAST SYNC"], rows));
+    for (const b of bindings) {
+      const ready = conditionOf(b, "Ready");
+      if (ready?.status !== "True" && ready?.message) process.stdout.write(`\n${b.metadata.name}: ${ready.message}\n`);
+    }
+    return 0;
+  } finally {
+    ctx.client.close();
+  }
+}
