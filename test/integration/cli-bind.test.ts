@@ -20,16 +20,13 @@ describe("klutch-bind exports, bind, status, unbind", () => {
   let exportId: string;
 
   async function cli(...args: string[]) {
+    return cliAs(env.control.kubeconfigPath, ...args);
+  }
+
+  async function cliAs(kubeconfig: string, ...args: string[]) {
     return run(
       process.execPath,
-      [
-        join(repoRoot, "src/cli/main.ts"),
-        ...args,
-        "--kubeconfig",
-        env.control.kubeconfigPath,
-        "-n",
-        env.bindingNamespace,
-      ],
+      [join(repoRoot, "src/cli/main.ts"), ...args, "--kubeconfig", kubeconfig, "-n", env.bindingNamespace],
       {
         cwd: repoRoot,
       },
@@ -116,6 +113,41 @@ describe("klutch-bind exports, bind, status, unbind", () => {
     const noChoice = await cli("unbind", "cli");
     assert.equal(noChoice.code, 2);
     assert.match(noChoice.stderr, /--delete\s+delete the provider copies/);
+  });
+
+  it("says so when the user has no permission", async () => {
+    const account = `nobody-${uniqueSuffix()}`;
+    const sa = { group: "", version: "v1", resource: "serviceaccounts", namespaced: true };
+    await env.controlClient.create(sa, {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: account, namespace: env.bindingNamespace },
+    });
+    const token = await env.controlClient.request<{ status: { token: string } }>(
+      "POST",
+      `/api/v1/namespaces/${env.bindingNamespace}/serviceaccounts/${account}/token`,
+      { body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600 } } },
+    );
+    const kubeconfig = join(mkdtempSync(join(tmpdir(), "klb-nobody-")), "kubeconfig");
+    writeFileSync(
+      kubeconfig,
+      `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: '${env.control.server}', insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: '${token.status.token}'}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n`,
+    );
+    const denied = await cliAs(
+      kubeconfig,
+      "bind",
+      "--name",
+      "x",
+      "--app-kubeconfig",
+      env.app.kubeconfigPath,
+      "--export",
+      exportId,
+    );
+    assert.equal(denied.code, 1);
+    assert.match(
+      denied.stderr,
+      new RegExp(`no permission to list the bindable APIs in namespace ${env.bindingNamespace}`),
+    );
   });
 
   it("unbinds with --orphan: objects stay on both sides, unsynced", async () => {
