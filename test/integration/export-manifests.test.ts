@@ -6,7 +6,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { composedKeys, runExportFunction } from "../../src/function/export-function.ts";
 import { seedClaims, xrd } from "../fixtures/xrds.ts";
 import type { Cluster } from "../support/cluster.ts";
-import { testClusters, uniqueSuffix } from "../support/clusters.ts";
+import { testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { desiredJson, request } from "../support/function-client.ts";
 import { apply, applyCrds, readManifests } from "../support/manifests.ts";
 
@@ -19,7 +19,11 @@ describe("the template CRD and what the function writes, on a real API server", 
   });
 
   it("accepts the seed's two examples verbatim", async () => {
-    const seeds = readManifests("test/fixtures/seed-templates.yaml");
+    // in a namespace of this test's own, so no other template of the same name interferes
+    const namespace = await testNamespace(cluster);
+    const seeds = readManifests("test/fixtures/seed-templates.yaml").map(
+      (o) => ({ ...o, metadata: { ...o.metadata, namespace } }) as KubernetesObject,
+    );
     const applied = await apply(cluster, seeds);
     assert.deepEqual(
       applied.map((o) => (o as { spec: unknown }).spec),
