@@ -8,6 +8,7 @@ import { claimsRoleAnnotation } from "../export/plan.ts";
 import type { PermissionClaim } from "../export/types.ts";
 import { type ClientOptions, KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
+import { kubeTime } from "../kube/time.ts";
 import { aggregatedRoles, consumerCrd } from "./consumer-crd.ts";
 import { EventRecorder } from "./events.ts";
 import type { BindingRef, ExportContext } from "./export-context.ts";
@@ -193,7 +194,7 @@ export class BindingController {
           group: e.group ?? "",
           resource: e.resource ?? "",
           ...(running ? { objects: running.objects } : {}),
-          ...(running?.lastSync ? { lastSync: iso(running.lastSync) } : {}),
+          ...(running?.lastSync ? { lastSync: kubeTime(running.lastSync) } : {}),
           message: "app cluster unreachable; syncing resumes when it returns",
         });
       }
@@ -338,7 +339,7 @@ export class BindingController {
       version,
       template: `${template.metadata.namespace}/${template.metadata.name}`,
       objects: current?.objects ?? 0,
-      ...(current?.lastSync ? { lastSync: iso(current.lastSync) } : {}),
+      ...(current?.lastSync ? { lastSync: kubeTime(current.lastSync) } : {}),
       ...(current?.synced === false ? { message: firstList } : {}),
       ...(conflicts.length > 0 ? { message: conflicts.map((c) => c.slice(id.length + 2)).join("; ") } : {}),
     };
@@ -454,7 +455,7 @@ export class BindingController {
 
   async #writeStatus(binding: KubeObject, conditions: Condition[], exports: ExportStatus[]): Promise<void> {
     const current = (binding.status ?? {}) as { conditions?: Condition[]; exports?: ExportStatus[] };
-    const now = iso(new Date());
+    const now = kubeTime(new Date());
     const stamped = conditions.map((c) => {
       const before = current.conditions?.find((p) => p.type === c.type);
       return {
@@ -466,10 +467,6 @@ export class BindingController {
     if (isDeepStrictEqual(next, { conditions: current.conditions, exports: current.exports })) return;
     await this.#o.control.updateStatus(refs.bindings, { ...binding, status: next });
   }
-}
-
-function iso(date: Date): string {
-  return date.toISOString().replace(/\.\d+Z$/, "Z");
 }
 
 function message(err: unknown): string {

@@ -5,6 +5,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { KubeObject, ResourceRef } from "../kube/client.ts";
 import { KubeApiError } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
+import { kubeTime } from "../kube/time.ts";
 import type { ExportContext } from "./export-context.ts";
 import {
   annotations,
@@ -180,7 +181,7 @@ async function setDeletingCondition(ctx: ExportContext, consumer: KubeObject): P
     status: "True",
     reason: "WaitingForProvider",
     message: "the control plane is deleting this object's resources; it goes once they are gone",
-    lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    lastTransitionTime: kubeTime(),
   };
   try {
     await ctx.app.updateStatus(ctx.ref, {

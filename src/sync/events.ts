@@ -3,6 +3,7 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { KubeClient } from "../kube/client.ts";
+import { kubeTime } from "../kube/time.ts";
 import type { BindingRef } from "./export-context.ts";
 import { refs } from "./resources.ts";
 
@@ -25,7 +26,7 @@ export class EventRecorder {
     if (last !== undefined && now - last < quietMs) return;
     this.#recent.set(key, now);
     for (const [k, at] of this.#recent) if (now - at > quietMs) this.#recent.delete(k);
-    const time = new Date(now).toISOString().replace(/\.\d+Z$/, "Z");
+    const time = kubeTime(new Date(now));
     this.#client
       .create(refs.events, {
         apiVersion: "v1",

@@ -3,6 +3,7 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
+import { kubeMicroTime } from "../kube/time.ts";
 import { refs } from "./resources.ts";
 
 export type LeaderOptions = {
@@ -21,8 +22,6 @@ type LeaseSpec = {
   renewTime?: string;
   leaseTransitions?: number;
 };
-
-const microTime = (date: Date) => date.toISOString().replace("Z", "000Z");
 
 export class LeaderElector {
   readonly identity: string;
@@ -99,7 +98,7 @@ export class LeaderElector {
       try {
         await client.create(
           refs.leases,
-          this.#lease({ namespace, name }, { leaseTransitions: 0, acquireTime: microTime(now) }, now),
+          this.#lease({ namespace, name }, { leaseTransitions: 0, acquireTime: kubeMicroTime(now) }, now),
         );
         return true;
       } catch (err) {
@@ -121,7 +120,7 @@ export class LeaderElector {
           lease.metadata,
           {
             leaseTransitions: (spec.leaseTransitions ?? 0) + (takingOver ? 1 : 0),
-            acquireTime: takingOver ? microTime(now) : (spec.acquireTime ?? microTime(now)),
+            acquireTime: takingOver ? kubeMicroTime(now) : (spec.acquireTime ?? kubeMicroTime(now)),
           },
           now,
         ),
@@ -142,7 +141,7 @@ export class LeaderElector {
         ...spec,
         holderIdentity: this.identity,
         leaseDurationSeconds: this.#o.leaseDurationSeconds,
-        renewTime: microTime(now),
+        renewTime: kubeMicroTime(now),
       },
     };
   }
