@@ -26,7 +26,12 @@ export type Cluster = {
 
 type ReadyFile = { pid: number; server: string; kubeconfig: string; etcd: string };
 
-export type StartOptions = { timeoutMs?: number; progress?: (line: string) => void };
+export type StartOptions = {
+  timeoutMs?: number;
+  progress?: (line: string) => void;
+  /** extra kube-apiserver flags, e.g. --watch-cache=false */
+  apiserverArgs?: string[];
+};
 
 function readJson<T>(path: string): T | undefined {
   try {
@@ -104,7 +109,8 @@ export async function startCluster(name: string, dir: string, options: StartOpti
   mkdirSync(dir, { recursive: true });
   if (launcherPid(dir) === undefined) {
     const log = openSync(join(dir, "cluster.log"), "a");
-    const child = spawn(tool("kube-local"), ["cluster", "--dir", dir, "--name", name], {
+    const extra = (options.apiserverArgs ?? []).map((a) => `--apiserver-arg=${a}`);
+    const child = spawn(tool("kube-local"), ["cluster", "--dir", dir, "--name", name, ...extra], {
       detached: true,
       stdio: ["ignore", log, log],
     });

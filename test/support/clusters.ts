@@ -11,6 +11,7 @@ import {
   externalCluster,
   runningCluster,
   type SharedClusterName,
+  type StartOptions,
   sharedClusterNames,
   startCluster,
   stopCluster,
@@ -57,13 +58,13 @@ async function resolveShared(): Promise<Record<SharedClusterName, Cluster>> {
 }
 
 /** A cluster of its own for this test file, stopped and removed after it. Costs a few seconds. */
-export async function freshCluster(name = "fresh"): Promise<Cluster> {
+export async function freshCluster(name = "fresh", options: StartOptions = {}): Promise<Cluster> {
   const root = mkdtempSync(join(tmpdir(), "klb-fresh-"));
   onFileDone(async () => {
     await stopCluster(join(root, name), { removeData: true });
     rmSync(root, { recursive: true, force: true });
   });
-  return startCluster(name, join(root, name));
+  return startCluster(name, join(root, name), options);
 }
 
 export function kubeConfig(cluster: Cluster): KubeConfig {

@@ -95,8 +95,9 @@ function exportedCrd(group: string, scope: "Namespaced" | "Cluster"): KubeObject
 
 export type SyncEnvOptions = {
   workers?: number;
-  /** an app cluster of the test's own (e.g. one it stops); default the shared one */
+  /** clusters of the test's own (e.g. ones it stops); default the shared ones */
   app?: Cluster;
+  control?: Cluster;
   /** false: the test runs the sync itself (as a process, say); env.sync is then undefined */
   inProcess?: boolean;
   /** the exported API's scope; default Namespaced, as Crossplane v2 XRs are */
@@ -105,7 +106,7 @@ export type SyncEnvOptions = {
 
 export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
   const shared = await testClusters();
-  const control = shared.control;
+  const control = options.control ?? shared.control;
   const app = options.app ?? shared.app;
   const controlClient = KubeClient.fromKubeConfig(kubeConfig(control));
   const appClient = KubeClient.fromKubeConfig(kubeConfig(app));
