@@ -1,4 +1,5 @@
 // The service definitions, loaded once from our .proto files.
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import type { ServiceDefinition } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
@@ -10,6 +11,18 @@ export const functionServices = [
   "apiextensions.fn.proto.v1beta1.FunctionRunnerService",
 ] as const;
 export const healthService = "grpc.health.v1.Health";
+
+// protobufjs stops at 100 levels of message nesting, which a google.protobuf.Struct reaches at a
+// JSON depth of about 48 (each level is a Struct and a Value). Crossplane's Go side allows 10,000.
+// Raise the limit of the protobufjs copy @grpc/proto-loader codes with, to a JSON depth of ~500
+// that JavaScript's stack still handles.
+const protobufOfProtoLoader = createRequire(import.meta.resolve("@grpc/proto-loader"))("protobufjs") as {
+  util: { recursionLimit: number };
+  Reader: { recursionLimit: number };
+};
+export const protobufRecursionLimit = 1000;
+protobufOfProtoLoader.util.recursionLimit = protobufRecursionLimit;
+protobufOfProtoLoader.Reader.recursionLimit = protobufRecursionLimit;
 
 const definitions = loadSync(
   [
