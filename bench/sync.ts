@@ -192,7 +192,7 @@ const copies = (await control.list(ref, { namespace: pns })).items.filter((o) =>
 t = performance.now();
 await inParallel(copies, async (copy) => {
   statusAt.set(copy.metadata.name, performance.now());
-  await control.updateStatus(ref, { ...copy, status: { ready: true } });
+  await control.mergePatch(ref, copy.metadata.name, pns, { status: { ready: true } }, "status");
 });
 await waitFor(downstream.seen, copies.length, "statuses down");
 const statusSeconds = (performance.now() - t) / 1000;

@@ -156,8 +156,17 @@ export async function reconcileBoundObject(
   let current = provider;
   if (current === undefined) {
     // a plain create costs the API server less than a server-side apply; later changes apply
+    // Already there means our cache is behind our own create: read it rather than write again.
     current = await ctx.control.create(ref, desired).catch(async (err: unknown) => {
       if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
+      const existing = await ctx.control.get(ref, where.name, where.namespace);
+      if (
+        existing !== undefined &&
+        isDeepStrictEqual(spec(existing), spec(desired)) &&
+        ownLabelsMatch(existing, desired)
+      ) {
+        return existing;
+      }
       return ctx.control.apply(ref, desired, fieldManager, true);
     });
     ctx.metrics.synced(ctx, "spec");
