@@ -13,7 +13,7 @@ import { bindingsRef, type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
-const namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
+const _namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
 
 describe("klutch-bind exports, bind, status, unbind", () => {
   let env: SyncEnv;
@@ -41,13 +41,7 @@ describe("klutch-bind exports, bind, status, unbind", () => {
   }
 
   async function objectIn(appNs: string) {
-    await env.appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: appNs } });
-    await env.appClient.create(env.ref, {
-      apiVersion: env.apiVersion,
-      kind: env.kind,
-      metadata: { name: "db", namespace: appNs },
-      spec: { size: "s" },
-    });
+    await env.appObject(appNs, "db");
   }
 
   before(async () => {

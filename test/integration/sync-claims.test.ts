@@ -9,7 +9,7 @@ import type { KubeObject } from "../../src/kube/client.ts";
 import { labels, providerNamespace } from "../../src/sync/naming.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { bindingsRef, condition, type SyncEnv, syncEnv } from "../support/sync-env.ts";
+import { bindingsRef, type SyncEnv, syncEnv } from "../support/sync-env.ts";
 
 const namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
 const secretsRef = { group: "", version: "v1", resource: "secrets", namespaced: true };
@@ -56,14 +56,7 @@ describe("the sync of claimed objects", () => {
       { group: "", resource: "configmaps", version: "v1", selector: { owner: "Consumer", names: ["app-*"] } },
     ]);
     uid = binding.metadata.uid ?? "";
-    await eventually(
-      "binding ready",
-      async () => {
-        const read = await env.controlClient.get(bindingsRef, "claims", env.bindingNamespace);
-        assert.equal(condition(read, "Ready")?.status, "True", JSON.stringify(read?.status));
-      },
-      60_000,
-    );
+    await env.ready("claims");
   });
 
   it("copies a provider-owned secret down byte-exact, reverts edits, and deletes it with the original", async () => {

@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { bindingPrefix, labels } from "../../src/sync/naming.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { bindingsRef, condition, syncEnv } from "../support/sync-env.ts";
+import { syncEnv } from "../support/sync-env.ts";
 
 describe("a cluster-scoped export", () => {
   it("copies spec up under a per-binding prefix, status down, and deletes through it", async () => {
@@ -13,14 +13,7 @@ describe("a cluster-scoped export", () => {
     const first = await env.bind("cluster-one", []);
     const second = await env.bind("cluster-two", []);
     for (const name of ["cluster-one", "cluster-two"]) {
-      await eventually(
-        `${name} ready`,
-        async () => {
-          const read = await env.controlClient.get(bindingsRef, name, env.bindingNamespace);
-          assert.equal(condition(read, "Ready")?.status, "True", JSON.stringify(read?.status));
-        },
-        60_000,
-      );
+      await env.ready(name);
     }
     const name = `shared-${uniqueSuffix()}`;
     await env.appClient.create(env.ref, {

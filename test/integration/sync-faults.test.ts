@@ -63,14 +63,7 @@ describe("the sync under faults", () => {
     });
     const binding = await env.bind("burst", []);
     const uid = binding.metadata.uid ?? "";
-    await eventually(
-      "binding ready",
-      async () => {
-        const read = await env.controlClient.get(bindingsRef, "burst", env.bindingNamespace);
-        assert.equal(condition(read, "Ready")?.status, "True", JSON.stringify(read?.status));
-      },
-      60_000,
-    );
+    await env.ready("burst");
 
     const ns = `burst-${uniqueSuffix()}`;
     const pns = providerNamespace(uid, ns);
@@ -143,14 +136,7 @@ describe("the sync under faults", () => {
     });
     const binding = await env.bind("ha", []);
     const uid = binding.metadata.uid ?? "";
-    await eventually(
-      "binding ready",
-      async () => {
-        const read = await env.controlClient.get(bindingsRef, "ha", env.bindingNamespace);
-        assert.equal(condition(read, "Ready")?.status, "True");
-      },
-      60_000,
-    );
+    await env.ready("ha");
     const standby = await Promise.race([secondLeads.then(() => "leads"), sleep(4000).then(() => "standing by")]);
     assert.equal(standby, "standing by", "the second replica does not lead while the first renews");
 
@@ -245,14 +231,7 @@ describe("the sync under faults", () => {
     const env = await syncEnv();
     const binding = await env.bind("race", []);
     const uid = binding.metadata.uid ?? "";
-    await eventually(
-      "ready",
-      async () => {
-        const read = await env.controlClient.get(bindingsRef, "race", env.bindingNamespace);
-        assert.equal(condition(read, "Ready")?.status, "True");
-      },
-      60_000,
-    );
+    await env.ready("race");
     const ns = `race-${uniqueSuffix()}`;
     const pns = providerNamespace(uid, ns);
     await env.appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });

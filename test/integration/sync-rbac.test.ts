@@ -21,7 +21,7 @@ import { bindingsRef, condition, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const secretsRef = { group: "", version: "v1", resource: "secrets", namespaced: true };
-const namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
+const _namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
 const saRef = { group: "", version: "v1", resource: "serviceaccounts", namespaced: true };
 
 describe("the sync with least privilege", () => {
@@ -148,13 +148,7 @@ describe("the sync with least privilege", () => {
 
     const appNs = `lp-${suffix}`;
     const pns = providerNamespace(binding.metadata.uid ?? "", appNs);
-    await env.appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: appNs } });
-    await env.appClient.create(env.ref, {
-      apiVersion: env.apiVersion,
-      kind: env.kind,
-      metadata: { name: "db", namespace: appNs },
-      spec: { size: "s" },
-    });
+    await env.appObject(appNs, "db");
     await eventually("provider copy", async () => assert.ok(await env.controlClient.get(env.ref, "db", pns)), 30_000);
     const creds: KubeObject = {
       apiVersion: "v1",

@@ -25,6 +25,10 @@ export type SyncEnv = {
   bind: (name: string, claims: PermissionClaim[]) => Promise<KubeObject>;
   /** applies the exported API's template (in the binding namespace) without binding it */
   template: (claims: PermissionClaim[]) => Promise<void>;
+  /** waits (up to a minute) until the binding reports Ready=True */
+  ready: (bindingName: string) => Promise<void>;
+  /** an object of the exported API in the app cluster, its namespace created when missing */
+  appObject: (namespace: string, name: string, size?: string) => Promise<KubeObject>;
 };
 
 const templatesRef = {
@@ -46,6 +50,7 @@ const crdsRef = {
   namespaced: false,
 };
 const secretsRef = { group: "", version: "v1", resource: "secrets", namespaced: true };
+const namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
 
 /** A namespaced API like a Crossplane v2 XR's: spec, status with conditions. */
 function exportedCrd(group: string, scope: "Namespaced" | "Cluster"): KubeObject {
@@ -184,6 +189,26 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     bindingNamespace,
     sync,
     template,
+    ready: (bindingName) =>
+      eventually(
+        `binding ${bindingName} ready`,
+        async () => {
+          const read = await controlClient.get(bindingsRef, bindingName, bindingNamespace);
+          if (condition(read, "Ready")?.status !== "True") throw new Error(JSON.stringify(read?.status));
+        },
+        60_000,
+      ),
+    appObject: async (namespace, name, size = "s") => {
+      if ((await appClient.get(namespacesRef, namespace)) === undefined) {
+        await appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
+      }
+      return appClient.create(ref, {
+        apiVersion: `${group}/v1`,
+        kind: "PostgresqlInstance",
+        metadata: { name, namespace },
+        spec: { size },
+      });
+    },
     bind: async (name, claims) => {
       await template(claims);
       return controlClient.create(bindingsRef, {
