@@ -15,6 +15,7 @@ import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/clien
 import { startSync } from "../src/sync/manager.ts";
 import { providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
+import { crdFromXrd } from "../test/support/crossplane-standin.ts";
 
 const root = join(import.meta.dirname, "..");
 const dev = join(root, ".dev");
@@ -77,23 +78,7 @@ const xrd = parse(readFileSync(join(root, "examples/export/xrd.yaml"), "utf8")) 
     versions: Array<Record<string, unknown>>;
   };
 };
-const serviceCrd: KubeObject = {
-  apiVersion: "apiextensions.k8s.io/v1",
-  kind: "CustomResourceDefinition",
-  metadata: { name: xrd.metadata.name },
-  spec: {
-    group: xrd.spec.group,
-    scope: xrd.spec.scope,
-    names: { ...xrd.spec.names, singular: xrd.spec.names.kind.toLowerCase(), listKind: `${xrd.spec.names.kind}List` },
-    versions: xrd.spec.versions.map((v) => ({
-      name: v.name,
-      served: v.served,
-      storage: v.referenceable,
-      schema: v.schema,
-      subresources: { status: {} },
-    })),
-  },
-};
+const serviceCrd = crdFromXrd(xrd);
 await control.apply(refs.crds, serviceCrd, "klutch-bind-demo", true);
 await established(serviceCrd.metadata.name);
 say(`the sample service: CRD ${serviceCrd.metadata.name} (what Crossplane makes of examples/export/xrd.yaml)`);

@@ -14,6 +14,8 @@ const flags = {
   burst: { type: "string", default: "1000" },
   "status-interval": { type: "string", default: "15" },
   "leader-elect": { type: "boolean", default: false },
+  "auto-export": { type: "boolean", default: true },
+  "no-auto-export": { type: "boolean", default: false },
   "leader-election-namespace": { type: "string" },
   "lease-duration": { type: "string", default: "15" },
   "metrics-address": { type: "string", default: ":8080" },
@@ -77,6 +79,7 @@ export async function runSync(args: string[]): Promise<number> {
     ...(values["metrics-address"] ? { metricsAddress: values["metrics-address"] } : {}),
     ...(values["health-address"] ? { healthAddress: values["health-address"] } : {}),
     resyncMs: positive("status-interval", values["status-interval"]) * 1000,
+    autoExport: values["auto-export"] && !values["no-auto-export"],
   });
   let lost: string | undefined;
   elector?.keepRenewing((reason) => {

@@ -3,6 +3,7 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
 import type { ClientOptions, KubeClient } from "../kube/client.ts";
+import { AutoExportController } from "./auto-export.ts";
 import { BindingController } from "./bindings.ts";
 import { InformerRegistry } from "./informers.ts";
 import { SyncMetrics } from "./metrics.ts";
@@ -16,6 +17,8 @@ export type SyncOptions = {
   metricsAddress?: string;
   healthAddress?: string;
   resyncMs?: number;
+  /** keep a ServiceExport for every XRD labelled bind.klutch.dev/export=true */
+  autoExport?: boolean;
 };
 
 export type RunningSync = {
@@ -53,6 +56,10 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
   });
   controller.start();
+  const autoExport = options.autoExport
+    ? new AutoExportController(options.control, controlInformers, options.logger)
+    : undefined;
+  autoExport?.start();
 
   const servers: Server[] = [];
   const ports: RunningSync["ports"] = {};
@@ -92,6 +99,7 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     metrics,
     ports,
     stop: async () => {
+      await autoExport?.stop();
       await controller.stop();
       await controlInformers.stopAll();
       await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));

@@ -8,6 +8,13 @@ export const refs = {
   roleBindings: { group: "rbac.authorization.k8s.io", version: "v1", resource: "rolebindings", namespaced: true },
   clusterRoles: { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterroles", namespaced: false },
   leases: { group: "coordination.k8s.io", version: "v1", resource: "leases", namespaced: true },
+  xrds: {
+    group: "apiextensions.crossplane.io",
+    version: "v2",
+    resource: "compositeresourcedefinitions",
+    namespaced: false,
+  },
+  serviceExports: { group: "bind.klutch.dev", version: "v1alpha1", resource: "serviceexports", namespaced: false },
   bindings: { group: "bind.klutch.dev", version: "v1alpha1", resource: "appclusterbindings", namespaced: true },
   templates: {
     group: "example-backend.klutch.anynines.com",

@@ -1,0 +1,180 @@
+// Export by label: an XRD labelled bind.klutch.dev/export=true gets a ServiceExport, kept in step
+// with its bind.klutch.dev/permission-claims annotation, and removed with the label or the XRD.
+import type { Logger } from "pino";
+import { parse as parseYaml } from "yaml";
+import { parseClaims } from "../export/claims.ts";
+import { InputError } from "../export/errors.ts";
+import type { PermissionClaim } from "../export/types.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
+import type { Informer } from "../kube/informer.ts";
+import { kubeTime } from "../kube/time.ts";
+import type { InformerRegistry } from "./informers.ts";
+import { fieldManager, labels, managedByValue } from "./naming.ts";
+import { WorkQueue } from "./queue.ts";
+import { refs } from "./resources.ts";
+
+export const exportLabel = "bind.klutch.dev/export";
+export const claimsAnnotation = "bind.klutch.dev/permission-claims";
+/** on ServiceExports this controller made, so it never touches anyone else's */
+export const autoExportLabel = "bind.klutch.dev/auto-export";
+
+/** Claims from the annotation, YAML or JSON; none when absent. Throws InputError naming the field. */
+export function claimsFromAnnotation(xrd: KubeObject): PermissionClaim[] {
+  const text = xrd.metadata.annotations?.[claimsAnnotation];
+  if (text === undefined || text.trim() === "") return [];
+  let value: unknown;
+  try {
+    value = parseYaml(text);
+  } catch (err) {
+    throw new InputError(
+      `metadata.annotations["${claimsAnnotation}"]`,
+      `is not YAML or JSON: ${(err as Error).message.split("\n")[0]}`,
+    );
+  }
+  return parseClaims(value, `metadata.annotations["${claimsAnnotation}"]`);
+}
+
+export function desiredServiceExport(xrd: KubeObject, claims: PermissionClaim[]): KubeObject {
+  return {
+    apiVersion: "bind.klutch.dev/v1alpha1",
+    kind: "ServiceExport",
+    metadata: {
+      name: xrd.metadata.name,
+      labels: { [autoExportLabel]: "true", [labels.managedBy]: managedByValue },
+    },
+    spec: { xrd: xrd.metadata.name, ...(claims.length > 0 ? { permissionClaims: claims } : {}) },
+  };
+}
+
+export class AutoExportController {
+  readonly #control: KubeClient;
+  readonly #registry: InformerRegistry;
+  readonly #logger: Logger;
+  readonly #queue: WorkQueue;
+  #xrds: Informer | undefined;
+  #exports: Informer | undefined;
+  #release: Array<() => Promise<void>> = [];
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(control: KubeClient, registry: InformerRegistry, logger: Logger) {
+    this.#control = control;
+    this.#registry = registry;
+    this.#logger = logger.child({ controller: "auto-export" });
+    this.#queue = new WorkQueue({
+      workers: 2,
+      process: (key) => this.#reconcile(key),
+      onError: (key, err, retries) =>
+        this.#logger.warn({ xrd: key, retries, err: String(err) }, "auto-export failed; retrying"),
+    });
+  }
+
+  /** Starts once Crossplane's XRD API and our ServiceExport API are served; checks every 30 s until then. */
+  start(): void {
+    const tryStart = async () => {
+      if (this.#stopped) return;
+      const served = await Promise.all([
+        this.#control.request("GET", `/apis/${refs.xrds.group}/${refs.xrds.version}`).then(
+          () => true,
+          () => false,
+        ),
+        this.#control.request("GET", `/apis/${refs.serviceExports.group}/${refs.serviceExports.version}`).then(
+          (list) =>
+            (list as { resources?: Array<{ name: string }> }).resources?.some(
+              (r) => r.name === refs.serviceExports.resource,
+            ) ?? false,
+          () => false,
+        ),
+      ]);
+      if (!served.every(Boolean)) {
+        this.#logger.info("Crossplane XRDs or ServiceExports are not served yet; auto-export waits");
+        this.#timer = setTimeout(tryStart, 30_000);
+        this.#timer.unref();
+        return;
+      }
+      const xrds = this.#registry.acquire(refs.xrds, { labelSelector: `${exportLabel}=true` });
+      const exports = this.#registry.acquire(refs.serviceExports, { labelSelector: `${autoExportLabel}=true` });
+      this.#release.push(xrds.release, exports.release);
+      this.#xrds = xrds.informer;
+      this.#exports = exports.informer;
+      const byName = (obj: KubeObject) => this.#queue.add(obj.metadata.name);
+      for (const informer of [this.#xrds, this.#exports]) {
+        informer.addHandlers({ add: byName, update: (_o, obj) => byName(obj), delete: byName });
+      }
+      this.#queue.start();
+      this.#logger.info("auto-export watching XRDs labelled bind.klutch.dev/export=true");
+    };
+    void tryStart();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#queue.stop();
+    await Promise.all(this.#release.map((r) => r()));
+  }
+
+  async #reconcile(name: string): Promise<void> {
+    const xrds = this.#xrds;
+    const exports = this.#exports;
+    if (xrds === undefined || exports === undefined) return;
+    if (!xrds.hasSynced() || !exports.hasSynced()) {
+      this.#queue.addAfter(name, 200);
+      return;
+    }
+    const xrd = xrds.get(name);
+    const current = exports.get(name);
+    // the XRD informer sees labelled XRDs only: one losing its label leaves it
+    const wanted = xrd !== undefined && xrd.metadata.deletionTimestamp === undefined;
+    if (!wanted) {
+      if (current !== undefined) {
+        await this.#control.delete(refs.serviceExports, name, undefined, { uid: current.metadata.uid });
+        this.#logger.info({ xrd: name }, "export label or XRD gone: ServiceExport deleted");
+      }
+      return;
+    }
+    let claims: PermissionClaim[];
+    try {
+      claims = claimsFromAnnotation(xrd);
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      this.#logger.warn({ xrd: name, err: err.message }, "invalid permission claims: the export stays as it was");
+      await this.#event(xrd, err.message);
+      return;
+    }
+    const desired = desiredServiceExport(xrd, claims);
+    // Crossplane adds fields of its own to an XR's spec: compare only ours
+    const ours = (spec: unknown) => {
+      const { xrd: x, permissionClaims } = (spec ?? {}) as { xrd?: unknown; permissionClaims?: unknown };
+      return JSON.stringify({ x, permissionClaims });
+    };
+    if (current !== undefined && ours(current.spec) === ours(desired.spec)) return;
+    await this.#control.apply(refs.serviceExports, desired, fieldManager, true);
+    this.#logger.info(
+      { xrd: name, claims: claims.length },
+      current ? "ServiceExport updated" : "ServiceExport created",
+    );
+  }
+
+  async #event(xrd: KubeObject, message: string): Promise<void> {
+    const time = kubeTime();
+    await this.#control
+      .create(refs.events, {
+        apiVersion: "v1",
+        kind: "Event",
+        metadata: { name: `${xrd.metadata.name}.${Date.now().toString(16)}`, namespace: "default" },
+        involvedObject: { apiVersion: xrd.apiVersion, kind: xrd.kind, name: xrd.metadata.name, uid: xrd.metadata.uid },
+        type: "Warning",
+        reason: "InvalidPermissionClaims",
+        message,
+        count: 1,
+        firstTimestamp: time,
+        lastTimestamp: time,
+        source: { component: "klutch-bind-sync" },
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof KubeApiError)) throw err;
+        this.#logger.warn({ err: err.message }, "could not record an event");
+      });
+  }
+}
