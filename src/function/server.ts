@@ -10,6 +10,7 @@ import {
   status,
 } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { functionCodec } from "./codec.ts";
 import { functionServices, healthService, serviceDefinition } from "./proto.ts";
 import type { WireValue } from "./struct.ts";
 import type { RunFunctionRequest, RunFunctionResponse } from "./wire.ts";
@@ -86,7 +87,19 @@ export async function startFunctionServer(
       failed(err);
     }
   };
-  for (const name of functionServices) server.addService(serviceDefinition(name), { RunFunction: runFunction });
+  for (const name of functionServices) {
+    const definition = serviceDefinition(name);
+    const method = definition.RunFunction;
+    if (method === undefined) throw new Error(`proto: ${name} has no RunFunction`);
+    const codec = functionCodec(name);
+    server.addService(
+      {
+        ...definition,
+        RunFunction: { ...method, requestDeserialize: codec.decodeRequest, responseSerialize: codec.encodeResponse },
+      },
+      { RunFunction: runFunction },
+    );
+  }
 
   const knownServices = new Set<string>(["", ...functionServices]);
   server.addService(serviceDefinition(healthService), {

@@ -47,7 +47,7 @@ describe("the function over gRPC", () => {
       try {
         const first = await client.run(request({ tag: "t-1", xr }));
         assert.equal(first.meta.tag, "t-1");
-        assert.deepEqual(first.meta.ttl, { seconds: 60, nanos: 0 });
+        assert.deepEqual({ nanos: 0, ...first.meta.ttl }, { seconds: 60, nanos: 0 });
         assert.deepEqual(first.requirements?.resources?.xrd, {
           api_version: "apiextensions.crossplane.io/v2",
           kind: "CompositeResourceDefinition",
@@ -188,7 +188,7 @@ describe("the function over gRPC", () => {
       }),
     );
     client.close();
-    assert.deepEqual(rsp.meta.ttl, { seconds: 15, nanos: 0 });
+    assert.deepEqual({ nanos: 0, ...rsp.meta.ttl }, { seconds: 15, nanos: 0 });
     const desired = desiredJson(rsp);
     assert.equal((desired[composedKeys.template]?.metadata as { namespace?: string } | undefined)?.namespace, "klutch");
     assert.deepEqual(desired[composedKeys.clusterRoleBinding]?.subjects, [
