@@ -13,10 +13,14 @@ export function conditionOf(binding: KubeObject | undefined, type: string): Cond
 }
 
 /** Turns the API server's refusals into sentences that name the cause. */
-export function explain(err: unknown, doing: string, ctx: CommandContext): Error {
+export function explain(
+  err: unknown,
+  doing: string,
+  ctx: CommandContext,
+  where = `in namespace ${ctx.namespace}`,
+): Error {
   if (err instanceof KubeApiError) {
-    if (err.code === 403)
-      return new Error(`no permission to ${doing} in namespace ${ctx.namespace} of ${ctx.server}: ${err.message}`);
+    if (err.code === 403) return new Error(`no permission to ${doing} ${where} of ${ctx.server}: ${err.message}`);
     if (err.code === 404)
       return new Error(`${doing}: not found on ${ctx.server} (are the klutch-bind CRDs installed?): ${err.message}`);
     return new Error(`${doing}: ${err.message}`);
@@ -58,7 +62,7 @@ export async function runBind(args: string[]): Promise<number> {
   try {
     // 1. every export must exist
     const bindable = await listBindable(ctx.client).catch((err: unknown) => {
-      throw explain(err, "list the bindable APIs", ctx);
+      throw explain(err, "list the bindable APIs", ctx, "in all namespaces");
     });
     const exports = wanted.map((id) => {
       const api = bindable.find((a) => a.id === id);
