@@ -11,7 +11,6 @@ import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { bindingsRef, type SyncEnv, syncEnv } from "../support/sync-env.ts";
 
-const namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
 const secretsRef = { group: "", version: "v1", resource: "secrets", namespaced: true };
 const configMapsRef = { group: "", version: "v1", resource: "configmaps", namespaced: true };
 
@@ -22,13 +21,7 @@ describe("the sync of claimed objects", () => {
   /** An app namespace with one bound object in it, and its provider namespace. */
   async function boundNamespace(): Promise<{ ns: string; pns: string }> {
     const ns = `app-${uniqueSuffix()}`;
-    await env.appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
-    await env.appClient.create(env.ref, {
-      apiVersion: env.apiVersion,
-      kind: env.kind,
-      metadata: { name: "db", namespace: ns },
-      spec: { size: "small" },
-    });
+    await env.appObject(ns, "db", "small");
     const pns = providerNamespace(uid, ns);
     await eventually("provider copy", async () => assert.ok(await env.controlClient.get(env.ref, "db", pns)));
     return { ns, pns };

@@ -147,13 +147,7 @@ describe("the sync under faults", () => {
     assert.ok(takeover < 3 + 3, `took over in ${takeover.toFixed(1)} s (lease 3 s)`);
 
     const ns = `ha-${uniqueSuffix()}`;
-    await env.appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
-    await env.appClient.create(env.ref, {
-      apiVersion: env.apiVersion,
-      kind: env.kind,
-      metadata: { name: "after", namespace: ns },
-      spec: { size: "s" },
-    });
+    await env.appObject(ns, "after", "s");
     await eventually(
       "the new leader syncs",
       async () => {
@@ -234,13 +228,7 @@ describe("the sync under faults", () => {
     await env.ready("race");
     const ns = `race-${uniqueSuffix()}`;
     const pns = providerNamespace(uid, ns);
-    await env.appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
-    await env.appClient.create(env.ref, {
-      apiVersion: env.apiVersion,
-      kind: env.kind,
-      metadata: { name: "contended", namespace: ns },
-      spec: { size: "s0" },
-    });
+    await env.appObject(ns, "contended", "s0");
     await eventually("copy", async () => assert.ok(await env.controlClient.get(env.ref, "contended", pns)));
 
     // 20 rounds: the consumer edits spec while the provider edits spec (drift) and status
@@ -306,13 +294,7 @@ describe("the sync under faults", () => {
     await eventually("Connected=True again", () => ready("True"), 60_000);
 
     const ns = `after-${uniqueSuffix()}`;
-    await env.appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
-    await env.appClient.create(env.ref, {
-      apiVersion: env.apiVersion,
-      kind: env.kind,
-      metadata: { name: "late", namespace: ns },
-      spec: { size: "s" },
-    });
+    await env.appObject(ns, "late", "s");
     await eventually(
       "synced after the outage",
       async () => {
