@@ -21,8 +21,8 @@ endif
 export PATH := $(BIN_DIR):$(PATH)
 export KLB_BIN_DIR := $(BIN_DIR)
 
-.PHONY: help node deps tools build typecheck lint check test test-unit test-integration \
-        dev-clusters dev-clusters-down render image xpkg demo clean
+.PHONY: help node deps tools browser build typecheck lint check test test-unit test-integration \
+        dev-clusters dev-clusters-down render image xpkg demo demo-serve clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -48,6 +48,16 @@ tools: ## build kube-apiserver, kube-controller-manager, kubectl and crossplane 
 	@K8S_VERSION=$(K8S_VERSION) CROSSPLANE_VERSION=$(CROSSPLANE_VERSION) \
 	  TOOLS_CACHE=$(TOOLS_CACHE) BIN_DIR=$(BIN_DIR) test/kube/build-tools.sh
 
+CHROMIUM_PATH ?= /usr/bin/chromium
+export CHROMIUM_PATH
+
+browser: ## install Debian's chromium for the web page's browser tests, where it is missing
+	@if [ -x "$(CHROMIUM_PATH)" ]; then exit 0; fi; \
+	  echo "[browser] no Chromium at $(CHROMIUM_PATH): installing Debian's chromium (about 1 minute)"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  "$(CHROMIUM_PATH)" --version
+
 build: deps ## compile TypeScript to dist/
 	@npx tsc -p tsconfig.build.json
 
@@ -62,10 +72,10 @@ check: typecheck lint ## type check and lint
 test-unit: deps ## unit tests only (no clusters)
 	@node --test 'test/unit/**/*.test.ts'
 
-test-integration: deps tools ## integration tests against real API servers
+test-integration: deps tools browser ## integration tests against real API servers
 	@node --test --test-global-setup=test/support/global-setup.ts 'test/integration/**/*.test.ts'
 
-test: check build tools ## everything: type check, lint, unit and integration tests
+test: check build tools browser ## everything: type check, lint, unit and integration tests
 	@node --test --test-global-setup=test/support/global-setup.ts 'test/**/*.test.ts'
 
 dev-clusters: deps tools ## start the local clusters named in CLUSTERS (default: control app)
@@ -97,6 +107,9 @@ render: deps tools ## run the real crossplane render on examples/export through 
 
 demo: build dev-clusters ## run the main job on local control planes
 	@node examples/demo.ts
+
+demo-serve: build dev-clusters ## the demo, then keep its sync and web page (127.0.0.1:8090) running until Ctrl-C
+	@DEMO_SERVE=1 node examples/demo.ts
 
 clean: dev-clusters-down ## remove build output and local state (keeps the tool cache)
 	@rm -rf dist .dev

@@ -1,13 +1,14 @@
 // `make demo`: the whole Klutch flow on the two local clusters of `make dev-clusters`.
 // The platform team exports PostgresqlInstance from the control plane, an app team binds it into
 // the app cluster, creates an instance, and gets its status and credentials back.
-import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { parse, parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments, stringify } from "yaml";
 import { runExportFunction } from "../src/function/export-function.ts";
 import { startFunctionServer } from "../src/function/server.ts";
 import { jsonToStruct, structToJson } from "../src/function/struct.ts";
@@ -15,7 +16,8 @@ import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/clien
 import { startSync } from "../src/sync/manager.ts";
 import { providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
-import { crdFromXrd } from "../test/support/crossplane-standin.ts";
+import { startWebServer } from "../src/web/server.ts";
+import { crdFromXrd, xrdCrd } from "../test/support/crossplane-standin.ts";
 
 const root = join(import.meta.dirname, "..");
 const dev = join(root, ".dev");
@@ -34,6 +36,18 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 }
 
 const kubeconfigPath = (name: string) => join(dev, `${name}.kubeconfig`);
+const webAddress = process.env.DEMO_WEB_ADDRESS ?? "127.0.0.1:8090";
+/** `klutch-bind ...` as an app team runs it, its output shown as it comes */
+async function runCli(args: string[]): Promise<void> {
+  const cli = spawn(process.execPath, [join(root, "src/cli/main.ts"), ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  cli.stdout.on("data", (chunk: Buffer) => {
+    for (const line of chunk.toString().trimEnd().split("\n")) console.log(`[demo]    | ${line}`);
+  });
+  const [code] = await once(cli, "exit");
+  if (code !== 0) throw new Error(`demo: klutch-bind ${args[0]} exited with ${code}`);
+}
 const control = KubeClient.fromKubeconfigText(readFileSync(kubeconfigPath("control"), "utf8"));
 const app = KubeClient.fromKubeconfigText(readFileSync(kubeconfigPath("app"), "utf8"));
 const ns = "crossplane-system";
@@ -60,6 +74,36 @@ const established = (name: string) =>
     return conditions?.some((c) => c.type === "Established" && c.status === "True") ? true : undefined;
   });
 
+/** DEMO_SERVE=1: keep the sync and its web page running, with a user to sign in as, until Ctrl-C. */
+async function serve(): Promise<void> {
+  const rbac = yamlFile("deploy/control-plane/web-rbac.yaml").filter((o) => o.kind === "ClusterRole");
+  for (const role of rbac) await control.apply(refs.clusterRoles, role, "klutch-bind-demo", true);
+  const user = "demo-user";
+  await applyAll(control, [
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: user, namespace: ns } },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "demo-user-binder", namespace: ns },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "klutch-bind:binder" },
+      subjects: [{ kind: "ServiceAccount", name: user, namespace: ns }],
+    } as KubeObject,
+  ]);
+  const minted = await control.request<{ status: { token: string } }>(
+    "POST",
+    `/api/v1/namespaces/${ns}/serviceaccounts/${user}/token`,
+    { body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 8 * 3600 } } },
+  );
+  console.log(`\n[demo] the web page is at ${web.url}; sign in as ${ns}/${user} with this token (8 h):`);
+  console.log(minted.status.token);
+  console.log("[demo] to bind another cluster there, paste a self-contained kubeconfig, e.g. .dev/app.kubeconfig");
+  console.log("[demo] serving until Ctrl-C");
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+}
+
 // --- 1. the control plane ------------------------------------------------------------------------
 step(1, "control plane: our CRDs and the sample service");
 await applyAll(control, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } }]);
@@ -69,7 +113,17 @@ for (const file of ["apiserviceexporttemplate-crd.yaml", "appclusterbinding-crd.
   if (crd) await established(crd.metadata.name);
   say(`CRD ${crd?.metadata.name}`);
 }
-// Crossplane turns the XRD into a CRD; the demo does that step itself (see README: Crossplane core).
+// Crossplane serves XRDs and turns each XRD into a CRD; the demo does those steps itself (README:
+// "The Crossplane CLI and this machine").
+const xrdApi = xrdCrd();
+await control.apply(refs.crds, xrdApi, "klutch-bind-demo", true);
+await established(xrdApi.metadata.name);
+const [serviceExportXrd] = yamlFile("deploy/control-plane/serviceexport-xrd.yaml");
+if (serviceExportXrd === undefined) throw new Error("demo: deploy/control-plane/serviceexport-xrd.yaml is empty");
+const serviceExportCrd = crdFromXrd(serviceExportXrd);
+await control.apply(refs.crds, serviceExportCrd, "klutch-bind-demo", true);
+await established(serviceExportCrd.metadata.name);
+say(`the ServiceExport API (CRD ${serviceExportCrd.metadata.name}, what Crossplane makes of our XRD)`);
 const xrd = parse(readFileSync(join(root, "examples/export/xrd.yaml"), "utf8")) as KubeObject & {
   spec: {
     group: string;
@@ -83,34 +137,73 @@ await control.apply(refs.crds, serviceCrd, "klutch-bind-demo", true);
 await established(serviceCrd.metadata.name);
 say(`the sample service: CRD ${serviceCrd.metadata.name} (what Crossplane makes of examples/export/xrd.yaml)`);
 
-// --- 2. export it through the function -----------------------------------------------------------
-step(2, "export it: the composition function renders template and RBAC");
+// --- 2. the sync sidecar -------------------------------------------------------------------------
+step(2, `the sync sidecar starts: auto-export on, web page at http://${webAddress}`);
+const sync = await startSync({
+  control,
+  logger: pino({ level: "warn" }),
+  workers: 4,
+  namespace: ns,
+  resyncMs: 1000,
+  autoExport: true,
+});
+const web = await startWebServer({
+  control,
+  logger: pino({ level: "warn" }),
+  address: webAddress,
+  defaultNamespace: ns,
+});
+say(`web page: ${web.url}`);
+
+// --- 3. export by label --------------------------------------------------------------------------
+step(3, "export it by label: kubectl apply examples/export/xrd.yaml (bind.klutch.dev/export=true)");
+await control.apply(refs.xrds, xrd, "klutch-bind-demo", true);
+const serviceExport = await until("the sync's ServiceExport", () =>
+  control.get(refs.serviceExports, xrd.metadata.name),
+);
+say(
+  `the sync made ServiceExport ${serviceExport.metadata.name} with ${((serviceExport.spec as { permissionClaims?: unknown[] }).permissionClaims ?? []).length} claims from the annotation`,
+);
+// Crossplane's part: run the Composition's function on the ServiceExport and apply what it composes.
 const server = await startFunctionServer(runExportFunction, {
   address: "127.0.0.1:9443",
   insecure: true,
   maxRecvMessageBytes: 4 * 1024 * 1024,
   logger: pino({ level: "warn" }),
 });
+const xrForRender = {
+  apiVersion: serviceExport.apiVersion,
+  kind: serviceExport.kind,
+  metadata: { name: serviceExport.metadata.name, labels: serviceExport.metadata.labels },
+  spec: serviceExport.spec,
+} as KubeObject;
 let composed: KubeObject[];
 const crossplane = join(dev, "bin", "crossplane");
 try {
+  const workDir = mkdtempSync(join(tmpdir(), "klb-demo-"));
+  writeFileSync(join(workDir, "xr.yaml"), stringify(xrForRender));
   const { stdout } = await promisify(execFile)(
     crossplane,
-    ["render", "xr.yaml", "composition.yaml", "functions.yaml", "--required-resources=required-resources.yaml"],
+    [
+      "render",
+      join(workDir, "xr.yaml"),
+      "composition.yaml",
+      "functions.yaml",
+      "--required-resources=required-resources.yaml",
+    ],
     { cwd: join(root, "examples/export") },
   );
   composed = parseAllDocuments(stdout)
     .map((d) => d.toJS() as KubeObject)
     .filter((o) => o.kind !== "ServiceExport")
     .map(({ metadata: { ownerReferences: _owner, ...metadata }, ...rest }) => ({ ...rest, metadata }) as KubeObject);
-  say("crossplane render examples/export/xr.yaml ... (the real Crossplane CLI)");
+  say("crossplane render of that ServiceExport (the real Crossplane CLI)");
 } catch (err) {
   // No Crossplane CLI on this machine: send the function the request Crossplane would send.
   say(`crossplane render unavailable (${(err as Error).message.split("\n")[0]}); calling the function directly`);
-  const [xr] = yamlFile("examples/export/xr.yaml");
   const rsp = runExportFunction({
     meta: { tag: "demo" },
-    observed: { composite: { resource: jsonToStruct(xr as KubeObject) } },
+    observed: { composite: { resource: jsonToStruct(xrForRender) } },
     required_resources: { xrd: { items: [{ resource: jsonToStruct(xrd) }] } },
   });
   composed = Object.values(rsp.desired.resources ?? {}).map(
@@ -122,48 +215,26 @@ await applyAll(control, composed);
 for (const obj of composed)
   say(`applied ${obj.kind} ${obj.metadata.namespace ? `${obj.metadata.namespace}/` : ""}${obj.metadata.name}`);
 
-// --- 3. bind the app cluster -----------------------------------------------------------------------
-step(3, "bind the app cluster: its kubeconfig as a Secret, an AppClusterBinding, the sync running");
-await control.apply(
-  refs.secrets,
-  {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: "app-kubeconfig", namespace: ns },
-    stringData: { kubeconfig: readFileSync(kubeconfigPath("app"), "utf8") },
-  },
-  "klutch-bind-demo",
-  true,
-);
-const binding = await control.apply(
-  refs.bindings,
-  {
-    apiVersion: "bind.klutch.dev/v1alpha1",
-    kind: "AppClusterBinding",
-    metadata: { name: "app", namespace: ns },
-    spec: {
-      kubeconfigSecretRef: { name: "app-kubeconfig" },
-      exports: [{ group: "anynines.com", resource: "postgresqlinstances" }],
-    },
-  },
-  "klutch-bind-demo",
-  true,
-);
-const controlKc = new KubeConfig();
-controlKc.loadFromFile(kubeconfigPath("control"));
-const sync = await startSync({ control, logger: pino({ level: "warn" }), workers: 4, namespace: ns, resyncMs: 1000 });
-const ready = await until("binding Ready", async () => {
-  const b = await control.get(refs.bindings, "app", ns);
-  const conditions = (
-    b?.status as { conditions?: Array<{ type: string; status: string; message?: string }> } | undefined
-  )?.conditions;
-  return conditions?.find((c) => c.type === "Ready" && c.status === "True");
-});
-say(`AppClusterBinding ${ns}/app is Ready: ${ready.message}`);
+// --- 4. bind the app cluster with the CLI -----------------------------------------------------------
+step(4, "bind the app cluster: klutch-bind bind --name app --export postgresqlinstances.anynines.com ...");
+await runCli([
+  "bind",
+  "--name",
+  "app",
+  "--app-kubeconfig",
+  kubeconfigPath("app"),
+  "--export",
+  "postgresqlinstances.anynines.com",
+  "--kubeconfig",
+  kubeconfigPath("control"),
+  "-n",
+  ns,
+]);
+const binding = await until("binding", () => control.get(refs.bindings, "app", ns));
 say(`the app cluster now serves ${serviceCrd.metadata.name}`);
 
-// --- 4. the app team creates an instance ---------------------------------------------------------------
-step(4, "app team: kubectl apply a PostgresqlInstance in namespace team-orders of the app cluster");
+// --- 5. the app team creates an instance ---------------------------------------------------------------
+step(5, "app team: kubectl apply a PostgresqlInstance in namespace team-orders of the app cluster");
 const pg: ResourceRef = { group: "anynines.com", version: "v1", resource: "postgresqlinstances", namespaced: true };
 await applyAll(app, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: "team-orders" } }]);
 await app.apply(
@@ -181,8 +252,8 @@ const pns = providerNamespace(binding.metadata.uid ?? "", "team-orders");
 const copy = await until("provider copy", () => control.get(pg, "orders-db", pns));
 say(`control plane: ${pns}/orders-db with spec ${JSON.stringify(copy.spec)}`);
 
-// --- 5. the provider does its work ---------------------------------------------------------------------
-step(5, "provider (Crossplane's part): report status and write the credentials Secret");
+// --- 6. the provider does its work ---------------------------------------------------------------------
+step(6, "provider (Crossplane's part): report status and write the credentials Secret");
 await control.updateStatus(pg, { ...copy, status: { endpoint: "orders-db.team-orders.svc:5432" } });
 await control.apply(
   refs.secrets,
@@ -197,8 +268,8 @@ await control.apply(
 );
 say("status.endpoint set; Secret orders-db-credentials written in the provider namespace");
 
-// --- 6. it arrives in the app cluster --------------------------------------------------------------
-step(6, "app cluster: status and credentials arrive");
+// --- 7. it arrives in the app cluster --------------------------------------------------------------
+step(7, "app cluster: status and credentials arrive");
 const withStatus = await until("status down", async () => {
   const o = await app.get(pg, "orders-db", "team-orders");
   return (o?.status as { endpoint?: string } | undefined)?.endpoint ? o : undefined;
@@ -207,8 +278,8 @@ say(`team-orders/orders-db status: ${JSON.stringify(withStatus.status)}`);
 const secret = await until("secret down", () => app.get(refs.secrets, "orders-db-credentials", "team-orders"));
 say(`team-orders/orders-db-credentials: keys ${Object.keys((secret.data as object) ?? {}).join(", ")}`);
 
-// --- 7. delete and clean up -------------------------------------------------------------------------
-step(7, "app team deletes the instance: the provider copy goes first, then the app object");
+// --- 8. delete and clean up -------------------------------------------------------------------------
+step(8, "app team deletes the instance: the provider copy goes first, then the app object");
 await app.delete(pg, "orders-db", "team-orders");
 await until("provider copy deleted", async () =>
   (await control.get(pg, "orders-db", pns)) === undefined ? true : undefined,
@@ -224,6 +295,10 @@ await until("credentials copy deleted", async () => {
 });
 say("credentials copy removed with its original");
 
+if (process.env.DEMO_SERVE) {
+  await serve();
+}
+await web.stop();
 await sync.stop();
 control.close();
 app.close();

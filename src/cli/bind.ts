@@ -1,32 +1,14 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { KubeApiError, KubeClient, type KubeObject } from "../kube/client.ts";
+import { listBindable, pickExports } from "../bind/bindable.ts";
+import { checkAppCluster, checkBindingName, conditionOf, createBinding } from "../bind/binding.ts";
+import { explain as explainAt } from "../bind/explain.ts";
 import { refs } from "../sync/resources.ts";
 import { type CommandContext, contextFlags, controlPlane } from "./context.ts";
-import { listBindable } from "./exports.ts";
 import { UsageError } from "./usage.ts";
 
-type Condition = { type: string; status: string; reason?: string; message?: string };
-
-export function conditionOf(binding: KubeObject | undefined, type: string): Condition | undefined {
-  return (binding?.status as { conditions?: Condition[] } | undefined)?.conditions?.find((c) => c.type === type);
-}
-
-/** Turns the API server's refusals into sentences that name the cause. */
-export function explain(
-  err: unknown,
-  doing: string,
-  ctx: CommandContext,
-  where = `in namespace ${ctx.namespace}`,
-): Error {
-  if (err instanceof KubeApiError) {
-    if (err.code === 403) return new Error(`no permission to ${doing} ${where} of ${ctx.server}: ${err.message}`);
-    if (err.code === 404)
-      return new Error(`${doing}: not found on ${ctx.server} (are the klutch-bind CRDs installed?): ${err.message}`);
-    return new Error(`${doing}: ${err.message}`);
-  }
-  const text = err instanceof Error ? err.message : String(err);
-  return new Error(`${doing}: control plane ${ctx.server} unreachable: ${text}`);
+export function explain(err: unknown, doing: string, ctx: CommandContext, where = `in namespace ${ctx.namespace}`) {
+  return explainAt(err, doing, ctx.server, where);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -50,6 +32,11 @@ export async function runBind(args: string[]): Promise<number> {
   const appKubeconfig = values["app-kubeconfig"];
   const wanted = values.export ?? [];
   if (!name) throw new UsageError("bind: --name is required (the binding's name)");
+  try {
+    checkBindingName(name);
+  } catch (err) {
+    throw new UsageError(`bind: ${(err as Error).message}`);
+  }
   if (!appKubeconfig)
     throw new UsageError("bind: --app-kubeconfig FILE is required (a kubeconfig for the app cluster)");
   if (wanted.length === 0)
@@ -64,76 +51,29 @@ export async function runBind(args: string[]): Promise<number> {
     const bindable = await listBindable(ctx.client).catch((err: unknown) => {
       throw explain(err, "list the bindable APIs", ctx, "in all namespaces");
     });
-    const exports = wanted.map((id) => {
-      const api = bindable.find((a) => a.id === id);
-      if (api === undefined) {
-        throw new Error(`unknown export "${id}"; bindable: ${bindable.map((a) => a.id).join(", ") || "none"}`);
-      }
-      return api;
-    });
+    const exports = pickExports(bindable, wanted);
     for (const api of exports) {
       say(`✓ ${api.id} is bindable (template ${api.template})`);
       for (const claim of api.claims) say(`    it ${claim}`);
     }
 
-    // 2. the app cluster must answer
+    // 2. the app cluster must answer, with a kubeconfig the sync can use
     let kubeconfig: string;
     try {
       kubeconfig = readFileSync(appKubeconfig, "utf8");
     } catch (err) {
       throw new Error(`cannot read --app-kubeconfig ${appKubeconfig}: ${(err as Error).message}`);
     }
-    const app = KubeClient.fromKubeconfigText(kubeconfig, { timeoutMs: 10_000 });
-    try {
-      const version = await app.serverVersion();
-      say(`✓ app cluster ${app.server} answers (${version.gitVersion})`);
-    } catch (err) {
-      throw new Error(`app cluster ${app.server} unreachable: ${(err as Error).message}`);
-    } finally {
-      app.close();
-    }
+    const app = await checkAppCluster(kubeconfig);
+    say(`✓ app cluster ${app.server} answers (${app.version})`);
 
     // 3. the kubeconfig as a Secret, the binding beside it
-    const secretName = `${name}-kubeconfig`;
-    await ctx.client
-      .apply(
-        refs.secrets,
-        {
-          apiVersion: "v1",
-          kind: "Secret",
-          metadata: {
-            name: secretName,
-            namespace: ctx.namespace,
-            labels: { "app.kubernetes.io/managed-by": "klutch-bind-cli" },
-          },
-          type: "Opaque",
-          data: { kubeconfig: Buffer.from(kubeconfig).toString("base64") },
-        },
-        "klutch-bind-cli",
-        true,
-      )
-      .catch((err: unknown) => {
-        throw explain(err, `store the app kubeconfig as Secret ${secretName}`, ctx);
-      });
+    const secretName = await createBinding(
+      ctx.client,
+      { name, namespace: ctx.namespace, kubeconfig, exports },
+      "klutch-bind-cli",
+    );
     say(`✓ kubeconfig stored as Secret ${ctx.namespace}/${secretName}`);
-    await ctx.client
-      .apply(
-        refs.bindings,
-        {
-          apiVersion: "bind.klutch.dev/v1alpha1",
-          kind: "AppClusterBinding",
-          metadata: { name, namespace: ctx.namespace },
-          spec: {
-            kubeconfigSecretRef: { name: secretName, key: "kubeconfig" },
-            exports: exports.map((e) => ({ group: e.group, resource: e.resource })),
-          },
-        },
-        "klutch-bind-cli",
-        true,
-      )
-      .catch((err: unknown) => {
-        throw explain(err, `create AppClusterBinding ${name}`, ctx);
-      });
     say(`✓ AppClusterBinding ${ctx.namespace}/${name} created`);
     if (!values.wait) return 0;
 

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
+import { conditionOf } from "../bind/binding.ts";
 import { refs } from "../sync/resources.ts";
-import { conditionOf, explain } from "./bind.ts";
+import { explain } from "./bind.ts";
 import { contextFlags, controlPlane } from "./context.ts";
 import { table } from "./table.ts";
 

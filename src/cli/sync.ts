@@ -1,9 +1,11 @@
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient } from "../kube/client.ts";
 import { createLogger } from "../log.ts";
 import { LeaderElector } from "../sync/leader.ts";
 import { startSync } from "../sync/manager.ts";
+import { type RunningWeb, startWebServer } from "../web/server.ts";
 import { UsageError } from "./usage.ts";
 
 const flags = {
@@ -20,8 +22,20 @@ const flags = {
   "lease-duration": { type: "string", default: "15" },
   "metrics-address": { type: "string", default: ":8080" },
   "health-address": { type: "string", default: ":8081" },
+  "web-address": { type: "string", default: "" },
+  "web-tls-cert": { type: "string" },
+  "web-tls-key": { type: "string" },
+  "web-namespace": { type: "string" },
   debug: { type: "boolean", short: "d", default: false },
 } as const;
+
+function readPem(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(`--${flag} ${path}: ${(err as Error).message}`);
+  }
+}
 
 function positive(name: string, value: string): number {
   const n = Number(value);
@@ -52,6 +66,23 @@ export async function runSync(args: string[]): Promise<number> {
   process.once("SIGINT", () => stopRequested("SIGINT"));
   void stopped.then(() => stopping.abort());
 
+  // the web page works without leadership (it only reads and creates bindings), so every replica serves it
+  let web: RunningWeb | undefined;
+  if (values["web-address"]) {
+    const cert = values["web-tls-cert"];
+    const key = values["web-tls-key"];
+    if ((cert === undefined) !== (key === undefined)) {
+      throw new UsageError("--web-tls-cert and --web-tls-key go together");
+    }
+    web = await startWebServer({
+      control,
+      logger,
+      address: values["web-address"],
+      defaultNamespace: values["web-namespace"] ?? values.namespace ?? process.env.POD_NAMESPACE ?? "crossplane-system",
+      ...(cert && key ? { tls: { cert: readPem("web-tls-cert", cert), key: readPem("web-tls-key", key) } } : {}),
+    });
+  }
+
   let elector: LeaderElector | undefined;
   if (values["leader-elect"]) {
     elector = new LeaderElector({
@@ -65,6 +96,7 @@ export async function runSync(args: string[]): Promise<number> {
     try {
       await elector.acquire(stopping.signal);
     } catch {
+      await web?.stop();
       control.close();
       return 0; // stopped while standing by
     }
@@ -91,6 +123,7 @@ export async function runSync(args: string[]): Promise<number> {
     { signal, reason: lost },
     lost ? "lost leadership: stopping at once" : "shutting down",
   );
+  await web?.stop();
   await sync.stop();
   if (!lost) await elector?.release();
   control.close();

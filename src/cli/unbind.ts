@@ -49,7 +49,9 @@ export async function runUnbind(args: string[]): Promise<number> {
     const encoded = (secret?.data as Record<string, string> | undefined)?.[
       spec.kubeconfigSecretRef.key ?? "kubeconfig"
     ];
-    const app = encoded ? KubeClient.fromKubeconfigText(Buffer.from(encoded, "base64").toString("utf8")) : undefined;
+    const app = encoded
+      ? KubeClient.fromUntrustedKubeconfig(Buffer.from(encoded, "base64").toString("utf8"))
+      : undefined;
 
     // the sync lets go first, so nothing recreates what we remove
     await ctx.client.delete(refs.bindings, name, ctx.namespace);

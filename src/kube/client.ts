@@ -6,6 +6,7 @@ import * as https from "node:https";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
+import { assertSelfContained } from "./self-contained.ts";
 
 export type ObjectMeta = {
   name: string;
@@ -28,6 +29,9 @@ export type KubeObject = { apiVersion: string; kind: string; metadata: ObjectMet
 export type ResourceRef = { group: string; version: string; resource: string; namespaced: boolean };
 
 export type ClientOptions = { qps?: number; burst?: number; userAgent?: string; timeoutMs?: number };
+
+/** Whom requests are made for (Kubernetes impersonation); the client's own identity needs `impersonate`. */
+export type Impersonation = { username: string; groups?: string[]; uid?: string };
 
 /** limit is the page size of list (default 500); watches ignore it. */
 export type ListOptions = { namespace?: string; labelSelector?: string; fieldSelector?: string; limit?: number };
@@ -161,7 +165,7 @@ export class KubeClient {
   readonly server: string;
   readonly #kc: KubeConfig;
   readonly #url: URL;
-  readonly #limiter: RateLimiter;
+  #limiter: RateLimiter;
   readonly #userAgent: string;
   readonly #timeoutMs: number;
   readonly #dynamicAuth: boolean;
@@ -169,6 +173,9 @@ export class KubeClient {
   #auth: Promise<Auth> | undefined;
   #requests = 0;
   #closed = false;
+  #impersonationHeaders: Record<string, string | string[]> = {};
+  /** an impersonating client borrows its parent's agent and must not destroy it */
+  #ownsAgent = true;
 
   private constructor(kc: KubeConfig, options: ClientOptions) {
     const cluster = kc.getCurrentCluster();
@@ -218,6 +225,32 @@ export class KubeClient {
     }
     if (kc.getCurrentUser() === null) throw new Error("invalid kubeconfig: the current context names no known user");
     return new KubeClient(kc, options);
+  }
+
+  /**
+   * Like fromKubeconfigText, for a kubeconfig someone else supplied: refuses exec plugins and
+   * file references (see self-contained.ts).
+   */
+  static fromUntrustedKubeconfig(text: string, options: ClientOptions = {}): KubeClient {
+    assertSelfContained(text);
+    return KubeClient.fromKubeconfigText(text, options);
+  }
+
+  /**
+   * A client that sends every request on behalf of user, over this client's connections and
+   * with this client's credentials; Kubernetes RBAC then decides as for that user.
+   */
+  impersonating(user: Impersonation): KubeClient {
+    const child = new KubeClient(this.#kc, { userAgent: this.#userAgent, timeoutMs: this.#timeoutMs });
+    child.#limiter = this.#limiter;
+    child.#agent = this.#getAgent();
+    child.#ownsAgent = false;
+    child.#impersonationHeaders = {
+      "impersonate-user": user.username,
+      ...(user.groups?.length ? { "impersonate-group": user.groups } : {}),
+      ...(user.uid ? { "impersonate-uid": user.uid } : {}),
+    };
+    return child;
   }
 
   /** requests sent so far (for metrics: API requests per object synced) */
@@ -475,7 +508,7 @@ export class KubeClient {
     this.#closed = true;
     const agent = this.#agent;
     this.#agent = undefined;
-    agent?.then((a) => a.destroy()).catch(() => {});
+    if (this.#ownsAgent) agent?.then((a) => a.destroy()).catch(() => {});
   }
 
   async #send(method: string, path: string, options: RequestOptions): Promise<Response> {
@@ -513,8 +546,9 @@ export class KubeClient {
       if (value !== undefined) url.searchParams.set(key, value);
     }
     const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
-    const headers: Record<string, string> = {
+    const headers: Record<string, string | string[]> = {
       ...auth.headers,
+      ...this.#impersonationHeaders,
       accept: "application/json",
       "user-agent": this.#userAgent,
     };

@@ -243,7 +243,7 @@ export class BindingController {
     if (state.kubeconfigVersion !== secret.metadata.resourceVersion) {
       await this.#stopBinding(state);
       try {
-        state.app = KubeClient.fromKubeconfigText(
+        state.app = KubeClient.fromUntrustedKubeconfig(
           Buffer.from(encoded, "base64").toString("utf8"),
           this.#o.appClientOptions,
         );

@@ -1,0 +1,58 @@
+// What an app cluster can bind: one entry per APIServiceExportTemplate on the control plane.
+import { parseClaims } from "../export/claims.ts";
+import { describeClaim } from "../export/describe.ts";
+import { InputError } from "../export/errors.ts";
+import type { KubeClient, KubeObject } from "../kube/client.ts";
+import { refs } from "../sync/resources.ts";
+
+export type BindableApi = {
+  /** RESOURCE.GROUP, as --export takes it */
+  id: string;
+  group: string;
+  resource: string;
+  version: string;
+  template: string;
+  /** each claim in words: what the provider writes into the app cluster, what it reads */
+  claims: string[];
+};
+
+export function bindableApi(template: KubeObject): BindableApi {
+  const spec = (template.spec ?? {}) as {
+    APIServiceSelector?: { group?: string; resource?: string; version?: string };
+    permissionClaims?: unknown;
+  };
+  const group = spec.APIServiceSelector?.group ?? "";
+  const resource = spec.APIServiceSelector?.resource ?? "";
+  let claims: string[];
+  try {
+    claims = parseClaims(spec.permissionClaims, "spec.permissionClaims").map(describeClaim);
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    claims = [`(invalid claims: ${err.message})`];
+  }
+  return {
+    id: `${resource}.${group}`,
+    group,
+    resource,
+    version: spec.APIServiceSelector?.version ?? "",
+    template: `${template.metadata.namespace}/${template.metadata.name}`,
+    claims,
+  };
+}
+
+/** The templates on the control plane, in one namespace or in all. */
+export async function listBindable(client: KubeClient, namespace?: string): Promise<BindableApi[]> {
+  const { items } = await client.list(refs.templates, namespace ? { namespace } : {});
+  return items.map(bindableApi).sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** The bindable APIs named by wanted (RESOURCE.GROUP each); throws naming the unknown one. */
+export function pickExports(bindable: BindableApi[], wanted: string[]): BindableApi[] {
+  return wanted.map((id) => {
+    const api = bindable.find((a) => a.id === id);
+    if (api === undefined) {
+      throw new Error(`unknown export "${id}"; bindable: ${bindable.map((a) => a.id).join(", ") || "none"}`);
+    }
+    return api;
+  });
+}

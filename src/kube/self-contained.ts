@@ -1,0 +1,57 @@
+// A kubeconfig that someone else wrote (stored in a binding's Secret, pasted into the web page) is
+// data, not configuration of this process: it may not run commands (exec, auth-provider) or make
+// the process read its own files (certificate paths, token-file), which would leak the sidecar's
+// credentials or run code as the sidecar.
+import { parse } from "yaml";
+
+const forbiddenUserKeys: Record<string, string> = {
+  exec: "runs a command (exec)",
+  "auth-provider": "uses an auth-provider plugin",
+  "token-file": "reads its token from a file (token-file)",
+  "client-certificate": "reads its client certificate from a file (use client-certificate-data)",
+  "client-key": "reads its client key from a file (use client-key-data)",
+};
+const forbiddenClusterKeys: Record<string, string> = {
+  "certificate-authority": "reads its CA from a file (use certificate-authority-data)",
+};
+
+type Named = { name?: unknown; user?: unknown; cluster?: unknown };
+
+function entries(doc: Record<string, unknown>, list: string, field: string): Array<[string, Record<string, unknown>]> {
+  const items = doc[list];
+  if (!Array.isArray(items)) return [];
+  return items.flatMap((item: Named) => {
+    const body = (item as Record<string, unknown>)?.[field];
+    if (typeof body !== "object" || body === null) return [];
+    return [[String(item.name ?? "?"), body as Record<string, unknown>]];
+  });
+}
+
+/**
+ * Throws an Error naming the first entry that is not self-contained. A kubeconfig made with
+ * `kubectl config view --minify --flatten --raw` passes, as long as it uses no exec plugin.
+ */
+export function assertSelfContained(text: string): void {
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    throw new Error(`invalid kubeconfig: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    throw new Error("invalid kubeconfig: not a YAML or JSON object");
+  }
+  const hint =
+    "; a kubeconfig for a binding must carry its credentials inline (kubectl config view --minify --flatten --raw)";
+  for (const [name, user] of entries(doc as Record<string, unknown>, "users", "user")) {
+    for (const [key, why] of Object.entries(forbiddenUserKeys)) {
+      if (user[key] !== undefined && user[key] !== "") throw new Error(`kubeconfig user "${name}" ${why}${hint}`);
+    }
+  }
+  for (const [name, cluster] of entries(doc as Record<string, unknown>, "clusters", "cluster")) {
+    for (const [key, why] of Object.entries(forbiddenClusterKeys)) {
+      if (cluster[key] !== undefined && cluster[key] !== "")
+        throw new Error(`kubeconfig cluster "${name}" ${why}${hint}`);
+    }
+  }
+}

@@ -1,0 +1,181 @@
+// The pages, as pure functions of what the handlers read. Secrets and kubeconfigs never reach
+// them: there is no field to put one in.
+import type { BindableApi } from "../bind/bindable.ts";
+import type { Condition } from "../bind/binding.ts";
+import { type Html, html } from "./html.ts";
+
+export type BindingView = {
+  name: string;
+  namespace: string;
+  connected: Condition | undefined;
+  ready: Condition | undefined;
+  exports: Array<{ id: string; objects: number; message?: string }>;
+  deleting: boolean;
+};
+
+type Frame = { title: string; user?: string; csrf?: string; refreshSeconds?: number; body: Html };
+
+function layout(frame: Frame): string {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+${frame.refreshSeconds ? html`<meta http-equiv="refresh" content="${frame.refreshSeconds}">` : ""}
+<title>${frame.title} · klutch-bind</title>
+<link rel="stylesheet" href="/static/app.css">
+<script src="/static/app.js" defer></script>
+</head>
+<body>
+<header>
+  <h1><a href="/" style="text-decoration:none;color:inherit">klutch-bind</a></h1>
+  ${
+    frame.user
+      ? html`<div class="muted">signed in as <strong id="user">${frame.user}</strong>
+      <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${frame.csrf}"><button class="link" type="submit">sign out</button></form></div>`
+      : ""
+  }
+</header>
+<main>
+${frame.body}
+</main>
+</body>
+</html>
+`.text;
+}
+
+function status(condition: Condition | undefined): Html {
+  const value = condition?.status ?? "Unknown";
+  return html`<span class="status ${value}">${value}</span>`;
+}
+
+export function loginPage(options: { csrf: string; error?: string }): string {
+  return layout({
+    title: "Sign in",
+    body: html`<section class="login">
+  <h2>Sign in to the control plane</h2>
+  ${options.error ? html`<div class="error" role="alert">${options.error}</div>` : ""}
+  <form method="post" action="/login">
+    <input type="hidden" name="_csrf" value="${options.csrf}">
+    <label for="token">Bearer token</label>
+    <input type="password" id="token" name="token" autocomplete="off" required>
+    <p class="muted">A token of the control plane, e.g. <code>kubectl create token NAME</code>. It is checked with a
+    TokenReview and not stored; what you may bind is decided by your Kubernetes RBAC.</p>
+    <button type="submit">Sign in</button>
+  </form>
+</section>`,
+  });
+}
+
+export type BindForm = { name: string; namespace: string; exports: string[]; error?: string };
+
+export function dashboardPage(view: {
+  user: string;
+  csrf: string;
+  apis: BindableApi[];
+  apisError?: string;
+  bindings: BindingView[];
+  bindingsError?: string;
+  form: BindForm;
+}): string {
+  const apis = view.apisError
+    ? html`<div class="error">${view.apisError}</div>`
+    : view.apis.length === 0
+      ? html`<p class="muted">No APIs are exported yet.</p>`
+      : html`<table id="apis"><thead><tr><th>API</th><th>Version</th><th>Template</th><th>Permission claims</th></tr></thead><tbody>
+${view.apis.map(
+  (a) =>
+    html`<tr><td>${a.id}</td><td>${a.version}</td><td class="muted">${a.template}</td><td>${
+      a.claims.length
+        ? html`<ul class="claims">${a.claims.map((c) => html`<li>${c}</li>`)}</ul>`
+        : html`<span class="muted">none</span>`
+    }</td></tr>`,
+)}</tbody></table>`;
+
+  const bindings = view.bindingsError
+    ? html`<div class="error">${view.bindingsError}</div>`
+    : view.bindings.length === 0
+      ? html`<p class="muted">No app cluster is bound in namespace ${view.form.namespace}.</p>`
+      : html`<table id="bindings"><thead><tr><th>Name</th><th>Connected</th><th>Ready</th><th>Objects</th><th>Message</th></tr></thead><tbody>
+${view.bindings.map(
+  (b) =>
+    html`<tr data-binding="${b.name}"><td><a href="/bindings/${encodeURIComponent(b.namespace)}/${encodeURIComponent(b.name)}">${b.name}</a>${
+      b.deleting ? html` <span class="muted">(deleting)</span>` : ""
+    }</td><td>${status(b.connected)}</td><td>${status(b.ready)}</td><td>${b.exports.map((e) => html`${e.id}: ${e.objects}<br>`)}</td><td class="muted">${
+      b.ready?.status === "True" ? "" : b.ready?.message
+    }</td></tr>`,
+)}</tbody></table>`;
+
+  const form = html`<form method="post" action="/bind" id="bind-form">
+  <input type="hidden" name="_csrf" value="${view.csrf}">
+  ${view.form.error ? html`<div class="error" role="alert" id="bind-error">${view.form.error}</div>` : ""}
+  <label for="name">Binding name</label>
+  <input type="text" id="name" name="name" value="${view.form.name}" required pattern="[a-z0-9]([-a-z0-9]*[a-z0-9])?" maxlength="52">
+  <label for="namespace">Namespace on the control plane</label>
+  <input type="text" id="namespace" name="namespace" value="${view.form.namespace}" required>
+  <label for="kubeconfig">App cluster kubeconfig</label>
+  <input type="file" id="kubeconfig-file" accept=".yaml,.yml,.kubeconfig,.conf,text/*">
+  <textarea id="kubeconfig" name="kubeconfig" required placeholder="paste a self-contained kubeconfig (kubectl config view --minify --flatten --raw)"></textarea>
+  <fieldset><legend>APIs to bind</legend>
+  ${
+    view.apis.length === 0
+      ? html`<span class="muted">nothing to bind</span>`
+      : view.apis.map(
+          (a) =>
+            html`<label><input type="checkbox" name="export" value="${a.id}"${view.form.exports.includes(a.id) ? html` checked` : ""}> ${a.id}</label>`,
+        )
+  }
+  </fieldset>
+  <fieldset><legend>Permission claims</legend>
+  <label><input type="checkbox" name="accept-claims" value="yes" required> I accept the permission claims of the APIs I bind (listed above): the provider may write and read those objects in the app cluster.</label>
+  </fieldset>
+  <button type="submit">Bind app cluster</button>
+</form>`;
+
+  return layout({
+    title: "Bindings",
+    user: view.user,
+    csrf: view.csrf,
+    body: html`<section><h2>Bindable APIs</h2>${apis}</section>
+<section><h2>Bound app clusters</h2>${bindings}</section>
+<section><h2>Bind an app cluster</h2>${form}</section>`,
+  });
+}
+
+export function bindingPage(view: {
+  user: string;
+  csrf: string;
+  binding: BindingView;
+  conditions: Condition[];
+}): string {
+  const b = view.binding;
+  const settled = b.ready?.status === "True";
+  return layout({
+    title: b.name,
+    user: view.user,
+    csrf: view.csrf,
+    // until it is Ready, the page follows the sync's progress by itself
+    ...(settled ? {} : { refreshSeconds: 2 }),
+    body: html`<section>
+  <h2>AppClusterBinding ${b.namespace}/<span id="binding-name">${b.name}</span></h2>
+  <p>Ready: <span id="ready">${status(b.ready)}</span> · Connected: ${status(b.connected)}${settled ? "" : html` <span class="muted">(refreshing every 2 s)</span>`}</p>
+  <table><thead><tr><th>Condition</th><th>Status</th><th>Reason</th><th>Message</th></tr></thead><tbody>
+  ${view.conditions.map((c) => html`<tr><td>${c.type}</td><td>${status(c)}</td><td>${c.reason}</td><td class="muted">${c.message}</td></tr>`)}
+  </tbody></table>
+  <h2 style="margin-top:16px">Exports</h2>
+  <table><thead><tr><th>API</th><th>Objects</th><th>Message</th></tr></thead><tbody>
+  ${b.exports.map((e) => html`<tr><td>${e.id}</td><td>${e.objects}</td><td class="muted">${e.message}</td></tr>`)}
+  </tbody></table>
+  <p><a href="/">back to all bindings</a></p>
+</section>`,
+  });
+}
+
+export function errorPage(options: { title: string; message: string; user?: string; csrf?: string }): string {
+  return layout({
+    title: options.title,
+    ...(options.user ? { user: options.user } : {}),
+    ...(options.csrf ? { csrf: options.csrf } : {}),
+    body: html`<section><h2>${options.title}</h2><div class="error" role="alert">${options.message}</div><p><a href="/">back</a></p></section>`,
+  });
+}

@@ -1,0 +1,332 @@
+// The web page of `klutch-bind sync --web-address`: sign in with a control-plane token, see the
+// bindable APIs and the bindings, bind an app cluster. Every read and write is made as the signed-in
+// user (impersonation), so Kubernetes RBAC decides what each user sees and may bind.
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { Logger } from "pino";
+import { type BindableApi, listBindable, pickExports } from "../bind/bindable.ts";
+import { checkAppCluster, checkBindingName, conditionOf, createBinding } from "../bind/binding.ts";
+import { explain } from "../bind/explain.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
+import { refs } from "../sync/resources.ts";
+import { script, styleSheet } from "./assets.ts";
+import { reviewToken, SignInError } from "./auth.ts";
+import { RequestError, readForm } from "./form.ts";
+import { type BindForm, type BindingView, bindingPage, dashboardPage, errorPage, loginPage } from "./pages.ts";
+import { cookie, randomToken, readCookies, type Session, SessionStore, sameToken } from "./session.ts";
+
+export type WebOptions = {
+  /** the sidecar's own client: asks TokenReview, and impersonates the signed-in users */
+  control: KubeClient;
+  logger: Logger;
+  /** HOST:PORT; port 0 picks a free one */
+  address: string;
+  /** where new bindings go unless the form says otherwise */
+  defaultNamespace: string;
+  /** PEM; when given, the page is served over HTTPS and its cookies are Secure */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  idleMs?: number;
+  maxMs?: number;
+};
+
+export type RunningWeb = { url: string; port: number; stop: () => Promise<void> };
+
+const maxKubeconfigBytes = 256 * 1024;
+const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function bindingView(b: KubeObject): BindingView {
+  type ExportStatus = { group: string; resource: string; objects?: number; message?: string };
+  const exports = ((b.status as { exports?: ExportStatus[] } | undefined)?.exports ?? []).map((e) => ({
+    id: `${e.resource}.${e.group}`,
+    objects: e.objects ?? 0,
+    ...(e.message ? { message: e.message } : {}),
+  }));
+  return {
+    name: b.metadata.name,
+    namespace: b.metadata.namespace ?? "",
+    connected: conditionOf(b, "Connected"),
+    ready: conditionOf(b, "Ready"),
+    exports,
+    deleting: b.metadata.deletionTimestamp !== undefined,
+  };
+}
+
+/** The templates the user may see: in all namespaces, or in the one at hand when only that is granted. */
+async function visibleApis(client: KubeClient, namespace: string): Promise<BindableApi[]> {
+  try {
+    return await listBindable(client);
+  } catch (err) {
+    if (err instanceof KubeApiError && err.code === 403) return listBindable(client, namespace);
+    throw err;
+  }
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
+  const secure = options.tls !== undefined;
+  const sessionCookie = secure ? "__Host-klb-session" : "klb-session";
+  const loginCookie = secure ? "__Host-klb-login" : "klb-login";
+  const sessions = new SessionStore(options.idleMs ?? 60 * 60_000, options.maxMs ?? 8 * 60 * 60_000);
+  const log = options.logger.child({ component: "web" });
+
+  const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}) => {
+    res.writeHead(status, { "content-type": "text/html; charset=utf-8", ...headers }).end(body);
+  };
+  const redirect = (res: ServerResponse, location: string, headers: Record<string, string | string[]> = {}) => {
+    res.writeHead(303, { location, ...headers }).end();
+  };
+
+  /** A POST must come from this site: same origin (when the browser says) and the session's token. */
+  const checkPost = (req: IncomingMessage, form: URLSearchParams, expected: string | undefined): string | undefined => {
+    const origin = req.headers.origin;
+    const own = `${secure ? "https" : "http"}://${req.headers.host ?? ""}`;
+    if (origin !== undefined && origin !== own) return `the form was sent from another site (${origin})`;
+    const site = req.headers["sec-fetch-site"];
+    if (site === "cross-site" || site === "same-site") return "the form was sent from another site";
+    if (!sameToken(form.get("_csrf") ?? undefined, expected))
+      return "the form's CSRF token is missing or wrong; reload the page and try again";
+    return undefined;
+  };
+
+  const dashboard = async (session: Session, namespace: string, form: BindForm): Promise<string> => {
+    const [apis, bindings] = await Promise.all([
+      visibleApis(session.client, namespace).then(
+        (apis) => ({ apis }),
+        (err: unknown) => ({
+          apis: [] as BindableApi[],
+          error: explain(err, "list the bindable APIs", options.control.server, `in namespace ${namespace}`).message,
+        }),
+      ),
+      session.client.list(refs.bindings, { namespace }).then(
+        (list) => ({ bindings: list.items.map(bindingView) }),
+        (err: unknown) => ({
+          bindings: [] as BindingView[],
+          error: explain(err, "list AppClusterBindings", options.control.server, `in namespace ${namespace}`).message,
+        }),
+      ),
+    ]);
+    return dashboardPage({
+      user: session.user.username,
+      csrf: session.csrf,
+      apis: apis.apis,
+      ...("error" in apis ? { apisError: apis.error } : {}),
+      bindings: bindings.bindings,
+      ...("error" in bindings ? { bindingsError: bindings.error } : {}),
+      form,
+    });
+  };
+
+  const bind = async (session: Session, form: URLSearchParams): Promise<string> => {
+    const name = (form.get("name") ?? "").trim();
+    const namespace = (form.get("namespace") ?? "").trim();
+    const wanted = form.getAll("export");
+    // browsers send a text area's line breaks as CRLF
+    const kubeconfig = (form.get("kubeconfig") ?? "").replace(/\r\n/g, "\n");
+    checkBindingName(name);
+    if (!dnsLabel.test(namespace)) throw new Error(`namespace "${namespace}" is not a valid namespace name`);
+    if (wanted.length === 0) throw new Error("choose at least one API to bind");
+    if (kubeconfig.trim() === "") throw new Error("paste or choose the app cluster's kubeconfig");
+    if (Buffer.byteLength(kubeconfig) > maxKubeconfigBytes) throw new Error("the kubeconfig is larger than 256 KiB");
+    const bindable = await visibleApis(session.client, namespace).catch((err: unknown) => {
+      throw explain(err, "list the bindable APIs", options.control.server, `in namespace ${namespace}`);
+    });
+    const exports = pickExports(bindable, wanted);
+    const claimed = exports.filter((e) => e.claims.length > 0);
+    if (claimed.length > 0 && form.get("accept-claims") !== "yes") {
+      throw new Error(`accept the permission claims of ${claimed.map((e) => e.id).join(", ")} to bind them`);
+    }
+    await checkAppCluster(kubeconfig);
+    await createBinding(session.client, { name, namespace, kubeconfig, exports }, "klutch-bind-web");
+    log.info({ user: session.user.username, binding: `${namespace}/${name}`, exports: wanted }, "bound an app cluster");
+    return `/bindings/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? "/", "http://web.invalid");
+    const path = url.pathname;
+    const cookies = readCookies(req);
+    const session = sessions.get(cookies[sessionCookie]);
+
+    if (req.method === "GET" && path === "/static/app.css") {
+      res
+        .writeHead(200, { "content-type": "text/css; charset=utf-8", "cache-control": "max-age=3600" })
+        .end(styleSheet);
+      return;
+    }
+    if (req.method === "GET" && path === "/static/app.js") {
+      res
+        .writeHead(200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "max-age=3600" })
+        .end(script);
+      return;
+    }
+    if (path === "/favicon.ico") {
+      res.writeHead(204).end();
+      return;
+    }
+    if (path === "/login") {
+      if (req.method === "GET") {
+        if (session) return redirect(res, "/");
+        // kept when present: several tabs (or the favicon's redirect) must not void each other's form
+        const token = cookies[loginCookie] || randomToken();
+        return send(res, 200, loginPage({ csrf: token }), { "set-cookie": cookie(loginCookie, token, { secure }) });
+      }
+      if (req.method === "POST") {
+        const form = await readForm(req);
+        const refused = checkPost(req, form, cookies[loginCookie]);
+        if (refused) return send(res, 403, errorPage({ title: "Refused", message: refused }));
+        try {
+          const user = await reviewToken(options.control, form.get("token") ?? "");
+          const created = sessions.create(user, options.control.impersonating(user));
+          log.info({ user: user.username, groups: user.groups }, "signed in");
+          return redirect(res, "/", {
+            "set-cookie": [
+              cookie(sessionCookie, created.id, { secure, maxAgeSeconds: sessions.maxAgeSeconds }),
+              cookie(loginCookie, "", { secure, maxAgeSeconds: 0 }),
+            ],
+          });
+        } catch (err) {
+          if (!(err instanceof SignInError)) throw err;
+          log.info({ reason: err.message }, "sign-in refused");
+          const token = randomToken();
+          return send(res, 401, loginPage({ csrf: token, error: err.message }), {
+            "set-cookie": cookie(loginCookie, token, { secure }),
+          });
+        }
+      }
+    }
+    if (session === undefined) {
+      if (req.method === "GET") return redirect(res, "/login");
+      // a form without a live session: the CSRF check cannot pass, say so before anything else
+      const form = await readForm(req);
+      const refused = checkPost(req, form, undefined);
+      return send(res, 403, errorPage({ title: "Refused", message: refused ?? "sign in first" }));
+    }
+
+    const namespace = url.searchParams.get("namespace") || options.defaultNamespace;
+    if (req.method === "GET" && path === "/") {
+      return send(res, 200, await dashboard(session, namespace, { name: "", namespace, exports: [] }));
+    }
+    const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)$/.exec(path);
+    if (req.method === "GET" && bindingPath) {
+      const [ns, name] = [decodeURIComponent(bindingPath[1] ?? ""), decodeURIComponent(bindingPath[2] ?? "")];
+      let binding: KubeObject | undefined;
+      try {
+        binding = await session.client.get(refs.bindings, name, ns);
+      } catch (err) {
+        const why = explain(err, `read AppClusterBinding ${name}`, options.control.server, `in namespace ${ns}`);
+        return send(
+          res,
+          403,
+          errorPage({ title: "Refused", message: why.message, user: session.user.username, csrf: session.csrf }),
+        );
+      }
+      if (binding === undefined) {
+        return send(
+          res,
+          404,
+          errorPage({
+            title: "Not found",
+            message: `no AppClusterBinding ${name} in namespace ${ns}`,
+            user: session.user.username,
+            csrf: session.csrf,
+          }),
+        );
+      }
+      const conditions = (
+        (binding.status as { conditions?: BindingView["ready"][] } | undefined)?.conditions ?? []
+      ).filter((c) => c !== undefined);
+      return send(
+        res,
+        200,
+        bindingPage({ user: session.user.username, csrf: session.csrf, binding: bindingView(binding), conditions }),
+      );
+    }
+    if (req.method === "POST" && (path === "/bind" || path === "/logout")) {
+      const form = await readForm(req);
+      const refused = checkPost(req, form, session.csrf);
+      if (refused) {
+        log.warn({ user: session.user.username, path, reason: refused }, "form refused");
+        return send(
+          res,
+          403,
+          errorPage({ title: "Refused", message: refused, user: session.user.username, csrf: session.csrf }),
+        );
+      }
+      if (path === "/logout") {
+        sessions.end(session.id);
+        return redirect(res, "/login", { "set-cookie": cookie(sessionCookie, "", { secure, maxAgeSeconds: 0 }) });
+      }
+      try {
+        return redirect(res, await bind(session, form));
+      } catch (err) {
+        const refusedByRbac = message(err).startsWith("no permission");
+        log.info({ user: session.user.username, reason: message(err) }, "bind refused");
+        // the form comes back as it was, but for the kubeconfig: it is never sent back to the browser
+        const again: BindForm = {
+          name: form.get("name") ?? "",
+          namespace: form.get("namespace") ?? namespace,
+          exports: form.getAll("export"),
+          error: message(err),
+        };
+        return send(res, refusedByRbac ? 403 : 400, await dashboard(session, again.namespace || namespace, again));
+      }
+    }
+    send(
+      res,
+      404,
+      errorPage({ title: "Not found", message: `nothing at ${path}`, user: session.user.username, csrf: session.csrf }),
+    );
+  };
+
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader(
+      "content-security-policy",
+      "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    res.setHeader("x-content-type-options", "nosniff");
+    res.setHeader("x-frame-options", "DENY");
+    // not no-referrer: with it Chromium sends "Origin: null" on our own form posts
+    res.setHeader("referrer-policy", "same-origin");
+    res.setHeader("cache-control", "no-store");
+    if (secure) res.setHeader("strict-transport-security", "max-age=31536000");
+    handle(req, res).catch((err: unknown) => {
+      if (err instanceof RequestError) {
+        if (!res.headersSent) send(res, err.status, errorPage({ title: "Bad request", message: err.message }));
+        return;
+      }
+      log.error({ err, path: req.url }, "web request failed");
+      if (!res.headersSent) send(res, 500, errorPage({ title: "Error", message: `internal error: ${message(err)}` }));
+      else res.destroy();
+    });
+  };
+  const server: Server = secure
+    ? createHttpsServer({ cert: options.tls?.cert, key: options.tls?.key }, listener)
+    : createHttpServer(listener);
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
+
+  const at = options.address.lastIndexOf(":");
+  const host = at > 0 ? options.address.slice(0, at) : undefined;
+  const port = Number(options.address.slice(at + 1));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const bound = server.address();
+  const boundPort = typeof bound === "object" && bound !== null ? bound.port : port;
+  const shownHost = host && host !== "0.0.0.0" && host !== "::" ? host : "localhost";
+  const url = `${secure ? "https" : "http"}://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${boundPort}`;
+  log.info({ url, tls: secure }, "web page serving");
+  return {
+    url,
+    port: boundPort,
+    stop: async () => {
+      sessions.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

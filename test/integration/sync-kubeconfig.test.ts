@@ -1,0 +1,47 @@
+// A binding's kubeconfig Secret is written by users: the sync must not run its commands or read
+// files it names (its own service account token, say).
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { before, describe, it } from "node:test";
+import { refs } from "../../src/sync/resources.ts";
+import { eventually } from "../support/eventually.ts";
+import { condition, type SyncEnv, syncEnv } from "../support/sync-env.ts";
+
+describe("the sync and a binding's kubeconfig", () => {
+  let env: SyncEnv;
+  before(async () => {
+    env = await syncEnv();
+  });
+
+  it("refuses an exec plugin or a file reference with InvalidKubeconfig, and runs nothing", async () => {
+    const app = readFileSync(env.app.kubeconfigPath, "utf8");
+    const marker = `/tmp/klb-exec-ran-${process.pid}`;
+    const unsafe = app.replace(
+      / {4}client-key-data: .*/,
+      `    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n      args: [-c, "touch ${marker}"]`,
+    );
+    await env.controlClient.create(refs.secrets, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "unsafe-kubeconfig", namespace: env.bindingNamespace },
+      data: { kubeconfig: Buffer.from(unsafe).toString("base64") },
+    });
+    await env.template([]);
+    await env.controlClient.create(refs.bindings, {
+      apiVersion: "bind.klutch.dev/v1alpha1",
+      kind: "AppClusterBinding",
+      metadata: { name: "unsafe", namespace: env.bindingNamespace },
+      spec: {
+        kubeconfigSecretRef: { name: "unsafe-kubeconfig" },
+        exports: [{ group: env.ref.group, resource: env.ref.resource }],
+      },
+    });
+    await eventually("InvalidKubeconfig reported", async () => {
+      const read = await env.controlClient.get(refs.bindings, "unsafe", env.bindingNamespace);
+      const connected = condition(read, "Connected");
+      assert.equal(connected?.reason, "InvalidKubeconfig");
+      assert.match(connected?.message ?? "", /user "[^"]+" runs a command \(exec\)/);
+    });
+    assert.throws(() => readFileSync(marker), /ENOENT/, "the exec command never ran");
+  });
+});

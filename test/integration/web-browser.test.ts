@@ -1,0 +1,210 @@
+// The web page in real headless Chromium against the real API servers: sign in with a token,
+// bind an app cluster and see it become Ready; refusals for a user without rights and for forged
+// form posts. Screenshots go to .dev/screenshots/.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { pino } from "pino";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { KubeClient } from "../../src/kube/client.ts";
+import { refs } from "../../src/sync/resources.ts";
+import { type RunningWeb, startWebServer } from "../../src/web/server.ts";
+import { type Account, accountKubeconfig, grant, serviceAccount } from "../support/accounts.ts";
+import { launchChromium, screenshotDir } from "../support/browser.ts";
+import { kubeConfig, onFileDone, testNamespace } from "../support/clusters.ts";
+import { apply, readManifests } from "../support/manifests.ts";
+import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
+
+describe("the web page, in Chromium", () => {
+  let env: SyncEnv;
+  let web: RunningWeb;
+  let browser: Browser;
+  let alice: Account;
+  let bob: Account;
+  let exportId: string;
+  let appKubeconfig: string;
+
+  before(async () => {
+    env = await syncEnv();
+    exportId = `postgresqlinstances.${env.ref.group}`;
+    await env.template([{ group: "", resource: "secrets", version: "v1", selector: { owner: "Provider" } }]);
+    appKubeconfig = readFileSync(env.app.kubeconfigPath, "utf8");
+
+    // the page runs as its own service account with only deploy/control-plane/web-rbac.yaml's role
+    await apply(
+      env.control,
+      readManifests("deploy/control-plane/web-rbac.yaml").filter((o) => o.kind === "ClusterRole"),
+    );
+    const accounts = await testNamespace(env.control, "web-users");
+    const webAccount = await serviceAccount(env.controlClient, accounts, "klutch-bind-web");
+    await grant(env.controlClient, webAccount, "klutch-bind:web");
+    const webClient = KubeClient.fromKubeConfig(accountKubeconfig(kubeConfig(env.control), webAccount));
+    onFileDone(async () => webClient.close());
+
+    // alice may bind in the bindings namespace; bob may only look at what is exported
+    alice = await serviceAccount(env.controlClient, accounts, "alice");
+    await grant(env.controlClient, alice, "klutch-bind:binder", env.bindingNamespace);
+    bob = await serviceAccount(env.controlClient, accounts, "bob");
+    await grant(env.controlClient, bob, "view", env.bindingNamespace);
+    await env.controlClient.apply(
+      refs.clusterRoles,
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRole",
+        metadata: { name: "klutch-bind-test:templates-reader" },
+        rules: [
+          {
+            apiGroups: ["example-backend.klutch.anynines.com"],
+            resources: ["apiserviceexporttemplates"],
+            verbs: ["get", "list"],
+          },
+        ],
+      },
+      "test",
+    );
+    await grant(env.controlClient, bob, "klutch-bind-test:templates-reader", env.bindingNamespace);
+
+    web = await startWebServer({
+      control: webClient,
+      logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
+      address: "127.0.0.1:0",
+      defaultNamespace: env.bindingNamespace,
+    });
+    onFileDone(() => web.stop());
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  async function signIn(account: Account): Promise<{ context: BrowserContext; page: Page }> {
+    const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(web.url);
+    assert.match(page.url(), /\/login$/, "an anonymous visitor is sent to the sign-in page");
+    await page.fill("#token", account.token);
+    await Promise.all([page.waitForURL(`${web.url}/`), page.click("button[type=submit]")]);
+    assert.equal(await page.textContent("#user"), account.username);
+    return { context, page };
+  }
+
+  async function fillBindForm(page: Page, name: string) {
+    await page.fill("#name", name);
+    await page.fill("#kubeconfig", appKubeconfig);
+    await page.check(`input[name=export][value="${exportId}"]`);
+    await page.check("input[name=accept-claims]");
+  }
+
+  it("refuses a token the control plane does not accept", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${web.url}/login`);
+    await page.fill("#token", "not-a-token");
+    const [response] = await Promise.all([page.waitForResponse(`${web.url}/login`), page.click("button[type=submit]")]);
+    assert.equal(response.status(), 401);
+    assert.match((await page.textContent("[role=alert]")) ?? "", /did not accept this token/);
+    await context.close();
+  });
+
+  it("lets a user with rights bind an app cluster and shows it becoming Ready", async () => {
+    const { context, page } = await signIn(alice);
+    // the bindable API with its claims in words
+    const apis = (await page.textContent("#apis")) ?? "";
+    assert.ok(apis.includes(exportId), apis);
+    assert.match(apis, /secrets/);
+    await page.screenshot({ path: join(screenshotDir, "web-1-dashboard.png"), fullPage: true });
+
+    await fillBindForm(page, "alice-app");
+    await Promise.all([
+      page.waitForURL(`${web.url}/bindings/${env.bindingNamespace}/alice-app`),
+      page.click("#bind-form button[type=submit]"),
+    ]);
+    // the page refreshes itself until the sync reports Ready
+    await page.locator("#ready", { hasText: "True" }).waitFor({ timeout: 60_000 });
+    await page.screenshot({ path: join(screenshotDir, "web-2-ready.png"), fullPage: true });
+
+    // made as alice, through impersonation, and the kubeconfig never came back to the browser
+    const binding = await env.controlClient.get(refs.bindings, "alice-app", env.bindingNamespace);
+    const managers = (binding?.metadata.managedFields ?? []) as Array<{ manager?: string }>;
+    assert.ok(managers.some((m) => m.manager === "klutch-bind-web"));
+    const secret = await env.controlClient.get(refs.secrets, "alice-app-kubeconfig", env.bindingNamespace);
+    assert.equal(
+      Buffer.from((secret?.data as Record<string, string> | undefined)?.kubeconfig ?? "", "base64").toString("utf8"),
+      appKubeconfig,
+    );
+    await page.goto(web.url);
+    const row = (await page.textContent('tr[data-binding="alice-app"]')) ?? "";
+    assert.match(row, /True/);
+    const keyData = /client-key-data: (\S+)/.exec(appKubeconfig)?.[1];
+    assert.ok(keyData);
+    assert.ok(!(await page.content()).includes(keyData));
+    await context.close();
+  });
+
+  it("refuses a user without rights, saying why, and creates nothing", async () => {
+    const { context, page } = await signIn(bob);
+    await fillBindForm(page, "bob-app");
+    const [response] = await Promise.all([
+      page.waitForResponse(`${web.url}/bind`),
+      page.click("#bind-form button[type=submit]"),
+    ]);
+    assert.equal(response.status(), 403);
+    const error = (await page.textContent("#bind-error")) ?? "";
+    assert.match(error, /no permission to store the app kubeconfig as Secret bob-app-kubeconfig/);
+    assert.ok(error.includes(bob.username), error);
+    // the form comes back without the kubeconfig
+    assert.equal(await page.inputValue("#kubeconfig"), "");
+    assert.equal(await page.inputValue("#name"), "bob-app");
+    await page.screenshot({ path: join(screenshotDir, "web-3-refused.png"), fullPage: true });
+    assert.equal(await env.controlClient.get(refs.bindings, "bob-app", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.secrets, "bob-app-kubeconfig", env.bindingNamespace), undefined);
+    await context.close();
+  });
+
+  it("refuses forged form posts: from another site, and without the session's CSRF token", async () => {
+    const { context, page } = await signIn(alice);
+    // another site on this machine whose page posts a bind form to ours as soon as it loads
+    const evil: Server = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html" }).end(`<!doctype html><body>
+<form id="f" method="post" action="${web.url}/bind">
+<input name="name" value="forged"><input name="namespace" value="${env.bindingNamespace}">
+<input name="export" value="${exportId}"><input name="accept-claims" value="yes">
+<textarea name="kubeconfig">${appKubeconfig}</textarea></form>
+<script>document.getElementById("f").submit()</script></body>`);
+    });
+    await new Promise<void>((resolve) => evil.listen(0, "127.0.0.1", resolve));
+    onFileDone(() => new Promise((resolve) => evil.close(resolve)));
+    const address = evil.address();
+    assert.ok(typeof address === "object" && address !== null);
+    const [response] = await Promise.all([
+      page.waitForResponse(`${web.url}/bind`),
+      page.goto(`http://127.0.0.1:${address.port}/`),
+    ]);
+    assert.equal(response.status(), 403);
+    await page.waitForURL(`${web.url}/bind`);
+    assert.match((await page.textContent("[role=alert]")) ?? "", /sent from another site/);
+    await page.screenshot({ path: join(screenshotDir, "web-4-forged.png"), fullPage: true });
+
+    // the same post from the page's own origin, with alice's cookie, but no or a wrong token
+    const form = {
+      name: "forged",
+      namespace: env.bindingNamespace,
+      export: exportId,
+      "accept-claims": "yes",
+      kubeconfig: appKubeconfig,
+    };
+    for (const csrf of [undefined, "a-guessed-token"]) {
+      const direct = await context.request.post(`${web.url}/bind`, {
+        form: csrf ? { ...form, _csrf: csrf } : form,
+        maxRedirects: 0,
+      });
+      assert.equal(direct.status(), 403);
+      assert.match(await direct.text(), /CSRF token is missing or wrong/);
+    }
+    assert.equal(await env.controlClient.get(refs.bindings, "forged", env.bindingNamespace), undefined);
+    await context.close();
+  });
+});
