@@ -22,7 +22,7 @@ export PATH := $(BIN_DIR):$(PATH)
 export KLB_BIN_DIR := $(BIN_DIR)
 
 .PHONY: help node deps tools browser build typecheck lint check test test-unit test-integration \
-        dev-clusters dev-clusters-down render image xpkg demo demo-serve clean
+        dev-clusters dev-clusters-down render image xpkg demo demo-serve bench bench-tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -104,6 +104,25 @@ xpkg: tools ## build the Crossplane package (.dev/function-klutch-bind.xpkg), em
 
 render: deps tools ## run the real crossplane render on examples/export through the function
 	@node examples/render.ts
+
+GHZ_VERSION := v0.120.0
+GHZ         := $(TOOLS_CACHE)/bin/ghz-$(GHZ_VERSION)/ghz
+TS_SDK_PEER := bench/peers/ts-sdk/node_modules/.installed
+
+$(GHZ):
+	@echo "[bench] building the gRPC load generator ghz $(GHZ_VERSION) from Go modules (about 1 minute)"
+	@mkdir -p $(dir $@)
+	@GOBIN=$(dir $@) go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+$(TS_SDK_PEER): bench/peers/ts-sdk/package.json bench/peers/ts-sdk/package-lock.json $(NODE_STAMP)
+	@echo "[bench] installing the peer @crossplane-org/function-sdk-typescript"
+	@cd bench/peers/ts-sdk && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bench-tools: deps $(GHZ) $(TS_SDK_PEER) ## the load generator (ghz) and the TypeScript SDK peer
+
+bench: bench-tools tools dev-clusters ## run every benchmark; writes bench/results/DATE.json and BENCHMARKS.md (BENCH=quick: 1 min)
+	@GHZ=$(GHZ) node bench/run.ts
 
 demo: build dev-clusters ## run the main job on local control planes
 	@node examples/demo.ts

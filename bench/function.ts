@@ -1,27 +1,35 @@
-// bench/function: latency and throughput of the function server, in its own process as in
-// production, driven by a real gRPC client over loopback. The client sends pre-encoded requests
-// and does not decode answers, so the figures are the server's, not the load generator's.
-//   node bench/function.ts [--seconds 5] [--concurrency 1,8,64]
-import { type ChildProcess, spawn } from "node:child_process";
+// bench/function: latency, throughput, CPU and memory of function servers, each in its own process
+// as in production, under one load generator over loopback: ghz (built from Go modules by `make
+// bench-tools`) when present, else our own Node client that sends pre-encoded requests and does not
+// decode answers. Every server gets the same requests.
+//   node bench/function.ts [--seconds 5] [--concurrency 1,8,64] [--sizes 2KiB,256KiB,3.5MiB]
+//                          [--servers ours,ts-sdk] [--load ghz|node] [--out FILE]
+import { execFile } from "node:child_process";
 import { once } from "node:events";
-import { type AddressInfo, connect, createServer } from "node:net";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs, promisify } from "node:util";
 import { Client, credentials } from "@grpc/grpc-js";
 import { serviceDefinition } from "../src/function/proto.ts";
 import { seedClaims, xrd } from "../test/fixtures/xrds.ts";
 import { request } from "../test/support/function-client.ts";
+import { type CpuSample, cpuSample, ghzPath, percentile, resetPeakRss, startFunctionServer } from "./support.ts";
 
 const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "5" },
     concurrency: { type: "string", default: "1,8,64" },
-    // ts-sdk: the same function on @crossplane-org/function-sdk-typescript (cd bench/peers/ts-sdk && npm ci)
+    sizes: { type: "string", default: "2KiB,256KiB,3.5MiB" },
+    // ts-sdk: the same function on @crossplane-org/function-sdk-typescript (make bench installs it)
     servers: { type: "string", default: "ours" },
+    load: { type: "string", default: existsSync(ghzPath) ? "ghz" : "node" },
+    out: { type: "string" },
   },
 });
 const seconds = Number(values.seconds);
 const concurrencies = values.concurrency.split(",").map(Number);
+const root = join(import.meta.dirname, "..");
 
 const xr = {
   apiVersion: "bind.klutch.dev/v1alpha1",
@@ -32,23 +40,28 @@ const xr = {
 const runFunction = serviceDefinition("apiextensions.fn.proto.v1.FunctionRunnerService").RunFunction;
 if (runFunction === undefined) throw new Error("no RunFunction method");
 const method = runFunction;
-const encode = (req: ReturnType<typeof request>) => method.requestSerialize(req);
-const requests = {
-  typical: encode(request({ tag: "t", xr, required: { xrd: [xrd({})] } })),
-  "1MiB": encode(
+
+/** A request of about `size` bytes: the export request plus 16 KiB ConfigMaps from earlier steps. */
+function requestOfSize(size: string): Buffer {
+  const kib = Number.parseFloat(size) * (size.endsWith("MiB") ? 1024 : 1);
+  const earlier = Math.max(0, Math.floor((kib - 2) / 16.1));
+  return method.requestSerialize(
     request({
       tag: "t",
       xr,
       required: { xrd: [xrd({})] },
       desired: Object.fromEntries(
-        Array.from({ length: 64 }, (_, i) => [
+        Array.from({ length: earlier }, (_, i) => [
           `earlier-${i}`,
           { apiVersion: "v1", kind: "ConfigMap", data: { v: "x".repeat(16 * 1024) } },
         ]),
       ),
     }),
-  ),
-};
+  );
+}
+
+type Load = { calls: number; errors: number; seconds: number; latenciesMs: { p50: number; p90: number; p99: number } };
+
 const identity = (b: Buffer) => b;
 function call(client: Client, body: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) =>
@@ -58,81 +71,144 @@ function call(client: Client, body: Buffer): Promise<Buffer> {
   );
 }
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
+async function nodeLoad(port: number, body: Buffer, concurrency: number, runSeconds: number): Promise<Load> {
+  const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure(), {
+    "grpc.max_send_message_length": -1,
+    "grpc.max_receive_message_length": -1,
+  });
+  const latencies: number[] = [];
+  let errors = 0;
+  const deadline = performance.now() + runSeconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const t = performance.now();
+        try {
+          await call(client, body);
+          latencies.push(performance.now() - t);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  client.close();
+  latencies.sort((a, b) => a - b);
+  return {
+    calls: latencies.length,
+    errors,
+    seconds: elapsed,
+    latenciesMs: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99) },
+  };
 }
 
-/** Starts one server under test in its own process; resolves with its port once it accepts calls. */
-async function startServer(name: string): Promise<{ port: number; process: ChildProcess }> {
-  const port = await freePort();
-  const root = join(import.meta.dirname, "..");
-  const entry = name === "ours" ? join(root, "src/cli/main.ts") : join(root, "bench/peers", name, "main.ts");
-  const args =
-    name === "ours"
-      ? ["--insecure", "--address", `127.0.0.1:${port}`, "--max-recv-message-size", "8"]
-      : ["--insecure", "--address", `127.0.0.1:${port}`];
-  const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "ignore", "inherit"] });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: "127.0.0.1", port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on("error", () => resolve(false));
-    });
-    if (up) return { port, process: child };
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${name} did not listen on ${port}`);
+const dataDir = mkdtempSync(join(tmpdir(), "klb-bench-"));
+async function ghzLoad(port: number, body: Buffer, concurrency: number, runSeconds: number): Promise<Load> {
+  const file = join(dataDir, `req-${body.length}.bin`);
+  if (!existsSync(file)) writeFileSync(file, body);
+  const { stdout } = await promisify(execFile)(
+    ghzPath,
+    [
+      "--insecure",
+      "--proto",
+      join(root, "proto/apiextensions/fn/proto/v1/run_function.proto"),
+      "--import-paths",
+      join(root, "proto"),
+      "--call",
+      "apiextensions.fn.proto.v1.FunctionRunnerService.RunFunction",
+      "--binary-file",
+      file,
+      "--concurrency",
+      String(concurrency),
+      "--connections",
+      "1",
+      "--duration",
+      `${runSeconds}s`,
+      "--max-recv-message-size",
+      "64MB",
+      "--max-send-message-size",
+      "64MB",
+      "--format",
+      "json",
+      `127.0.0.1:${port}`,
+    ],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
+  type Report = {
+    count: number;
+    total: number;
+    latencyDistribution?: Array<{ percentage: number; latency: number }> | null;
+    statusCodeDistribution?: Record<string, number>;
+  };
+  const report = JSON.parse(stdout) as Report;
+  const at = (p: number) => (report.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? Number.NaN) / 1e6;
+  const ok = report.statusCodeDistribution?.OK ?? 0;
+  return {
+    calls: ok,
+    errors: report.count - ok,
+    seconds: report.total / 1e9,
+    latenciesMs: { p50: at(50), p90: at(90), p99: at(99) },
+  };
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
+const load = values.load === "ghz" ? ghzLoad : nodeLoad;
+const loadGenerator =
+  values.load === "ghz"
+    ? `ghz ${(await promisify(execFile)(ghzPath, ["--version"])).stdout.trim()}`
+    : "node (@grpc/grpc-js client)";
+const sizes = values.sizes.split(",");
+const bodies = Object.fromEntries(sizes.map((s) => [s, requestOfSize(s)]));
+console.error(`[bench] load generator: ${loadGenerator}`);
 
-const rows: Array<Record<string, string | number>> = [];
+export type FunctionRow = {
+  server: string;
+  request: string;
+  requestBytes: number;
+  concurrency: number;
+  calls: number;
+  errors: number;
+  callsPerSecond: number;
+  p50ms: number;
+  p90ms: number;
+  p99ms: number;
+  cpuMsPerCall: number;
+  peakRssMiB: number;
+};
+const rows: FunctionRow[] = [];
 for (const serverName of values.servers.split(",")) {
-  const { port, process: server } = await startServer(serverName);
-  for (const [name, req] of Object.entries(requests)) {
-    console.error(`[bench] ${name}: ${(req.length / 1024).toFixed(0)} KiB per request`);
+  const server = await startFunctionServer(root, serverName);
+  for (const size of sizes) {
+    const body = bodies[size] as Buffer;
+    console.error(`[bench] ${serverName} ${size} (${(body.length / 1024).toFixed(0)} KiB per request)`);
     for (const concurrency of concurrencies) {
-      const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure(), {
-        "grpc.max_send_message_length": -1,
-      });
-      for (let i = 0; i < 50; i++) await call(client, req); // warm up
-      const latencies: number[] = [];
-      const deadline = performance.now() + seconds * 1000;
-      const started = performance.now();
-      await Promise.all(
-        Array.from({ length: concurrency }, async () => {
-          while (performance.now() < deadline) {
-            const t = performance.now();
-            await call(client, req);
-            latencies.push(performance.now() - t);
-          }
-        }),
-      );
-      const elapsed = (performance.now() - started) / 1000;
-      client.close();
-      latencies.sort((a, b) => a - b);
+      await load(server.port, body, concurrency, Math.min(1, seconds)); // warm up
+      resetPeakRss(server.pid);
+      const before: CpuSample = cpuSample(server.pid);
+      const result = await load(server.port, body, concurrency, seconds);
+      const after = cpuSample(server.pid);
       rows.push({
         server: serverName,
-        request: name,
+        request: size,
+        requestBytes: body.length,
         concurrency,
-        calls: latencies.length,
-        "calls/s": Math.round(latencies.length / elapsed),
-        "p50 ms": Number(percentile(latencies, 50).toFixed(2)),
-        "p99 ms": Number(percentile(latencies, 99).toFixed(2)),
+        calls: result.calls,
+        errors: result.errors,
+        callsPerSecond: Math.round(result.calls / result.seconds),
+        p50ms: Number(result.latenciesMs.p50.toFixed(2)),
+        p90ms: Number(result.latenciesMs.p90.toFixed(2)),
+        p99ms: Number(result.latenciesMs.p99.toFixed(2)),
+        cpuMsPerCall: Number((((after.cpuSeconds - before.cpuSeconds) * 1000) / Math.max(1, result.calls)).toFixed(3)),
+        peakRssMiB: Math.round(after.peakRssKiB / 1024),
       });
-      console.error(`[bench] ${serverName} ${name} x${concurrency}: done`);
+      console.error(`[bench]   x${concurrency}: ${rows.at(-1)?.callsPerSecond} calls/s`);
     }
   }
-  server.kill("SIGTERM");
-  await once(server, "exit");
+  server.child.kill("SIGTERM");
+  await once(server.child, "exit");
 }
 console.table(rows);
-console.log(JSON.stringify({ node: process.versions.node, seconds, rows }));
+const output = { loadGenerator, seconds, rows };
+if (values.out) writeFileSync(values.out, `${JSON.stringify(output, null, 2)}\n`);
+else console.log(JSON.stringify(output));

@@ -1,7 +1,7 @@
 // bench/sync: propagation latency and throughput of the sync between two real API servers, beside
 // the raw create rate of a plain client loop against the same control plane (the limit).
-//   make dev-clusters && node bench/sync.ts [--objects 1000] [--secrets 200] [--concurrency 20]
-import { readFileSync } from "node:fs";
+//   make dev-clusters && node bench/sync.ts [--objects 1000] [--secrets 200] [--concurrency 20] [--out FILE]
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     objects: { type: "string", default: "1000" },
     secrets: { type: "string", default: "200" },
     concurrency: { type: "string", default: "20" },
+    out: { type: "string" },
   },
 });
 const count = Number(values.objects);
@@ -235,7 +236,8 @@ const result = {
   rssGrowthMiB: Math.round((process.memoryUsage().rss - rssBefore) / 1048576),
   note: "requests per object counts the benchmark's own creates and status writes too",
 };
-console.log(JSON.stringify(result, null, 2));
+if (values.out) writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
+else console.log(JSON.stringify(result, null, 2));
 
 // --- clean up ---------------------------------------------------------------------------------------
 await control.delete(refs.bindings, "bench", ns);

@@ -1,0 +1,92 @@
+// `make bench`: every benchmark in one run on this machine, the results in
+// bench/results/<date>.json, and BENCHMARKS.md with its charts made from them.
+// BENCH=quick: about a minute, written to bench/results/tmp/ (not published).
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, release, totalmem } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { renderReport } from "./report.ts";
+import { ghzVersion } from "./support.ts";
+
+const root = join(import.meta.dirname, "..");
+const mode = process.env.BENCH === "quick" ? "quick" : "full";
+const settings =
+  mode === "quick"
+    ? { seconds: "1", concurrency: "1,8,64", sizes: "2KiB,256KiB,3.5MiB", objects: "200", secrets: "50" }
+    : { seconds: "10", concurrency: "1,8,64", sizes: "2KiB,256KiB,3.5MiB", objects: "1000", secrets: "500" };
+const date = new Date().toISOString().slice(0, 10);
+const outDir = mode === "quick" ? join(root, "bench/results/tmp") : join(root, "bench/results");
+mkdirSync(join(root, "bench/results/tmp"), { recursive: true });
+const say = (text: string) => console.error(`[bench] ${text}`);
+
+async function step(name: string, args: string[]): Promise<unknown> {
+  const out = join(root, "bench/results/tmp", `${name}.json`);
+  say(`${name}: node ${args.join(" ")}`);
+  const started = Date.now();
+  const child = spawn(process.execPath, [...args, "--out", out], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+  const [code] = await once(child, "exit");
+  if (code !== 0) throw new Error(`bench: ${name} exited with ${code}`);
+  say(`${name}: done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return JSON.parse(readFileSync(out, "utf8"));
+}
+
+const run = promisify(execFile);
+const version = async (cmd: string, args: string[]) =>
+  run(cmd, args).then(
+    (r) => r.stdout.trim().split("\n")[0] ?? "",
+    () => "not available",
+  );
+const machine = {
+  cpu: cpus()[0]?.model ?? "unknown",
+  cores: cpus().length,
+  memoryGiB: Math.round(totalmem() / 1024 ** 3),
+  kernel: release(),
+  node: process.versions.node,
+  go: await version("go", ["version"]),
+  kubernetes: (await version(join(root, ".dev/bin/kubectl"), ["version", "--client"])).replace("Client Version: ", ""),
+  loadGenerator: `ghz ${ghzVersion}`,
+  tsSdk: (
+    JSON.parse(
+      readFileSync(
+        join(root, "bench/peers/ts-sdk/node_modules/@crossplane-org/function-sdk-typescript/package.json"),
+        "utf8",
+      ),
+    ) as { version: string }
+  ).version,
+};
+
+say(`mode ${mode}; ${machine.cores} cores (${machine.cpu}), node ${machine.node}`);
+const fn = await step("function", [
+  "bench/function.ts",
+  "--servers",
+  "ours,ts-sdk",
+  "--load",
+  "ghz",
+  "--seconds",
+  settings.seconds,
+  "--concurrency",
+  settings.concurrency,
+  "--sizes",
+  settings.sizes,
+]);
+const sync = await step("sync", ["bench/sync.ts", "--objects", settings.objects, "--secrets", settings.secrets]);
+const results = {
+  date: new Date().toISOString(),
+  mode,
+  machine,
+  function: fn,
+  sync,
+  notRun: {
+    "function-sdk-go peer": "github.com/crossplane/function-sdk-go is refused by the Go module proxy here (403)",
+    "kube-bind konnector peer": "github.com/kube-bind/kube-bind is refused by the Go module proxy here (403)",
+  },
+};
+const file = join(outDir, `${date}${mode === "quick" ? "-quick" : ""}.json`);
+writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+say(`results: ${file}`);
+const reportDir = mode === "quick" ? outDir : root;
+const chartsDir = mode === "quick" ? "charts" : "bench/charts";
+renderReport(results, reportDir, chartsDir, file.slice(root.length + 1));
+say(`report: ${join(reportDir, "BENCHMARKS.md")}`);

@@ -1,0 +1,75 @@
+// What the benchmarks share: starting a function server in its own process, and reading a
+// process's CPU time and peak memory from /proc.
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { type AddressInfo, connect, createServer } from "node:net";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+export const ghzVersion = "v0.120.0";
+export const ghzPath =
+  process.env.GHZ ??
+  join(process.env.TOOLS_CACHE ?? join(homedir(), ".cache", "function-klutch-bind"), "bin", `ghz-${ghzVersion}`, "ghz");
+
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+export type RunningServer = { port: number; pid: number; child: ChildProcess };
+
+/** Starts one function server (ours, or a peer under bench/peers/NAME); resolves once it accepts calls. */
+export async function startFunctionServer(root: string, name: string): Promise<RunningServer> {
+  const port = await freePort();
+  const entry = name === "ours" ? join(root, "src/cli/main.ts") : join(root, "bench/peers", name, "main.ts");
+  const args =
+    name === "ours"
+      ? ["--insecure", "--address", `127.0.0.1:${port}`, "--max-recv-message-size", "8"]
+      : ["--insecure", "--address", `127.0.0.1:${port}`];
+  const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "ignore", "inherit"] });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: "127.0.0.1", port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on("error", () => resolve(false));
+    });
+    if (up && child.pid !== undefined) return { port, pid: child.pid, child };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill();
+  throw new Error(`${name} did not listen on ${port}`);
+}
+
+export type CpuSample = { cpuSeconds: number; peakRssKiB: number };
+
+const ticksPerSecond = 100; // USER_HZ on Linux
+
+/** User plus system CPU time and peak resident memory (VmHWM) of a process. */
+export function cpuSample(pid: number): CpuSample {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // the command name may contain spaces: fields start after its closing parenthesis
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return { cpuSeconds: (utime + stime) / ticksPerSecond, peakRssKiB: Number(hwm ?? Number.NaN) };
+}
+
+/** Restarts the peak-memory clock of a process (needs to own it, or root); false when refused. */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
