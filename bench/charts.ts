@@ -10,7 +10,7 @@ export type Panel = { title: string; categories: string[]; series: Series[] };
 
 const panelWidth = 300;
 const panelHeight = 220;
-const margin = { top: 48, right: 16, bottom: 56, left: 64 };
+const margin = { top: 66, right: 16, bottom: 56, left: 64 };
 
 function niceMax(value: number): number {
   if (!(value > 0)) return 1;
@@ -25,7 +25,7 @@ function frame(title: string, panels: number, legend: string[], body: string, yL
   const legendItems = legend
     .map(
       (name, i) =>
-        `<rect x="${margin.left + i * 140}" y="26" width="12" height="12" fill="${palette[i % palette.length]}"/><text x="${margin.left + i * 140 + 18}" y="36">${esc(name)}</text>`,
+        `<rect x="${margin.left + i * 210}" y="26" width="12" height="12" fill="${palette[i % palette.length]}"/><text x="${margin.left + i * 210 + 18}" y="36">${esc(name)}</text>`,
     )
     .join("");
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">

@@ -41,7 +41,9 @@ const names: Record<string, string> = { ours: "function-klutch-bind", "ts-sdk": 
 const label = (server: string) => names[server] ?? server;
 const num = (n: number, digits = 0) =>
   n.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : "-");
+const ratio = (a: number, b: number) => (a > 0 && b > 0 ? `${(a / b).toFixed(2)}×` : "-");
+/** a latency, or "-" when the cell completed no call (JSON turns NaN into null) */
+const ms = (v: number | null) => (v === null || Number.isNaN(v) ? "-" : String(v));
 
 export function renderReport(results: Results, dir: string, chartsDir: string, source: string): void {
   const fn = results.function as { loadGenerator: string; seconds: number; rows: FunctionRow[] };
@@ -76,7 +78,7 @@ export function renderReport(results: Results, dir: string, chartsDir: string, s
     ranges: concurrencies.map((c) =>
       servers.flatMap((s) => {
         const r = row(s, size, c);
-        return r ? [{ name: label(s), low: r.p50ms, mid: r.p90ms, high: r.p99ms }] : [];
+        return r && r.calls > 0 ? [{ name: label(s), low: r.p50ms, mid: r.p90ms, high: r.p99ms }] : [];
       }),
     ),
   }));
@@ -99,14 +101,14 @@ export function renderReport(results: Results, dir: string, chartsDir: string, s
         const r = row(s, size, c);
         if (!r) continue;
         const vs = s === "ours" || !ours ? "" : ratio(ours.callsPerSecond, r.callsPerSecond);
-        if (s !== "ours" && ours && ours.callsPerSecond / r.callsPerSecond < gap.ratio) {
+        if (s !== "ours" && ours && r.callsPerSecond > 0 && ours.callsPerSecond / r.callsPerSecond < gap.ratio) {
           gap = {
             ratio: ours.callsPerSecond / r.callsPerSecond,
             text: `${size} requests at concurrency ${c}: ${num(ours.callsPerSecond)} calls/s against ${num(r.callsPerSecond)} for ${label(s)}`,
           };
         }
         table.push(
-          `| ${size} | ${c} | ${label(s)} | ${num(r.callsPerSecond)} | ${vs} | ${r.p50ms} | ${r.p90ms} | ${r.p99ms} | ${r.cpuMsPerCall} | ${r.peakRssMiB} | ${r.errors} |`,
+          `| ${size} | ${c} | ${label(s)} | ${num(r.callsPerSecond)} | ${vs} | ${ms(r.p50ms)} | ${ms(r.p90ms)} | ${ms(r.p99ms)} | ${r.cpuMsPerCall} | ${r.peakRssMiB} | ${r.errors} |`,
         );
       }
     }
@@ -138,7 +140,7 @@ function (the same pure core in \`src/export\`) on plaintext gRPC over loopback.
 ${fn.loadGenerator}, sends the same serialized \`RunFunctionRequest\` to each over one connection
 for ${fn.seconds} s per cell after a warm-up: 2 KiB is a typical export request; the larger ones
 carry desired resources of earlier pipeline steps (16 KiB ConfigMaps), which the function must pass
-through. CPU time per call is the server process's user+system time over the run divided by the
+through. Calls still in flight when a cell's time ends are cut off by ghz and counted neither as calls nor as errors. CPU time per call is the server process's user+system time over the run divided by the
 calls; peak RSS is the server's high-water mark during the cell (/proc). The load generator shares
 the two cores with the server.
 
