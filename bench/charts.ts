@@ -28,7 +28,8 @@ function frame(title: string, panels: number, legend: string[], body: string, yL
         `<rect x="${margin.left + i * 210}" y="26" width="12" height="12" fill="${palette[i % palette.length]}"/><text x="${margin.left + i * 210 + 18}" y="36">${esc(name)}</text>`,
     )
     .join("");
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12" role="img" aria-label="${esc(title)}">
+<title>${esc(title)}</title>
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="${margin.left}" y="16" font-size="14" font-weight="600">${esc(title)}</text>
 ${legendItems}
