@@ -1,6 +1,6 @@
 // `make bench`: every benchmark in one run on this machine, the results in
 // bench/results/<date>.json, and BENCHMARKS.md with its charts made from them.
-// BENCH=quick: about a minute, written to bench/results/tmp/ (not published).
+// BENCH=quick: about two minutes, written to bench/results/tmp/ (not published).
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -14,8 +14,44 @@ const root = join(import.meta.dirname, "..");
 const mode = process.env.BENCH === "quick" ? "quick" : "full";
 const settings =
   mode === "quick"
-    ? { seconds: "1", concurrency: "1,8,64", sizes: "2KiB,256KiB,3.5MiB", objects: "200", secrets: "50" }
-    : { seconds: "10", concurrency: "1,8,64", sizes: "2KiB,256KiB,3.5MiB", objects: "1000", secrets: "500" };
+    ? {
+        function: { seconds: "1", concurrency: "1,8,64", sizes: "2KiB,256KiB,3.5MiB" },
+        sync: [
+          "--objects",
+          "1000",
+          "--stream",
+          "200",
+          "--namespaces",
+          "10",
+          "--bindings",
+          "4",
+          "--app-clusters",
+          "2",
+          "--storm",
+          "200",
+          "--secrets",
+          "100",
+        ],
+      }
+    : {
+        function: { seconds: "10", concurrency: "1,8,64", sizes: "2KiB,256KiB,3.5MiB" },
+        sync: [
+          "--objects",
+          "10000",
+          "--stream",
+          "1000",
+          "--namespaces",
+          "100",
+          "--bindings",
+          "20",
+          "--app-clusters",
+          "2",
+          "--storm",
+          "1000",
+          "--secrets",
+          "500",
+        ],
+      };
 const date = new Date().toISOString().slice(0, 10);
 const outDir = mode === "quick" ? join(root, "bench/results/tmp") : join(root, "bench/results");
 mkdirSync(join(root, "bench/results/tmp"), { recursive: true });
@@ -65,13 +101,13 @@ const fn = await step("function", [
   "--load",
   "ghz",
   "--seconds",
-  settings.seconds,
+  settings.function.seconds,
   "--concurrency",
-  settings.concurrency,
+  settings.function.concurrency,
   "--sizes",
-  settings.sizes,
+  settings.function.sizes,
 ]);
-const sync = await step("sync", ["bench/sync.ts", "--objects", settings.objects, "--secrets", settings.secrets]);
+const sync = await step("sync", ["bench/sync.ts", ...settings.sync]);
 const results = {
   date: new Date().toISOString(),
   mode,

@@ -76,6 +76,8 @@ export class BindingController {
   readonly #o: BindingControllerOptions;
   readonly #queue: WorkQueue;
   readonly #states = new Map<string, BindingState>();
+  /** requests of app clients already closed, so appRequests never goes back */
+  #retiredAppRequests = 0;
   readonly #events: EventRecorder;
   #bindings!: Informer;
   #templates!: Informer;
@@ -128,10 +130,18 @@ export class BindingController {
     return [...this.#states.values()].flatMap((s) => [...s.exports.values()].map((e) => e.sync));
   }
 
+  /** API requests sent to app clusters so far, all bindings together */
+  get appRequests(): number {
+    let sum = this.#retiredAppRequests;
+    for (const state of this.#states.values()) sum += state.app?.requests ?? 0;
+    return sum;
+  }
+
   async #stopBinding(state: BindingState): Promise<void> {
     await Promise.all([...state.exports.values()].map((e) => e.sync.stop()));
     state.exports.clear();
     await state.appInformers?.stopAll();
+    this.#retiredAppRequests += state.app?.requests ?? 0;
     state.app?.close();
     state.app = undefined;
     state.appInformers = undefined;

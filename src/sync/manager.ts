@@ -56,6 +56,7 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
   });
   controller.start();
+  metrics.countRequests(() => ({ control: options.control.requests, app: controller.appRequests }));
   const autoExport = options.autoExport
     ? new AutoExportController(options.control, controlInformers, options.logger)
     : undefined;

@@ -34,6 +34,22 @@ export class SyncMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
+  /** Reports the API requests sent so far, read from the clients at each scrape. */
+  countRequests(read: () => { control: number; app: number }): void {
+    new Counter({
+      name: "klutch_bind_api_requests_total",
+      help: "Requests the sync sent to API servers, by cluster (control plane, or all app clusters).",
+      labelNames: ["cluster"],
+      registers: [this.registry],
+      collect() {
+        const now = read();
+        this.reset();
+        this.inc({ cluster: "control" }, now.control);
+        this.inc({ cluster: "app" }, now.app);
+      },
+    });
+  }
+
   static labels(ctx: Pick<ExportContext, "binding" | "ref">) {
     return { binding: `${ctx.binding.namespace}/${ctx.binding.name}`, export: `${ctx.ref.resource}.${ctx.ref.group}` };
   }

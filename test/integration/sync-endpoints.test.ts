@@ -34,6 +34,10 @@ describe("sync endpoints", () => {
     ]) {
       assert.match(text, new RegExp(`# HELP ${name} `), name);
     }
+    // the sync has listed bindings by now: its requests to the control plane are counted
+    const controlRequests = /klutch_bind_api_requests_total\{cluster="control"\} (\d+)/.exec(text)?.[1];
+    assert.ok(Number(controlRequests) > 0, `control-plane requests counted: ${controlRequests}`);
+    assert.match(text, /klutch_bind_api_requests_total\{cluster="app"\} 0/);
     assert.equal((await fetch(`http://127.0.0.1:${sync.ports.health}/healthz`)).status, 200);
     assert.equal((await fetch(`http://127.0.0.1:${sync.ports.health}/readyz`)).status, 200);
     assert.equal((await fetch(`http://127.0.0.1:${sync.ports.health}/nope`)).status, 404);
