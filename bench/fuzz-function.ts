@@ -1,15 +1,17 @@
 // bench/fuzz-function: 100,000 random and mutated requests against the function server in its own
 // process; every one must be answered, the server must stay up and its memory flat.
-//   node bench/fuzz-function.ts [--cases 100000]
+//   node bench/fuzz-function.ts [--cases 100000] [--out FILE]
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { Client, credentials } from "@grpc/grpc-js";
 import { fuzzCase, runFunctionPath } from "../test/support/fuzz.ts";
 
-const { values } = parseArgs({ options: { cases: { type: "string", default: "100000" } } });
+const { values } = parseArgs({
+  options: { cases: { type: "string", default: "100000" }, out: { type: "string" } },
+});
 const cases = Number(values.cases);
 const server = spawn(
   process.execPath,
@@ -51,13 +53,13 @@ for (let seed = 1; seed <= cases; seed++) {
 client.close();
 server.kill("SIGTERM");
 const exit = await new Promise<number | null>((resolve) => server.on("exit", resolve));
-console.log(
-  JSON.stringify({
-    cases,
-    answered,
-    refused,
-    seconds: Math.round((performance.now() - started) / 1000),
-    serverExit: exit,
-    rss: samples,
-  }),
-);
+const result = {
+  cases,
+  answered,
+  refused,
+  seconds: Math.round((performance.now() - started) / 1000),
+  serverExit: exit,
+  rss: samples,
+};
+if (values.out) writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
+else console.log(JSON.stringify(result));

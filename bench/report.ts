@@ -39,6 +39,7 @@ export type Results = {
   mode: string;
   machine: Record<string, string | number>;
   function: unknown;
+  fuzz?: unknown;
   sync: unknown;
   notRun: Record<string, string>;
 };
@@ -54,6 +55,26 @@ const ms = (v: number | null) => (v === null || Number.isNaN(v) ? "-" : String(v
 export function renderReport(results: Results, dir: string, chartsDir: string, source: string): void {
   const fn = results.function as { loadGenerator: string; seconds: number; rows: FunctionRow[] };
   const sync = results.sync as SyncResult;
+  type Fuzz = {
+    cases: number;
+    answered: number;
+    refused: number;
+    seconds: number;
+    serverExit: number | null;
+    rss: Array<{ at: number; rssMiB: number }>;
+  };
+  const fuzz = results.fuzz as Fuzz | undefined;
+  const fuzzSection = fuzz
+    ? `### Fuzz
+
+${num(fuzz.cases)} random and mutated requests (random bytes; valid requests with bytes flipped, cut or
+spliced; the right shape with wrong types in the XR or XRD; nesting up to 470 deep; names up to 500,000
+characters), one after another, to one server process: ${num(fuzz.answered)} answered
+with a response, ${num(fuzz.refused)} refused with a gRPC status (bytes that do not decode), in
+${num(fuzz.seconds)} s. The server ${fuzz.serverExit === 0 ? "never died and exited 0 on SIGTERM" : `exited with ${fuzz.serverExit}`}.
+Server RSS at each tenth: ${fuzz.rss.map((r) => `${num(r.rssMiB)}`).join(", ")} MiB.
+`
+    : "";
   const rows = fn.rows;
   const servers = [...new Set(rows.map((r) => r.server))];
   const sizes = [...new Set(rows.map((r) => r.request))];
@@ -158,6 +179,7 @@ ${table.join("\n")}
 
 ${peers.length ? `**Largest gap:** ${gap.text} (${gap.ratio.toFixed(2)}×).` : ""}
 
+${fuzzSection}
 ## The sync sidecar
 
 Method: real API servers (\`make dev-clusters\`, kube-apiserver ${m.kubernetes} with embedded etcd):

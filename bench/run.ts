@@ -16,6 +16,7 @@ const settings =
   mode === "quick"
     ? {
         function: { seconds: "1", concurrency: "1,8,64", sizes: "2KiB,256KiB,3.5MiB" },
+        fuzzCases: "5000",
         sync: [
           "--objects",
           "1000",
@@ -35,6 +36,7 @@ const settings =
       }
     : {
         function: { seconds: "10", concurrency: "1,8,64", sizes: "2KiB,256KiB,3.5MiB" },
+        fuzzCases: "100000",
         sync: [
           "--objects",
           "10000",
@@ -107,12 +109,14 @@ const fn = await step("function", [
   "--sizes",
   settings.function.sizes,
 ]);
+const fuzz = await step("fuzz", ["bench/fuzz-function.ts", "--cases", settings.fuzzCases]);
 const sync = await step("sync", ["bench/sync.ts", ...settings.sync]);
 const results = {
   date: new Date().toISOString(),
   mode,
   machine,
   function: fn,
+  fuzz,
   sync,
   notRun: {
     "function-sdk-go peer": "github.com/crossplane/function-sdk-go is refused by the Go module proxy here (403)",
