@@ -1,25 +1,42 @@
 #!/usr/bin/env node
 // The klutch-bind command: one binary, one subcommand per program of the product.
-import { runBind } from "./bind.ts";
-import { runExports } from "./exports.ts";
-import { runFunction } from "./function.ts";
-import { runStatus } from "./status.ts";
-import { runSync } from "./sync.ts";
-import { runUnbind } from "./unbind.ts";
 import { isUsageError } from "./usage.ts";
-import { runVersion } from "./version.ts";
 
 type Command = { summary: string; run: (args: string[]) => Promise<number> };
 
+// Each command's code is loaded only when it runs: the function server stays free of the
+// Kubernetes client, the sync and the web page, which keeps its heap, and so its GC pauses, small.
 const commands: Record<string, Command> = {
-  exports: { summary: "list the APIs the control plane offers for binding, with their claims", run: runExports },
-  bind: { summary: "bind exported APIs into an app cluster and wait until it is Ready", run: runBind },
-  unbind: { summary: "stop binding an app cluster (--delete or --orphan its objects)", run: runUnbind },
-  status: { summary: "show the health and counts of the bindings", run: runStatus },
-  function: { summary: "serve the Crossplane composition function (gRPC, port 9443)", run: runFunction },
-  sync: { summary: "mirror bound objects and claimed resources between control plane and app clusters", run: runSync },
-  version: { summary: "print the version of klutch-bind and its runtime", run: runVersion },
+  exports: {
+    summary: "list the APIs the control plane offers for binding, with their claims",
+    run: async (args) => (await import("./exports.ts")).runExports(args),
+  },
+  bind: {
+    summary: "bind exported APIs into an app cluster and wait until it is Ready",
+    run: async (args) => (await import("./bind.ts")).runBind(args),
+  },
+  unbind: {
+    summary: "stop binding an app cluster (--delete or --orphan its objects)",
+    run: async (args) => (await import("./unbind.ts")).runUnbind(args),
+  },
+  status: {
+    summary: "show the health and counts of the bindings",
+    run: async (args) => (await import("./status.ts")).runStatus(args),
+  },
+  function: {
+    summary: "serve the Crossplane composition function (gRPC, port 9443)",
+    run: async (args) => (await import("./function.ts")).runFunction(args),
+  },
+  sync: {
+    summary: "mirror bound objects and claimed resources between control plane and app clusters",
+    run: async (args) => (await import("./sync.ts")).runSync(args),
+  },
+  version: {
+    summary: "print the version of klutch-bind and its runtime",
+    run: async (args) => (await import("./version.ts")).runVersion(args),
+  },
 };
+const runFunction = (args: string[]) => (commands.function as Command).run(args);
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);

@@ -4,6 +4,7 @@
 // steps are therefore never copied: on a 1 MiB request that is most of the work.
 import { join } from "node:path";
 import protobuf from "protobufjs";
+import { joinDesiredResources, rawDesiredEntries, splitDesiredResources } from "./passthrough.ts";
 import { type functionServices, protobufRecursionLimit, protoDir } from "./proto.ts";
 import type { RunFunctionRequest, RunFunctionResponse, WireResource } from "./wire.ts";
 
@@ -21,6 +22,11 @@ export type FunctionCodec = {
   encodeResponse: (rsp: RunFunctionResponse) => Buffer;
 };
 
+/** protobufjs's writer already gives a Buffer on Node: no copy then. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function enumValues(pkg: string, name: string): Record<string, number> {
   return root.lookupEnum(`${pkg}.${name}`).values;
 }
@@ -29,6 +35,7 @@ export function functionCodec(service: (typeof functionServices)[number]): Funct
   const pkg = service.slice(0, service.lastIndexOf("."));
   const Request = root.lookupType(`${pkg}.RunFunctionRequest`);
   const Response = root.lookupType(`${pkg}.RunFunctionResponse`);
+  const State = root.lookupType(`${pkg}.State`);
   const ready = enumValues(pkg, "Ready");
   const severity = enumValues(pkg, "Severity");
   const target = enumValues(pkg, "Target");
@@ -40,7 +47,22 @@ export function functionCodec(service: (typeof functionServices)[number]): Funct
   const resource = (r: WireResource | null | undefined) =>
     r && typeof r.ready === "string" ? { ...r, ready: number(ready, r.ready) } : r;
   return {
-    decodeRequest: (bytes) => Request.decode(bytes) as unknown as RunFunctionRequest,
+    decodeRequest: (bytes) => {
+      let split: ReturnType<typeof splitDesiredResources> | undefined;
+      try {
+        split = splitDesiredResources(bytes);
+      } catch (err) {
+        if (!(err instanceof RangeError)) throw err;
+      }
+      // not well-formed: decode it whole, so protobufjs says what is wrong as it always does
+      if (split === undefined) return Request.decode(bytes) as unknown as RunFunctionRequest;
+      const req = Request.decode(split.rest) as unknown as RunFunctionRequest;
+      if (split.entries.size > 0) {
+        req.desired ??= {};
+        req.desired[rawDesiredEntries] = split.entries;
+      }
+      return req;
+    },
     encodeResponse: (rsp) => {
       const resources: Record<string, unknown> = {};
       for (const [key, r] of Object.entries(rsp.desired.resources ?? {})) resources[key] = resource(r);
@@ -58,7 +80,15 @@ export function functionCodec(service: (typeof functionServices)[number]): Funct
           target: number(target, c.target),
         })),
       };
-      return Buffer.from(Response.encode(wire as unknown as protobuf.Message).finish());
+      const raw = rsp.desired[rawDesiredEntries];
+      if (raw === undefined) return asBuffer(Response.encode(wire as unknown as protobuf.Message).finish());
+      const { desired, ...withoutDesired } = wire;
+      return joinDesiredResources(
+        asBuffer(Response.encode(withoutDesired as unknown as protobuf.Message).finish()),
+        asBuffer(State.encode(desired as unknown as protobuf.Message).finish()),
+        raw,
+        new Set(Object.keys(resources)),
+      );
     },
   };
 }

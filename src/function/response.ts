@@ -1,5 +1,6 @@
 // Building a RunFunctionResponse: start from the request (tag, TTL, desired state passed through
 // untouched), then add what this function has an opinion on.
+import { rawDesiredEntries } from "./passthrough.ts";
 import { type JsonObject, jsonToStruct, structToJson } from "./struct.ts";
 import type { ConditionStatus, RunFunctionRequest, RunFunctionResponse, WireResourceSelector } from "./wire.ts";
 
@@ -10,6 +11,7 @@ export function responseTo(req: RunFunctionRequest, ttlSeconds: number): RunFunc
     desired: {
       ...(desired.composite ? { composite: desired.composite } : {}),
       resources: { ...(desired.resources ?? {}) },
+      ...(desired[rawDesiredEntries] ? { [rawDesiredEntries]: desired[rawDesiredEntries] } : {}),
     },
     results: [],
     conditions: [],

@@ -1,5 +1,6 @@
 // RunFunctionRequest/Response as @grpc/proto-loader hands them over (keepCase, enums as strings,
 // oneofs, no defaults): every field may be absent.
+import type { RawEntries, rawDesiredEntries } from "./passthrough.ts";
 import type { WireStruct } from "./struct.ts";
 
 export type Ready = "READY_UNSPECIFIED" | "READY_TRUE" | "READY_FALSE";
@@ -20,6 +21,8 @@ export type WireResource = {
 export type WireState = {
   composite?: WireResource | null;
   resources?: Record<string, WireResource>;
+  /** earlier steps' desired resources, still encoded (see passthrough.ts) */
+  [rawDesiredEntries]?: RawEntries;
 };
 
 export type WireResources = { items?: WireResource[] };
