@@ -20,7 +20,7 @@ type FunctionRow = {
 };
 type Phase = { n: number; p50ms: number; p99ms: number; requestsPerObject: number };
 type SyncResult = {
-  topology: { bindings: number; appClusters: number; namespaces: number; concurrency: number };
+  topology: { bindings: number; appClusters: number; namespaces: number; concurrency: number; workers: number };
   rawCreatesPerSecond: number;
   coldStart: {
     objects: number;
@@ -32,7 +32,7 @@ type SyncResult = {
   specUp: Phase & { perSecond: number; ratioToRaw: number };
   statusDown: Phase & { perSecond: number };
   secretDown: Phase;
-  rssMiB: { beforeSync: number; beforeColdStart: number; end: number };
+  syncPeakRssMiB: { bindingsReady: number; end: number };
 };
 export type Results = {
   date: string;
@@ -186,22 +186,26 @@ Method: real API servers (\`make dev-clusters\`, kube-apiserver ${m.kubernetes} 
 one control plane and ${sync.topology.appClusters} app cluster(s), all on the same machine as the
 sync and the benchmark. ${sync.topology.bindings} bindings, each binding its own exported API (a
 CRD with status) and claiming the provider's secrets, spread over the app clusters; objects spread
-over ${sync.topology.namespaces} app namespaces. The sync runs in the benchmark's process with 16
-workers and its own clients, whose requests are counted. Writes go at concurrency
+over ${sync.topology.namespaces} app namespaces. The sync runs as \`klutch-bind sync\` in a process of
+its own with ${sync.topology.workers} workers; its requests come from its metrics
+(\`klutch_bind_api_requests_total\`), its CPU time and memory from /proc. Writes go at concurrency
 ${sync.topology.concurrency}. The raw limit is a plain client loop creating the same kind of object
 on the control plane at the same concurrency, in the same run.
 
 | measure | result |
 |---|---|
 | raw limit (plain client creates on the control plane) | ${num(sync.rawCreatesPerSecond)} objects/s |
-| cold start: ${num(sync.coldStart.objects)} objects made while the sync was down | converged in ${sync.coldStart.seconds} s: ${num(sync.coldStart.objectsPerSecond)} objects/s, ${sync.coldStart.ratioToRaw}× the raw limit; ${sync.coldStart.requestsPerObject} requests per object |
+| cold start: ${num(sync.coldStart.objects)} objects made while the sync was down | converged in ${sync.coldStart.seconds} s: ${num(sync.coldStart.objectsPerSecond)} objects/s, ${sync.coldStart.ratioToRaw}× the raw limit; ${sync.coldStart.requestsPerObject} requests per object; the sync used ${sync.coldStart.syncCpuSeconds} s of CPU, ${sync.coldStart.syncCpuShare} of one core |
 | spec up while running (${num(sync.specUp.n)} objects) | ${num(sync.specUp.perSecond)} objects/s, ${sync.specUp.ratioToRaw}× the raw limit; p50 ${num(sync.specUp.p50ms)} ms, p99 ${num(sync.specUp.p99ms)} ms; ${sync.specUp.requestsPerObject} requests per object |
 | status storm (${num(sync.statusDown.n)} provider status writes at once) | ${num(sync.statusDown.perSecond)} objects/s; p50 ${num(sync.statusDown.p50ms)} ms, p99 ${num(sync.statusDown.p99ms)} ms; ${sync.statusDown.requestsPerObject} requests per object |
 | claimed secrets down (${num(sync.secretDown.n)}) | p50 ${num(sync.secretDown.p50ms)} ms, p99 ${num(sync.secretDown.p99ms)} ms; ${sync.secretDown.requestsPerObject} requests per secret |
-| resident memory (sync and benchmark together) | ${sync.rssMiB.beforeSync} MiB before the sync, ${sync.rssMiB.beforeColdStart} MiB before the cold start, ${sync.rssMiB.end} MiB at the end |
+| the sync's peak resident memory | ${sync.syncPeakRssMiB.bindingsReady} MiB with the bindings ready and no objects; ${sync.syncPeakRssMiB.end} MiB after the cold start and every phase |
 
 Latency is measured from the write on one side to its arrival in a watch on the other. Requests
-per object are the sync's own, to all clusters.
+per object are the sync's own, to all clusters. Each object bound costs at least two writes (the
+finalizer on the app object, the copy on the control plane) where the raw limit makes one, and the
+API servers and etcd share the machine's cores with everything else: the sync's own CPU share shows
+whether it or the API servers are the bottleneck.
 
 ## Not measured
 

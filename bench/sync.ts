@@ -6,15 +6,17 @@
 //     [--concurrency 20] [--out FILE]
 // Phases: cold start (objects created while the sync is down, then the time to converge), spec up
 // while running (latency per object), a status storm, claimed secrets down.
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { pino } from "pino";
 import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/client.ts";
-import { type RunningSync, startSync } from "../src/sync/manager.ts";
 import { providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
 import { widgetCrd } from "../test/fixtures/crds.ts";
+import { cpuSample } from "./support.ts";
 
 const { values } = parseArgs({
   options: {
@@ -26,6 +28,7 @@ const { values } = parseArgs({
     storm: { type: "string", default: "1000" },
     secrets: { type: "string", default: "200" },
     concurrency: { type: "string", default: "20" },
+    workers: { type: "string", default: "16" },
     out: { type: "string" },
   },
 });
@@ -42,6 +45,7 @@ const clusterCount = n("app-clusters");
 const storm = n("storm");
 const secretCount = n("secrets");
 const concurrency = n("concurrency");
+const workers = n("workers");
 
 const dev = join(import.meta.dirname, "..", ".dev");
 const kubeconfigText = (name: string) => {
@@ -58,7 +62,6 @@ const run = Math.random().toString(36).slice(2, 8);
 const ns = `bench-${run}`;
 const say = (text: string) => console.error(`[bench] ${text}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const rss = () => Math.round(process.memoryUsage().rss / 1048576);
 
 async function inParallel<T>(items: T[], fn: (item: T) => Promise<unknown>): Promise<number> {
   const started = performance.now();
@@ -186,17 +189,53 @@ for (const b of bindings) {
 }
 await sleep(2000); // new CRDs: watch caches warm up
 
-// the sync gets a control-plane client of its own, so its requests can be counted apart from ours
-const syncControl = KubeClient.fromKubeconfigText(kubeconfigText("control"));
-const syncRequests = (s: RunningSync) => syncControl.requests + s.controller.appRequests;
-const rssBeforeSync = rss();
-let sync = await startSync({
-  control: syncControl,
-  logger: pino({ level: "warn" }),
-  workers: 16,
-  namespace: ns,
-  resyncMs: 15_000,
-});
+// the sync runs as in production, in a process of its own: its requests are read from its metrics,
+// its CPU time and memory from /proc
+type SyncProcess = { child: ChildProcess; pid: number; requests: () => Promise<number>; stop: () => Promise<void> };
+async function startSyncProcess(): Promise<SyncProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      join(import.meta.dirname, "..", "src/cli/main.ts"),
+      "sync",
+      "--kubeconfig",
+      join(dev, "control.kubeconfig"),
+      "-n",
+      ns,
+      "--workers",
+      String(workers),
+      "--metrics-address",
+      "127.0.0.1:0",
+      "--health-address",
+      "",
+      "--no-auto-export",
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const metricsPort = await new Promise<number>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the sync exited with ${code} before it started`)));
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      const entry = JSON.parse(line) as { msg?: string; metrics?: number };
+      if (entry.msg === "sync started" && entry.metrics) resolve(entry.metrics);
+    });
+  });
+  return {
+    child,
+    pid: child.pid as number,
+    requests: async () => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      return [...text.matchAll(/^klutch_bind_api_requests_total\{[^}]*\} (\d+)/gm)].reduce(
+        (sum, m) => sum + Number(m[1]),
+        0,
+      );
+    },
+    stop: async () => {
+      child.kill("SIGTERM");
+      await once(child, "exit");
+    },
+  };
+}
+let sync = await startSyncProcess();
 for (const b of bindings) {
   const created = await control.apply(
     refs.bindings,
@@ -241,6 +280,7 @@ say(`raw limit: ${rawCount} creates in ${rawSeconds.toFixed(1)} s (${rawPerSecon
 const copies = bindings.map((b) => watchArrivals(control, b.ref, (o) => o.metadata.namespace !== ns));
 await Promise.all(copies.map((c) => c.ready));
 const arrived = () => copies.reduce((sum, c) => sum + c.seen.size, 0);
+const readyPeakRssMiB = Math.round(cpuSample(sync.pid).peakRssKiB / 1024);
 await sync.stop();
 say(`sync stopped; creating ${objects} objects in the app cluster(s)`);
 const appCreateSeconds = await inParallel(
@@ -251,24 +291,19 @@ const appCreateSeconds = await inParallel(
   },
 );
 say(`${objects} app objects in ${appCreateSeconds.toFixed(1)} s; starting the sync cold`);
-const rssBeforeCold = rss();
 const coldStarted = performance.now();
-sync = await startSync({
-  control: syncControl,
-  logger: pino({ level: "warn" }),
-  workers: 16,
-  namespace: ns,
-  resyncMs: 15_000,
-});
-const requestsAtColdStart = syncRequests(sync);
+sync = await startSyncProcess();
+const cpuAtColdStart = cpuSample(sync.pid);
+const requestsAtColdStart = await sync.requests();
 await until(`${objects} provider copies`, () => arrived() >= objects);
 const coldSeconds = (performance.now() - coldStarted) / 1000;
-const coldRequests = syncRequests(sync) - requestsAtColdStart;
+const coldRequests = (await sync.requests()) - requestsAtColdStart;
+const coldCpu = cpuSample(sync.pid).cpuSeconds - cpuAtColdStart.cpuSeconds;
 say(`cold start converged on ${objects} objects in ${coldSeconds.toFixed(1)} s`);
 
 // --- spec up while running: creation in an app cluster to provider copy -------------------------------
 const created = new Map<string, number>();
-const requestsBeforeStream = syncRequests(sync);
+const requestsBeforeStream = await sync.requests();
 const streamSeconds = await inParallel(
   Array.from({ length: stream }, (_, k) => k),
   async (k) => {
@@ -282,7 +317,7 @@ const streamDone = performance.now();
 const arrivals = new Map(copies.flatMap((c) => [...c.seen]));
 const specLatency = stats([...created].map(([key, t]) => (arrivals.get(key) ?? Number.NaN) - t));
 const specSeconds = (streamDone - ((Math.min(...created.values()) as number) ?? streamDone)) / 1000;
-const streamRequests = syncRequests(sync) - requestsBeforeStream;
+const streamRequests = (await sync.requests()) - requestsBeforeStream;
 for (const c of copies) c.stop();
 say(`spec up: ${stream} objects, p50 ${specLatency.p50ms} ms (app creates took ${streamSeconds.toFixed(1)} s)`);
 
@@ -295,7 +330,7 @@ const readyInApps = apps.map((app) =>
 await Promise.all(readyInApps.flat().map((w) => w.ready));
 const stormTargets = Array.from({ length: Math.min(storm, stream) }, (_, k) => place("live", k));
 const statusAt = new Map<string, number>();
-const requestsBeforeStorm = syncRequests(sync);
+const requestsBeforeStorm = await sync.requests();
 const stormStarted = performance.now();
 await inParallel(stormTargets, async (at) => {
   statusAt.set(`${at.namespace}/${at.name}`, performance.now());
@@ -312,7 +347,7 @@ await until(`${stormTargets.length} statuses down`, () => downArrived() >= storm
 const stormSeconds = (performance.now() - stormStarted) / 1000;
 const downArrivals = new Map(readyInApps.flat().flatMap((w) => [...w.seen]));
 const statusLatency = stats([...statusAt].map(([key, t]) => (downArrivals.get(key) ?? Number.NaN) - t));
-const stormRequests = syncRequests(sync) - requestsBeforeStorm;
+const stormRequests = (await sync.requests()) - requestsBeforeStorm;
 for (const w of readyInApps.flat()) w.stop();
 say(`status storm: ${stormTargets.length} in ${stormSeconds.toFixed(1)} s, p50 ${statusLatency.p50ms} ms`);
 
@@ -320,7 +355,7 @@ say(`status storm: ${stormTargets.length} in ${stormSeconds.toFixed(1)} s, p50 $
 const secretWatches = apps.map((app) => watchArrivals(app, refs.secrets, (o) => o.metadata.name.startsWith("creds-")));
 await Promise.all(secretWatches.map((w) => w.ready));
 const secretAt = new Map<string, number>();
-const requestsBeforeSecrets = syncRequests(sync);
+const requestsBeforeSecrets = await sync.requests();
 await inParallel(
   Array.from({ length: secretCount }, (_, k) => k),
   async (k) => {
@@ -338,12 +373,12 @@ const secretsArrived = () => secretWatches.reduce((sum, w) => sum + w.seen.size,
 await until(`${secretCount} secrets down`, () => secretsArrived() >= secretCount);
 const secretArrivals = new Map(secretWatches.flatMap((w) => [...w.seen]));
 const secretLatency = stats([...secretAt].map(([key, t]) => (secretArrivals.get(key) ?? Number.NaN) - t));
-const secretRequests = syncRequests(sync) - requestsBeforeSecrets;
+const secretRequests = (await sync.requests()) - requestsBeforeSecrets;
 for (const w of secretWatches) w.stop();
 say(`secrets down: ${secretCount}, p50 ${secretLatency.p50ms} ms`);
 
 const result = {
-  topology: { bindings: bindingCount, appClusters: clusterCount, namespaces: namespaceCount, concurrency },
+  topology: { bindings: bindingCount, appClusters: clusterCount, namespaces: namespaceCount, concurrency, workers },
   rawCreatesPerSecond: rawPerSecond,
   coldStart: {
     objects,
@@ -351,6 +386,8 @@ const result = {
     objectsPerSecond: Math.round(objects / coldSeconds),
     ratioToRaw: Number((objects / coldSeconds / rawPerSecond).toFixed(2)),
     requestsPerObject: Number((coldRequests / Math.max(1, objects)).toFixed(2)),
+    syncCpuSeconds: Number(coldCpu.toFixed(1)),
+    syncCpuShare: Number((coldCpu / coldSeconds).toFixed(2)),
   },
   specUp: {
     ...specLatency,
@@ -364,8 +401,8 @@ const result = {
     requestsPerObject: Number((stormRequests / Math.max(1, stormTargets.length)).toFixed(2)),
   },
   secretDown: { ...secretLatency, requestsPerObject: Number((secretRequests / Math.max(1, secretCount)).toFixed(2)) },
-  rssMiB: { beforeSync: rssBeforeSync, beforeColdStart: rssBeforeCold, end: rss() },
-  note: "the sync runs in the benchmark's process: resident memory includes the benchmark's own watches; requests per object are the sync's own (its control-plane client and its app clients)",
+  syncPeakRssMiB: { bindingsReady: readyPeakRssMiB, end: Math.round(cpuSample(sync.pid).peakRssKiB / 1024) },
+  note: "the sync runs in its own process; requests per object are its own (klutch_bind_api_requests_total), CPU share is its CPU seconds over the wall time of the cold start (1.0 = one core)",
 };
 if (values.out) writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
 else console.log(JSON.stringify(result, null, 2));
@@ -374,7 +411,6 @@ else console.log(JSON.stringify(result, null, 2));
 for (const b of bindings) await control.delete(refs.bindings, b.name, ns);
 await sleep(2000);
 await sync.stop();
-syncControl.close();
 for (const b of bindings) {
   for (const client of [b.app, control]) {
     const all = (await client.list(b.ref).catch(() => ({ items: [] as KubeObject[] }))).items;
