@@ -28,6 +28,8 @@ type SyncResult = {
     objectsPerSecond: number;
     ratioToRaw: number;
     requestsPerObject: number;
+    syncCpuSeconds: number;
+    syncCpuShare: number;
   };
   specUp: Phase & { perSecond: number; ratioToRaw: number };
   statusDown: Phase & { perSecond: number };
