@@ -215,8 +215,9 @@ async function startSyncProcess(): Promise<SyncProcess> {
   const metricsPort = await new Promise<number>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`the sync exited with ${code} before it started`)));
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-      const entry = JSON.parse(line) as { msg?: string; metrics?: number };
+      const entry = JSON.parse(line) as { msg?: string; metrics?: number; level?: number };
       if (entry.msg === "sync started" && entry.metrics) resolve(entry.metrics);
+      if ((entry.level ?? 0) >= 40) console.error(`[sync] ${line}`); // warnings and errors stay visible
     });
   });
   return {
