@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeObject } from "../../src/kube/client.ts";
@@ -126,7 +127,7 @@ describe("the sync under faults", () => {
     );
   });
 
-  it("runs one leader of two replicas; when the leader is killed the other takes over within the lease", async () => {
+  it("runs one leader of two replicas, the standby writing nothing; when the leader is killed the other takes over within the lease", async () => {
     const env = await syncEnv({ inProcess: false });
     const electionNs = env.bindingNamespace;
     const args = ["--leader-elect", "--leader-election-namespace", electionNs, "--lease-duration", "3"];
@@ -135,6 +136,10 @@ describe("the sync under faults", () => {
     await firstLeads;
     const second = startSyncProcess(env.control.kubeconfigPath, env.bindingNamespace, ...args);
     const secondLeads = becameLeader(second);
+    const secondSaid: Array<{ at: number; line: string }> = [];
+    createInterface({ input: second.stdout as NodeJS.ReadableStream }).on("line", (line) =>
+      secondSaid.push({ at: Date.now(), line }),
+    );
     onFileDone(async () => {
       for (const child of [first, second]) {
         if (child.exitCode === null && child.signalCode === null) {
@@ -149,8 +154,16 @@ describe("the sync under faults", () => {
     const standby = await Promise.race([secondLeads.then(() => "leads"), sleep(4000).then(() => "standing by")]);
     assert.equal(standby, "standing by", "the second replica does not lead while the first renews");
 
+    // the standby starts no sync, so it writes nothing, while the leader lives
+    await env.appObject(`ha-before-${uniqueSuffix()}`, "before", "s");
     first.kill("SIGKILL");
     const killedAt = Date.now();
+    const whileStandby = secondSaid.filter((l) => l.at < killedAt).map((l) => JSON.parse(l.line).msg as string);
+    assert.ok(whileStandby.includes("waiting to become leader"), whileStandby.join(", "));
+    assert.ok(
+      !whileStandby.some((msg) => msg === "sync started" || msg === "syncing export"),
+      `the standby synced before the leader died: ${whileStandby.join(", ")}`,
+    );
     await secondLeads;
     const takeover = (Date.now() - killedAt) / 1000;
     assert.ok(takeover < 3 + 3, `took over in ${takeover.toFixed(1)} s (lease 3 s)`);
