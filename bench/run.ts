@@ -1,6 +1,6 @@
 // `make bench`: every benchmark in one run on this machine, the results in
 // bench/results/<date>.json, and BENCHMARKS.md with its charts made from them.
-// BENCH=quick: about two minutes, written to bench/results/tmp/ (not published).
+// BENCH=quick: about 1.5 minutes, written to bench/results/tmp/ (not published).
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
