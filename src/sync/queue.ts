@@ -18,7 +18,7 @@ export class WorkQueue {
   /** added again while being processed: run once more when done */
   readonly #dirty = new Set<string>();
   readonly #failures = new Map<string, number>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #timers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
   #waiters: Array<() => void> = [];
   #running = 0;
   #stopped = false;
@@ -48,14 +48,21 @@ export class WorkQueue {
     this.#waiters.shift()?.();
   }
 
+  /** Adds the key after delayMs; when it is already waiting, the earlier of the two times holds. */
   addAfter(key: string, delayMs: number): void {
-    if (this.#stopped || this.#timers.has(key)) return;
+    if (this.#stopped) return;
+    const at = Date.now() + delayMs;
+    const waiting = this.#timers.get(key);
+    if (waiting !== undefined) {
+      if (waiting.at <= at) return;
+      clearTimeout(waiting.timer);
+    }
     const timer = setTimeout(() => {
       this.#timers.delete(key);
       this.add(key);
     }, delayMs);
     timer.unref();
-    this.#timers.set(key, timer);
+    this.#timers.set(key, { timer, at });
   }
 
   /** Forgets the key's failures: its next error starts the backoff anew. */
@@ -70,7 +77,7 @@ export class WorkQueue {
   /** Stops taking keys and waits for those in flight. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const timer of this.#timers.values()) clearTimeout(timer);
+    for (const { timer } of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
     for (const wake of this.#waiters) wake();
     this.#waiters = [];

@@ -50,3 +50,17 @@ it("retries a failing key with growing delays until it succeeds", async () => {
   const gaps = attempts.slice(1).map((t, i) => t - (attempts[i] ?? t));
   assert.ok((gaps[2] ?? 0) > (gaps[0] ?? 0), `backoff grows: ${gaps.map((g) => g.toFixed(0)).join(", ")} ms`);
 });
+
+it("keeps the earlier time when a waiting key is added again after a shorter delay", async () => {
+  const runs: number[] = [];
+  const queue = new WorkQueue({ workers: 1, process: async () => void runs.push(performance.now()) });
+  queue.start();
+  const started = performance.now();
+  queue.addAfter("k", 10_000); // e.g. a long backoff
+  queue.addAfter("k", 20); // then a reason to look again soon
+  queue.addAfter("k", 5_000); // a later time changes nothing
+  while (runs.length === 0 && performance.now() - started < 2000) await sleep(5);
+  await queue.stop();
+  assert.equal(runs.length, 1);
+  assert.ok((runs[0] ?? Number.POSITIVE_INFINITY) - started < 1000, "ran after the short delay, not the long one");
+});
