@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
+import { parseAllDocuments } from "yaml";
 import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/client.ts";
 import { providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
@@ -112,9 +113,9 @@ function watchArrivals(client: KubeClient, watched: ResourceRef, accept: (o: Kub
   return { seen, ready, stop: () => abort.abort() };
 }
 
-async function until(what: string, done: () => boolean, timeoutMs = 600_000): Promise<void> {
+async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 600_000): Promise<void> {
   const started = Date.now();
-  while (!done()) {
+  while (!(await done())) {
     if (Date.now() - started > timeoutMs) throw new Error(`${what}: not done after ${timeoutMs / 1000} s`);
     await sleep(20);
   }
@@ -148,6 +149,22 @@ const place = (prefix: string, k: number) => {
 };
 
 say(`${bindingCount} bindings over ${clusterCount} app cluster(s), ${namespaceCount} namespaces; setting up`);
+// our own CRDs, as deploy/control-plane has them (a fresh dev cluster has none)
+for (const file of ["apiserviceexporttemplate-crd.yaml", "appclusterbinding-crd.yaml"]) {
+  for (const doc of parseAllDocuments(
+    readFileSync(join(import.meta.dirname, "..", "deploy/control-plane", file), "utf8"),
+  )) {
+    const crd = doc.toJS() as KubeObject | null;
+    if (crd === null) continue;
+    await control.apply(refs.crds, crd, "bench", true);
+    await until(`CRD ${crd.metadata.name} established`, async () => {
+      const read = await control.get(refs.crds, crd.metadata.name);
+      const conditions = (read?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
+        ?.conditions;
+      return conditions?.some((c) => c.type === "Established" && c.status === "True") ?? false;
+    });
+  }
+}
 await control.apply(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } }, "bench", true);
 for (const [i, app] of apps.entries()) {
   await control.apply(
