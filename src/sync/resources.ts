@@ -3,10 +3,18 @@ import type { ResourceRef } from "../kube/client.ts";
 export const refs = {
   namespaces: { group: "", version: "v1", resource: "namespaces", namespaced: false },
   secrets: { group: "", version: "v1", resource: "secrets", namespaced: true },
+  configMaps: { group: "", version: "v1", resource: "configmaps", namespaced: true },
+  serviceAccounts: { group: "", version: "v1", resource: "serviceaccounts", namespaced: true },
   events: { group: "", version: "v1", resource: "events", namespaced: true },
   crds: { group: "apiextensions.k8s.io", version: "v1", resource: "customresourcedefinitions", namespaced: false },
   roleBindings: { group: "rbac.authorization.k8s.io", version: "v1", resource: "rolebindings", namespaced: true },
   clusterRoles: { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterroles", namespaced: false },
+  clusterRoleBindings: {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    resource: "clusterrolebindings",
+    namespaced: false,
+  },
   leases: { group: "coordination.k8s.io", version: "v1", resource: "leases", namespaced: true },
   xrds: {
     group: "apiextensions.crossplane.io",

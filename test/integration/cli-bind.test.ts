@@ -7,13 +7,13 @@ import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { finalizer, labels } from "../../src/sync/naming.ts";
+import { refs } from "../../src/sync/resources.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { bindingsRef, type SyncEnv, syncEnv } from "../support/sync-env.ts";
+import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
-const _namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
 
 describe("klutch-bind exports, bind, status, unbind", () => {
   let env: SyncEnv;
@@ -147,7 +147,7 @@ describe("klutch-bind exports, bind, status, unbind", () => {
   it("unbinds with --orphan: objects stay on both sides, unsynced", async () => {
     const appNs = `orphan-${uniqueSuffix()}`;
     await objectIn(appNs);
-    const binding = await env.controlClient.get(bindingsRef, "cli", env.bindingNamespace);
+    const binding = await env.controlClient.get(refs.bindings, "cli", env.bindingNamespace);
     const selector = `${labels.binding}=${binding?.metadata.uid}`;
     await eventually("provider copy", async () =>
       assert.equal((await env.controlClient.list(env.ref, { labelSelector: selector })).items.length, 1),
@@ -155,7 +155,7 @@ describe("klutch-bind exports, bind, status, unbind", () => {
     const { code, stdout } = await cli("unbind", "cli", "--orphan");
     assert.equal(code, 0);
     assert.match(stdout, /left in place \(orphaned\)/);
-    assert.equal(await env.controlClient.get(bindingsRef, "cli", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.bindings, "cli", env.bindingNamespace), undefined);
     assert.equal(
       (await env.controlClient.list(env.ref, { labelSelector: selector })).items.length,
       1,
@@ -179,7 +179,7 @@ describe("klutch-bind exports, bind, status, unbind", () => {
     assert.equal(bound.code, 0, bound.stderr);
     const appNs = `delete-${uniqueSuffix()}`;
     await objectIn(appNs);
-    const binding = await env.controlClient.get(bindingsRef, "doomed", env.bindingNamespace);
+    const binding = await env.controlClient.get(refs.bindings, "doomed", env.bindingNamespace);
     const selector = `${labels.binding}=${binding?.metadata.uid}`;
     await eventually("provider copy", async () =>
       assert.ok((await env.controlClient.list(env.ref, { labelSelector: selector })).items.length >= 1),

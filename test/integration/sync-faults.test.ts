@@ -9,13 +9,12 @@ import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeObject } from "../../src/kube/client.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
+import { refs } from "../../src/sync/resources.ts";
 import { startCluster, stopCluster } from "../support/cluster.ts";
 import { freshCluster, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { bindingsRef, condition, syncEnv } from "../support/sync-env.ts";
+import { condition, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
-
-const namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
 
 const quiet = ["--metrics-address", "", "--health-address", "", "--status-interval", "1"];
 
@@ -68,7 +67,7 @@ describe("the sync under faults", () => {
 
     const ns = `burst-${uniqueSuffix()}`;
     const pns = providerNamespace(uid, ns);
-    await env.appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+    await env.appClient.create(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
     const total = 1000;
     const names = Array.from({ length: total }, (_, i) => `db-${String(i).padStart(4, "0")}`);
     const create = (name: string) =>
@@ -186,19 +185,18 @@ describe("the sync under faults", () => {
     const apiserverArgs = ["--watch-cache=false"];
     const control = await freshCluster("restart-control", { apiserverArgs });
     const env = await syncEnv({ control });
-    const secretsRef = { group: "", version: "v1", resource: "secrets", namespaced: true };
     const binding = await env.bind("restart", [
       { group: "", resource: "secrets", version: "v1", selector: { owner: "Provider" } },
     ]);
     const uid = binding.metadata.uid ?? "";
     const ready = async () => {
-      const read = await env.controlClient.get(bindingsRef, "restart", env.bindingNamespace);
+      const read = await env.controlClient.get(refs.bindings, "restart", env.bindingNamespace);
       assert.equal(condition(read, "Ready")?.status, "True", JSON.stringify(read?.status));
     };
     await eventually("ready", ready, 60_000);
     const ns = `restart-${uniqueSuffix()}`;
     const pns = providerNamespace(uid, ns);
-    await env.appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+    await env.appClient.create(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
     const widget = (name: string): KubeObject => ({
       apiVersion: env.apiVersion,
       kind: env.kind,
@@ -225,7 +223,7 @@ describe("the sync under faults", () => {
     const before = await env.controlClient.get(env.ref, "before", pns);
     assert.ok(before);
     await env.controlClient.updateStatus(env.ref, { ...before, status: { endpoint: "after-restart" } });
-    await env.controlClient.create(secretsRef, {
+    await env.controlClient.create(refs.secrets, {
       apiVersion: "v1",
       kind: "Secret",
       metadata: { name: "creds", namespace: pns },
@@ -236,7 +234,7 @@ describe("the sync under faults", () => {
       async () => {
         const consumer = await env.appClient.get(env.ref, "before", ns);
         assert.equal((consumer?.status as { endpoint?: string } | undefined)?.endpoint, "after-restart");
-        assert.ok(await env.appClient.get(secretsRef, "creds", ns));
+        assert.ok(await env.appClient.get(refs.secrets, "creds", ns));
       },
       60_000,
     );
@@ -302,7 +300,7 @@ describe("the sync under faults", () => {
     const binding = await env.bind("outage", []);
     const uid = binding.metadata.uid ?? "";
     const ready = async (status: string) => {
-      const read = await env.controlClient.get(bindingsRef, "outage", env.bindingNamespace);
+      const read = await env.controlClient.get(refs.bindings, "outage", env.bindingNamespace);
       assert.equal(condition(read, "Connected")?.status, status, JSON.stringify(read?.status));
     };
     await eventually("connected", () => ready("True"), 60_000);
@@ -314,7 +312,7 @@ describe("the sync under faults", () => {
     await stopCluster(app.dir, { removeData: false });
     const stoppedAt = Date.now();
     await eventually("Connected=False while the app cluster is away", () => ready("False"), 20_000);
-    const read = await env.controlClient.get(bindingsRef, "outage", env.bindingNamespace);
+    const read = await env.controlClient.get(refs.bindings, "outage", env.bindingNamespace);
     assert.equal(condition(read, "Connected")?.reason, "Unreachable");
     // the provider reports while the app cluster is away
     const copy = await env.controlClient.get(env.ref, "db", pns);

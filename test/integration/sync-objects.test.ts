@@ -5,18 +5,10 @@ import { before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeObject } from "../../src/kube/client.ts";
 import { finalizer, labels, providerNamespace } from "../../src/sync/naming.ts";
+import { refs } from "../../src/sync/resources.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { bindingsRef, condition, type SyncEnv, syncEnv } from "../support/sync-env.ts";
-
-const namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
-const crdsRef = {
-  group: "apiextensions.k8s.io",
-  version: "v1",
-  resource: "customresourcedefinitions",
-  namespaced: false,
-};
-const rolesRef = { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterroles", namespaced: false };
+import { condition, type SyncEnv, syncEnv } from "../support/sync-env.ts";
 
 describe("the sync of bound objects", () => {
   let env: SyncEnv;
@@ -25,7 +17,7 @@ describe("the sync of bound objects", () => {
 
   async function appNamespace(): Promise<string> {
     const name = `app-${uniqueSuffix()}`;
-    await env.appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name } });
+    await env.appClient.create(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name } });
     return name;
   }
 
@@ -51,7 +43,7 @@ describe("the sync of bound objects", () => {
     await eventually(
       "binding ready",
       async () => {
-        const read = await env.controlClient.get(bindingsRef, "app-one", env.bindingNamespace);
+        const read = await env.controlClient.get(refs.bindings, "app-one", env.bindingNamespace);
         assert.equal(condition(read, "Connected")?.status, "True", JSON.stringify(read?.status));
         assert.equal(condition(read, "Ready")?.status, "True", JSON.stringify(read?.status));
       },
@@ -60,7 +52,7 @@ describe("the sync of bound objects", () => {
   });
 
   it("installs the exported API in the app cluster and opens it to admin, edit and view", async () => {
-    const crd = await env.appClient.get(crdsRef, `postgresqlinstances.${env.ref.group}`);
+    const crd = await env.appClient.get(refs.crds, `postgresqlinstances.${env.ref.group}`);
     type Version = { name: string; subresources?: unknown; additionalPrinterColumns?: unknown[] };
     const versions = (crd?.spec as { versions?: Version[] } | undefined)?.versions ?? [];
     assert.deepEqual(
@@ -70,7 +62,7 @@ describe("the sync of bound objects", () => {
     assert.deepEqual(versions[0]?.subresources, { status: {} });
     assert.equal(versions[0]?.additionalPrinterColumns?.length, 1);
     await eventually("aggregated into edit", async () => {
-      const edit = await env.appClient.get(rolesRef, "edit");
+      const edit = await env.appClient.get(refs.clusterRoles, "edit");
       const rules = (edit?.rules ?? []) as Array<{ apiGroups?: string[]; resources?: string[] }>;
       assert.ok(
         rules.some((r) => r.apiGroups?.includes(env.ref.group) && r.resources?.includes("postgresqlinstances")),
@@ -80,19 +72,19 @@ describe("the sync of bound objects", () => {
 
   it("keeps the app cluster's CRD updated when the provider adds a version", async () => {
     const name = `postgresqlinstances.${env.ref.group}`;
-    const providerCrd = await env.controlClient.get(crdsRef, name);
+    const providerCrd = await env.controlClient.get(refs.crds, name);
     assert.ok(providerCrd);
     const spec = providerCrd.spec as { versions: Array<Record<string, unknown>> };
     const [v1] = spec.versions;
     assert.ok(v1);
-    await env.controlClient.update(crdsRef, {
+    await env.controlClient.update(refs.crds, {
       ...providerCrd,
       spec: { ...spec, versions: [v1, { ...v1, name: "v2", storage: false }] },
     });
     await eventually(
       "v2 served in the app cluster",
       async () => {
-        const appCrd = await env.appClient.get(crdsRef, name);
+        const appCrd = await env.appClient.get(refs.crds, name);
         const versions =
           (appCrd?.spec as { versions?: Array<{ name: string; served: boolean }> } | undefined)?.versions ?? [];
         assert.deepEqual(
@@ -110,7 +102,7 @@ describe("the sync of bound objects", () => {
     const copy = await providerCopy(ns, "orders");
     assert.deepEqual(copy.spec, { size: "large" });
     assert.equal(copy.metadata.labels?.[labels.binding], bindingUid);
-    const mapped = await env.controlClient.get(namespacesRef, providerNamespace(bindingUid, ns));
+    const mapped = await env.controlClient.get(refs.namespaces, providerNamespace(bindingUid, ns));
     assert.equal(mapped?.metadata.labels?.[labels.consumerNamespace], ns);
     assert.equal(mapped?.metadata.labels?.[labels.binding], bindingUid);
     await eventually("finalizer", async () => {
@@ -214,7 +206,7 @@ describe("the sync of bound objects", () => {
 
   it("reports objects bound and the last sync on the binding", async () => {
     await eventually("export status", async () => {
-      const read = await env.controlClient.get(bindingsRef, "app-one", env.bindingNamespace);
+      const read = await env.controlClient.get(refs.bindings, "app-one", env.bindingNamespace);
       type ExportStatus = { objects?: number; lastSync?: string; version?: string };
       const exports = (read?.status as { exports?: ExportStatus[] } | undefined)?.exports;
       assert.equal(exports?.length, 1);

@@ -12,17 +12,14 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { composedKeys, runExportFunction } from "../../src/function/export-function.ts";
 import { KubeClient, type KubeObject } from "../../src/kube/client.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
+import { refs } from "../../src/sync/resources.ts";
 import { xrd } from "../fixtures/xrds.ts";
 import { kubeConfig, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { desiredJson, request } from "../support/function-client.ts";
 import { apply, readManifests } from "../support/manifests.ts";
-import { bindingsRef, condition, syncEnv } from "../support/sync-env.ts";
+import { condition, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
-
-const secretsRef = { group: "", version: "v1", resource: "secrets", namespaced: true };
-const _namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
-const saRef = { group: "", version: "v1", resource: "serviceaccounts", namespaced: true };
 
 describe("the sync with least privilege", () => {
   it("works with only the static RBAC and the function's, and reads no secret outside its namespaces", async () => {
@@ -30,7 +27,7 @@ describe("the sync with least privilege", () => {
     const suffix = uniqueSuffix();
     const account = `sync-${suffix}`;
     const ns = env.bindingNamespace;
-    await env.controlClient.create(saRef, {
+    await env.controlClient.create(refs.serviceAccounts, {
       apiVersion: "v1",
       kind: "ServiceAccount",
       metadata: { name: account, namespace: ns },
@@ -128,7 +125,7 @@ describe("the sync with least privilege", () => {
       await once(sync, "exit");
     });
 
-    const binding = await env.controlClient.create(bindingsRef, {
+    const binding = await env.controlClient.create(refs.bindings, {
       apiVersion: "bind.klutch.dev/v1alpha1",
       kind: "AppClusterBinding",
       metadata: { name: "least-privilege", namespace: ns },
@@ -140,7 +137,7 @@ describe("the sync with least privilege", () => {
     await eventually(
       "binding ready as the service account",
       async () => {
-        const read = await env.controlClient.get(bindingsRef, "least-privilege", ns);
+        const read = await env.controlClient.get(refs.bindings, "least-privilege", ns);
         assert.equal(condition(read, "Ready")?.status, "True", JSON.stringify(read?.status));
       },
       60_000,
@@ -156,28 +153,31 @@ describe("the sync with least privilege", () => {
       metadata: { name: "db-creds", namespace: pns },
       stringData: { password: "p" },
     };
-    await env.controlClient.create(secretsRef, creds);
+    await env.controlClient.create(refs.secrets, creds);
     await eventually(
       "claimed secret down",
-      async () => assert.ok(await env.appClient.get(secretsRef, "db-creds", appNs)),
+      async () => assert.ok(await env.appClient.get(refs.secrets, "db-creds", appNs)),
       30_000,
     );
 
     const client = KubeClient.fromKubeconfigText(asSync.exportConfig());
     onFileDone(async () => client.close());
     await assert.rejects(
-      client.get(secretsRef, "app-kubeconfig", "kube-system"),
+      client.get(refs.secrets, "app-kubeconfig", "kube-system"),
       (err: unknown) => (err as { code?: number }).code === 403,
     );
     await assert.rejects(
-      client.list(secretsRef, { namespace: "default" }),
+      client.list(refs.secrets, { namespace: "default" }),
       (err: unknown) => (err as { code?: number }).code === 403,
     );
     await assert.rejects(
-      client.list(secretsRef),
+      client.list(refs.secrets),
       (err: unknown) => (err as { code?: number }).code === 403,
       "no cluster-wide secret list",
     );
-    assert.ok(await client.get(secretsRef, "db-creds", pns), "but reads the claimed secret in its provider namespace");
+    assert.ok(
+      await client.get(refs.secrets, "db-creds", pns),
+      "but reads the claimed secret in its provider namespace",
+    );
   });
 });

@@ -1,21 +1,13 @@
 // Service accounts on a test cluster, with tokens from TokenRequest: real users for RBAC tests.
 import { KubeConfig } from "@kubernetes/client-node";
 import type { KubeClient } from "../../src/kube/client.ts";
-
-const serviceAccounts = { group: "", version: "v1", resource: "serviceaccounts", namespaced: true };
-const roleBindings = { group: "rbac.authorization.k8s.io", version: "v1", resource: "rolebindings", namespaced: true };
-const clusterRoleBindings = {
-  group: "rbac.authorization.k8s.io",
-  version: "v1",
-  resource: "clusterrolebindings",
-  namespaced: false,
-};
+import { refs } from "../../src/sync/resources.ts";
 
 export type Account = { name: string; namespace: string; username: string; token: string };
 
 export async function serviceAccount(admin: KubeClient, namespace: string, name: string): Promise<Account> {
   await admin.apply(
-    serviceAccounts,
+    refs.serviceAccounts,
     { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } },
     "test",
   );
@@ -34,14 +26,14 @@ export async function grant(admin: KubeClient, account: Account, clusterRole: st
   const name = `${account.namespace}-${account.name}-${clusterRole.replaceAll(":", "-")}`;
   if (namespace === undefined) {
     await admin.apply(
-      clusterRoleBindings,
+      refs.clusterRoleBindings,
       { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", metadata: { name }, roleRef, subjects },
       "test",
     );
     return;
   }
   await admin.apply(
-    roleBindings,
+    refs.roleBindings,
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "RoleBinding",

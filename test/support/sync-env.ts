@@ -6,6 +6,7 @@ import { pino } from "pino";
 import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { type RunningSync, startSync } from "../../src/sync/manager.ts";
+import { refs } from "../../src/sync/resources.ts";
 import type { Cluster } from "./cluster.ts";
 import { ignoreNotFound, kubeConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "./clusters.ts";
 import { eventually } from "./eventually.ts";
@@ -30,27 +31,6 @@ export type SyncEnv = {
   /** an object of the exported API in the app cluster, its namespace created when missing */
   appObject: (namespace: string, name: string, size?: string) => Promise<KubeObject>;
 };
-
-const templatesRef = {
-  group: "example-backend.klutch.anynines.com",
-  version: "v1alpha1",
-  resource: "apiserviceexporttemplates",
-  namespaced: true,
-};
-export const bindingsRef = {
-  group: "bind.klutch.dev",
-  version: "v1alpha1",
-  resource: "appclusterbindings",
-  namespaced: true,
-};
-const crdsRef = {
-  group: "apiextensions.k8s.io",
-  version: "v1",
-  resource: "customresourcedefinitions",
-  namespaced: false,
-};
-const secretsRef = { group: "", version: "v1", resource: "secrets", namespaced: true };
-const namespacesRef = { group: "", version: "v1", resource: "namespaces", namespaced: false };
 
 /** A namespaced API like a Crossplane v2 XR's: spec, status with conditions. */
 function exportedCrd(group: string, scope: "Namespaced" | "Cluster"): KubeObject {
@@ -125,16 +105,16 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
   const group = `t${uniqueSuffix()}.klutch-bind.test`;
   const namespaced = (options.scope ?? "Namespaced") === "Namespaced";
   const crd = exportedCrd(group, namespaced ? "Namespaced" : "Cluster");
-  await controlClient.apply(crdsRef, crd, "test", true);
+  await controlClient.apply(refs.crds, crd, "test", true);
   onFileDone(async () => {
     // the sync is stopped by now: release what still carries its finalizer, or the CRD (and the
     // namespace of the bindings) never goes
     const bindings = await controlClient
-      .list(bindingsRef, { namespace: bindingNamespace })
+      .list(refs.bindings, { namespace: bindingNamespace })
       .catch(() => ({ items: [] }));
     for (const b of bindings.items) {
       if (b.metadata.finalizers?.length)
-        await controlClient.update(bindingsRef, { ...b, metadata: { ...b.metadata, finalizers: [] } });
+        await controlClient.update(refs.bindings, { ...b, metadata: { ...b.metadata, finalizers: [] } });
     }
     const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced };
     for (const client of [appClient, controlClient]) {
@@ -146,11 +126,11 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
         if (obj.metadata.finalizers?.length)
           await client.update(ref, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
       }
-      await client.delete(crdsRef, crd.metadata.name);
+      await client.delete(refs.crds, crd.metadata.name);
     }
   });
   await eventually("exported CRD established", async () => {
-    const read = await controlClient.get(crdsRef, crd.metadata.name);
+    const read = await controlClient.get(refs.crds, crd.metadata.name);
     const conditions = (read?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
       ?.conditions;
     if (!conditions?.some((c) => c.type === "Established" && c.status === "True")) throw new Error("not established");
@@ -158,7 +138,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
 
   const bindingNamespace = await testNamespace(control, "bindings");
   const kubeconfig = readFileSync(app.kubeconfigPath);
-  await controlClient.create(secretsRef, {
+  await controlClient.create(refs.secrets, {
     apiVersion: "v1",
     kind: "Secret",
     metadata: { name: "app-kubeconfig", namespace: bindingNamespace },
@@ -193,14 +173,14 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
       eventually(
         `binding ${bindingName} ready`,
         async () => {
-          const read = await controlClient.get(bindingsRef, bindingName, bindingNamespace);
+          const read = await controlClient.get(refs.bindings, bindingName, bindingNamespace);
           if (condition(read, "Ready")?.status !== "True") throw new Error(JSON.stringify(read?.status));
         },
         60_000,
       ),
     appObject: async (namespace, name, size = "s") => {
-      if ((await appClient.get(namespacesRef, namespace)) === undefined) {
-        await appClient.create(namespacesRef, { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
+      if ((await appClient.get(refs.namespaces, namespace)) === undefined) {
+        await appClient.create(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
       }
       return appClient.create(ref, {
         apiVersion: `${group}/v1`,
@@ -211,7 +191,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     },
     bind: async (name, claims) => {
       await template(claims);
-      return controlClient.create(bindingsRef, {
+      return controlClient.create(refs.bindings, {
         apiVersion: "bind.klutch.dev/v1alpha1",
         kind: "AppClusterBinding",
         metadata: { name, namespace: bindingNamespace },
@@ -225,7 +205,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
 
   async function template(claims: PermissionClaim[]): Promise<void> {
     await controlClient.apply(
-      templatesRef,
+      refs.templates,
       {
         apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
         kind: "APIServiceExportTemplate",
