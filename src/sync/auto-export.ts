@@ -139,7 +139,7 @@ export class AutoExportController {
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
       this.#logger.warn({ xrd: name, err: err.message }, "invalid permission claims: the export stays as it was");
-      await this.#event(xrd, err.message);
+      await this.#event(xrd, "InvalidPermissionClaims", err.message);
       return;
     }
     const desired = desiredServiceExport(xrd, claims);
@@ -149,6 +149,13 @@ export class AutoExportController {
       return JSON.stringify({ x, permissionClaims });
     };
     if (current !== undefined && ours(current.spec) === ours(desired.spec)) return;
+    if (current === undefined && (await this.#control.get(refs.serviceExports, name)) !== undefined) {
+      // someone made this ServiceExport by hand (the informer sees only ours): never take it over
+      const text = `ServiceExport ${name} exists and was not made by auto-export; it is left alone`;
+      this.#logger.warn({ xrd: name }, text);
+      await this.#event(xrd, "ServiceExportNotOurs", text);
+      return;
+    }
     await this.#control.apply(refs.serviceExports, desired, fieldManager, true);
     this.#logger.info(
       { xrd: name, claims: claims.length },
@@ -156,7 +163,7 @@ export class AutoExportController {
     );
   }
 
-  async #event(xrd: KubeObject, message: string): Promise<void> {
+  async #event(xrd: KubeObject, reason: string, message: string): Promise<void> {
     const time = kubeTime();
     await this.#control
       .create(refs.events, {
@@ -165,7 +172,7 @@ export class AutoExportController {
         metadata: { name: `${xrd.metadata.name}.${Date.now().toString(16)}`, namespace: "default" },
         involvedObject: { apiVersion: xrd.apiVersion, kind: xrd.kind, name: xrd.metadata.name, uid: xrd.metadata.uid },
         type: "Warning",
-        reason: "InvalidPermissionClaims",
+        reason,
         message,
         count: 1,
         firstTimestamp: time,

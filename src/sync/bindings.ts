@@ -56,7 +56,6 @@ type BindingState = {
   appInformers?: InformerRegistry;
   exports: Map<string, { sync: ExportSync; signature: string; crdVersion: string }>;
   namespaces: Set<string>;
-  conflicts: Map<string, string>;
 };
 
 export type BindingControllerOptions = {
@@ -99,20 +98,24 @@ export class BindingController {
   }
 
   start(): void {
-    const bindings = this.#o.controlInformers.acquire(
-      refs.bindings,
-      this.#o.namespace ? { namespace: this.#o.namespace } : {},
-    );
-    const templates = this.#o.controlInformers.acquire(refs.templates);
-    this.#bindings = bindings.informer;
-    this.#templates = templates.informer;
-    this.#release.push(bindings.release, templates.release);
     const enqueue = (obj: KubeObject) => this.#queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`);
-    this.#bindings.addHandlers({ add: enqueue, update: (_o, obj) => enqueue(obj), delete: enqueue });
     const all = () => {
       for (const b of this.#bindings.list()) enqueue(b);
     };
-    this.#templates.addHandlers({ add: all, update: all, delete: all });
+    // Our own status writes change neither generation, deletion nor finalizers: they start no reconcile.
+    const changed = (old: KubeObject, obj: KubeObject) =>
+      old.metadata.generation !== obj.metadata.generation ||
+      old.metadata.deletionTimestamp !== obj.metadata.deletionTimestamp ||
+      JSON.stringify(old.metadata.finalizers) !== JSON.stringify(obj.metadata.finalizers);
+    const bindings = this.#o.controlInformers.acquire(
+      refs.bindings,
+      this.#o.namespace ? { namespace: this.#o.namespace } : {},
+      { add: enqueue, update: (old, obj) => changed(old, obj) && enqueue(obj), delete: enqueue },
+    );
+    const templates = this.#o.controlInformers.acquire(refs.templates, {}, { add: all, update: all, delete: all });
+    this.#bindings = bindings.informer;
+    this.#templates = templates.informer;
+    this.#release.push(bindings.release, templates.release);
     this.#queue.start();
     this.#resync = setInterval(all, this.#o.resyncMs ?? 15_000);
     this.#resync.unref();
@@ -175,7 +178,7 @@ export class BindingController {
     let state = existing;
     if (state === undefined || state.ref.uid !== uid) {
       if (state) await this.#stopBinding(state);
-      state = { ref: { uid, name, namespace }, exports: new Map(), namespaces: new Set(), conflicts: new Map() };
+      state = { ref: { uid, name, namespace }, exports: new Map(), namespaces: new Set() };
       this.#states.set(key, state);
     }
     const spec = (binding.spec ?? {}) as BindingSpec;
@@ -343,7 +346,6 @@ export class BindingController {
       running.crdVersion = providerCrd.metadata.resourceVersion ?? "";
     }
     const current = state.exports.get(id)?.sync.status();
-    const conflicts = [...state.conflicts.values()].filter((c) => c.startsWith(`${id}: `));
     return {
       ...base,
       version,
@@ -351,7 +353,7 @@ export class BindingController {
       objects: current?.objects ?? 0,
       ...(current?.lastSync ? { lastSync: kubeTime(current.lastSync) } : {}),
       ...(current?.synced === false ? { message: firstList } : {}),
-      ...(conflicts.length > 0 ? { message: conflicts.map((c) => c.slice(id.length + 2)).join("; ") } : {}),
+      ...(current?.conflicts.length ? { message: current.conflicts.join("; ") } : {}),
     };
   }
 
@@ -379,11 +381,7 @@ export class BindingController {
         if (claimsRole !== undefined && claims.length > 0) await this.#ensureClaimsAccess(state, ns, id, claimsRole);
         return ns;
       },
-      reportConflict: (text) => {
-        if (state.conflicts.get(text) === undefined) log.warn({ conflict: text }, "name conflict: not overwriting");
-        state.conflicts.set(text, `${id}: ${text}`);
-        this.#events.warn(state.ref, "NameConflict", text);
-      },
+      reportConflict: (text) => this.#events.warn(state.ref, "NameConflict", text),
     };
   }
 

@@ -48,13 +48,14 @@ export function clusterLocal(obj: KubeObject): boolean {
   return obj.kind === "Secret" && obj.type === "kubernetes.io/service-account-token";
 }
 
-function reportForeign(ctx: ExportContext, claim: PermissionClaim, namespace: string, name: string): void {
-  ctx.reportConflict(
-    `${claim.resource} ${namespace}/${name} exists and was not created by the sync; it is left alone (rename one of them)`,
-  );
+function foreign(ctx: ExportContext, claim: PermissionClaim, namespace: string, name: string): ClaimOutcome {
+  const conflict = `${claim.resource} ${namespace}/${name} exists and was not created by the sync; it is left alone (rename one of them)`;
+  ctx.reportConflict(conflict);
+  return { result: "conflict", conflict };
 }
 
-export type ClaimOutcome = "unchanged" | "written" | "deleted" | "conflict";
+/** What a reconcile did; conflict says why it left a foreign object alone. */
+export type ClaimOutcome = { result: "unchanged" | "written" | "deleted" | "conflict"; conflict?: string };
 
 export async function reconcileClaimedObject(
   ctx: ExportContext,
@@ -77,14 +78,13 @@ export async function reconcileClaimedObject(
   if (!selected) {
     if (target !== undefined && isOurCopy(ctx, target, claim) && target.metadata.deletionTimestamp === undefined) {
       await sides.target.client.delete(ref, name, targetNs, { uid: target.metadata.uid });
-      return "deleted";
+      return { result: "deleted" };
     }
-    return "unchanged";
+    return { result: "unchanged" };
   }
 
   if (target !== undefined && !isOurCopy(ctx, target, claim)) {
-    reportForeign(ctx, claim, targetNs, name);
-    return "conflict";
+    return foreign(ctx, claim, targetNs, name);
   }
 
   const desired: KubeObject = {
@@ -107,23 +107,22 @@ export async function reconcileClaimedObject(
       if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
       const existing = await sides.target.client.get(ref, name, targetNs);
       if (existing !== undefined && !isOurCopy(ctx, existing, claim)) {
-        reportForeign(ctx, claim, targetNs, name);
-        return "conflict";
+        return foreign(ctx, claim, targetNs, name);
       }
       throw err; // our own copy, not yet in the cache: the retry sees it
     }
-    return "written";
+    return { result: "written" };
   }
   const same =
     isDeepStrictEqual(payload(target), payload(desired)) &&
     isDeepStrictEqual(target.metadata.labels ?? {}, desired.metadata.labels) &&
     target.metadata.annotations?.[annotations.sourceUid] === desired.metadata.annotations?.[annotations.sourceUid];
-  if (same) return "unchanged";
+  if (same) return { result: "unchanged" };
   // a Secret's type cannot change in place
   if (target.type !== desired.type) {
     await sides.target.client.delete(ref, name, targetNs, { uid: target.metadata.uid });
     await sides.target.client.create(ref, desired);
-    return "written";
+    return { result: "written" };
   }
   await sides.target.client.update(ref, {
     ...desired,
@@ -133,5 +132,5 @@ export async function reconcileClaimedObject(
       annotations: { ...target.metadata.annotations, ...desired.metadata.annotations },
     },
   });
-  return "written";
+  return { result: "written" };
 }

@@ -17,6 +17,6 @@ export type ExportContext = {
   metrics: SyncMetrics;
   /** creates (once) the provider namespace mirroring an app namespace; returns its name */
   ensureProviderNamespace: (appNamespace: string) => Promise<string>;
-  /** a problem the user must act on: logged, and shown on the binding's status */
+  /** a name conflict the user must act on: a Warning event on the binding (the export's status shows it while it lasts) */
   reportConflict: (message: string) => void;
 };

@@ -12,6 +12,8 @@ import { refs } from "./resources.ts";
 
 type Held = { informer: Informer; release: () => Promise<void> };
 
+const conflictRecheckMs = 10_000;
+
 export class ExportSync {
   readonly ctx: ExportContext;
   readonly #control: InformerRegistry;
@@ -25,7 +27,8 @@ export class ExportSync {
   #provider!: Informer;
   #namespaces!: Informer;
   #lastSync: Date | undefined;
-  #stopped = false;
+  /** name conflicts now, by queue key: gone as soon as that key reconciles without one */
+  readonly #conflicts = new Map<string, string>();
 
   constructor(ctx: ExportContext, registries: { control: InformerRegistry; app: InformerRegistry }, workers: number) {
     this.ctx = ctx;
@@ -47,20 +50,27 @@ export class ExportSync {
 
   start(): void {
     const ctx = this.ctx;
-    this.#app = this.#hold(this.#appRegistry, ctx.ref).informer;
-    this.#provider = this.#hold(this.#control, ctx.ref).informer;
-    this.#namespaces = this.#hold(this.#control, refs.namespaces, {
-      labelSelector: `${labels.binding}=${ctx.binding.uid}`,
-    }).informer;
-
-    this.#app.addHandlers(
+    this.#app = this.#hold(
+      this.#appRegistry,
+      ctx.ref,
+      {},
       this.#onEvent((obj) => {
         this.#queue.add(objectKey(obj.metadata.namespace, obj.metadata.name));
         if (obj.metadata.namespace !== undefined) this.#appNamespaceInUse(obj.metadata.namespace);
       }),
     );
-    this.#provider.addHandlers(this.#onEvent((obj) => this.#onProviderObject(obj)));
-    this.#namespaces.addHandlers(this.#onEvent((ns) => this.#onProviderNamespace(ns)));
+    this.#provider = this.#hold(
+      this.#control,
+      ctx.ref,
+      {},
+      this.#onEvent((obj) => this.#onProviderObject(obj)),
+    );
+    this.#namespaces = this.#hold(
+      this.#control,
+      refs.namespaces,
+      { labelSelector: `${labels.binding}=${ctx.binding.uid}` },
+      this.#onEvent((ns) => this.#onProviderNamespace(ns)),
+    );
 
     // Copies in the app cluster are watched cluster-wide, by our labels only. On the control plane
     // the sync may touch claimed resources only inside its provider namespaces.
@@ -71,24 +81,30 @@ export class ExportSync {
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
+    // releasing removes our handlers at once: no event reaches this sync any more
+    const released = [...this.#held, ...this.#claimSources.values()].map((h) => h.release());
     await this.#queue.stop();
-    await Promise.all([...this.#held, ...this.#claimSources.values()].map((h) => h.release()));
+    await Promise.all(released);
   }
 
-  status(): { objects: number; lastSync: Date | undefined; synced: boolean } {
+  status(): { objects: number; lastSync: Date | undefined; synced: boolean; conflicts: string[] } {
     const objects = this.#app?.list().filter((o) => o.metadata.deletionTimestamp === undefined).length ?? 0;
-    return { objects, lastSync: this.#lastSync, synced: this.#app?.hasSynced() === true && this.#provider.hasSynced() };
+    return {
+      objects,
+      lastSync: this.#lastSync,
+      synced: this.#app?.hasSynced() === true && this.#provider.hasSynced(),
+      conflicts: [...this.#conflicts.values()],
+    };
   }
 
   get queueDepth(): number {
     return this.#queue.depth;
   }
 
-  #hold(registry: InformerRegistry, ...args: Parameters<InformerRegistry["acquire"]>): Held {
+  #hold(registry: InformerRegistry, ...args: Parameters<InformerRegistry["acquire"]>): Informer {
     const held = registry.acquire(...args);
     this.#held.push(held);
-    return held;
+    return held.informer;
   }
 
   #onEvent(enqueue: (obj: KubeObject) => void) {
@@ -115,23 +131,21 @@ export class ExportSync {
     const claim = this.ctx.claims[index];
     if (claim === undefined || this.#claimTargets.has(id)) return;
     const selector = `${labels.binding}=${this.ctx.binding.uid},${labels.copyOf}=${copyLabelValue(claim)}`;
+    const handlers = this.#onEvent((obj) => {
+      const appNs = providerNs === undefined ? obj.metadata.namespace : this.#appNamespaceOf(providerNs);
+      if (appNs !== undefined) this.#queue.add(claimKey(index, appNs, obj.metadata.name));
+    });
     const target =
       providerNs === undefined
-        ? this.#hold(this.#appRegistry, claimRef(claim), { labelSelector: selector }).informer
-        : this.#hold(this.#control, claimRef(claim), { labelSelector: selector, namespace: providerNs }).informer;
+        ? this.#hold(this.#appRegistry, claimRef(claim), { labelSelector: selector }, handlers)
+        : this.#hold(this.#control, claimRef(claim), { labelSelector: selector, namespace: providerNs }, handlers);
     this.#claimTargets.set(id, target);
-    target.addHandlers(
-      this.#onEvent((obj) => {
-        const appNs = providerNs === undefined ? obj.metadata.namespace : this.#appNamespaceOf(providerNs);
-        if (appNs !== undefined) this.#queue.add(claimKey(index, appNs, obj.metadata.name));
-      }),
-    );
   }
 
   /** A mapped provider namespace appeared: watch what the provider owns in it, and our copies there. */
   #onProviderNamespace(ns: KubeObject): void {
     const appNs = ns.metadata.labels?.[labels.consumerNamespace];
-    if (appNs === undefined || this.#stopped) return;
+    if (appNs === undefined) return;
     this.ctx.claims.forEach((claim, index) => {
       if (claim.selector.owner === "Provider") this.#watchClaimSource(index, ns.metadata.name, appNs);
       else this.#watchClaimTarget(index, ns.metadata.name);
@@ -142,7 +156,6 @@ export class ExportSync {
 
   /** An app namespace holds bound objects: watch what the consumer owns in it. */
   #appNamespaceInUse(appNs: string): void {
-    if (this.#stopped) return;
     this.ctx.claims.forEach((claim, index) => {
       if (claim.selector.owner === "Consumer") this.#watchClaimSource(index, appNs, appNs);
     });
@@ -154,9 +167,12 @@ export class ExportSync {
     const claim = this.ctx.claims[index];
     if (claim === undefined) return;
     const registry = claim.selector.owner === "Provider" ? this.#control : this.#appRegistry;
-    const held = registry.acquire(claimRef(claim), { namespace });
+    const held = registry.acquire(
+      claimRef(claim),
+      { namespace },
+      this.#onEvent((obj) => this.#queue.add(claimKey(index, appNs, obj.metadata.name))),
+    );
     this.#claimSources.set(id, held);
-    held.informer.addHandlers(this.#onEvent((obj) => this.#queue.add(claimKey(index, appNs, obj.metadata.name))));
   }
 
   async #process(key: string): Promise<void> {
@@ -211,7 +227,17 @@ export class ExportSync {
       target: { client: owner ? this.ctx.app : this.ctx.control, get: (n, ns) => target.get(n, ns) },
     };
     const outcome = await reconcileClaimedObject(this.ctx, claim, sides, appNs, name);
-    if (outcome === "written" || outcome === "deleted") this.ctx.metrics.synced(this.ctx, "claim");
+    if (outcome.conflict === undefined) {
+      this.#conflicts.delete(key);
+    } else {
+      if (this.#conflicts.get(key) !== outcome.conflict) {
+        this.ctx.log.warn({ conflict: outcome.conflict }, "name conflict: not overwriting");
+        this.#conflicts.set(key, outcome.conflict);
+      }
+      // the other object is not watched (not ours): look again later, so its removal ends the conflict
+      this.#queue.addAfter(key, conflictRecheckMs);
+    }
+    if (outcome.result === "written" || outcome.result === "deleted") this.ctx.metrics.synced(this.ctx, "claim");
   }
 }
 

@@ -2,7 +2,7 @@
 // same cache, and the watch stops when the last one lets go.
 import type { Logger } from "pino";
 import type { KubeClient, ListOptions, ResourceRef } from "../kube/client.ts";
-import { Informer } from "../kube/informer.ts";
+import { Informer, type InformerHandlers } from "../kube/informer.ts";
 
 type Entry = { informer: Informer; users: number };
 
@@ -16,7 +16,16 @@ export class InformerRegistry {
     this.#logger = logger;
   }
 
-  acquire(ref: ResourceRef, options: ListOptions = {}): { informer: Informer; release: () => Promise<void> } {
+  /**
+   * The shared informer for ref and options, with handlers added to it. release() removes the
+   * handlers at once (before it resolves), so a stopped user gets no more events even while others
+   * keep the informer running.
+   */
+  acquire(
+    ref: ResourceRef,
+    options: ListOptions = {},
+    handlers?: InformerHandlers,
+  ): { informer: Informer; release: () => Promise<void> } {
     const key = JSON.stringify([
       ref.group,
       ref.version,
@@ -34,12 +43,14 @@ export class InformerRegistry {
     }
     entry.users++;
     const held = entry;
+    const removeHandlers = handlers ? held.informer.addHandlers(handlers) : () => undefined;
     let released = false;
     return {
       informer: held.informer,
       release: async () => {
         if (released) return;
         released = true;
+        removeHandlers();
         held.users--;
         if (held.users === 0) {
           this.#entries.delete(key);
@@ -47,10 +58,6 @@ export class InformerRegistry {
         }
       },
     };
-  }
-
-  get size(): number {
-    return this.#entries.size;
   }
 
   async stopAll(): Promise<void> {

@@ -129,14 +129,28 @@ describe("automatic export of labelled XRDs", () => {
     await eventually("deleted with the XRD", async () => assert.equal(await serviceExport(), undefined));
   });
 
-  it("never touches a ServiceExport it did not make", async () => {
-    const own = `hand-made-${uniqueSuffix()}`;
+  it("never takes over a ServiceExport it did not make, even for a labelled XRD of that name", async () => {
+    const other = `gadgets.${group}`;
     const handMade = parse(
-      `apiVersion: bind.klutch.dev/v1alpha1\nkind: ServiceExport\nmetadata: {name: ${own}}\nspec: {xrd: ${own}}\n`,
+      `apiVersion: bind.klutch.dev/v1alpha1\nkind: ServiceExport\nmetadata: {name: ${other}, labels: {team: mine}}\nspec: {xrd: ${other}}\n`,
     ) as KubeObject;
-    await client.create(refs.serviceExports, handMade);
-    onFileDone(() => client.delete(refs.serviceExports, own));
-    await new Promise((r) => setTimeout(r, 500));
-    assert.ok(await client.get(refs.serviceExports, own), "no labelled XRD of that name, and still there");
+    const made = await client.create(refs.serviceExports, handMade);
+    const xrd = xrdFixture({ group, plural: "gadgets", kind: "Gadget" });
+    xrd.metadata = { name: other, labels: { [exportLabel]: "true" } };
+    await client.create(refs.xrds, xrd as KubeObject);
+    onFileDone(async () => {
+      await client.delete(refs.xrds, other);
+      await client.delete(refs.serviceExports, other);
+    });
+    await eventually("the controller says why it leaves it alone", async () => {
+      const events = await client.list(refs.events, {
+        namespace: "default",
+        fieldSelector: `involvedObject.name=${other}`,
+      });
+      assert.ok(events.items.some((e) => e.reason === "ServiceExportNotOurs"));
+    });
+    const after = await client.get(refs.serviceExports, other);
+    assert.equal(after?.metadata.resourceVersion, made.metadata.resourceVersion, "not written");
+    assert.deepEqual(after?.metadata.labels, { team: "mine" });
   });
 });

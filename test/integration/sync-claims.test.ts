@@ -7,12 +7,10 @@ import { before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeObject } from "../../src/kube/client.ts";
 import { labels, providerNamespace } from "../../src/sync/naming.ts";
+import { refs } from "../../src/sync/resources.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { bindingsRef, type SyncEnv, syncEnv } from "../support/sync-env.ts";
-
-const secretsRef = { group: "", version: "v1", resource: "secrets", namespaced: true };
-const configMapsRef = { group: "", version: "v1", resource: "configmaps", namespaced: true };
+import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 
 describe("the sync of claimed objects", () => {
   let env: SyncEnv;
@@ -56,12 +54,12 @@ describe("the sync of claimed objects", () => {
     const { ns, pns } = await boundNamespace();
     const binary = randomBytes(4096);
     await env.controlClient.create(
-      secretsRef,
+      refs.secrets,
       secret(pns, "db-credentials", { password: binary, username: Buffer.from("app") }, "kubernetes.io/basic-auth"),
     );
     let copy: KubeObject | undefined;
     await eventually("secret down", async () => {
-      copy = await env.appClient.get(secretsRef, "db-credentials", ns);
+      copy = await env.appClient.get(refs.secrets, "db-credentials", ns);
       assert.ok(copy);
     });
     assert.ok(copy);
@@ -69,33 +67,33 @@ describe("the sync of claimed objects", () => {
     assert.ok(Buffer.from((copy.data as Record<string, string>).password ?? "", "base64").equals(binary), "byte-exact");
     assert.equal(copy.metadata.labels?.[labels.copyOf], "provider");
 
-    await env.appClient.update(secretsRef, {
+    await env.appClient.update(refs.secrets, {
       ...copy,
       data: { ...(copy.data as object), password: Buffer.from("tampered").toString("base64") },
     });
     await eventually("edit reverted", async () => {
-      const reverted = await env.appClient.get(secretsRef, "db-credentials", ns);
+      const reverted = await env.appClient.get(refs.secrets, "db-credentials", ns);
       const password = (reverted?.data as Record<string, string> | undefined)?.password ?? "";
       assert.ok(Buffer.from(password, "base64").equals(binary));
     });
 
-    await env.controlClient.delete(secretsRef, "db-credentials", pns);
+    await env.controlClient.delete(refs.secrets, "db-credentials", pns);
     await eventually("copy deleted", async () =>
-      assert.equal(await env.appClient.get(secretsRef, "db-credentials", ns), undefined),
+      assert.equal(await env.appClient.get(refs.secrets, "db-credentials", ns), undefined),
     );
   });
 
   it("carries a 1 MiB configmap up byte-exact when the consumer owns it", async () => {
     const { ns, pns } = await boundNamespace();
     const big = "x".repeat(1024 * 1024 - 200);
-    await env.appClient.create(configMapsRef, {
+    await env.appClient.create(refs.configMaps, {
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: { name: "app-settings", namespace: ns },
       data: { big, small: "1" },
     });
     await eventually("configmap up", async () => {
-      const up = await env.controlClient.get(configMapsRef, "app-settings", pns);
+      const up = await env.controlClient.get(refs.configMaps, "app-settings", pns);
       assert.equal((up?.data as Record<string, string> | undefined)?.big?.length, big.length);
       assert.equal(up?.metadata.labels?.[labels.copyOf], "consumer");
     });
@@ -103,28 +101,28 @@ describe("the sync of claimed objects", () => {
 
   it("never copies what the selector leaves out", async () => {
     const { ns, pns } = await boundNamespace();
-    await env.controlClient.create(secretsRef, {
+    await env.controlClient.create(refs.secrets, {
       ...secret(pns, "internal", { k: Buffer.from("v") }),
       metadata: { name: "internal", namespace: pns, labels: {} },
     });
-    await env.appClient.create(configMapsRef, {
+    await env.appClient.create(refs.configMaps, {
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: { name: "other-settings", namespace: ns },
       data: { a: "b" },
     });
-    await env.controlClient.create(secretsRef, secret(pns, "marker", { k: Buffer.from("v") }));
+    await env.controlClient.create(refs.secrets, secret(pns, "marker", { k: Buffer.from("v") }));
     await eventually("the matching secret arrived", async () =>
-      assert.ok(await env.appClient.get(secretsRef, "marker", ns)),
+      assert.ok(await env.appClient.get(refs.secrets, "marker", ns)),
     );
     await sleep(300);
     assert.equal(
-      await env.appClient.get(secretsRef, "internal", ns),
+      await env.appClient.get(refs.secrets, "internal", ns),
       undefined,
       "unlabelled secret stays on the control plane",
     );
     assert.equal(
-      await env.controlClient.get(configMapsRef, "other-settings", pns),
+      await env.controlClient.get(refs.configMaps, "other-settings", pns),
       undefined,
       "configmap not named app-* stays in the app",
     );
@@ -132,15 +130,15 @@ describe("the sync of claimed objects", () => {
 
   it("reports a name conflict and leaves the other object alone", async () => {
     const { ns, pns } = await boundNamespace();
-    await env.appClient.create(secretsRef, {
+    await env.appClient.create(refs.secrets, {
       apiVersion: "v1",
       kind: "Secret",
       metadata: { name: "taken", namespace: ns },
       stringData: { mine: "yes" },
     });
-    await env.controlClient.create(secretsRef, secret(pns, "taken", { theirs: Buffer.from("no") }));
+    await env.controlClient.create(refs.secrets, secret(pns, "taken", { theirs: Buffer.from("no") }));
     await eventually("conflict on the binding's status", async () => {
-      const read = await env.controlClient.get(bindingsRef, "claims", env.bindingNamespace);
+      const read = await env.controlClient.get(refs.bindings, "claims", env.bindingNamespace);
       const exports = (read?.status as { exports?: Array<{ message?: string }> } | undefined)?.exports ?? [];
       assert.ok(
         exports.some((e) => e.message?.includes(`secrets ${ns}/taken exists and was not created by the sync`)),
@@ -148,14 +146,25 @@ describe("the sync of claimed objects", () => {
       );
     });
     await eventually("a NameConflict event on the binding", async () => {
-      const events = await env.controlClient.list(
-        { group: "", version: "v1", resource: "events", namespaced: true },
-        { namespace: env.bindingNamespace },
-      );
+      const events = await env.controlClient.list(refs.events, { namespace: env.bindingNamespace });
       assert.ok(events.items.some((e) => e.reason === "NameConflict" && String(e.message).includes(`${ns}/taken`)));
     });
-    const untouched = await env.appClient.get(secretsRef, "taken", ns);
+    const untouched = await env.appClient.get(refs.secrets, "taken", ns);
     assert.deepEqual(Object.keys((untouched?.data as object) ?? {}), ["mine"]);
+
+    // the user removes theirs: the copy arrives and the conflict leaves the status
+    await env.appClient.delete(refs.secrets, "taken", ns);
+    await eventually(
+      "the provider's copy in place, the conflict gone",
+      async () => {
+        const copy = await env.appClient.get(refs.secrets, "taken", ns);
+        assert.deepEqual(Object.keys((copy?.data as object) ?? {}), ["theirs"]);
+        const read = await env.controlClient.get(refs.bindings, "claims", env.bindingNamespace);
+        const exports = (read?.status as { exports?: Array<{ message?: string }> } | undefined)?.exports ?? [];
+        assert.ok(!exports.some((e) => e.message?.includes(`${ns}/taken`)), JSON.stringify(exports));
+      },
+      45_000,
+    );
   });
 
   it("isolates two bindings: each sees and touches only its own objects", async () => {
@@ -176,12 +185,12 @@ describe("the sync of claimed objects", () => {
     await eventually("second binding copies too", async () =>
       assert.ok(await env.controlClient.get(env.ref, "db", otherPns)),
     );
-    await env.controlClient.create(secretsRef, secret(pns, "only-first", { k: Buffer.from("1") }));
+    await env.controlClient.create(refs.secrets, secret(pns, "only-first", { k: Buffer.from("1") }));
     await eventually("first binding's secret arrives", async () =>
-      assert.ok(await env.appClient.get(secretsRef, "only-first", ns)),
+      assert.ok(await env.appClient.get(refs.secrets, "only-first", ns)),
     );
-    const copy = await env.appClient.get(secretsRef, "only-first", ns);
+    const copy = await env.appClient.get(refs.secrets, "only-first", ns);
     assert.equal(copy?.metadata.labels?.[labels.binding], uid, "copied by the first binding only");
-    assert.equal(await env.controlClient.get(secretsRef, "only-first", otherPns), undefined);
+    assert.equal(await env.controlClient.get(refs.secrets, "only-first", otherPns), undefined);
   });
 });
