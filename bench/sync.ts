@@ -14,6 +14,7 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/client.ts";
+import { conditionOf, isEstablished } from "../src/kube/conditions.ts";
 import { providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
 import { widgetCrd } from "../test/fixtures/crds.ts";
@@ -157,12 +158,9 @@ for (const file of ["apiserviceexporttemplate-crd.yaml", "appclusterbinding-crd.
     const crd = doc.toJS() as KubeObject | null;
     if (crd === null) continue;
     await control.apply(refs.crds, crd, "bench", true);
-    await until(`CRD ${crd.metadata.name} established`, async () => {
-      const read = await control.get(refs.crds, crd.metadata.name);
-      const conditions = (read?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
-        ?.conditions;
-      return conditions?.some((c) => c.type === "Established" && c.status === "True") ?? false;
-    });
+    await until(`CRD ${crd.metadata.name} established`, async () =>
+      isEstablished(await control.get(refs.crds, crd.metadata.name)),
+    );
   }
 }
 await control.apply(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } }, "bench", true);
@@ -273,13 +271,11 @@ for (const b of bindings) {
 }
 const readyAt = performance.now();
 for (const b of bindings) {
-  for (;;) {
-    const read = await control.get(refs.bindings, b.name, ns);
-    const conditions = (read?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
-      ?.conditions;
-    if (conditions?.some((c) => c.type === "Ready" && c.status === "True")) break;
-    await sleep(100);
-  }
+  await until(
+    `binding ${b.name} Ready`,
+    async () => conditionOf(await control.get(refs.bindings, b.name, ns), "Ready")?.status === "True",
+    120_000,
+  );
 }
 say(`all ${bindingCount} bindings Ready in ${((performance.now() - readyAt) / 1000).toFixed(1)} s`);
 const providerNs = (b: Binding, appNs: string) => providerNamespace(b.uid, appNs);

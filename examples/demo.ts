@@ -13,6 +13,7 @@ import { runExportFunction } from "../src/function/export-function.ts";
 import { startFunctionServer } from "../src/function/server.ts";
 import { jsonToStruct, structToJson } from "../src/function/struct.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/client.ts";
+import { isEstablished } from "../src/kube/conditions.ts";
 import { startSync } from "../src/sync/manager.ts";
 import { providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
@@ -53,25 +54,24 @@ const app = KubeClient.fromKubeconfigText(readFileSync(kubeconfigPath("app"), "u
 const ns = "crossplane-system";
 const yamlFile = (path: string) =>
   parseAllDocuments(readFileSync(join(root, path), "utf8")).map((d) => d.toJS() as KubeObject);
+const refOfKind: Record<string, ResourceRef> = {
+  Namespace: refs.namespaces,
+  ServiceAccount: refs.serviceAccounts,
+  RoleBinding: refs.roleBindings,
+  ClusterRole: refs.clusterRoles,
+  ClusterRoleBinding: refs.clusterRoleBindings,
+  APIServiceExportTemplate: refs.templates,
+};
 const applyAll = async (client: KubeClient, objects: KubeObject[]) => {
   for (const obj of objects) {
-    const [group, version] = obj.apiVersion.includes("/") ? obj.apiVersion.split("/") : ["", obj.apiVersion];
-    const plural = `${obj.kind.toLowerCase()}${obj.kind.endsWith("s") ? "es" : "s"}`;
-    const ref: ResourceRef = {
-      group: group ?? "",
-      version: version ?? "",
-      resource: plural,
-      namespaced: obj.metadata.namespace !== undefined,
-    };
+    const ref = refOfKind[obj.kind];
+    if (ref === undefined) throw new Error(`demo: no resource known for kind ${obj.kind}`);
     await client.apply(ref, obj, "klutch-bind-demo", true);
   }
 };
 const established = (name: string) =>
   until(`CRD ${name} established`, async () => {
-    const crd = await control.get(refs.crds, name);
-    const conditions = (crd?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
-      ?.conditions;
-    return conditions?.some((c) => c.type === "Established" && c.status === "True") ? true : undefined;
+    return isEstablished(await control.get(refs.crds, name)) ? true : undefined;
   });
 
 /** DEMO_SERVE=1: keep the sync and its web page running, with a user to sign in as, until Ctrl-C. */

@@ -2,7 +2,7 @@
 import { parseClaims } from "../export/claims.ts";
 import { describeClaim } from "../export/describe.ts";
 import { InputError } from "../export/errors.ts";
-import type { KubeClient, KubeObject } from "../kube/client.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
 import { refs } from "../sync/resources.ts";
 
 export type BindableApi = {
@@ -44,6 +44,19 @@ export function bindableApi(template: KubeObject): BindableApi {
 export async function listBindable(client: KubeClient, namespace?: string): Promise<BindableApi[]> {
   const { items } = await client.list(refs.templates, namespace ? { namespace } : {});
   return items.map(bindableApi).sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/**
+ * The templates a user may see: in all namespaces, or, when only namespaced reading is granted
+ * (a RoleBinding of klutch-bind:binder), in that namespace.
+ */
+export async function listVisibleBindable(client: KubeClient, namespace: string): Promise<BindableApi[]> {
+  try {
+    return await listBindable(client);
+  } catch (err) {
+    if (err instanceof KubeApiError && err.code === 403) return listBindable(client, namespace);
+    throw err;
+  }
 }
 
 /** The bindable APIs named by wanted (RESOURCE.GROUP each); throws naming the unknown one. */

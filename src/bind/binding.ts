@@ -1,21 +1,22 @@
 // Making an AppClusterBinding, shared by `klutch-bind bind` and the web page: the app cluster's
 // kubeconfig as a Secret, and the binding that names it and the exports.
+import { isDnsLabel } from "../export/decode.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
+import { labels } from "../sync/naming.ts";
 import { refs } from "../sync/resources.ts";
 import type { BindableApi } from "./bindable.ts";
 import { explain } from "./explain.ts";
 
-export type Condition = { type: string; status: string; reason?: string; message?: string };
+/** On the kubeconfig Secrets that bind makes (CLI or web page), so unbind knows them. */
+export const bindingSecretLabels = { [labels.managedBy]: "klutch-bind" };
 
-export function conditionOf(binding: KubeObject | undefined, type: string): Condition | undefined {
-  return (binding?.status as { conditions?: Condition[] } | undefined)?.conditions?.find((c) => c.type === type);
+export function isBindingSecret(secret: KubeObject | undefined): secret is KubeObject {
+  return secret?.metadata.labels?.[labels.managedBy] === bindingSecretLabels[labels.managedBy];
 }
-
-const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** A binding name that works for the binding and for its Secret (NAME-kubeconfig). */
 export function checkBindingName(name: string): void {
-  if (!dnsLabel.test(name) || name.length > 52) {
+  if (!isDnsLabel(name) || name.length > 52) {
     throw new Error(
       `binding name "${name}" must be lower-case letters, digits and '-', start and end with a letter or digit, at most 52 characters`,
     );
@@ -42,7 +43,6 @@ export type NewBinding = { name: string; namespace: string; kubeconfig: string; 
 
 /** Stores the kubeconfig and creates (or updates) the binding; returns the Secret's name. */
 export async function createBinding(client: KubeClient, binding: NewBinding, fieldManager: string): Promise<string> {
-  const where = `in namespace ${binding.namespace}`;
   const secretName = `${binding.name}-kubeconfig`;
   // known only when the caller may read secrets; then a failed binding takes a new Secret back
   const existed = await client.get(refs.secrets, secretName, binding.namespace).then(
@@ -58,7 +58,7 @@ export async function createBinding(client: KubeClient, binding: NewBinding, fie
         metadata: {
           name: secretName,
           namespace: binding.namespace,
-          labels: { "app.kubernetes.io/managed-by": fieldManager },
+          labels: bindingSecretLabels,
         },
         type: "Opaque",
         data: { kubeconfig: Buffer.from(binding.kubeconfig).toString("base64") },
@@ -67,7 +67,7 @@ export async function createBinding(client: KubeClient, binding: NewBinding, fie
       true,
     )
     .catch((err: unknown) => {
-      throw explain(err, `store the app kubeconfig as Secret ${secretName}`, client.server, where);
+      throw explain(err, `store the app kubeconfig as Secret ${secretName}`, client.server, binding.namespace);
     });
   await client
     .apply(
@@ -86,7 +86,7 @@ export async function createBinding(client: KubeClient, binding: NewBinding, fie
     )
     .catch(async (err: unknown) => {
       if (existed === false) await client.delete(refs.secrets, secretName, binding.namespace).catch(() => undefined);
-      throw explain(err, `create AppClusterBinding ${binding.name}`, client.server, where);
+      throw explain(err, `create AppClusterBinding ${binding.name}`, client.server, binding.namespace);
     });
   return secretName;
 }

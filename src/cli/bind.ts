@@ -1,15 +1,12 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { listBindable, pickExports } from "../bind/bindable.ts";
-import { checkAppCluster, checkBindingName, conditionOf, createBinding } from "../bind/binding.ts";
-import { explain as explainAt } from "../bind/explain.ts";
+import { listVisibleBindable, pickExports } from "../bind/bindable.ts";
+import { checkAppCluster, checkBindingName, createBinding } from "../bind/binding.ts";
+import { explain } from "../bind/explain.ts";
+import { conditionOf } from "../kube/conditions.ts";
 import { refs } from "../sync/resources.ts";
-import { type CommandContext, contextFlags, controlPlane } from "./context.ts";
+import { contextFlags, controlPlane } from "./context.ts";
 import { UsageError } from "./usage.ts";
-
-export function explain(err: unknown, doing: string, ctx: CommandContext, where = `in namespace ${ctx.namespace}`) {
-  return explainAt(err, doing, ctx.server, where);
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -48,8 +45,8 @@ export async function runBind(args: string[]): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   try {
     // 1. every export must exist
-    const bindable = await listBindable(ctx.client).catch((err: unknown) => {
-      throw explain(err, "list the bindable APIs", ctx, "in all namespaces");
+    const bindable = await listVisibleBindable(ctx.client, ctx.namespace).catch((err: unknown) => {
+      throw explain(err, "list the bindable APIs", ctx.client.server, ctx.namespace);
     });
     const exports = pickExports(bindable, wanted);
     for (const api of exports) {

@@ -8,7 +8,7 @@ export const contextFlags = {
   namespace: { type: "string", short: "n" },
 } as const;
 
-export type CommandContext = { client: KubeClient; namespace: string; server: string };
+export type CommandContext = { client: KubeClient; namespace: string };
 
 export function controlPlane(values: {
   kubeconfig?: string | undefined;
@@ -20,5 +20,5 @@ export function controlPlane(values: {
   else kc.loadFromDefault();
   const context = kc.getContextObject(kc.getCurrentContext());
   const client = KubeClient.fromKubeConfig(kc, { userAgent: "klutch-bind-cli" });
-  return { client, namespace: values.namespace ?? context?.namespace ?? "default", server: client.server };
+  return { client, namespace: values.namespace ?? context?.namespace ?? "default" };
 }

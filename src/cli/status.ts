@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
-import { conditionOf } from "../bind/binding.ts";
+import { explain } from "../bind/explain.ts";
+import { conditionOf } from "../kube/conditions.ts";
 import { refs } from "../sync/resources.ts";
-import { explain } from "./bind.ts";
 import { contextFlags, controlPlane } from "./context.ts";
 import { table } from "./table.ts";
 
@@ -13,7 +13,7 @@ export async function runStatus(args: string[]): Promise<number> {
   const ctx = controlPlane(values);
   try {
     const { items } = await ctx.client.list(refs.bindings, { namespace: ctx.namespace }).catch((err: unknown) => {
-      throw explain(err, "list AppClusterBindings", ctx);
+      throw explain(err, "list AppClusterBindings", ctx.client.server, ctx.namespace);
     });
     const bindings = items.filter((b) => positionals.length === 0 || positionals.includes(b.metadata.name));
     if (bindings.length === 0) {

@@ -76,7 +76,7 @@ export async function runSync(args: string[]): Promise<number> {
     }
     web = await startWebServer({
       control,
-      logger,
+      logger: createLogger("web", values.debug),
       address: values["web-address"],
       defaultNamespace: values["web-namespace"] ?? values.namespace ?? process.env.POD_NAMESPACE ?? "crossplane-system",
       ...(cert && key ? { tls: { cert: readPem("web-tls-cert", cert), key: readPem("web-tls-key", key) } } : {}),

@@ -1,8 +1,9 @@
 import { parseArgs } from "node:util";
+import { isBindingSecret } from "../bind/binding.ts";
+import { explain } from "../bind/explain.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import { finalizer, labels } from "../sync/naming.ts";
 import { refs } from "../sync/resources.ts";
-import { explain } from "./bind.ts";
 import { contextFlags, controlPlane } from "./context.ts";
 import { UsageError } from "./usage.ts";
 
@@ -37,7 +38,7 @@ export async function runUnbind(args: string[]): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   try {
     const binding = await ctx.client.get(refs.bindings, name, ctx.namespace).catch((err: unknown) => {
-      throw explain(err, `read AppClusterBinding ${name}`, ctx);
+      throw explain(err, `read AppClusterBinding ${name}`, ctx.client.server, ctx.namespace);
     });
     if (binding === undefined) throw new Error(`no AppClusterBinding ${name} in namespace ${ctx.namespace}`);
     const uid = binding.metadata.uid ?? "";
@@ -105,7 +106,7 @@ export async function runUnbind(args: string[]): Promise<number> {
       for (const ns of namespaces) await ctx.client.delete(refs.namespaces, ns.metadata.name);
       say(`✓ ${namespaces.length} provider namespace(s) deleted`);
     }
-    if (secret?.metadata.labels?.["app.kubernetes.io/managed-by"] === "klutch-bind-cli") {
+    if (isBindingSecret(secret)) {
       await ctx.client.delete(refs.secrets, secret.metadata.name, ctx.namespace);
       say(`✓ Secret ${ctx.namespace}/${secret.metadata.name} deleted`);
     }

@@ -74,6 +74,11 @@ export function oneOf<T extends string>(value: unknown, allowed: readonly T[], f
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
+/** RFC 1123 label characters (callers bound the length). */
+export function isDnsLabel(s: string): boolean {
+  return dnsLabel.test(s);
+}
+
 /** A Kubernetes object name (DNS subdomain, RFC 1123). */
 export function dnsSubdomain(value: unknown, field: string): string {
   const s = nonEmptyString(value, field);

@@ -7,6 +7,7 @@ import { InputError } from "../export/errors.ts";
 import { claimsRoleAnnotation } from "../export/plan.ts";
 import type { PermissionClaim } from "../export/types.ts";
 import { type ClientOptions, KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import { isEstablished } from "../kube/conditions.ts";
 import type { Informer } from "../kube/informer.ts";
 import { kubeTime } from "../kube/time.ts";
 import { aggregatedRoles, consumerCrd } from "./consumer-crd.ts";
@@ -318,10 +319,7 @@ export class BindingController {
     if (running?.crdVersion !== providerCrd.metadata.resourceVersion) {
       await app.apply(refs.crds, consumerCrd(providerCrd), fieldManager, true);
       for (const role of aggregatedRoles(group, resource)) await app.apply(refs.clusterRoles, role, fieldManager, true);
-      const established = await app.get(refs.crds, id);
-      const conditions = (established?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
-        ?.conditions;
-      if (!conditions?.some((c) => c.type === "Established" && c.status === "True")) {
+      if (!isEstablished(await app.get(refs.crds, id))) {
         this.#queue.addAfter(`${state.ref.namespace}/${state.ref.name}`, 500);
         return { ...base, version, template: template.metadata.name, message: installing };
       }

@@ -3,6 +3,7 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
 import type { ClientOptions, KubeClient } from "../kube/client.ts";
+import { listen } from "../listen.ts";
 import { AutoExportController } from "./auto-export.ts";
 import { BindingController } from "./bindings.ts";
 import { InformerRegistry } from "./informers.ts";
@@ -28,19 +29,6 @@ export type RunningSync = {
   ports: { metrics?: number; health?: number };
   stop: () => Promise<void>;
 };
-
-function listen(server: Server, address: string): Promise<number> {
-  const at = address.lastIndexOf(":");
-  const host = at > 0 ? address.slice(0, at) : undefined;
-  const port = Number(address.slice(at + 1));
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      const bound = server.address();
-      resolve(typeof bound === "object" && bound !== null ? bound.port : port);
-    });
-  });
-}
 
 export async function startSync(options: SyncOptions): Promise<RunningSync> {
   const metrics = new SyncMetrics();

@@ -1,7 +1,7 @@
 // The pages, as pure functions of what the handlers read. Secrets and kubeconfigs never reach
 // them: there is no field to put one in.
 import type { BindableApi } from "../bind/bindable.ts";
-import type { Condition } from "../bind/binding.ts";
+import type { Condition } from "../kube/conditions.ts";
 import { type Html, html } from "./html.ts";
 
 export type BindingView = {

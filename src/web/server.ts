@@ -4,10 +4,13 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Logger } from "pino";
-import { type BindableApi, listBindable, pickExports } from "../bind/bindable.ts";
-import { checkAppCluster, checkBindingName, conditionOf, createBinding } from "../bind/binding.ts";
-import { explain } from "../bind/explain.ts";
-import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
+import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bindable.ts";
+import { checkAppCluster, checkBindingName, createBinding } from "../bind/binding.ts";
+import { ExplainedError, explain } from "../bind/explain.ts";
+import { namespaceName } from "../export/decode.ts";
+import type { KubeClient, KubeObject } from "../kube/client.ts";
+import { conditionOf, conditionsOf } from "../kube/conditions.ts";
+import { listen } from "../listen.ts";
 import { refs } from "../sync/resources.ts";
 import { script, styleSheet } from "./assets.ts";
 import { reviewToken, SignInError } from "./auth.ts";
@@ -29,10 +32,9 @@ export type WebOptions = {
   maxMs?: number;
 };
 
-export type RunningWeb = { url: string; port: number; stop: () => Promise<void> };
+export type RunningWeb = { url: string; stop: () => Promise<void> };
 
 const maxKubeconfigBytes = 256 * 1024;
-const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 function bindingView(b: KubeObject): BindingView {
   type ExportStatus = { group: string; resource: string; objects?: number; message?: string };
@@ -51,16 +53,6 @@ function bindingView(b: KubeObject): BindingView {
   };
 }
 
-/** The templates the user may see: in all namespaces, or in the one at hand when only that is granted. */
-async function visibleApis(client: KubeClient, namespace: string): Promise<BindableApi[]> {
-  try {
-    return await listBindable(client);
-  } catch (err) {
-    if (err instanceof KubeApiError && err.code === 403) return listBindable(client, namespace);
-    throw err;
-  }
-}
-
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -70,7 +62,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   const sessionCookie = secure ? "__Host-klb-session" : "klb-session";
   const loginCookie = secure ? "__Host-klb-login" : "klb-login";
   const sessions = new SessionStore(options.idleMs ?? 60 * 60_000, options.maxMs ?? 8 * 60 * 60_000);
-  const log = options.logger.child({ component: "web" });
+  const log = options.logger;
 
   const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}) => {
     res.writeHead(status, { "content-type": "text/html; charset=utf-8", ...headers }).end(body);
@@ -93,18 +85,18 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
 
   const dashboard = async (session: Session, namespace: string, form: BindForm): Promise<string> => {
     const [apis, bindings] = await Promise.all([
-      visibleApis(session.client, namespace).then(
+      listVisibleBindable(session.client, namespace).then(
         (apis) => ({ apis }),
         (err: unknown) => ({
           apis: [] as BindableApi[],
-          error: explain(err, "list the bindable APIs", options.control.server, `in namespace ${namespace}`).message,
+          error: explain(err, "list the bindable APIs", options.control.server, namespace).message,
         }),
       ),
       session.client.list(refs.bindings, { namespace }).then(
         (list) => ({ bindings: list.items.map(bindingView) }),
         (err: unknown) => ({
           bindings: [] as BindingView[],
-          error: explain(err, "list AppClusterBindings", options.control.server, `in namespace ${namespace}`).message,
+          error: explain(err, "list AppClusterBindings", options.control.server, namespace).message,
         }),
       ),
     ]);
@@ -126,12 +118,12 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     // browsers send a text area's line breaks as CRLF
     const kubeconfig = (form.get("kubeconfig") ?? "").replace(/\r\n/g, "\n");
     checkBindingName(name);
-    if (!dnsLabel.test(namespace)) throw new Error(`namespace "${namespace}" is not a valid namespace name`);
+    namespaceName(namespace, "namespace");
     if (wanted.length === 0) throw new Error("choose at least one API to bind");
     if (kubeconfig.trim() === "") throw new Error("paste or choose the app cluster's kubeconfig");
     if (Buffer.byteLength(kubeconfig) > maxKubeconfigBytes) throw new Error("the kubeconfig is larger than 256 KiB");
-    const bindable = await visibleApis(session.client, namespace).catch((err: unknown) => {
-      throw explain(err, "list the bindable APIs", options.control.server, `in namespace ${namespace}`);
+    const bindable = await listVisibleBindable(session.client, namespace).catch((err: unknown) => {
+      throw explain(err, "list the bindable APIs", options.control.server, namespace);
     });
     const exports = pickExports(bindable, wanted);
     const claimed = exports.filter((e) => e.claims.length > 0);
@@ -216,7 +208,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       try {
         binding = await session.client.get(refs.bindings, name, ns);
       } catch (err) {
-        const why = explain(err, `read AppClusterBinding ${name}`, options.control.server, `in namespace ${ns}`);
+        const why = explain(err, `read AppClusterBinding ${name}`, options.control.server, ns);
         return send(
           res,
           403,
@@ -235,9 +227,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           }),
         );
       }
-      const conditions = (
-        (binding.status as { conditions?: BindingView["ready"][] } | undefined)?.conditions ?? []
-      ).filter((c) => c !== undefined);
+      const conditions = conditionsOf(binding);
       return send(
         res,
         200,
@@ -262,7 +252,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       try {
         return redirect(res, await bind(session, form));
       } catch (err) {
-        const refusedByRbac = message(err).startsWith("no permission");
+        const refusedByRbac = err instanceof ExplainedError && err.code === 403;
         log.info({ user: session.user.username, reason: message(err) }, "bind refused");
         // the form comes back as it was, but for the kubeconfig: it is never sent back to the browser
         const again: BindForm = {
@@ -308,21 +298,13 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
 
-  const at = options.address.lastIndexOf(":");
-  const host = at > 0 ? options.address.slice(0, at) : undefined;
-  const port = Number(options.address.slice(at + 1));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve());
-  });
-  const bound = server.address();
-  const boundPort = typeof bound === "object" && bound !== null ? bound.port : port;
+  const boundPort = await listen(server, options.address);
+  const host = options.address.slice(0, options.address.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");
   const shownHost = host && host !== "0.0.0.0" && host !== "::" ? host : "localhost";
   const url = `${secure ? "https" : "http"}://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${boundPort}`;
   log.info({ url, tls: secure }, "web page serving");
   return {
     url,
-    port: boundPort,
     stop: async () => {
       sessions.close();
       server.closeAllConnections();

@@ -58,10 +58,6 @@ export class SessionStore {
     this.#sweeper.unref();
   }
 
-  get size(): number {
-    return this.#sessions.size;
-  }
-
   get maxAgeSeconds(): number {
     return Math.floor(this.#maxMs / 1000);
   }

@@ -6,6 +6,7 @@ import { before, describe, it } from "node:test";
 import { pino } from "pino";
 import { parse } from "yaml";
 import { KubeClient, type KubeObject } from "../../src/kube/client.ts";
+import { isEstablished } from "../../src/kube/conditions.ts";
 import { autoExportLabel, claimsAnnotation, exportLabel } from "../../src/sync/auto-export.ts";
 import { startSync } from "../../src/sync/manager.ts";
 import { refs } from "../../src/sync/resources.ts";
@@ -39,10 +40,7 @@ describe("automatic export of labelled XRDs", () => {
     ]) {
       await client.apply(refs.crds, crd, "test", true);
       await eventually(`${crd.metadata.name} served`, async () => {
-        const read = await client.get(refs.crds, crd.metadata.name);
-        const conditions = (read?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
-          ?.conditions;
-        assert.ok(conditions?.some((c) => c.type === "Established" && c.status === "True"));
+        assert.ok(isEstablished(await client.get(refs.crds, crd.metadata.name)));
         await client.list(refs.xrds);
       });
     }

@@ -140,7 +140,7 @@ describe("klutch-bind exports, bind, status, unbind", () => {
     assert.equal(denied.code, 1);
     assert.match(
       denied.stderr,
-      /no permission to list the bindable APIs in all namespaces of https:\/\/127\.0\.0\.1:\d+/,
+      /no permission to list the bindable APIs in namespace \S+ of https:\/\/127\.0\.0\.1:\d+/,
     );
   });
 
@@ -156,6 +156,7 @@ describe("klutch-bind exports, bind, status, unbind", () => {
     assert.equal(code, 0);
     assert.match(stdout, /left in place \(orphaned\)/);
     assert.equal(await env.controlClient.get(refs.bindings, "cli", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.secrets, "cli-kubeconfig", env.bindingNamespace), undefined);
     assert.equal(
       (await env.controlClient.list(env.ref, { labelSelector: selector })).items.length,
       1,

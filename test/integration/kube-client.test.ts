@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { before, describe, it } from "node:test";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef, type WatchEvent } from "../../src/kube/client.ts";
+import { isEstablished } from "../../src/kube/conditions.ts";
 import { Informer, type InformerHandlers } from "../../src/kube/informer.ts";
 import { widgetCrd } from "../fixtures/crds.ts";
 import type { Cluster } from "../support/cluster.ts";
@@ -31,10 +32,7 @@ export async function createWidgetCrd(client: KubeClient): Promise<ResourceRef> 
   await client.create(crds, widgetCrd(group));
   onFileDone(() => client.delete(crds, name));
   await eventually("CRD established", async () => {
-    const crd = await client.get(crds, name);
-    const conditions = (crd?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
-      ?.conditions;
-    assert.ok(conditions?.some((c) => c.type === "Established" && c.status === "True"));
+    assert.ok(isEstablished(await client.get(crds, name)));
   });
   return { group, version: "v1", resource: "widgets", namespaced: true };
 }

@@ -8,12 +8,13 @@ import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeObject } from "../../src/kube/client.ts";
+import { conditionOf } from "../../src/kube/conditions.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { startCluster, stopCluster } from "../support/cluster.ts";
 import { freshCluster, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { condition, syncEnv } from "../support/sync-env.ts";
+import { syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const quiet = ["--metrics-address", "", "--health-address", "", "--status-interval", "1"];
@@ -191,7 +192,7 @@ describe("the sync under faults", () => {
     const uid = binding.metadata.uid ?? "";
     const ready = async () => {
       const read = await env.controlClient.get(refs.bindings, "restart", env.bindingNamespace);
-      assert.equal(condition(read, "Ready")?.status, "True", JSON.stringify(read?.status));
+      assert.equal(conditionOf(read, "Ready")?.status, "True", JSON.stringify(read?.status));
     };
     await eventually("ready", ready, 60_000);
     const ns = `restart-${uniqueSuffix()}`;
@@ -301,7 +302,7 @@ describe("the sync under faults", () => {
     const uid = binding.metadata.uid ?? "";
     const ready = async (status: string) => {
       const read = await env.controlClient.get(refs.bindings, "outage", env.bindingNamespace);
-      assert.equal(condition(read, "Connected")?.status, status, JSON.stringify(read?.status));
+      assert.equal(conditionOf(read, "Connected")?.status, status, JSON.stringify(read?.status));
     };
     await eventually("connected", () => ready("True"), 60_000);
     const before = `before-${uniqueSuffix()}`;
@@ -313,7 +314,7 @@ describe("the sync under faults", () => {
     const stoppedAt = Date.now();
     await eventually("Connected=False while the app cluster is away", () => ready("False"), 20_000);
     const read = await env.controlClient.get(refs.bindings, "outage", env.bindingNamespace);
-    assert.equal(condition(read, "Connected")?.reason, "Unreachable");
+    assert.equal(conditionOf(read, "Connected")?.reason, "Unreachable");
     // the provider reports while the app cluster is away
     const copy = await env.controlClient.get(env.ref, "db", pns);
     assert.ok(copy);

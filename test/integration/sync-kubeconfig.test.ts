@@ -3,9 +3,10 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { before, describe, it } from "node:test";
+import { conditionOf } from "../../src/kube/conditions.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { eventually } from "../support/eventually.ts";
-import { condition, type SyncEnv, syncEnv } from "../support/sync-env.ts";
+import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 
 describe("the sync and a binding's kubeconfig", () => {
   let env: SyncEnv;
@@ -38,7 +39,7 @@ describe("the sync and a binding's kubeconfig", () => {
     });
     await eventually("InvalidKubeconfig reported", async () => {
       const read = await env.controlClient.get(refs.bindings, "unsafe", env.bindingNamespace);
-      const connected = condition(read, "Connected");
+      const connected = conditionOf(read, "Connected");
       assert.equal(connected?.reason, "InvalidKubeconfig");
       assert.match(connected?.message ?? "", /user "[^"]+" runs a command \(exec\)/);
     });

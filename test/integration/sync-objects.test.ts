@@ -4,11 +4,12 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeObject } from "../../src/kube/client.ts";
+import { conditionOf } from "../../src/kube/conditions.ts";
 import { finalizer, labels, providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { condition, type SyncEnv, syncEnv } from "../support/sync-env.ts";
+import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 
 describe("the sync of bound objects", () => {
   let env: SyncEnv;
@@ -44,8 +45,8 @@ describe("the sync of bound objects", () => {
       "binding ready",
       async () => {
         const read = await env.controlClient.get(refs.bindings, "app-one", env.bindingNamespace);
-        assert.equal(condition(read, "Connected")?.status, "True", JSON.stringify(read?.status));
-        assert.equal(condition(read, "Ready")?.status, "True", JSON.stringify(read?.status));
+        assert.equal(conditionOf(read, "Connected")?.status, "True", JSON.stringify(read?.status));
+        assert.equal(conditionOf(read, "Ready")?.status, "True", JSON.stringify(read?.status));
       },
       60_000,
     );
@@ -161,7 +162,7 @@ describe("the sync of bound objects", () => {
       assert.ok(provider?.metadata.deletionTimestamp, "provider copy is being deleted");
       const consumer = await env.appClient.get(env.ref, "slow", ns);
       assert.ok(consumer?.metadata.deletionTimestamp, "consumer object still there");
-      assert.equal(condition(consumer, "ProviderDeleting")?.reason, "WaitingForProvider");
+      assert.equal(conditionOf(consumer, "ProviderDeleting")?.reason, "WaitingForProvider");
     });
     await sleep(500);
     assert.ok(await env.appClient.get(env.ref, "slow", ns), "still waiting for the provider");

@@ -11,6 +11,7 @@ import { describe, it } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { composedKeys, runExportFunction } from "../../src/function/export-function.ts";
 import { KubeClient, type KubeObject } from "../../src/kube/client.ts";
+import { conditionOf } from "../../src/kube/conditions.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { xrd } from "../fixtures/xrds.ts";
@@ -18,7 +19,7 @@ import { kubeConfig, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { desiredJson, request } from "../support/function-client.ts";
 import { apply, readManifests } from "../support/manifests.ts";
-import { condition, syncEnv } from "../support/sync-env.ts";
+import { syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
 describe("the sync with least privilege", () => {
@@ -138,7 +139,7 @@ describe("the sync with least privilege", () => {
       "binding ready as the service account",
       async () => {
         const read = await env.controlClient.get(refs.bindings, "least-privilege", ns);
-        assert.equal(condition(read, "Ready")?.status, "True", JSON.stringify(read?.status));
+        assert.equal(conditionOf(read, "Ready")?.status, "True", JSON.stringify(read?.status));
       },
       60_000,
     );

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import type { Browser, BrowserContext, Page } from "playwright-core";
+import { isBindingSecret } from "../../src/bind/binding.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { type RunningWeb, startWebServer } from "../../src/web/server.ts";
@@ -131,6 +132,7 @@ describe("the web page, in Chromium", () => {
     const managers = (binding?.metadata.managedFields ?? []) as Array<{ manager?: string }>;
     assert.ok(managers.some((m) => m.manager === "klutch-bind-web"));
     const secret = await env.controlClient.get(refs.secrets, "alice-app-kubeconfig", env.bindingNamespace);
+    assert.ok(isBindingSecret(secret), "klutch-bind unbind will clean it up, as it does the CLI's");
     assert.equal(
       Buffer.from((secret?.data as Record<string, string> | undefined)?.kubeconfig ?? "", "base64").toString("utf8"),
       appKubeconfig,

@@ -3,6 +3,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type KubernetesObject, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
+import type { KubeObject } from "../../src/kube/client.ts";
+import { isEstablished } from "../../src/kube/conditions.ts";
 import type { Cluster } from "./cluster.ts";
 import { kubeConfig } from "./clusters.ts";
 import { eventually } from "./eventually.ts";
@@ -30,11 +32,7 @@ export async function applyCrds(cluster: Cluster, path: string): Promise<void> {
   const api = KubernetesObjectApi.makeApiClient(kubeConfig(cluster));
   for (const crd of crds) {
     await eventually(`CRD ${crd.metadata?.name} established`, async () => {
-      const read = (await api.read(crd as never)) as {
-        status?: { conditions?: Array<{ type: string; status: string }> };
-      };
-      if (!read.status?.conditions?.some((c) => c.type === "Established" && c.status === "True"))
-        throw new Error("not yet");
+      if (!isEstablished((await api.read(crd as never)) as unknown as KubeObject)) throw new Error("not yet");
     });
   }
 }

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { pino } from "pino";
 import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
+import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
 import { type RunningSync, startSync } from "../../src/sync/manager.ts";
 import { refs } from "../../src/sync/resources.ts";
 import type { Cluster } from "./cluster.ts";
@@ -130,10 +131,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     }
   });
   await eventually("exported CRD established", async () => {
-    const read = await controlClient.get(refs.crds, crd.metadata.name);
-    const conditions = (read?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
-      ?.conditions;
-    if (!conditions?.some((c) => c.type === "Established" && c.status === "True")) throw new Error("not established");
+    if (!isEstablished(await controlClient.get(refs.crds, crd.metadata.name))) throw new Error("not established");
   });
 
   const bindingNamespace = await testNamespace(control, "bindings");
@@ -174,7 +172,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
         `binding ${bindingName} ready`,
         async () => {
           const read = await controlClient.get(refs.bindings, bindingName, bindingNamespace);
-          if (condition(read, "Ready")?.status !== "True") throw new Error(JSON.stringify(read?.status));
+          if (conditionOf(read, "Ready")?.status !== "True") throw new Error(JSON.stringify(read?.status));
         },
         60_000,
       ),
@@ -219,15 +217,4 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
       true,
     );
   }
-}
-
-export function condition(
-  obj: KubeObject | undefined,
-  type: string,
-): { status: string; reason?: string; message?: string } | undefined {
-  return (
-    obj?.status as
-      | { conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> }
-      | undefined
-  )?.conditions?.find((c) => c.type === type);
 }
