@@ -1,6 +1,4 @@
 import {
-  isObject,
-  list,
   nonEmptyString,
   object,
   oneOf,
@@ -68,10 +66,9 @@ function parseLabelSelector(value: Record<string, unknown>, field: string): Labe
   if (expressions !== undefined) {
     result.matchExpressions = expressions.map((e, i) => {
       const path = `${field}.matchExpressions[${i}]`;
-      if (!isObject(e)) throw new InputError(path, "must be an object", e);
-      const operator = oneOf(e.operator, operators, `${path}.operator`);
-      const values =
-        e.values === undefined ? [] : list(e.values, `${path}.values`).map((v, j) => string(v, `${path}.values[${j}]`));
+      const expr = object(e, path);
+      const operator = oneOf(expr.operator, operators, `${path}.operator`);
+      const values = optionalStringList(expr.values, `${path}.values`) ?? [];
       const needsValues = operator === "In" || operator === "NotIn";
       if (needsValues !== values.length > 0) {
         throw new InputError(
@@ -79,7 +76,7 @@ function parseLabelSelector(value: Record<string, unknown>, field: string): Labe
           needsValues ? `must not be empty for ${operator}` : `must be empty for ${operator}`,
         );
       }
-      const requirement: LabelSelectorRequirement = { key: nonEmptyString(e.key, `${path}.key`), operator };
+      const requirement: LabelSelectorRequirement = { key: nonEmptyString(expr.key, `${path}.key`), operator };
       if (needsValues) requirement.values = values;
       return requirement;
     });

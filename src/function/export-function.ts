@@ -6,7 +6,7 @@ import { parseServiceExportSpec } from "../export/request.ts";
 import type { ExportPlan } from "../export/types.ts";
 import { parseXrd } from "../export/xrd.ts";
 import { defaultInput, type FunctionInput, parseInput } from "./input.ts";
-import { input, observedComposite, observedResourceNames, requiredResources } from "./request.ts";
+import { input, observedComposite, requiredResources, xrdWithoutSchemas } from "./request.ts";
 import {
   fatal,
   requireResource,
@@ -55,7 +55,7 @@ export function runExportFunction(req: RunFunctionRequest): RunFunctionResponse 
       kind: "CompositeResourceDefinition",
       match_name: request.xrd,
     });
-    const found = requiredResources(req, xrdRequirement);
+    const found = requiredResources(req, xrdRequirement, xrdWithoutSchemas);
     if (found === undefined) return rsp; // Crossplane fetches the XRD and calls again
     const [xrd] = found;
     if (xrd === undefined) {
@@ -72,17 +72,10 @@ export function runExportFunction(req: RunFunctionRequest): RunFunctionResponse 
     return rsp;
   }
 
-  const observed = observedResourceNames(req);
-  setComposed(rsp, composedKeys.template, plan.template, observed.has(composedKeys.template));
-  setComposed(rsp, composedKeys.clusterRole, plan.clusterRole, observed.has(composedKeys.clusterRole));
-  setComposed(
-    rsp,
-    composedKeys.clusterRoleBinding,
-    plan.clusterRoleBinding,
-    observed.has(composedKeys.clusterRoleBinding),
-  );
-  if (plan.claimsRole) {
-    setComposed(rsp, composedKeys.claimsRole, plan.claimsRole, observed.has(composedKeys.claimsRole));
+  const observed = req.observed?.resources ?? {};
+  for (const [part, key] of Object.entries(composedKeys) as Array<[keyof typeof composedKeys, string]>) {
+    const manifest = plan[part];
+    if (manifest !== undefined) setComposed(rsp, key, manifest, key in observed);
   }
   const { group, resource, version } = plan.exported;
   setCompositeStatus(rsp, xr, {

@@ -133,13 +133,20 @@ export function joinDesiredResources(
   entries: RawEntries,
   setByHandler: ReadonlySet<string>,
 ): Buffer {
-  const passed = [...entries].filter(([key]) => !setByHandler.has(key)).map(([, raw]) => raw);
-  if (passed.length === 0 && desiredState.length === 0) return responseWithoutDesired;
-  const state = Buffer.concat([...passed, desiredState]);
+  const parts: Buffer[] = [];
+  let length = desiredState.length;
+  for (const [key, raw] of entries) {
+    if (setByHandler.has(key)) continue;
+    parts.push(raw);
+    length += raw.length;
+  }
+  if (length === 0) return responseWithoutDesired;
+  // one copy of the passed-through bytes, straight into the response
   return Buffer.concat([
     responseWithoutDesired,
     varint(responseDesired * 8 + lengthDelimited),
-    varint(state.length),
-    state,
+    varint(length),
+    ...parts,
+    desiredState,
   ]);
 }

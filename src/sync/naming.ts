@@ -1,5 +1,6 @@
 // Where a bound object lives on the control plane, and the marks the sync leaves on what it writes.
 import { createHash } from "node:crypto";
+import { boundedName } from "../export/names.ts";
 
 export const fieldManager = "klutch-bind-sync";
 export const finalizer = "bind.klutch.dev/sync";
@@ -33,17 +34,12 @@ export function bindingPrefix(bindingUid: string): string {
   return `klb-${hash(bindingUid, 10)}`;
 }
 
-function bounded(name: string, limit: number): string {
-  if (name.length <= limit) return name;
-  return `${name.slice(0, limit - 11).replace(/[-.]+$/, "")}-${hash(name, 10)}`;
-}
-
 /** The provider namespace mirroring one app namespace of one binding. */
 export function providerNamespace(bindingUid: string, consumerNamespace: string): string {
-  return bounded(`${bindingPrefix(bindingUid)}-${consumerNamespace}`, 63);
+  return boundedName(`${bindingPrefix(bindingUid)}-${consumerNamespace}`, 63);
 }
 
 /** The provider name of a cluster-scoped bound object. */
 export function providerClusterScopedName(bindingUid: string, name: string): string {
-  return bounded(`${bindingPrefix(bindingUid)}-${name}`, 253);
+  return boundedName(`${bindingPrefix(bindingUid)}-${name}`, 253);
 }
