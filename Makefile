@@ -72,7 +72,7 @@ check: typecheck lint ## type check and lint
 test-unit: deps ## unit tests only (no clusters)
 	@node --test 'test/unit/**/*.test.ts'
 
-test-integration: deps tools browser ## integration tests against real API servers
+test-integration: build tools browser ## integration tests against real API servers
 	@node --test --test-global-setup=test/support/global-setup.ts 'test/integration/**/*.test.ts'
 
 test: check build tools browser ## everything: type check, lint, unit and integration tests
@@ -123,7 +123,7 @@ bench-tools: deps $(GHZ) $(TS_SDK_PEER) ## the load generator (ghz) and the Type
 
 bench: bench-tools tools ## run every benchmark; writes bench/results/DATE.json and BENCHMARKS.md (BENCH=quick: 2 min)
 	@$(MAKE) --no-print-directory dev-clusters CLUSTERS="control app app2"
-	@GHZ=$(GHZ) node bench/run.ts
+	@GHZ=$(GHZ) GHZ_VERSION=$(GHZ_VERSION) node bench/run.ts
 
 demo: build dev-clusters ## run the main job on local control planes
 	@node examples/demo.ts

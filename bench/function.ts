@@ -17,6 +17,7 @@ import { request } from "../test/support/function-client.ts";
 import {
   type CpuSample,
   cpuSample,
+  type FunctionRow,
   ghzPath,
   ghzVersion,
   percentile,
@@ -177,20 +178,6 @@ const sizes = values.sizes.split(",");
 const bodies = Object.fromEntries(sizes.map((s) => [s, requestOfSize(s)]));
 console.error(`[bench] load generator: ${loadGenerator}`);
 
-export type FunctionRow = {
-  server: string;
-  request: string;
-  requestBytes: number;
-  concurrency: number;
-  calls: number;
-  errors: number;
-  callsPerSecond: number;
-  p50ms: number;
-  p90ms: number;
-  p99ms: number;
-  cpuMsPerCall: number;
-  peakRssMiB: number;
-};
 const rows: FunctionRow[] = [];
 for (const serverName of values.servers.split(",")) {
   const server = await startFunctionServer(root, serverName);

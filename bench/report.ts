@@ -3,21 +3,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { lineCharts, type RangePanel, rangeCharts } from "./charts.ts";
+import type { FunctionRow } from "./support.ts";
 
-type FunctionRow = {
-  server: string;
-  request: string;
-  requestBytes: number;
-  concurrency: number;
-  calls: number;
-  errors: number;
-  callsPerSecond: number;
-  p50ms: number;
-  p90ms: number;
-  p99ms: number;
-  cpuMsPerCall: number;
-  peakRssMiB: number;
-};
 type Phase = { n: number; p50ms: number; p99ms: number; requestsPerObject: number };
 type SyncResult = {
   topology: { bindings: number; appClusters: number; namespaces: number; concurrency: number; workers: number };
@@ -171,7 +158,7 @@ for ${fn.seconds} s per cell after a warm-up: 2 KiB is a typical export request;
 carry desired resources of earlier pipeline steps (16 KiB ConfigMaps), which the function must pass
 through. Calls still in flight when a cell's time ends are cut off by ghz and counted neither as calls nor as errors. CPU time per call is the server process's user+system time over the run divided by the
 calls; peak RSS is the server's high-water mark during the cell (/proc). The load generator shares
-the two cores with the server.
+the ${m.cores} cores with the server.
 
 ![throughput](${chartsDir}/function-throughput.svg)
 

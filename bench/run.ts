@@ -8,7 +8,6 @@ import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { renderReport } from "./report.ts";
-import { ghzVersion } from "./support.ts";
 
 const root = join(import.meta.dirname, "..");
 const mode = process.env.BENCH === "quick" ? "quick" : "full";
@@ -84,7 +83,6 @@ const machine = {
   node: process.versions.node,
   go: await version("go", ["version"]),
   kubernetes: (await version(join(root, ".dev/bin/kubectl"), ["version", "--client"])).replace("Client Version: ", ""),
-  loadGenerator: `ghz ${ghzVersion}`,
   tsSdk: (
     JSON.parse(
       readFileSync(

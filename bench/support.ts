@@ -6,7 +6,24 @@ import { type AddressInfo, connect, createServer } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
-export const ghzVersion = "v0.120.0";
+/** the Makefile's GHZ_VERSION when run by make bench */
+export const ghzVersion = process.env.GHZ_VERSION ?? "v0.120.0";
+
+/** One cell of bench/function: one server, one request size, one concurrency. */
+export type FunctionRow = {
+  server: string;
+  request: string;
+  requestBytes: number;
+  concurrency: number;
+  calls: number;
+  errors: number;
+  callsPerSecond: number;
+  p50ms: number;
+  p90ms: number;
+  p99ms: number;
+  cpuMsPerCall: number;
+  peakRssMiB: number;
+};
 export const ghzPath =
   process.env.GHZ ??
   join(process.env.TOOLS_CACHE ?? join(homedir(), ".cache", "function-klutch-bind"), "bin", `ghz-${ghzVersion}`, "ghz");
@@ -15,7 +32,7 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   const probe = createServer();
   await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
   const { port } = probe.address() as AddressInfo;
@@ -23,7 +40,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export type RunningServer = { port: number; pid: number; child: ChildProcess };
+type RunningServer = { port: number; pid: number; child: ChildProcess };
 
 /** Starts one function server (ours, or a peer under bench/peers/NAME); resolves once it accepts calls. */
 export async function startFunctionServer(root: string, name: string): Promise<RunningServer> {
