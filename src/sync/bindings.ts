@@ -344,6 +344,8 @@ export class BindingController {
       running.crdVersion = providerCrd.metadata.resourceVersion ?? "";
     }
     const current = state.exports.get(id)?.sync.status();
+    // nothing else starts a reconcile when the first lists complete: look again shortly
+    if (current?.synced === false) this.#queue.addAfter(`${state.ref.namespace}/${state.ref.name}`, 500);
     return {
       ...base,
       version,

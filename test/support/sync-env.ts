@@ -81,6 +81,8 @@ function exportedCrd(group: string, scope: "Namespaced" | "Cluster"): KubeObject
 
 export type SyncEnvOptions = {
   workers?: number;
+  /** the in-process sync's periodic resync; default 1 s */
+  resyncMs?: number;
   /** clusters of the test's own (e.g. ones it stops); default the shared ones */
   app?: Cluster;
   control?: Cluster;
@@ -150,7 +152,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
       logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
       workers: options.workers ?? 4,
       namespace: bindingNamespace,
-      resyncMs: 1000,
+      resyncMs: options.resyncMs ?? 1000,
     });
     onFileDone(() => running.stop());
     sync = running;
