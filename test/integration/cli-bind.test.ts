@@ -8,7 +8,8 @@ import { before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { finalizer, labels } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
-import { uniqueSuffix } from "../support/clusters.ts";
+import { accountKubeconfig, serviceAccount } from "../support/accounts.ts";
+import { kubeConfig, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
@@ -110,23 +111,9 @@ describe("klutch-bind exports, bind, status, unbind", () => {
   });
 
   it("says so when the user has no permission", async () => {
-    const account = `nobody-${uniqueSuffix()}`;
-    const sa = { group: "", version: "v1", resource: "serviceaccounts", namespaced: true };
-    await env.controlClient.create(sa, {
-      apiVersion: "v1",
-      kind: "ServiceAccount",
-      metadata: { name: account, namespace: env.bindingNamespace },
-    });
-    const token = await env.controlClient.request<{ status: { token: string } }>(
-      "POST",
-      `/api/v1/namespaces/${env.bindingNamespace}/serviceaccounts/${account}/token`,
-      { body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600 } } },
-    );
+    const nobody = await serviceAccount(env.controlClient, env.bindingNamespace, `nobody-${uniqueSuffix()}`);
     const kubeconfig = join(mkdtempSync(join(tmpdir(), "klb-nobody-")), "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: '${env.control.server}', insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: '${token.status.token}'}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n`,
-    );
+    writeFileSync(kubeconfig, accountKubeconfig(kubeConfig(env.control), nobody).exportConfig());
     const denied = await cliAs(
       kubeconfig,
       "bind",
@@ -191,6 +178,12 @@ describe("klutch-bind exports, bind, status, unbind", () => {
     assert.equal((await env.controlClient.list(env.ref, { labelSelector: selector })).items.length, 0);
     await eventually("app object deleted", async () =>
       assert.equal(await env.appClient.get(env.ref, "db", appNs), undefined),
+    );
+    assert.match(stdout, /✓ [1-9]\d* provider namespace\(s\) deleted/);
+    const left = (await env.controlClient.list(refs.namespaces, { labelSelector: selector })).items;
+    assert.ok(
+      left.every((ns) => ns.metadata.deletionTimestamp !== undefined),
+      `provider namespaces still live: ${left.map((n) => n.metadata.name)}`,
     );
   });
 });

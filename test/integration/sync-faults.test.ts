@@ -14,6 +14,7 @@ import { refs } from "../../src/sync/resources.ts";
 import { startCluster, stopCluster } from "../support/cluster.ts";
 import { freshCluster, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
+import { stopProcess } from "../support/processes.ts";
 import { syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -56,12 +57,7 @@ describe("the sync under faults", () => {
   it("converges exactly after five SIGKILLs at random points of a burst of 1,000 creations", async () => {
     const env = await syncEnv({ inProcess: false });
     let sync = startSyncProcess(env.control.kubeconfigPath, env.bindingNamespace);
-    onFileDone(async () => {
-      if (sync.exitCode === null && sync.signalCode === null) {
-        sync.kill("SIGTERM");
-        await once(sync, "exit");
-      }
-    });
+    onFileDone(() => stopProcess(sync));
     const binding = await env.bind("burst", []);
     const uid = binding.metadata.uid ?? "";
     await env.ready("burst");
@@ -141,12 +137,7 @@ describe("the sync under faults", () => {
       secondSaid.push({ at: Date.now(), line }),
     );
     onFileDone(async () => {
-      for (const child of [first, second]) {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill("SIGTERM");
-          await once(child, "exit");
-        }
-      }
+      await Promise.all([first, second].map(stopProcess));
     });
     const binding = await env.bind("ha", []);
     const uid = binding.metadata.uid ?? "";

@@ -3,22 +3,22 @@
 // cannot read a secret outside its provider namespaces.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { KubeConfig } from "@kubernetes/client-node";
 import { composedKeys, runExportFunction } from "../../src/function/export-function.ts";
 import { KubeClient, type KubeObject } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { xrd } from "../fixtures/xrds.ts";
+import { accountKubeconfig, serviceAccount } from "../support/accounts.ts";
 import { kubeConfig, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { desiredJson, request } from "../support/function-client.ts";
 import { apply, readManifests } from "../support/manifests.ts";
+import { stopProcess } from "../support/processes.ts";
 import { syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -28,11 +28,7 @@ describe("the sync with least privilege", () => {
     const suffix = uniqueSuffix();
     const account = `sync-${suffix}`;
     const ns = env.bindingNamespace;
-    await env.controlClient.create(refs.serviceAccounts, {
-      apiVersion: "v1",
-      kind: "ServiceAccount",
-      metadata: { name: account, namespace: ns },
-    });
+    const sa = await serviceAccount(env.controlClient, ns, account);
 
     // static RBAC from deploy/, bound to this test's account
     const statics = readManifests("deploy/control-plane/sync-rbac.yaml");
@@ -85,21 +81,7 @@ describe("the sync with least privilege", () => {
     await apply(env.control, Object.values(composedKeys).map((k) => desired[k]) as never);
 
     // the account's token, as the sidecar would have it
-    const token = await env.controlClient.request<{ status: { token: string } }>(
-      "POST",
-      `/api/v1/namespaces/${ns}/serviceaccounts/${account}/token`,
-      { body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } } },
-    );
-    const admin = kubeConfig(env.control);
-    const cluster = admin.getCurrentCluster();
-    assert.ok(cluster);
-    const asSync = new KubeConfig();
-    asSync.loadFromOptions({
-      clusters: [cluster],
-      users: [{ name: account, token: token.status.token }],
-      contexts: [{ name: account, cluster: cluster.name, user: account }],
-      currentContext: account,
-    });
+    const asSync = accountKubeconfig(kubeConfig(env.control), sa);
     const kubeconfigPath = join(mkdtempSync(join(tmpdir(), "klb-sa-")), "sync.kubeconfig");
     writeFileSync(kubeconfigPath, asSync.exportConfig());
 
@@ -121,10 +103,7 @@ describe("the sync with least privilege", () => {
       ],
       { stdio: ["ignore", "ignore", "inherit"] },
     );
-    onFileDone(async () => {
-      sync.kill("SIGTERM");
-      await once(sync, "exit");
-    });
+    onFileDone(() => stopProcess(sync));
 
     const binding = await env.controlClient.create(refs.bindings, {
       apiVersion: "bind.klutch.dev/v1alpha1",
