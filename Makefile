@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 NODE_VERSION       := 24.21.0
 K8S_VERSION        := v1.37.2
-CROSSPLANE_VERSION := v2.2.4
+CROSSPLANE_VERSION := v2.1.0
 TOOLS_CACHE        ?= $(HOME)/.cache/function-klutch-bind
 DEV_DIR            := $(CURDIR)/.dev
 BIN_DIR            := $(DEV_DIR)/bin
@@ -22,7 +22,7 @@ export PATH := $(BIN_DIR):$(PATH)
 export KLB_BIN_DIR := $(BIN_DIR)
 
 .PHONY: help node deps tools browser build typecheck lint check test test-unit test-integration \
-        dev-clusters dev-clusters-down render image xpkg demo demo-serve bench bench-tools clean
+        dev-clusters dev-clusters-down render render-op image xpkg demo demo-serve bench bench-tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -104,6 +104,9 @@ xpkg: tools ## build the Crossplane package (.dev/function-klutch-bind.xpkg), em
 
 render: deps tools ## run the real crossplane render on examples/export through the function
 	@node examples/render.ts
+
+render-op: deps tools ## run the real crossplane alpha render op on examples/auto-export (operation mode)
+	@node examples/render.ts op
 
 GHZ_VERSION := v0.120.0
 GHZ         := $(TOOLS_CACHE)/bin/ghz-$(GHZ_VERSION)/ghz

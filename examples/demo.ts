@@ -18,7 +18,7 @@ import { startSync } from "../src/sync/manager.ts";
 import { providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
 import { startWebServer } from "../src/web/server.ts";
-import { crdFromXrd, xrdCrd } from "../test/support/crossplane-standin.ts";
+import { crdFromXrd, crossplaneCrd, xrdCrdFile } from "../test/support/crossplane-standin.ts";
 
 const root = join(import.meta.dirname, "..");
 const dev = join(root, ".dev");
@@ -113,9 +113,9 @@ for (const file of ["apiserviceexporttemplate-crd.yaml", "appclusterbinding-crd.
   if (crd) await established(crd.metadata.name);
   say(`CRD ${crd?.metadata.name}`);
 }
-// Crossplane serves XRDs and turns each XRD into a CRD; the demo does those steps itself (README:
-// "The Crossplane CLI and this machine").
-const xrdApi = xrdCrd();
+// Crossplane's own XRD API (its CRD, from its Go module); turning each XRD into a CRD is what
+// Crossplane's core does, and the demo does that step itself.
+const xrdApi = crossplaneCrd(xrdCrdFile);
 await control.apply(refs.crds, xrdApi, "klutch-bind-demo", true);
 await established(xrdApi.metadata.name);
 const [serviceExportXrd] = yamlFile("deploy/control-plane/serviceexport-xrd.yaml");

@@ -1,5 +1,7 @@
 // `make render`: serve the function on 127.0.0.1:9443 and run the real `crossplane render` on
-// examples/export/, as a platform engineer would while writing a Composition.
+// examples/export/, as a platform engineer would while writing a Composition. `make render-op`
+// (`node examples/render.ts op`): the same for operation mode, `crossplane alpha render op` on
+// examples/auto-export/operation.yaml with the XRD of examples/export/.
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -21,15 +23,27 @@ const server = await startFunctionServer(runExportFunction, {
   maxRecvMessageBytes: 4 * 1024 * 1024,
   logger: pino({ level: "warn" }),
 });
+const [mode, ...flags] = process.argv.slice(2);
 const dir = join(root, "examples", "export");
-const args = [
-  "render",
-  "xr.yaml",
-  "composition.yaml",
-  "functions.yaml",
-  "--required-resources=required-resources.yaml",
-  ...process.argv.slice(2),
-];
+const args =
+  mode === "op"
+    ? [
+        "alpha",
+        "render",
+        "op",
+        "../auto-export/operation.yaml",
+        "functions.yaml",
+        "--required-resources=xrd.yaml",
+        ...flags,
+      ]
+    : [
+        "render",
+        "xr.yaml",
+        "composition.yaml",
+        "functions.yaml",
+        "--required-resources=required-resources.yaml",
+        ...process.argv.slice(2),
+      ];
 console.error(`$ crossplane ${args.join(" ")}`);
 const code = await new Promise<number>((resolve) => {
   spawn(crossplane, args, { cwd: dir, stdio: "inherit" }).on("exit", (c) => resolve(c ?? 1));

@@ -1,11 +1,14 @@
 // The composition function: a ServiceExport XR in, an APIServiceExportTemplate and the sync's RBAC
-// out. A pure mapping from request to response; the server does all I/O.
+// out; as an Operation step, a watched XRD in (operation.ts). A pure mapping from request to
+// response; the server does all I/O.
 import { InputError } from "../export/errors.ts";
 import { buildExport } from "../export/plan.ts";
 import { parseServiceExportSpec } from "../export/request.ts";
 import type { ExportPlan } from "../export/types.ts";
 import { parseXrd } from "../export/xrd.ts";
+import { composedKeys } from "./composed-keys.ts";
 import { defaultInput, type FunctionInput, parseInput } from "./input.ts";
+import { exportWatchedXrd, watchedResourceRequirement } from "./operation.ts";
 import { input, observedComposite, requiredResources, xrdWithoutSchemas } from "./request.ts";
 import {
   fatal,
@@ -21,14 +24,7 @@ import type { RunFunctionRequest, RunFunctionResponse } from "./wire.ts";
 
 export const xrdRequirement = "xrd";
 export const exportedCondition = "Exported";
-
-/** Keys of the composed resources in the desired state. */
-export const composedKeys = {
-  template: "apiserviceexporttemplate",
-  clusterRole: "sync-clusterrole",
-  clusterRoleBinding: "sync-clusterrolebinding",
-  claimsRole: "sync-claims-clusterrole",
-} as const;
+export { composedKeys };
 
 export function runExportFunction(req: RunFunctionRequest): RunFunctionResponse {
   let options: FunctionInput;
@@ -43,7 +39,16 @@ export function runExportFunction(req: RunFunctionRequest): RunFunctionResponse 
 
   const xr = observedComposite(req);
   if (xr === undefined) {
-    fatal(rsp, "the request holds no observed composite resource (is this step in a Composition?)", "NoComposite");
+    const watched = requiredResources(req, watchedResourceRequirement, xrdWithoutSchemas);
+    if (watched !== undefined) {
+      exportWatchedXrd(rsp, watched[0], options);
+      return rsp;
+    }
+    fatal(
+      rsp,
+      "the request holds neither an observed composite resource (a Composition step) nor a watched resource (a WatchOperation step)",
+      "NoComposite",
+    );
     return rsp;
   }
 

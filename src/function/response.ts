@@ -32,6 +32,10 @@ export function warning(rsp: RunFunctionResponse, message: string, reason?: stri
   });
 }
 
+export function normal(rsp: RunFunctionResponse, message: string, reason?: string): void {
+  rsp.results.push({ severity: "SEVERITY_NORMAL", message, ...(reason ? { reason } : {}) });
+}
+
 export function setCondition(
   rsp: RunFunctionResponse,
   type: string,
@@ -63,6 +67,17 @@ export function setComposed(rsp: RunFunctionResponse, name: string, manifest: ob
     resource: jsonToStruct(manifest as Record<string, unknown>),
     ready: observed ? "READY_TRUE" : "READY_UNSPECIFIED",
   };
+}
+
+/** Adds or replaces one desired resource with no readiness: an Operation applies it as it is. */
+export function setDesired(rsp: RunFunctionResponse, name: string, manifest: object): void {
+  rsp.desired.resources ??= {};
+  rsp.desired.resources[name] = { resource: jsonToStruct(manifest as Record<string, unknown>) };
+}
+
+/** What an Operation records as this step's output in its status. */
+export function setOutput(rsp: RunFunctionResponse, output: JsonObject): void {
+  rsp.output = jsonToStruct(output);
 }
 
 /**

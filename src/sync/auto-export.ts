@@ -1,9 +1,8 @@
 // Export by label: an XRD labelled bind.klutch.dev/export=true gets a ServiceExport, kept in step
 // with its bind.klutch.dev/permission-claims annotation, and removed with the label or the XRD.
 import type { Logger } from "pino";
-import { parse as parseYaml } from "yaml";
-import { parseClaims } from "../export/claims.ts";
 import { InputError } from "../export/errors.ts";
+import { claimsFromAnnotation, exportLabel } from "../export/labelled.ts";
 import type { PermissionClaim } from "../export/types.ts";
 import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
@@ -13,26 +12,8 @@ import { fieldManager, labels, managedByValue } from "./naming.ts";
 import { WorkQueue } from "./queue.ts";
 import { refs } from "./resources.ts";
 
-export const exportLabel = "bind.klutch.dev/export";
-export const claimsAnnotation = "bind.klutch.dev/permission-claims";
 /** on ServiceExports this controller made, so it never touches anyone else's */
 export const autoExportLabel = "bind.klutch.dev/auto-export";
-
-/** Claims from the annotation, YAML or JSON; none when absent. Throws InputError naming the field. */
-export function claimsFromAnnotation(xrd: KubeObject): PermissionClaim[] {
-  const text = xrd.metadata.annotations?.[claimsAnnotation];
-  if (text === undefined || text.trim() === "") return [];
-  let value: unknown;
-  try {
-    value = parseYaml(text);
-  } catch (err) {
-    throw new InputError(
-      `metadata.annotations["${claimsAnnotation}"]`,
-      `is not YAML or JSON: ${(err as Error).message.split("\n")[0]}`,
-    );
-  }
-  return parseClaims(value, `metadata.annotations["${claimsAnnotation}"]`);
-}
 
 export function desiredServiceExport(xrd: KubeObject, claims: PermissionClaim[]): KubeObject {
   return {
@@ -135,7 +116,7 @@ export class AutoExportController {
     }
     let claims: PermissionClaim[];
     try {
-      claims = claimsFromAnnotation(xrd);
+      claims = claimsFromAnnotation(xrd.metadata);
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
       this.#logger.warn({ xrd: name, err: err.message }, "invalid permission claims: the export stays as it was");

@@ -5,14 +5,15 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { pino } from "pino";
 import { parse } from "yaml";
+import { claimsAnnotation, exportLabel } from "../../src/export/labelled.ts";
 import { KubeClient, type KubeObject } from "../../src/kube/client.ts";
 import { isEstablished } from "../../src/kube/conditions.ts";
-import { autoExportLabel, claimsAnnotation, exportLabel } from "../../src/sync/auto-export.ts";
+import { autoExportLabel } from "../../src/sync/auto-export.ts";
 import { startSync } from "../../src/sync/manager.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { xrd as xrdFixture } from "../fixtures/xrds.ts";
 import { kubeConfig, onFileDone, testClusters, uniqueSuffix } from "../support/clusters.ts";
-import { crdFromXrd, xrdCrd } from "../support/crossplane-standin.ts";
+import { crdFromXrd, crossplaneCrd, xrdCrdFile } from "../support/crossplane-standin.ts";
 import { eventually } from "../support/eventually.ts";
 import { readManifests } from "../support/manifests.ts";
 
@@ -35,7 +36,7 @@ describe("automatic export of labelled XRDs", () => {
     client = KubeClient.fromKubeConfig(kubeConfig(control));
     onFileDone(async () => client.close());
     for (const crd of [
-      xrdCrd(),
+      crossplaneCrd(xrdCrdFile),
       crdFromXrd(readManifests("deploy/control-plane/serviceexport-xrd.yaml")[0] as KubeObject),
     ]) {
       await client.apply(refs.crds, crd, "test", true);

@@ -1,23 +1,15 @@
 // The real `crossplane render` against the running function, on examples/export.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
-import type { KubernetesObject } from "@kubernetes/client-node";
-import { pino } from "pino";
-import { parseAllDocuments, stringify } from "yaml";
-import { runExportFunction } from "../../src/function/export-function.ts";
-import { type RunningFunctionServer, startFunctionServer } from "../../src/function/server.ts";
+import { stringify } from "yaml";
 import { testClusters } from "../support/clusters.ts";
 import { apply, applyCrds } from "../support/manifests.ts";
-import { crossplaneUnavailable, repoRoot, tool } from "../support/tools.ts";
+import { type Doc, type RenderSetup, renderSetup } from "../support/render.ts";
+import { crossplaneUnavailable, repoRoot } from "../support/tools.ts";
 
-const run = promisify(execFile);
 const examples = join(repoRoot, "examples", "export");
-type Doc = KubernetesObject & Record<string, unknown>;
 type Condition = { type: string; status: string; reason: string };
 
 function conditionsOf(doc: Doc | undefined): Condition[] {
@@ -25,36 +17,17 @@ function conditionsOf(doc: Doc | undefined): Condition[] {
 }
 
 describe("crossplane render through the function", { skip: crossplaneUnavailable() }, () => {
-  let server: RunningFunctionServer;
+  let setup: RenderSetup;
   let work: string;
 
   before(async () => {
-    server = await startFunctionServer(runExportFunction, {
-      address: "127.0.0.1:0",
-      insecure: true,
-      maxRecvMessageBytes: 4 * 1024 * 1024,
-      logger: pino({ level: "silent" }),
-    });
-    work = mkdtempSync(join(tmpdir(), "klb-render-"));
-    const functions = readFileSync(join(examples, "functions.yaml"), "utf8").replace(
-      "127.0.0.1:9443",
-      `127.0.0.1:${server.port}`,
-    );
-    writeFileSync(join(work, "functions.yaml"), functions);
+    setup = await renderSetup();
+    work = setup.work;
   });
-  after(() => server.shutdown());
+  after(() => setup.stop());
 
-  async function render(xrFile: string, ...flags: string[]) {
-    const args = ["render", xrFile, join(examples, "composition.yaml"), join(work, "functions.yaml"), ...flags];
-    const result = await run(tool("crossplane"), args).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-      (err: { code: number; stdout: string; stderr: string }) => err,
-    );
-    const docs = parseAllDocuments(result.stdout)
-      .map((d) => d.toJS() as Doc | null)
-      .filter((d): d is Doc => d !== null);
-    return { ...result, docs };
-  }
+  const render = (xrFile: string, ...flags: string[]) =>
+    setup.crossplane("render", xrFile, join(examples, "composition.yaml"), setup.functionsFile, ...flags);
 
   it("prints the template in the seed's shape, the RBAC, and the XR's status", async () => {
     const { code, docs, stderr } = await render(

@@ -1,6 +1,10 @@
-// Stand-ins for what Crossplane would put on a control plane, while its Go modules (and so its own
-// CRDs and core) cannot be had on this machine: see README, "The Crossplane CLI and this machine".
+// What Crossplane puts on a control plane, without running its core: its own CRDs, and the CRD it
+// would generate from an XRD.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
 import type { KubeObject } from "../../src/kube/client.ts";
+import { binDir } from "./tools.ts";
 
 type XrdSpec = {
   group: string;
@@ -31,35 +35,26 @@ export function crdFromXrd(xrd: KubeObject): KubeObject {
   };
 }
 
-/** A minimal CRD serving CompositeResourceDefinitions (v1 and v2), not Crossplane's own schema. */
-export function xrdCrd(): KubeObject {
-  const schema = {
-    openAPIV3Schema: {
-      type: "object",
-      properties: {
-        spec: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-        status: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-      },
-    },
-  };
-  return {
-    apiVersion: "apiextensions.k8s.io/v1",
-    kind: "CustomResourceDefinition",
-    metadata: { name: "compositeresourcedefinitions.apiextensions.crossplane.io" },
-    spec: {
-      group: "apiextensions.crossplane.io",
-      scope: "Cluster",
-      names: {
-        plural: "compositeresourcedefinitions",
-        singular: "compositeresourcedefinition",
-        kind: "CompositeResourceDefinition",
-        listKind: "CompositeResourceDefinitionList",
-        shortNames: ["xrd"],
-      },
-      versions: [
-        { name: "v1", served: true, storage: true, schema, subresources: { status: {} } },
-        { name: "v2", served: true, storage: false, schema, subresources: { status: {} } },
-      ],
-    },
-  };
+/**
+ * One of Crossplane's own CRDs (its module's cluster/crds, which `make tools` links next to the CLI),
+ * e.g. "apiextensions.crossplane.io_compositeresourcedefinitions".
+ */
+export function crossplaneCrd(file: string): KubeObject {
+  const path = join(binDir, "crossplane-crds", `${file}.yaml`);
+  if (!existsSync(path)) {
+    throw new Error(`${path} is missing: run "make tools" (it takes Crossplane's CRDs from its Go module)`);
+  }
+  return parse(readFileSync(path, "utf8")) as KubeObject;
+}
+
+export const xrdCrdFile = "apiextensions.crossplane.io_compositeresourcedefinitions";
+
+/** All of Crossplane's CRDs, or none when `make tools` could not take them from its Go module. */
+export function crossplaneCrds(): KubeObject[] {
+  const dir = join(binDir, "crossplane-crds");
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()
+    .map((f) => crossplaneCrd(f.slice(0, -".yaml".length)));
 }

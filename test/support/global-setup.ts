@@ -4,6 +4,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { KubeClient } from "../../src/kube/client.ts";
+import { refs } from "../../src/sync/resources.ts";
 import {
   type Cluster,
   externalCluster,
@@ -13,6 +16,7 @@ import {
   stopCluster,
   testClustersEnv,
 } from "./cluster.ts";
+import { crossplaneCrds } from "./crossplane-standin.ts";
 import { devClusterDir } from "./tools.ts";
 
 let ownedRoot: string | undefined;
@@ -39,6 +43,26 @@ export async function globalSetup(): Promise<void> {
     }),
   );
   process.env[testClustersEnv] = JSON.stringify(clusters);
+  const control = clusters[sharedClusterNames.indexOf("control")];
+  if (control !== undefined) await installCrossplaneCrds(control, progress);
+}
+
+/**
+ * A control plane runs Crossplane, so it serves Crossplane's APIs from the start; the garbage
+ * collector, which learns new kinds only every 30 s, then knows XRDs before a test deletes one.
+ */
+async function installCrossplaneCrds(cluster: Cluster, progress: (line: string) => void): Promise<void> {
+  const crds = crossplaneCrds();
+  if (crds.length === 0) return;
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfigPath);
+  const client = KubeClient.fromKubeConfig(kc);
+  try {
+    await Promise.all(crds.map((crd) => client.apply(refs.crds, crd, "klutch-bind-test", true)));
+  } finally {
+    client.close();
+  }
+  progress(`installed Crossplane's ${crds.length} CRDs on ${cluster.name}`);
 }
 
 export async function globalTeardown(): Promise<void> {
