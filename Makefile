@@ -111,6 +111,7 @@ render-op: deps tools ## run the real crossplane alpha render op on examples/aut
 GHZ_VERSION := v0.120.0
 GHZ         := $(TOOLS_CACHE)/bin/ghz-$(GHZ_VERSION)/ghz
 TS_SDK_PEER := bench/peers/ts-sdk/node_modules/.installed
+GO_PEER     := $(TOOLS_CACHE)/bin/go-peer-$(shell cat bench/peers/go/go.mod bench/peers/go/go.sum bench/peers/go/*.go | sha256sum | cut -c1-12)/go-peer
 
 $(GHZ):
 	@echo "[bench] building the gRPC load generator ghz $(GHZ_VERSION) from Go modules (about 1 minute)"
@@ -122,11 +123,16 @@ $(TS_SDK_PEER): bench/peers/ts-sdk/package.json bench/peers/ts-sdk/package-lock.
 	@cd bench/peers/ts-sdk && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-bench-tools: deps $(GHZ) $(TS_SDK_PEER) ## the load generator (ghz) and the TypeScript SDK peer
+$(GO_PEER):
+	@echo "[bench] building the peer on github.com/crossplane/function-sdk-go from Go modules (about 1 minute)"
+	@mkdir -p $(dir $@)
+	@cd bench/peers/go && GOWORK=off go build -trimpath -o $@.tmp . && mv $@.tmp $@
+
+bench-tools: deps $(GHZ) $(TS_SDK_PEER) $(GO_PEER) ## the load generator (ghz) and the peers on the TypeScript and Go SDKs
 
 bench: bench-tools tools ## run every benchmark; writes bench/results/DATE.json and BENCHMARKS.md (BENCH=quick: 2 min)
 	@$(MAKE) --no-print-directory dev-clusters CLUSTERS="control app app2"
-	@GHZ=$(GHZ) GHZ_VERSION=$(GHZ_VERSION) node bench/run.ts
+	@GHZ=$(GHZ) GHZ_VERSION=$(GHZ_VERSION) GO_PEER=$(GO_PEER) node bench/run.ts
 
 demo: build dev-clusters ## run the main job on local control planes
 	@node examples/demo.ts

@@ -3,17 +3,20 @@
 // bench-tools`) when present, else our own Node client that sends pre-encoded requests and does not
 // decode answers. Every server gets the same requests.
 //   node bench/function.ts [--seconds 5] [--concurrency 1,8,64] [--sizes 2KiB,256KiB,3.5MiB]
-//                          [--servers ours,ts-sdk] [--load ghz|node] [--out FILE]
+//                          [--servers ours,ts-sdk,go] [--load ghz|node] [--out FILE]
+// Before measuring, each server's answer must equal ours: the same template and RBAC.
 import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs, promisify } from "node:util";
+import { isDeepStrictEqual, parseArgs, promisify } from "node:util";
 import { Client, credentials } from "@grpc/grpc-js";
+import { composedKeys } from "../src/function/composed-keys.ts";
 import { serviceDefinition } from "../src/function/proto.ts";
+import type { RunFunctionResponse } from "../src/function/wire.ts";
 import { seedClaims, xrd } from "../test/fixtures/xrds.ts";
-import { request } from "../test/support/function-client.ts";
+import { desiredJson, request } from "../test/support/function-client.ts";
 import {
   type CpuSample,
   cpuSample,
@@ -30,7 +33,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "5" },
     concurrency: { type: "string", default: "1,8,64" },
     sizes: { type: "string", default: "2KiB,256KiB,3.5MiB" },
-    // ts-sdk: the same function on @crossplane-org/function-sdk-typescript (make bench installs it)
+    // ts-sdk: the same function on @crossplane-org/function-sdk-typescript; go: on function-sdk-go
+    // (make bench-tools installs both)
     servers: { type: "string", default: "ours" },
     load: { type: "string", default: existsSync(ghzPath) ? "ghz" : "node" },
     out: { type: "string" },
@@ -117,6 +121,20 @@ async function nodeLoad(port: number, body: Buffer, concurrency: number, runSeco
   };
 }
 
+/** The exported objects a server answers with, as JSON. */
+async function exportedObjects(port: number, body: Buffer): Promise<Record<string, unknown>> {
+  const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure(), {
+    "grpc.max_receive_message_length": -1,
+    "grpc.max_send_message_length": -1,
+  });
+  try {
+    const desired = desiredJson(method.responseDeserialize(await call(client, body)) as RunFunctionResponse);
+    return Object.fromEntries(Object.values(composedKeys).map((key) => [key, desired[key]]));
+  } finally {
+    client.close();
+  }
+}
+
 const dataDir = mkdtempSync(join(tmpdir(), "klb-bench-"));
 async function ghzLoad(port: number, body: Buffer, concurrency: number, runSeconds: number): Promise<Load> {
   const file = join(dataDir, `req-${body.length}.bin`);
@@ -179,8 +197,18 @@ const bodies = Object.fromEntries(sizes.map((s) => [s, requestOfSize(s)]));
 console.error(`[bench] load generator: ${loadGenerator}`);
 
 const rows: FunctionRow[] = [];
+let reference: { server: string; objects: Record<string, unknown> } | undefined;
 for (const serverName of values.servers.split(",")) {
   const server = await startFunctionServer(root, serverName);
+  const objects = await exportedObjects(server.port, bodies[sizes[0] ?? "2KiB"] ?? requestOfSize("2KiB"));
+  reference ??= { server: serverName, objects };
+  if (!isDeepStrictEqual(objects, reference.objects)) {
+    server.child.kill("SIGTERM");
+    throw new Error(
+      `${serverName} answers differently from ${reference.server}, so comparing them would not be fair:\n` +
+        `${JSON.stringify(objects, null, 1)}\nagainst\n${JSON.stringify(reference.objects, null, 1)}`,
+    );
+  }
   for (const size of sizes) {
     const body = bodies[size] as Buffer;
     console.error(`[bench] ${serverName} ${size} (${(body.length / 1024).toFixed(0)} KiB per request)`);

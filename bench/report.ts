@@ -33,7 +33,11 @@ export type Results = {
   notRun: Record<string, string>;
 };
 
-const names: Record<string, string> = { ours: "function-klutch-bind", "ts-sdk": "function-sdk-typescript" };
+const names: Record<string, string> = {
+  ours: "function-klutch-bind",
+  "ts-sdk": "function-sdk-typescript",
+  go: "function-sdk-go",
+};
 const label = (server: string) => names[server] ?? server;
 const num = (n: number, digits = 0) =>
   n.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -148,11 +152,15 @@ Regenerate with \`make bench\`; \`BENCH=quick make bench\` is a check of about 1
 | Kubernetes (API servers) | ${m.kubernetes} |
 | load generator | ${fn.loadGenerator} |
 | peer: @crossplane-org/function-sdk-typescript | ${m.tsSdk} |
+| peer: github.com/crossplane/function-sdk-go | ${m.goSdk ?? "not run"} |
 
 ## The composition function
 
-Method: each server runs in its own Node.js process, as in production, serving the same export
-function (the same pure core in \`src/export\`) on plaintext gRPC over loopback. One load generator,
+Method: each server runs in its own process, as in production, serving the same export on
+plaintext gRPC over loopback: ours and the TypeScript SDK's peer run the same pure core
+(\`src/export\`) in Node.js; the Go peer (\`bench/peers/go\`, on function-sdk-go, built with Go
+${String(m.go).replace(/^go version /, "")}) builds the same template and RBAC in Go. Before a server is
+measured, its answer must equal ours object for object. One load generator,
 ${fn.loadGenerator}, sends the same serialized \`RunFunctionRequest\` to each over one connection
 for ${fn.seconds} s per cell after a warm-up: 2 KiB is a typical export request; the larger ones
 carry desired resources of earlier pipeline steps (16 KiB ConfigMaps), which the function must pass

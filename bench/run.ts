@@ -91,13 +91,17 @@ const machine = {
       ),
     ) as { version: string }
   ).version,
+  goSdk:
+    /github\.com\/crossplane\/function-sdk-go (\S+)/.exec(
+      readFileSync(join(root, "bench/peers/go/go.mod"), "utf8"),
+    )?.[1] ?? "unknown",
 };
 
 say(`mode ${mode}; ${machine.cores} cores (${machine.cpu}), node ${machine.node}`);
 const fn = await step("function", [
   "bench/function.ts",
   "--servers",
-  "ours,ts-sdk",
+  "ours,ts-sdk,go",
   "--load",
   "ghz",
   "--seconds",
@@ -117,7 +121,6 @@ const results = {
   fuzz,
   sync,
   notRun: {
-    "function-sdk-go peer": "github.com/crossplane/function-sdk-go is refused by the Go module proxy here (403)",
     "kube-bind konnector peer": "github.com/kube-bind/kube-bind is refused by the Go module proxy here (403)",
   },
 };

@@ -1,7 +1,7 @@
 // What the benchmarks share: starting a function server in its own process, and reading a
 // process's CPU time and peak memory from /proc.
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { type AddressInfo, connect, createServer } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -28,6 +28,11 @@ export const ghzPath =
   process.env.GHZ ??
   join(process.env.TOOLS_CACHE ?? join(homedir(), ".cache", "function-klutch-bind"), "bin", `ghz-${ghzVersion}`, "ghz");
 
+/** the Go peer on function-sdk-go, built by make bench-tools */
+export const goPeerPath =
+  process.env.GO_PEER ??
+  join(process.env.TOOLS_CACHE ?? join(homedir(), ".cache", "function-klutch-bind"), "bin", "go-peer");
+
 export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
@@ -45,12 +50,15 @@ type RunningServer = { port: number; pid: number; child: ChildProcess };
 /** Starts one function server (ours, or a peer under bench/peers/NAME); resolves once it accepts calls. */
 export async function startFunctionServer(root: string, name: string): Promise<RunningServer> {
   const port = await freePort();
-  const entry = name === "ours" ? join(root, "src/cli/main.ts") : join(root, "bench/peers", name, "main.ts");
-  const args =
+  const listen = ["--insecure", "--address", `127.0.0.1:${port}`];
+  const [command, args] =
     name === "ours"
-      ? ["--insecure", "--address", `127.0.0.1:${port}`, "--max-recv-message-size", "8"]
-      : ["--insecure", "--address", `127.0.0.1:${port}`];
-  const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "ignore", "inherit"] });
+      ? [process.execPath, [join(root, "src/cli/main.ts"), ...listen, "--max-recv-message-size", "8"]]
+      : name === "go"
+        ? [goPeerPath, listen]
+        : [process.execPath, [join(root, "bench/peers", name, "main.ts"), ...listen]];
+  if (!existsSync(command)) throw new Error(`${command} is missing: run make bench-tools`);
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
   for (let i = 0; i < 100; i++) {
     const up = await new Promise<boolean>((resolve) => {
       const socket = connect({ host: "127.0.0.1", port }, () => {
