@@ -10,6 +10,7 @@ import {
   status,
 } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { ClientCertificateCheck, clientCertificateInterceptor, mtlsCredentials } from "./client-certs.ts";
 import { functionCodec } from "./codec.ts";
 import { functionServices, healthService, serviceDefinition } from "./proto.ts";
 import type { WireValue } from "./struct.ts";
@@ -41,9 +42,11 @@ export async function startFunctionServer(
   options: FunctionServerOptions,
 ): Promise<RunningFunctionServer> {
   const log = options.logger;
+  const tls = options.insecure ? undefined : await readTlsFiles(options.tlsCertsDir);
   const server = new Server({
     "grpc.max_receive_message_length": options.maxRecvMessageBytes,
     "grpc.max_send_message_length": -1,
+    ...(tls ? { interceptors: [clientCertificateInterceptor(new ClientCertificateCheck(tls.ca))] } : {}),
   });
   let serving: keyof typeof healthStatus = "SERVING";
   const watchers = new Set<ServerWritableStream<{ service?: string }, { status: string }>>();
@@ -122,7 +125,7 @@ export async function startFunctionServer(
     },
   });
 
-  const credentials = options.insecure ? ServerCredentials.createInsecure() : await tlsCredentials(options.tlsCertsDir);
+  const credentials = tls ? mtlsCredentials(tls.ca, tls.cert, tls.key) : ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
   );
@@ -148,7 +151,7 @@ export async function startFunctionServer(
   };
 }
 
-async function tlsCredentials(dir: string | undefined): Promise<ServerCredentials> {
+async function readTlsFiles(dir: string | undefined): Promise<{ cert: Buffer; key: Buffer; ca: Buffer }> {
   if (dir === undefined || dir === "") {
     throw new Error(
       "TLS needs --tls-certs-dir (or TLS_SERVER_CERTS_DIR) holding tls.crt, tls.key and ca.crt; or pass --insecure",
@@ -162,7 +165,7 @@ async function tlsCredentials(dir: string | undefined): Promise<ServerCredential
     }
   };
   const [cert, key, ca] = await Promise.all([read("tls.crt"), read("tls.key"), read("ca.crt")]);
-  return ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], true);
+  return { cert, key, ca };
 }
 
 /** "Kind/name" of the observed XR, read straight from the Struct. */

@@ -13,6 +13,11 @@ export type Pki = {
   client: KeyPair;
   /** a client certificate from another CA, which the server must refuse */
   foreignClient: KeyPair;
+  /**
+   * what `crossplane core init` issues: signed by the CA, but with the CA's name as subject and
+   * issuer and no key identifiers, so OpenSSL calls it self-signed
+   */
+  crossplaneLikeClient: KeyPair;
 };
 
 const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
@@ -35,9 +40,9 @@ export function makePki(): Pki {
       "-out",
       `${name}.crt`,
     );
-  const issue = (issuer: string, name: string, extensions: string) => {
+  const issue = (issuer: string, name: string, extensions: string, subject = `/CN=${name}`) => {
     writeFileSync(join(dir, `${name}.ext`), extensions);
-    openssl("req", ...newKey, "-subj", `/CN=${name}`, "-keyout", `${name}.key`, "-out", `${name}.csr`);
+    openssl("req", ...newKey, "-subj", subject, "-keyout", `${name}.key`, "-out", `${name}.csr`);
     openssl(
       "x509",
       "-req",
@@ -61,6 +66,12 @@ export function makePki(): Pki {
   issue("ca", "server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
   issue("ca", "client", "extendedKeyUsage=clientAuth\n");
   issue("foreign-ca", "foreign-client", "extendedKeyUsage=clientAuth\n");
+  issue(
+    "ca",
+    "crossplane-client",
+    "extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=none\nauthorityKeyIdentifier=none\n",
+    "/CN=ca",
+  );
 
   const serverDir = join(dir, "server");
   mkdirSync(serverDir);
@@ -73,5 +84,6 @@ export function makePki(): Pki {
     serverDir,
     client: { cert: read("client.crt"), key: read("client.key") },
     foreignClient: { cert: read("foreign-client.crt"), key: read("foreign-client.key") },
+    crossplaneLikeClient: { cert: read("crossplane-client.crt"), key: read("crossplane-client.key") },
   };
 }
