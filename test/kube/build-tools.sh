@@ -55,7 +55,7 @@ build_crossplane() {
   local src_hash dir unavailable="$BIN_DIR/crossplane.unavailable"
   src_hash=$(cat "$module/go.mod" "$module/go.sum" | sha256sum | cut -c1-12)
   dir="$TOOLS_CACHE/bin/crossplane-$CROSSPLANE_VERSION-$src_hash"
-  rm -f "$BIN_DIR/crossplane"
+  rm -f "$BIN_DIR/crossplane" "$BIN_DIR/crossplane-core" "$BIN_DIR/crane" "$BIN_DIR/crossplane-crds"
   if [[ -n "${CROSSPLANE_BIN:-}" ]]; then
     [[ -x "$CROSSPLANE_BIN" ]] || { say "CROSSPLANE_BIN=$CROSSPLANE_BIN is not an executable"; exit 1; }
     ln -sfn "$CROSSPLANE_BIN" "$BIN_DIR/crossplane"
@@ -68,13 +68,16 @@ build_crossplane() {
     return
   fi
   if [[ ! -x "$dir/crossplane" ]]; then
-    say "building the Crossplane CLI $CROSSPLANE_VERSION (crank) from Go modules"
+    say "building Crossplane $CROSSPLANE_VERSION (the CLI, the core) and crane from Go modules"
     say "  (a cold build takes 3-15 minutes; later runs reuse $dir)"
     local start=$SECONDS
     rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    # crank is the CLI (crossplane render, xpkg); cmd/crossplane is the core; crane serves a
+    # loopback OCI registry for packages
     if ! (cd "$module" && go build -v -trimpath \
         -ldflags "-s -w -X github.com/crossplane/crossplane/v2/internal/version.version=$CROSSPLANE_VERSION" \
-        -o "$dir.tmp/crossplane" github.com/crossplane/crossplane/v2/cmd/crank 2>&1) \
+        -o "$dir.tmp/" github.com/crossplane/crossplane/v2/cmd/crank github.com/crossplane/crossplane/v2/cmd/crossplane \
+        github.com/google/go-containerregistry/cmd/crane 2>&1) \
         | tee "$dir.tmp/build.log" | progress crossplane; then
       if grep -qE '(403|404|410) (Forbidden|Not Found|Gone)|not available' "$dir.tmp/build.log"; then
         grep -m1 -E 'reading https?://' "$dir.tmp/build.log" | sed 's/^/[tools]   /' || true
@@ -88,6 +91,7 @@ build_crossplane() {
       fi
       tail -40 "$dir.tmp/build.log"; say "crossplane build failed (log: $dir.tmp/build.log)"; exit 1
     fi
+    mv "$dir.tmp/crossplane" "$dir.tmp/crossplane-core" && mv "$dir.tmp/crank" "$dir.tmp/crossplane"
     # Crossplane's own CRDs (XRDs, Compositions, Operations...) from the same module, for the tests.
     local moddir
     moddir=$(cd "$module" && go mod download -json "github.com/crossplane/crossplane/v2@$CROSSPLANE_VERSION" \
@@ -96,11 +100,28 @@ build_crossplane() {
     rm -rf "$dir" "$unavailable" && mv "$dir.tmp" "$dir"
     say "  crossplane built in $((SECONDS - start))s"
   fi
-  ln -sfn "$dir/crossplane" "$BIN_DIR/crossplane"
-  ln -sfn "$dir/crds" "$BIN_DIR/crossplane-crds"
+  for f in crossplane crossplane-core crane crds; do ln -sfn "$dir/$f" "$BIN_DIR/${f/crds/crossplane-crds}"; done
+}
+
+# A stand-in for a platform team's own composition function (test/crossplane/sample-function, on
+# function-sdk-go), for the Crossplane-in-the-loop tests and the demo.
+build_sample_function() {
+  local module="$here/../crossplane/sample-function" src_hash dir
+  src_hash=$(cat "$module/go.mod" "$module/go.sum" "$module"/*.go | sha256sum | cut -c1-12)
+  dir="$TOOLS_CACHE/bin/sample-function-$src_hash"
+  if [[ ! -x "$dir/sample-function" ]]; then
+    say "building the sample composition function (function-sdk-go) from Go modules (about 1 minute)"
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    if ! (cd "$module" && go build -trimpath -o "$dir.tmp/sample-function" . 2>&1) | tee "$dir.tmp/build.log"; then
+      say "sample function build failed (log: $dir.tmp/build.log)"; exit 1
+    fi
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  ln -sfn "$dir/sample-function" "$BIN_DIR/sample-function"
 }
 
 mkdir -p "$BIN_DIR"
 build_kube
 build_crossplane
+[[ -x "$BIN_DIR/crossplane-core" ]] && build_sample_function
 "$BIN_DIR/kube-local" version >/dev/null

@@ -7,7 +7,9 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../.."
 /** Where `make tools` links kube-local, kubectl and crossplane. */
 export const binDir = process.env.KLB_BIN_DIR ?? join(repoRoot, ".dev", "bin");
 
-export function tool(name: "kube-local" | "kubectl" | "crossplane"): string {
+export function tool(
+  name: "kube-local" | "kubectl" | "crossplane" | "crossplane-core" | "crane" | "sample-function",
+): string {
   const path = join(binDir, name);
   if (!existsSync(path)) {
     throw new Error(`${path} is missing: run "make tools" first (it builds the real binaries from Go modules)`);

@@ -1,0 +1,316 @@
+// The real Crossplane core (v2, built from Go modules by `make tools`), run out of cluster against a
+// local control plane, with packages installed the way users install them: built with
+// `crossplane xpkg build`, pushed to a loopback registry (crane), installed as a pkg.crossplane.io
+// Function. This process then acts as the External package runtime: it serves each function with a
+// server certificate signed by Crossplane's CA and tells Crossplane where (FunctionRevision status).
+//
+// Crossplane's core binds its metrics and health ports on every interface (it takes only port
+// numbers), so it must run in a network namespace of its own; see netns.ts.
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { type AddressInfo, connect, createServer } from "node:net";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
+import { conditionOf, conditionsOf } from "../../src/kube/conditions.ts";
+import { kubeTime } from "../../src/kube/time.ts";
+import { refs } from "../../src/sync/resources.ts";
+import type { Cluster } from "./cluster.ts";
+import { kubeConfig } from "./clusters.ts";
+import { eventually } from "./eventually.ts";
+import { onlyLoopback } from "./netns.ts";
+import { stopProcess } from "./processes.ts";
+import { binDir, tool } from "./tools.ts";
+
+export const crossplaneNamespace = "crossplane-system";
+const functions: ResourceRef = { group: "pkg.crossplane.io", version: "v1", resource: "functions", namespaced: false };
+const functionRevisions: ResourceRef = { ...functions, resource: "functionrevisions" };
+const run = promisify(execFile);
+
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+async function waitForPort(port: number, what: string, timeoutMs = 30_000): Promise<void> {
+  await eventually(
+    `${what} listening on ${port}`,
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const socket = connect({ host: "127.0.0.1", port }, () => {
+          socket.destroy();
+          resolve();
+        });
+        socket.on("error", reject);
+      }),
+    timeoutMs,
+  );
+}
+
+function started(command: string, args: string[], env: Record<string, string>, logFile: string): ChildProcess {
+  const log = openSync(logFile, "a");
+  return spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", log, log] });
+}
+
+export type CrossplaneCore = { client: KubeClient; dir: string; log: string; stop: () => Promise<void> };
+
+/** `crossplane core init`, then `crossplane core start` with the External package runtime. */
+export async function startCrossplaneCore(
+  cluster: Cluster,
+  dir: string,
+  options: { enableOperations: boolean; pollInterval: string },
+): Promise<CrossplaneCore> {
+  const problem = onlyLoopback();
+  if (problem !== undefined) throw new Error(`Crossplane core needs a network namespace of its own: ${problem}`);
+  mkdirSync(dir, { recursive: true });
+  const client = KubeClient.fromKubeConfig(kubeConfig(cluster));
+  await client.apply(
+    refs.namespaces,
+    { apiVersion: "v1", kind: "Namespace", metadata: { name: crossplaneNamespace } },
+    "klutch-bind-test",
+    true,
+  );
+  const env = {
+    KUBECONFIG: cluster.kubeconfigPath,
+    POD_NAMESPACE: crossplaneNamespace,
+    ENABLE_WEBHOOKS: "false",
+    TLS_CA_SECRET_NAME: "crossplane-root-ca",
+    TLS_CLIENT_SECRET_NAME: "crossplane-tls-client",
+  };
+  const log = join(dir, "core.log");
+  // init applies Crossplane's CRDs, then objects of them: retried while the new kinds settle
+  await eventually(
+    "crossplane core init",
+    () =>
+      run(tool("crossplane-core"), ["core", "init"], {
+        env: { ...process.env, ...env, CRDS_PATH: join(binDir, "crossplane-crds") },
+      }),
+    60_000,
+  );
+  const certs = join(dir, "client-certs");
+  mkdirSync(certs, { recursive: true });
+  const clientSecret = await client.get(refs.secrets, env.TLS_CLIENT_SECRET_NAME, crossplaneNamespace);
+  for (const key of ["tls.crt", "tls.key", "ca.crt"]) {
+    const value = (clientSecret?.data as Record<string, string> | undefined)?.[key];
+    if (value === undefined) throw new Error(`crossplane core init left no ${key} in ${env.TLS_CLIENT_SECRET_NAME}`);
+    writeFileSync(join(certs, key), Buffer.from(value, "base64"));
+  }
+  mkdirSync(join(dir, "xpkg-cache"), { recursive: true });
+  const health = await freePort();
+  const child = started(
+    tool("crossplane-core"),
+    [
+      "core",
+      "start",
+      "--debug",
+      `--poll-interval=${options.pollInterval}`,
+      ...(options.enableOperations ? ["--enable-operations"] : []),
+    ],
+    {
+      ...env,
+      PACKAGE_RUNTIME: "External",
+      TLS_CLIENT_CERTS_DIR: certs,
+      XPKG_CACHE_DIR: join(dir, "xpkg-cache"),
+      METRICS_PORT: String(await freePort()),
+      HEALTH_PROBE_PORT: String(health),
+    },
+    log,
+  );
+  await eventually(
+    "crossplane core ready",
+    async () => {
+      if (child.exitCode !== null) throw new Error(`crossplane core exited (${child.exitCode}); see ${log}`);
+      const rsp = await fetch(`http://127.0.0.1:${health}/readyz`);
+      if (!rsp.ok) throw new Error(`readyz ${rsp.status}`);
+    },
+    60_000,
+  );
+  return {
+    client,
+    dir,
+    log,
+    stop: async () => {
+      await stopProcess(child);
+      client.close();
+    },
+  };
+}
+
+export type Registry = { host: string; stop: () => Promise<void> };
+
+export async function startRegistry(dir: string): Promise<Registry> {
+  const port = await freePort();
+  const child = started(
+    tool("crane"),
+    ["registry", "serve", "--address", `127.0.0.1:${port}`],
+    {},
+    join(dir, "registry.log"),
+  );
+  await waitForPort(port, "crane registry");
+  return { host: `127.0.0.1:${port}`, stop: () => stopProcess(child) };
+}
+
+/** What serves a function: started with a folder holding tls.crt, tls.key and ca.crt. */
+export type FunctionRuntime = (certsDir: string, port: number) => Promise<{ stop: () => Promise<void> }>;
+
+export type InstalledFunction = {
+  name: string;
+  port: number;
+  /** stops the function's server, as when its pod is gone */
+  stop: () => Promise<void>;
+  /** serves it again on the same port */
+  restart: () => Promise<void>;
+};
+
+/**
+ * Installs the package in packageRoot as Function `name` and serves it through `runtime`: builds
+ * and pushes the package, creates the Function, and once Crossplane made its revision, plays the
+ * External runtime (server certificate from Crossplane's CA, the revision's endpoint and TLS secret).
+ */
+export async function installFunction(
+  core: CrossplaneCore,
+  registry: Registry,
+  name: string,
+  packageRoot: string,
+  runtime: FunctionRuntime,
+): Promise<InstalledFunction> {
+  const { client, dir } = core;
+  const file = join(dir, `${name}.xpkg`);
+  const image = `${registry.host}/klutch-bind-test/${name}:v0.1.0`;
+  await run(tool("crossplane"), ["xpkg", "build", `--package-root=${packageRoot}`, `--package-file=${file}`]);
+  await run(tool("crossplane"), ["xpkg", "push", "-f", file, image]);
+  await client.apply(
+    functions,
+    { apiVersion: "pkg.crossplane.io/v1", kind: "Function", metadata: { name }, spec: { package: image } },
+    "klutch-bind-test",
+    true,
+  );
+  let revision: KubeObject | undefined;
+  await eventually(`FunctionRevision of ${name}`, async () => {
+    const { items } = await client.list(functionRevisions, { labelSelector: `pkg.crossplane.io/package=${name}` });
+    revision = items.find((r) => (r.spec as { desiredState?: string }).desiredState === "Active");
+    if (revision === undefined) throw new Error("no active revision yet");
+  });
+
+  const certs = serverCertificates(
+    dir,
+    name,
+    await client.get(refs.secrets, "crossplane-root-ca", crossplaneNamespace),
+  );
+  const tlsSecret = `${name}-tls-server`;
+  await client.apply(
+    refs.secrets,
+    {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: tlsSecret, namespace: crossplaneNamespace },
+      data: Object.fromEntries(
+        ["tls.crt", "tls.key", "ca.crt"].map((k) => [k, readFileSync(join(certs, k)).toString("base64")]),
+      ),
+    },
+    "klutch-bind-test",
+    true,
+  );
+  const port = await freePort();
+  let server = await runtime(certs, port);
+  try {
+    await waitForPort(port, name);
+    await setRuntimeStatus(client, name, revision?.metadata.name ?? "", port, tlsSecret);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return {
+    name,
+    port,
+    stop: () => server.stop(),
+    restart: async () => {
+      server = await runtime(certs, port);
+      await waitForPort(port, name);
+    },
+  };
+}
+
+/** What the External runtime reports on the revision: where the function listens, its TLS secret. */
+async function setRuntimeStatus(
+  client: KubeClient,
+  name: string,
+  revisionName: string,
+  port: number,
+  tlsSecret: string,
+) {
+  const runtimeStatus = { endpoint: `127.0.0.1:${port}`, tlsServerSecretName: tlsSecret };
+  await eventually(
+    `Function ${name} healthy`,
+    async () => {
+      // Crossplane's own status writes may race the first patch: set it until it holds
+      const revision = await client.get(functionRevisions, revisionName);
+      const current = revision?.status as Record<string, unknown> | undefined;
+      if (
+        current?.endpoint !== runtimeStatus.endpoint ||
+        current?.tlsServerSecretName !== tlsSecret ||
+        conditionOf(revision, "RuntimeHealthy")?.status !== "True"
+      ) {
+        const conditions = [
+          ...conditionsOf(revision).filter((c) => c.type !== "RuntimeHealthy"),
+          { type: "RuntimeHealthy", status: "True", reason: "HealthyPackageRevision", lastTransitionTime: kubeTime() },
+        ];
+        const status = { ...runtimeStatus, conditions };
+        await client.mergePatch(functionRevisions, revisionName, undefined, { status }, "status");
+      }
+      const fn = await client.get(functions, name);
+      if (conditionOf(fn, "Healthy")?.status !== "True") throw new Error(JSON.stringify(fn?.status));
+    },
+    90_000,
+  );
+}
+
+/** tls.crt/tls.key for 127.0.0.1 signed by Crossplane's CA, and that CA as ca.crt. */
+function serverCertificates(dir: string, name: string, caSecret: KubeObject | undefined): string {
+  const data = caSecret?.data as Record<string, string> | undefined;
+  if (data?.["tls.crt"] === undefined || data["tls.key"] === undefined) {
+    throw new Error("crossplane-root-ca holds no tls.crt and tls.key");
+  }
+  const certs = join(dir, `${name}-certs`);
+  mkdirSync(certs, { recursive: true });
+  writeFileSync(join(certs, "ca.crt"), Buffer.from(data["tls.crt"], "base64"));
+  writeFileSync(join(certs, "ca.key"), Buffer.from(data["tls.key"], "base64"));
+  writeFileSync(join(certs, "ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+  const openssl = (...args: string[]) =>
+    execFileSync("openssl", args, { cwd: certs, stdio: ["ignore", "ignore", "pipe"] });
+  openssl(
+    "req",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-subj",
+    `/CN=${name}`,
+    "-keyout",
+    "tls.key",
+    "-out",
+    "tls.csr",
+  );
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    "tls.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    "ext",
+    "-out",
+    "tls.crt",
+  );
+  return certs;
+}
