@@ -14,8 +14,10 @@ export const healthService = "grpc.health.v1.Health";
 
 // protobufjs stops at 100 levels of message nesting, which a google.protobuf.Struct reaches at a
 // JSON depth of about 48 (each level is a Struct and a Value). Crossplane's Go side allows 10,000.
-// Raise the limit of the protobufjs copy @grpc/proto-loader codes with, to a JSON depth of ~500
-// that JavaScript's stack still handles.
+// The server's RunFunction codec (codec.ts) raises the limit of our protobufjs to a JSON depth of
+// ~500 that JavaScript's stack still handles. Here the same is done for the protobufjs copy that
+// @grpc/proto-loader codes with: it serves the other methods here and every client made from these
+// definitions (the tests' and the benchmarks').
 const protobufOfProtoLoader = createRequire(import.meta.resolve("@grpc/proto-loader"))("protobufjs") as {
   util: { recursionLimit: number };
   Reader: { recursionLimit: number };

@@ -58,6 +58,8 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
         res.writeHead(404).end();
         return;
       }
+      // only the exports synced now: a stopped one's label set goes with it
+      metrics.queueDepth.reset();
       for (const sync of controller.exportSyncs) metrics.queueDepth.set(SyncMetrics.labels(sync.ctx), sync.queueDepth);
       metrics.registry.metrics().then(
         (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),

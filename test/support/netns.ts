@@ -43,11 +43,15 @@ export function runInOwnNetns(file: string): Promise<{ code: number; output: str
     "--test-global-setup=test/support/global-setup.ts",
     file,
   ].map((a) => `'${a}'`);
-  const child = spawn("unshare", ["--net", "--fork", "--", "sh", "-c", `ip link set lo up && exec ${node.join(" ")}`], {
-    cwd: repoRoot,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    "unshare",
+    ["--net", "--fork", "--kill-child=SIGTERM", "--", "sh", "-c", `ip link set lo up && exec ${node.join(" ")}`],
+    {
+      cwd: repoRoot,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let output = "";
   child.stdout.on("data", (d: Buffer) => {
     output += d.toString();
