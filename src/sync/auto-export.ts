@@ -4,9 +4,9 @@ import type { Logger } from "pino";
 import { InputError } from "../export/errors.ts";
 import { claimsFromAnnotation, exportLabel } from "../export/labelled.ts";
 import type { PermissionClaim } from "../export/types.ts";
-import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
+import type { KubeClient, KubeObject } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
-import { kubeTime } from "../kube/time.ts";
+import { EventRecorder } from "./events.ts";
 import type { InformerRegistry } from "./informers.ts";
 import { fieldManager, labels, managedByValue } from "./naming.ts";
 import { WorkQueue } from "./queue.ts";
@@ -32,6 +32,7 @@ export class AutoExportController {
   readonly #registry: InformerRegistry;
   readonly #logger: Logger;
   readonly #queue: WorkQueue;
+  readonly #events: EventRecorder;
   #xrds: Informer | undefined;
   #exports: Informer | undefined;
   #release: Array<() => Promise<void>> = [];
@@ -42,6 +43,7 @@ export class AutoExportController {
     this.#control = control;
     this.#registry = registry;
     this.#logger = logger.child({ controller: "auto-export" });
+    this.#events = new EventRecorder(control, this.#logger);
     this.#queue = new WorkQueue({
       workers: 2,
       process: (key) => this.#reconcile(key),
@@ -144,25 +146,12 @@ export class AutoExportController {
     );
   }
 
-  async #event(xrd: KubeObject, reason: string, message: string): Promise<void> {
-    const time = kubeTime();
-    await this.#control
-      .create(refs.events, {
-        apiVersion: "v1",
-        kind: "Event",
-        metadata: { name: `${xrd.metadata.name}.${Date.now().toString(16)}`, namespace: "default" },
-        involvedObject: { apiVersion: xrd.apiVersion, kind: xrd.kind, name: xrd.metadata.name, uid: xrd.metadata.uid },
-        type: "Warning",
-        reason,
-        message,
-        count: 1,
-        firstTimestamp: time,
-        lastTimestamp: time,
-        source: { component: "klutch-bind-sync" },
-      })
-      .catch((err: unknown) => {
-        if (!(err instanceof KubeApiError)) throw err;
-        this.#logger.warn({ err: err.message }, "could not record an event");
-      });
+  #event(xrd: KubeObject, reason: string, message: string): Promise<void> {
+    const { name, uid } = xrd.metadata;
+    return this.#events.warn(
+      { apiVersion: xrd.apiVersion, kind: xrd.kind, name, ...(uid ? { uid } : {}) },
+      reason,
+      message,
+    );
   }
 }

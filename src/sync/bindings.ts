@@ -11,7 +11,7 @@ import { isEstablished } from "../kube/conditions.ts";
 import type { Informer } from "../kube/informer.ts";
 import { kubeTime } from "../kube/time.ts";
 import { aggregatedRoles, consumerCrd } from "./consumer-crd.ts";
-import { EventRecorder } from "./events.ts";
+import { bindingObject, EventRecorder } from "./events.ts";
 import type { BindingRef, ExportContext } from "./export-context.ts";
 import { ExportSync } from "./export-sync.ts";
 import { InformerRegistry } from "./informers.ts";
@@ -231,10 +231,11 @@ export class BindingController {
               connected.message,
           },
     );
-    if (connected.status !== "True") this.#events.warn(state.ref, connected.reason, connected.message);
+    if (connected.status !== "True")
+      void this.#events.warn(bindingObject(state.ref), connected.reason, connected.message);
     for (const e of exportStatuses) {
       if (e.message && !transient.has(e.message) && connected.status === "True")
-        this.#events.warn(state.ref, "ExportNotReady", `${e.resource}.${e.group}: ${e.message}`);
+        void this.#events.warn(bindingObject(state.ref), "ExportNotReady", `${e.resource}.${e.group}: ${e.message}`);
     }
     await this.#writeStatus(binding, conditions, exportStatuses);
   }
@@ -381,7 +382,7 @@ export class BindingController {
         if (claimsRole !== undefined && claims.length > 0) await this.#ensureClaimsAccess(state, ns, id, claimsRole);
         return ns;
       },
-      reportConflict: (text) => this.#events.warn(state.ref, "NameConflict", text),
+      reportConflict: (text) => void this.#events.warn(bindingObject(state.ref), "NameConflict", text),
     };
   }
 

@@ -1,11 +1,24 @@
-// Kubernetes Events on AppClusterBindings: what an operator sees in `kubectl describe`. The same
-// event is not repeated within a few minutes; failing to record one is logged, never thrown.
+// Kubernetes Events (AppClusterBindings, XRDs): what an operator sees in `kubectl describe`. The
+// same event is not repeated within a few minutes; failing to record one is logged, never thrown.
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { KubeClient } from "../kube/client.ts";
 import { kubeTime } from "../kube/time.ts";
 import type { BindingRef } from "./export-context.ts";
 import { refs } from "./resources.ts";
+
+/** The object an event is about; one without a namespace (an XRD) gets its events in default. */
+export type InvolvedObject = { apiVersion: string; kind: string; name: string; namespace?: string; uid?: string };
+
+export function bindingObject(binding: BindingRef): InvolvedObject {
+  return {
+    apiVersion: "bind.klutch.dev/v1alpha1",
+    kind: "AppClusterBinding",
+    name: binding.name,
+    namespace: binding.namespace,
+    uid: binding.uid,
+  };
+}
 
 const quietMs = 5 * 60_000;
 
@@ -19,29 +32,24 @@ export class EventRecorder {
     this.#logger = logger;
   }
 
-  warn(binding: BindingRef, reason: string, message: string): void {
-    const key = `${binding.uid}/${reason}/${message}`;
+  /** Resolves once the event is recorded, or skipped as a repeat; never rejects. */
+  warn(object: InvolvedObject, reason: string, message: string): Promise<void> {
+    const key = `${object.kind}/${object.namespace ?? ""}/${object.name}/${object.uid ?? ""}/${reason}/${message}`;
     const last = this.#recent.get(key);
     const now = Date.now();
-    if (last !== undefined && now - last < quietMs) return;
+    if (last !== undefined && now - last < quietMs) return Promise.resolve();
     this.#recent.set(key, now);
     for (const [k, at] of this.#recent) if (now - at > quietMs) this.#recent.delete(k);
     const time = kubeTime(new Date(now));
-    this.#client
+    return this.#client
       .create(refs.events, {
         apiVersion: "v1",
         kind: "Event",
         metadata: {
-          name: `${binding.name}.${now.toString(16)}${Math.random().toString(16).slice(2, 6)}`,
-          namespace: binding.namespace,
+          name: `${object.name}.${now.toString(16)}${Math.random().toString(16).slice(2, 6)}`,
+          namespace: object.namespace ?? "default",
         },
-        involvedObject: {
-          apiVersion: "bind.klutch.dev/v1alpha1",
-          kind: "AppClusterBinding",
-          name: binding.name,
-          namespace: binding.namespace,
-          uid: binding.uid,
-        },
+        involvedObject: object,
         type: "Warning",
         reason,
         message,
@@ -52,6 +60,9 @@ export class EventRecorder {
         reportingComponent: "klutch-bind-sync",
         reportingInstance: hostname(),
       })
-      .catch((err: unknown) => this.#logger.warn({ err: String(err), reason }, "could not record an event"));
+      .then(
+        () => undefined,
+        (err: unknown) => this.#logger.warn({ err: String(err), reason }, "could not record an event"),
+      );
   }
 }
