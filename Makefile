@@ -129,6 +129,7 @@ $(GO_PEER):
 	@cd bench/peers/go && GOWORK=off go build -trimpath -o $@.tmp . && mv $@.tmp $@
 
 bench-tools: deps $(GHZ) $(TS_SDK_PEER) $(GO_PEER) ## the load generator (ghz) and the peers on the TypeScript and Go SDKs
+	@ln -sfn $(GO_PEER) $(TOOLS_CACHE)/bin/go-peer
 
 bench: bench-tools tools ## run every benchmark; writes bench/results/DATE.json and BENCHMARKS.md (BENCH=quick: 2 min)
 	@$(MAKE) --no-print-directory dev-clusters CLUSTERS="control app app2"

@@ -2,9 +2,9 @@
 // process's CPU time and peak memory from /proc.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { type AddressInfo, connect, createServer } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { freePort, waitForPort } from "../test/support/net.ts";
 
 /** the Makefile's GHZ_VERSION when run by make bench */
 export const ghzVersion = process.env.GHZ_VERSION ?? "v0.120.0";
@@ -37,14 +37,6 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 type RunningServer = { port: number; pid: number; child: ChildProcess };
 
 /** Starts one function server (ours, or a peer under bench/peers/NAME); resolves once it accepts calls. */
@@ -59,19 +51,14 @@ export async function startFunctionServer(root: string, name: string): Promise<R
         : [process.execPath, [join(root, "bench/peers", name, "main.ts"), ...listen]];
   if (!existsSync(command)) throw new Error(`${command} is missing: run make bench-tools`);
   const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: "127.0.0.1", port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on("error", () => resolve(false));
-    });
-    if (up && child.pid !== undefined) return { port, pid: child.pid, child };
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitForPort(port, name, 10_000);
+  } catch (err) {
+    child.kill();
+    throw err;
   }
-  child.kill();
-  throw new Error(`${name} did not listen on ${port}`);
+  if (child.pid === undefined) throw new Error(`${name} did not start`);
+  return { port, pid: child.pid, child };
 }
 
 export type CpuSample = { cpuSeconds: number; peakRssKiB: number };

@@ -104,3 +104,9 @@ function claimRules(claims: PermissionClaim[]) {
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([group, resources]) => ({ apiGroups: [group], resources: [...resources].sort(), verbs: claimVerbs }));
 }
+
+/** What an export reports about itself: the ServiceExport's status, or an Operation step's output. */
+export function exportSummary(plan: ExportPlan) {
+  const { name, namespace = "" } = plan.template.metadata;
+  return { exported: { ...plan.exported }, template: { name, namespace } };
+}

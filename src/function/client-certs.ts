@@ -24,8 +24,6 @@ function pemBlocks(pem: Buffer): string[] {
 
 export class ClientCertificateCheck {
   readonly #cas: X509Certificate[];
-  /** accepted certificates by fingerprint, with the end of their validity */
-  readonly #accepted = new Map<string, number>();
 
   constructor(caPem: Buffer) {
     this.#cas = pemBlocks(caPem).map((block) => new X509Certificate(block));
@@ -41,9 +39,7 @@ export class ClientCertificateCheck {
     } catch {
       return "the client certificate cannot be parsed";
     }
-    const validTo = Date.parse(leaf.validTo);
-    if (this.#accepted.has(leaf.fingerprint256) && now <= validTo) return undefined;
-    if (now < Date.parse(leaf.validFrom) || now > validTo) {
+    if (now < Date.parse(leaf.validFrom) || now > Date.parse(leaf.validTo)) {
       return `the client certificate is valid from ${leaf.validFrom} to ${leaf.validTo} only`;
     }
     const usages = leaf.keyUsage;
@@ -53,8 +49,6 @@ export class ClientCertificateCheck {
     if (!this.#cas.some((ca) => leaf.checkIssued(ca) && leaf.verify(ca.publicKey))) {
       return `the client certificate (${leaf.subject.replaceAll("\n", ", ")}) is not signed by a CA of ca.crt`;
     }
-    if (this.#accepted.size >= 64) this.#accepted.clear();
-    this.#accepted.set(leaf.fingerprint256, validTo);
     return undefined;
   }
 }
@@ -74,26 +68,35 @@ export function mtlsCredentials(ca: Buffer, cert: Buffer, key: Buffer): ServerCr
 }
 
 /**
- * The certificate the peer sent. grpc-js's getAuthContext() hides it whenever OpenSSL did not
- * approve it, which is the case here by design, so it is read from the call's TLS socket; the only
- * interceptor gets grpc-js's own call object, whose `stream` is that connection's HTTP/2 stream.
- * Should grpc-js change that, no certificate is found and every call is refused (the mTLS tests
- * fail), never let through.
+ * The TLS connection a call came on. grpc-js's getAuthContext() hides the peer's certificate
+ * whenever OpenSSL did not approve it, which is the case here by design, so the certificate is read
+ * from the call's socket; the only interceptor gets grpc-js's own call object, whose `stream` is
+ * that connection's HTTP/2 stream. Should grpc-js change that, no socket is found and every call is
+ * refused (the mTLS tests fail), never let through.
  */
-function peerCertificate(call: ServerInterceptingCallInterface): Buffer | undefined {
+function tlsSocketOf(call: ServerInterceptingCallInterface): TLSSocket | undefined {
   const socket = (call as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket;
-  if (!(socket instanceof TLSSocket)) return undefined;
-  return socket.getPeerCertificate().raw;
+  return socket instanceof TLSSocket ? socket : undefined;
 }
 
-/** Refuses a call before its message is read when the peer's certificate does not pass `check`. */
+/**
+ * Refuses a call before its message is read when the peer's certificate does not pass `check`.
+ * The certificate is judged once per connection, as a TLS handshake would, not on every call.
+ */
 export function clientCertificateInterceptor(check: ClientCertificateCheck): ServerInterceptor {
+  const judged = new WeakMap<TLSSocket, string | undefined>();
+  const problemOf = (call: ServerInterceptingCallInterface): string | undefined => {
+    const socket = tlsSocketOf(call);
+    if (socket === undefined) return "a client certificate is required";
+    if (!judged.has(socket)) judged.set(socket, check.problem(socket.getPeerCertificate().raw));
+    return judged.get(socket);
+  };
   return (_method, call: ServerInterceptingCallInterface) =>
     new ServerInterceptingCall(call, {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, pass) => {
-            const problem = check.problem(peerCertificate(call));
+            const problem = problemOf(call);
             if (problem === undefined) pass(metadata);
             else call.sendStatus({ code: status.UNAUTHENTICATED, details: problem });
           },

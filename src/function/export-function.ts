@@ -2,7 +2,7 @@
 // out; as an Operation step, a watched XRD in (operation.ts). A pure mapping from request to
 // response; the server does all I/O.
 import { InputError } from "../export/errors.ts";
-import { buildExport } from "../export/plan.ts";
+import { buildExport, exportSummary } from "../export/plan.ts";
 import { parseServiceExportSpec } from "../export/request.ts";
 import type { ExportPlan } from "../export/types.ts";
 import { parseXrd } from "../export/xrd.ts";
@@ -24,7 +24,6 @@ import type { RunFunctionRequest, RunFunctionResponse } from "./wire.ts";
 
 export const xrdRequirement = "xrd";
 export const exportedCondition = "Exported";
-export { composedKeys };
 
 export function runExportFunction(req: RunFunctionRequest): RunFunctionResponse {
   let options: FunctionInput;
@@ -83,10 +82,7 @@ export function runExportFunction(req: RunFunctionRequest): RunFunctionResponse 
     if (manifest !== undefined) setComposed(rsp, key, manifest, key in observed);
   }
   const { group, resource, version } = plan.exported;
-  setCompositeStatus(rsp, xr, {
-    exported: { ...plan.exported },
-    template: { name: plan.template.metadata.name, namespace: plan.template.metadata.namespace ?? "" },
-  });
+  setCompositeStatus(rsp, xr, exportSummary(plan));
   setCondition(
     rsp,
     exportedCondition,

@@ -4,7 +4,7 @@
 // (an Operation only applies; it never deletes).
 import { InputError } from "../export/errors.ts";
 import { isExportLabelled, labelledExportRequest, xrdMetadata } from "../export/labelled.ts";
-import { buildExport } from "../export/plan.ts";
+import { buildExport, exportSummary } from "../export/plan.ts";
 import { parseXrd } from "../export/xrd.ts";
 import { composedKeys } from "./composed-keys.ts";
 import type { FunctionInput } from "./input.ts";
@@ -54,10 +54,7 @@ export function exportWatchedXrd(rsp: RunFunctionResponse, watched: JsonObject |
         owners ? { ...manifest, metadata: { ...manifest.metadata, ownerReferences: owners } } : manifest,
       );
     }
-    setOutput(rsp, {
-      exported: { ...plan.exported },
-      template: { name: plan.template.metadata.name, namespace: plan.template.metadata.namespace ?? "" },
-    });
+    setOutput(rsp, exportSummary(plan));
   } catch (err) {
     if (!(err instanceof InputError)) throw err;
     fatal(rsp, err.message, "InvalidInput");

@@ -13,11 +13,12 @@ import { createBinding } from "../../src/bind/binding.ts";
 import { exportLabel } from "../../src/export/labelled.ts";
 import { runExportFunction } from "../../src/function/export-function.ts";
 import { startFunctionServer } from "../../src/function/server.ts";
-import { KubeClient, type ResourceRef } from "../../src/kube/client.ts";
+import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
 import { type RunningSync, startSync } from "../../src/sync/manager.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
+import { xrd } from "../fixtures/xrds.ts";
 import { kubeConfig, testClusters } from "../support/clusters.ts";
 import {
   type CrossplaneCore,
@@ -43,6 +44,10 @@ const watchOperations: ResourceRef = {
   namespaced: false,
 };
 const silent = pino({ level: "silent" });
+const labelled = (obj: KubeObject): KubeObject => ({
+  ...obj,
+  metadata: { ...obj.metadata, labels: { ...obj.metadata.labels, [exportLabel]: "true" } },
+});
 
 if (process.env[inOwnNetnsEnv] !== "1") {
   describe("Crossplane in the loop", { skip: crossplaneUnavailable() ?? netnsUnavailable() }, () => {
@@ -244,24 +249,7 @@ if (process.env[inOwnNetnsEnv] !== "1") {
       assert.ok(await control.get(watchOperations, "klutch-bind-auto-export"));
       await control.apply(
         refs.xrds,
-        {
-          apiVersion: "apiextensions.crossplane.io/v2",
-          kind: "CompositeResourceDefinition",
-          metadata: { name: "caches.anynines.com", labels: { [exportLabel]: "true" } },
-          spec: {
-            group: "anynines.com",
-            scope: "Namespaced",
-            names: { kind: "Cache", plural: "caches" },
-            versions: [
-              {
-                name: "v1",
-                served: true,
-                referenceable: true,
-                schema: { openAPIV3Schema: { type: "object", properties: { spec: { type: "object" } } } },
-              },
-            ],
-          },
-        },
+        labelled(xrd({ group: "anynines.com", plural: "caches", kind: "Cache", scope: "Namespaced" }) as KubeObject),
         "klutch-bind-test",
         true,
       );
@@ -311,16 +299,16 @@ if (process.env[inOwnNetnsEnv] !== "1") {
     });
 
     it("follows a new referenceable version of the XRD, and removes what it composed with the export", async () => {
-      const xrd = await control.get(refs.xrds, "postgresqlinstances.anynines.com");
-      assert.ok(xrd);
-      const spec = xrd.spec as { versions: Array<Record<string, unknown>> };
+      const live = await control.get(refs.xrds, "postgresqlinstances.anynines.com");
+      assert.ok(live);
+      const spec = live.spec as { versions: Array<Record<string, unknown>> };
       const [v1] = spec.versions;
       assert.ok(v1);
       spec.versions = [
         { ...v1, referenceable: false },
         { ...v1, name: "v2", referenceable: true },
       ];
-      await control.update(refs.xrds, xrd);
+      await control.update(refs.xrds, live);
       await eventually(
         "the template selects v2",
         async () => {

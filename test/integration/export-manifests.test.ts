@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { composedKeys, runExportFunction } from "../../src/function/export-function.ts";
+import { composedKeys } from "../../src/function/composed-keys.ts";
+import { runExportFunction } from "../../src/function/export-function.ts";
 import { seedClaims, xrd } from "../fixtures/xrds.ts";
 import type { Cluster } from "../support/cluster.ts";
 import { testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";

@@ -8,6 +8,7 @@ import { stringify } from "yaml";
 import { claimsAnnotation, exportLabel } from "../../src/export/labelled.ts";
 import { KubeClient, type KubeObject } from "../../src/kube/client.ts";
 import { refs } from "../../src/sync/resources.ts";
+import { xrd } from "../fixtures/xrds.ts";
 import { kubeConfig, onFileDone, testClusters, uniqueSuffix } from "../support/clusters.ts";
 import { crossplaneCrd, xrdCrdFile } from "../support/crossplane-standin.ts";
 import { eventually } from "../support/eventually.ts";
@@ -25,24 +26,8 @@ describe("crossplane alpha render op through the function", { skip: crossplaneUn
   const name = `gadgets.${group}`;
 
   function xrdManifest(metadata: Partial<KubeObject["metadata"]>): KubeObject {
-    return {
-      apiVersion: "apiextensions.crossplane.io/v2",
-      kind: "CompositeResourceDefinition",
-      metadata: { name, ...metadata },
-      spec: {
-        group,
-        scope: "Namespaced",
-        names: { kind: "Gadget", plural: "gadgets" },
-        versions: [
-          {
-            name: "v1",
-            served: true,
-            referenceable: true,
-            schema: { openAPIV3Schema: { type: "object", properties: { spec: { type: "object" } } } },
-          },
-        ],
-      },
-    };
+    const manifest = xrd({ group, plural: "gadgets", kind: "Gadget", scope: "Namespaced" }) as KubeObject;
+    return { ...manifest, metadata: { ...manifest.metadata, ...metadata } };
   }
 
   /** Renders the example Operation, pointed at `xrd`, which is written to a file as Crossplane would pass it. */

@@ -8,7 +8,6 @@
 // numbers), so it must run in a network namespace of its own; see netns.ts.
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { type AddressInfo, connect, createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
@@ -18,6 +17,7 @@ import { refs } from "../../src/sync/resources.ts";
 import type { Cluster } from "./cluster.ts";
 import { kubeConfig } from "./clusters.ts";
 import { eventually } from "./eventually.ts";
+import { freePort, waitForPort } from "./net.ts";
 import { onlyLoopback } from "./netns.ts";
 import { stopProcess } from "./processes.ts";
 import { binDir, tool } from "./tools.ts";
@@ -26,29 +26,6 @@ export const crossplaneNamespace = "crossplane-system";
 const functions: ResourceRef = { group: "pkg.crossplane.io", version: "v1", resource: "functions", namespaced: false };
 const functionRevisions: ResourceRef = { ...functions, resource: "functionrevisions" };
 const run = promisify(execFile);
-
-export async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
-async function waitForPort(port: number, what: string, timeoutMs = 30_000): Promise<void> {
-  await eventually(
-    `${what} listening on ${port}`,
-    () =>
-      new Promise<void>((resolve, reject) => {
-        const socket = connect({ host: "127.0.0.1", port }, () => {
-          socket.destroy();
-          resolve();
-        });
-        socket.on("error", reject);
-      }),
-    timeoutMs,
-  );
-}
 
 function started(command: string, args: string[], env: Record<string, string>, logFile: string): ChildProcess {
   const log = openSync(logFile, "a");
