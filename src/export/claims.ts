@@ -1,12 +1,14 @@
 import {
+  apiGroup,
   nonEmptyString,
   object,
   oneOf,
   optionalList,
   optionalObject,
   optionalStringList,
-  string,
+  resourceName,
   stringMap,
+  versionName,
 } from "./decode.ts";
 import { InputError } from "./errors.ts";
 import type { ClaimSelector, LabelSelector, LabelSelectorRequirement, Owner, PermissionClaim } from "./types.ts";
@@ -34,15 +36,10 @@ function parseClaim(value: unknown, field: string): PermissionClaim {
   const claim = object(value, field);
   // "" is the core group (secrets, configmaps): present but empty is valid, absent is not
   if (claim.group === undefined) throw new InputError(`${field}.group`, 'is required ("" for the core group)');
-  const group = string(claim.group, `${field}.group`);
-  const resource = nonEmptyString(claim.resource, `${field}.resource`);
-  if (resource !== resource.toLowerCase() || resource.includes("/")) {
-    throw new InputError(`${field}.resource`, "must be a lowercase plural resource name, e.g. secrets", resource);
-  }
   return {
-    group,
-    resource,
-    version: nonEmptyString(claim.version, `${field}.version`),
+    group: apiGroup(claim.group, `${field}.group`),
+    resource: resourceName(claim.resource, `${field}.resource`),
+    version: versionName(claim.version, `${field}.version`),
     selector: parseSelector(claim.selector, `${field}.selector`),
   };
 }

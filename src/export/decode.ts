@@ -96,3 +96,48 @@ export function namespaceName(value: unknown, field: string): string {
   }
   return s;
 }
+
+const dns1035Label = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Names one thing: a wildcard or a subresource gets an error of its own, clearer than a pattern. */
+function single(s: string, field: string, what: string): void {
+  if (s.includes("*")) throw new InputError(field, `must name one ${what}: wildcards are refused`, s);
+}
+
+/** An API group: "" (the core group) or a DNS subdomain; never a wildcard. */
+export function apiGroup(value: unknown, field: string): string {
+  const s = string(value, field);
+  if (s === "") return s;
+  single(s, field, "API group");
+  if (s.length > 253 || !s.split(".").every((part) => dnsLabel.test(part))) {
+    throw new InputError(field, 'must be "" (the core group) or a lowercase RFC 1123 subdomain, e.g. apps', s);
+  }
+  return s;
+}
+
+/** A resource's plural name (RFC 1035 label, as CRDs require): no wildcard, no subresource. */
+export function resourceName(value: unknown, field: string): string {
+  const s = nonEmptyString(value, field);
+  single(s, field, "resource");
+  if (s.includes("/")) {
+    throw new InputError(field, "must be a resource, not a subresource (RESOURCE/SUBRESOURCE)", s);
+  }
+  if (s.length > 63 || !dns1035Label.test(s)) {
+    throw new InputError(
+      field,
+      "must be a lowercase plural resource name (a-z, 0-9, '-', starting with a letter, at most 63), e.g. secrets",
+      s,
+    );
+  }
+  return s;
+}
+
+/** An API version name (RFC 1123 label), e.g. v1 or v1beta1. */
+export function versionName(value: unknown, field: string): string {
+  const s = nonEmptyString(value, field);
+  single(s, field, "version");
+  if (s.length > 63 || !dnsLabel.test(s)) {
+    throw new InputError(field, "must be a lowercase RFC 1123 label (a-z, 0-9, '-', at most 63), e.g. v1", s);
+  }
+  return s;
+}

@@ -5,10 +5,20 @@ import { parse as parseYaml } from "yaml";
 import { parseClaims } from "./claims.ts";
 import { nonEmptyString, object, optionalObject, optionalString, stringMap } from "./decode.ts";
 import { InputError } from "./errors.ts";
+import type { RequestFields } from "./policy.ts";
 import type { ExportRequest, PermissionClaim } from "./types.ts";
 
 export const exportLabel = "bind.klutch.dev/export";
 export const claimsAnnotation = "bind.klutch.dev/permission-claims";
+/** where a labelled XRD's claims are, in errors */
+export const claimsField = `metadata.annotations["${claimsAnnotation}"]`;
+
+/** Where the parts of a labelled XRD's request come from, for errors (the template namespace is the input's). */
+export const labelledFields: RequestFields = {
+  version: "the XRD's versions",
+  permissionClaims: claimsField,
+  templateNamespace: "input.templateNamespace",
+};
 
 export type XrdMetadata = { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
 
@@ -36,7 +46,7 @@ export function isExportLabelled(metadata: XrdMetadata): boolean {
 
 /** Claims from the annotation; none when absent. Throws InputError naming the annotation. */
 export function claimsFromAnnotation(metadata: XrdMetadata): PermissionClaim[] {
-  const field = `metadata.annotations["${claimsAnnotation}"]`;
+  const field = claimsField;
   const text = metadata.annotations?.[claimsAnnotation];
   if (text === undefined || text.trim() === "") return [];
   let value: unknown;

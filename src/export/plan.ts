@@ -1,5 +1,6 @@
 // XRD + export request -> APIServiceExportTemplate and the sync's least-privilege RBAC.
 import { exportNames } from "./names.ts";
+import { checkPolicy, type RequestFields, specFields } from "./policy.ts";
 import type { ExportDefaults, ExportPlan, ExportRequest, Manifest, PermissionClaim, Xrd } from "./types.ts";
 import { selectVersion } from "./xrd.ts";
 
@@ -14,14 +15,19 @@ const allVerbs = ["get", "list", "watch", "create", "update", "patch", "delete",
 const statusVerbs = ["get", "update", "patch"];
 const claimVerbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
 
-/** `versionField` names where the requested version came from, for errors. */
+/**
+ * `fields` names where the parts of the request came from, for errors. Refuses what the function
+ * input does not allow (policy.ts).
+ */
 export function buildExport(
   xrd: Xrd,
   request: ExportRequest,
   defaults: ExportDefaults,
-  versionField = "spec.version",
+  fields: RequestFields = specFields,
 ): ExportPlan {
-  const version = selectVersion(xrd, request.version, versionField);
+  const version = selectVersion(xrd, request.version, fields.version);
+  const templateNamespace = request.templateNamespace ?? defaults.templateNamespace;
+  checkPolicy(request.permissionClaims, templateNamespace, defaults, fields);
   const names = exportNames(request.name);
   const annotations = { [exportAnnotation]: request.name };
   const exported = { group: xrd.group, resource: xrd.plural, version, kind: xrd.kind, scope: xrd.scope };
@@ -36,7 +42,7 @@ export function buildExport(
     kind: templateKind,
     metadata: {
       name: names.template,
-      namespace: request.templateNamespace ?? defaults.templateNamespace,
+      namespace: templateNamespace,
       labels: { ...managedBy },
       annotations: hasClaims ? { ...annotations, [claimsRoleAnnotation]: names.claimsRole } : annotations,
     },

@@ -1,5 +1,5 @@
 import { parseClaims } from "./claims.ts";
-import { dnsSubdomain, namespaceName, object, optionalString } from "./decode.ts";
+import { dnsSubdomain, namespaceName, object, optionalString, versionName } from "./decode.ts";
 import type { ExportDefaults, ExportRequest } from "./types.ts";
 
 /** Decodes the spec of a ServiceExport named `name`. */
@@ -11,7 +11,7 @@ export function parseServiceExportSpec(name: string, value: unknown, field = "sp
     permissionClaims: parseClaims(spec.permissionClaims, `${field}.permissionClaims`),
   };
   const version = optionalString(spec.version, `${field}.version`);
-  if (version !== undefined && version !== "") request.version = version;
+  if (version !== undefined && version !== "") request.version = versionName(version, `${field}.version`);
   if (spec.templateNamespace !== undefined && spec.templateNamespace !== "") {
     request.templateNamespace = namespaceName(spec.templateNamespace, `${field}.templateNamespace`);
   }
@@ -21,4 +21,6 @@ export function parseServiceExportSpec(name: string, value: unknown, field = "sp
 export const builtinDefaults: ExportDefaults = {
   templateNamespace: "crossplane-system",
   syncServiceAccount: { name: "klutch-bind-sync", namespace: "crossplane-system" },
+  allowedClaims: [],
+  allowedTemplateNamespaces: ["crossplane-system"],
 };

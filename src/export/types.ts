@@ -44,10 +44,17 @@ export type Xrd = {
 
 export type ServiceAccountRef = { name: string; namespace: string };
 
-/** Defaults an operator sets once, in the function input. */
+/** A resource by API group ("" for the core group) and plural name. */
+export type ClaimRef = { group: string; resource: string };
+
+/** Defaults and allow-lists an operator sets once, in the function input. */
 export type ExportDefaults = {
   templateNamespace: string;
   syncServiceAccount: ServiceAccountRef;
+  /** escalation-prone claims (policy.ts) the operator allows, by group and resource */
+  allowedClaims: readonly ClaimRef[];
+  /** where templates may go; always holds templateNamespace */
+  allowedTemplateNamespaces: readonly string[];
 };
 
 /** What a user asks for: the spec of a ServiceExport, or the annotations of a labelled XRD. */

@@ -1,5 +1,16 @@
-import { dnsSubdomain, list, nonEmptyString, object, oneOf, optionalBoolean, string } from "./decode.ts";
+import {
+  dnsSubdomain,
+  list,
+  nonEmptyString,
+  object,
+  oneOf,
+  optionalBoolean,
+  resourceName,
+  string,
+  versionName,
+} from "./decode.ts";
 import { InputError } from "./errors.ts";
+import { escalation } from "./policy.ts";
 import type { Xrd, XrdScope, XrdVersion } from "./types.ts";
 
 export const xrdApiGroup = "apiextensions.crossplane.io";
@@ -27,20 +38,25 @@ export function parseXrd(value: unknown, field = "xrd"): Xrd {
     parseVersion(v, `${field}.spec.versions[${i}]`),
   );
   if (versions.length === 0) throw new InputError(`${field}.spec.versions`, "must list at least one version");
-  return {
-    name: dnsSubdomain(metadata.name, `${field}.metadata.name`),
-    group: dnsSubdomain(spec.group, `${field}.spec.group`),
-    plural: nonEmptyString(names.plural, `${field}.spec.names.plural`),
-    kind: nonEmptyString(names.kind, `${field}.spec.names.kind`),
-    scope,
-    versions,
-  };
+  const name = dnsSubdomain(metadata.name, `${field}.metadata.name`);
+  // The XRD comes from the cluster and is not trusted: its group and plural become RBAC rules.
+  const group = dnsSubdomain(spec.group, `${field}.spec.group`);
+  const plural = resourceName(names.plural, `${field}.spec.names.plural`);
+  const why = escalation({ group, resource: plural });
+  if (why !== undefined) {
+    // RBAC matches by group and plural: an XRD named like a built-in would grant the built-in
+    throw new InputError(
+      `${field}.spec.group`,
+      `exports ${plural}.${group}, which is escalation-prone (${why}); no XRD may be exported under that group and plural`,
+    );
+  }
+  return { name, group, plural, kind: nonEmptyString(names.kind, `${field}.spec.names.kind`), scope, versions };
 }
 
 function parseVersion(value: unknown, field: string): XrdVersion {
   const v = object(value, field);
   return {
-    name: nonEmptyString(v.name, `${field}.name`),
+    name: versionName(v.name, `${field}.name`),
     served: optionalBoolean(v.served, `${field}.served`) ?? false,
     referenceable: optionalBoolean(v.referenceable, `${field}.referenceable`) ?? false,
   };

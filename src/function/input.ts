@@ -1,8 +1,19 @@
 // The function's input (kind Input of bind.klutch.dev/v1alpha1): operator defaults.
-import { dnsSubdomain, namespaceName, oneOf, optionalObject, positiveInteger, string } from "../export/decode.ts";
+import {
+  apiGroup,
+  dnsSubdomain,
+  namespaceName,
+  object,
+  oneOf,
+  optionalList,
+  optionalObject,
+  positiveInteger,
+  resourceName,
+  string,
+} from "../export/decode.ts";
 import { InputError } from "../export/errors.ts";
 import { builtinDefaults } from "../export/request.ts";
-import type { ExportDefaults } from "../export/types.ts";
+import type { ClaimRef, ExportDefaults } from "../export/types.ts";
 import { xrdApiGroup } from "../export/xrd.ts";
 
 export const inputApiVersion = "bind.klutch.dev/v1alpha1";
@@ -34,11 +45,15 @@ export function parseInput(value: Record<string, unknown> | undefined): Function
     );
   }
   const account = optionalObject(value.syncServiceAccount, "input.syncServiceAccount");
+  const templateNamespace =
+    value.templateNamespace === undefined
+      ? builtinDefaults.templateNamespace
+      : namespaceName(value.templateNamespace, "input.templateNamespace");
+  const moreNamespaces = (optionalList(value.allowedTemplateNamespaces, "input.allowedTemplateNamespaces") ?? []).map(
+    (ns, i) => namespaceName(ns, `input.allowedTemplateNamespaces[${i}]`),
+  );
   const defaults: ExportDefaults = {
-    templateNamespace:
-      value.templateNamespace === undefined
-        ? builtinDefaults.templateNamespace
-        : namespaceName(value.templateNamespace, "input.templateNamespace"),
+    templateNamespace,
     syncServiceAccount: {
       name:
         account?.name === undefined
@@ -49,6 +64,11 @@ export function parseInput(value: Record<string, unknown> | undefined): Function
           ? builtinDefaults.syncServiceAccount.namespace
           : namespaceName(account.namespace, "input.syncServiceAccount.namespace"),
     },
+    allowedClaims: (optionalList(value.allowedClaims, "input.allowedClaims") ?? []).map((c, i) =>
+      claimRef(c, `input.allowedClaims[${i}]`),
+    ),
+    // the default namespace is always allowed: the operator chose it
+    allowedTemplateNamespaces: [...new Set([templateNamespace, ...moreNamespaces])],
   };
   return {
     defaults,
@@ -59,4 +79,11 @@ export function parseInput(value: Record<string, unknown> | undefined): Function
         ? defaultInput.xrdApiVersion
         : oneOf(value.xrdApiVersion, xrdApiVersions, "input.xrdApiVersion"),
   };
+}
+
+/** An allowed claim names one resource: no wildcards, no subresources. */
+function claimRef(value: unknown, field: string): ClaimRef {
+  const ref = object(value, field);
+  if (ref.group === undefined) throw new InputError(`${field}.group`, 'is required ("" for the core group)');
+  return { group: apiGroup(ref.group, `${field}.group`), resource: resourceName(ref.resource, `${field}.resource`) };
 }

@@ -3,7 +3,7 @@
 // ServiceExport composes, each owned by the XRD so that Kubernetes removes them when the XRD goes
 // (an Operation only applies; it never deletes).
 import { InputError } from "../export/errors.ts";
-import { isExportLabelled, labelledExportRequest, xrdMetadata } from "../export/labelled.ts";
+import { isExportLabelled, labelledExportRequest, labelledFields, xrdMetadata } from "../export/labelled.ts";
 import { buildExport, exportSummary } from "../export/plan.ts";
 import { parseXrd } from "../export/xrd.ts";
 import { composedKeys } from "./composed-keys.ts";
@@ -30,7 +30,7 @@ export function exportWatchedXrd(rsp: RunFunctionResponse, watched: JsonObject |
       normal(rsp, `XRD ${xrd.name} is not labelled bind.klutch.dev/export=true; nothing exported`, "NotLabelled");
       return;
     }
-    const plan = buildExport(xrd, labelledExportRequest(metadata), options.defaults, "the XRD's versions");
+    const plan = buildExport(xrd, labelledExportRequest(metadata), options.defaults, labelledFields);
     // A live XRD always has a uid; one read from a file (crossplane alpha render op) may not.
     const owners = metadata.uid
       ? [

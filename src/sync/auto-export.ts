@@ -2,7 +2,8 @@
 // with its bind.klutch.dev/permission-claims annotation, and removed with the label or the XRD.
 import type { Logger } from "pino";
 import { InputError } from "../export/errors.ts";
-import { claimsFromAnnotation, exportLabel } from "../export/labelled.ts";
+import { claimsField, claimsFromAnnotation, exportLabel } from "../export/labelled.ts";
+import { escalationWarning } from "../export/policy.ts";
 import type { PermissionClaim } from "../export/types.ts";
 import type { KubeClient, KubeObject } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
@@ -125,6 +126,9 @@ export class AutoExportController {
       await this.#event(xrd, "InvalidPermissionClaims", err.message);
       return;
     }
+    // the function input may allow these, so the export goes ahead; the function decides
+    const risky = escalationWarning(claims, claimsField);
+    if (risky !== undefined) await this.#event(xrd, "EscalationProneClaims", risky);
     const desired = desiredServiceExport(xrd, claims);
     // Crossplane adds fields of its own to an XR's spec: compare only ours
     const ours = (spec: unknown) => {

@@ -74,6 +74,7 @@ describe("the sync with least privilege", () => {
         input: {
           apiVersion: "bind.klutch.dev/v1alpha1",
           kind: "Input",
+          allowedTemplateNamespaces: [ns],
           syncServiceAccount: { name: account, namespace: ns },
         },
       }),

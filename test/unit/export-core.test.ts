@@ -46,8 +46,12 @@ describe("the template", () => {
     assert.deepEqual(Object.keys(template.spec as object), ["APIServiceSelector"]);
   });
 
-  it("goes to the requested template namespace", () => {
-    const { template } = plan(xrd({}), { xrd: "postgresqlinstances.anynines.com", templateNamespace: "klutch" });
+  it("goes to the requested template namespace, when the input allows it", () => {
+    const { template } = buildExport(
+      parseXrd(xrd({})),
+      parseServiceExportSpec("postgresql", { xrd: "postgresqlinstances.anynines.com", templateNamespace: "klutch" }),
+      { ...builtinDefaults, allowedTemplateNamespaces: ["crossplane-system", "klutch"] },
+    );
     assert.equal(template.metadata.namespace, "klutch");
   });
 
