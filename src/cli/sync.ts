@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient } from "../kube/client.ts";
 import { createLogger } from "../log.ts";
+import { type HealthReport, type HealthServer, serveHealth, standby } from "../sync/health.ts";
 import { LeaderElector } from "../sync/leader.ts";
 import { startSync } from "../sync/manager.ts";
 import { type RunningWeb, startWebServer } from "../web/server.ts";
@@ -22,6 +23,9 @@ const flags = {
   "lease-duration": { type: "string", default: "15" },
   "metrics-address": { type: "string", default: ":8080" },
   "health-address": { type: "string", default: ":8081" },
+  "app-request-timeout": { type: "string", default: "10" },
+  "max-response-mib": { type: "string", default: "64" },
+  "max-watch-event-mib": { type: "string", default: "16" },
   "web-address": { type: "string", default: "" },
   "web-tls-cert": { type: "string" },
   "web-tls-key": { type: "string" },
@@ -57,6 +61,26 @@ export async function runSync(args: string[]): Promise<number> {
     userAgent: "klutch-bind-sync",
   };
   const control = KubeClient.fromKubeConfig(kc, clientOptions);
+  const appClientOptions = {
+    ...clientOptions,
+    timeoutMs: positive("app-request-timeout", values["app-request-timeout"]) * 1000,
+    maxResponseBytes: positive("max-response-mib", values["max-response-mib"]) * 1024 * 1024,
+    maxWatchEventBytes: positive("max-watch-event-mib", values["max-watch-event-mib"]) * 1024 * 1024,
+  };
+  // A promise nobody awaited failed: a bug, logged loudly, but not a reason to stop syncing every
+  // other tenant (each reconcile already handles its own errors).
+  process.on("unhandledRejection", (err) => {
+    logger.error(
+      { err: err instanceof Error ? err.message : String(err) },
+      "unhandled rejection (a bug; please report it)",
+    );
+  });
+  // health first, so that a standby waiting for leadership answers its probes
+  let health: () => HealthReport = () => standby;
+  let healthServer: HealthServer | undefined;
+  if (values["health-address"]) {
+    healthServer = await serveHealth(values["health-address"], () => health());
+  }
   const stopping = new AbortController();
   let stopRequested: (signal: string) => void = () => undefined;
   const stopped = new Promise<string>((resolve) => {
@@ -97,6 +121,7 @@ export async function runSync(args: string[]): Promise<number> {
       await elector.acquire(stopping.signal);
     } catch {
       await web?.stop();
+      await healthServer?.stop();
       control.close();
       return 0; // stopped while standing by
     }
@@ -107,12 +132,12 @@ export async function runSync(args: string[]): Promise<number> {
     logger,
     workers: positive("workers", values.workers),
     ...(values.namespace ? { namespace: values.namespace } : {}),
-    appClientOptions: clientOptions,
+    appClientOptions,
     ...(values["metrics-address"] ? { metricsAddress: values["metrics-address"] } : {}),
-    ...(values["health-address"] ? { healthAddress: values["health-address"] } : {}),
     resyncMs: positive("status-interval", values["status-interval"]) * 1000,
     autoExport: values["auto-export"] && !values["no-auto-export"],
   });
+  health = () => sync.controller.health();
   let lost: string | undefined;
   elector?.keepRenewing((reason) => {
     lost = reason;
@@ -125,6 +150,7 @@ export async function runSync(args: string[]): Promise<number> {
   );
   await web?.stop();
   await sync.stop();
+  await healthServer?.stop();
   if (!lost) await elector?.release();
   control.close();
   return lost ? 1 : 0;

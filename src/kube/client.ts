@@ -3,10 +3,9 @@
 // the kubeconfig and supplies TLS material and credentials.
 import * as http from "node:http";
 import * as https from "node:https";
-import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
-import { assertSelfContained } from "./self-contained.ts";
+import { assertSelfContained, withoutSource } from "./self-contained.ts";
 
 export type ObjectMeta = {
   name: string;
@@ -28,7 +27,17 @@ export type KubeObject = { apiVersion: string; kind: string; metadata: ObjectMet
 /** A resource type: where its REST path is. group "" is the core group. */
 export type ResourceRef = { group: string; version: string; resource: string; namespaced: boolean };
 
-export type ClientOptions = { qps?: number; burst?: number; userAgent?: string; timeoutMs?: number };
+export type ClientOptions = {
+  qps?: number;
+  burst?: number;
+  userAgent?: string;
+  /** deadline of one request, from sending it to the last byte of its answer */
+  timeoutMs?: number;
+  /** the largest answer body read; a larger one is an error (default 64 MiB) */
+  maxResponseBytes?: number;
+  /** the largest single watch event (one line of the stream); a larger one ends the watch with an error (default 16 MiB) */
+  maxWatchEventBytes?: number;
+};
 
 /** Whom requests are made for (Kubernetes impersonation); the client's own identity needs `impersonate`. */
 export type Impersonation = { username: string; groups?: string[]; uid?: string };
@@ -38,13 +47,27 @@ export type ListOptions = { namespace?: string; labelSelector?: string; fieldSel
 
 export type WatchEvent = { type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK"; object: KubeObject };
 
-export type WatchOptions = ListOptions & { resourceVersion: string; timeoutSeconds?: number; allowBookmarks?: boolean };
+export type WatchOptions = ListOptions & {
+  resourceVersion: string;
+  timeoutSeconds?: number;
+  allowBookmarks?: boolean;
+  /** the kind every event's object must have (from the list the watch continues) */
+  kind?: string;
+};
 
-type RequestOptions = { body?: unknown; contentType?: string; query?: Record<string, string | undefined> };
+type RequestOptions = {
+  body?: unknown;
+  contentType?: string;
+  query?: Record<string, string | undefined>;
+  /** a smaller answer limit than the client's, for answers known to be small */
+  maxBytes?: number;
+};
 
 const defaultQps = 500;
 const defaultBurst = 1000;
 const defaultTimeoutMs = 30_000;
+export const defaultMaxResponseBytes = 64 * 1024 * 1024;
+export const defaultMaxWatchEventBytes = 16 * 1024 * 1024;
 const defaultPageSize = 500;
 const max429Retries = 3;
 const maxRetryAfterMs = 30_000;
@@ -70,33 +93,54 @@ const defaultReasons: Record<number, string> = {
   504: "Timeout",
 };
 
-/** An answer of the API server with status >= 400 (or an ERROR event of a watch). */
+/**
+ * An answer of the API server with status >= 400 (or an ERROR event of a watch). Only a real
+ * Status object's message is repeated: any other body (an HTML page of a proxy, say) may hold
+ * anything, so the message says what it was, never what it said.
+ */
 export class KubeApiError extends Error {
   readonly code: number;
   readonly reason: string;
-  readonly body: unknown;
+  /** the Status object, when the answer was one */
+  readonly status: Status | undefined;
 
-  constructor(method: string, path: string, code: number, body: unknown) {
+  constructor(method: string, path: string, code: number, body: unknown, contentType?: string) {
     const status = asStatus(body);
     const reason = status?.reason || defaultReasons[code] || (http.STATUS_CODES[code] ?? "Unknown").replace(/\W/g, "");
-    const detail =
-      status?.message ?? (typeof body === "string" && body !== "" ? body.slice(0, 500).trim() : "(no message)");
+    const detail = status !== undefined ? (status.message ?? "(no message)") : describeBody(body, contentType);
     super(`${method} ${path}: ${code} ${reason}: ${detail}`);
     this.name = "KubeApiError";
     this.code = code;
     this.reason = reason;
-    this.body = body;
+    this.status = status;
   }
 
   /** The server's retry hint (Status details.retryAfterSeconds), if any. */
   get retryAfterSeconds(): number | undefined {
-    const seconds = asStatus(this.body)?.details?.retryAfterSeconds;
+    const seconds = this.status?.details?.retryAfterSeconds;
     return typeof seconds === "number" && seconds > 0 ? seconds : undefined;
+  }
+
+  /** A 404 the API server itself answered with a Status: proof the object is not there. */
+  get isNotFound(): boolean {
+    return this.code === 404 && this.status?.code === 404 && this.status.reason === "NotFound";
   }
 }
 
-type Status = {
-  kind?: string;
+/**
+ * An answer that is not the Kubernetes JSON the request expects (an HTML sign-in page with 200, a
+ * list without items, an object of another kind, bytes that are not UTF-8 or JSON, an answer over
+ * the size limit). Never an empty result: nothing may be concluded from it.
+ */
+export class KubeDecodeError extends Error {
+  constructor(method: string, path: string, problem: string) {
+    super(`${method} ${path}: ${problem}`);
+    this.name = "KubeDecodeError";
+  }
+}
+
+export type Status = {
+  kind: "Status";
   code?: number;
   reason?: string;
   message?: string;
@@ -104,8 +148,22 @@ type Status = {
 };
 
 function asStatus(body: unknown): Status | undefined {
-  if (typeof body !== "object" || body === null) return undefined;
-  return body as Status;
+  if (!isRecord(body) || body.kind !== "Status") return undefined;
+  const status = body as Status;
+  return typeof status.message === "string" || status.message === undefined ? status : { ...status, message: "" };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** What an answer was, without what it said. */
+function describeBody(body: unknown, contentType: string | undefined): string {
+  if (body === undefined) return "(no message)";
+  const type = (contentType ?? "no content type").split(";")[0]?.trim();
+  if (typeof body === "string")
+    return `the answer was ${type}, ${Buffer.byteLength(body)} bytes, not a Kubernetes Status`;
+  return `the answer was ${type}, not a Kubernetes Status`;
 }
 
 /** The REST path of a collection, an object or an object's subresource. */
@@ -159,7 +217,8 @@ class RateLimiter {
 
 type Auth = { headers: Record<string, string>; expires: number };
 
-type Response = { status: number; headers: http.IncomingHttpHeaders; body: unknown };
+/** An answer read in full; problem says why its body could not be decoded (body is then its text or undefined). */
+type Response = { status: number; headers: http.IncomingHttpHeaders; body: unknown; problem?: string };
 
 export class KubeClient {
   readonly server: string;
@@ -168,6 +227,8 @@ export class KubeClient {
   #limiter: RateLimiter;
   readonly #userAgent: string;
   readonly #timeoutMs: number;
+  readonly #maxResponseBytes: number;
+  readonly #maxWatchEventBytes: number;
   readonly #dynamicAuth: boolean;
   #agent: Promise<http.Agent> | undefined;
   #auth: Promise<Auth> | undefined;
@@ -186,19 +247,22 @@ export class KubeClient {
     try {
       url = new URL(cluster.server);
     } catch {
-      throw new Error(
-        `kubeconfig: cluster ${cluster.name} has an invalid server URL ${JSON.stringify(cluster.server)}`,
-      );
+      throw new Error(`kubeconfig: cluster ${JSON.stringify(cluster.name)} has an invalid server URL`);
     }
     if (url.protocol !== "https:" && url.protocol !== "http:") {
-      throw new Error(`kubeconfig: cluster ${cluster.name}: unsupported server URL ${cluster.server}`);
+      throw new Error(`kubeconfig: cluster ${JSON.stringify(cluster.name)}: the server URL is not http(s)`);
+    }
+    if (url.username !== "" || url.password !== "") {
+      throw new Error(`kubeconfig: cluster ${JSON.stringify(cluster.name)}: the server URL must not carry credentials`);
     }
     this.#kc = kc;
     this.#url = url;
-    this.server = cluster.server;
+    this.server = url.origin + url.pathname.replace(/\/$/, "");
     this.#limiter = new RateLimiter(options.qps ?? defaultQps, options.burst ?? defaultBurst);
     this.#userAgent = options.userAgent ?? "klutch-bind";
     this.#timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+    this.#maxResponseBytes = options.maxResponseBytes ?? defaultMaxResponseBytes;
+    this.#maxWatchEventBytes = options.maxWatchEventBytes ?? defaultMaxWatchEventBytes;
     const user = kc.getCurrentUser();
     this.#dynamicAuth = user?.exec !== undefined || user?.authProvider !== undefined;
   }
@@ -213,7 +277,7 @@ export class KubeClient {
     try {
       kc.loadFromString(text);
     } catch (err) {
-      throw new Error(`invalid kubeconfig: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`invalid kubeconfig: ${withoutSource(err)}`);
     }
     if (kc.getContexts().length === 0) throw new Error("invalid kubeconfig: no contexts");
     const only = kc.getContexts()[0];
@@ -241,7 +305,12 @@ export class KubeClient {
    * with this client's credentials; Kubernetes RBAC then decides as for that user.
    */
   impersonating(user: Impersonation): KubeClient {
-    const child = new KubeClient(this.#kc, { userAgent: this.#userAgent, timeoutMs: this.#timeoutMs });
+    const child = new KubeClient(this.#kc, {
+      userAgent: this.#userAgent,
+      timeoutMs: this.#timeoutMs,
+      maxResponseBytes: this.#maxResponseBytes,
+      maxWatchEventBytes: this.#maxWatchEventBytes,
+    });
     child.#limiter = this.#limiter;
     child.#agent = this.#getAgent();
     child.#ownsAgent = false;
@@ -258,22 +327,52 @@ export class KubeClient {
     return this.#requests;
   }
 
+  /**
+   * One request; resolves with the answer's JSON object. Rejects with KubeApiError for an error
+   * status (or a Status of failure sent with 200), with KubeDecodeError when the answer is not a
+   * JSON object.
+   */
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const response = await this.#send(method, path, options);
-    if (response.status >= 400) throw new KubeApiError(method, path, response.status, response.body);
-    return response.body as T;
+    const contentType = response.headers["content-type"];
+    if (response.status >= 400) throw new KubeApiError(method, path, response.status, response.body, contentType);
+    if (response.problem !== undefined) throw new KubeDecodeError(method, path, response.problem);
+    if (response.status < 200 || response.status > 299) {
+      throw new KubeDecodeError(method, path, `unexpected status ${response.status}`);
+    }
+    const body = response.body;
+    if (!isRecord(body)) {
+      throw new KubeDecodeError(method, path, `expected a JSON object, ${describeBody(body, contentType)}`);
+    }
+    if (body.kind === "Status" && body.status === "Failure") {
+      const status = asStatus(body);
+      throw new KubeApiError(method, path, typeof status?.code === "number" ? status.code : 500, body, contentType);
+    }
+    return body as T;
   }
 
+  /** The object, or undefined when the API server answered 404 with a NotFound Status (nothing less proves it absent). */
   async get(ref: ResourceRef, name: string, namespace?: string): Promise<KubeObject | undefined> {
+    const path = resourcePath(ref, namespace, name);
+    let body: unknown;
     try {
-      return await this.request<KubeObject>("GET", resourcePath(ref, namespace, name));
+      body = await this.request("GET", path);
     } catch (err) {
-      if (err instanceof KubeApiError && err.code === 404) return undefined;
+      if (err instanceof KubeApiError && err.isNotFound) return undefined;
       throw err;
     }
+    const obj = decodeObject("GET", path, body, ref);
+    if (obj.metadata.name !== name) {
+      throw new KubeDecodeError("GET", path, `answered with an object named ${JSON.stringify(obj.metadata.name)}`);
+    }
+    return obj;
   }
 
-  async list(ref: ResourceRef, options: ListOptions = {}): Promise<{ items: KubeObject[]; resourceVersion: string }> {
+  /** Every object of a (paged) list; rejects unless every page is a real list of ref's objects. */
+  async list(
+    ref: ResourceRef,
+    options: ListOptions = {},
+  ): Promise<{ items: KubeObject[]; resourceVersion: string; kind: string }> {
     const path = resourcePath(ref, options.namespace);
     const limit = options.limit ?? defaultPageSize;
     const items: KubeObject[] = [];
@@ -281,14 +380,9 @@ export class KubeClient {
     let kind = "";
     let continueToken: string | undefined;
     do {
-      type ListPage = {
-        kind?: string;
-        metadata?: { resourceVersion?: string; continue?: string };
-        items?: KubeObject[] | null;
-      };
       let page: ListPage;
       try {
-        page = await this.request<ListPage>("GET", path, {
+        page = await this.#listPage(ref, path, options.namespace, {
           query: {
             labelSelector: options.labelSelector,
             fieldSelector: options.fieldSelector,
@@ -304,32 +398,74 @@ export class KubeClient {
         throw err;
       }
       if (continueToken === undefined) {
-        resourceVersion = page.metadata?.resourceVersion ?? "";
-        kind = page.kind?.replace(/List$/, "") ?? "";
+        resourceVersion = page.resourceVersion;
+        kind = page.kind;
+      } else if (page.kind !== kind) {
+        throw new KubeDecodeError("GET", path, `a later page lists ${page.kind}, the first listed ${kind}`);
       }
-      for (const item of page.items ?? []) items.push(item);
-      continueToken = page.metadata?.continue || undefined;
+      for (const item of page.items) items.push(item);
+      continueToken = page.continue;
     } while (continueToken !== undefined);
+    return { items, resourceVersion, kind };
+  }
+
+  /** One page of a list, checked to be a list of ref's objects (in namespace, when given). */
+  async #listPage(
+    ref: ResourceRef,
+    path: string,
+    namespace: string | undefined,
+    options: RequestOptions,
+  ): Promise<ListPage> {
+    const body = await this.request<Record<string, unknown>>("GET", path, options);
     const apiVersion = apiVersionOf(ref);
-    for (const item of items) {
-      item.apiVersion ??= apiVersion;
-      if (item.kind === undefined && kind !== "") item.kind = kind;
+    const listKind = body.kind;
+    if (typeof listKind !== "string" || !listKind.endsWith("List") || listKind === "List") {
+      throw new KubeDecodeError("GET", path, `expected a list, got kind ${JSON.stringify(listKind)}`);
     }
-    return { items, resourceVersion };
+    if (body.apiVersion !== apiVersion) {
+      throw new KubeDecodeError(
+        "GET",
+        path,
+        `expected a list of ${apiVersion}, got ${JSON.stringify(body.apiVersion)}`,
+      );
+    }
+    const metadata = body.metadata;
+    if (!isRecord(metadata) || typeof metadata.resourceVersion !== "string") {
+      throw new KubeDecodeError("GET", path, "the list has no metadata.resourceVersion");
+    }
+    if (!Array.isArray(body.items)) throw new KubeDecodeError("GET", path, "the list has no items array");
+    const kind = listKind.slice(0, -"List".length);
+    const items = body.items.map((item: unknown, i: number) => {
+      const obj = decodeObject("GET", path, item, ref, kind, `items[${i}]`);
+      if (namespace !== undefined && namespace !== "" && obj.metadata.namespace !== namespace) {
+        throw new KubeDecodeError("GET", path, `items[${i}] is in another namespace`);
+      }
+      return obj;
+    });
+    const next = metadata.continue;
+    return {
+      kind,
+      resourceVersion: metadata.resourceVersion,
+      items,
+      continue: typeof next === "string" && next !== "" ? next : undefined,
+    };
+  }
+
+  /** A request whose answer is one object of ref. */
+  async #object(ref: ResourceRef, method: string, path: string, options: RequestOptions): Promise<KubeObject> {
+    return decodeObject(method, path, await this.request(method, path, options), ref);
   }
 
   create(ref: ResourceRef, obj: KubeObject): Promise<KubeObject> {
-    return this.request<KubeObject>("POST", resourcePath(ref, obj.metadata.namespace), { body: obj });
+    return this.#object(ref, "POST", resourcePath(ref, obj.metadata.namespace), { body: obj });
   }
 
   update(ref: ResourceRef, obj: KubeObject): Promise<KubeObject> {
-    return this.request<KubeObject>("PUT", resourcePath(ref, obj.metadata.namespace, obj.metadata.name), {
-      body: obj,
-    });
+    return this.#object(ref, "PUT", resourcePath(ref, obj.metadata.namespace, obj.metadata.name), { body: obj });
   }
 
   updateStatus(ref: ResourceRef, obj: KubeObject): Promise<KubeObject> {
-    return this.request<KubeObject>("PUT", resourcePath(ref, obj.metadata.namespace, obj.metadata.name, "status"), {
+    return this.#object(ref, "PUT", resourcePath(ref, obj.metadata.namespace, obj.metadata.name, "status"), {
       body: obj,
     });
   }
@@ -350,7 +486,7 @@ export class KubeClient {
     subresource: string | undefined,
   ): Promise<KubeObject> {
     const path = resourcePath(ref, obj.metadata.namespace, obj.metadata.name, subresource);
-    return this.request<KubeObject>("PATCH", path, {
+    return this.#object(ref, "PATCH", path, {
       body: obj,
       contentType: applyPatch,
       query: { fieldManager, force: force ? "true" : undefined },
@@ -364,7 +500,7 @@ export class KubeClient {
     patch: unknown,
     subresource?: string,
   ): Promise<KubeObject> {
-    return this.request<KubeObject>("PATCH", resourcePath(ref, namespace, name, subresource), {
+    return this.#object(ref, "PATCH", resourcePath(ref, namespace, name, subresource), {
       body: patch,
       contentType: mergePatchType,
     });
@@ -383,7 +519,7 @@ export class KubeClient {
       await this.request("DELETE", resourcePath(ref, namespace, name), { body });
       return true;
     } catch (err) {
-      if (err instanceof KubeApiError && err.code === 404) return false;
+      if (err instanceof KubeApiError && err.isNotFound) return false;
       throw err;
     }
   }
@@ -391,7 +527,9 @@ export class KubeClient {
   /**
    * One watch request: resolves when the server ends the stream (or signal aborts it); rejects with
    * KubeApiError (410 for an expired resourceVersion, also when it arrives as an ERROR event in the
-   * stream), or with the error onEvent threw.
+   * stream), with KubeDecodeError for a stream that is not a watch of ref's objects (a line that is
+   * not JSON or not UTF-8, an event over the size limit, an object of another kind or namespace),
+   * or with the error onEvent threw.
    */
   async watch(
     ref: ResourceRef,
@@ -419,18 +557,29 @@ export class KubeClient {
         throw err;
       }
       if (res.statusCode === 200) break;
-      const response = await readResponse(res);
+      const response = await readResponse(res, this.#maxResponseBytes);
       if (response.status === 401) this.#auth = undefined;
       if (response.status === 429 && attempt < max429Retries) {
         await sleepOrAbort(retryDelayMs(response), signal);
         continue;
       }
-      throw new KubeApiError("GET", path, response.status, response.body);
+      if (response.status >= 400) {
+        throw new KubeApiError("GET", path, response.status, response.body, response.headers["content-type"]);
+      }
+      throw new KubeDecodeError("GET", path, `unexpected status ${response.status} for a watch`);
     }
     const stream = res;
+    const contentType = stream.headers["content-type"] ?? "";
+    if (!contentType.includes("json")) {
+      stream.destroy();
+      throw new KubeDecodeError(
+        "GET",
+        path,
+        `the watch answered with ${contentType.split(";")[0] || "no content type"}`,
+      );
+    }
+    const events = new WatchDecoder(path, ref, options, this.#maxWatchEventBytes);
     await new Promise<void>((resolve, reject) => {
-      const decoder = new StringDecoder("utf8");
-      let buffered = "";
       let done = false;
       const finish = (err?: unknown) => {
         if (done) return;
@@ -447,37 +596,12 @@ export class KubeClient {
         finish();
       };
       signal.addEventListener("abort", onAbort, { once: true });
-      const handleLine = (line: string) => {
-        if (line.trim() === "") return;
-        let event: { type?: string; object?: unknown };
-        try {
-          event = JSON.parse(line) as typeof event;
-        } catch {
-          throw new Error(`GET ${path}: watch sent a line that is not JSON: ${line.slice(0, 200)}`);
-        }
-        if (event.type === "ERROR") {
-          const status = asStatus(event.object);
-          throw new KubeApiError("GET", path, status?.code ?? 500, event.object);
-        }
-        if (
-          event.type === "ADDED" ||
-          event.type === "MODIFIED" ||
-          event.type === "DELETED" ||
-          event.type === "BOOKMARK"
-        ) {
-          onEvent({ type: event.type, object: event.object as KubeObject });
-        }
-      };
       stream.on("data", (chunk: Buffer) => {
         if (done) return;
-        buffered += decoder.write(chunk);
-        let newline = buffered.indexOf("\n");
         try {
-          while (newline >= 0 && !done) {
-            const line = buffered.slice(0, newline);
-            buffered = buffered.slice(newline + 1);
-            handleLine(line);
-            newline = buffered.indexOf("\n");
+          for (const event of events.write(chunk)) {
+            if (done) break;
+            onEvent(event);
           }
         } catch (err) {
           finish(err);
@@ -485,7 +609,7 @@ export class KubeClient {
       });
       stream.on("end", () => {
         try {
-          handleLine(buffered + decoder.end());
+          for (const event of events.end()) onEvent(event);
           finish();
         } catch (err) {
           finish(err);
@@ -500,7 +624,12 @@ export class KubeClient {
   }
 
   serverVersion(): Promise<{ gitVersion: string }> {
-    return this.request<{ gitVersion: string }>("GET", "/version");
+    return this.request<{ gitVersion?: unknown }>("GET", "/version", { maxBytes: 64 * 1024 }).then((v) => {
+      if (typeof v.gitVersion !== "string" || v.gitVersion.length > 200) {
+        throw new KubeDecodeError("GET", "/version", "the answer has no gitVersion");
+      }
+      return { gitVersion: v.gitVersion };
+    });
   }
 
   /** Destroys the keep-alive agent; later requests fail. */
@@ -514,7 +643,12 @@ export class KubeClient {
   async #send(method: string, path: string, options: RequestOptions): Promise<Response> {
     for (let attempt = 0; ; attempt++) {
       const res = await this.#open(method, path, options, undefined, this.#timeoutMs);
-      const response = await readResponse(res);
+      const response = await readResponse(
+        res,
+        Math.min(options.maxBytes ?? Number.POSITIVE_INFINITY, this.#maxResponseBytes),
+      ).catch((err: unknown) => {
+        throw err instanceof ResponseTooLarge ? new KubeDecodeError(method, path, err.message) : err;
+      });
       if (response.status === 401) this.#auth = undefined;
       if (response.status === 429 && attempt < max429Retries) {
         await sleep(retryDelayMs(response));
@@ -578,7 +712,13 @@ export class KubeClient {
   }
 
   #getAgent(): Promise<http.Agent> {
-    this.#agent ??= this.#makeAgent();
+    if (this.#agent === undefined) {
+      const agent = this.#makeAgent();
+      // unusable TLS material fails every request that awaits it; held but unawaited, it must not
+      // become an unhandled rejection (which ends the process)
+      agent.catch(() => undefined);
+      this.#agent = agent;
+    }
     return this.#agent;
   }
 
@@ -633,28 +773,208 @@ function wrapNetworkError(method: string, path: string, err: Error): Error {
   return new Error(`${method} ${path}: ${err.message}`, { cause: err });
 }
 
-function readResponse(res: http.IncomingMessage): Promise<Response> {
+class ResponseTooLarge extends Error {}
+
+/**
+ * Reads an answer up to maxBytes (then destroys it and rejects). A body that is not UTF-8, or
+ * labelled JSON but not parseable, resolves with a problem: the caller decides what it means.
+ */
+function readResponse(res: http.IncomingMessage, maxBytes: number): Promise<Response> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    res.on("data", (chunk: Buffer) => chunks.push(chunk));
+    let size = 0;
+    res.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        res.destroy();
+        reject(new ResponseTooLarge(`the answer is larger than ${maxBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
     res.on("error", reject);
     res.on("close", () => {
       if (!res.complete) reject(new Error(`connection closed before the answer (${res.statusCode}) was complete`));
     });
     res.on("end", () => {
-      const text = Buffer.concat(chunks).toString("utf8");
-      let body: unknown = text;
-      if (text === "") body = undefined;
-      else if ((res.headers["content-type"] ?? "").includes("json")) {
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = text;
-        }
+      const status = res.statusCode ?? 0;
+      const headers = res.headers;
+      if (size === 0) {
+        resolve({ status, headers, body: undefined });
+        return;
       }
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+      let text: string;
+      try {
+        text = strictUtf8.decode(Buffer.concat(chunks));
+      } catch {
+        resolve({ status, headers, body: undefined, problem: "the answer is not UTF-8 text" });
+        return;
+      }
+      if (!(headers["content-type"] ?? "").includes("json")) {
+        resolve({
+          status,
+          headers,
+          body: text,
+          problem: `expected JSON, ${describeBody(text, headers["content-type"])}`,
+        });
+        return;
+      }
+      try {
+        resolve({ status, headers, body: JSON.parse(text) });
+      } catch {
+        resolve({ status, headers, body: text, problem: `the answer is not valid JSON (${size} bytes)` });
+      }
     });
   });
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+type ListPage = { kind: string; resourceVersion: string; items: KubeObject[]; continue: string | undefined };
+
+/**
+ * One object of ref (of kind, when known), its apiVersion and kind filled in where a list leaves
+ * them out. at names the place in the answer for messages.
+ */
+function decodeObject(
+  method: string,
+  path: string,
+  value: unknown,
+  ref: ResourceRef,
+  kind?: string,
+  at = "the answer",
+): KubeObject {
+  if (!isRecord(value)) throw new KubeDecodeError(method, path, `${at} is not an object`);
+  const metadata = value.metadata;
+  if (!isRecord(metadata) || typeof metadata.name !== "string" || metadata.name === "") {
+    throw new KubeDecodeError(method, path, `${at} has no metadata.name`);
+  }
+  if (metadata.namespace !== undefined && typeof metadata.namespace !== "string") {
+    throw new KubeDecodeError(method, path, `${at} has a metadata.namespace that is not a string`);
+  }
+  const apiVersion = apiVersionOf(ref);
+  if (value.apiVersion !== undefined && value.apiVersion !== apiVersion) {
+    throw new KubeDecodeError(method, path, `${at} is ${JSON.stringify(value.apiVersion)}, expected ${apiVersion}`);
+  }
+  if (value.kind !== undefined && (typeof value.kind !== "string" || (kind !== undefined && value.kind !== kind))) {
+    throw new KubeDecodeError(
+      method,
+      path,
+      `${at} is of kind ${JSON.stringify(value.kind)}${kind ? `, expected ${kind}` : ""}`,
+    );
+  }
+  if (value.kind === undefined && kind === undefined) throw new KubeDecodeError(method, path, `${at} has no kind`);
+  value.apiVersion = apiVersion;
+  value.kind ??= kind;
+  return value as KubeObject;
+}
+
+/** Splits a watch stream into events, line by line, each line bounded and decoded strictly. */
+class WatchDecoder {
+  readonly #decoder = new TextDecoder("utf-8", { fatal: true });
+  readonly #path: string;
+  readonly #ref: ResourceRef;
+  readonly #options: WatchOptions;
+  readonly #maxBytes: number;
+  #buffered = "";
+
+  constructor(path: string, ref: ResourceRef, options: WatchOptions, maxBytes: number) {
+    this.#path = path;
+    this.#ref = ref;
+    this.#options = options;
+    this.#maxBytes = maxBytes;
+  }
+
+  write(chunk: Buffer): WatchEvent[] {
+    let text: string;
+    try {
+      text = this.#decoder.decode(chunk, { stream: true });
+    } catch {
+      throw new KubeDecodeError("GET", this.#path, "the watch sent bytes that are not UTF-8");
+    }
+    return this.#lines(text, false);
+  }
+
+  end(): WatchEvent[] {
+    let text: string;
+    try {
+      text = this.#decoder.decode();
+    } catch {
+      throw new KubeDecodeError("GET", this.#path, "the watch ended inside a UTF-8 character");
+    }
+    return this.#lines(text, true);
+  }
+
+  #lines(text: string, last: boolean): WatchEvent[] {
+    const events: WatchEvent[] = [];
+    let from = 0;
+    let newline = text.indexOf("\n");
+    // a line is parsed from the buffer plus this chunk: only the unfinished tail is kept
+    while (newline >= 0) {
+      const line = this.#buffered + text.slice(from, newline);
+      this.#buffered = "";
+      this.#check(line.length);
+      const event = this.#parse(line);
+      if (event !== undefined) events.push(event);
+      from = newline + 1;
+      newline = text.indexOf("\n", from);
+    }
+    this.#buffered += text.slice(from);
+    this.#check(this.#buffered.length);
+    if (last) {
+      const event = this.#parse(this.#buffered);
+      this.#buffered = "";
+      if (event !== undefined) events.push(event);
+    }
+    return events;
+  }
+
+  /** length in UTF-16 units: at most three bytes each, at least one, so the bound holds within a factor */
+  #check(length: number): void {
+    if (length > this.#maxBytes) {
+      throw new KubeDecodeError("GET", this.#path, `a watch event is larger than ${this.#maxBytes} bytes`);
+    }
+  }
+
+  #parse(line: string): WatchEvent | undefined {
+    if (line.trim() === "") return undefined;
+    let event: unknown;
+    try {
+      event = JSON.parse(line);
+    } catch {
+      throw new KubeDecodeError(
+        "GET",
+        this.#path,
+        `the watch sent a line that is not JSON (${line.length} characters)`,
+      );
+    }
+    if (!isRecord(event)) throw new KubeDecodeError("GET", this.#path, "the watch sent an event that is not an object");
+    const { type, object } = event;
+    if (type === "ERROR") {
+      const status = asStatus(object);
+      throw new KubeApiError(
+        "GET",
+        this.#path,
+        typeof status?.code === "number" ? status.code : 500,
+        object,
+        "application/json",
+      );
+    }
+    if (type === "BOOKMARK") {
+      const rv = isRecord(object) && isRecord(object.metadata) ? object.metadata.resourceVersion : undefined;
+      if (typeof rv !== "string") throw new KubeDecodeError("GET", this.#path, "a bookmark without resourceVersion");
+      return { type, object: object as KubeObject };
+    }
+    if (type !== "ADDED" && type !== "MODIFIED" && type !== "DELETED") {
+      throw new KubeDecodeError("GET", this.#path, `the watch sent an event of type ${JSON.stringify(type)}`);
+    }
+    const obj = decodeObject("GET", this.#path, object, this.#ref, this.#options.kind, `a ${type} event`);
+    const namespace = this.#options.namespace;
+    if (namespace !== undefined && namespace !== "" && obj.metadata.namespace !== namespace) {
+      throw new KubeDecodeError("GET", this.#path, `a ${type} event is in another namespace`);
+    }
+    return { type, object: obj };
+  }
 }
 
 function retryDelayMs(response: Response): number {

@@ -50,6 +50,8 @@ export class Informer {
   #failing = false;
   #lastError: unknown;
   #abort: AbortController | undefined;
+  /** the kind of the listed objects: every watch event must carry it */
+  #kind: string | undefined;
   #loop: Promise<void> | undefined;
 
   constructor(client: KubeClient, ref: ResourceRef, options: InformerOptions = {}) {
@@ -169,6 +171,7 @@ export class Informer {
             resourceVersion,
             timeoutSeconds: 240 + Math.floor(Math.random() * 121),
             allowBookmarks: true,
+            ...(this.#kind ? { kind: this.#kind } : {}),
           },
           onEvent,
           signal,
@@ -212,12 +215,14 @@ export class Informer {
 
   /**
    * Lists, replaces the cache and emits the differences; returns the list's resourceVersion, or
-   * undefined when stopped meanwhile.
+   * undefined when stopped meanwhile. A list that fails (an error status, or an answer that is not a
+   * real list, see KubeDecodeError) changes nothing: no deletion is ever concluded from it.
    */
   async #relist(signal: AbortSignal): Promise<string | undefined> {
     const listed = await abortable(this.#client.list(this.#ref, this.#options), signal);
     if (listed === undefined) return undefined;
-    const { items, resourceVersion } = listed;
+    const { items, resourceVersion, kind } = listed;
+    this.#kind = kind;
     const fresh = new Map<string, KubeObject>();
     for (const item of items) fresh.set(keyOf(item), item);
     const previous = new Map(this.#cache);

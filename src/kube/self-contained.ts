@@ -36,7 +36,7 @@ export function assertSelfContained(text: string): void {
   try {
     doc = parse(text);
   } catch (err) {
-    throw new Error(`invalid kubeconfig: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`invalid kubeconfig: ${withoutSource(err)}`);
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
     throw new Error("invalid kubeconfig: not a YAML or JSON object");
@@ -54,4 +54,28 @@ export function assertSelfContained(text: string): void {
         throw new Error(`kubeconfig cluster "${name}" ${why}${hint}`);
     }
   }
+}
+
+/**
+ * The message of a YAML error without the source lines its libraries quote: a kubeconfig's text
+ * (or whatever a Secret held instead) never goes into a message.
+ */
+export function withoutSource(err: unknown): string {
+  if (!(err instanceof Error)) return "not a kubeconfig";
+  const mark = (err as { mark?: { line?: number; column?: number } }).mark;
+  const reason = (err as { reason?: unknown }).reason;
+  if (typeof reason === "string" && mark?.line !== undefined) {
+    return `${unquoted(reason)} at line ${mark.line + 1}, column ${(mark.column ?? 0) + 1}`;
+  }
+  const linePos = (err as { linePos?: Array<{ line?: number; col?: number }> }).linePos?.[0];
+  const firstLine = err.message.split("\n")[0] ?? "";
+  const text = firstLine.replace(/:\s*$/, "").replace(/\s+at line \d+, column \d+.*/, "");
+  if (linePos?.line !== undefined) return `${unquoted(text)} at line ${linePos.line}, column ${linePos.col ?? 1}`;
+  // a schema error of the kubeconfig loader ("clusters[0].cluster.server is missing") names fields only
+  return text === "" ? "not a kubeconfig" : unquoted(text);
+}
+
+/** A library's message with whatever it quoted from the text replaced. */
+function unquoted(message: string): string {
+  return message.replace(/"[^"]*"|'[^']*'|`[^`]*`/g, "(…)").slice(0, 200);
 }

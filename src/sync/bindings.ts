@@ -14,6 +14,7 @@ import { aggregatedRoles, consumerCrd } from "./consumer-crd.ts";
 import { bindingObject, EventRecorder } from "./events.ts";
 import type { BindingRef, ExportContext } from "./export-context.ts";
 import { ExportSync } from "./export-sync.ts";
+import type { HealthReport } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
 import type { SyncMetrics } from "./metrics.ts";
 import { annotations, fieldManager, finalizer, labels, managedByValue, providerNamespace } from "./naming.ts";
@@ -57,7 +58,16 @@ type BindingState = {
   appInformers?: InformerRegistry;
   exports: Map<string, { sync: ExportSync; signature: string; crdVersion: string }>;
   namespaces: Set<string>;
+  /** the last look at the app cluster's /version, and when to look again */
+  probe?: { condition: Condition; next: number; failures: number };
 };
+
+/** a reachable app cluster is asked again after this long; an unreachable one backs off up to probeMaxMs */
+const probeOkMs = 60_000;
+const probeMinMs = 1_000;
+const probeMaxMs = 60_000;
+/** an app cluster answers each request within this, unless the options say otherwise */
+const defaultAppTimeoutMs = 10_000;
 
 export type BindingControllerOptions = {
   control: KubeClient;
@@ -70,6 +80,11 @@ export type BindingControllerOptions = {
   appClientOptions?: ClientOptions;
   /** how often the status of each binding is refreshed */
   resyncMs?: number;
+  /**
+   * bindings reconciled at once: each waits mostly on its own app cluster, so a hanging one holds
+   * one worker and no more (default 32)
+   */
+  bindingWorkers?: number;
 };
 
 export class BindingController {
@@ -88,7 +103,7 @@ export class BindingController {
     this.#o = options;
     this.#events = new EventRecorder(options.control, options.logger);
     this.#queue = new WorkQueue({
-      workers: 2,
+      workers: options.bindingWorkers ?? 32,
       process: (key) => this.#reconcile(key),
       onError: (key, err, retries) =>
         options.logger[retries > 3 ? "warn" : "info"](
@@ -129,6 +144,19 @@ export class BindingController {
     await Promise.all(this.#release.map((r) => r()));
   }
 
+  /** The controller itself: its control-plane caches filled and its queue working (no app cluster counts). */
+  health(): HealthReport {
+    if (!this.#queue.running) return { live: false, ready: false, detail: "the binding controller is stopped" };
+    const waiting = [
+      ...(this.#bindings.hasSynced() ? [] : ["bindings"]),
+      ...(this.#templates.hasSynced() ? [] : ["templates"]),
+    ];
+    if (waiting.length > 0) {
+      return { live: true, ready: false, detail: `waiting for the first list of ${waiting.join(" and ")}` };
+    }
+    return { live: true, ready: true, detail: "ok" };
+  }
+
   /** Export syncs running now, for health and tests. */
   get exportSyncs(): ExportSync[] {
     return [...this.#states.values()].flatMap((s) => [...s.exports.values()].map((e) => e.sync));
@@ -149,6 +177,8 @@ export class BindingController {
     state.app?.close();
     state.app = undefined;
     state.appInformers = undefined;
+    state.probe = undefined;
+    state.kubeconfigVersion = undefined;
   }
 
   async #reconcile(key: string): Promise<void> {
@@ -186,9 +216,14 @@ export class BindingController {
     const conditions: Condition[] = [];
     const exportStatuses: ExportStatus[] = [];
 
-    const connected = await this.#connect(state, binding, spec);
+    let connected = await this.#connect(state, binding, spec);
+    const failing = [...state.exports.values()].flatMap((e) => e.sync.status().appError ?? []);
+    if (connected.status === "True" && failing.length > 0) {
+      // /version answers, but lists or watches of the bound objects do not: nothing is synced
+      connected = { type: "Connected", status: "False", reason: "ListWatchFailing", message: failing.join("; ") };
+    }
     conditions.push(connected);
-    if (connected.status === "True" && state.app && state.appInformers) {
+    if (state.probe?.condition.status === "True" && state.app && state.appInformers) {
       const wanted = new Set<string>();
       for (const e of spec.exports ?? []) {
         const id = `${e.resource}.${e.group}`;
@@ -249,21 +284,33 @@ export class BindingController {
       reason,
       message: text,
     });
-    if (!secretName) return fail("InvalidSpec", "spec.kubeconfigSecretRef.name is required");
+    // Without usable credentials the binding stops syncing (nothing written, nothing deleted)
+    // until they are back: the old ones may have been withdrawn on purpose.
+    const stopped = async (reason: string, text: string) => {
+      await this.#stopBinding(state);
+      return fail(reason, text);
+    };
+    if (!secretName) return stopped("InvalidSpec", "spec.kubeconfigSecretRef.name is required");
     const secret = await this.#o.control.get(refs.secrets, secretName, binding.metadata.namespace);
     const encoded = (secret?.data as Record<string, string> | undefined)?.[secretKey];
-    if (secret === undefined || encoded === undefined) {
-      return fail("KubeconfigMissing", `secret ${binding.metadata.namespace}/${secretName} has no key "${secretKey}"`);
+    if (secret === undefined || typeof encoded !== "string") {
+      return stopped(
+        "KubeconfigMissing",
+        `secret ${binding.metadata.namespace}/${secretName} ${secret === undefined ? "does not exist" : `has no key "${secretKey}"`}`,
+      );
     }
     if (state.kubeconfigVersion !== secret.metadata.resourceVersion) {
       await this.#stopBinding(state);
       try {
-        state.app = KubeClient.fromUntrustedKubeconfig(
-          Buffer.from(encoded, "base64").toString("utf8"),
-          this.#o.appClientOptions,
-        );
+        state.app = KubeClient.fromUntrustedKubeconfig(Buffer.from(encoded, "base64").toString("utf8"), {
+          timeoutMs: defaultAppTimeoutMs,
+          ...this.#o.appClientOptions,
+        });
       } catch (err) {
-        return fail("InvalidKubeconfig", message(err));
+        return stopped(
+          "InvalidKubeconfig",
+          `secret ${binding.metadata.namespace}/${secretName} key "${secretKey}": ${message(err)}`,
+        );
       }
       state.appInformers = new InformerRegistry(
         state.app,
@@ -271,17 +318,46 @@ export class BindingController {
       );
       state.kubeconfigVersion = secret.metadata.resourceVersion;
     }
+    return this.#probe(state);
+  }
+
+  /**
+   * Whether the app cluster answers, asked at most once a minute while it does, and with growing
+   * pauses (1 s .. 60 s) while it does not, so an unreachable cluster costs little.
+   */
+  async #probe(state: BindingState): Promise<Condition> {
+    const app = state.app;
+    if (app === undefined) return { type: "Connected", status: "False", reason: "NotConnected", message: "" };
+    const last = state.probe;
+    if (last !== undefined && Date.now() < last.next) return last.condition;
     try {
-      const version = await state.app?.serverVersion();
-      return {
-        type: "Connected",
-        status: "True",
-        reason: "Reachable",
-        message: `app cluster ${state.app?.server} (${version?.gitVersion})`,
+      const version = await app.serverVersion();
+      state.probe = {
+        condition: {
+          type: "Connected",
+          status: "True",
+          reason: "Reachable",
+          message: `app cluster ${app.server} (${version.gitVersion})`,
+        },
+        next: Date.now() + probeOkMs,
+        failures: 0,
       };
     } catch (err) {
-      return fail("Unreachable", `app cluster ${state.app?.server}: ${message(err)}`);
+      const failures = (last?.condition.status === "False" ? last.failures : 0) + 1;
+      const pause = Math.min(probeMaxMs, probeMinMs * 2 ** (failures - 1));
+      state.probe = {
+        condition: {
+          type: "Connected",
+          status: "False",
+          reason: "Unreachable",
+          message: `app cluster ${app.server}: ${message(err)}`,
+        },
+        next: Date.now() + pause,
+        failures,
+      };
+      if (state.app === app) this.#queue.addAfter(`${state.ref.namespace}/${state.ref.name}`, pause);
     }
+    return state.probe.condition;
   }
 
   async #syncExport(state: BindingState, group: string, resource: string): Promise<ExportStatus> {

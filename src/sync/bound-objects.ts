@@ -28,23 +28,37 @@ export function providerKey(ctx: ExportContext, namespace: string | undefined, n
     : { namespace: undefined, name: providerClusterScopedName(ctx.binding.uid, name) };
 }
 
-/** The consumer object a provider object mirrors, or undefined when it belongs to no one of ours. */
+/**
+ * The consumer object a provider object mirrors, or undefined when it belongs to no one of ours.
+ * A copy says whose it is in its annotations; a name is never read back from a shortened one.
+ */
 export function consumerKeyOf(
   ctx: ExportContext,
   provider: KubeObject,
   namespaces: Informer,
 ): { namespace: string | undefined; name: string } | undefined {
-  if (!ctx.ref.namespaced) {
-    const prefix = `${bindingPrefix(ctx.binding.uid)}-`;
-    return provider.metadata.name.startsWith(prefix)
-      ? { namespace: undefined, name: provider.metadata.name.slice(prefix.length) }
-      : undefined;
+  let consumerNamespace: string | undefined;
+  if (ctx.ref.namespaced) {
+    const ns = namespaces.get(provider.metadata.namespace ?? "");
+    consumerNamespace = ns?.metadata.labels?.[labels.consumerNamespace];
+    if (ns?.metadata.labels?.[labels.binding] !== ctx.binding.uid || consumerNamespace === undefined) return undefined;
   }
-  const ns = namespaces.get(provider.metadata.namespace ?? "");
-  const consumerNamespace = ns?.metadata.labels?.[labels.consumerNamespace];
-  if (ns?.metadata.labels?.[labels.binding] !== ctx.binding.uid || consumerNamespace === undefined) return undefined;
-  return { namespace: consumerNamespace, name: provider.metadata.name };
+  const recorded = provider.metadata.annotations?.[annotations.consumerName];
+  if (recorded !== undefined && provider.metadata.labels?.[labels.binding] === ctx.binding.uid) {
+    if (ctx.ref.namespaced && provider.metadata.annotations?.[annotations.consumerNamespace] !== consumerNamespace) {
+      return undefined;
+    }
+    return { namespace: consumerNamespace, name: recorded };
+  }
+  if (ctx.ref.namespaced) return { namespace: consumerNamespace, name: provider.metadata.name };
+  const prefix = `${bindingPrefix(ctx.binding.uid)}-`;
+  const name = provider.metadata.name;
+  // at the length limit the name may have been shortened: only its annotation can tell
+  if (!name.startsWith(prefix) || name.length >= maxNameLength) return undefined;
+  return { namespace: undefined, name: name.slice(prefix.length) };
 }
+
+const maxNameLength = 253;
 
 export function objectKey(namespace: string | undefined, name: string): string {
   return `obj:${namespace ?? ""}/${name}`;
@@ -64,7 +78,13 @@ function desiredProviderCopy(ctx: ExportContext, consumer: KubeObject): KubeObje
       name: where.name,
       ...(where.namespace === undefined ? {} : { namespace: where.namespace }),
       labels: { ...consumer.metadata.labels, [labels.binding]: ctx.binding.uid },
-      annotations: { [annotations.consumerUid]: consumer.metadata.uid ?? "" },
+      annotations: {
+        [annotations.consumerUid]: consumer.metadata.uid ?? "",
+        [annotations.consumerName]: consumer.metadata.name,
+        ...(consumer.metadata.namespace === undefined
+          ? {}
+          : { [annotations.consumerNamespace]: consumer.metadata.namespace }),
+      },
     },
     ...(consumer.spec === undefined ? {} : { spec: consumer.spec }),
   };
@@ -72,9 +92,10 @@ function desiredProviderCopy(ctx: ExportContext, consumer: KubeObject): KubeObje
 
 function ownLabelsMatch(current: KubeObject, desired: KubeObject): boolean {
   const have = current.metadata.labels ?? {};
+  const noted = current.metadata.annotations ?? {};
   return (
     Object.entries(desired.metadata.labels ?? {}).every(([k, v]) => have[k] === v) &&
-    current.metadata.annotations?.[annotations.consumerUid] === desired.metadata.annotations?.[annotations.consumerUid]
+    Object.entries(desired.metadata.annotations ?? {}).every(([k, v]) => noted[k] === v)
   );
 }
 
@@ -88,7 +109,7 @@ function withoutOurConditions(status: unknown): unknown {
 
 export async function reconcileBoundObject(
   ctx: ExportContext,
-  informers: { app: Informer; provider: Informer },
+  informers: { app: Informer; provider: Informer; namespaces: Informer },
   namespace: string | undefined,
   name: string,
 ): Promise<void> {
@@ -98,20 +119,26 @@ export async function reconcileBoundObject(
   const ref: ResourceRef = ctx.ref;
 
   if (consumer === undefined) {
-    // A copy of ours whose consumer object is gone: delete it. A provider object that is not a
-    // copy of ours is adopted elsewhere (see adoptProviderObject).
+    // A copy of ours whose consumer object is gone: delete it, once the app cluster itself says
+    // the object is not there. The cache's word is no proof: it may come from a relist through a
+    // broken proxy. A provider object that is not a copy of ours is adopted elsewhere.
     if (
       provider !== undefined &&
       provider.metadata.labels?.[labels.binding] === ctx.binding.uid &&
-      informers.app.hasSynced()
+      provider.metadata.deletionTimestamp === undefined &&
+      informers.app.hasSynced() &&
+      consumerKeyOf(ctx, provider, informers.namespaces)?.name === name
     ) {
-      if (provider.metadata.deletionTimestamp === undefined) {
-        await ctx.control.delete(ref, where.name, where.namespace, { uid: provider.metadata.uid });
-        ctx.log.info(
-          { object: `${where.namespace ?? ""}/${where.name}` },
-          "deleted provider copy of a deleted consumer object",
-        );
+      const live = await ctx.app.get(ref, name, namespace);
+      if (live !== undefined) {
+        ctx.log.debug({ object: `${namespace ?? ""}/${name}` }, "consumer object still there; its event is on the way");
+        return;
       }
+      await ctx.control.delete(ref, where.name, where.namespace, { uid: provider.metadata.uid });
+      ctx.log.info(
+        { object: `${where.namespace ?? ""}/${where.name}` },
+        "deleted provider copy of a deleted consumer object",
+      );
     }
     return;
   }
@@ -238,7 +265,11 @@ export async function adoptProviderObject(
         name: provider.metadata.name,
         ...(provider.metadata.namespace === undefined ? {} : { namespace: provider.metadata.namespace }),
         labels: { [labels.binding]: ctx.binding.uid },
-        annotations: { [annotations.consumerUid]: created.metadata.uid ?? "" },
+        annotations: {
+          [annotations.consumerUid]: created.metadata.uid ?? "",
+          [annotations.consumerName]: consumerName,
+          ...(consumerNamespace === undefined ? {} : { [annotations.consumerNamespace]: consumerNamespace }),
+        },
       },
     },
     `${fieldManager}-adopt`,

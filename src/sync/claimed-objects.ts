@@ -67,17 +67,25 @@ export async function reconcileClaimedObject(
   const mapped = providerNamespace(ctx.binding.uid, appNamespace);
   const [sourceNs, targetNs] = claim.selector.owner === "Provider" ? [mapped, appNamespace] : [appNamespace, mapped];
   const ref = claimRef(claim);
-  const source = sides.source.get(name, sourceNs);
+  let source = sides.source.get(name, sourceNs);
   const target = sides.target.get(name, targetNs);
+  const ourCopy =
+    target !== undefined && isOurCopy(ctx, target, claim) && target.metadata.deletionTimestamp === undefined;
+  if (source === undefined && ourCopy) {
+    // About to delete a copy because its original is not in the cache: only the source cluster's
+    // own NotFound proves it gone (a cache may have been filled by a broken relist).
+    source = await sides.source.client.get(ref, name, sourceNs);
+    if (source !== undefined) return { result: "unchanged" }; // its event is on the way
+  }
   const selected =
     source !== undefined &&
     source.metadata.deletionTimestamp === undefined &&
     !clusterLocal(source) &&
     claimSelects(claim.selector, { name, labels: source.metadata.labels }, appNamespace);
 
-  if (!selected) {
-    if (target !== undefined && isOurCopy(ctx, target, claim) && target.metadata.deletionTimestamp === undefined) {
-      await sides.target.client.delete(ref, name, targetNs, { uid: target.metadata.uid });
+  if (!selected || source === undefined) {
+    if (ourCopy) {
+      await sides.target.client.delete(ref, name, targetNs, { uid: target?.metadata.uid });
       return { result: "deleted" };
     }
     return { result: "unchanged" };

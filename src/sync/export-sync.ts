@@ -87,13 +87,16 @@ export class ExportSync {
     await Promise.all(released);
   }
 
-  status(): { objects: number; lastSync: Date | undefined; synced: boolean; conflicts: string[] } {
+  /** appError: why the app cluster's objects cannot be listed or watched now */
+  status(): { objects: number; lastSync: Date | undefined; synced: boolean; conflicts: string[]; appError?: string } {
     const objects = this.#app?.list().filter((o) => o.metadata.deletionTimestamp === undefined).length ?? 0;
+    const failing = this.#app?.failing ? this.#app : undefined;
     return {
       objects,
       lastSync: this.#lastSync,
       synced: this.#app?.hasSynced() === true && this.#provider.hasSynced(),
       conflicts: [...this.#conflicts.values()],
+      ...(failing ? { appError: errorText(failing.lastError) } : {}),
     };
   }
 
@@ -189,7 +192,7 @@ export class ExportSync {
       }
       const [ns, name = ""] = splitOnce(rest, "/");
       const namespace = ns === "" ? undefined : ns;
-      const informers = { app: this.#app, provider: this.#provider };
+      const informers = { app: this.#app, provider: this.#provider, namespaces: this.#namespaces };
       if (kind === "adopt") {
         const provider = this.#provider.get(name, namespace);
         const consumer = provider && consumerKeyOf(this.ctx, provider, this.#namespaces);
@@ -244,4 +247,8 @@ export class ExportSync {
 function splitOnce(text: string, separator: string): [string, string | undefined] {
   const at = text.indexOf(separator);
   return at < 0 ? [text, undefined] : [text.slice(0, at), text.slice(at + separator.length)];
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -6,6 +6,7 @@ import type { ClientOptions, KubeClient } from "../kube/client.ts";
 import { listen } from "../listen.ts";
 import { AutoExportController } from "./auto-export.ts";
 import { BindingController } from "./bindings.ts";
+import { type HealthServer, serveHealth } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
 import { SyncMetrics } from "./metrics.ts";
 
@@ -16,6 +17,7 @@ export type SyncOptions = {
   namespace?: string;
   appClientOptions?: ClientOptions;
   metricsAddress?: string;
+  /** serve /healthz and /readyz here (the CLI serves them itself, from before leader election) */
   healthAddress?: string;
   resyncMs?: number;
   /** keep a ServiceExport for every XRD labelled bind.klutch.dev/export=true */
@@ -69,19 +71,10 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     servers.push(server);
     ports.metrics = await listen(server, options.metricsAddress);
   }
+  let health: HealthServer | undefined;
   if (options.healthAddress) {
-    const server = createServer((req, res) => {
-      if (req.url === "/healthz") {
-        res.writeHead(200).end("ok");
-      } else if (req.url === "/readyz") {
-        const waiting = controller.exportSyncs.filter((s) => !s.status().synced).length;
-        res.writeHead(waiting === 0 ? 200 : 503).end(waiting === 0 ? "ok" : `${waiting} export(s) not synced yet`);
-      } else {
-        res.writeHead(404).end();
-      }
-    });
-    servers.push(server);
-    ports.health = await listen(server, options.healthAddress);
+    health = await serveHealth(options.healthAddress, () => controller.health());
+    ports.health = health.port;
   }
   options.logger.info({ ...ports, workers: options.workers, namespace: options.namespace ?? "(all)" }, "sync started");
 
@@ -94,6 +87,7 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
       await controller.stop();
       await controlInformers.stopAll();
       await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+      await health?.stop();
       options.logger.info("sync stopped");
     },
   };

@@ -18,6 +18,10 @@ export const labels = {
 export const annotations = {
   /** on a provider copy: uid of the consumer object it mirrors */
   consumerUid: "bind.klutch.dev/consumer-uid",
+  /** on a provider copy: name of the consumer object it mirrors (its own name may be shortened) */
+  consumerName: "bind.klutch.dev/consumer-name",
+  /** on a provider copy of a namespaced object: the consumer object's namespace */
+  consumerNamespace: "bind.klutch.dev/consumer-namespace",
   /** on a claimed copy: uid of the original */
   sourceUid: "bind.klutch.dev/source-uid",
   bindingName: "bind.klutch.dev/binding-name",

@@ -36,6 +36,11 @@ export class WorkQueue {
     return this.#running;
   }
 
+  /** started and not stopped: its workers take keys */
+  get running(): boolean {
+    return this.#workers.length > 0 && !this.#stopped;
+  }
+
   add(key: string): void {
     if (this.#stopped) return;
     if (this.#processing.has(key)) {

@@ -200,7 +200,7 @@ describe("KubeClient", () => {
       assert.equal(err.reason, "Invalid");
       assert.match(err.message, new RegExp(`^POST /api/v1/namespaces/${namespace}/configmaps: 422 Invalid: `));
       assert.match(err.message, /Not_A_Valid_Name/);
-      assert.equal((err.body as { kind?: string }).kind, "Status");
+      assert.equal(err.status?.kind, "Status");
       return true;
     });
     await assert.rejects(client.request("GET", "/apis/no.such.group/v1/things"), (err: unknown) => {

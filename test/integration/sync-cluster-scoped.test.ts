@@ -2,7 +2,14 @@
 // objects of the same name never meet on the control plane.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { bindingPrefix, labels } from "../../src/sync/naming.ts";
+import type { KubeObject } from "../../src/kube/client.ts";
+import {
+  annotations,
+  bindingPrefix,
+  labels,
+  providerClusterScopedName,
+  providerNamespace,
+} from "../../src/sync/naming.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { syncEnv } from "../support/sync-env.ts";
@@ -43,5 +50,59 @@ describe("a cluster-scoped export", () => {
       for (const binding of [first, second])
         assert.equal(await env.controlClient.get(env.ref, copyOf(binding.metadata.uid ?? "")), undefined);
     });
+  });
+});
+
+describe("names at the length limit", () => {
+  // 253 characters, a valid DNS subdomain: four labels of 62 and one of 1
+  const longName = (seed: string) =>
+    `${seed}${"x".repeat(62 - seed.length)}.${"y".repeat(62)}.${"z".repeat(62)}.${"w".repeat(62)}.v`;
+
+  it("a cluster-scoped object of 253 characters round-trips without a create-then-delete loop", async () => {
+    const env = await syncEnv({ scope: "Cluster" });
+    const binding = await env.bind("long-names", []);
+    await env.ready("long-names");
+    const name = longName(`l${uniqueSuffix()}`);
+    assert.equal(name.length, 253);
+    await env.appClient.create(env.ref, {
+      apiVersion: env.apiVersion,
+      kind: env.kind,
+      metadata: { name },
+      spec: { size: "l" },
+    });
+    const copyName = providerClusterScopedName(binding.metadata.uid ?? "", name);
+    assert.notEqual(copyName, `${bindingPrefix(binding.metadata.uid ?? "")}-${name}`, "the copy's name is shortened");
+    let copy: KubeObject | undefined;
+    await eventually("copied", async () => {
+      copy = await env.controlClient.get(env.ref, copyName);
+      assert.equal(copy?.metadata.annotations?.[annotations.consumerName], name);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const later = await env.controlClient.get(env.ref, copyName);
+    assert.equal(later?.metadata.uid, copy?.metadata.uid, "the same copy, never deleted and re-created");
+    assert.equal(later?.metadata.resourceVersion, copy?.metadata.resourceVersion, "and not written again");
+    await env.appClient.delete(env.ref, name);
+    await eventually("gone with its consumer", async () =>
+      assert.equal(await env.controlClient.get(env.ref, copyName), undefined),
+    );
+  });
+
+  it("a namespaced object of 253 characters in a namespace of 63 keeps one copy", async () => {
+    const env = await syncEnv();
+    const binding = await env.bind("long-namespaced", []);
+    await env.ready("long-namespaced");
+    const ns = `n${uniqueSuffix()}`.padEnd(63, "n");
+    const name = longName(`m${uniqueSuffix()}`);
+    await env.appObject(ns, name);
+    const where = providerNamespace(binding.metadata.uid ?? "", ns);
+    let copy: KubeObject | undefined;
+    await eventually("copied", async () => {
+      copy = await env.controlClient.get(env.ref, name, where);
+      assert.equal(copy?.metadata.annotations?.[annotations.consumerNamespace], ns);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const later = await env.controlClient.get(env.ref, name, where);
+    assert.equal(later?.metadata.uid, copy?.metadata.uid);
+    assert.equal(later?.metadata.resourceVersion, copy?.metadata.resourceVersion);
   });
 });

@@ -2,7 +2,7 @@
 // (a unique group per test file), its template, a binding with the app cluster's kubeconfig, and
 // the sync itself running in this process.
 import { readFileSync } from "node:fs";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
@@ -23,8 +23,12 @@ export type SyncEnv = {
   kind: string;
   apiVersion: string;
   bindingNamespace: string;
+  /** the app cluster's kubeconfig, as a binding's Secret holds it */
+  appKubeconfig: string;
   sync: RunningSync | undefined;
   bind: (name: string, claims: PermissionClaim[]) => Promise<KubeObject>;
+  /** a binding of the exported API with a kubeconfig Secret of its own (named after it) holding text */
+  bindWith: (name: string, kubeconfigText: string) => Promise<KubeObject>;
   /** applies the exported API's template (in the binding namespace) without binding it */
   template: (claims: PermissionClaim[]) => Promise<void>;
   /** waits (up to a minute) until the binding reports Ready=True */
@@ -90,6 +94,8 @@ export type SyncEnvOptions = {
   inProcess?: boolean;
   /** the exported API's scope; default Namespaced, as Crossplane v2 XRs are */
   scope?: "Namespaced" | "Cluster";
+  /** the in-process sync's logger (default silent, or KLB_TEST_LOG's level) */
+  logger?: Logger;
 };
 
 export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
@@ -149,10 +155,11 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
   if (options.inProcess !== false) {
     const running = await startSync({
       control: controlClient,
-      logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
+      logger: options.logger ?? pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
       workers: options.workers ?? 4,
       namespace: bindingNamespace,
       resyncMs: options.resyncMs ?? 1000,
+      healthAddress: "127.0.0.1:0",
     });
     onFileDone(() => running.stop());
     sync = running;
@@ -167,6 +174,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     kind: "PostgresqlInstance",
     apiVersion: `${group}/v1`,
     bindingNamespace,
+    appKubeconfig: kubeconfig.toString("utf8"),
     sync,
     template,
     ready: (bindingName) =>
@@ -187,6 +195,24 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
         kind: "PostgresqlInstance",
         metadata: { name, namespace },
         spec: { size },
+      });
+    },
+    bindWith: async (name, kubeconfigText) => {
+      await template([]);
+      await controlClient.create(refs.secrets, {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: `${name}-kubeconfig`, namespace: bindingNamespace },
+        data: { kubeconfig: Buffer.from(kubeconfigText).toString("base64") },
+      });
+      return controlClient.create(refs.bindings, {
+        apiVersion: "bind.klutch.dev/v1alpha1",
+        kind: "AppClusterBinding",
+        metadata: { name, namespace: bindingNamespace },
+        spec: {
+          kubeconfigSecretRef: { name: `${name}-kubeconfig` },
+          exports: [{ group, resource: "postgresqlinstances" }],
+        },
       });
     },
     bind: async (name, claims) => {

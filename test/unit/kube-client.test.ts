@@ -192,14 +192,17 @@ describe("KubeClient.request", () => {
     assert.equal(client.requests, 2 + 4);
   });
 
-  it("makes errors readable without a Status body", async () => {
+  it("says what an answer without a Status body was, never what it said", async () => {
     handler = (_req, res) => {
       res.writeHead(503, { "content-type": "text/plain" });
-      res.end("upstream down\n");
+      res.end("upstream down, password=hunter2\n");
     };
     await assert.rejects(newClient().request("GET", "/z"), (err: unknown) => {
       assert.ok(err instanceof KubeApiError);
-      assert.equal(err.message, "GET /z: 503 ServiceUnavailable: upstream down");
+      assert.equal(
+        err.message,
+        "GET /z: 503 ServiceUnavailable: the answer was text/plain, 32 bytes, not a Kubernetes Status",
+      );
       assert.equal(err.reason, "ServiceUnavailable");
       return true;
     });

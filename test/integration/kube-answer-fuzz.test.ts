@@ -1,0 +1,220 @@
+// An answer fuzzer: real list and watch answers of a real API server, mutated thousands of ways
+// (cut, bytes flipped, keys dropped, kinds and versions changed, HTML around them, invalid UTF-8)
+// and served to the client. Property: every answer is either refused with one of the client's two
+// errors, or decoded into objects that are all well-formed objects of the listed resource; an item
+// is only ever missing from a result when the mutation removed it from the answer. The process
+// never dies (an unhandled rejection fails the run).
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { KubeApiError, KubeClient, KubeDecodeError, type ResourceRef } from "../../src/kube/client.ts";
+import { refs } from "../../src/sync/resources.ts";
+import { kubeConfig, onFileDone, testClusters, testNamespace } from "../support/clusters.ts";
+import { random } from "../support/fuzz.ts";
+import { loopbackKubeconfig } from "../support/hostile-cluster.ts";
+
+const cases = Number(process.env.KLB_FUZZ_ANSWERS ?? 3000);
+
+type Mutation = { body: Buffer; contentType: string; dropped: Set<string> };
+type Rng = ReturnType<typeof random>;
+
+const mutators: Array<(rng: Rng, text: string) => Omit<Mutation, "dropped"> & { dropped?: Set<string> }> = [
+  (rng, t) => ({ body: Buffer.from(t.slice(0, rng.int(t.length))), contentType: "application/json" }),
+  (rng, t) => {
+    const b = Buffer.from(t);
+    for (let i = rng.int(4) + 1; i > 0; i--) b[rng.int(b.length)] = rng.int(256);
+    return { body: b, contentType: "application/json" };
+  },
+  (rng, t) => {
+    const b = Buffer.from(t);
+    const at = rng.int(b.length);
+    return {
+      body: Buffer.concat([b.subarray(0, at), Buffer.from([0xc3, 0x28]), b.subarray(at)]),
+      contentType: "application/json",
+    };
+  },
+  (_rng, t) => ({ body: Buffer.from(`<html><body><pre>${t}</pre></body></html>`), contentType: "text/html" }),
+  (_rng, t) => ({ body: Buffer.from(t), contentType: "text/plain" }),
+  (rng, t) => structural(rng, t),
+  (rng, t) => structural(rng, t),
+  (rng, t) => structural(rng, t),
+];
+
+/** Decoded, changed in one place, encoded again: valid JSON that may or may not still be a list. */
+function structural(rng: Rng, text: string): Omit<Mutation, "dropped"> & { dropped?: Set<string> } {
+  const doc = JSON.parse(text) as Record<string, unknown> & { items?: Array<Record<string, unknown>> };
+  const dropped = new Set<string>();
+  const items = Array.isArray(doc.items) ? doc.items : [];
+  const item = items[rng.int(items.length)] as { metadata?: Record<string, unknown>; kind?: unknown } | undefined;
+  switch (rng.int(12)) {
+    case 0:
+      delete doc.items;
+      break;
+    case 1:
+      doc.items = null as never;
+      break;
+    case 2:
+      doc.kind = rng.pick(["Status", "List", "SecretList", "ConfigMap", 7, null]);
+      break;
+    case 3:
+      doc.apiVersion = rng.pick(["v1", "apps/v1", "", null]);
+      break;
+    case 4:
+      delete doc.metadata;
+      break;
+    case 5: {
+      const i = rng.int(items.length);
+      const [gone] = items.splice(i, 1);
+      const name = (gone?.metadata as { name?: string } | undefined)?.name;
+      if (name) dropped.add(name);
+      break;
+    }
+    case 6:
+      if (item) item.kind = rng.pick(["Secret", "Status", 1]);
+      break;
+    case 7:
+      if (item?.metadata) item.metadata.name = rng.pick([undefined, "", 5, null]);
+      break;
+    case 8:
+      if (item?.metadata) item.metadata.namespace = rng.pick(["elsewhere", 3]);
+      break;
+    case 9:
+      if (item) (item as Record<string, unknown>).apiVersion = "v2";
+      break;
+    case 10:
+      if (item) (item as Record<string, unknown>).metadata = "x";
+      break;
+    default:
+      return {
+        body: Buffer.from(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", code: 500 })),
+        contentType: "application/json",
+      };
+  }
+  return { body: Buffer.from(JSON.stringify(doc)), contentType: "application/json", dropped };
+}
+
+describe("answers of a real API server, mutated", () => {
+  let server: Server;
+  let serve: Mutation = { body: Buffer.alloc(0), contentType: "application/json", dropped: new Set() };
+  let client: KubeClient;
+  let realList = "";
+  let realWatch = "";
+  let namespace = "";
+  const names: string[] = [];
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown) => unhandled.push(err);
+
+  before(async () => {
+    process.on("unhandledRejection", onUnhandled);
+    const { app } = await testClusters();
+    const real = KubeClient.fromKubeConfig(kubeConfig(app));
+    onFileDone(async () => real.close());
+    namespace = await testNamespace(app, "fuzz");
+    for (let i = 0; i < 6; i++) {
+      const name = `cm-${i}`;
+      names.push(name);
+      await real.create(refs.configMaps, {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name, namespace, labels: { fuzz: "yes" } },
+        data: { n: String(i), text: "é✓".repeat(i) },
+      });
+    }
+    // the answers exactly as the API server sent them
+    realList = await real
+      .request<unknown>("GET", `/api/v1/namespaces/${namespace}/configmaps?labelSelector=fuzz%3Dyes`)
+      .then((b) => JSON.stringify(b));
+    const listed = await real.list(refs.configMaps, { namespace, labelSelector: "fuzz=yes" });
+    const lines: string[] = [];
+    const abort = new AbortController();
+    const watching = real.watch(
+      refs.configMaps,
+      { namespace, resourceVersion: "0", labelSelector: "fuzz=yes", allowBookmarks: false },
+      (e) => {
+        lines.push(JSON.stringify(e));
+        if (lines.length === listed.items.length) abort.abort();
+      },
+      abort.signal,
+    );
+    await watching;
+    realWatch = `${lines.join("\n")}\n`;
+
+    server = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": serve.contentType });
+      res.end(serve.body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    client = KubeClient.fromKubeconfigText(loopbackKubeconfig((server.address() as AddressInfo).port), { qps: 0 });
+  });
+
+  after(async () => {
+    client?.close();
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+    process.off("unhandledRejection", onUnhandled);
+  });
+
+  const ref: ResourceRef = refs.configMaps;
+
+  it(`lists: ${cases} mutated answers, each refused or decoded whole`, async () => {
+    const outcomes = { refused: 0, decoded: 0 };
+    for (let seed = 1; seed <= cases; seed++) {
+      const rng = random(seed);
+      const mutated = rng.pick(mutators)(rng, realList);
+      serve = { ...mutated, dropped: mutated.dropped ?? new Set() };
+      try {
+        const { items } = await client.list(ref, { namespace, labelSelector: "fuzz=yes" });
+        outcomes.decoded++;
+        for (const item of items) {
+          assert.equal(item.apiVersion, "v1", `seed ${seed}`);
+          assert.equal(item.kind, "ConfigMap", `seed ${seed}`);
+          assert.equal(item.metadata.namespace, namespace, `seed ${seed}`);
+          assert.ok(typeof item.metadata.name === "string" && item.metadata.name !== "", `seed ${seed}`);
+        }
+        const got = new Set(items.map((i) => i.metadata.name));
+        for (const name of names) {
+          if (!got.has(name))
+            assert.ok(serve.dropped.has(name), `seed ${seed}: ${name} lost though the answer held it`);
+        }
+      } catch (err) {
+        assert.ok(err instanceof KubeDecodeError || err instanceof KubeApiError, `seed ${seed}: ${String(err)}`);
+        outcomes.refused++;
+      }
+    }
+    process.stderr.write(
+      `[answer fuzz] lists: ${cases} cases, ${outcomes.refused} refused, ${outcomes.decoded} decoded\n`,
+    );
+    assert.ok(outcomes.refused > cases / 2, "most mutations are refused");
+    assert.deepEqual(unhandled, []);
+  });
+
+  it(`watches: ${cases} mutated streams, each refused or decoded event by event`, async () => {
+    let refused = 0;
+    for (let seed = 1; seed <= cases; seed++) {
+      const rng = random(seed + 1_000_000);
+      const mutator = rng.pick(mutators.slice(0, 5));
+      serve = { ...mutator(rng, realWatch), dropped: new Set() };
+      const seen: string[] = [];
+      try {
+        await client.watch(
+          ref,
+          { namespace, resourceVersion: "1", kind: "ConfigMap" },
+          (e) => {
+            assert.ok(["ADDED", "MODIFIED", "DELETED"].includes(e.type), `seed ${seed}`);
+            assert.equal(e.object.kind, "ConfigMap", `seed ${seed}`);
+            assert.equal(e.object.metadata.namespace, namespace, `seed ${seed}`);
+            seen.push(e.object.metadata.name);
+          },
+          new AbortController().signal,
+        );
+      } catch (err) {
+        assert.ok(err instanceof KubeDecodeError || err instanceof KubeApiError, `seed ${seed}: ${String(err)}`);
+        refused++;
+      }
+      for (const name of seen) assert.ok(names.includes(name), `seed ${seed}: an event for ${name}`);
+    }
+    process.stderr.write(`[answer fuzz] watches: ${cases} cases, ${refused} refused\n`);
+    assert.deepEqual(unhandled, []);
+  });
+});

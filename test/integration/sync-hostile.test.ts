@@ -1,0 +1,174 @@
+// The sync against app clusters it must not trust: an auth proxy that starts answering with a
+// sign-in page, servers that hang, reset, flood or lie, a "kubeconfig" that is really a file of
+// credentials. Each costs its own binding a condition and nothing else.
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { describe, it } from "node:test";
+import { pino } from "pino";
+import type { KubeObject } from "../../src/kube/client.ts";
+import { conditionOf } from "../../src/kube/conditions.ts";
+import { providerNamespace } from "../../src/sync/naming.ts";
+import { refs } from "../../src/sync/resources.ts";
+import { onFileDone, uniqueSuffix } from "../support/clusters.ts";
+import { eventually } from "../support/eventually.ts";
+import { credentialsFile, hostileBehaviours, startAuthProxy, startHostileServer } from "../support/hostile-cluster.ts";
+import { syncEnv } from "../support/sync-env.ts";
+
+/** Everything the sync logs, to search for what must never be said. */
+const logged: string[] = [];
+const logger = pino(
+  { level: "debug" },
+  new Writable({
+    write(chunk, _encoding, done) {
+      logged.push(String(chunk));
+      done();
+    },
+  }),
+);
+
+const env = await syncEnv({ logger, resyncMs: 500 });
+
+async function condition(binding: string, type: string) {
+  return conditionOf(await env.controlClient.get(refs.bindings, binding, env.bindingNamespace), type);
+}
+
+describe("a hostile app cluster", () => {
+  it("an auth proxy answering with a sign-in page deletes no provider copy", async () => {
+    const proxy = await startAuthProxy(env.app);
+    onFileDone(() => proxy.stop());
+    const binding = await env.bindWith("behind-proxy", proxy.kubeconfig);
+    await env.ready("behind-proxy");
+    const ns = `proxied-${uniqueSuffix()}`;
+    const names = ["a", "b", "c", "d", "e"];
+    for (const name of names) await env.appObject(ns, name);
+    const copies = providerNamespace(binding.metadata.uid ?? "", ns);
+    const copyUids = async () =>
+      (await env.controlClient.list(env.ref, { namespace: copies })).items
+        .map((o) => `${o.metadata.name}=${o.metadata.uid}`)
+        .sort();
+    await eventually("five provider copies", async () => assert.equal((await copyUids()).length, 5));
+    const before = await copyUids();
+
+    proxy.setMode("signin");
+    await eventually("the binding says why", async () => {
+      const connected = await condition("behind-proxy", "Connected");
+      assert.equal(connected?.status, "False");
+      assert.equal(connected?.reason, "ListWatchFailing");
+      assert.match(connected?.message ?? "", /expected JSON, the answer was text\/html/);
+    });
+    // several relists and resyncs with the sign-in page
+    const refusedBefore = proxy.refused;
+    await eventually("relisted through the sign-in page", () => assert.ok(proxy.refused >= refusedBefore + 3), 20_000);
+    assert.deepEqual(await copyUids(), before, "every provider copy is still there, the same objects");
+
+    proxy.setMode("pass");
+    await env.ready("behind-proxy");
+    assert.deepEqual(await copyUids(), before);
+    // and a real deletion still goes through
+    await env.appClient.delete(env.ref, "a", ns);
+    await eventually("the deleted one's copy goes", async () => assert.equal((await copyUids()).length, 4));
+  });
+
+  it("hanging, resetting, flooding and lying servers cost their own bindings a condition, nothing else", async () => {
+    const servers = await Promise.all(
+      [...hostileBehaviours, "hang", "hang", "hang", "hang", "hang"].map((b) =>
+        startHostileServer(b as (typeof hostileBehaviours)[number]),
+      ),
+    );
+    onFileDone(() => Promise.all(servers.map((s) => s.stop())));
+    const rssBefore = process.memoryUsage().rss;
+    const names = servers.map((_, i) => `hostile-${i}`);
+    await Promise.all(servers.map((s, i) => env.bindWith(names[i] ?? "", s.kubeconfig)));
+    // a new healthy binding while they are all misbehaving: Ready as fast as without them
+    const started = Date.now();
+    await env.bindWith("healthy-neighbour", env.appKubeconfig);
+    await env.ready("healthy-neighbour");
+    const healthyMs = Date.now() - started;
+    assert.ok(healthyMs < 10_000, `the healthy binding was Ready after ${healthyMs} ms`);
+
+    for (const [i, name] of names.entries()) {
+      await eventually(
+        `${name} (${servers[i] === undefined ? "" : (hostileBehaviours[i] ?? "hang")}) not connected`,
+        async () => {
+          const connected = await condition(name, "Connected");
+          assert.equal(connected?.status, "False", JSON.stringify(connected));
+          const ready = await condition(name, "Ready");
+          assert.equal(ready?.status, "False");
+        },
+        40_000,
+      );
+    }
+    const rssGrowth = process.memoryUsage().rss - rssBefore;
+    assert.ok(rssGrowth < 400 * 1024 * 1024, `memory grew by ${Math.round(rssGrowth / 1024 / 1024)} MiB`);
+    // the healthy neighbour still syncs
+    const ns = `neighbour-${uniqueSuffix()}`;
+    await env.appObject(ns, "still-synced");
+    const neighbour = await env.controlClient.get(refs.bindings, "healthy-neighbour", env.bindingNamespace);
+    await eventually("the neighbour's object reached the control plane", async () =>
+      assert.ok(
+        await env.controlClient.get(env.ref, "still-synced", providerNamespace(neighbour?.metadata.uid ?? "", ns)),
+      ),
+    );
+    const health = await fetch(`http://127.0.0.1:${env.sync?.ports.health}/readyz`);
+    assert.equal(health.status, 200, "the process is ready whatever its tenants' clusters do");
+  });
+
+  it("a Secret of credentials referenced as a kubeconfig shows none of them anywhere", async () => {
+    const { text, secrets } = credentialsFile();
+    await env.bindWith("not-a-kubeconfig", text);
+    await env.bindWith(
+      "kubeconfig-with-bad-yaml",
+      `apiVersion: v1\nclusters:\n  - name: x\n   password: ${secrets[2]}\n`,
+    );
+    for (const name of ["not-a-kubeconfig", "kubeconfig-with-bad-yaml"]) {
+      await eventually(`${name} refused`, async () => {
+        const connected = await condition(name, "Connected");
+        assert.equal(connected?.reason, "InvalidKubeconfig", JSON.stringify(connected));
+        assert.match(connected?.message ?? "", /key "kubeconfig"/);
+      });
+    }
+    const everything = [
+      JSON.stringify((await env.controlClient.list(refs.bindings, { namespace: env.bindingNamespace })).items),
+      JSON.stringify((await env.controlClient.list(refs.events, { namespace: env.bindingNamespace })).items),
+      logged.join(""),
+    ].join("\n");
+    for (const secret of secrets) assert.ok(!everything.includes(secret), "a credential leaked");
+    assert.ok(!everything.includes("aws_access_key_id"));
+  });
+
+  it("a deleted kubeconfig Secret stops the binding: nothing written, nothing deleted, until it is back", async () => {
+    const binding = await env.bindWith("secret-goes", env.appKubeconfig);
+    await env.ready("secret-goes");
+    const ns = `secret-goes-${uniqueSuffix()}`;
+    await env.appObject(ns, "kept");
+    const copies = providerNamespace(binding.metadata.uid ?? "", ns);
+    await eventually("copied", async () => assert.ok(await env.controlClient.get(env.ref, "kept", copies)));
+    const secret = await env.controlClient.get(refs.secrets, "secret-goes-kubeconfig", env.bindingNamespace);
+    await env.controlClient.delete(refs.secrets, "secret-goes-kubeconfig", env.bindingNamespace);
+    await eventually("stopped", async () =>
+      assert.equal((await condition("secret-goes", "Connected"))?.reason, "KubeconfigMissing"),
+    );
+    await env.appObject(ns, "not-yet");
+    await env.appClient.delete(env.ref, "kept", ns);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    assert.equal(await env.controlClient.get(env.ref, "not-yet", copies), undefined, "nothing written");
+    assert.ok(await env.controlClient.get(env.ref, "kept", copies), "nothing deleted");
+    const appKept = await env.appClient.get(env.ref, "kept", ns);
+    assert.ok(appKept?.metadata.deletionTimestamp, "the consumer object waits on our finalizer");
+
+    await env.controlClient.create(refs.secrets, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "secret-goes-kubeconfig", namespace: env.bindingNamespace },
+      data: secret?.data as Record<string, string>,
+    } as KubeObject);
+    await eventually(
+      "syncing again",
+      async () => {
+        assert.ok(await env.controlClient.get(env.ref, "not-yet", copies));
+        assert.equal(await env.appClient.get(env.ref, "kept", ns), undefined);
+      },
+      30_000,
+    );
+  });
+});

@@ -1,0 +1,226 @@
+// App clusters that are broken or hostile, for the sync's safety tests: an auth proxy in front of
+// a real API server that can start answering with a sign-in page, and servers that answer
+// everything wrongly (huge, endless, HTML, wrong kinds, garbage, hanging, resetting).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import * as https from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import { KubeConfig } from "@kubernetes/client-node";
+import type { Cluster } from "./cluster.ts";
+
+/** A kubeconfig for a plain-HTTP server on loopback: what a binding's Secret would hold. */
+export function loopbackKubeconfig(port: number, token = "not-checked"): string {
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: app
+  cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}
+users:
+- name: app
+  user: {token: ${token}}
+contexts:
+- name: app
+  context: {cluster: app, user: app}
+current-context: app
+`;
+}
+
+type Listening = { server: Server; sockets: Set<Socket>; port: number };
+
+async function listenLoopback(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Listening> {
+  const server = createServer(handler);
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, sockets, port: (server.address() as AddressInfo).port };
+}
+
+async function close(listening: Listening): Promise<void> {
+  for (const socket of listening.sockets) socket.destroy();
+  await new Promise((resolve) => listening.server.close(resolve));
+}
+
+export type AuthProxy = {
+  port: number;
+  kubeconfig: string;
+  /** "pass": forward everything; "signin": lists get a 200 sign-in page, watches are cut */
+  mode: "pass" | "signin";
+  /** switches the mode and cuts every open connection (watches among them) */
+  setMode: (mode: "pass" | "signin") => void;
+  /** requests answered with the sign-in page or cut so far */
+  refused: number;
+  stop: () => Promise<void>;
+};
+
+/** A proxy in front of a real API server, with that cluster's credentials. */
+export async function startAuthProxy(cluster: Cluster): Promise<AuthProxy> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfigPath);
+  const tls: https.RequestOptions = { headers: {} };
+  await kc.applyToHTTPSOptions(tls);
+  const upstream = new URL(kc.getCurrentCluster()?.server ?? "");
+  const agent = new https.Agent({ keepAlive: true, ca: tls.ca, cert: tls.cert, key: tls.key });
+  const proxy: AuthProxy = {
+    port: 0,
+    kubeconfig: "",
+    mode: "pass",
+    setMode: (mode) => {
+      proxy.mode = mode;
+      for (const socket of listening.sockets) socket.destroy();
+    },
+    refused: 0,
+    stop: async () => {
+      await close(listening);
+      agent.destroy();
+    },
+  };
+  const listening = await listenLoopback((req, res) => {
+    if (proxy.mode === "signin") {
+      proxy.refused++;
+      if ((req.url ?? "").includes("watch=true")) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.end("<!doctype html><html><body><form action=/login>Sign in to continue</form></body></html>");
+      return;
+    }
+    const headers = { ...req.headers, ...(tls.headers as Record<string, string>), host: upstream.host };
+    delete headers.authorization;
+    Object.assign(headers, tls.headers);
+    const forward = https.request(
+      { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers, agent },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    forward.on("error", () => res.destroy());
+    res.on("close", () => forward.destroy());
+    req.pipe(forward);
+  });
+  proxy.port = listening.port;
+  proxy.kubeconfig = loopbackKubeconfig(listening.port);
+  return proxy;
+}
+
+export const hostileBehaviours = [
+  "hang",
+  "reset",
+  "huge-version",
+  "endless-line",
+  "html",
+  "wrong-kind",
+  "garbage-json",
+  "invalid-utf8",
+] as const;
+export type HostileBehaviour = (typeof hostileBehaviours)[number];
+
+export type HostileServer = { port: number; kubeconfig: string; requests: number; stop: () => Promise<void> };
+
+/**
+ * A server that plays a broken app cluster. /version answers like a real one except for the
+ * behaviours that are about /version itself; everything else misbehaves as told.
+ */
+export async function startHostileServer(behaviour: HostileBehaviour): Promise<HostileServer> {
+  const timers = new Set<NodeJS.Timeout>();
+  const state: HostileServer = { port: 0, kubeconfig: "", requests: 0, stop: async () => undefined };
+  const listening = await listenLoopback((req, res) => {
+    state.requests++;
+    res.on("error", () => undefined);
+    const url = new URL(req.url ?? "/", "http://x");
+    const json = (body: string | Buffer, status = 200) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(body);
+    };
+    if (behaviour === "hang") return; // accepts, never answers
+    if (behaviour === "reset") {
+      req.socket.destroy();
+      return;
+    }
+    if (url.pathname === "/version") {
+      if (behaviour === "huge-version") {
+        // 600 MB of an endless JSON string, as fast as the reader takes it
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write('{"gitVersion":"');
+        const chunk = Buffer.alloc(1024 * 1024, 0x61);
+        let sent = 0;
+        const more = () => {
+          while (sent < 600 && res.write(chunk)) sent++;
+          if (sent < 600) res.once("drain", more);
+          else res.end('"}');
+        };
+        more();
+        return;
+      }
+      json(JSON.stringify({ major: "1", minor: "37", gitVersion: "v1.37.2-hostile" }));
+      return;
+    }
+    const watch = url.searchParams.get("watch") === "true";
+    switch (behaviour) {
+      case "huge-version":
+        json(
+          JSON.stringify({
+            kind: "Status",
+            apiVersion: "v1",
+            status: "Failure",
+            code: 503,
+            reason: "ServiceUnavailable",
+          }),
+          503,
+        );
+        return;
+      case "endless-line": {
+        res.writeHead(200, { "content-type": "application/json" });
+        const tick = setInterval(() => res.write(`${"[".repeat(256 * 1024)}`), 5);
+        timers.add(tick);
+        res.on("close", () => {
+          clearInterval(tick);
+          timers.delete(tick);
+        });
+        return;
+      }
+      case "html":
+        res.writeHead(200, { "content-type": "text/html" });
+        res.end("<html><body>Please sign in</body></html>");
+        return;
+      case "wrong-kind": {
+        const item = {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name: "x", namespace: "y", resourceVersion: "1" },
+        };
+        if (watch) json(`${JSON.stringify({ type: "ADDED", object: item })}\n`);
+        else
+          json(
+            JSON.stringify({ apiVersion: "v1", kind: "SecretList", metadata: { resourceVersion: "1" }, items: [item] }),
+          );
+        return;
+      }
+      case "garbage-json":
+        json('{"kind":"List","items":[{"metadata":');
+        return;
+      case "invalid-utf8":
+        json(Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x3a, 0x31, 0x7d]));
+        return;
+    }
+  });
+  state.port = listening.port;
+  state.kubeconfig = loopbackKubeconfig(listening.port);
+  state.stop = async () => {
+    for (const t of timers) clearInterval(t);
+    await close(listening);
+  };
+  return state;
+}
+
+/** Text that must never show up anywhere: what a tenant might point a binding at by mistake. */
+export function credentialsFile(): { text: string; secrets: string[] } {
+  const secrets = ["AKIAZZQ7EXAMPLEKEYID", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzEXAMPLEKEY", "hunter2-db-password"];
+  return {
+    text: `[default]\naws_access_key_id = ${secrets[0]}\naws_secret_access_key = ${secrets[1]}\n# db: postgres://app:${secrets[2]}@db:5432/app\n`,
+    secrets,
+  };
+}
