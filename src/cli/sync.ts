@@ -6,7 +6,7 @@ import { createLogger } from "../log.ts";
 import { type HealthReport, type HealthServer, serveHealth, standby } from "../sync/health.ts";
 import { LeaderElector } from "../sync/leader.ts";
 import { startSync } from "../sync/manager.ts";
-import { type RunningWeb, startWebServer } from "../web/server.ts";
+import { type RunningWeb, startWebServer, webClient } from "../web/server.ts";
 import { UsageError } from "./usage.ts";
 
 const flags = {
@@ -30,6 +30,8 @@ const flags = {
   "web-tls-cert": { type: "string" },
   "web-tls-key": { type: "string" },
   "web-namespace": { type: "string" },
+  // the page's own identity (klutch-bind-web, deploy/control-plane/web-rbac.yaml); else the sync's
+  "web-kubeconfig": { type: "string" },
   debug: { type: "boolean", short: "d", default: false },
 } as const;
 
@@ -98,8 +100,9 @@ export async function runSync(args: string[]): Promise<number> {
     if ((cert === undefined) !== (key === undefined)) {
       throw new UsageError("--web-tls-cert and --web-tls-key go together");
     }
+    const webKubeconfig = values["web-kubeconfig"];
     web = await startWebServer({
-      control,
+      ...(webKubeconfig ? { control: webClient(webKubeconfig), closeControl: true } : { control }),
       logger: createLogger("web", values.debug),
       address: values["web-address"],
       defaultNamespace: values["web-namespace"] ?? values.namespace ?? process.env.POD_NAMESPACE ?? "crossplane-system",

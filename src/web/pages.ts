@@ -49,18 +49,20 @@ function status(condition: Condition | undefined): Html {
   return html`<span class="status ${value}">${value}</span>`;
 }
 
-export function loginPage(options: { csrf: string; error?: string }): string {
+export function loginPage(options: { csrf: string; error?: string; notice?: string }): string {
   return layout({
     title: "Sign in",
     body: html`<section class="login">
   <h2>Sign in to the control plane</h2>
+  ${options.notice ? html`<div class="notice" role="status">${options.notice}</div>` : ""}
   ${options.error ? html`<div class="error" role="alert">${options.error}</div>` : ""}
   <form method="post" action="/login">
     <input type="hidden" name="_csrf" value="${options.csrf}">
     <label for="token">Bearer token</label>
     <input type="password" id="token" name="token" autocomplete="off" required>
     <p class="muted">A token of the control plane, e.g. <code>kubectl create token NAME</code>. It is checked with a
-    TokenReview and not stored; what you may bind is decided by your Kubernetes RBAC.</p>
+    TokenReview, then again every few minutes, and kept only in the server's memory until your session ends (at
+    the latest when the token expires); what you may bind is decided by your Kubernetes RBAC.</p>
     <button type="submit">Sign in</button>
   </form>
 </section>`,

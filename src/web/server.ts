@@ -1,26 +1,33 @@
 // The web page of `klutch-bind sync --web-address`: sign in with a control-plane token, see the
 // bindable APIs and the bindings, bind an app cluster. Every read and write is made as the signed-in
-// user (impersonation), so Kubernetes RBAC decides what each user sees and may bind.
+// user (impersonation), so Kubernetes RBAC decides what each user sees and may bind. Sessions end
+// with their token (see session.ts); privileged identities are refused at sign-in (see auth.ts).
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
+import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bindable.ts";
 import { checkAppCluster, checkBindingName, createBinding } from "../bind/binding.ts";
 import { ExplainedError, explain } from "../bind/explain.ts";
 import { namespaceName } from "../export/decode.ts";
-import type { KubeClient, KubeObject } from "../kube/client.ts";
+import { KubeClient, type KubeObject } from "../kube/client.ts";
 import { conditionOf, conditionsOf } from "../kube/conditions.ts";
 import { listen } from "../listen.ts";
 import { refs } from "../sync/resources.ts";
 import { script, styleSheet } from "./assets.ts";
-import { reviewToken, SignInError } from "./auth.ts";
+import { checkToken, reviewToken, SignInError } from "./auth.ts";
 import { RequestError, readForm } from "./form.ts";
 import { type BindForm, type BindingView, bindingPage, dashboardPage, errorPage, loginPage } from "./pages.ts";
-import { cookie, randomToken, readCookies, type Session, SessionStore, sameToken } from "./session.ts";
+import { cookie, type EndReason, randomToken, readCookies, type Session, SessionStore, sameToken } from "./session.ts";
 
 export type WebOptions = {
-  /** the sidecar's own client: asks TokenReview, and impersonates the signed-in users */
+  /**
+   * the page's own client (`--web-kubeconfig`, see webClient), else the sidecar's: asks TokenReview,
+   * and impersonates the signed-in users
+   */
   control: KubeClient;
+  /** close control when the page stops (a client made for the page alone) */
+  closeControl?: boolean;
   logger: Logger;
   /** HOST:PORT; port 0 picks a free one */
   address: string;
@@ -30,9 +37,39 @@ export type WebOptions = {
   tls?: { cert: string | Buffer; key: string | Buffer };
   idleMs?: number;
   maxMs?: number;
+  /** how often each session's token is checked again with TokenReview (default 2 min) */
+  reviewIntervalMs?: number;
 };
 
-export type RunningWeb = { url: string; stop: () => Promise<void> };
+export type RunningWeb = {
+  url: string;
+  stop: () => Promise<void>;
+  /** the signed-in sessions, for diagnostics and tests (tokens are not in them) */
+  sessions: () => readonly Session[];
+};
+
+/** The page's own client, from the kubeconfig of an identity with only web-rbac.yaml's role. */
+export function webClient(kubeconfigPath: string): KubeClient {
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromFile(kubeconfigPath);
+  } catch (err) {
+    throw new Error(`--web-kubeconfig ${kubeconfigPath}: ${message(err)}`);
+  }
+  return KubeClient.fromKubeConfig(kc, { userAgent: "klutch-bind-web" });
+}
+
+const endedNotices: Record<EndReason, string> = {
+  expired: "Your session ended: your token expired, or the session reached its time limit. Sign in again.",
+  idle: "Your session ended after a while without use. Sign in again.",
+  revoked:
+    "Your session ended: the control plane no longer accepts your token (revoked or expired). Sign in with a new one.",
+  changed: "Your session ended: your token now stands for another user or other groups. Sign in again.",
+};
+
+function isEndReason(value: string | null): value is EndReason {
+  return value !== null && Object.hasOwn(endedNotices, value);
+}
 
 const maxKubeconfigBytes = 256 * 1024;
 
@@ -61,8 +98,17 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   const secure = options.tls !== undefined;
   const sessionCookie = secure ? "__Host-klb-session" : "klb-session";
   const loginCookie = secure ? "__Host-klb-login" : "klb-login";
-  const sessions = new SessionStore(options.idleMs ?? 60 * 60_000, options.maxMs ?? 8 * 60 * 60_000);
   const log = options.logger;
+  const sessions = new SessionStore({
+    idleMs: options.idleMs ?? 60 * 60_000,
+    maxMs: options.maxMs ?? 8 * 60 * 60_000,
+    reviewIntervalMs: options.reviewIntervalMs ?? 2 * 60_000,
+    review: (token) => checkToken(options.control, token),
+    onEvent: (event) => {
+      if (event.what === "ended") log.info({ user: event.user, reason: event.reason }, "session ended");
+      else log.warn({ user: event.user, error: event.error }, "could not re-check the token of a session");
+    },
+  });
 
   const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}) => {
     res.writeHead(status, { "content-type": "text/html; charset=utf-8", ...headers }).end(body);
@@ -140,7 +186,6 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     const url = new URL(req.url ?? "/", "http://web.invalid");
     const path = url.pathname;
     const cookies = readCookies(req);
-    const session = sessions.get(cookies[sessionCookie]);
 
     if (req.method === "GET" && path === "/static/app.css") {
       res
@@ -158,24 +203,62 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       res.writeHead(204).end();
       return;
     }
+    const lookup = await sessions.get(cookies[sessionCookie]);
+    // a session whose token could not be checked for too long may still sign out, or sign in anew
+    const logout = req.method === "POST" && path === "/logout";
+    if (lookup.state === "unchecked" && !logout && path !== "/login") {
+      const user = lookup.session.user.username;
+      return send(
+        res,
+        503,
+        errorPage({
+          title: "Try again",
+          message:
+            "The control plane could not check your token again for a while, so the page does not act for you now. Try again in a moment.",
+          user,
+          csrf: lookup.session.csrf,
+        }),
+        { "retry-after": "10" },
+      );
+    }
+    const session = lookup.state === "live" || (lookup.state === "unchecked" && logout) ? lookup.session : undefined;
+    const clearSession = cookie(sessionCookie, "", { secure, maxAgeSeconds: 0 });
     if (path === "/login") {
       if (req.method === "GET") {
         if (session) return redirect(res, "/");
         // kept when present: several tabs (or the favicon's redirect) must not void each other's form
         const token = cookies[loginCookie] || randomToken();
-        return send(res, 200, loginPage({ csrf: token }), { "set-cookie": cookie(loginCookie, token, { secure }) });
+        // why the session ended: told by this request's own lookup, or by the redirect here
+        const ended = lookup.state === "none" && lookup.ended ? lookup.ended : url.searchParams.get("ended");
+        return send(
+          res,
+          200,
+          loginPage({ csrf: token, ...(isEndReason(ended) ? { notice: endedNotices[ended] } : {}) }),
+          {
+            "set-cookie": cookie(loginCookie, token, { secure }),
+          },
+        );
       }
       if (req.method === "POST") {
         const form = await readForm(req);
         const refused = checkPost(req, form, cookies[loginCookie]);
         if (refused) return send(res, 403, errorPage({ title: "Refused", message: refused }));
         try {
-          const user = await reviewToken(options.control, form.get("token") ?? "");
-          const created = sessions.create(user, options.control.impersonating(user));
-          log.info({ user: user.username, groups: user.groups }, "signed in");
+          const signIn = await reviewToken(options.control, form.get("token") ?? "");
+          const created = sessions.create(
+            signIn.identity,
+            signIn.user,
+            options.control.impersonating(signIn.user),
+            signIn.token,
+            signIn.expires,
+          );
+          log.info(
+            { user: signIn.user.username, groups: signIn.user.groups, ends: new Date(created.ends).toISOString() },
+            "signed in",
+          );
           return redirect(res, "/", {
             "set-cookie": [
-              cookie(sessionCookie, created.id, { secure, maxAgeSeconds: sessions.maxAgeSeconds }),
+              cookie(sessionCookie, created.id, { secure, maxAgeSeconds: sessions.maxAgeSeconds(created) }),
               cookie(loginCookie, "", { secure, maxAgeSeconds: 0 }),
             ],
           });
@@ -190,7 +273,13 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       }
     }
     if (session === undefined) {
-      if (req.method === "GET") return redirect(res, "/login");
+      if (req.method === "GET") {
+        // a session that just ended: say why on the sign-in page, and drop its cookie
+        if (lookup.state === "none" && lookup.ended !== undefined) {
+          return redirect(res, `/login?ended=${lookup.ended}`, { "set-cookie": clearSession });
+        }
+        return redirect(res, "/login");
+      }
       // a form without a live session: the CSRF check cannot pass, say so before anything else
       const form = await readForm(req);
       const refused = checkPost(req, form, undefined);
@@ -247,7 +336,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       }
       if (path === "/logout") {
         sessions.end(session.id);
-        return redirect(res, "/login", { "set-cookie": cookie(sessionCookie, "", { secure, maxAgeSeconds: 0 }) });
+        return redirect(res, "/login", { "set-cookie": clearSession });
       }
       try {
         return redirect(res, await bind(session, form));
@@ -309,6 +398,8 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       sessions.close();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+      if (options.closeControl) options.control.close();
     },
+    sessions: () => sessions.list(),
   };
 }

@@ -1,19 +1,27 @@
 // The web page at the HTTP level: TLS and cookie settings, security headers, sign-in, and what a
-// bind refuses before it touches the control plane. The browser flows are in web-browser.test.ts.
+// bind refuses before it touches the control plane; sessions that end with their token, and
+// privileged identities refused. The browser flows are in web-browser.test.ts.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { IncomingHttpHeaders } from "node:http";
 import { request } from "node:https";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
+import { KubeClient } from "../../src/kube/client.ts";
 import { refs } from "../../src/sync/resources.ts";
-import { type RunningWeb, startWebServer } from "../../src/web/server.ts";
-import { type Account, grant, serviceAccount } from "../support/accounts.ts";
+import { type RunningWeb, startWebServer, webClient } from "../../src/web/server.ts";
+import { type Account, accountKubeconfig, grant, serviceAccount } from "../support/accounts.ts";
 import { makePki, type Pki } from "../support/certs.ts";
-import { onFileDone, testNamespace } from "../support/clusters.ts";
+import type { Cluster } from "../support/cluster.ts";
+import { freshCluster, kubeConfig, onFileDone, testNamespace } from "../support/clusters.ts";
+import { eventually } from "../support/eventually.ts";
 import { apply, readManifests } from "../support/manifests.ts";
 import { stopProcess } from "../support/processes.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
@@ -28,6 +36,29 @@ function assertNotEchoed(page: string, kubeconfig: string): void {
   );
   for (const value of secrets.filter((v) => v.length > 8))
     assert.ok(!page.includes(value), `echoed: ${value.slice(0, 40)}`);
+}
+
+type Minted = { status: { token: string; expirationTimestamp: string } };
+
+/** A TokenRequest for a service account: its token and when it expires. */
+function mintToken(admin: KubeClient, account: Account, spec: Record<string, unknown>): Promise<Minted> {
+  return admin.request<Minted>(
+    "POST",
+    `/api/v1/namespaces/${account.namespace}/serviceaccounts/${account.name}/token`,
+    {
+      body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec },
+    },
+  );
+}
+
+/** Whom the API server takes a client's requests for (impersonation applied). */
+async function whoAmI(client: KubeClient): Promise<{ username: string; groups: string[] }> {
+  const review = await client.request<{ status: { userInfo: { username: string; groups?: string[] } } }>(
+    "POST",
+    "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+    { body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } },
+  );
+  return { username: review.status.userInfo.username, groups: [...(review.status.userInfo.groups ?? [])].sort() };
 }
 
 /** A browser stand-in: keeps cookies, follows nothing. */
@@ -65,12 +96,16 @@ class Agent {
   }
 
   async signIn(token: string): Promise<string> {
-    const login = await this.send("GET", "/login");
-    const signedIn = await this.send("POST", "/login", { _csrf: this.csrf(login.body), token });
+    const signedIn = await this.tryToken(token);
     assert.equal(signedIn.status, 303, signedIn.body);
     const home = await this.send("GET", "/");
     assert.equal(home.status, 200);
     return this.csrf(home.body);
+  }
+
+  async tryToken(token: string): Promise<Answer> {
+    const login = await this.send("GET", "/login");
+    return this.send("POST", "/login", { _csrf: this.csrf(login.body), token });
   }
 }
 
@@ -78,13 +113,14 @@ describe("the web page over HTTP", () => {
   let env: SyncEnv;
   let web: RunningWeb;
   let carol: Account;
+  let users: string;
   let exportId: string;
 
   before(async () => {
     env = await syncEnv();
     exportId = `postgresqlinstances.${env.ref.group}`;
     await env.template([]);
-    const users = await testNamespace(env.control, "web-http");
+    users = await testNamespace(env.control, "web-http");
     carol = await serviceAccount(env.controlClient, users, "carol");
     await apply(
       env.control,
@@ -189,6 +225,80 @@ describe("the web page over HTTP", () => {
     assert.equal(wrongType.status, 415);
   });
 
+  describe("sessions that end with their token", () => {
+    // the same page, re-checking every token each second
+    let quick: RunningWeb;
+    before(async () => {
+      quick = await startWebServer({
+        control: env.controlClient,
+        logger: pino({ level: "silent" }),
+        address: "127.0.0.1:0",
+        defaultNamespace: env.bindingNamespace,
+        reviewIntervalMs: 1000,
+      });
+      onFileDone(() => quick.stop());
+    });
+    const sessionOf = (agent: Agent) => quick.sessions().find((s) => s.id === agent.cookies.get("klb-session"));
+
+    it("ends a session when its token expires: the session's end and the cookie's Max-Age", async () => {
+      const minted = await mintToken(env.controlClient, carol, { expirationSeconds: 600 });
+      const agent = new Agent(quick.url);
+      const signedIn = await agent.tryToken(minted.status.token);
+      assert.equal(signedIn.status, 303, signedIn.body);
+      const session = sessionOf(agent);
+      assert.ok(session, "signed in");
+      assert.equal(session.ends, Date.parse(minted.status.expirationTimestamp), "ends with the token's exp");
+      assert.ok(session.ends < session.created + 8 * 60 * 60_000);
+      const maxAge = Number(
+        /klb-session=[^;]+;[^\n]*Max-Age=(\d+)/.exec(signedIn.headers.getSetCookie().join("\n"))?.[1],
+      );
+      assert.ok(maxAge > 540 && maxAge <= 600, `Max-Age=${maxAge}`);
+    });
+
+    it("ends a session whose token is revoked within a few re-checks, and says why", async () => {
+      const bound = await env.controlClient.create(refs.secrets, {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "carol-revocable", namespace: carol.namespace },
+      });
+      const minted = await mintToken(env.controlClient, carol, {
+        expirationSeconds: 600,
+        boundObjectRef: { apiVersion: "v1", kind: "Secret", name: "carol-revocable", uid: bound.metadata.uid },
+      });
+      const agent = new Agent(quick.url);
+      await agent.signIn(minted.status.token);
+      const session = sessionOf(agent);
+      assert.ok(session);
+      const firstCheck = session.reviewed;
+      // a valid token is re-checked and kept
+      await sleep(2500);
+      assert.equal((await agent.send("GET", "/")).status, 200);
+      assert.ok(session.reviewed > firstCheck, "re-checked meanwhile");
+
+      await env.controlClient.delete(refs.secrets, "carol-revocable", carol.namespace);
+      // the API server caches a token's successful authentication for up to 10 s
+      let location = "";
+      await eventually(
+        "the revoked session ends",
+        async () => {
+          const home = await agent.send("GET", "/");
+          assert.equal(home.status, 303);
+          location = home.headers.get("location") ?? "";
+        },
+        30_000,
+      );
+      assert.equal(location, "/login?ended=revoked");
+      assert.equal(sessionOf(agent), undefined, "the session and its token are gone");
+      const page = await agent.send("GET", location);
+      assert.equal(page.status, 200);
+      assert.match(page.body, /Sign in to the control plane/);
+      assert.match(page.body, /no longer accepts your token/);
+      assert.ok(!page.body.includes(minted.status.token));
+      const form = await agent.send("POST", "/bind", { _csrf: "x", name: "late" });
+      assert.equal(form.status, 403, "a form of the ended session is refused");
+    });
+  });
+
   describe("klutch-bind sync --web-address with --web-tls-cert", () => {
     let pki: Pki;
     let url: string;
@@ -196,6 +306,12 @@ describe("the web page over HTTP", () => {
 
     before(async () => {
       pki = makePki();
+      // the page's own identity: one that may not create TokenReviews, unlike the sync's
+      const webAccount = await serviceAccount(env.controlClient, users, "web-without-rights");
+      const dir = mkdtempSync(join(tmpdir(), "klb-web-"));
+      onFileDone(async () => rmSync(dir, { recursive: true, force: true }));
+      const webKubeconfig = join(dir, "kubeconfig");
+      writeFileSync(webKubeconfig, accountKubeconfig(kubeConfig(env.control), webAccount).exportConfig());
       sync = spawn(
         process.execPath,
         [
@@ -215,6 +331,8 @@ describe("the web page over HTTP", () => {
           join(pki.serverDir, "tls.crt"),
           "--web-tls-key",
           join(pki.serverDir, "tls.key"),
+          "--web-kubeconfig",
+          webKubeconfig,
         ],
         { stdio: ["ignore", "pipe", "inherit"] },
       );
@@ -247,10 +365,176 @@ describe("the web page over HTTP", () => {
       assert.match(cookies.join("\n"), /^__Host-klb-login=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Secure/);
     });
 
+    it("asks TokenReview as --web-kubeconfig's identity, not as the sync's", async () => {
+      const call = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+        new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>((resolve, reject) => {
+          const req = request(`${url}${path}`, { method, headers, ca: pki.ca }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (c: Buffer) => chunks.push(c));
+            res.on("end", () =>
+              resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+            );
+          });
+          req.on("error", reject).end(body);
+        });
+      const login = await call("GET", "/login", {});
+      const loginCookie = ((login.headers["set-cookie"] ?? [])[0] ?? "").split(";")[0] ?? "";
+      const csrf = /name="_csrf" value="([^"]+)"/.exec(login.body)?.[1] ?? "";
+      const form = new URLSearchParams({ _csrf: csrf, token: carol.token }).toString();
+      const answer = await call(
+        "POST",
+        "/login",
+        { cookie: loginCookie, origin: url, "content-type": "application/x-www-form-urlencoded" },
+        form,
+      );
+      assert.equal(answer.status, 401, answer.body);
+      assert.match(answer.body, /could not check the token/);
+      assert.match(answer.body, /web-without-rights/);
+      assert.ok(!answer.body.includes(carol.token));
+    });
+
     it("stops on SIGTERM", async () => {
       sync.kill("SIGTERM");
       const [code] = await once(sync, "exit");
       assert.equal(code, 0);
+    });
+  });
+});
+
+// Identities a service account token cannot have (system:masters, nodes, components) come from a
+// cluster of its own with static tokens. The page runs there as deploy/control-plane/web-rbac.yaml
+// sets it up: its own service account, its token Secret and the kubeconfig of its ConfigMap.
+describe("the web page refuses privileged identities", () => {
+  const tokens = {
+    admin: randomBytes(16).toString("hex"),
+    controllerManager: randomBytes(16).toString("hex"),
+    node: randomBytes(16).toString("hex"),
+    mixed: randomBytes(16).toString("hex"),
+    dave: randomBytes(16).toString("hex"),
+  };
+  let cluster: Cluster;
+  let admin: KubeClient;
+  let web: RunningWeb;
+  let webKubeconfig: string;
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), "klb-web-static-"));
+    onFileDone(async () => rmSync(dir, { recursive: true, force: true }));
+    const tokenFile = join(dir, "tokens.csv");
+    writeFileSync(
+      tokenFile,
+      [
+        `${tokens.admin},kube-admin,uid-admin,"system:masters"`,
+        `${tokens.controllerManager},system:kube-controller-manager,uid-kcm`,
+        `${tokens.node},system:node:n1,uid-node,"system:nodes"`,
+        `${tokens.mixed},frank,uid-frank,"team-a,system:masters"`,
+        `${tokens.dave},dave,uid-dave,"team-a,system:authenticated"`,
+        "",
+      ].join("\n"),
+    );
+    cluster = await freshCluster("web-static", { apiserverArgs: [`--token-auth-file=${tokenFile}`] });
+    admin = KubeClient.fromKubeConfig(kubeConfig(cluster));
+    onFileDone(async () => admin.close());
+
+    await admin.apply(
+      refs.namespaces,
+      { apiVersion: "v1", kind: "Namespace", metadata: { name: "crossplane-system" } },
+      "test",
+    );
+    const manifests = readManifests("deploy/control-plane/web-rbac.yaml");
+    await apply(cluster, manifests);
+    let secret: Record<string, string> = {};
+    await eventually("the token controller fills klutch-bind-web-token", async () => {
+      const read = await admin.get(refs.secrets, "klutch-bind-web-token", "crossplane-system");
+      secret = (read?.data ?? {}) as Record<string, string>;
+      assert.ok(secret.token && secret["ca.crt"]);
+    });
+    // the shipped kubeconfig, with the test's server and where the Secret is "mounted"
+    const mounted = join(dir, "web-token");
+    writeFileSync(`${mounted}-token`, Buffer.from(secret.token ?? "", "base64"));
+    writeFileSync(`${mounted}-ca.crt`, Buffer.from(secret["ca.crt"] ?? "", "base64"));
+    const configMap = manifests.find((o) => o.kind === "ConfigMap") as { data: { kubeconfig: string } };
+    const kubeconfig = configMap.data.kubeconfig
+      .replace("https://kubernetes.default.svc", cluster.server)
+      .replaceAll("/var/run/secrets/klutch-bind-web/", `${mounted}-`);
+    webKubeconfig = join(dir, "kubeconfig");
+    writeFileSync(webKubeconfig, kubeconfig);
+    web = await startWebServer({
+      control: webClient(webKubeconfig),
+      closeControl: true,
+      logger: pino({ level: "silent" }),
+      address: "127.0.0.1:0",
+      defaultNamespace: "default",
+    });
+    onFileDone(() => web.stop());
+  });
+
+  it("refuses system:masters, reserved users and system groups, naming only what is refused", async () => {
+    const cases: Array<[string, RegExp]> = [
+      [tokens.admin, /privileged groups \(system:masters\)/],
+      [tokens.controllerManager, /reserved user system:kube-controller-manager/],
+      [tokens.node, /reserved user system:node:n1/],
+      [tokens.mixed, /privileged groups \(system:masters\)/],
+    ];
+    for (const [token, why] of cases) {
+      const answer = await new Agent(web.url).tryToken(token);
+      assert.equal(answer.status, 401, answer.body);
+      assert.match(answer.body, why);
+      assert.ok(!answer.body.includes(token), "the token is not echoed");
+    }
+    assert.equal(web.sessions().length, 0, "no session was made");
+  });
+
+  it("impersonates a person's name and groups, with no system group but system:authenticated", async () => {
+    const agent = new Agent(web.url);
+    await agent.signIn(tokens.dave);
+    const session = web.sessions().find((s) => s.id === agent.cookies.get("klb-session"));
+    assert.ok(session);
+    assert.equal(session.ends, session.created + 8 * 60 * 60_000, "a static token has no exp: the maximum applies");
+    assert.deepEqual(await whoAmI(session.client), { username: "dave", groups: ["system:authenticated", "team-a"] });
+  });
+
+  it("impersonates a service account with its service account groups only", async () => {
+    const namespace = "web-static-users";
+    await admin.apply(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } }, "test");
+    const erin = await serviceAccount(admin, namespace, "erin");
+    const agent = new Agent(web.url);
+    await agent.signIn(erin.token);
+    const session = web.sessions().find((s) => s.id === agent.cookies.get("klb-session"));
+    assert.ok(session);
+    assert.deepEqual(await whoAmI(session.client), {
+      username: erin.username,
+      groups: ["system:authenticated", "system:serviceaccounts", `system:serviceaccounts:${namespace}`],
+    });
+  });
+
+  it("serves a session one more interval when TokenReview fails, then answers 503 until it works again", async () => {
+    const quick = await startWebServer({
+      control: webClient(webKubeconfig),
+      closeControl: true,
+      logger: pino({ level: "silent" }),
+      address: "127.0.0.1:0",
+      defaultNamespace: "default",
+      reviewIntervalMs: 1000,
+    });
+    onFileDone(() => quick.stop());
+    const agent = new Agent(quick.url);
+    await agent.signIn(tokens.dave);
+    // the page's account loses its role: TokenReview answers 403, which says nothing of dave's token
+    const binding = readManifests("deploy/control-plane/web-rbac.yaml").filter((o) => o.kind === "ClusterRoleBinding");
+    await admin.delete(refs.clusterRoleBindings, "klutch-bind:web");
+    try {
+      await eventually("the page stops acting for dave", async () => {
+        const home = await agent.send("GET", "/");
+        assert.equal(home.status, 503);
+        assert.match(home.body, /could not check your token again/);
+      });
+      assert.equal(quick.sessions().length, 1, "nobody was signed out");
+    } finally {
+      await apply(cluster, binding);
+    }
+    await eventually("dave is served again", async () => {
+      assert.equal((await agent.send("GET", "/")).status, 200);
     });
   });
 });
