@@ -114,6 +114,39 @@ describe("automatic export of labelled XRDs", () => {
     assert.equal(after?.metadata.resourceVersion, before?.metadata.resourceVersion, "not written");
   });
 
+  it("refuses a subresource claim, and warns of an escalation-prone one while the function decides", async () => {
+    const messagesOf = async (reason: string) => {
+      const events = await client.list(refs.events, {
+        namespace: "default",
+        fieldSelector: `involvedObject.name=${name}`,
+      });
+      return events.items.filter((e) => e.reason === reason).map((e) => String(e.message));
+    };
+    await writeXrd((xrd) => {
+      xrd.metadata.annotations = {
+        [claimsAnnotation]: "- {group: '', resource: pods/exec, version: v1, selector: {owner: Provider}}\n",
+      };
+    });
+    await eventually("the subresource is an InvalidPermissionClaims event", async () => {
+      const messages = await messagesOf("InvalidPermissionClaims");
+      assert.ok(
+        messages.some((m) => /\[0\]\.resource: must be a resource, not a subresource/.test(m)),
+        messages.join("\n"),
+      );
+    });
+    const pods = [{ group: "", resource: "pods", version: "v1", selector: { owner: "Provider" } }];
+    await writeXrd((xrd) => {
+      xrd.metadata.annotations = { [claimsAnnotation]: JSON.stringify(pods) };
+    });
+    await eventually("the export goes ahead, with a warning naming the claim", async () => {
+      assert.deepEqual((await serviceExport())?.spec, { xrd: name, permissionClaims: pods });
+      assert.match(
+        (await messagesOf("EscalationProneClaims")).join("\n"),
+        /\[0\] claims pods \(.*\): escalation-prone, so the function refuses the export unless its input lists each in allowedClaims/,
+      );
+    });
+  });
+
   it("deletes the export when the label goes, and again when the XRD goes", async () => {
     await writeXrd((xrd) => {
       xrd.metadata.labels = {};

@@ -101,4 +101,41 @@ describe("crossplane render through the function", { skip: crossplaneUnavailable
       /pipeline step "export" returned a fatal result: spec\.permissionClaims\[0\]\.selector\.owner: must be one of "Provider", "Consumer", got "Somebody"/,
     );
   });
+
+  it("refuses a claim on clusterrolebindings unless the input allows it by name", async () => {
+    const claim =
+      "    - group: rbac.authorization.k8s.io\n      resource: clusterrolebindings\n      version: v1\n      selector:\n        owner: Consumer\n";
+    writeFileSync(join(work, "escalating-xr.yaml"), `${readFileSync(join(examples, "xr.yaml"), "utf8")}${claim}`);
+    const required = `--required-resources=${join(examples, "required-resources.yaml")}`;
+    const refused = await render(join(work, "escalating-xr.yaml"), required);
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      refused.stderr,
+      /pipeline step "export" returned a fatal result: spec\.permissionClaims\[2\]: claims clusterrolebindings\.rbac\.authorization\.k8s\.io, which is escalation-prone .*allowedClaims/,
+    );
+
+    const composition = readFileSync(join(examples, "composition.yaml"), "utf8").replace(
+      "        ttlSeconds: 60\n",
+      "        ttlSeconds: 60\n        allowedClaims:\n          - {group: rbac.authorization.k8s.io, resource: clusterrolebindings}\n",
+    );
+    assert.match(composition, /allowedClaims/);
+    writeFileSync(join(work, "allowing-composition.yaml"), composition);
+    const allowed = await setup.crossplane(
+      "render",
+      join(work, "escalating-xr.yaml"),
+      join(work, "allowing-composition.yaml"),
+      setup.functionsFile,
+      required,
+    );
+    assert.equal(allowed.code, 0, allowed.stderr);
+    const claimsRole = allowed.docs.find(
+      (d) => d.kind === "ClusterRole" && String(d.metadata?.name).endsWith(":claims"),
+    ) as { rules?: Array<{ apiGroups: string[]; resources: string[] }> } | undefined;
+    assert.ok(
+      claimsRole?.rules?.some(
+        (r) => r.apiGroups[0] === "rbac.authorization.k8s.io" && r.resources.join() === "clusterrolebindings",
+      ),
+      stringify(claimsRole),
+    );
+  });
 });
