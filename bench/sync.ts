@@ -16,6 +16,7 @@ import { parseAllDocuments } from "yaml";
 import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../src/kube/conditions.ts";
 import { Informer } from "../src/kube/informer.ts";
+import { kubeconfigForAnnotation, kubeconfigSecretLabels } from "../src/sync/kubeconfig-secret.ts";
 import { providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
 import { widgetCrd } from "../test/fixtures/crds.ts";
@@ -152,7 +153,18 @@ for (const [i, app] of apps.entries()) {
     {
       apiVersion: "v1",
       kind: "Secret",
-      metadata: { name: appNames[i] as string, namespace: ns },
+      // the sync uses a Secret only for the bindings it names
+      metadata: {
+        name: appNames[i] as string,
+        namespace: ns,
+        labels: { ...kubeconfigSecretLabels },
+        annotations: {
+          [kubeconfigForAnnotation]: bindings
+            .filter((b) => b.app === app)
+            .map((b) => b.name)
+            .join(","),
+        },
+      },
       stringData: { kubeconfig: kubeconfigText(appNames[i] as string) },
     },
     "bench",

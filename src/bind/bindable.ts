@@ -2,6 +2,7 @@
 import { parseClaims } from "../export/claims.ts";
 import { describeClaim } from "../export/describe.ts";
 import { InputError } from "../export/errors.ts";
+import type { PermissionClaim } from "../export/types.ts";
 import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
 import { refs } from "../sync/resources.ts";
 
@@ -14,6 +15,8 @@ export type BindableApi = {
   template: string;
   /** each claim in words: what the provider writes into the app cluster, what it reads */
   claims: string[];
+  /** the claims themselves, as the binding records them when they are accepted */
+  permissionClaims?: PermissionClaim[];
 };
 
 export function bindableApi(template: KubeObject): BindableApi {
@@ -24,8 +27,10 @@ export function bindableApi(template: KubeObject): BindableApi {
   const group = spec.APIServiceSelector?.group ?? "";
   const resource = spec.APIServiceSelector?.resource ?? "";
   let claims: string[];
+  let permissionClaims: PermissionClaim[] = [];
   try {
-    claims = parseClaims(spec.permissionClaims, "spec.permissionClaims").map(describeClaim);
+    permissionClaims = parseClaims(spec.permissionClaims, "spec.permissionClaims");
+    claims = permissionClaims.map(describeClaim);
   } catch (err) {
     if (!(err instanceof InputError)) throw err;
     claims = [`(invalid claims: ${err.message})`];
@@ -37,6 +42,7 @@ export function bindableApi(template: KubeObject): BindableApi {
     version: spec.APIServiceSelector?.version ?? "",
     template: `${template.metadata.namespace}/${template.metadata.name}`,
     claims,
+    permissionClaims,
   };
 }
 

@@ -1,14 +1,16 @@
 // Making an AppClusterBinding, shared by `klutch-bind bind` and the web page: the app cluster's
 // kubeconfig as a Secret, and the binding that names it and the exports.
 import { isDnsLabel } from "../export/decode.ts";
-import { KubeClient, type KubeObject } from "../kube/client.ts";
+import { KubeApiError, KubeClient, type KubeObject } from "../kube/client.ts";
+import { acceptAll } from "../sync/consent.ts";
+import { kubeconfigSecretLabels, kubeconfigSecretMarks, notMarkedFor } from "../sync/kubeconfig-secret.ts";
 import { labels } from "../sync/naming.ts";
 import { refs } from "../sync/resources.ts";
 import type { BindableApi } from "./bindable.ts";
 import { explain } from "./explain.ts";
 
-/** On the kubeconfig Secrets that bind makes (CLI or web page), so unbind knows them. */
-export const bindingSecretLabels = { [labels.managedBy]: "klutch-bind" };
+/** On the kubeconfig Secrets that bind makes (CLI or web page), so unbind and the sync know them. */
+export const bindingSecretLabels = kubeconfigSecretLabels;
 
 export function isBindingSecret(secret: KubeObject | undefined): secret is KubeObject {
   return secret?.metadata.labels?.[labels.managedBy] === bindingSecretLabels[labels.managedBy];
@@ -41,34 +43,55 @@ export async function checkAppCluster(kubeconfig: string): Promise<{ server: str
 
 export type NewBinding = { name: string; namespace: string; kubeconfig: string; exports: BindableApi[] };
 
-/** Stores the kubeconfig and creates (or updates) the binding; returns the Secret's name. */
-export async function createBinding(client: KubeClient, binding: NewBinding, fieldManager: string): Promise<string> {
+/**
+ * Stores the kubeconfig and creates (or updates) the binding. Returns the Secret's name, and
+ * whether the kubeconfig was kept as it was: an app team may create Secrets but not change or read
+ * them (`klutch-bind:binder`: a patch answers with the whole Secret, so patch would mean read), so
+ * an existing Secret is replaced only by whoever may read it.
+ */
+export async function createBinding(
+  client: KubeClient,
+  binding: NewBinding,
+  fieldManager: string,
+): Promise<{ secretName: string; kept: boolean }> {
   const secretName = `${binding.name}-kubeconfig`;
-  // known only when the caller may read secrets; then a failed binding takes a new Secret back
-  const existed = await client.get(refs.secrets, secretName, binding.namespace).then(
-    (s) => s !== undefined,
-    () => undefined,
-  );
-  await client
-    .apply(
-      refs.secrets,
-      {
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: {
-          name: secretName,
-          namespace: binding.namespace,
-          labels: bindingSecretLabels,
-        },
-        type: "Opaque",
-        data: { kubeconfig: Buffer.from(binding.kubeconfig).toString("base64") },
-      },
-      fieldManager,
-      true,
-    )
-    .catch((err: unknown) => {
-      throw explain(err, `store the app kubeconfig as Secret ${secretName}`, client.server, binding.namespace);
+  const secret: KubeObject = {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: secretName, namespace: binding.namespace, ...kubeconfigSecretMarks(binding.name) },
+    type: "Opaque",
+    data: { kubeconfig: Buffer.from(binding.kubeconfig).toString("base64") },
+  };
+  const failed = (err: unknown) =>
+    explain(err, `store the app kubeconfig as Secret ${secretName}`, client.server, binding.namespace);
+  let created = false;
+  let kept = false;
+  try {
+    await client.create(refs.secrets, secret);
+    created = true;
+  } catch (err) {
+    if (!(err instanceof KubeApiError) || err.code !== 409) throw failed(err);
+    const existing = await client.get(refs.secrets, secretName, binding.namespace).catch((readErr: unknown) => {
+      if (readErr instanceof KubeApiError && readErr.code === 403) return undefined;
+      throw failed(readErr);
     });
+    if (existing !== undefined && notMarkedFor(existing, binding.name) === undefined) {
+      await client
+        .update(refs.secrets, {
+          ...secret,
+          metadata: { ...secret.metadata, resourceVersion: existing.metadata.resourceVersion },
+        })
+        .catch((updateErr: unknown) => {
+          throw failed(updateErr);
+        });
+    } else if (existing !== undefined) {
+      throw new Error(
+        `Secret ${binding.namespace}/${secretName} exists and is not this binding's kubeconfig: choose another binding name`,
+      );
+    } else {
+      kept = true; // not ours to read: the binding uses it only if it is marked for this binding
+    }
+  }
   await client
     .apply(
       refs.bindings,
@@ -78,15 +101,21 @@ export async function createBinding(client: KubeClient, binding: NewBinding, fie
         metadata: { name: binding.name, namespace: binding.namespace },
         spec: {
           kubeconfigSecretRef: { name: secretName, key: "kubeconfig" },
-          exports: binding.exports.map((e) => ({ group: e.group, resource: e.resource })),
+          // the claims the user was shown and accepted: the sync syncs no others
+          exports: binding.exports.map((e) => ({
+            group: e.group,
+            resource: e.resource,
+            ...(e.permissionClaims ? { permissionClaims: acceptAll(e.permissionClaims) } : {}),
+          })),
         },
       },
       fieldManager,
       true,
     )
     .catch(async (err: unknown) => {
-      if (existed === false) await client.delete(refs.secrets, secretName, binding.namespace).catch(() => undefined);
+      // a Secret we just made for a binding that could not be made: take it back where we may
+      if (created) await client.delete(refs.secrets, secretName, binding.namespace).catch(() => undefined);
       throw explain(err, `create AppClusterBinding ${binding.name}`, client.server, binding.namespace);
     });
-  return secretName;
+  return { secretName, kept };
 }

@@ -65,12 +65,16 @@ export async function runBind(args: string[]): Promise<number> {
     say(`✓ app cluster ${app.server} answers (${app.version})`);
 
     // 3. the kubeconfig as a Secret, the binding beside it
-    const secretName = await createBinding(
+    const { secretName, kept } = await createBinding(
       ctx.client,
       { name, namespace: ctx.namespace, kubeconfig, exports },
       "klutch-bind-cli",
     );
-    say(`✓ kubeconfig stored as Secret ${ctx.namespace}/${secretName}`);
+    say(
+      kept
+        ? `✓ kept the existing Secret ${ctx.namespace}/${secretName} (you may not replace it; unbind first to store a new kubeconfig)`
+        : `✓ kubeconfig stored as Secret ${ctx.namespace}/${secretName}`,
+    );
     say(`✓ AppClusterBinding ${ctx.namespace}/${name} created`);
     if (!values.wait) return 0;
 

@@ -24,6 +24,7 @@ const flags = {
   "metrics-address": { type: "string", default: ":8080" },
   "health-address": { type: "string", default: ":8081" },
   "app-request-timeout": { type: "string", default: "10" },
+  "template-namespace": { type: "string", multiple: true },
   "max-response-mib": { type: "string", default: "64" },
   "max-watch-event-mib": { type: "string", default: "16" },
   "web-address": { type: "string", default: "" },
@@ -138,6 +139,11 @@ export async function runSync(args: string[]): Promise<number> {
     appClientOptions,
     ...(values["metrics-address"] ? { metricsAddress: values["metrics-address"] } : {}),
     resyncMs: positive("status-interval", values["status-interval"]) * 1000,
+    // templates come from here only: by default the sync's own namespace and the bindings'
+    templateNamespaces: values["template-namespace"] ?? [
+      process.env.POD_NAMESPACE ?? "crossplane-system",
+      ...(values.namespace ? [values.namespace] : []),
+    ],
     autoExport: values["auto-export"] && !values["no-auto-export"],
   });
   health = () => sync.controller.health();

@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { isBindingSecret } from "../bind/binding.ts";
 import { explain } from "../bind/explain.ts";
-import { KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import { finalizer, labels } from "../sync/naming.ts";
 import { refs } from "../sync/resources.ts";
 import { contextFlags, controlPlane } from "./context.ts";
@@ -46,7 +46,19 @@ export async function runUnbind(args: string[]): Promise<number> {
       kubeconfigSecretRef: { name: string; key?: string };
       exports?: Array<{ group: string; resource: string }>;
     };
-    const secret = await ctx.client.get(refs.secrets, spec.kubeconfigSecretRef.name, ctx.namespace);
+    // an app team may not read Secrets (klutch-bind:binder): then the app objects are released by the
+    // sync but not deleted here
+    const secret = await ctx.client
+      .get(refs.secrets, spec.kubeconfigSecretRef.name, ctx.namespace)
+      .catch((err: unknown) => {
+        if (err instanceof KubeApiError && err.code === 403) return undefined;
+        throw err;
+      });
+    if (secret === undefined && values.delete) {
+      say(
+        `! cannot read Secret ${ctx.namespace}/${spec.kubeconfigSecretRef.name}: the app cluster's objects are released, not deleted`,
+      );
+    }
     const encoded = (secret?.data as Record<string, string> | undefined)?.[
       spec.kubeconfigSecretRef.key ?? "kubeconfig"
     ];
@@ -54,19 +66,11 @@ export async function runUnbind(args: string[]): Promise<number> {
       ? KubeClient.fromUntrustedKubeconfig(Buffer.from(encoded, "base64").toString("utf8"))
       : undefined;
 
-    // the sync lets go first, so nothing recreates what we remove
-    await ctx.client.delete(refs.bindings, name, ctx.namespace);
-    const waitUntil = Date.now() + 60_000;
-    while ((await ctx.client.get(refs.bindings, name, ctx.namespace)) !== undefined) {
-      if (Date.now() > waitUntil) {
-        throw new Error(
-          `the sync has not let go of AppClusterBinding ${name} within 60 s: is klutch-bind sync running?`,
-        );
-      }
-      await sleep(250);
-    }
-    say(`✓ AppClusterBinding ${ctx.namespace}/${name} deleted; the sync has stopped serving it`);
-
+    // The sync does the releasing (as for a binding deleted with kubectl); we tell it how, and
+    // note first what is ours in the app cluster, since releasing takes our label off.
+    const policy = values.delete ? "Delete" : "Orphan";
+    await ctx.client.mergePatch(refs.bindings, name, ctx.namespace, { spec: { deletionPolicy: policy } });
+    const exported: Array<{ id: string; ref: ResourceRef; owned: KubeObject[] }> = [];
     for (const e of spec.exports ?? []) {
       const crd = await ctx.client.get(refs.crds, `${e.resource}.${e.group}`);
       if (crd === undefined) continue;
@@ -77,38 +81,53 @@ export async function runUnbind(args: string[]): Promise<number> {
         resource: e.resource,
         namespaced: crdSpec.scope === "Namespaced",
       };
+      const owned = app ? await ownedAppObjects(app, ref, uid) : [];
+      exported.push({ id: `${e.resource}.${e.group}`, ref, owned });
+    }
+    const namespaces = (await ctx.client.list(refs.namespaces, { labelSelector: `${labels.binding}=${uid}` })).items;
+
+    await ctx.client.delete(refs.bindings, name, ctx.namespace);
+    const waitUntil = Date.now() + Number(values.timeout) * 1000;
+    while ((await ctx.client.get(refs.bindings, name, ctx.namespace)) !== undefined) {
+      if (Date.now() > waitUntil) {
+        throw new Error(
+          `the sync has not let go of AppClusterBinding ${name} within ${values.timeout} s: is klutch-bind sync running? (kubectl describe appclusterbinding ${name} shows why)`,
+        );
+      }
+      await sleep(250);
+    }
+    say(
+      `✓ AppClusterBinding ${ctx.namespace}/${name} deleted; the sync has released its objects (deletionPolicy ${policy})`,
+    );
+
+    for (const { id, ref, owned } of exported) {
       const copies = (await ctx.client.list(ref, { labelSelector: `${labels.binding}=${uid}` })).items;
       if (values.delete) {
-        for (const copy of copies) await ctx.client.delete(ref, copy.metadata.name, copy.metadata.namespace);
-        say(
-          `  deleting ${copies.length} provider cop${copies.length === 1 ? "y" : "ies"} of ${e.resource}.${e.group} …`,
-        );
+        say(`  waiting for ${copies.length} provider cop${copies.length === 1 ? "y" : "ies"} of ${id} to go …`);
         const deadline = Date.now() + Number(values.timeout) * 1000;
         for (;;) {
           const left = (await ctx.client.list(ref, { labelSelector: `${labels.binding}=${uid}` })).items.length;
           if (left === 0) break;
           if (Date.now() > deadline)
-            throw new Error(
-              `${left} provider copies of ${e.resource}.${e.group} still deleting after ${values.timeout} s`,
-            );
+            throw new Error(`${left} provider copies of ${id} still deleting after ${values.timeout} s`);
           await sleep(1000);
         }
-        say(`✓ provider copies of ${e.resource}.${e.group} gone`);
+        say(`✓ provider copies of ${id} gone`);
+        if (app !== undefined) {
+          for (const obj of owned) await app.delete(ref, obj.metadata.name, obj.metadata.namespace);
+          say(`✓ ${owned.length} app cluster object(s) of ${id} deleted`);
+        }
       } else {
-        say(
-          `✓ ${copies.length} provider cop${copies.length === 1 ? "y" : "ies"} of ${e.resource}.${e.group} left in place (orphaned)`,
-        );
+        say(`✓ ${copies.length} provider cop${copies.length === 1 ? "y" : "ies"} of ${id} left in place (orphaned)`);
+        say(`✓ ${owned.length} app cluster object(s) of ${id} released`);
       }
-      if (app !== undefined) await releaseAppObjects(app, ref, values.delete, say);
     }
-    if (values.delete) {
-      const namespaces = (await ctx.client.list(refs.namespaces, { labelSelector: `${labels.binding}=${uid}` })).items;
-      for (const ns of namespaces) await ctx.client.delete(refs.namespaces, ns.metadata.name);
-      say(`✓ ${namespaces.length} provider namespace(s) deleted`);
-    }
-    if (isBindingSecret(secret)) {
-      await ctx.client.delete(refs.secrets, secret.metadata.name, ctx.namespace);
+    if (values.delete) say(`✓ ${namespaces.length} provider namespace(s) deleted`);
+    // the sync deletes the binding's own kubeconfig Secret with the binding; older ones go here
+    if (isBindingSecret(secret) && (await ctx.client.delete(refs.secrets, secret.metadata.name, ctx.namespace))) {
       say(`✓ Secret ${ctx.namespace}/${secret.metadata.name} deleted`);
+    } else if (isBindingSecret(secret)) {
+      say(`✓ Secret ${ctx.namespace}/${secret.metadata.name} deleted with the binding`);
     }
     app?.close();
     return 0;
@@ -117,22 +136,11 @@ export async function runUnbind(args: string[]): Promise<number> {
   }
 }
 
-/** Takes the sync's finalizer off the app cluster's objects, and deletes them with --delete. */
-async function releaseAppObjects(
-  app: KubeClient,
-  ref: ResourceRef,
-  remove: boolean,
-  say: (line: string) => void,
-): Promise<void> {
+/** The app cluster's objects of ref that this binding manages (its label, or our finalizer and no label). */
+async function ownedAppObjects(app: KubeClient, ref: ResourceRef, bindingUid: string): Promise<KubeObject[]> {
   const objects = (await app.list(ref).catch(() => ({ items: [] as KubeObject[] }))).items;
-  for (const obj of objects) {
-    if (obj.metadata.finalizers?.includes(finalizer)) {
-      await app.update(ref, {
-        ...obj,
-        metadata: { ...obj.metadata, finalizers: obj.metadata.finalizers.filter((f) => f !== finalizer) },
-      });
-    }
-    if (remove) await app.delete(ref, obj.metadata.name, obj.metadata.namespace);
-  }
-  say(`✓ ${objects.length} app cluster object(s) of ${ref.resource}.${ref.group} ${remove ? "deleted" : "released"}`);
+  return objects.filter((obj) => {
+    const owner = obj.metadata.labels?.[labels.binding];
+    return owner === bindingUid || (owner === undefined && obj.metadata.finalizers?.includes(finalizer) === true);
+  });
 }

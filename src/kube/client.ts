@@ -42,8 +42,17 @@ export type ClientOptions = {
 /** Whom requests are made for (Kubernetes impersonation); the client's own identity needs `impersonate`. */
 export type Impersonation = { username: string; groups?: string[]; uid?: string };
 
-/** limit is the page size of list (default 500); watches ignore it. */
-export type ListOptions = { namespace?: string; labelSelector?: string; fieldSelector?: string; limit?: number };
+/**
+ * limit is the page size of list (default 500); watches ignore it. kind, when known (from an
+ * earlier list, say), is the kind every listed object must have.
+ */
+export type ListOptions = {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  kind?: string;
+};
 
 export type WatchEvent = { type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK"; object: KubeObject };
 
@@ -382,7 +391,7 @@ export class KubeClient {
     do {
       let page: ListPage;
       try {
-        page = await this.#listPage(ref, path, options.namespace, {
+        page = await this.#listPage(ref, path, options, {
           query: {
             labelSelector: options.labelSelector,
             fieldSelector: options.fieldSelector,
@@ -410,12 +419,8 @@ export class KubeClient {
   }
 
   /** One page of a list, checked to be a list of ref's objects (in namespace, when given). */
-  async #listPage(
-    ref: ResourceRef,
-    path: string,
-    namespace: string | undefined,
-    options: RequestOptions,
-  ): Promise<ListPage> {
+  async #listPage(ref: ResourceRef, path: string, list: ListOptions, options: RequestOptions): Promise<ListPage> {
+    const namespace = list.namespace;
     const body = await this.request<Record<string, unknown>>("GET", path, options);
     const apiVersion = apiVersionOf(ref);
     const listKind = body.kind;
@@ -435,6 +440,9 @@ export class KubeClient {
     }
     if (!Array.isArray(body.items)) throw new KubeDecodeError("GET", path, "the list has no items array");
     const kind = listKind.slice(0, -"List".length);
+    if (list.kind !== undefined && kind !== list.kind) {
+      throw new KubeDecodeError("GET", path, `expected a list of ${list.kind}, got ${listKind}`);
+    }
     const items = body.items.map((item: unknown, i: number) => {
       const obj = decodeObject("GET", path, item, ref, kind, `items[${i}]`);
       if (namespace !== undefined && namespace !== "" && obj.metadata.namespace !== namespace) {

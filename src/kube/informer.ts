@@ -219,7 +219,9 @@ export class Informer {
    * real list, see KubeDecodeError) changes nothing: no deletion is ever concluded from it.
    */
   async #relist(signal: AbortSignal): Promise<string | undefined> {
-    const listed = await abortable(this.#client.list(this.#ref, this.#options), signal);
+    // once the kind is known, a relist of another kind is garbage, not the truth
+    const options = this.#kind === undefined ? this.#options : { ...this.#options, kind: this.#kind };
+    const listed = await abortable(this.#client.list(this.#ref, options), signal);
     if (listed === undefined) return undefined;
     const { items, resourceVersion, kind } = listed;
     this.#kind = kind;

@@ -143,6 +143,10 @@ export async function reconcileBoundObject(
     return;
   }
 
+  // another binding of the same app cluster manages this object: never touch it
+  const owner = consumer.metadata.labels?.[labels.binding];
+  if (owner !== undefined && owner !== ctx.binding.uid) return;
+
   if (consumer.metadata.deletionTimestamp !== undefined) {
     if (!consumer.metadata.finalizers?.includes(finalizer)) return;
     if (provider !== undefined) {
@@ -167,13 +171,19 @@ export async function reconcileBoundObject(
     return;
   }
 
-  // The finalizer first, so the consumer object cannot go before its provider copy does; then on
-  // with the updated object rather than waiting for its watch event.
+  // The finalizer and the owner label first, so the consumer object cannot go before its provider
+  // copy does and no other binding takes it; then on with the updated object rather than waiting
+  // for its watch event.
   let withFinalizer = consumer;
-  if (!consumer.metadata.finalizers?.includes(finalizer)) {
+  if (!consumer.metadata.finalizers?.includes(finalizer) || owner === undefined) {
+    const finalizers = consumer.metadata.finalizers ?? [];
     withFinalizer = await ctx.app.update(ref, {
       ...consumer,
-      metadata: { ...consumer.metadata, finalizers: [...(consumer.metadata.finalizers ?? []), finalizer] },
+      metadata: {
+        ...consumer.metadata,
+        labels: { ...consumer.metadata.labels, [labels.binding]: ctx.binding.uid },
+        finalizers: finalizers.includes(finalizer) ? finalizers : [...finalizers, finalizer],
+      },
     });
   }
 
@@ -251,7 +261,7 @@ export async function adoptProviderObject(
     metadata: {
       name: consumerName,
       ...(consumerNamespace === undefined ? {} : { namespace: consumerNamespace }),
-      labels: providerLabels,
+      labels: { ...providerLabels, [labels.binding]: ctx.binding.uid },
       finalizers: [finalizer],
     },
     ...(provider.spec === undefined ? {} : { spec: provider.spec }),

@@ -20,6 +20,8 @@ export type SyncOptions = {
   /** serve /healthz and /readyz here (the CLI serves them itself, from before leader election) */
   healthAddress?: string;
   resyncMs?: number;
+  /** where templates are read; see BindingControllerOptions.templateNamespaces */
+  templateNamespaces?: string[];
   /** keep a ServiceExport for every XRD labelled bind.klutch.dev/export=true */
   autoExport?: boolean;
 };
@@ -44,6 +46,7 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.namespace ? { namespace: options.namespace } : {}),
     ...(options.appClientOptions ? { appClientOptions: options.appClientOptions } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
+    ...(options.templateNamespaces ? { templateNamespaces: options.templateNamespaces } : {}),
   });
   controller.start();
   metrics.countRequests(() => ({ control: options.control.requests, app: controller.appRequests }));

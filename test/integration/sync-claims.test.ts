@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeObject } from "../../src/kube/client.ts";
+import { conditionOf } from "../../src/kube/conditions.ts";
 import { labels, providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
@@ -167,7 +168,7 @@ describe("the sync of claimed objects", () => {
     );
   });
 
-  it("isolates two bindings: each sees and touches only its own objects", async () => {
+  it("isolates two bindings of one app cluster: the second is refused and touches nothing", async () => {
     const other = await env.bind("claims-two", [
       {
         group: "",
@@ -179,18 +180,22 @@ describe("the sync of claimed objects", () => {
     ]);
     const otherUid = other.metadata.uid ?? "";
     const { ns, pns } = await boundNamespace();
-    // both bindings point at the same app cluster: the same app object maps to two namespaces
+    // both bindings point at the same app cluster: only the first may sync its objects
     const otherPns = providerNamespace(otherUid, ns);
     assert.notEqual(otherPns, pns);
-    await eventually("second binding copies too", async () =>
-      assert.ok(await env.controlClient.get(env.ref, "db", otherPns)),
-    );
+    await eventually("the second binding is refused", async () => {
+      const read = await env.controlClient.get(refs.bindings, "claims-two", env.bindingNamespace);
+      assert.match(
+        conditionOf(read, "Ready")?.message ?? "",
+        /already binds .* through AppClusterBinding \S+\/claims:/,
+      );
+    });
     await env.controlClient.create(refs.secrets, secret(pns, "only-first", { k: Buffer.from("1") }));
     await eventually("first binding's secret arrives", async () =>
       assert.ok(await env.appClient.get(refs.secrets, "only-first", ns)),
     );
     const copy = await env.appClient.get(refs.secrets, "only-first", ns);
     assert.equal(copy?.metadata.labels?.[labels.binding], uid, "copied by the first binding only");
-    assert.equal(await env.controlClient.get(refs.secrets, "only-first", otherPns), undefined);
+    assert.equal(await env.controlClient.get(refs.namespaces, otherPns), undefined, "the second made nothing");
   });
 });

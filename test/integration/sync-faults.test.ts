@@ -14,6 +14,7 @@ import { refs } from "../../src/sync/resources.ts";
 import { startCluster, stopCluster } from "../support/cluster.ts";
 import { freshCluster, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
+import { freePort } from "../support/net.ts";
 import { stopProcess } from "../support/processes.ts";
 import { syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
@@ -130,7 +131,16 @@ describe("the sync under faults", () => {
     const first = startSyncProcess(env.control.kubeconfigPath, env.bindingNamespace, ...args);
     const firstLeads = becameLeader(first);
     await firstLeads;
-    const second = startSyncProcess(env.control.kubeconfigPath, env.bindingNamespace, ...args);
+    // the standby serves its probes: healthy and ready while it waits (a probe that failed would
+    // have Kubernetes restart or unready a healthy pod)
+    const healthPort = await freePort();
+    const second = startSyncProcess(
+      env.control.kubeconfigPath,
+      env.bindingNamespace,
+      ...args,
+      "--health-address",
+      `127.0.0.1:${healthPort}`,
+    );
     const secondLeads = becameLeader(second);
     const secondSaid: Array<{ at: number; line: string }> = [];
     createInterface({ input: second.stdout as NodeJS.ReadableStream }).on("line", (line) =>
@@ -144,6 +154,10 @@ describe("the sync under faults", () => {
     await env.ready("ha");
     const standby = await Promise.race([secondLeads.then(() => "leads"), sleep(4000).then(() => "standing by")]);
     assert.equal(standby, "standing by", "the second replica does not lead while the first renews");
+    for (const path of ["/healthz", "/readyz"]) {
+      const answer = await fetch(`http://127.0.0.1:${healthPort}${path}`);
+      assert.equal(answer.status, 200, `${path} of the standby: ${await answer.text()}`);
+    }
 
     // the standby starts no sync, so it writes nothing, while the leader lives
     await env.appObject(`ha-before-${uniqueSuffix()}`, "before", "s");
@@ -158,6 +172,9 @@ describe("the sync under faults", () => {
     await secondLeads;
     const takeover = (Date.now() - killedAt) / 1000;
     assert.ok(takeover < 3 + 3, `took over in ${takeover.toFixed(1)} s (lease 3 s)`);
+    await eventually("the new leader is ready once its control-plane caches are filled", async () => {
+      assert.equal((await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status, 200);
+    });
 
     const ns = `ha-${uniqueSuffix()}`;
     await env.appObject(ns, "after", "s");

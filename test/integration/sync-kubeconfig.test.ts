@@ -21,22 +21,7 @@ describe("the sync and a binding's kubeconfig", () => {
       / {4}client-key-data: .*/,
       `    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n      args: [-c, "touch ${marker}"]`,
     );
-    await env.controlClient.create(refs.secrets, {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: "unsafe-kubeconfig", namespace: env.bindingNamespace },
-      data: { kubeconfig: Buffer.from(unsafe).toString("base64") },
-    });
-    await env.template([]);
-    await env.controlClient.create(refs.bindings, {
-      apiVersion: "bind.klutch.dev/v1alpha1",
-      kind: "AppClusterBinding",
-      metadata: { name: "unsafe", namespace: env.bindingNamespace },
-      spec: {
-        kubeconfigSecretRef: { name: "unsafe-kubeconfig" },
-        exports: [{ group: env.ref.group, resource: env.ref.resource }],
-      },
-    });
+    await env.bindWith("unsafe", unsafe);
     await eventually("InvalidKubeconfig reported", async () => {
       const read = await env.controlClient.get(refs.bindings, "unsafe", env.bindingNamespace);
       const connected = conditionOf(read, "Connected");

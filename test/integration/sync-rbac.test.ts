@@ -107,12 +107,13 @@ describe("the sync with least privilege", () => {
     );
     onFileDone(() => stopProcess(sync));
 
+    await env.kubeconfigSecret("least-privilege", env.appKubeconfig);
     const binding = await env.controlClient.create(refs.bindings, {
       apiVersion: "bind.klutch.dev/v1alpha1",
       kind: "AppClusterBinding",
       metadata: { name: "least-privilege", namespace: ns },
       spec: {
-        kubeconfigSecretRef: { name: "app-kubeconfig" },
+        kubeconfigSecretRef: { name: "least-privilege-kubeconfig" },
         exports: [{ group: env.ref.group, resource: "postgresqlinstances" }],
       },
     });

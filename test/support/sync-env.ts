@@ -6,6 +6,7 @@ import { type Logger, pino } from "pino";
 import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
+import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { type RunningSync, startSync } from "../../src/sync/manager.ts";
 import { refs } from "../../src/sync/resources.ts";
 import type { Cluster } from "./cluster.ts";
@@ -27,8 +28,17 @@ export type SyncEnv = {
   appKubeconfig: string;
   sync: RunningSync | undefined;
   bind: (name: string, claims: PermissionClaim[]) => Promise<KubeObject>;
-  /** a binding of the exported API with a kubeconfig Secret of its own (named after it) holding text */
-  bindWith: (name: string, kubeconfigText: string) => Promise<KubeObject>;
+  /**
+   * A binding with a kubeconfig Secret of its own (named after it) holding text; of the exported
+   * API unless exports says otherwise.
+   */
+  bindWith: (
+    name: string,
+    kubeconfigText: string,
+    options?: { exports?: Array<{ group: string; resource: string }>; deletionPolicy?: "Orphan" | "Delete" },
+  ) => Promise<KubeObject>;
+  /** the Secret NAME-kubeconfig holding text, marked for binding NAME as the sync requires */
+  kubeconfigSecret: (name: string, text: string) => Promise<void>;
   /** applies the exported API's template (in the binding namespace) without binding it */
   template: (claims: PermissionClaim[]) => Promise<void>;
   /** waits (up to a minute) until the binding reports Ready=True */
@@ -177,6 +187,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     appKubeconfig: kubeconfig.toString("utf8"),
     sync,
     template,
+    kubeconfigSecret,
     ready: (bindingName) =>
       eventually(
         `binding ${bindingName} ready`,
@@ -197,14 +208,23 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
         spec: { size },
       });
     },
-    bindWith: async (name, kubeconfigText) => {
+    bindWith: async (name, kubeconfigText, options = {}) => {
       await template([]);
-      await controlClient.create(refs.secrets, {
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: { name: `${name}-kubeconfig`, namespace: bindingNamespace },
-        data: { kubeconfig: Buffer.from(kubeconfigText).toString("base64") },
+      await kubeconfigSecret(name, kubeconfigText);
+      return controlClient.create(refs.bindings, {
+        apiVersion: "bind.klutch.dev/v1alpha1",
+        kind: "AppClusterBinding",
+        metadata: { name, namespace: bindingNamespace },
+        spec: {
+          kubeconfigSecretRef: { name: `${name}-kubeconfig` },
+          exports: options.exports ?? [{ group, resource: "postgresqlinstances" }],
+          ...(options.deletionPolicy ? { deletionPolicy: options.deletionPolicy } : {}),
+        },
       });
+    },
+    bind: async (name, claims) => {
+      await template(claims);
+      await kubeconfigSecret(name, kubeconfig.toString("utf8"));
       return controlClient.create(refs.bindings, {
         apiVersion: "bind.klutch.dev/v1alpha1",
         kind: "AppClusterBinding",
@@ -215,19 +235,17 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
         },
       });
     },
-    bind: async (name, claims) => {
-      await template(claims);
-      return controlClient.create(refs.bindings, {
-        apiVersion: "bind.klutch.dev/v1alpha1",
-        kind: "AppClusterBinding",
-        metadata: { name, namespace: bindingNamespace },
-        spec: {
-          kubeconfigSecretRef: { name: "app-kubeconfig" },
-          exports: [{ group, resource: "postgresqlinstances" }],
-        },
-      });
-    },
   };
+
+  /** The Secret NAME-kubeconfig, marked for binding NAME as the sync requires. */
+  async function kubeconfigSecret(name: string, text: string): Promise<void> {
+    await controlClient.create(refs.secrets, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: `${name}-kubeconfig`, namespace: bindingNamespace, ...kubeconfigSecretMarks(name) },
+      data: { kubeconfig: Buffer.from(text).toString("base64") },
+    });
+  }
 
   async function template(claims: PermissionClaim[]): Promise<void> {
     await controlClient.apply(

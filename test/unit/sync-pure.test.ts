@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { ownership } from "../../src/sync/cluster-owners.ts";
+import { acceptAll, consent, parseRecorded } from "../../src/sync/consent.ts";
 import { aggregatedRoles, consumerCrd } from "../../src/sync/consumer-crd.ts";
 import { bindingPrefix, providerClusterScopedName, providerNamespace } from "../../src/sync/naming.ts";
 import { claimSelects, matchesLabels } from "../../src/sync/selector.ts";
@@ -142,5 +144,82 @@ describe("cluster-local objects", () => {
     );
     assert.equal(clusterLocal({ apiVersion: "v1", kind: "ConfigMap", metadata: meta("settings") }), false);
     assert.equal(clusterLocal({ apiVersion: "v1", kind: "Secret", metadata: meta("creds"), type: "Opaque" }), false);
+  });
+});
+
+describe("ownership of an app cluster's API", () => {
+  const claim = (key: string, created: string, clusterUid?: string, exports = ["dbs.example.com"]) => ({
+    key,
+    created,
+    clusterUid,
+    exports,
+    deleting: false,
+    identifying: clusterUid === undefined,
+  });
+  const a = claim("team-a/first", "2026-12-01T10:00:00Z", "cluster-1");
+  const b = claim("team-b/second", "2026-12-01T10:05:00Z", "cluster-1");
+
+  it("gives the API to the oldest binding of the cluster and refuses the others, naming it", () => {
+    assert.deepEqual(ownership(a, "cluster-1", "dbs.example.com", [a, b]), { owner: true });
+    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [a, b]), { owner: false, by: "team-a/first" });
+  });
+
+  it("lets other clusters, other APIs and deleted bindings be", () => {
+    const other = claim("team-c/c", "2026-12-01T09:00:00Z", "cluster-2");
+    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [other, b]), { owner: true });
+    const otherApi = claim("team-d/d", "2026-12-01T09:00:00Z", "cluster-1", ["caches.example.com"]);
+    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [otherApi, b]), { owner: true });
+    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [{ ...a, deleting: true }, b]), { owner: true });
+  });
+
+  it("waits for an older binding whose cluster is not known yet, for a while", () => {
+    const unknown = claim("team-a/new", "2026-12-01T10:00:00Z");
+    const now = Date.parse("2026-12-01T10:00:10Z");
+    assert.deepEqual(
+      ownership(b, "cluster-1", "dbs.example.com", [unknown, { ...b, created: "2026-12-01T10:00:05Z" }], now),
+      {
+        owner: false,
+        waitingFor: "team-a/new",
+      },
+    );
+    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [unknown, b], now + 60_000), { owner: true });
+    // one whose look at its cluster failed is not waited for
+    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [{ ...unknown, identifying: false }, b], now), {
+      owner: true,
+    });
+  });
+
+  it("orders bindings of the same second by name", () => {
+    const twin = claim("team-a/zz", a.created, "cluster-1");
+    assert.deepEqual(ownership(twin, "cluster-1", "dbs.example.com", [a, twin]), { owner: false, by: "team-a/first" });
+  });
+});
+
+describe("per-claim consent", () => {
+  const secrets = { group: "", resource: "secrets", version: "v1", selector: { owner: "Provider" as const } };
+  const configMaps = { group: "", resource: "configmaps", version: "v1", selector: { owner: "Consumer" as const } };
+
+  it("syncs a template's claim only as it was accepted", () => {
+    assert.deepEqual(consent([secrets], acceptAll([secrets])), { accepted: [secrets], pending: [], rejected: [] });
+    // the template grew: the new claim waits
+    assert.deepEqual(consent([secrets, configMaps], acceptAll([secrets])), {
+      accepted: [secrets],
+      pending: [configMaps],
+      rejected: [],
+    });
+    // the template widened an accepted claim: it waits too
+    const wider = { ...secrets, selector: { ...secrets.selector, namespaces: ["*"] } };
+    assert.deepEqual(consent([wider], acceptAll([secrets])).pending, [wider]);
+    assert.deepEqual(consent([secrets], [{ ...secrets, state: "Rejected" }]).rejected, [secrets]);
+  });
+
+  it("decodes what a binding recorded, naming the field of a broken entry", () => {
+    assert.equal(parseRecorded(undefined, "spec.exports[0].permissionClaims"), undefined);
+    assert.deepEqual(parseRecorded([{ ...secrets, state: "Accepted" }], "f"), [{ ...secrets, state: "Accepted" }]);
+    assert.throws(
+      () => parseRecorded([{ ...secrets, state: "Maybe" }], "f"),
+      /f\[0\]\.state: must be "Accepted" or "Rejected"/,
+    );
+    assert.throws(() => parseRecorded("all", "f"), /f: must be a list/);
   });
 });

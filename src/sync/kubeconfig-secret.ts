@@ -1,0 +1,29 @@
+// Which Secrets the sync may use as an app cluster's kubeconfig. A binding names a Secret of its
+// namespace, and whoever may create bindings there might name one they cannot read (a provider's
+// credentials, another team's kubeconfig). So a Secret serves only the bindings it names itself,
+// a mark that only someone who could write (and so read) the Secret can have put there: it needs
+// the label app.kubernetes.io/managed-by=klutch-bind and the annotation
+// bind.klutch.dev/kubeconfig-for listing the binding names (comma-separated). `klutch-bind bind`
+// and the web page set both when they create the Secret.
+import type { KubeObject } from "../kube/client.ts";
+import { labels } from "./naming.ts";
+
+export const kubeconfigForAnnotation = "bind.klutch.dev/kubeconfig-for";
+export const kubeconfigSecretLabels = { [labels.managedBy]: "klutch-bind" } as const;
+
+/** The label and annotation that let binding bindingName use a Secret. */
+export function kubeconfigSecretMarks(bindingName: string) {
+  return { labels: { ...kubeconfigSecretLabels }, annotations: { [kubeconfigForAnnotation]: bindingName } };
+}
+
+/** Why the Secret may not serve bindingName, or undefined when it may. */
+export function notMarkedFor(secret: KubeObject, bindingName: string): string | undefined {
+  const where = `secret ${secret.metadata.namespace}/${secret.metadata.name}`;
+  const fix = `label it ${labels.managedBy}=klutch-bind and annotate it ${kubeconfigForAnnotation}=${bindingName} (klutch-bind bind does both)`;
+  if (secret.metadata.labels?.[labels.managedBy] !== kubeconfigSecretLabels[labels.managedBy]) {
+    return `${where} is not a klutch-bind kubeconfig Secret: ${fix}`;
+  }
+  const names = (secret.metadata.annotations?.[kubeconfigForAnnotation] ?? "").split(",").map((n) => n.trim());
+  if (!names.includes(bindingName)) return `${where} is not marked for AppClusterBinding ${bindingName}: ${fix}`;
+  return undefined;
+}

@@ -1,0 +1,102 @@
+// Consent and scope: templates count only in the namespaces the sync reads them from, and a
+// template whose claims grow does not extend a binding until the binding accepts them.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { PermissionClaim } from "../../src/export/types.ts";
+import { conditionOf } from "../../src/kube/conditions.ts";
+import { acceptAll } from "../../src/sync/consent.ts";
+import { providerNamespace } from "../../src/sync/naming.ts";
+import { refs } from "../../src/sync/resources.ts";
+import { testNamespace, uniqueSuffix } from "../support/clusters.ts";
+import { eventually } from "../support/eventually.ts";
+import { syncEnv } from "../support/sync-env.ts";
+
+const secrets: PermissionClaim = { group: "", resource: "secrets", version: "v1", selector: { owner: "Provider" } };
+const configMaps: PermissionClaim = {
+  group: "",
+  resource: "configmaps",
+  version: "v1",
+  selector: { owner: "Consumer", names: ["app-settings"] },
+};
+
+describe("templates and consent", () => {
+  it("reads templates only from its template namespaces", async () => {
+    const env = await syncEnv({ resyncMs: 500 });
+    // a template for the API, but in a namespace the sync does not read templates from
+    const elsewhere = await testNamespace(env.control, "rogue-templates");
+    await env.controlClient.create(refs.templates, {
+      apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+      kind: "APIServiceExportTemplate",
+      metadata: { name: "postgresqlinstances", namespace: elsewhere },
+      spec: {
+        APIServiceSelector: { group: env.ref.group, resource: "postgresqlinstances", version: "v1" },
+        permissionClaims: [secrets],
+      },
+    });
+    await env.kubeconfigSecret("scoped", env.appKubeconfig);
+    await env.controlClient.create(refs.bindings, {
+      apiVersion: "bind.klutch.dev/v1alpha1",
+      kind: "AppClusterBinding",
+      metadata: { name: "scoped", namespace: env.bindingNamespace },
+      spec: {
+        kubeconfigSecretRef: { name: "scoped-kubeconfig" },
+        exports: [{ group: env.ref.group, resource: "postgresqlinstances" }],
+      },
+    });
+    await eventually("the template elsewhere does not count", async () => {
+      const read = await env.controlClient.get(refs.bindings, "scoped", env.bindingNamespace);
+      assert.match(
+        conditionOf(read, "Ready")?.message ?? "",
+        /no APIServiceExportTemplate exports postgresqlinstances/,
+      );
+    });
+    await env.template([]);
+    await env.ready("scoped");
+  });
+
+  it("records the claims a binding accepted; claims added later wait for consent", async () => {
+    const env = await syncEnv({ resyncMs: 500 });
+    const binding = await env.bind("consenting", [secrets]);
+    await env.ready("consenting");
+    await eventually("the accepted claims are recorded on the binding", async () => {
+      const read = await env.controlClient.get(refs.bindings, "consenting", env.bindingNamespace);
+      const exports = (read?.spec as { exports?: Array<{ permissionClaims?: unknown }> } | undefined)?.exports ?? [];
+      assert.deepEqual(exports[0]?.permissionClaims, acceptAll([secrets]));
+    });
+    const ns = `consent-${uniqueSuffix()}`;
+    await env.appObject(ns, "db");
+    const pns = providerNamespace(binding.metadata.uid ?? "", ns);
+    await eventually("copied", async () => assert.ok(await env.controlClient.get(env.ref, "db", pns)));
+
+    // the provider adds a claim: the app's settings go up to the control plane, if accepted
+    await env.template([secrets, configMaps]);
+    await env.appClient.create(refs.configMaps, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "app-settings", namespace: ns },
+      data: { plan: "gold" },
+    });
+    await eventually("the binding says the new claim waits", async () => {
+      const read = await env.controlClient.get(refs.bindings, "consenting", env.bindingNamespace);
+      const claims = conditionOf(read, "ClaimsAccepted");
+      assert.equal(claims?.status, "False");
+      assert.match(claims?.message ?? "", /configmaps\.core \(owner Consumer\)/);
+      assert.equal(conditionOf(read, "Ready")?.status, "True", "what was accepted still syncs");
+    });
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    assert.equal(await env.controlClient.get(refs.configMaps, "app-settings", pns), undefined, "not synced unaccepted");
+
+    // accepting it (as klutch-bind bind or the web page would record it)
+    const read = await env.controlClient.get(refs.bindings, "consenting", env.bindingNamespace);
+    const spec = read?.spec as { exports: Array<Record<string, unknown>> };
+    await env.controlClient.mergePatch(refs.bindings, "consenting", env.bindingNamespace, {
+      spec: { exports: [{ ...spec.exports[0], permissionClaims: acceptAll([secrets, configMaps]) }] },
+    });
+    await eventually("synced once accepted", async () => {
+      const copy = await env.controlClient.get(refs.configMaps, "app-settings", pns);
+      assert.deepEqual(copy?.data, { plan: "gold" });
+      const now = await env.controlClient.get(refs.bindings, "consenting", env.bindingNamespace);
+      assert.equal(conditionOf(now, "ClaimsAccepted")?.status, "True");
+    });
+  });
+});
