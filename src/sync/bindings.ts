@@ -6,39 +6,25 @@ import { parseClaims } from "../export/claims.ts";
 import { InputError } from "../export/errors.ts";
 import { claimsRoleAnnotation } from "../export/plan.ts";
 import type { PermissionClaim } from "../export/types.ts";
-import {
-  type ClientOptions,
-  KubeApiError,
-  KubeClient,
-  KubeDecodeError,
-  type KubeObject,
-  type ResourceRef,
-} from "../kube/client.ts";
-import { isEstablished } from "../kube/conditions.ts";
+import type { ClientOptions, KubeClient, KubeObject, ResourceRef } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
 import { kubeTime } from "../kube/time.ts";
-import { type BindingClaim, ownership } from "./cluster-owners.ts";
-import { acceptAll, type Consent, consent, parseRecorded, type RecordedClaim } from "./consent.ts";
-import { aggregatedRoles, consumerCrd } from "./consumer-crd.ts";
+import { AppProbe } from "./app-probe.ts";
+import { appClient, bindingKey, type Condition, readKubeconfig, recordedConsent, specOf } from "./binding-spec.ts";
+import { claimOf, ownership, refusal } from "./cluster-owners.ts";
+import { installApi } from "./consumer-crd.ts";
 import { bindingObject, EventRecorder } from "./events.ts";
 import type { BindingRef, ExportContext } from "./export-context.ts";
 import { ExportSync } from "./export-sync.ts";
 import type { HealthReport } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
-import { kubeconfigForAnnotation, notMarkedFor } from "./kubeconfig-secret.ts";
 import type { SyncMetrics } from "./metrics.ts";
-import { annotations, fieldManager, finalizer, labels, managedByValue, providerNamespace } from "./naming.ts";
+import { finalizer } from "./naming.ts";
+import { ProviderAccess } from "./provider-access.ts";
 import { WorkQueue } from "./queue.ts";
-import { claimsAccessName, type DeletionPolicy, releaseExport, releaseNamespaces } from "./release.ts";
+import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
 import { refs } from "./resources.ts";
 
-type Condition = {
-  type: string;
-  status: "True" | "False" | "Unknown";
-  reason: string;
-  message: string;
-  lastTransitionTime?: string;
-};
 type ExportStatus = {
   group: string;
   resource: string;
@@ -58,14 +44,6 @@ const installing = "installing the API in the app cluster";
 const firstList = "waiting for the first list of objects";
 const transient = new Set([installing, firstList]);
 
-type Subject = { kind: string; name: string; namespace?: string; apiGroup?: string };
-
-type BindingSpec = {
-  kubeconfigSecretRef?: { name?: string; key?: string };
-  exports?: Array<{ group?: string; resource?: string; permissionClaims?: unknown }>;
-  deletionPolicy?: DeletionPolicy;
-};
-
 /** What the controller keeps per binding, in memory only: everything durable lives in clusters. */
 type BindingState = {
   ref: BindingRef;
@@ -73,19 +51,11 @@ type BindingState = {
   app?: KubeClient;
   appInformers?: InformerRegistry;
   exports: Map<string, { sync: ExportSync; signature: string; crdVersion: string }>;
+  /** provider namespaces and claims access made so far */
   namespaces: Set<string>;
-  /** the last look at the app cluster's /version, and when to look again */
-  probe?: { condition: Condition; next: number; failures: number };
-  /** the app cluster's identity: its kube-system namespace's uid */
-  clusterUid?: string;
+  /** the last look at the app cluster: reachable, and which cluster it is */
+  probe: AppProbe;
 };
-
-/** a reachable app cluster is asked again after this long; an unreachable one backs off up to probeMaxMs */
-const probeOkMs = 60_000;
-const probeMinMs = 1_000;
-const probeMaxMs = 30_000;
-/** an app cluster answers each request within this, unless the options say otherwise */
-const defaultAppTimeoutMs = 10_000;
 
 export type BindingControllerOptions = {
   control: KubeClient;
@@ -122,10 +92,12 @@ export class BindingController {
   #templates: Informer[] = [];
   #release: Array<() => Promise<void>> = [];
   #resync: NodeJS.Timeout | undefined;
+  readonly #access: ProviderAccess;
 
   constructor(options: BindingControllerOptions) {
     this.#o = options;
     this.#events = new EventRecorder(options.control, options.logger);
+    this.#access = new ProviderAccess(options.control);
     this.#queue = new WorkQueue({
       workers: options.bindingWorkers ?? 32,
       process: (key) => this.#reconcile(key),
@@ -138,7 +110,7 @@ export class BindingController {
   }
 
   start(): void {
-    const enqueue = (obj: KubeObject) => this.#queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`);
+    const enqueue = (obj: KubeObject) => this.#queue.add(bindingKey(obj));
     const all = () => {
       for (const b of this.#bindings.list()) enqueue(b);
     };
@@ -188,176 +160,6 @@ export class BindingController {
     return { live: true, ready: true, detail: "ok" };
   }
 
-  /**
-   * The claims this binding accepted of the template's (or a message why there are none to go by).
-   * A binding made before consent was recorded accepts the template's claims of now, once, and
-   * records them, so that later additions wait for consent.
-   */
-  async #consent(
-    binding: KubeObject,
-    group: string,
-    resource: string,
-    claims: PermissionClaim[],
-  ): Promise<Consent | string> {
-    const exports = (binding.spec as BindingSpec | undefined)?.exports ?? [];
-    const index = exports.findIndex((e) => (e.group ?? "") === group && e.resource === resource);
-    const entry = exports[index];
-    if (entry === undefined) return consent(claims, []);
-    let recorded: RecordedClaim[] | undefined;
-    try {
-      recorded = parseRecorded(entry.permissionClaims, `spec.exports[${index}].permissionClaims`);
-    } catch (err) {
-      if (err instanceof InputError) return err.message;
-      throw err;
-    }
-    if (recorded !== undefined) return consent(claims, recorded);
-    const spec = binding.spec as BindingSpec;
-    await this.#o.control.update(refs.bindings, {
-      ...binding,
-      spec: {
-        ...spec,
-        exports: exports.map((e, i) => (i === index ? { ...e, permissionClaims: acceptAll(claims) } : e)),
-      },
-    });
-    this.#o.logger.info(
-      { binding: `${binding.metadata.namespace}/${binding.metadata.name}`, export: `${resource}.${group}` },
-      "recorded the template's claims as accepted (the binding recorded none)",
-    );
-    return consent(claims, acceptAll(claims));
-  }
-
-  /** The app cluster's kube-system namespace uid: the same cluster behind any kubeconfig. */
-  async #clusterUid(state: BindingState, app: KubeClient): Promise<string | undefined> {
-    try {
-      return (await app.get(refs.namespaces, "kube-system"))?.metadata.uid;
-    } catch (err) {
-      this.#o.logger.info(
-        { binding: `${state.ref.namespace}/${state.ref.name}`, err: message(err) },
-        "cannot read the app cluster's kube-system namespace: its bindings are not checked for duplicates",
-      );
-      return undefined;
-    }
-  }
-
-  /** Why this binding may not sync exportId now (another binding of the same cluster has it), or undefined. */
-  #notOwner(state: BindingState, binding: KubeObject, exportId: string): string | undefined {
-    const clusterUid = state.clusterUid;
-    if (clusterUid === undefined) return undefined;
-    const claimOf = (b: KubeObject): BindingClaim => {
-      const key = `${b.metadata.namespace}/${b.metadata.name}`;
-      const status = b.status as { appCluster?: { uid?: string } } | undefined;
-      const known = this.#states.get(key);
-      return {
-        key,
-        created: b.metadata.creationTimestamp ?? "",
-        clusterUid: known?.clusterUid ?? status?.appCluster?.uid,
-        // a binding this process has not looked at yet, or whose first look is under way
-        identifying: known?.probe === undefined,
-        exports: ((b.spec as BindingSpec | undefined)?.exports ?? []).map((e) => `${e.resource}.${e.group}`),
-        deleting: b.metadata.deletionTimestamp !== undefined,
-      };
-    };
-    const verdict = ownership(claimOf(binding), clusterUid, exportId, this.#bindings.list().map(claimOf));
-    if (verdict.owner) return undefined;
-    if ("by" in verdict) {
-      return `this app cluster (kube-system uid ${clusterUid}) already binds ${exportId} through AppClusterBinding ${verdict.by}: one binding per app cluster and API`;
-    }
-    this.#queue.addAfter(`${state.ref.namespace}/${state.ref.name}`, 1000);
-    return `waiting to learn which app cluster AppClusterBinding ${verdict.waitingFor} binds`;
-  }
-
-  #releaseTarget(binding: KubeObject, app: KubeClient | undefined) {
-    const policy = (binding.spec as BindingSpec | undefined)?.deletionPolicy === "Delete" ? "Delete" : "Orphan";
-    return {
-      control: this.#o.control,
-      app,
-      bindingUid: binding.metadata.uid ?? "",
-      policy,
-      log: this.#o.logger.child({ binding: `${binding.metadata.namespace}/${binding.metadata.name}` }),
-    } as const;
-  }
-
-  /**
-   * A deleted binding: release every export (app objects lose our finalizer, provider copies go or
-   * stay as spec.deletionPolicy says), then, with Delete, the provider namespaces. An app cluster
-   * that does not answer holds the binding (the error retries with backoff); one whose kubeconfig
-   * is gone cannot be released and is let go with a Warning.
-   */
-  async #releaseBinding(binding: KubeObject): Promise<void> {
-    const spec = (binding.spec ?? {}) as BindingSpec;
-    let app: KubeClient | undefined;
-    const secretName = spec.kubeconfigSecretRef?.name;
-    const secret = secretName
-      ? await this.#o.control.get(refs.secrets, secretName, binding.metadata.namespace)
-      : undefined;
-    const encoded = (secret?.data as Record<string, string> | undefined)?.[
-      spec.kubeconfigSecretRef?.key ?? "kubeconfig"
-    ];
-    try {
-      if (
-        typeof encoded === "string" &&
-        secret !== undefined &&
-        notMarkedFor(secret, binding.metadata.name) === undefined
-      ) {
-        app = KubeClient.fromUntrustedKubeconfig(Buffer.from(encoded, "base64").toString("utf8"), {
-          timeoutMs: defaultAppTimeoutMs,
-          ...this.#o.appClientOptions,
-        });
-      }
-    } catch {
-      app = undefined;
-    }
-    const ref = {
-      uid: binding.metadata.uid ?? "",
-      name: binding.metadata.name,
-      namespace: binding.metadata.namespace ?? "",
-    };
-    if (app === undefined) {
-      await this.#events.warn(
-        bindingObject(ref),
-        "AppObjectsNotReleased",
-        "the binding's kubeconfig Secret is gone or unusable: the app cluster's objects keep the finalizer bind.klutch.dev/sync; remove it there by hand",
-      );
-    }
-    const target = this.#releaseTarget(binding, app);
-    try {
-      for (const e of spec.exports ?? []) {
-        const id = `${e.resource}.${e.group}`;
-        const crd =
-          (await this.#o.control.get(refs.crds, id)) ?? (await app?.get(refs.crds, id).catch(() => undefined));
-        if (crd === undefined) continue;
-        const crdSpec = crd.spec as { scope?: string; versions?: Array<{ name: string; storage?: boolean }> };
-        const version = crdSpec.versions?.find((v) => v.storage)?.name ?? crdSpec.versions?.[0]?.name ?? "";
-        const exportRef = {
-          group: e.group ?? "",
-          version,
-          resource: e.resource ?? "",
-          namespaced: crdSpec.scope === "Namespaced",
-        };
-        await releaseExport(target, exportRef, id);
-      }
-      await releaseNamespaces(target);
-      // the kubeconfig goes with the binding when it was made for this binding alone
-      const marks = secret?.metadata.annotations?.[kubeconfigForAnnotation];
-      if (
-        secret !== undefined &&
-        marks === binding.metadata.name &&
-        notMarkedFor(secret, binding.metadata.name) === undefined
-      ) {
-        await this.#o.control
-          .delete(refs.secrets, secret.metadata.name, secret.metadata.namespace, { uid: secret.metadata.uid })
-          .catch((err: unknown) =>
-            this.#o.logger.warn(
-              { binding: `${binding.metadata.namespace}/${binding.metadata.name}`, err: message(err) },
-              "could not delete the binding's kubeconfig Secret (grant the sync delete on secrets there)",
-            ),
-          );
-      }
-    } finally {
-      app?.close();
-    }
-  }
-
   /** Export syncs running now, for health and tests. */
   get exportSyncs(): ExportSync[] {
     return [...this.#states.values()].flatMap((s) => [...s.exports.values()].map((e) => e.sync));
@@ -378,7 +180,7 @@ export class BindingController {
     state.app?.close();
     state.app = undefined;
     state.appInformers = undefined;
-    state.probe = undefined;
+    state.probe = new AppProbe();
     state.kubeconfigVersion = undefined;
   }
 
@@ -394,7 +196,15 @@ export class BindingController {
       }
       // our finalizer holds the binding until everything of it in both clusters is released
       if (binding?.metadata.finalizers?.includes(finalizer)) {
-        await this.#releaseBinding(binding);
+        await releaseBinding(
+          {
+            control: this.#o.control,
+            appClientOptions: this.#o.appClientOptions,
+            logger: this.#o.logger,
+            events: this.#events,
+          },
+          binding,
+        );
         const finalizers = binding.metadata.finalizers.filter((f) => f !== finalizer);
         await this.#o.control.update(refs.bindings, { ...binding, metadata: { ...binding.metadata, finalizers } });
       }
@@ -411,25 +221,25 @@ export class BindingController {
     let state = existing;
     if (state === undefined || state.ref.uid !== uid) {
       if (state) await this.#stopBinding(state);
-      state = { ref: { uid, name, namespace }, exports: new Map(), namespaces: new Set() };
+      state = { ref: { uid, name, namespace }, exports: new Map(), namespaces: new Set(), probe: new AppProbe() };
       this.#states.set(key, state);
     }
-    const spec = (binding.spec ?? {}) as BindingSpec;
+    const spec = specOf(binding);
     const conditions: Condition[] = [];
     const exportStatuses: ExportStatus[] = [];
 
     const failing = [...state.exports.values()].flatMap((e) => e.sync.status().appError ?? []);
-    const probe = state.probe;
     // the informers disagree with the last look at the cluster: look again now
-    if (probe !== undefined && (probe.condition.status === "True") === failing.length > 0 && state.exports.size > 0) {
-      probe.next = 0;
+    const lastLook = state.probe.condition?.status;
+    if (lastLook !== undefined && (lastLook === "True") === failing.length > 0 && state.exports.size > 0) {
+      state.probe.expire();
     }
-    let connected = await this.#connect(state, binding, spec);
+    let connected = await this.#connect(state, binding);
     if (connected.status === "True" && failing.length > 0) {
       // /version answers, but lists or watches of the bound objects do not: nothing is synced
       connected = { type: "Connected", status: "False", reason: "ListWatchFailing", message: failing.join("; ") };
     }
-    if (state.probe?.condition.status === "True" && state.app && state.appInformers) {
+    if (state.probe.condition?.status === "True" && state.app && state.appInformers) {
       const wanted = new Set<string>();
       for (const e of spec.exports ?? []) {
         const id = `${e.resource}.${e.group}`;
@@ -441,7 +251,11 @@ export class BindingController {
           // an export left the spec: let go of it as of the whole binding
           await running.sync.stop();
           state.exports.delete(id);
-          await releaseExport(this.#releaseTarget(binding, state.app), running.sync.ctx.ref, id);
+          await releaseExport(
+            releaseTarget(this.#o.control, this.#o.logger, binding, state.app),
+            running.sync.ctx.ref,
+            id,
+          );
         }
       }
     } else {
@@ -508,98 +322,54 @@ export class BindingController {
       if (e.message && !transient.has(e.message) && connected.status === "True")
         void this.#events.warn(bindingObject(state.ref), "ExportNotReady", `${e.resource}.${e.group}: ${e.message}`);
     }
-    await this.#writeStatus(binding, conditions, exportStatuses, state.clusterUid);
-  }
-
-  async #connect(state: BindingState, binding: KubeObject, spec: BindingSpec): Promise<Condition> {
-    const secretName = spec.kubeconfigSecretRef?.name;
-    const secretKey = spec.kubeconfigSecretRef?.key ?? "kubeconfig";
-    const fail = (reason: string, text: string): Condition => ({
-      type: "Connected",
-      status: "False",
-      reason,
-      message: text,
-    });
-    // Without usable credentials the binding stops syncing (nothing written, nothing deleted)
-    // until they are back: the old ones may have been withdrawn on purpose.
-    const stopped = async (reason: string, text: string) => {
-      await this.#stopBinding(state);
-      return fail(reason, text);
-    };
-    if (!secretName) return stopped("InvalidSpec", "spec.kubeconfigSecretRef.name is required");
-    const secret = await this.#o.control.get(refs.secrets, secretName, binding.metadata.namespace);
-    const encoded = (secret?.data as Record<string, string> | undefined)?.[secretKey];
-    if (secret === undefined || typeof encoded !== "string") {
-      return stopped(
-        "KubeconfigMissing",
-        `secret ${binding.metadata.namespace}/${secretName} ${secret === undefined ? "does not exist" : `has no key "${secretKey}"`}`,
-      );
-    }
-    const unmarked = notMarkedFor(secret, binding.metadata.name);
-    if (unmarked !== undefined) return stopped("KubeconfigNotMarked", unmarked);
-    if (state.kubeconfigVersion !== secret.metadata.resourceVersion) {
-      await this.#stopBinding(state);
-      try {
-        state.app = KubeClient.fromUntrustedKubeconfig(Buffer.from(encoded, "base64").toString("utf8"), {
-          timeoutMs: defaultAppTimeoutMs,
-          ...this.#o.appClientOptions,
-        });
-      } catch (err) {
-        return stopped(
-          "InvalidKubeconfig",
-          `secret ${binding.metadata.namespace}/${secretName} key "${secretKey}": ${message(err)}`,
-        );
-      }
-      state.appInformers = new InformerRegistry(
-        state.app,
-        this.#o.logger.child({ binding: `${state.ref.namespace}/${state.ref.name}`, cluster: "app" }),
-      );
-      state.kubeconfigVersion = secret.metadata.resourceVersion;
-    }
-    return this.#probe(state);
+    await this.#writeStatus(binding, conditions, exportStatuses, state.probe.clusterUid);
   }
 
   /**
-   * Whether the app cluster answers, asked at most once a minute while it does, and with growing
-   * pauses (1 s .. 30 s) while it does not, so an unreachable cluster costs little. The informers
-   * of its objects ask it all the time: when they disagree with the last look, the next reconcile
-   * looks again at once.
+   * A client for the binding's app cluster, and whether it answers. Without usable credentials the
+   * binding stops syncing (nothing written, nothing deleted) until they are back: the old ones may
+   * have been withdrawn on purpose.
    */
-  async #probe(state: BindingState): Promise<Condition> {
-    const app = state.app;
-    if (app === undefined) return { type: "Connected", status: "False", reason: "NotConnected", message: "" };
-    const last = state.probe;
-    if (last !== undefined && Date.now() < last.next) return last.condition;
-    try {
-      const version = await app.serverVersion();
-      state.clusterUid ??= await this.#clusterUid(state, app);
-      state.probe = {
-        condition: {
-          type: "Connected",
-          status: "True",
-          reason: "Reachable",
-          message: `app cluster ${app.server} (${version.gitVersion})`,
-        },
-        next: Date.now() + probeOkMs,
-        failures: 0,
-      };
-    } catch (err) {
-      const failures = (last?.condition.status === "False" ? last.failures : 0) + 1;
-      const pause = Math.min(probeMaxMs, probeMinMs * 2 ** (failures - 1));
-      state.probe = {
-        condition: {
-          type: "Connected",
-          status: "False",
-          // answering, but not as a Kubernetes API server does (a proxy's sign-in page, say)
-          reason: err instanceof KubeDecodeError ? "InvalidAnswers" : "Unreachable",
-          message: `app cluster ${app.server}: ${message(err)}`,
-        },
-        next: Date.now() + pause,
-        failures,
-      };
-      if (state.app === app) this.#queue.addAfter(`${state.ref.namespace}/${state.ref.name}`, pause);
+  async #connect(state: BindingState, binding: KubeObject): Promise<Condition> {
+    const stopped = async (reason: string, text: string): Promise<Condition> => {
+      await this.#stopBinding(state);
+      return { type: "Connected", status: "False", reason, message: text };
+    };
+    const kubeconfig = await readKubeconfig(this.#o.control, binding);
+    if (!kubeconfig.ok) return stopped(kubeconfig.reason, kubeconfig.message);
+    if (state.kubeconfigVersion !== kubeconfig.secret.metadata.resourceVersion) {
+      await this.#stopBinding(state);
+      try {
+        state.app = appClient(kubeconfig, this.#o.appClientOptions);
+      } catch (err) {
+        return stopped("InvalidKubeconfig", message(err));
+      }
+      state.appInformers = new InformerRegistry(
+        state.app,
+        this.#o.logger.child({ binding: bindingKey(binding), cluster: "app" }),
+      );
+      state.kubeconfigVersion = kubeconfig.secret.metadata.resourceVersion;
     }
-    return state.probe.condition;
+    const app = state.app;
+    if (app === undefined) return stopped("NotConnected", "no client for the app cluster");
+    return state.probe.look(app, this.#o.logger.child({ binding: bindingKey(binding) }), (ms) => {
+      if (state.app === app) this.#queue.addAfter(bindingKey(binding), ms);
+    });
+  }
+
+  /** Why this binding may not sync exportId now (another binding of the same cluster has it), or undefined. */
+  #notOwner(state: BindingState, binding: KubeObject, exportId: string): string | undefined {
+    const clusterUid = state.probe.clusterUid;
+    if (clusterUid === undefined) return undefined;
+    const known = (b: KubeObject) => {
+      const s = this.#states.get(bindingKey(b));
+      return s === undefined ? undefined : { clusterUid: s.probe.clusterUid, looked: s.probe.condition !== undefined };
+    };
+    const claims = this.#bindings.list().map((b) => claimOf(b, known(b)));
+    const verdict = ownership(claimOf(binding, known(binding)), clusterUid, exportId, claims);
+    if (verdict.owner) return undefined;
+    if ("waitingFor" in verdict) this.#queue.addAfter(bindingKey(binding), 1000);
+    return refusal(verdict, clusterUid, exportId);
   }
 
   async #syncExport(state: BindingState, binding: KubeObject, group: string, resource: string): Promise<ExportStatus> {
@@ -633,7 +403,7 @@ export class BindingController {
       if (err instanceof InputError) return { ...base, message: err.message };
       throw err;
     }
-    const consented = await this.#consent(binding, group, resource, claims);
+    const consented = await recordedConsent(this.#o.control, this.#o.logger, binding, { group, resource }, claims);
     if (typeof consented === "string") return { ...base, message: consented };
     claims = consented.accepted;
     const pending = consented.pending.map((c) => `${c.resource}.${c.group || "core"} (owner ${c.selector.owner})`);
@@ -654,10 +424,7 @@ export class BindingController {
     if (running?.crdVersion !== providerCrd.metadata.resourceVersion) {
       let established: boolean;
       try {
-        await app.apply(refs.crds, consumerCrd(providerCrd), fieldManager, true);
-        for (const role of aggregatedRoles(group, resource))
-          await app.apply(refs.clusterRoles, role, fieldManager, true);
-        established = isEstablished(await app.get(refs.crds, id));
+        established = await installApi(app, providerCrd);
       } catch (err) {
         // the app cluster's trouble: its binding says so, and looks again with the probe's backoff
         this.#queue.addAfter(`${state.ref.namespace}/${state.ref.name}`, 5000);
@@ -721,88 +488,14 @@ export class BindingController {
       log,
       metrics: this.#o.metrics,
       ensureProviderNamespace: async (appNs) => {
-        const ns = await this.#ensureProviderNamespace(state, appNs);
-        if (claimsRole !== undefined && claims.length > 0) await this.#ensureClaimsAccess(state, ns, id, claimsRole);
+        const ns = await this.#access.ensureNamespace(state.ref, appNs, state.namespaces);
+        if (claimsRole !== undefined && claims.length > 0) {
+          await this.#access.ensureClaimsAccess(state.ref, ns, id, claimsRole, state.namespaces);
+        }
         return ns;
       },
       reportConflict: (text) => void this.#events.warn(bindingObject(state.ref), "NameConflict", text),
     };
-  }
-
-  async #ensureProviderNamespace(state: BindingState, appNs: string): Promise<string> {
-    const name = providerNamespace(state.ref.uid, appNs);
-    if (state.namespaces.has(name)) return name;
-    const owned = (ns: KubeObject | undefined) => ns?.metadata.labels?.[labels.binding] === state.ref.uid;
-    let ns = await this.#o.control.get(refs.namespaces, name);
-    if (ns === undefined) {
-      try {
-        ns = await this.#o.control.create(refs.namespaces, {
-          apiVersion: "v1",
-          kind: "Namespace",
-          metadata: {
-            name,
-            labels: {
-              [labels.binding]: state.ref.uid,
-              [labels.consumerNamespace]: appNs,
-              [labels.managedBy]: managedByValue,
-            },
-            annotations: { [annotations.bindingName]: `${state.ref.namespace}/${state.ref.name}` },
-          },
-        });
-      } catch (err) {
-        if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
-        ns = await this.#o.control.get(refs.namespaces, name);
-      }
-    }
-    if (!owned(ns))
-      throw new Error(`namespace ${name} exists on the control plane and does not belong to this binding`);
-    state.namespaces.add(name);
-    return name;
-  }
-
-  /**
-   * Binds the export's claims role in one provider namespace to the sync's own identity: the only
-   * place it may read and write claimed resources on the control plane.
-   */
-  async #ensureClaimsAccess(state: BindingState, namespace: string, exportId: string, role: string): Promise<void> {
-    const name = claimsAccessName(exportId);
-    const cacheKey = `${namespace}/${name}`;
-    if (state.namespaces.has(cacheKey)) return;
-    await this.#o.control.apply(
-      refs.roleBindings,
-      {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "RoleBinding",
-        metadata: { name, namespace, labels: { [labels.binding]: state.ref.uid, [labels.managedBy]: managedByValue } },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
-        subjects: [await this.#identity()],
-      },
-      fieldManager,
-      true,
-    );
-    state.namespaces.add(cacheKey);
-  }
-
-  #self: Promise<Subject> | undefined;
-
-  /** Who the sync is on the control plane, as an RBAC subject. */
-  #identity(): Promise<Subject> {
-    this.#self ??= this.#o.control
-      .request<{ status?: { userInfo?: { username?: string } } }>(
-        "POST",
-        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-        {
-          body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
-        },
-      )
-      .then((review): Subject => {
-        const username = review.status?.userInfo?.username ?? "";
-        const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
-        return sa
-          ? { kind: "ServiceAccount", name: sa[2] ?? "", namespace: sa[1] ?? "" }
-          : { kind: "User", apiGroup: "rbac.authorization.k8s.io", name: username };
-      });
-    return this.#self;
   }
 
   async #writeStatus(

@@ -1,6 +1,8 @@
 // The app cluster's copy of an exported CRD, and the roles that open it to the app team.
-import type { KubeObject } from "../kube/client.ts";
-import { labels, managedByValue } from "./naming.ts";
+import type { KubeClient, KubeObject } from "../kube/client.ts";
+import { isEstablished } from "../kube/conditions.ts";
+import { fieldManager, labels, managedByValue } from "./naming.ts";
+import { refs } from "./resources.ts";
 
 type CrdVersion = { name: string; served?: boolean; storage?: boolean; [field: string]: unknown };
 type CrdSpec = { group: string; names: Record<string, unknown>; scope: string; versions: CrdVersion[] };
@@ -43,4 +45,14 @@ export function aggregatedRoles(group: string, plural: string): KubeObject[] {
     },
     rules: [{ apiGroups: [group], resources: [plural], verbs: [...verbs] }],
   }));
+}
+
+/** Installs (or updates) the exported API in the app cluster; true once its CRD is established there. */
+export async function installApi(app: KubeClient, providerCrd: KubeObject): Promise<boolean> {
+  const spec = providerCrd.spec as CrdSpec;
+  await app.apply(refs.crds, consumerCrd(providerCrd), fieldManager, true);
+  for (const role of aggregatedRoles(spec.group, String(spec.names.plural))) {
+    await app.apply(refs.clusterRoles, role, fieldManager, true);
+  }
+  return isEstablished(await app.get(refs.crds, providerCrd.metadata.name));
 }

@@ -3,7 +3,16 @@
 // lose our finalizer; provider copies stay (deletionPolicy Orphan, the default: nothing is lost) or
 // are deleted (Delete); the sync's own access to the provider namespaces goes either way.
 import type { Logger } from "pino";
-import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import {
+  type ClientOptions,
+  KubeApiError,
+  type KubeClient,
+  type KubeObject,
+  type ResourceRef,
+} from "../kube/client.ts";
+import { appClient, bindingKey, readKubeconfig, specOf } from "./binding-spec.ts";
+import { bindingObject, type EventRecorder } from "./events.ts";
+import { kubeconfigForAnnotation } from "./kubeconfig-secret.ts";
 import { finalizer, labels } from "./naming.ts";
 import { refs } from "./resources.ts";
 
@@ -103,5 +112,87 @@ async function ignoreGone(write: Promise<unknown>): Promise<void> {
   } catch (err) {
     if (err instanceof KubeApiError && err.isNotFound) return;
     throw err;
+  }
+}
+
+/** How a binding lets go: its deletionPolicy (Orphan unless it says Delete), with the given app client. */
+export function releaseTarget(
+  control: KubeClient,
+  logger: Logger,
+  binding: KubeObject,
+  app: KubeClient | undefined,
+): ReleaseTarget {
+  return {
+    control,
+    app,
+    bindingUid: binding.metadata.uid ?? "",
+    policy: specOf(binding).deletionPolicy === "Delete" ? "Delete" : "Orphan",
+    log: logger.child({ binding: bindingKey(binding) }),
+  };
+}
+
+export type ReleaseDeps = {
+  control: KubeClient;
+  appClientOptions: ClientOptions | undefined;
+  logger: Logger;
+  events: EventRecorder;
+};
+
+/**
+ * A deleted binding: release every export (app objects lose our finalizer, provider copies go or
+ * stay as spec.deletionPolicy says), then, with Delete, the provider namespaces, and the binding's
+ * own kubeconfig Secret. An app cluster that does not answer holds the binding (the error retries
+ * with backoff); one whose kubeconfig is gone cannot be released, which a Warning says.
+ */
+export async function releaseBinding(deps: ReleaseDeps, binding: KubeObject): Promise<void> {
+  const kubeconfig = await readKubeconfig(deps.control, binding);
+  let app: KubeClient | undefined;
+  try {
+    app = kubeconfig.ok ? appClient(kubeconfig, deps.appClientOptions) : undefined;
+  } catch {
+    app = undefined;
+  }
+  if (app === undefined) {
+    await deps.events.warn(
+      bindingObject({
+        uid: binding.metadata.uid ?? "",
+        name: binding.metadata.name,
+        namespace: binding.metadata.namespace ?? "",
+      }),
+      "AppObjectsNotReleased",
+      "the binding's kubeconfig Secret is gone or unusable: the app cluster's objects keep the finalizer bind.klutch.dev/sync; remove it there by hand",
+    );
+  }
+  const target = releaseTarget(deps.control, deps.logger, binding, app);
+  try {
+    for (const e of specOf(binding).exports ?? []) {
+      const id = `${e.resource}.${e.group}`;
+      const crd = (await deps.control.get(refs.crds, id)) ?? (await app?.get(refs.crds, id).catch(() => undefined));
+      if (crd === undefined) continue;
+      const crdSpec = crd.spec as { scope?: string; versions?: Array<{ name: string; storage?: boolean }> };
+      const version = crdSpec.versions?.find((v) => v.storage)?.name ?? crdSpec.versions?.[0]?.name ?? "";
+      const ref = {
+        group: e.group ?? "",
+        version,
+        resource: e.resource ?? "",
+        namespaced: crdSpec.scope === "Namespaced",
+      };
+      await releaseExport(target, ref, id);
+    }
+    await releaseNamespaces(target);
+    // the kubeconfig goes with the binding when it was made for this binding alone
+    const secret = kubeconfig.secret;
+    if (kubeconfig.ok && secret?.metadata.annotations?.[kubeconfigForAnnotation] === binding.metadata.name) {
+      await deps.control
+        .delete(refs.secrets, secret.metadata.name, secret.metadata.namespace, { uid: secret.metadata.uid })
+        .catch((err: unknown) =>
+          target.log.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            "could not delete the binding's kubeconfig Secret (grant the sync delete on secrets there)",
+          ),
+        );
+    }
+  } finally {
+    app?.close();
   }
 }

@@ -77,46 +77,45 @@ describe("one owner per app object", () => {
 });
 
 describe("deleting a binding with kubectl", () => {
-  it("Orphan (the default): app objects released, provider copies kept", async () => {
+  /** A binding with one app object copied up, then deleted as kubectl would; resolves once it is gone. */
+  async function boundThenDeleted(name: string, deletionPolicy?: "Orphan" | "Delete") {
     const env = await syncEnv({ resyncMs: 500 });
-    const binding = await env.bindWith("gitops-orphan", env.appKubeconfig);
-    await env.ready("gitops-orphan");
-    const ns = `orphan-${uniqueSuffix()}`;
-    await env.appObject(ns, "kept");
+    const binding = await env.bindWith(name, env.appKubeconfig, deletionPolicy ? { deletionPolicy } : {});
+    await env.ready(name);
+    const ns = `${name}-${uniqueSuffix()}`;
+    await env.appObject(ns, "db");
     const where = providerNamespace(binding.metadata.uid ?? "", ns);
-    await eventually("copied", async () => assert.ok(await env.controlClient.get(env.ref, "kept", where)));
-
-    await env.controlClient.delete(refs.bindings, "gitops-orphan", env.bindingNamespace);
+    await eventually("copied", async () => assert.ok(await env.controlClient.get(env.ref, "db", where)));
+    await env.controlClient.delete(refs.bindings, name, env.bindingNamespace);
     await eventually("the binding is gone", async () =>
-      assert.equal(await env.controlClient.get(refs.bindings, "gitops-orphan", env.bindingNamespace), undefined),
+      assert.equal(await env.controlClient.get(refs.bindings, name, env.bindingNamespace), undefined),
     );
-    const app = await env.appClient.get(env.ref, "kept", ns);
+    return { env, ns, where };
+  }
+
+  it("Orphan (the default): app objects released, provider copies kept", async () => {
+    const { env, ns, where } = await boundThenDeleted("gitops-orphan");
+    const app = await env.appClient.get(env.ref, "db", ns);
     assert.ok(app, "the app object stays");
     assert.ok(!app.metadata.finalizers?.includes(finalizer), "released from our finalizer");
     assert.equal(app.metadata.labels?.[labels.binding], undefined, "and from our owner label");
-    const copy = await env.controlClient.get(env.ref, "kept", where);
+    const copy = await env.controlClient.get(env.ref, "db", where);
     assert.ok(copy && copy.metadata.deletionTimestamp === undefined, "the provider copy stays");
     assert.ok(await env.controlClient.get(refs.namespaces, where), "its namespace stays");
+    assert.equal(
+      await env.controlClient.get(refs.secrets, "gitops-orphan-kubeconfig", env.bindingNamespace),
+      undefined,
+      "its own kubeconfig Secret goes with it",
+    );
   });
 
   it("Delete: provider copies and namespaces go, app objects are released", async () => {
-    const env = await syncEnv({ resyncMs: 500 });
-    const binding = await env.bindWith("gitops-delete", env.appKubeconfig, { deletionPolicy: "Delete" });
-    await env.ready("gitops-delete");
-    const ns = `delete-${uniqueSuffix()}`;
-    await env.appObject(ns, "doomed");
-    const where = providerNamespace(binding.metadata.uid ?? "", ns);
-    await eventually("copied", async () => assert.ok(await env.controlClient.get(env.ref, "doomed", where)));
-
-    await env.controlClient.delete(refs.bindings, "gitops-delete", env.bindingNamespace);
-    await eventually("the binding is gone", async () =>
-      assert.equal(await env.controlClient.get(refs.bindings, "gitops-delete", env.bindingNamespace), undefined),
-    );
-    const copy = await env.controlClient.get(env.ref, "doomed", where);
+    const { env, ns, where } = await boundThenDeleted("gitops-delete", "Delete");
+    const copy = await env.controlClient.get(env.ref, "db", where);
     assert.ok(copy === undefined || copy.metadata.deletionTimestamp !== undefined, "the provider copy goes");
     const namespace = await env.controlClient.get(refs.namespaces, where);
     assert.ok(namespace === undefined || namespace.metadata.deletionTimestamp !== undefined, "its namespace goes");
-    const app = await env.appClient.get(env.ref, "doomed", ns);
+    const app = await env.appClient.get(env.ref, "db", ns);
     assert.ok(app && !app.metadata.finalizers?.includes(finalizer), "the app object stays, released");
   });
 

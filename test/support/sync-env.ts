@@ -210,32 +210,32 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     },
     bindWith: async (name, kubeconfigText, options = {}) => {
       await template([]);
-      await kubeconfigSecret(name, kubeconfigText);
-      return controlClient.create(refs.bindings, {
-        apiVersion: "bind.klutch.dev/v1alpha1",
-        kind: "AppClusterBinding",
-        metadata: { name, namespace: bindingNamespace },
-        spec: {
-          kubeconfigSecretRef: { name: `${name}-kubeconfig` },
-          exports: options.exports ?? [{ group, resource: "postgresqlinstances" }],
-          ...(options.deletionPolicy ? { deletionPolicy: options.deletionPolicy } : {}),
-        },
-      });
+      return newBinding(name, kubeconfigText, options);
     },
     bind: async (name, claims) => {
       await template(claims);
-      await kubeconfigSecret(name, kubeconfig.toString("utf8"));
-      return controlClient.create(refs.bindings, {
-        apiVersion: "bind.klutch.dev/v1alpha1",
-        kind: "AppClusterBinding",
-        metadata: { name, namespace: bindingNamespace },
-        spec: {
-          kubeconfigSecretRef: { name: `${name}-kubeconfig` },
-          exports: [{ group, resource: "postgresqlinstances" }],
-        },
-      });
+      return newBinding(name, kubeconfig.toString("utf8"));
     },
   };
+
+  /** A binding NAME with its own kubeconfig Secret NAME-kubeconfig. */
+  async function newBinding(
+    name: string,
+    text: string,
+    options: Parameters<SyncEnv["bindWith"]>[2] = {},
+  ): Promise<KubeObject> {
+    await kubeconfigSecret(name, text);
+    return controlClient.create(refs.bindings, {
+      apiVersion: "bind.klutch.dev/v1alpha1",
+      kind: "AppClusterBinding",
+      metadata: { name, namespace: bindingNamespace },
+      spec: {
+        kubeconfigSecretRef: { name: `${name}-kubeconfig` },
+        exports: options?.exports ?? [{ group, resource: "postgresqlinstances" }],
+        ...(options?.deletionPolicy ? { deletionPolicy: options.deletionPolicy } : {}),
+      },
+    });
+  }
 
   /** The Secret NAME-kubeconfig, marked for binding NAME as the sync requires. */
   async function kubeconfigSecret(name: string, text: string): Promise<void> {

@@ -5,18 +5,10 @@ import { buildExport } from "../../src/export/plan.ts";
 import { builtinDefaults, parseServiceExportSpec } from "../../src/export/request.ts";
 import { parseXrd, selectVersion } from "../../src/export/xrd.ts";
 import { seedClaims, xrd } from "../fixtures/xrds.ts";
+import { rejects } from "../support/input-errors.ts";
 
 function plan(xrdObject: Record<string, unknown>, spec: Record<string, unknown>, name = "postgresql") {
   return buildExport(parseXrd(xrdObject), parseServiceExportSpec(name, spec), builtinDefaults);
-}
-
-function rejects(fn: () => unknown, field: string, message: RegExp) {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof InputError, `expected an InputError, got ${String(err)}`);
-    assert.equal(err.field, field);
-    assert.match(err.message, message);
-    return true;
-  });
 }
 
 describe("the template", () => {

@@ -16,6 +16,7 @@ import { watchedResourceRequirement } from "../../src/function/operation.ts";
 import { seedClaims, xrd } from "../fixtures/xrds.ts";
 import { request } from "../support/function-client.ts";
 import { random } from "../support/fuzz.ts";
+import { rejects } from "../support/input-errors.ts";
 
 const target = "postgresqlinstances.anynines.com";
 
@@ -25,15 +26,6 @@ function claim(group: string, resource: string, version = "v1") {
 
 function plan(spec: Record<string, unknown>, defaults: ExportDefaults = builtinDefaults, xrdObject = xrd({})) {
   return buildExport(parseXrd(xrdObject), parseServiceExportSpec("x", spec), defaults);
-}
-
-function rejects(fn: () => unknown, field: string, message: RegExp) {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof InputError, `expected an InputError, got ${String(err)}`);
-    assert.equal(err.field, field);
-    assert.match(err.message, message);
-    return true;
-  });
 }
 
 describe("claims name one resource by DNS names", () => {
