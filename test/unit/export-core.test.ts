@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { InputError } from "../../src/export/errors.ts";
 import { buildExport } from "../../src/export/plan.ts";
 import { builtinDefaults, parseServiceExportSpec } from "../../src/export/request.ts";
 import { parseXrd, selectVersion } from "../../src/export/xrd.ts";
