@@ -123,6 +123,9 @@ describe("a hostile app cluster", () => {
       );
     }
     const rssGrowth = process.memoryUsage().rss - rssBefore;
+    process.stderr.write(
+      `[hostile] ${servers.length} hostile bindings: the healthy neighbour Ready after ${healthyMs} ms; resident memory grew by ${Math.round(rssGrowth / 1024 / 1024)} MiB\n`,
+    );
     assert.ok(rssGrowth < 400 * 1024 * 1024, `memory grew by ${Math.round(rssGrowth / 1024 / 1024)} MiB`);
     // the healthy neighbour still syncs
     const ns = `neighbour-${uniqueSuffix()}`;
