@@ -11,6 +11,7 @@ import {
   versionName,
 } from "./decode.ts";
 import { InputError } from "./errors.ts";
+import { parseFieldSelector } from "./field-selector.ts";
 import type { ClaimSelector, LabelSelector, LabelSelectorRequirement, Owner, PermissionClaim } from "./types.ts";
 
 const owners: readonly Owner[] = ["Provider", "Consumer"];
@@ -34,10 +35,9 @@ export function parseClaims(value: unknown, field: string): PermissionClaim[] {
 
 function parseClaim(value: unknown, field: string): PermissionClaim {
   const claim = object(value, field);
-  // "" is the core group (secrets, configmaps): present but empty is valid, absent is not
-  if (claim.group === undefined) throw new InputError(`${field}.group`, 'is required ("" for the core group)');
+  // absent means the core group (secrets, configmaps), as in klutch-bind
   return {
-    group: apiGroup(claim.group, `${field}.group`),
+    group: claim.group === undefined ? "" : apiGroup(claim.group, `${field}.group`),
     resource: resourceName(claim.resource, `${field}.resource`),
     version: versionName(claim.version, `${field}.version`),
     selector: parseSelector(claim.selector, `${field}.selector`),
@@ -53,6 +53,15 @@ function parseSelector(value: unknown, field: string): ClaimSelector {
   if (namespaces !== undefined) result.namespaces = namespaces;
   const labelSelector = optionalObject(selector.labelSelector, `${field}.labelSelector`);
   if (labelSelector !== undefined) result.labelSelector = parseLabelSelector(labelSelector, `${field}.labelSelector`);
+  const labelSelectors = optionalList(selector.labelSelectors, `${field}.labelSelectors`);
+  if (labelSelectors !== undefined) {
+    result.labelSelectors = labelSelectors.map((m, i) => stringMap(m, `${field}.labelSelectors[${i}]`));
+  }
+  const fieldSelectors = optionalStringList(selector.fieldSelectors, `${field}.fieldSelectors`);
+  if (fieldSelectors !== undefined) {
+    for (const [i, text] of fieldSelectors.entries()) parseFieldSelector(text, `${field}.fieldSelectors[${i}]`);
+    result.fieldSelectors = fieldSelectors;
+  }
   return result;
 }
 

@@ -13,11 +13,22 @@ export type LabelSelector = {
   matchExpressions?: LabelSelectorRequirement[];
 };
 
+/**
+ * Which objects a claim covers. names, namespaces, labelSelectors and fieldSelectors are
+ * klutch-bind's; labelSelector (with matchExpressions) and name globs are our extension.
+ */
 export type ClaimSelector = {
   owner: Owner;
   names?: string[];
   namespaces?: string[];
   labelSelector?: LabelSelector;
+  /** klutch-bind's: equality selectors, an object matching any one of them is selected */
+  labelSelectors?: Array<Record<string, string>>;
+  /**
+   * klutch-bind's: Kubernetes field selectors ("type=kubernetes.io/tls,metadata.name!=x"), every
+   * one of which an object must match; fields: metadata.name, metadata.namespace, type
+   */
+  fieldSelectors?: string[];
 };
 
 /** The seed's claim shape: permission for the sync to copy another kind of object. */

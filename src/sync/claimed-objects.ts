@@ -81,7 +81,11 @@ export async function reconcileClaimedObject(
     source !== undefined &&
     source.metadata.deletionTimestamp === undefined &&
     !clusterLocal(source) &&
-    claimSelects(claim.selector, { name, labels: source.metadata.labels }, appNamespace);
+    claimSelects(
+      claim.selector,
+      { name, labels: source.metadata.labels, type: typeof source.type === "string" ? source.type : undefined },
+      appNamespace,
+    );
 
   if (!selected || source === undefined) {
     if (ourCopy) {

@@ -9,6 +9,7 @@ import type { InformerRegistry } from "./informers.ts";
 import { labels, providerNamespace } from "./naming.ts";
 import { WorkQueue } from "./queue.ts";
 import { refs } from "./resources.ts";
+import { serverFieldSelector } from "./selector.ts";
 
 type Held = { informer: Informer; release: () => Promise<void> };
 
@@ -170,9 +171,10 @@ export class ExportSync {
     const claim = this.ctx.claims[index];
     if (claim === undefined) return;
     const registry = claim.selector.owner === "Provider" ? this.#control : this.#appRegistry;
+    const fieldSelector = serverFieldSelector(claim.selector);
     const held = registry.acquire(
       claimRef(claim),
-      { namespace },
+      { namespace, ...(fieldSelector ? { fieldSelector } : {}) },
       this.#onEvent((obj) => this.#queue.add(claimKey(index, appNs, obj.metadata.name))),
     );
     this.#claimSources.set(id, held);

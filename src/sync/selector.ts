@@ -1,4 +1,6 @@
-// Does an object fall under a permission claim's selector? names, namespaces, label selector.
+// Does an object fall under a permission claim's selector? names, namespaces, label selectors,
+// field selectors: every one given must select it.
+import { fieldsMatch, parseFieldSelector } from "../export/field-selector.ts";
 import type { ClaimSelector, LabelSelector } from "../export/types.ts";
 
 function globMatch(pattern: string, value: string): boolean {
@@ -31,14 +33,39 @@ export function matchesLabels(selector: LabelSelector | undefined, labels: Recor
 
 /**
  * `names` match the object's name (globs with *), `namespaces` the app namespace, whichever side
- * owns the object; absent lists match everything.
+ * owns the object; absent lists match everything. `labelSelectors` (klutch-bind's): an object
+ * matching any one map; `fieldSelectors`: every one (metadata.namespace is the app namespace).
  */
 export function claimSelects(
   selector: ClaimSelector,
-  object: { name: string; labels?: Record<string, string> },
+  object: { name: string; labels?: Record<string, string>; type?: string | undefined },
   appNamespace: string,
 ): boolean {
   if (selector.names && !selector.names.some((p) => globMatch(p, object.name))) return false;
   if (selector.namespaces && !selector.namespaces.some((p) => globMatch(p, appNamespace))) return false;
-  return matchesLabels(selector.labelSelector, object.labels);
+  if (!matchesLabels(selector.labelSelector, object.labels)) return false;
+  const labels = object.labels ?? {};
+  if (
+    selector.labelSelectors !== undefined &&
+    selector.labelSelectors.length > 0 &&
+    !selector.labelSelectors.some((wanted) => Object.entries(wanted).every(([k, v]) => labels[k] === v))
+  ) {
+    return false;
+  }
+  const where = { name: object.name, namespace: appNamespace, type: object.type };
+  return (selector.fieldSelectors ?? []).every((text) =>
+    fieldsMatch(parseFieldSelector(text, "fieldSelectors"), where),
+  );
+}
+
+/**
+ * The part of a claim's field selectors the API server can apply to lists and watches of the
+ * originals: the name terms (every resource supports them; namespaces differ between the two
+ * sides, and `type` is a Secret's only). The rest is checked object by object.
+ */
+export function serverFieldSelector(selector: ClaimSelector): string | undefined {
+  const terms = (selector.fieldSelectors ?? []).flatMap((text) =>
+    parseFieldSelector(text, "fieldSelectors").filter((t) => t.field === "metadata.name"),
+  );
+  return terms.length === 0 ? undefined : terms.map((t) => `${t.field}${t.operator}${t.value}`).join(",");
 }

@@ -261,10 +261,36 @@ describe("bad export requests name the field and the value", () => {
       /must be a string/,
     ],
     [
-      "claim without group",
-      { xrd: "a.b", permissionClaims: [{ resource: "secrets", version: "v1", selector: { owner: "Provider" } }] },
-      "spec.permissionClaims[0].group",
-      /is required/,
+      "a field selector on a field claims do not have",
+      {
+        xrd: "a.b",
+        permissionClaims: [
+          {
+            group: "",
+            resource: "secrets",
+            version: "v1",
+            selector: { owner: "Provider", fieldSelectors: ["spec.x=1"] },
+          },
+        ],
+      },
+      "spec.permissionClaims[0].selector.fieldSelectors[0]",
+      /only metadata\.name, metadata\.namespace, type can be selected on/,
+    ],
+    [
+      "a label selector map that is not of strings",
+      {
+        xrd: "a.b",
+        permissionClaims: [
+          {
+            group: "",
+            resource: "secrets",
+            version: "v1",
+            selector: { owner: "Provider", labelSelectors: [{ a: 1 }] },
+          },
+        ],
+      },
+      "spec.permissionClaims[0].selector.labelSelectors[0].a",
+      /must be a string/,
     ],
     [
       "claim without version",

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { parseFieldSelector } from "../../src/export/field-selector.ts";
+import type { ClaimSelector } from "../../src/export/types.ts";
 import { ownership } from "../../src/sync/cluster-owners.ts";
 import { acceptAll, consent, parseRecorded } from "../../src/sync/consent.ts";
 import { aggregatedRoles, consumerCrd } from "../../src/sync/consumer-crd.ts";
 import { bindingPrefix, providerClusterScopedName, providerNamespace } from "../../src/sync/naming.ts";
-import { claimSelects, matchesLabels } from "../../src/sync/selector.ts";
+import { claimSelects, matchesLabels, serverFieldSelector } from "../../src/sync/selector.ts";
 
 describe("provider names", () => {
   it("map one app namespace to one provider namespace per binding, readable and valid", () => {
@@ -221,5 +223,36 @@ describe("per-claim consent", () => {
       /f\[0\]\.state: must be "Accepted" or "Rejected"/,
     );
     assert.throws(() => parseRecorded("all", "f"), /f: must be a list/);
+  });
+});
+
+describe("klutch-bind's selectors", () => {
+  const owner = "Provider" as const;
+
+  it("labelSelectors: an object matching any one map is selected, nothing else", () => {
+    const selector: ClaimSelector = { owner, labelSelectors: [{ app: "db", tier: "gold" }, { shared: "yes" }] };
+    assert.equal(claimSelects(selector, { name: "a", labels: { app: "db", tier: "gold", x: "1" } }, "ns"), true);
+    assert.equal(claimSelects(selector, { name: "b", labels: { shared: "yes" } }, "ns"), true);
+    assert.equal(claimSelects(selector, { name: "c", labels: { app: "db" } }, "ns"), false);
+    assert.equal(claimSelects(selector, { name: "d" }, "ns"), false);
+  });
+
+  it("fieldSelectors: every selector, every term; the namespace is the app namespace", () => {
+    const selector = {
+      owner,
+      fieldSelectors: ["type=kubernetes.io/tls", "metadata.name!=old,metadata.namespace==team-a"],
+    };
+    assert.equal(claimSelects(selector, { name: "cert", type: "kubernetes.io/tls" }, "team-a"), true);
+    assert.equal(claimSelects(selector, { name: "old", type: "kubernetes.io/tls" }, "team-a"), false);
+    assert.equal(claimSelects(selector, { name: "cert", type: "Opaque" }, "team-a"), false);
+    assert.equal(claimSelects(selector, { name: "cert", type: "kubernetes.io/tls" }, "team-b"), false);
+    assert.equal(serverFieldSelector(selector), "metadata.name!=old");
+    assert.equal(serverFieldSelector({ owner }), undefined);
+  });
+
+  it("refuses field selectors it cannot apply exactly, naming the field", () => {
+    assert.throws(() => parseFieldSelector("status.phase=Running", "f"), /f: selects on status\.phase/);
+    assert.throws(() => parseFieldSelector("metadata.name", "f"), /f: must be field=value/);
+    assert.throws(() => parseFieldSelector(" ", "f"), /f: must not be empty/);
   });
 });
