@@ -16,6 +16,13 @@ function selection(claim: PermissionClaim): string {
     (e) => `${e.key} ${e.operator}${e.values?.length ? ` (${e.values.join(", ")})` : ""}`,
   );
   if (labels.length + expressions.length > 0) parts.push(`labelled ${[...labels, ...expressions].join(", ")}`);
+  const anyOf = (claim.selector.labelSelectors ?? []).map((m) =>
+    Object.entries(m)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" and "),
+  );
+  if (anyOf.length > 0) parts.push(`labelled ${anyOf.join(" or ")}`);
+  for (const fields of claim.selector.fieldSelectors ?? []) parts.push(`where ${fields}`);
   return parts.length > 0 ? ` ${parts.join(", ")}` : "";
 }
 

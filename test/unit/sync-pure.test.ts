@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { describeClaim } from "../../src/export/describe.ts";
 import { parseFieldSelector } from "../../src/export/field-selector.ts";
 import type { ClaimSelector } from "../../src/export/types.ts";
 import { ownership } from "../../src/sync/cluster-owners.ts";
@@ -254,5 +255,19 @@ describe("klutch-bind's selectors", () => {
     assert.throws(() => parseFieldSelector("status.phase=Running", "f"), /f: selects on status\.phase/);
     assert.throws(() => parseFieldSelector("metadata.name", "f"), /f: must be field=value/);
     assert.throws(() => parseFieldSelector(" ", "f"), /f: must not be empty/);
+  });
+});
+
+describe("claims in words", () => {
+  it("say what klutch-bind's selectors select", () => {
+    assert.equal(
+      describeClaim({
+        group: "",
+        resource: "secrets",
+        version: "v1",
+        selector: { owner: "Provider", labelSelectors: [{ a: "1", b: "2" }, { c: "3" }], fieldSelectors: ["type=x"] },
+      }),
+      "writes secrets labelled a=1 and b=2 or c=3, where type=x into your namespaces (the provider's copies; your edits are reverted)",
+    );
   });
 });
