@@ -75,7 +75,7 @@ export async function createBinding(
       if (readErr instanceof KubeApiError && readErr.code === 403) return undefined;
       throw failed(readErr);
     });
-    if (existing !== undefined && notMarkedFor(existing, binding.name) === undefined) {
+    if (existing !== undefined && notMarkedFor(existing, binding.name, binding.namespace) === undefined) {
       await client
         .update(refs.secrets, {
           ...secret,

@@ -3,7 +3,7 @@
 import type { Logger } from "pino";
 import { InputError } from "../export/errors.ts";
 import type { PermissionClaim } from "../export/types.ts";
-import { type ClientOptions, KubeClient, type KubeObject } from "../kube/client.ts";
+import { type ClientOptions, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import { acceptAll, type Consent, consent, parseRecorded, type RecordedClaim } from "./consent.ts";
 import { notMarkedFor } from "./kubeconfig-secret.ts";
 import type { DeletionPolicy } from "./release.ts";
@@ -17,19 +17,50 @@ export type Condition = {
   lastTransitionTime?: string;
 };
 
+/** A binding's spec, the same for both kinds (klutch-bind's apiExports read as exports). */
 export type BindingSpec = {
-  kubeconfigSecretRef?: { name?: string; key?: string };
+  kubeconfigSecretRef?: { name?: string; namespace?: string; key?: string };
   exports?: Array<{ group?: string; resource?: string; permissionClaims?: unknown }>;
   deletionPolicy?: DeletionPolicy;
+  konnector?: { deploy?: boolean };
 };
 
-export function specOf(binding: KubeObject): BindingSpec {
-  return (binding.spec ?? {}) as BindingSpec;
+/**
+ * The two binding APIs the sync serves alike: ours (bind.klutch.dev) and klutch-bind's own
+ * (klutch.anynines.com), whose list of exports is called apiExports.
+ */
+export type BindingKind = { ref: ResourceRef; exportsField: "exports" | "apiExports" };
+export const bindingKinds: readonly BindingKind[] = [
+  { ref: refs.bindings, exportsField: "exports" },
+  { ref: refs.klutchBindings, exportsField: "apiExports" },
+];
+
+export function kindOf(binding: { apiVersion?: string }): BindingKind {
+  const group = (binding.apiVersion ?? "").split("/")[0];
+  return bindingKinds.find((k) => k.ref.group === group) ?? (bindingKinds[0] as BindingKind);
 }
 
-/** "namespace/name": the key of a binding in queues, logs and messages. */
-export function bindingKey(binding: { metadata: { namespace?: string; name: string } }): string {
-  return `${binding.metadata.namespace ?? ""}/${binding.metadata.name}`;
+export function specOf(binding: KubeObject): BindingSpec {
+  const raw = (binding.spec ?? {}) as Record<string, unknown>;
+  return { ...raw, exports: raw[kindOf(binding).exportsField] as BindingSpec["exports"] } as BindingSpec;
+}
+
+/** "group/namespace/name": unique across both kinds; the key of a binding in queues and logs. */
+export function bindingKey(binding: { apiVersion?: string; metadata: { namespace?: string; name: string } }): string {
+  return `${kindOf(binding).ref.group}/${binding.metadata.namespace ?? ""}/${binding.metadata.name}`;
+}
+
+/** The kind, namespace and name of a bindingKey. */
+export function parseBindingKey(key: string): { kind: BindingKind; namespace: string; name: string } {
+  const [group = "", namespace = "", name = ""] = key.split("/");
+  return { kind: kindOf({ apiVersion: `${group}/v1alpha1` }), namespace, name };
+}
+
+/** How a binding is named in messages: "AppClusterBinding namespace/name", and the group when it is klutch-bind's. */
+export function describeBinding(key: string): string {
+  const { kind, namespace, name } = parseBindingKey(key);
+  const group = kind.ref.group === refs.bindings.group ? "" : ` (${kind.ref.group})`;
+  return `AppClusterBinding ${namespace}/${name}${group}`;
 }
 
 /** an app cluster answers each request within this, unless the options say otherwise */
@@ -47,6 +78,9 @@ export async function readKubeconfig(control: KubeClient, binding: KubeObject): 
   const ref = specOf(binding).kubeconfigSecretRef;
   const name = ref?.name;
   const key = ref?.key ?? "kubeconfig";
+  // klutch-bind's binding may name a Secret of another namespace: the Secret must then name the
+  // binding with its namespace (see kubeconfig-secret.ts)
+  const namespace = ref?.namespace || binding.metadata.namespace;
   if (!name) {
     return {
       ok: false,
@@ -55,7 +89,7 @@ export async function readKubeconfig(control: KubeClient, binding: KubeObject): 
       message: "spec.kubeconfigSecretRef.name is required",
     };
   }
-  const secret = await control.get(refs.secrets, name, binding.metadata.namespace);
+  const secret = await control.get(refs.secrets, name, namespace);
   const encoded = (secret?.data as Record<string, unknown> | undefined)?.[key];
   if (secret === undefined || typeof encoded !== "string") {
     const what = secret === undefined ? "does not exist" : `has no key "${key}"`;
@@ -63,10 +97,10 @@ export async function readKubeconfig(control: KubeClient, binding: KubeObject): 
       ok: false,
       secret,
       reason: "KubeconfigMissing",
-      message: `secret ${binding.metadata.namespace}/${name} ${what}`,
+      message: `secret ${namespace}/${name} ${what}`,
     };
   }
-  const unmarked = notMarkedFor(secret, binding.metadata.name);
+  const unmarked = notMarkedFor(secret, binding.metadata.name, binding.metadata.namespace ?? "");
   if (unmarked !== undefined) return { ok: false, secret, reason: "KubeconfigNotMarked", message: unmarked };
   return { ok: true, secret, key, text: Buffer.from(encoded, "base64").toString("utf8") };
 }
@@ -95,6 +129,7 @@ export async function recordedConsent(
   claims: PermissionClaim[],
 ): Promise<Consent | string> {
   const exports = specOf(binding).exports ?? [];
+  const field = kindOf(binding).exportsField;
   const index = exports.findIndex((e) => (e.group ?? "") === exportRef.group && e.resource === exportRef.resource);
   const entry = exports[index];
   if (entry === undefined) return consent(claims, []);
@@ -106,11 +141,11 @@ export async function recordedConsent(
     throw err;
   }
   if (recorded !== undefined) return consent(claims, recorded);
-  await control.update(refs.bindings, {
+  await control.update(kindOf(binding).ref, {
     ...binding,
     spec: {
-      ...specOf(binding),
-      exports: exports.map((e, i) => (i === index ? { ...e, permissionClaims: acceptAll(claims) } : e)),
+      ...(binding.spec as Record<string, unknown>),
+      [field]: exports.map((e, i) => (i === index ? { ...e, permissionClaims: acceptAll(claims) } : e)),
     },
   });
   logger.info(

@@ -6,11 +6,28 @@ import { parseClaims } from "../export/claims.ts";
 import { InputError } from "../export/errors.ts";
 import { claimsRoleAnnotation } from "../export/plan.ts";
 import type { PermissionClaim } from "../export/types.ts";
-import type { ClientOptions, KubeClient, KubeObject, ResourceRef } from "../kube/client.ts";
+import {
+  type ClientOptions,
+  KubeApiError,
+  type KubeClient,
+  type KubeObject,
+  type ResourceRef,
+} from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
 import { kubeTime } from "../kube/time.ts";
 import { AppProbe } from "./app-probe.ts";
-import { appClient, bindingKey, type Condition, readKubeconfig, recordedConsent, specOf } from "./binding-spec.ts";
+import {
+  appClient,
+  bindingKey,
+  bindingKinds,
+  type Condition,
+  describeBinding,
+  kindOf,
+  parseBindingKey,
+  readKubeconfig,
+  recordedConsent,
+  specOf,
+} from "./binding-spec.ts";
 import { claimOf, ownership, refusal } from "./cluster-owners.ts";
 import { installApi } from "./consumer-crd.ts";
 import { bindingObject, EventRecorder } from "./events.ts";
@@ -46,6 +63,8 @@ const transient = new Set([installing, firstList]);
 
 /** What the controller keeps per binding, in memory only: everything durable lives in clusters. */
 type BindingState = {
+  /** bindingKey: group/namespace/name */
+  key: string;
   ref: BindingRef;
   kubeconfigVersion?: string;
   app?: KubeClient;
@@ -87,7 +106,8 @@ export class BindingController {
   /** requests of app clients already closed, so appRequests never goes back */
   #retiredAppRequests = 0;
   readonly #events: EventRecorder;
-  #bindings!: Informer;
+  /** one per binding kind (ours, klutch-bind's), by API group */
+  readonly #bindings = new Map<string, Informer>();
   /** one per template namespace: templates are read there only, never cluster-wide */
   #templates: Informer[] = [];
   #release: Array<() => Promise<void>> = [];
@@ -112,20 +132,22 @@ export class BindingController {
   start(): void {
     const enqueue = (obj: KubeObject) => this.#queue.add(bindingKey(obj));
     const all = () => {
-      for (const b of this.#bindings.list()) enqueue(b);
+      for (const b of this.#allBindings()) enqueue(b);
     };
     // Our own status writes change neither generation, deletion nor finalizers: they start no reconcile.
     const changed = (old: KubeObject, obj: KubeObject) =>
       old.metadata.generation !== obj.metadata.generation ||
       old.metadata.deletionTimestamp !== obj.metadata.deletionTimestamp ||
       JSON.stringify(old.metadata.finalizers) !== JSON.stringify(obj.metadata.finalizers);
-    const bindings = this.#o.controlInformers.acquire(
-      refs.bindings,
-      this.#o.namespace ? { namespace: this.#o.namespace } : {},
-      { add: enqueue, update: (old, obj) => changed(old, obj) && enqueue(obj), delete: enqueue },
-    );
-    this.#bindings = bindings.informer;
-    this.#release.push(bindings.release);
+    for (const kind of bindingKinds) {
+      const bindings = this.#o.controlInformers.acquire(
+        kind.ref,
+        this.#o.namespace ? { namespace: this.#o.namespace } : {},
+        { add: enqueue, update: (old, obj) => changed(old, obj) && enqueue(obj), delete: enqueue },
+      );
+      this.#bindings.set(kind.ref.group, bindings.informer);
+      this.#release.push(bindings.release);
+    }
     for (const namespace of templateNamespacesOf(this.#o)) {
       const templates = this.#o.controlInformers.acquire(
         refs.templates,
@@ -151,13 +173,17 @@ export class BindingController {
   health(): HealthReport {
     if (!this.#queue.running) return { live: false, ready: false, detail: "the binding controller is stopped" };
     const waiting = [
-      ...(this.#bindings.hasSynced() ? [] : ["bindings"]),
+      ...([...this.#bindings.values()].every(listedOrNotInstalled) ? [] : ["bindings"]),
       ...(this.#templates.every((t) => t.hasSynced()) ? [] : ["templates"]),
     ];
     if (waiting.length > 0) {
       return { live: true, ready: false, detail: `waiting for the first list of ${waiting.join(" and ")}` };
     }
     return { live: true, ready: true, detail: "ok" };
+  }
+
+  #allBindings(): KubeObject[] {
+    return [...this.#bindings.values()].flatMap((i) => i.list());
   }
 
   /** Export syncs running now, for health and tests. */
@@ -185,8 +211,8 @@ export class BindingController {
   }
 
   async #reconcile(key: string): Promise<void> {
-    const [namespace = "", name = ""] = key.split("/");
-    const binding = this.#bindings.get(name, namespace);
+    const { kind, namespace, name } = parseBindingKey(key);
+    const binding = this.#bindings.get(kind.ref.group)?.get(name, namespace);
     const existing = this.#states.get(key);
     if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) {
       if (existing) {
@@ -206,12 +232,12 @@ export class BindingController {
           binding,
         );
         const finalizers = binding.metadata.finalizers.filter((f) => f !== finalizer);
-        await this.#o.control.update(refs.bindings, { ...binding, metadata: { ...binding.metadata, finalizers } });
+        await this.#o.control.update(kind.ref, { ...binding, metadata: { ...binding.metadata, finalizers } });
       }
       return;
     }
     if (!binding.metadata.finalizers?.includes(finalizer)) {
-      await this.#o.control.update(refs.bindings, {
+      await this.#o.control.update(kind.ref, {
         ...binding,
         metadata: { ...binding.metadata, finalizers: [...(binding.metadata.finalizers ?? []), finalizer] },
       });
@@ -221,7 +247,8 @@ export class BindingController {
     let state = existing;
     if (state === undefined || state.ref.uid !== uid) {
       if (state) await this.#stopBinding(state);
-      state = { ref: { uid, name, namespace }, exports: new Map(), namespaces: new Set(), probe: new AppProbe() };
+      const ref = { uid, name, namespace, apiVersion: binding.apiVersion };
+      state = { key, ref, exports: new Map(), namespaces: new Set(), probe: new AppProbe() };
       this.#states.set(key, state);
     }
     const spec = specOf(binding);
@@ -279,7 +306,8 @@ export class BindingController {
       e.message = e.appError;
       delete e.appError;
     }
-    conditions.push(connected);
+    conditions.push(secretValid(connected), connected);
+    if (kindOf(binding).ref.group === refs.klutchBindings.group) conditions.push(konnectorDeployed(binding));
     const ready = connected.status === "True" && exportStatuses.every((e) => e.message === undefined);
     conditions.push(
       ready
@@ -365,11 +393,11 @@ export class BindingController {
       const s = this.#states.get(bindingKey(b));
       return s === undefined ? undefined : { clusterUid: s.probe.clusterUid, looked: s.probe.condition !== undefined };
     };
-    const claims = this.#bindings.list().map((b) => claimOf(b, known(b)));
-    const verdict = ownership(claimOf(binding, known(binding)), clusterUid, exportId, claims);
+    const claim = (b: KubeObject) => claimOf(bindingKey(b), b, exportIds(b), known(b));
+    const verdict = ownership(claim(binding), clusterUid, exportId, this.#allBindings().map(claim));
     if (verdict.owner) return undefined;
     if ("waitingFor" in verdict) this.#queue.addAfter(bindingKey(binding), 1000);
-    return refusal(verdict, clusterUid, exportId);
+    return refusal(verdict, clusterUid, exportId, describeBinding);
   }
 
   async #syncExport(state: BindingState, binding: KubeObject, group: string, resource: string): Promise<ExportStatus> {
@@ -427,11 +455,11 @@ export class BindingController {
         established = await installApi(app, providerCrd);
       } catch (err) {
         // the app cluster's trouble: its binding says so, and looks again with the probe's backoff
-        this.#queue.addAfter(`${state.ref.namespace}/${state.ref.name}`, 5000);
+        this.#queue.addAfter(state.key, 5000);
         return { ...base, version, appError: `installing the API in the app cluster failed: ${message(err)}` };
       }
       if (!established) {
-        this.#queue.addAfter(`${state.ref.namespace}/${state.ref.name}`, 500);
+        this.#queue.addAfter(state.key, 500);
         return { ...base, version, template: template.metadata.name, message: installing };
       }
     }
@@ -447,16 +475,13 @@ export class BindingController {
       );
       sync.start();
       state.exports.set(id, { sync, signature, crdVersion: providerCrd.metadata.resourceVersion ?? "" });
-      this.#o.logger.info(
-        { binding: `${state.ref.namespace}/${state.ref.name}`, export: id, version, claims: claims.length },
-        "syncing export",
-      );
+      this.#o.logger.info({ binding: state.key, export: id, version, claims: claims.length }, "syncing export");
     } else {
       running.crdVersion = providerCrd.metadata.resourceVersion ?? "";
     }
     const current = state.exports.get(id)?.sync.status();
     // nothing else starts a reconcile when the first lists complete: look again shortly
-    if (current?.synced === false) this.#queue.addAfter(`${state.ref.namespace}/${state.ref.name}`, 500);
+    if (current?.synced === false) this.#queue.addAfter(state.key, 500);
     return {
       ...base,
       version,
@@ -475,7 +500,7 @@ export class BindingController {
     claimsRole: string | undefined,
   ): ExportContext {
     const log = this.#o.logger.child({
-      binding: `${state.ref.namespace}/${state.ref.name}`,
+      binding: state.key,
       export: `${ref.resource}.${ref.group}`,
     });
     const id = `${ref.resource}.${ref.group}`;
@@ -525,7 +550,7 @@ export class BindingController {
       ...(current.appCluster ? { appCluster: current.appCluster } : {}),
     };
     if (isDeepStrictEqual(next, before)) return;
-    await this.#o.control.updateStatus(refs.bindings, { ...binding, status: next });
+    await this.#o.control.updateStatus(kindOf(binding).ref, { ...binding, status: next });
   }
 }
 
@@ -538,4 +563,41 @@ export function templateNamespacesOf(options: { templateNamespaces?: string[]; n
   const configured = options.templateNamespaces?.filter((n) => n !== "");
   if (configured !== undefined && configured.length > 0) return [...new Set(configured)];
   return [...new Set(["crossplane-system", ...(options.namespace ? [options.namespace] : [])])];
+}
+
+/** A binding kind's informer has listed, or its API is not installed (klutch-bind's CRD is optional). */
+function listedOrNotInstalled(informer: Informer): boolean {
+  const err = informer.lastError;
+  return informer.hasSynced() || (err instanceof KubeApiError && err.code === 404);
+}
+
+/** the reasons of a Connected=False that are the kubeconfig Secret's fault */
+const secretReasons = new Set(["InvalidSpec", "KubeconfigMissing", "KubeconfigNotMarked", "InvalidKubeconfig"]);
+
+/** klutch-bind's SecretValid: the kubeconfig Secret exists and holds a usable kubeconfig. */
+function secretValid(connected: Condition): Condition {
+  return secretReasons.has(connected.reason)
+    ? { type: "SecretValid", status: "False", reason: connected.reason, message: connected.message }
+    : {
+        type: "SecretValid",
+        status: "True",
+        reason: "Valid",
+        message: "the kubeconfig Secret holds a usable kubeconfig",
+      };
+}
+
+/** klutch-bind's KonnectorDeployed, answered honestly: this sync runs in its own process, never a konnector. */
+function konnectorDeployed(binding: KubeObject): Condition {
+  const asked = specOf(binding).konnector?.deploy === true;
+  return {
+    type: "KonnectorDeployed",
+    status: "False",
+    reason: "SyncedInProcess",
+    message: `${asked ? "spec.konnector.deploy is ignored: " : ""}this control plane syncs the binding in klutch-bind sync's own process; no konnector is deployed`,
+  };
+}
+
+/** A binding's exports as "resource.group", whichever its kind. */
+function exportIds(binding: KubeObject): string[] {
+  return (specOf(binding).exports ?? []).map((e) => `${e.resource}.${e.group ?? ""}`);
 }

@@ -44,32 +44,37 @@ export function ownership(
   return { owner: true };
 }
 
-/** A binding as ownership sees it; known is what this process learnt of it, if it serves it. */
+/**
+ * A binding as ownership sees it: key unique across binding kinds, exports as "resource.group",
+ * known what this process learnt of it, if it serves it.
+ */
 export function claimOf(
-  binding: {
-    metadata: { namespace?: string; name: string; creationTimestamp?: string; deletionTimestamp?: string };
-    spec?: unknown;
-    status?: unknown;
-  },
+  key: string,
+  binding: { metadata: { creationTimestamp?: string; deletionTimestamp?: string }; status?: unknown },
+  exports: string[],
   known: { clusterUid: string | undefined; looked: boolean } | undefined,
 ): BindingClaim {
   const status = binding.status as { appCluster?: { uid?: string } } | undefined;
-  const exports = (binding.spec as { exports?: Array<{ group?: string; resource?: string }> } | undefined)?.exports;
   return {
-    key: `${binding.metadata.namespace ?? ""}/${binding.metadata.name}`,
+    key,
     created: binding.metadata.creationTimestamp ?? "",
     clusterUid: known?.clusterUid ?? status?.appCluster?.uid,
     // a binding this process has not looked at yet, or whose first look is under way
     identifying: known?.looked !== true,
-    exports: (exports ?? []).map((e) => `${e.resource}.${e.group ?? ""}`),
+    exports,
     deleting: binding.metadata.deletionTimestamp !== undefined,
   };
 }
 
-/** What a binding that may not sync an export says on its status. */
-export function refusal(verdict: Exclude<Ownership, { owner: true }>, clusterUid: string, exportId: string): string {
+/** What a binding that may not sync an export says on its status; describe names a binding by its key. */
+export function refusal(
+  verdict: Exclude<Ownership, { owner: true }>,
+  clusterUid: string,
+  exportId: string,
+  describe: (key: string) => string,
+): string {
   if ("by" in verdict) {
-    return `this app cluster (kube-system uid ${clusterUid}) already binds ${exportId} through AppClusterBinding ${verdict.by}: one binding per app cluster and API`;
+    return `this app cluster (kube-system uid ${clusterUid}) already binds ${exportId} through ${describe(verdict.by)}: one binding per app cluster and API`;
   }
-  return `waiting to learn which app cluster AppClusterBinding ${verdict.waitingFor} binds`;
+  return `waiting to learn which app cluster ${describe(verdict.waitingFor)} binds`;
 }

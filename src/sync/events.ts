@@ -12,7 +12,7 @@ export type InvolvedObject = { apiVersion: string; kind: string; name: string; n
 
 export function bindingObject(binding: BindingRef): InvolvedObject {
   return {
-    apiVersion: "bind.klutch.dev/v1alpha1",
+    apiVersion: binding.apiVersion ?? "bind.klutch.dev/v1alpha1",
     kind: "AppClusterBinding",
     name: binding.name,
     namespace: binding.namespace,

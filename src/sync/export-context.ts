@@ -3,7 +3,8 @@ import type { PermissionClaim } from "../export/types.ts";
 import type { KubeClient, ResourceRef } from "../kube/client.ts";
 import type { SyncMetrics } from "./metrics.ts";
 
-export type BindingRef = { uid: string; name: string; namespace: string };
+/** apiVersion: the binding's kind (ours when absent) */
+export type BindingRef = { uid: string; name: string; namespace: string; apiVersion?: string };
 
 /** What the reconcilers of one bound export of one binding work with. */
 export type ExportContext = {

@@ -16,14 +16,20 @@ export function kubeconfigSecretMarks(bindingName: string) {
   return { labels: { ...kubeconfigSecretLabels }, annotations: { [kubeconfigForAnnotation]: bindingName } };
 }
 
-/** Why the Secret may not serve bindingName, or undefined when it may. */
-export function notMarkedFor(secret: KubeObject, bindingName: string): string | undefined {
+/**
+ * Why the Secret may not serve the binding bindingNamespace/bindingName, or undefined when it may.
+ * An entry "NAME" names a binding of the Secret's own namespace, "NAMESPACE/NAME" one of any.
+ */
+export function notMarkedFor(secret: KubeObject, bindingName: string, bindingNamespace: string): string | undefined {
   const where = `secret ${secret.metadata.namespace}/${secret.metadata.name}`;
-  const fix = `label it ${labels.managedBy}=klutch-bind and annotate it ${kubeconfigForAnnotation}=${bindingName} (klutch-bind bind does both)`;
+  const sameNamespace = secret.metadata.namespace === bindingNamespace;
+  const mark = sameNamespace ? bindingName : `${bindingNamespace}/${bindingName}`;
+  const fix = `label it ${labels.managedBy}=klutch-bind and annotate it ${kubeconfigForAnnotation}=${mark} (klutch-bind bind does both)`;
   if (secret.metadata.labels?.[labels.managedBy] !== kubeconfigSecretLabels[labels.managedBy]) {
     return `${where} is not a klutch-bind kubeconfig Secret: ${fix}`;
   }
   const names = (secret.metadata.annotations?.[kubeconfigForAnnotation] ?? "").split(",").map((n) => n.trim());
-  if (!names.includes(bindingName)) return `${where} is not marked for AppClusterBinding ${bindingName}: ${fix}`;
+  const marked = names.includes(`${bindingNamespace}/${bindingName}`) || (sameNamespace && names.includes(bindingName));
+  if (!marked) return `${where} is not marked for AppClusterBinding ${bindingNamespace}/${bindingName}: ${fix}`;
   return undefined;
 }

@@ -24,6 +24,13 @@ export const refs = {
   },
   serviceExports: { group: "bind.klutch.dev", version: "v1alpha1", resource: "serviceexports", namespaced: false },
   bindings: { group: "bind.klutch.dev", version: "v1alpha1", resource: "appclusterbindings", namespaced: true },
+  /** klutch-bind's own AppClusterBinding: served as ours is */
+  klutchBindings: {
+    group: "klutch.anynines.com",
+    version: "v1alpha1",
+    resource: "appclusterbindings",
+    namespaced: true,
+  },
   templates: {
     group: "example-backend.klutch.anynines.com",
     version: "v1alpha1",

@@ -121,6 +121,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
   });
   await applyCrds(control, "deploy/control-plane/apiserviceexporttemplate-crd.yaml");
   await applyCrds(control, "deploy/control-plane/appclusterbinding-crd.yaml");
+  await applyCrds(control, "deploy/control-plane/klutch-appclusterbinding-crd.yaml");
   const group = `t${uniqueSuffix()}.klutch-bind.test`;
   const namespaced = (options.scope ?? "Namespaced") === "Namespaced";
   const crd = exportedCrd(group, namespaced ? "Namespaced" : "Cluster");
