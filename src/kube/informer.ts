@@ -50,6 +50,7 @@ export class Informer {
   #failing = false;
   #lastError: unknown;
   #abort: AbortController | undefined;
+  #saidNotServed = false;
   /** the kind of the listed objects: every watch event must carry it */
   #kind: string | undefined;
   #loop: Promise<void> | undefined;
@@ -288,7 +289,11 @@ export class Informer {
   }
 
   #report(err: unknown, message: string): void {
-    this.#logger?.warn({ err, resource: this.#describe() }, message);
+    // a 404 list: the API is not served (an optional CRD not installed); said once at warn level
+    const notServed = err instanceof KubeApiError && err.code === 404;
+    const level = notServed && this.#saidNotServed ? "debug" : "warn";
+    if (notServed) this.#saidNotServed = true;
+    this.#logger?.[level]({ err, resource: this.#describe() }, message);
     try {
       this.#onError?.(err);
     } catch {
