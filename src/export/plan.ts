@@ -1,4 +1,5 @@
 // XRD + export request -> APIServiceExportTemplate and the sync's least-privilege RBAC.
+import { klutchClaims, klutchResource } from "./klutch-shape.ts";
 import { exportNames } from "./names.ts";
 import { checkPolicy, type RequestFields, specFields } from "./policy.ts";
 import type { ExportDefaults, ExportPlan, ExportRequest, Manifest, PermissionClaim, Xrd } from "./types.ts";
@@ -17,7 +18,7 @@ const claimVerbs = ["get", "list", "watch", "create", "update", "patch", "delete
 
 /**
  * `fields` names where the parts of the request came from, for errors. Refuses what the function
- * input does not allow (policy.ts).
+ * input does not allow (policy.ts), and selectors klutch-bind would read otherwise (klutch-shape.ts).
  */
 export function buildExport(
   xrd: Xrd,
@@ -32,10 +33,17 @@ export function buildExport(
   const annotations = { [exportAnnotation]: request.name };
   const exported = { group: xrd.group, resource: xrd.plural, version, kind: xrd.kind, scope: xrd.scope };
 
+  // klutch-bind's fields only, each as klutch-bind reads it (klutch-shape.ts)
   const spec: Record<string, unknown> = {
-    APIServiceSelector: { group: xrd.group, resource: xrd.plural, version },
+    APIServiceSelector: {
+      group: xrd.group,
+      resource: klutchResource(xrd.plural, `XRD ${xrd.name} spec.names.plural`),
+      version,
+    },
   };
-  if (request.permissionClaims.length > 0) spec.permissionClaims = request.permissionClaims;
+  if (request.permissionClaims.length > 0) {
+    spec.permissionClaims = klutchClaims(request.permissionClaims, fields.permissionClaims);
+  }
   const hasClaims = request.permissionClaims.length > 0;
   const template: Manifest = {
     apiVersion: templateApiVersion,

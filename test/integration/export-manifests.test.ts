@@ -11,6 +11,22 @@ import { testClusters, testNamespace, uniqueSuffix } from "../support/clusters.t
 import { desiredJson, request } from "../support/function-client.ts";
 import { apply, applyCrds, readManifests } from "../support/manifests.ts";
 
+/** A template's spec as the API server stores it: with the defaults of klutch-bind's schema. */
+function withDefaults(spec: unknown): unknown {
+  const { permissionClaims, ...rest } = spec as { permissionClaims?: Array<Record<string, unknown>> };
+  if (permissionClaims === undefined) return spec;
+  return {
+    ...rest,
+    permissionClaims: permissionClaims.map((claim) => ({
+      group: "",
+      read: {},
+      onConflict: { recreateWhenConsumerSideDeleted: true },
+      ...claim,
+      selector: { names: ["*"], namespaces: ["*"], ...(claim.selector as object | undefined) },
+    })),
+  };
+}
+
 describe("the template CRD and what the function writes, on a real API server", () => {
   let cluster: Cluster;
   before(async () => {
@@ -28,8 +44,8 @@ describe("the template CRD and what the function writes, on a real API server", 
     const applied = await apply(cluster, seeds);
     assert.deepEqual(
       applied.map((o) => (o as { spec: unknown }).spec),
-      seeds.map((o) => (o as { spec: unknown }).spec),
-      "stored exactly as written, nothing pruned",
+      seeds.map((o) => withDefaults((o as { spec: unknown }).spec)),
+      "stored as written with klutch-bind's defaults, nothing pruned",
     );
   });
 
@@ -58,7 +74,7 @@ describe("the template CRD and what the function writes, on a real API server", 
         `ClusterRole/klutch-bind:export:${name}:claims`,
       ],
     );
-    assert.deepEqual((applied[0] as { spec: unknown }).spec, desired[composedKeys.template]?.spec);
+    assert.deepEqual((applied[0] as { spec: unknown }).spec, withDefaults(desired[composedKeys.template]?.spec));
   });
 
   it("rejects a template whose claim has an unknown owner", async () => {

@@ -46,7 +46,7 @@ describe("the template", () => {
     assert.equal(template.metadata.namespace, "klutch");
   });
 
-  it("passes claim selectors through: names, namespaces, label selector", () => {
+  it("writes claim selectors in klutch-bind's shape: names, namespaces, labelSelectors", () => {
     const claims = [
       {
         group: "",
@@ -54,7 +54,7 @@ describe("the template", () => {
         version: "v1",
         selector: {
           owner: "Provider",
-          names: ["creds-*"],
+          names: ["creds", "creds-admin"],
           namespaces: ["team-a"],
           labelSelector: {
             matchLabels: { "klutch.dev/credentials": "true" },
@@ -65,7 +65,20 @@ describe("the template", () => {
       { group: "example.org", resource: "backups", version: "v1beta1", selector: { owner: "Consumer" } },
     ];
     const { template } = plan(xrd({}), { xrd: "postgresqlinstances.anynines.com", permissionClaims: claims });
-    assert.deepEqual((template.spec as { permissionClaims: unknown }).permissionClaims, claims);
+    assert.deepEqual((template.spec as { permissionClaims: unknown }).permissionClaims, [
+      {
+        group: "",
+        resource: "secrets",
+        version: "v1",
+        selector: {
+          owner: "Provider",
+          names: ["creds", "creds-admin"],
+          namespaces: ["team-a"],
+          labelSelectors: [{ "klutch.dev/credentials": "true", tier: "gold" }],
+        },
+      },
+      claims[1],
+    ]);
   });
 });
 
