@@ -1,3 +1,4 @@
+import { parseBehaviour } from "./claim-behaviour.ts";
 import {
   apiGroup,
   nonEmptyString,
@@ -41,16 +42,20 @@ function parseClaim(value: unknown, field: string): PermissionClaim {
     resource: resourceName(claim.resource, `${field}.resource`),
     version: versionName(claim.version, `${field}.version`),
     selector: parseSelector(claim.selector, `${field}.selector`),
+    ...parseBehaviour(claim, field),
   };
 }
 
 function parseSelector(value: unknown, field: string): ClaimSelector {
-  const selector = object(value, field);
+  // klutch-bind's default selector is {}; an owner is still required here (see README)
+  const selector = object(value ?? {}, field);
   const result: ClaimSelector = { owner: oneOf(selector.owner, owners, `${field}.owner`) };
+  // ["*"] is klutch-bind's default, the same as absent: kept out, so a claim reads the same
+  // whether or not an API server filled the default in
   const names = optionalStringList(selector.names, `${field}.names`);
-  if (names !== undefined) result.names = names;
+  if (names !== undefined && !everything(names)) result.names = names;
   const namespaces = optionalStringList(selector.namespaces, `${field}.namespaces`);
-  if (namespaces !== undefined) result.namespaces = namespaces;
+  if (namespaces !== undefined && !everything(namespaces)) result.namespaces = namespaces;
   const labelSelector = optionalObject(selector.labelSelector, `${field}.labelSelector`);
   if (labelSelector !== undefined) result.labelSelector = parseLabelSelector(labelSelector, `${field}.labelSelector`);
   const labelSelectors = optionalList(selector.labelSelectors, `${field}.labelSelectors`);
@@ -88,4 +93,8 @@ function parseLabelSelector(value: Record<string, unknown>, field: string): Labe
     });
   }
   return result;
+}
+
+function everything(patterns: string[]): boolean {
+  return patterns.length === 1 && patterns[0] === "*";
 }

@@ -37,6 +37,38 @@ export type PermissionClaim = {
   resource: string;
   version: string;
   selector: ClaimSelector;
+} & ClaimBehaviour;
+
+/** A label or annotation key, "*" standing for any run of characters. */
+export type KeyPattern = { pattern: string };
+
+/** klutch-bind's further claim fields: how copies are made and kept (all optional). */
+export type ClaimBehaviour = {
+  /** the binding does not work while this claim is not accepted */
+  required?: boolean;
+  /** which labels and annotations of consumer-owned objects reach the provider */
+  read?: {
+    labels?: KeyPattern[];
+    labelsOnProviderOwnedObjects?: KeyPattern[];
+    annotations?: KeyPattern[];
+    overrideAnnotations?: KeyPattern[];
+  };
+  /** owner Provider: replace a conflicting object on the consumer side instead of leaving it */
+  create?: { replaceExisting?: boolean };
+  update?: {
+    fields?: string[];
+    preserving?: string[];
+    /** delete and create instead of update, for immutable objects */
+    alwaysRecreate?: boolean;
+    /** which labels and annotations of provider-owned objects reach the consumer */
+    labels?: KeyPattern[];
+    labelsOnConsumerOwnedObjects?: KeyPattern[];
+    annotations?: KeyPattern[];
+    annotationsOnConsumerOwnedObjects?: KeyPattern[];
+  };
+  onConflict?: { recreateWhenConsumerSideDeleted?: boolean };
+  autoAdopt?: boolean;
+  autoDonate?: boolean;
 };
 
 export type XrdScope = "Namespaced" | "Cluster" | "LegacyCluster";

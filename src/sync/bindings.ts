@@ -2,6 +2,7 @@
 // per bound export, and report Connected/Ready and per-export figures on the binding's status.
 import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
+import { notActedOn } from "../export/claim-behaviour.ts";
 import { parseClaims } from "../export/claims.ts";
 import { InputError } from "../export/errors.ts";
 import { claimsRoleAnnotation } from "../export/plan.ts";
@@ -47,6 +48,8 @@ type ExportStatus = {
   resource: string;
   /** the template's claims this binding has not accepted as they are now (not synced) */
   claimsPending?: string;
+  /** fields of accepted claims the sync does not act on yet */
+  claimsNotActedOn?: string;
   /** what the app cluster answered wrongly (only in memory: it becomes the Connected condition) */
   appError?: string;
   version?: string;
@@ -182,6 +185,13 @@ export class BindingController {
     return { live: true, ready: true, detail: "ok" };
   }
 
+  async #stopExport(state: BindingState, id: string): Promise<void> {
+    const running = state.exports.get(id);
+    if (running === undefined) return;
+    await running.sync.stop();
+    state.exports.delete(id);
+  }
+
   #allBindings(): KubeObject[] {
     return [...this.#bindings.values()].flatMap((i) => i.list());
   }
@@ -306,7 +316,7 @@ export class BindingController {
       e.message = e.appError;
       delete e.appError;
     }
-    conditions.push(secretValid(connected), connected);
+    conditions.push(secretValid(connected), connected, claimFieldsActedOn(exportStatuses));
     if (kindOf(binding).ref.group === refs.klutchBindings.group) conditions.push(konnectorDeployed(binding));
     const ready = connected.status === "True" && exportStatuses.every((e) => e.message === undefined);
     conditions.push(
@@ -405,11 +415,7 @@ export class BindingController {
     const base: ExportStatus = { group, resource };
     const refused = this.#notOwner(state, binding, id);
     if (refused !== undefined) {
-      const running = state.exports.get(id);
-      if (running !== undefined) {
-        await running.sync.stop();
-        state.exports.delete(id);
-      }
+      await this.#stopExport(state, id);
       return { ...base, message: refused };
     }
     const template = this.#templates
@@ -434,8 +440,17 @@ export class BindingController {
     const consented = await recordedConsent(this.#o.control, this.#o.logger, binding, { group, resource }, claims);
     if (typeof consented === "string") return { ...base, message: consented };
     claims = consented.accepted;
-    const pending = consented.pending.map((c) => `${c.resource}.${c.group || "core"} (owner ${c.selector.owner})`);
+    const named = (c: PermissionClaim) => `${c.resource}.${c.group || "core"} (owner ${c.selector.owner})`;
+    const pending = consented.pending.map(named);
     if (pending.length > 0) base.claimsPending = pending.join(", ");
+    const blocking = [...consented.pending, ...consented.rejected].filter((c) => c.required === true);
+    if (blocking.length > 0) {
+      // klutch-bind's required: the export does not work without it
+      await this.#stopExport(state, id);
+      return { ...base, message: `required claims not accepted: ${blocking.map(named).join(", ")}` };
+    }
+    const ignored = claims.flatMap((c) => notActedOn(c).map((f) => `${named(c)} ${f}`));
+    if (ignored.length > 0) base.claimsNotActedOn = ignored.join("; ");
     const providerCrd = await this.#o.control.get(refs.crds, id);
     if (providerCrd === undefined) return { ...base, message: `the control plane has no CRD ${id}` };
     const crdSpec = providerCrd.spec as {
@@ -600,4 +615,24 @@ function konnectorDeployed(binding: KubeObject): Condition {
 /** A binding's exports as "resource.group", whichever its kind. */
 function exportIds(binding: KubeObject): string[] {
   return (specOf(binding).exports ?? []).map((e) => `${e.resource}.${e.group ?? ""}`);
+}
+
+/** Whether the sync acts on every field of the claims it syncs; those it does not are named, never silently taken as done. */
+function claimFieldsActedOn(exports: ExportStatus[]): Condition {
+  const ignored = exports.flatMap((e) =>
+    e.claimsNotActedOn ? [`${e.resource}.${e.group}: ${e.claimsNotActedOn}`] : [],
+  );
+  return ignored.length === 0
+    ? {
+        type: "ClaimFieldsActedOn",
+        status: "True",
+        reason: "AllActedOn",
+        message: "the sync acts on every field of the accepted claims",
+      }
+    : {
+        type: "ClaimFieldsActedOn",
+        status: "False",
+        reason: "NotYetSupported",
+        message: `the sync does not act on these claim fields yet (the rest of each claim is synced): ${ignored.join("; ")}`,
+      };
 }

@@ -2,7 +2,7 @@
 // that owns them to the other, byte-exact, edits on the copy reverted, deleted with the original.
 // An object the sync did not create is never overwritten.
 import { isDeepStrictEqual } from "node:util";
-import type { PermissionClaim } from "../export/types.ts";
+import type { KeyPattern, PermissionClaim } from "../export/types.ts";
 import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import type { ExportContext } from "./export-context.ts";
 import { annotations, labels, providerNamespace } from "./naming.ts";
@@ -99,14 +99,23 @@ export async function reconcileClaimedObject(
     return foreign(ctx, claim, targetNs, name);
   }
 
+  // metadata is not synced but for the keys the claim names (klutch-bind's read and update patterns)
+  const keys = claim.selector.owner === "Provider" ? claim.update : claim.read;
   const desired: KubeObject = {
     apiVersion: source.apiVersion,
     kind: source.kind,
     metadata: {
       name,
       namespace: targetNs,
-      labels: { ...source.metadata.labels, [labels.binding]: ctx.binding.uid, [labels.copyOf]: copyLabelValue(claim) },
-      annotations: { [annotations.sourceUid]: source.metadata.uid ?? "" },
+      labels: {
+        ...pick(source.metadata.labels, keys?.labels),
+        [labels.binding]: ctx.binding.uid,
+        [labels.copyOf]: copyLabelValue(claim),
+      },
+      annotations: {
+        ...pick(source.metadata.annotations, keys?.annotations),
+        [annotations.sourceUid]: source.metadata.uid ?? "",
+      },
     },
     ...payload(source),
   };
@@ -119,7 +128,12 @@ export async function reconcileClaimedObject(
       if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
       const existing = await sides.target.client.get(ref, name, targetNs);
       if (existing !== undefined && !isOurCopy(ctx, existing, claim)) {
-        return foreign(ctx, claim, targetNs, name);
+        // create.replaceExisting (owner Provider): the provider's object takes the name over
+        if (claim.selector.owner !== "Provider" || claim.create?.replaceExisting !== true) {
+          return foreign(ctx, claim, targetNs, name);
+        }
+        await replace(sides.target.client, ref, existing, desired);
+        return { result: "written" };
       }
       throw err; // our own copy, not yet in the cache: the retry sees it
     }
@@ -128,10 +142,10 @@ export async function reconcileClaimedObject(
   const same =
     isDeepStrictEqual(payload(target), payload(desired)) &&
     isDeepStrictEqual(target.metadata.labels ?? {}, desired.metadata.labels) &&
-    target.metadata.annotations?.[annotations.sourceUid] === desired.metadata.annotations?.[annotations.sourceUid];
+    Object.entries(desired.metadata.annotations ?? {}).every(([k, v]) => target.metadata.annotations?.[k] === v);
   if (same) return { result: "unchanged" };
-  // a Secret's type cannot change in place
-  if (target.type !== desired.type) {
+  // a Secret's type cannot change in place; update.alwaysRecreate asks the same for any change
+  if (target.type !== desired.type || claim.update?.alwaysRecreate === true) {
     await sides.target.client.delete(ref, name, targetNs, { uid: target.metadata.uid });
     await sides.target.client.create(ref, desired);
     return { result: "written" };
@@ -145,4 +159,27 @@ export async function reconcileClaimedObject(
     },
   });
   return { result: "written" };
+}
+
+/** The entries of a label or annotation map whose keys match one of the patterns ("*" any run). */
+function pick(from: Record<string, string> | undefined, patterns: KeyPattern[] | undefined): Record<string, string> {
+  if (from === undefined || patterns === undefined || patterns.length === 0) return {};
+  const matchers = patterns.map(({ pattern }) => {
+    const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*");
+    return new RegExp(`^${escaped}$`);
+  });
+  return Object.fromEntries(Object.entries(from).filter(([key]) => matchers.some((m) => m.test(key))));
+}
+
+/** Makes a conflicting object the claim's copy: the same name, the original's content and our marks. */
+async function replace(client: KubeClient, ref: ResourceRef, existing: KubeObject, desired: KubeObject): Promise<void> {
+  if (existing.type !== desired.type) {
+    await client.delete(ref, existing.metadata.name, existing.metadata.namespace, { uid: existing.metadata.uid });
+    await client.create(ref, desired);
+    return;
+  }
+  await client.update(ref, {
+    ...desired,
+    metadata: { ...desired.metadata, resourceVersion: existing.metadata.resourceVersion },
+  });
 }
