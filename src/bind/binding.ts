@@ -2,11 +2,12 @@
 // kubeconfig as a Secret, and the binding that names it and the exports.
 import { isDnsLabel } from "../export/decode.ts";
 import { KubeApiError, KubeClient, type KubeObject } from "../kube/client.ts";
-import { acceptAll } from "../sync/consent.ts";
+import type { RecordedClaim } from "../sync/consent.ts";
 import { kubeconfigSecretLabels, kubeconfigSecretMarks, notMarkedFor } from "../sync/kubeconfig-secret.ts";
 import { labels } from "../sync/naming.ts";
 import { refs } from "../sync/resources.ts";
 import type { BindableApi } from "./bindable.ts";
+import type { Decisions } from "./claim-choice.ts";
 import { explain } from "./explain.ts";
 
 /** On the kubeconfig Secrets that bind makes (CLI or web page), so unbind and the sync know them. */
@@ -41,7 +42,28 @@ export async function checkAppCluster(kubeconfig: string): Promise<{ server: str
   }
 }
 
-export type NewBinding = { name: string; namespace: string; kubeconfig: string; exports: BindableApi[] };
+export type NewBinding = {
+  name: string;
+  namespace: string;
+  kubeconfig: string;
+  exports: BindableApi[];
+  /**
+   * What the user decided for each claim (see claim-choice.ts): per export id, Accepted or
+   * Rejected for each of its permissionClaims, in their order. A claim without a decision is
+   * recorded as Rejected: nothing is accepted that the user was not asked about.
+   */
+  decisions?: Decisions;
+};
+
+/** The binding's record of an export's claims, as the user decided them. */
+export function recordedClaims(api: BindableApi, decisions: Decisions | undefined): RecordedClaim[] {
+  const claims = api.permissionClaims ?? [];
+  const states = decisions?.get(api.id);
+  if (states !== undefined && states.length !== claims.length) {
+    throw new Error(`${states.length} decision(s) for the ${claims.length} claim(s) of ${api.id}`);
+  }
+  return claims.map((claim, i) => ({ ...claim, state: states?.[i] ?? "Rejected" }));
+}
 
 /**
  * Stores the kubeconfig and creates (or updates) the binding. Returns the Secret's name, and
@@ -54,6 +76,8 @@ export async function createBinding(
   binding: NewBinding,
   fieldManager: string,
 ): Promise<{ secretName: string; kept: boolean }> {
+  // checked before anything is written
+  const recorded = binding.exports.map((e) => recordedClaims(e, binding.decisions));
   const secretName = `${binding.name}-kubeconfig`;
   const secret: KubeObject = {
     apiVersion: "v1",
@@ -101,11 +125,11 @@ export async function createBinding(
         metadata: { name: binding.name, namespace: binding.namespace },
         spec: {
           kubeconfigSecretRef: { name: secretName, key: "kubeconfig" },
-          // the claims the user was shown and accepted: the sync syncs no others
-          exports: binding.exports.map((e) => ({
+          // the claims the user was shown, each accepted or rejected: the sync syncs only the accepted
+          exports: binding.exports.map((e, i) => ({
             group: e.group,
             resource: e.resource,
-            ...(e.permissionClaims ? { permissionClaims: acceptAll(e.permissionClaims) } : {}),
+            ...(e.permissionClaims ? { permissionClaims: recorded[i] } : {}),
           })),
         },
       },

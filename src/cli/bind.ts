@@ -1,7 +1,16 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { listVisibleBindable, pickExports } from "../bind/bindable.ts";
+import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bindable.ts";
 import { checkAppCluster, checkBindingName, createBinding } from "../bind/binding.ts";
+import {
+  askClaims,
+  ClaimSelectionError,
+  choicesOf,
+  type Decisions,
+  decide,
+  selectClaims,
+  summary,
+} from "../bind/claim-choice.ts";
 import { explain } from "../bind/explain.ts";
 import { conditionOf } from "../kube/conditions.ts";
 import { refs } from "../sync/resources.ts";
@@ -10,15 +19,63 @@ import { UsageError } from "./usage.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Where bind asks and tells: the process's own streams, or a test's. */
+export type BindIo = {
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream;
+};
+
+/** --accept-claims without a value (last, or before another flag) means all. */
+function bareAcceptMeansAll(args: string[]): string[] {
+  return args.map((arg, i) =>
+    arg === "--accept-claims" && (args[i + 1] === undefined || args[i + 1]?.startsWith("-"))
+      ? "--accept-claims=all"
+      : arg,
+  );
+}
+
+/**
+ * How the claims are decided: by --accept-claims when given, else by asking on a terminal;
+ * neither, with claims to decide, is a usage error (nothing is accepted unasked).
+ */
+export async function decideClaims(
+  exports: BindableApi[],
+  acceptClaims: string[] | undefined,
+  io: BindIo,
+): Promise<Decisions> {
+  if (acceptClaims !== undefined) {
+    try {
+      return selectClaims(exports, acceptClaims);
+    } catch (err) {
+      if (err instanceof ClaimSelectionError) throw new UsageError(`bind: ${err.message}`);
+      throw err;
+    }
+  }
+  const choices = choicesOf(exports);
+  if (choices.length === 0) return decide(exports, () => false);
+  if (io.stdin.isTTY === true) return askClaims(exports, io.stdin, io.stdout);
+  throw new UsageError(
+    `bind: accept or reject the ${choices.length} permission claim(s) (stdin is not a terminal to ask on):\n` +
+      `${choices.map((c) => `  ${c.name} of ${c.api.id}: it ${c.words}\n`).join("")}` +
+      "  --accept-claims                        accept them all\n" +
+      "  --accept-claims none                   reject them all\n" +
+      "  --accept-claims RESOURCE.GROUP/OWNER,...  accept these (e.g. secrets.core/Provider), reject the others",
+  );
+}
+
 /** `klutch-bind bind`: bind exported APIs into an app cluster, and wait until it is in sync. */
-export async function runBind(args: string[]): Promise<number> {
+export async function runBind(
+  args: string[],
+  io: BindIo = { stdin: process.stdin, stdout: process.stdout },
+): Promise<number> {
   const { values } = parseArgs({
-    args,
+    args: bareAcceptMeansAll(args),
     options: {
       ...contextFlags,
       name: { type: "string" },
       "app-kubeconfig": { type: "string" },
       export: { type: "string", multiple: true },
+      "accept-claims": { type: "string", multiple: true },
       timeout: { type: "string", default: "120" },
       wait: { type: "boolean", default: true },
     },
@@ -42,7 +99,7 @@ export async function runBind(args: string[]): Promise<number> {
   if (!(timeoutMs > 0)) throw new UsageError(`bind: --timeout must be a number of seconds, got "${values.timeout}"`);
 
   const ctx = controlPlane(values);
-  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const say = (line: string) => io.stdout.write(`${line}\n`);
   try {
     // 1. every export must exist
     const bindable = await listVisibleBindable(ctx.client, ctx.namespace).catch((err: unknown) => {
@@ -51,8 +108,14 @@ export async function runBind(args: string[]): Promise<number> {
     const exports = pickExports(bindable, wanted);
     for (const api of exports) {
       say(`✓ ${api.id} is bindable (template ${api.template})`);
-      for (const claim of api.claims) say(`    it ${claim}`);
+      const claims = choicesOf([api]);
+      if (claims.length === 0) for (const claim of api.claims) say(`    it ${claim}`); // (invalid claims: ...)
+      for (const claim of claims) say(`    claim ${claim.name}: it ${claim.words}`);
     }
+
+    // each claim accepted or rejected: by --accept-claims, or asked for on a terminal
+    const decisions = await decideClaims(exports, values["accept-claims"], io);
+    for (const line of summary(exports, decisions)) say(line);
 
     // 2. the app cluster must answer, with a kubeconfig the sync can use
     let kubeconfig: string;
@@ -67,7 +130,7 @@ export async function runBind(args: string[]): Promise<number> {
     // 3. the kubeconfig as a Secret, the binding beside it
     const { secretName, kept } = await createBinding(
       ctx.client,
-      { name, namespace: ctx.namespace, kubeconfig, exports },
+      { name, namespace: ctx.namespace, kubeconfig, exports, decisions },
       "klutch-bind-cli",
     );
     say(

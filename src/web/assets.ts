@@ -23,6 +23,9 @@ input[type=text], input[type=password], textarea { width: 100%; padding: 8px; bo
 textarea { font-family: ui-monospace, monospace; font-size: 12px; min-height: 120px; }
 fieldset { border: 1px solid var(--line); border-radius: 6px; margin: 12px 0; padding: 8px 12px; }
 fieldset label { font-weight: 400; margin: 4px 0; }
+.claim-group { margin: 6px 0 10px; }
+.claim-api { font-weight: 600; font-size: 13px; }
+label.claim { padding-left: 24px; text-indent: -24px; }
 button { background: var(--accent); color: #fff; border: 0; border-radius: 6px; padding: 8px 16px; font: inherit; cursor: pointer; margin-top: 12px; }
 button.link { background: none; color: var(--accent); padding: 0; margin: 0; }
 a { color: var(--accent); }

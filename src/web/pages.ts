@@ -1,6 +1,7 @@
 // The pages, as pure functions of what the handlers read. Secrets and kubeconfigs never reach
 // them: there is no field to put one in.
 import type { BindableApi } from "../bind/bindable.ts";
+import { choicesOf } from "../bind/claim-choice.ts";
 import type { Condition } from "../kube/conditions.ts";
 import { type Html, html } from "./html.ts";
 
@@ -69,7 +70,30 @@ export function loginPage(options: { csrf: string; error?: string; notice?: stri
   });
 }
 
-export type BindForm = { name: string; namespace: string; exports: string[]; error?: string };
+/** claims: the checked claim boxes, each EXPORT/KEY (see claimKey) */
+export type BindForm = { name: string; namespace: string; exports: string[]; claims: string[]; error?: string };
+
+/**
+ * One checkbox per claim of every API, with what it means, unchecked unless the user checked it:
+ * nothing is accepted by default. Each is named by its claim's digest, and every claim shown is
+ * listed (shown-claim), so a post accepts only what was shown, exactly as it was.
+ */
+function claimBoxes(apis: BindableApi[], checked: string[]): Html {
+  const withClaims = apis.filter((a) => choicesOf([a]).length > 0);
+  if (withClaims.length === 0) return html`<span class="muted">No claims to accept.</span>`;
+  return html`<p class="muted">Check each claim you accept for the APIs you bind; the others are recorded as rejected and
+  not synced (the API may then miss what it needs, e.g. its credentials).</p>
+  ${withClaims.map(
+    (a) => html`<div class="claim-group" data-export="${a.id}"><div class="claim-api">${a.id}</div>
+  ${choicesOf([a]).map((c) => {
+    const value = `${a.id}/${c.key}`;
+    return html`<input type="hidden" name="shown-claim" value="${value}">
+  <label class="claim"><input type="checkbox" name="claim" value="${value}" data-export="${a.id}" data-claim="${c.name}"${
+    checked.includes(value) ? html` checked` : ""
+  }> <code>${c.name}</code>: the provider ${c.words}</label>`;
+  })}</div>`,
+  )}`;
+}
 
 export function dashboardPage(view: {
   user: string;
@@ -128,8 +152,8 @@ ${view.bindings.map(
         )
   }
   </fieldset>
-  <fieldset><legend>Permission claims</legend>
-  <label><input type="checkbox" name="accept-claims" value="yes" required> I accept the permission claims of the APIs I bind (listed above): the provider may write and read those objects in the app cluster.</label>
+  <fieldset id="claims"><legend>Permission claims to accept</legend>
+  ${claimBoxes(view.apis, view.form.claims)}
   </fieldset>
   <button type="submit">Bind app cluster</button>
 </form>`;

@@ -8,6 +8,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bindable.ts";
 import { checkAppCluster, checkBindingName, createBinding } from "../bind/binding.ts";
+import { choicesOf, decide, stateOf } from "../bind/claim-choice.ts";
 import { ExplainedError, explain } from "../bind/explain.ts";
 import { namespaceName } from "../export/decode.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
@@ -172,13 +173,28 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       throw explain(err, "list the bindable APIs", options.control.server, namespace);
     });
     const exports = pickExports(bindable, wanted);
-    const claimed = exports.filter((e) => e.claims.length > 0);
-    if (claimed.length > 0 && form.get("accept-claims") !== "yes") {
-      throw new Error(`accept the permission claims of ${claimed.map((e) => e.id).join(", ")} to bind them`);
+    // each claim as its box was: checked is Accepted, unchecked Rejected; a claim the page did not
+    // show (the template changed since) is not decided here, the user sees it first
+    const shown = new Set(form.getAll("shown-claim"));
+    const checked = new Set(form.getAll("claim"));
+    const unseen = choicesOf(exports).filter((c) => !shown.has(`${c.api.id}/${c.key}`));
+    if (unseen.length > 0) {
+      throw new Error(
+        `the permission claims of ${[...new Set(unseen.map((c) => c.api.id))].join(", ")} changed since the page was shown (${unseen.map((c) => c.name).join(", ")}): review them and bind again`,
+      );
     }
+    const decisions = decide(exports, (c) => checked.has(`${c.api.id}/${c.key}`));
     await checkAppCluster(kubeconfig);
-    await createBinding(session.client, { name, namespace, kubeconfig, exports }, "klutch-bind-web");
-    log.info({ user: session.user.username, binding: `${namespace}/${name}`, exports: wanted }, "bound an app cluster");
+    await createBinding(session.client, { name, namespace, kubeconfig, exports, decisions }, "klutch-bind-web");
+    log.info(
+      {
+        user: session.user.username,
+        binding: `${namespace}/${name}`,
+        exports: wanted,
+        claims: choicesOf(exports).map((c) => `${c.api.id} ${c.name} ${stateOf(decisions, c)}`),
+      },
+      "bound an app cluster",
+    );
     return `/bindings/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
   };
 
@@ -288,7 +304,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
 
     const namespace = url.searchParams.get("namespace") || options.defaultNamespace;
     if (req.method === "GET" && path === "/") {
-      return send(res, 200, await dashboard(session, namespace, { name: "", namespace, exports: [] }));
+      return send(res, 200, await dashboard(session, namespace, { name: "", namespace, exports: [], claims: [] }));
     }
     const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)$/.exec(path);
     if (req.method === "GET" && bindingPath) {
@@ -348,6 +364,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           name: form.get("name") ?? "",
           namespace: form.get("namespace") ?? namespace,
           exports: form.getAll("export"),
+          claims: form.getAll("claim"),
           error: message(err),
         };
         return send(res, refusedByRbac ? 403 : 400, await dashboard(session, again.namespace || namespace, again));

@@ -4,9 +4,16 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
 import { before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { finalizer, labels } from "../../src/sync/naming.ts";
+import { runBind } from "../../src/cli/bind.ts";
+import { parseClaims } from "../../src/export/claims.ts";
+import type { PermissionClaim } from "../../src/export/types.ts";
+import { conditionOf } from "../../src/kube/conditions.ts";
+import { consent, parseRecorded } from "../../src/sync/consent.ts";
+import { finalizer, labels, providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { accountKubeconfig, serviceAccount } from "../support/accounts.ts";
 import { kubeConfig, uniqueSuffix } from "../support/clusters.ts";
@@ -15,6 +22,22 @@ import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
+
+/** The CLI as a process, its stdin not a terminal (execFile's pipe). */
+async function runCli(env: SyncEnv, kubeconfig: string, args: string[]) {
+  return run(
+    process.execPath,
+    [join(repoRoot, "src/cli/main.ts"), ...args, "--kubeconfig", kubeconfig, "-n", env.bindingNamespace],
+    { cwd: repoRoot },
+  ).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (err: { code: number; stdout: string; stderr: string }) => ({
+      code: err.code,
+      stdout: err.stdout,
+      stderr: err.stderr,
+    }),
+  );
+}
 
 describe("klutch-bind exports, bind, status, unbind", () => {
   let env: SyncEnv;
@@ -25,20 +48,7 @@ describe("klutch-bind exports, bind, status, unbind", () => {
   }
 
   async function cliAs(kubeconfig: string, ...args: string[]) {
-    return run(
-      process.execPath,
-      [join(repoRoot, "src/cli/main.ts"), ...args, "--kubeconfig", kubeconfig, "-n", env.bindingNamespace],
-      {
-        cwd: repoRoot,
-      },
-    ).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-      (err: { code: number; stdout: string; stderr: string }) => ({
-        code: err.code,
-        stdout: err.stdout,
-        stderr: err.stderr,
-      }),
-    );
+    return runCli(env, kubeconfig, args);
   }
 
   async function objectIn(appNs: string) {
@@ -74,8 +84,12 @@ describe("klutch-bind exports, bind, status, unbind", () => {
       env.app.kubeconfigPath,
       "--export",
       exportId,
+      "--accept-claims",
     );
     assert.equal(code, 0, stderr);
+    // the flag without a value accepts every claim, and says so per claim
+    assert.match(stdout, /✓ accepted claim secrets\.core\/Provider of /);
+    assert.match(stdout, /✓ accepted claim configmaps\.core\/Consumer of /);
     assert.match(stdout, /✓ app cluster https:\/\/127\.0\.0\.1:\d+ answers \(v1\.37\.2\)/);
     assert.match(stdout, /… Connected=/);
     assert.match(stdout, /✓ cli is Ready after/);
@@ -101,7 +115,17 @@ describe("klutch-bind exports, bind, status, unbind", () => {
       dead,
       "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n",
     );
-    const unreachable = await cli("bind", "--name", "x", "--app-kubeconfig", dead, "--export", exportId);
+    const unreachable = await cli(
+      "bind",
+      "--name",
+      "x",
+      "--app-kubeconfig",
+      dead,
+      "--export",
+      exportId,
+      "--accept-claims",
+      "all",
+    );
     assert.equal(unreachable.code, 1);
     assert.match(unreachable.stderr, /app cluster https:\/\/127\.0\.0\.1:1 unreachable/);
 
@@ -163,6 +187,7 @@ describe("klutch-bind exports, bind, status, unbind", () => {
       env.app.kubeconfigPath,
       "--export",
       exportId,
+      "--accept-claims",
     );
     assert.equal(bound.code, 0, bound.stderr);
     const appNs = `delete-${uniqueSuffix()}`;
@@ -185,5 +210,184 @@ describe("klutch-bind exports, bind, status, unbind", () => {
       left.every((ns) => ns.metadata.deletionTimestamp !== undefined),
       `provider namespaces still live: ${left.map((n) => n.metadata.name)}`,
     );
+  });
+});
+
+// Per-claim consent, as klutch-bind's accept/reject: an API of its own (so its bindings do not meet
+// the ones above), with a Provider-owned secrets claim and a Consumer-owned configmaps claim.
+describe("klutch-bind bind: accepting and rejecting each claim", () => {
+  let env: SyncEnv;
+  let exportId: string;
+  const secretsClaim: PermissionClaim = {
+    group: "",
+    resource: "secrets",
+    version: "v1",
+    selector: { owner: "Provider", names: ["*-credentials"] },
+  };
+  const configMapsClaim: PermissionClaim = {
+    group: "",
+    resource: "configmaps",
+    version: "v1",
+    selector: { owner: "Consumer", names: ["app-*"] },
+  };
+  const cli = (...args: string[]) => runCli(env, env.control.kubeconfigPath, args);
+  /** What the binding records, as the sync reads it against the template: the claims accepted, rejected, pending. */
+  const recorded = async (name: string) => {
+    const binding = await env.controlClient.get(refs.bindings, name, env.bindingNamespace);
+    const template = await env.controlClient.get(refs.templates, "postgresqlinstances", env.bindingNamespace);
+    const spec = binding?.spec as { exports?: Array<{ permissionClaims?: unknown }> } | undefined;
+    const record = parseRecorded(spec?.exports?.[0]?.permissionClaims, "permissionClaims");
+    assert.ok(record, "the binding records its claims");
+    assert.equal(record.length, 2, "every claim the user was shown");
+    const split = consent(
+      parseClaims((template?.spec as { permissionClaims?: unknown } | undefined)?.permissionClaims, "permissionClaims"),
+      record,
+    );
+    const resources = (claims: PermissionClaim[]) => claims.map((c) => c.resource);
+    return {
+      accepted: resources(split.accepted),
+      rejected: resources(split.rejected),
+      pending: resources(split.pending),
+    };
+  };
+
+  before(async () => {
+    env = await syncEnv();
+    exportId = `postgresqlinstances.${env.ref.group}`;
+    await env.template([secretsClaim, configMapsClaim]);
+  });
+
+  it("refuses to bind when neither a terminal nor --accept-claims says what to accept", async () => {
+    const { code, stdout, stderr } = await cli(
+      "bind",
+      "--name",
+      "chosen",
+      "--app-kubeconfig",
+      env.app.kubeconfigPath,
+      "--export",
+      exportId,
+    );
+    assert.equal(code, 2, stdout);
+    assert.match(stderr, /^klutch-bind: bind: accept or reject the 2 permission claim\(s\) \(stdin is not a terminal/);
+    assert.match(stderr, /secrets\.core\/Provider of \S+: it writes secrets named \*-credentials into your namespaces/);
+    assert.match(stderr, /--accept-claims RESOURCE\.GROUP\/OWNER,\.\.\. +accept these/);
+    assert.equal(await env.controlClient.get(refs.bindings, "chosen", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.secrets, "chosen-kubeconfig", env.bindingNamespace), undefined);
+
+    const typo = await cli(
+      "bind",
+      "--name",
+      "chosen",
+      "--app-kubeconfig",
+      env.app.kubeconfigPath,
+      "--export",
+      exportId,
+      "--accept-claims",
+      "secret/Provider",
+    );
+    assert.equal(typo.code, 2);
+    assert.match(
+      typo.stderr,
+      /"secret\/Provider" matches no claim; the claims are: secrets\.core\/Provider, configmaps/,
+    );
+    assert.equal(await env.controlClient.get(refs.bindings, "chosen", env.bindingNamespace), undefined);
+  });
+
+  it("records the selected claim Accepted and the other Rejected, and syncs only the accepted one", async () => {
+    const { code, stdout, stderr } = await cli(
+      "bind",
+      "--name",
+      "chosen",
+      "--app-kubeconfig",
+      env.app.kubeconfigPath,
+      "--export",
+      exportId,
+      "--accept-claims",
+      "secrets.core/Provider",
+    );
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /claim secrets\.core\/Provider: it writes secrets named \*-credentials/);
+    assert.match(stdout, /✓ accepted claim secrets\.core\/Provider of \S+: it writes secrets/);
+    assert.match(stdout, /✗ rejected claim configmaps\.core\/Consumer of \S+: it will not read configmaps/);
+    assert.match(stdout, /✓ chosen is Ready after/);
+    assert.deepEqual(await recorded("chosen"), { accepted: ["secrets"], rejected: ["configmaps"], pending: [] });
+
+    const binding = await env.controlClient.get(refs.bindings, "chosen", env.bindingNamespace);
+    const ns = `chosen-${uniqueSuffix()}`;
+    await env.appObject(ns, "db");
+    const pns = providerNamespace(binding?.metadata.uid ?? "", ns);
+    await eventually("provider copy", async () => assert.ok(await env.controlClient.get(env.ref, "db", pns)));
+    // the consumer's configmap stays home; the provider's secret comes down
+    await env.appClient.create(refs.configMaps, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "app-settings", namespace: ns },
+      data: { plan: "gold" },
+    });
+    await env.controlClient.create(refs.secrets, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "db-credentials", namespace: pns },
+      data: { password: Buffer.from("s3cret").toString("base64") },
+    });
+    await eventually("the accepted claim's secret comes down", async () =>
+      assert.ok(await env.appClient.get(refs.secrets, "db-credentials", ns)),
+    );
+    await sleep(2000);
+    assert.equal(
+      await env.controlClient.get(refs.configMaps, "app-settings", pns),
+      undefined,
+      "the rejected claim's configmap is not synced",
+    );
+    const read = await env.controlClient.get(refs.bindings, "chosen", env.bindingNamespace);
+    assert.equal(conditionOf(read, "Ready")?.status, "True");
+  });
+
+  it("asks claim by claim on a terminal, and a new answer changes what is synced", async () => {
+    // the command in this process, its stdin a terminal stand-in the answers are typed into
+    const stdin = Readable.from(["n\n", "y\n"]) as Readable & { isTTY?: boolean };
+    stdin.isTTY = true;
+    const stdout = new PassThrough();
+    const chunks: Buffer[] = [];
+    stdout.on("data", (c: Buffer) => chunks.push(c));
+    const code = await runBind(
+      [
+        "--name",
+        "chosen",
+        "--app-kubeconfig",
+        env.app.kubeconfigPath,
+        "--export",
+        exportId,
+        "--kubeconfig",
+        env.control.kubeconfigPath,
+        "-n",
+        env.bindingNamespace,
+      ],
+      { stdin, stdout },
+    );
+    const text = Buffer.concat(chunks).toString("utf8");
+    assert.equal(code, 0, text);
+    assert.match(
+      text,
+      /claim 1 of 2 \(secrets\.core\/Provider\):\n {2}it writes secrets named \*-credentials[^\n]*\n {2}accept\? \[y\/N\] /,
+    );
+    assert.match(text, /claim 2 of 2 \(configmaps\.core\/Consumer\):\n {2}it reads configmaps named app-\*/);
+    assert.match(text, /✗ rejected claim secrets\.core\/Provider/);
+    assert.match(text, /✓ accepted claim configmaps\.core\/Consumer/);
+    assert.deepEqual(await recorded("chosen"), { accepted: ["configmaps"], rejected: ["secrets"], pending: [] });
+    const binding = await env.controlClient.get(refs.bindings, "chosen", env.bindingNamespace);
+    const ns = `asked-${uniqueSuffix()}`;
+    await env.appObject(ns, "db");
+    const pns = providerNamespace(binding?.metadata.uid ?? "", ns);
+    await env.appClient.create(refs.configMaps, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "app-settings", namespace: ns },
+      data: { plan: "silver" },
+    });
+    await eventually("the now accepted configmap goes up", async () => {
+      const up = await env.controlClient.get(refs.configMaps, "app-settings", pns);
+      assert.deepEqual(up?.data, { plan: "silver" });
+    });
   });
 });

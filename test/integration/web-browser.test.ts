@@ -30,7 +30,10 @@ describe("the web page, in Chromium", () => {
   before(async () => {
     env = await syncEnv();
     exportId = `postgresqlinstances.${env.ref.group}`;
-    await env.template([{ group: "", resource: "secrets", version: "v1", selector: { owner: "Provider" } }]);
+    await env.template([
+      { group: "", resource: "secrets", version: "v1", selector: { owner: "Provider" } },
+      { group: "", resource: "configmaps", version: "v1", selector: { owner: "Consumer", names: ["app-*"] } },
+    ]);
     appKubeconfig = readFileSync(env.app.kubeconfigPath, "utf8");
 
     // the page runs as its own service account with only deploy/control-plane/web-rbac.yaml's role
@@ -96,8 +99,11 @@ describe("the web page, in Chromium", () => {
     await page.fill("#name", name);
     await page.fill("#kubeconfig", appKubeconfig);
     await page.check(`input[name=export][value="${exportId}"]`);
-    await page.check("input[name=accept-claims]");
+    // one claim accepted, by clicking its checkbox; the other left as it comes: unchecked
+    await page.click(claimBox("secrets.core/Provider"));
   }
+
+  const claimBox = (claim: string) => `input[name=claim][data-export="${exportId}"][data-claim="${claim}"]`;
 
   it("refuses a token the control plane does not accept", async () => {
     const context = await browser.newContext();
@@ -118,7 +124,15 @@ describe("the web page, in Chromium", () => {
     assert.match(apis, /secrets/);
     await page.screenshot({ path: join(screenshotDir, "web-1-dashboard.png"), fullPage: true });
 
+    // a checkbox per claim, saying what it means, none checked to begin with
+    const claims = (await page.textContent("#claims")) ?? "";
+    assert.match(claims, /secrets\.core\/Provider: the provider writes secrets into your namespaces/);
+    assert.match(claims, /configmaps\.core\/Consumer: the provider reads configmaps named app-\* from your namespaces/);
+    assert.equal(await page.isChecked(claimBox("secrets.core/Provider")), false);
     await fillBindForm(page, "alice-app");
+    assert.equal(await page.isChecked(claimBox("secrets.core/Provider")), true);
+    assert.equal(await page.isChecked(claimBox("configmaps.core/Consumer")), false);
+    await page.locator("#claims").screenshot({ path: join(screenshotDir, "web-1b-claims.png") });
     await Promise.all([
       page.waitForURL(`${web.url}/bindings/${env.bindingNamespace}/alice-app`),
       page.click("#bind-form button[type=submit]"),
@@ -131,6 +145,16 @@ describe("the web page, in Chromium", () => {
     const binding = await env.controlClient.get(refs.bindings, "alice-app", env.bindingNamespace);
     const managers = (binding?.metadata.managedFields ?? []) as Array<{ manager?: string }>;
     assert.ok(managers.some((m) => m.manager === "klutch-bind-web"));
+    // the clicked claim accepted, the other rejected
+    type Spec = { exports?: Array<{ permissionClaims?: Array<{ resource: string; state: string }> }> };
+    const recorded = (binding?.spec as Spec | undefined)?.exports?.[0]?.permissionClaims;
+    assert.deepEqual(
+      recorded?.map((c) => [c.resource, c.state]),
+      [
+        ["secrets", "Accepted"],
+        ["configmaps", "Rejected"],
+      ],
+    );
     const secret = await env.controlClient.get(refs.secrets, "alice-app-kubeconfig", env.bindingNamespace);
     assert.ok(isBindingSecret(secret), "klutch-bind unbind will clean it up, as it does the CLI's");
     assert.equal(
@@ -173,7 +197,7 @@ describe("the web page, in Chromium", () => {
       res.writeHead(200, { "content-type": "text/html" }).end(`<!doctype html><body>
 <form id="f" method="post" action="${web.url}/bind">
 <input name="name" value="forged"><input name="namespace" value="${env.bindingNamespace}">
-<input name="export" value="${exportId}"><input name="accept-claims" value="yes">
+<input name="export" value="${exportId}"><input name="claim" value="${exportId}/x">
 <textarea name="kubeconfig">${appKubeconfig}</textarea></form>
 <script>document.getElementById("f").submit()</script></body>`);
     });
@@ -195,7 +219,7 @@ describe("the web page, in Chromium", () => {
       name: "forged",
       namespace: env.bindingNamespace,
       export: exportId,
-      "accept-claims": "yes",
+      claim: `${exportId}/x`,
       kubeconfig: appKubeconfig,
     };
     for (const csrf of [undefined, "a-guessed-token"]) {

@@ -14,7 +14,10 @@ import { createInterface } from "node:readline";
 import { before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
+import { parseClaims } from "../../src/export/claims.ts";
+import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeClient } from "../../src/kube/client.ts";
+import { consent, parseRecorded } from "../../src/sync/consent.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { type RunningWeb, startWebServer, webClient } from "../../src/web/server.ts";
 import { type Account, accountKubeconfig, grant, serviceAccount } from "../support/accounts.ts";
@@ -398,6 +401,154 @@ describe("the web page over HTTP", () => {
       const [code] = await once(sync, "exit");
       assert.equal(code, 0);
     });
+  });
+});
+
+// Per-claim consent on the page: an API of its own with a Provider-owned secrets claim and a
+// Consumer-owned configmaps claim, a checkbox for each.
+describe("the web page's permission claims, one checkbox each", () => {
+  let env: SyncEnv;
+  let web: RunningWeb;
+  let dan: Account;
+  let exportId: string;
+
+  type Box = { value: string; claim: string; checked: boolean; words: string };
+  /** The claim checkboxes of the bind form, with the words of their labels. */
+  function boxes(page: string): Box[] {
+    const found = [
+      ...page.matchAll(
+        /<label class="claim"><input type="checkbox" name="claim" value="([^"]+)" data-export="[^"]+" data-claim="([^"]+)"( checked)?>(.*?)<\/label>/gs,
+      ),
+    ];
+    return found.map((m) => ({
+      value: m[1] ?? "",
+      claim: m[2] ?? "",
+      checked: m[3] !== undefined,
+      words: (m[4] ?? "").replace(/<[^>]+>/g, "").trim(),
+    }));
+  }
+  const shownClaims = (page: string) =>
+    [...page.matchAll(/<input type="hidden" name="shown-claim" value="([^"]+)">/g)].map((m) => m[1] ?? "");
+
+  /** What the binding records, as the sync reads it against the template. */
+  async function recorded(name: string) {
+    const binding = await env.controlClient.get(refs.bindings, name, env.bindingNamespace);
+    const template = await env.controlClient.get(refs.templates, "postgresqlinstances", env.bindingNamespace);
+    const spec = binding?.spec as { exports?: Array<{ permissionClaims?: unknown }> } | undefined;
+    const record = parseRecorded(spec?.exports?.[0]?.permissionClaims, "permissionClaims");
+    assert.ok(record, "the binding records its claims");
+    const split = consent(
+      parseClaims((template?.spec as { permissionClaims?: unknown } | undefined)?.permissionClaims, "claims"),
+      record,
+    );
+    const resources = (claims: PermissionClaim[]) => claims.map((c) => c.resource);
+    return {
+      accepted: resources(split.accepted),
+      rejected: resources(split.rejected),
+      pending: resources(split.pending),
+    };
+  }
+
+  before(async () => {
+    env = await syncEnv();
+    exportId = `postgresqlinstances.${env.ref.group}`;
+    await env.template([
+      { group: "", resource: "secrets", version: "v1", selector: { owner: "Provider", names: ["*-credentials"] } },
+      { group: "", resource: "configmaps", version: "v1", selector: { owner: "Consumer" } },
+    ]);
+    const users = await testNamespace(env.control, "web-claims");
+    dan = await serviceAccount(env.controlClient, users, "dan");
+    await apply(
+      env.control,
+      readManifests("deploy/control-plane/web-rbac.yaml").filter((o) => o.kind === "ClusterRole"),
+    );
+    await grant(env.controlClient, dan, "klutch-bind:binder", env.bindingNamespace);
+    web = await startWebServer({
+      control: env.controlClient,
+      logger: pino({ level: "silent" }),
+      address: "127.0.0.1:0",
+      defaultNamespace: env.bindingNamespace,
+    });
+    onFileDone(() => web.stop());
+  });
+
+  it("shows one unchecked checkbox per claim, with what it means", async () => {
+    const agent = new Agent(web.url);
+    await agent.signIn(dan.token);
+    const home = await agent.send("GET", "/");
+    assert.ok(!home.body.includes('name="accept-claims"'), "no single box for all claims");
+    const found = boxes(home.body);
+    assert.deepEqual(
+      found.map((b) => [b.claim, b.checked]),
+      [
+        ["secrets.core/Provider", false],
+        ["configmaps.core/Consumer", false],
+      ],
+    );
+    assert.match(
+      found[0]?.words ?? "",
+      /^secrets\.core\/Provider: the provider writes secrets named \*-credentials into your namespaces/,
+    );
+    assert.match(found[1]?.words ?? "", /the provider reads configmaps from your namespaces and copies them/);
+    assert.deepEqual(
+      shownClaims(home.body),
+      found.map((b) => b.value),
+    );
+    assert.ok(found.every((b) => b.value.startsWith(`${exportId}/`)));
+  });
+
+  it("records exactly the checked claim Accepted and the other Rejected", async () => {
+    const agent = new Agent(web.url);
+    const csrf = await agent.signIn(dan.token);
+    const home = await agent.send("GET", "/");
+    const [secretsBox] = boxes(home.body);
+    assert.ok(secretsBox);
+    const kubeconfig = readFileSync(env.app.kubeconfigPath, "utf8");
+    const answer = await agent.send("POST", "/bind", {
+      _csrf: csrf,
+      name: "dan-app",
+      namespace: env.bindingNamespace,
+      export: exportId,
+      kubeconfig,
+      "shown-claim": shownClaims(home.body),
+      claim: secretsBox.value,
+    });
+    assert.equal(answer.status, 303, answer.body);
+    assert.equal(answer.headers.get("location"), `/bindings/${env.bindingNamespace}/dan-app`);
+    assert.deepEqual(await recorded("dan-app"), { accepted: ["secrets"], rejected: ["configmaps"], pending: [] });
+    await env.ready("dan-app");
+  });
+
+  it("decides no claim the page did not show, and keeps the boxes as they were", async () => {
+    const agent = new Agent(web.url);
+    const csrf = await agent.signIn(dan.token);
+    const home = await agent.send("GET", "/");
+    const [secretsBox, configMapsBox] = boxes(home.body);
+    assert.ok(secretsBox && configMapsBox);
+    const kubeconfig = readFileSync(env.app.kubeconfigPath, "utf8");
+    // as if the template had grown a claim since the page was loaded: the configmaps claim was not shown
+    const answer = await agent.send("POST", "/bind", {
+      _csrf: csrf,
+      name: "dan-unseen",
+      namespace: env.bindingNamespace,
+      export: exportId,
+      kubeconfig,
+      "shown-claim": secretsBox.value,
+      claim: [secretsBox.value, configMapsBox.value],
+    });
+    assert.equal(answer.status, 400);
+    assert.match(
+      answer.body,
+      /the permission claims of \S+ changed since the page was shown \(configmaps\.core\/Consumer\)/,
+    );
+    assert.deepEqual(
+      boxes(answer.body).map((b) => b.checked),
+      [true, true],
+      "the form comes back as it was",
+    );
+    assertNotEchoed(answer.body, kubeconfig);
+    assert.equal(await env.controlClient.get(refs.bindings, "dan-unseen", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.secrets, "dan-unseen-kubeconfig", env.bindingNamespace), undefined);
   });
 });
 
