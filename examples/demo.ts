@@ -216,7 +216,10 @@ for (const obj of composed)
   say(`applied ${obj.kind} ${obj.metadata.namespace ? `${obj.metadata.namespace}/` : ""}${obj.metadata.name}`);
 
 // --- 4. bind the app cluster with the CLI -----------------------------------------------------------
-step(4, "bind the app cluster: klutch-bind bind --name app --export postgresqlinstances.anynines.com ...");
+step(
+  4,
+  "bind the app cluster: klutch-bind bind --name app --export postgresqlinstances.anynines.com --accept-claims ...",
+);
 await runCli([
   "bind",
   "--name",
@@ -225,6 +228,8 @@ await runCli([
   kubeconfigPath("app"),
   "--export",
   "postgresqlinstances.anynines.com",
+  // the demo accepts every claim; on a terminal, bind asks claim by claim
+  "--accept-claims",
   "--kubeconfig",
   kubeconfigPath("control"),
   "-n",

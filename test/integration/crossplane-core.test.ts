@@ -159,7 +159,17 @@ if (process.env[inOwnNetnsEnv] !== "1") {
       const template = await control.get(refs.templates, "postgresqlinstances", crossplaneNamespace);
       assert.deepEqual(template?.spec, {
         APIServiceSelector: { group: "anynines.com", resource: "postgresqlinstances", version: "v1" },
-        permissionClaims: [{ group: "", resource: "secrets", version: "v1", selector: { owner: "Provider" } }],
+        // as the function wrote it, with the defaults klutch-bind's schema (and ours) fill in
+        permissionClaims: [
+          {
+            group: "",
+            resource: "secrets",
+            version: "v1",
+            selector: { owner: "Provider", names: ["*"], namespaces: ["*"] },
+            read: {},
+            onConflict: { recreateWhenConsumerSideDeleted: true },
+          },
+        ],
       });
       assert.ok(await control.get(refs.clusterRoles, "klutch-bind:export:postgresqlinstances"));
       assert.ok(await control.get(refs.clusterRoleBindings, "klutch-bind:export:postgresqlinstances"));

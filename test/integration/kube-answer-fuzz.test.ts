@@ -12,89 +12,12 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { KubeApiError, KubeClient, KubeDecodeError, type ResourceRef } from "../../src/kube/client.ts";
 import { refs } from "../../src/sync/resources.ts";
+import { type Mutation, mutators } from "../support/answer-mutations.ts";
 import { kubeConfig, onFileDone, testClusters, testNamespace } from "../support/clusters.ts";
 import { random } from "../support/fuzz.ts";
 import { loopbackKubeconfig } from "../support/hostile-cluster.ts";
 
 const cases = Number(process.env.KLB_FUZZ_ANSWERS ?? 3000);
-
-type Mutation = { body: Buffer; contentType: string; dropped: Set<string> };
-type Rng = ReturnType<typeof random>;
-
-const mutators: Array<(rng: Rng, text: string) => Omit<Mutation, "dropped"> & { dropped?: Set<string> }> = [
-  (rng, t) => ({ body: Buffer.from(t.slice(0, rng.int(t.length))), contentType: "application/json" }),
-  (rng, t) => {
-    const b = Buffer.from(t);
-    for (let i = rng.int(4) + 1; i > 0; i--) b[rng.int(b.length)] = rng.int(256);
-    return { body: b, contentType: "application/json" };
-  },
-  (rng, t) => {
-    const b = Buffer.from(t);
-    const at = rng.int(b.length);
-    return {
-      body: Buffer.concat([b.subarray(0, at), Buffer.from([0xc3, 0x28]), b.subarray(at)]),
-      contentType: "application/json",
-    };
-  },
-  (_rng, t) => ({ body: Buffer.from(`<html><body><pre>${t}</pre></body></html>`), contentType: "text/html" }),
-  (_rng, t) => ({ body: Buffer.from(t), contentType: "text/plain" }),
-  (rng, t) => structural(rng, t),
-  (rng, t) => structural(rng, t),
-  (rng, t) => structural(rng, t),
-];
-
-/** Decoded, changed in one place, encoded again: valid JSON that may or may not still be a list. */
-function structural(rng: Rng, text: string): Omit<Mutation, "dropped"> & { dropped?: Set<string> } {
-  const doc = JSON.parse(text) as Record<string, unknown> & { items?: Array<Record<string, unknown>> };
-  const dropped = new Set<string>();
-  const items = Array.isArray(doc.items) ? doc.items : [];
-  const item = items[rng.int(items.length)] as { metadata?: Record<string, unknown>; kind?: unknown } | undefined;
-  switch (rng.int(12)) {
-    case 0:
-      delete doc.items;
-      break;
-    case 1:
-      doc.items = null as never;
-      break;
-    case 2:
-      doc.kind = rng.pick(["Status", "List", "SecretList", "ConfigMap", 7, null]);
-      break;
-    case 3:
-      doc.apiVersion = rng.pick(["v1", "apps/v1", "", null]);
-      break;
-    case 4:
-      delete doc.metadata;
-      break;
-    case 5: {
-      const i = rng.int(items.length);
-      const [gone] = items.splice(i, 1);
-      const name = (gone?.metadata as { name?: string } | undefined)?.name;
-      if (name) dropped.add(name);
-      break;
-    }
-    case 6:
-      if (item) item.kind = rng.pick(["Secret", "Status", 1]);
-      break;
-    case 7:
-      if (item?.metadata) item.metadata.name = rng.pick([undefined, "", 5, null]);
-      break;
-    case 8:
-      if (item?.metadata) item.metadata.namespace = rng.pick(["elsewhere", 3]);
-      break;
-    case 9:
-      if (item) (item as Record<string, unknown>).apiVersion = "v2";
-      break;
-    case 10:
-      if (item) (item as Record<string, unknown>).metadata = "x";
-      break;
-    default:
-      return {
-        body: Buffer.from(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", code: 500 })),
-        contentType: "application/json",
-      };
-  }
-  return { body: Buffer.from(JSON.stringify(doc)), contentType: "application/json", dropped };
-}
 
 describe("answers of a real API server, mutated", () => {
   let server: Server;

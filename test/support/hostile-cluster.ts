@@ -45,10 +45,23 @@ async function close(listening: Listening): Promise<void> {
 export type AuthProxy = {
   port: number;
   kubeconfig: string;
-  /** "pass": forward everything; "signin": lists get a 200 sign-in page, watches are cut */
-  mode: "pass" | "signin";
+  /**
+   * "pass": forward everything; "signin": lists get a 200 sign-in page, watches are cut;
+   * "mutate": answers the mutate hook selects are changed by it (others pass, GETs of one object
+   * among them, so a deletion can still be proven)
+   */
+  mode: "pass" | "signin" | "mutate";
   /** switches the mode and cuts every open connection (watches among them) */
-  setMode: (mode: "pass" | "signin") => void;
+  setMode: (mode: "pass" | "signin" | "mutate") => void;
+  /** in mode "mutate": which requests to change (by URL), and how to change an answer's body */
+  mutate?: {
+    when: (url: URL) => boolean;
+    change: (body: Buffer, watch: boolean) => { body: Buffer; contentType: string };
+    /** how long a watch's first events are gathered before its changed answer is sent (default 500) */
+    watchWaitMs?: number;
+  };
+  /** answers changed so far */
+  mutated: number;
   /** requests answered with the sign-in page or cut so far */
   refused: number;
   stop: () => Promise<void>;
@@ -71,6 +84,7 @@ export async function startAuthProxy(cluster: Cluster): Promise<AuthProxy> {
       for (const socket of listening.sockets) socket.destroy();
     },
     refused: 0,
+    mutated: 0,
     stop: async () => {
       await close(listening);
       agent.destroy();
@@ -90,11 +104,34 @@ export async function startAuthProxy(cluster: Cluster): Promise<AuthProxy> {
     const headers = { ...req.headers, ...(tls.headers as Record<string, string>), host: upstream.host };
     delete headers.authorization;
     Object.assign(headers, tls.headers);
+    const url = new URL(req.url ?? "/", "http://proxy");
+    const mutate =
+      proxy.mode === "mutate" && req.method === "GET" && proxy.mutate?.when(url) ? proxy.mutate : undefined;
     const forward = https.request(
       { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers, agent },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
+        if (mutate === undefined || answer.statusCode !== 200) {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+          return;
+        }
+        // a list in full, or what a watch sent in its first half second, changed and sent as the whole answer
+        const watch = url.searchParams.get("watch") === "true";
+        const chunks: Buffer[] = [];
+        let sent = false;
+        const send = () => {
+          if (sent) return;
+          sent = true;
+          const changed = mutate.change(Buffer.concat(chunks), watch);
+          proxy.mutated++;
+          res.writeHead(200, { "content-type": changed.contentType });
+          res.end(changed.body);
+          answer.destroy();
+        };
+        answer.on("data", (chunk: Buffer) => chunks.push(chunk));
+        answer.on("end", send);
+        answer.on("error", () => res.destroy());
+        if (watch) setTimeout(send, mutate.watchWaitMs ?? 500).unref();
       },
     );
     forward.on("error", () => res.destroy());
