@@ -5,7 +5,19 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
+import {
+  apiVersionOf,
+  decodeObject,
+  type ListPage,
+  type Response,
+  ResponseTooLarge,
+  readResponse,
+  WatchDecoder,
+} from "./answers.ts";
+import { asStatus, describeBody, isRecord, KubeApiError, KubeDecodeError } from "./errors.ts";
 import { assertSelfContained, withoutSource } from "./self-contained.ts";
+
+export { KubeApiError, KubeDecodeError, type Status } from "./errors.ts";
 
 export type ObjectMeta = {
   name: string;
@@ -83,98 +95,6 @@ const maxRetryAfterMs = 30_000;
 const applyPatch = "application/apply-patch+yaml";
 const mergePatchType = "application/merge-patch+json";
 
-/** metav1.StatusReason for answers without a Status body (e.g. "404 page not found" for an unknown group) */
-const defaultReasons: Record<number, string> = {
-  400: "BadRequest",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "NotFound",
-  405: "MethodNotAllowed",
-  406: "NotAcceptable",
-  409: "Conflict",
-  410: "Expired",
-  413: "RequestEntityTooLarge",
-  415: "UnsupportedMediaType",
-  422: "Invalid",
-  429: "TooManyRequests",
-  500: "InternalError",
-  503: "ServiceUnavailable",
-  504: "Timeout",
-};
-
-/**
- * An answer of the API server with status >= 400 (or an ERROR event of a watch). Only a real
- * Status object's message is repeated: any other body (an HTML page of a proxy, say) may hold
- * anything, so the message says what it was, never what it said.
- */
-export class KubeApiError extends Error {
-  readonly code: number;
-  readonly reason: string;
-  /** the Status object, when the answer was one */
-  readonly status: Status | undefined;
-
-  constructor(method: string, path: string, code: number, body: unknown, contentType?: string) {
-    const status = asStatus(body);
-    const reason = status?.reason || defaultReasons[code] || (http.STATUS_CODES[code] ?? "Unknown").replace(/\W/g, "");
-    const detail = status !== undefined ? (status.message ?? "(no message)") : describeBody(body, contentType);
-    super(`${method} ${path}: ${code} ${reason}: ${detail}`);
-    this.name = "KubeApiError";
-    this.code = code;
-    this.reason = reason;
-    this.status = status;
-  }
-
-  /** The server's retry hint (Status details.retryAfterSeconds), if any. */
-  get retryAfterSeconds(): number | undefined {
-    const seconds = this.status?.details?.retryAfterSeconds;
-    return typeof seconds === "number" && seconds > 0 ? seconds : undefined;
-  }
-
-  /** A 404 the API server itself answered with a Status: proof the object is not there. */
-  get isNotFound(): boolean {
-    return this.code === 404 && this.status?.code === 404 && this.status.reason === "NotFound";
-  }
-}
-
-/**
- * An answer that is not the Kubernetes JSON the request expects (an HTML sign-in page with 200, a
- * list without items, an object of another kind, bytes that are not UTF-8 or JSON, an answer over
- * the size limit). Never an empty result: nothing may be concluded from it.
- */
-export class KubeDecodeError extends Error {
-  constructor(method: string, path: string, problem: string) {
-    super(`${method} ${path}: ${problem}`);
-    this.name = "KubeDecodeError";
-  }
-}
-
-export type Status = {
-  kind: "Status";
-  code?: number;
-  reason?: string;
-  message?: string;
-  details?: { retryAfterSeconds?: number };
-};
-
-function asStatus(body: unknown): Status | undefined {
-  if (!isRecord(body) || body.kind !== "Status") return undefined;
-  const status = body as Status;
-  return typeof status.message === "string" || status.message === undefined ? status : { ...status, message: "" };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** What an answer was, without what it said. */
-function describeBody(body: unknown, contentType: string | undefined): string {
-  if (body === undefined) return "(no message)";
-  const type = (contentType ?? "no content type").split(";")[0]?.trim();
-  if (typeof body === "string")
-    return `the answer was ${type}, ${Buffer.byteLength(body)} bytes, not a Kubernetes Status`;
-  return `the answer was ${type}, not a Kubernetes Status`;
-}
-
 /** The REST path of a collection, an object or an object's subresource. */
 export function resourcePath(ref: ResourceRef, namespace?: string, name?: string, subresource?: string): string {
   let path = ref.group === "" ? `/api/${ref.version}` : `/apis/${ref.group}/${ref.version}`;
@@ -195,10 +115,6 @@ export function resourcePath(ref: ResourceRef, namespace?: string, name?: string
 /** "widgets.example.com/v1" or "configmaps/v1": for messages. */
 export function describeRef(ref: ResourceRef): string {
   return `${ref.resource}${ref.group === "" ? "" : `.${ref.group}`}/${ref.version}`;
-}
-
-function apiVersionOf(ref: ResourceRef): string {
-  return ref.group === "" ? ref.version : `${ref.group}/${ref.version}`;
 }
 
 /** Reservations against a token bucket: each caller waits until its token has accrued. */
@@ -225,9 +141,6 @@ class RateLimiter {
 }
 
 type Auth = { headers: Record<string, string>; expires: number };
-
-/** An answer read in full; problem says why its body could not be decoded (body is then its text or undefined). */
-type Response = { status: number; headers: http.IncomingHttpHeaders; body: unknown; problem?: string };
 
 export class KubeClient {
   readonly server: string;
@@ -779,210 +692,6 @@ export class KubeClient {
 
 function wrapNetworkError(method: string, path: string, err: Error): Error {
   return new Error(`${method} ${path}: ${err.message}`, { cause: err });
-}
-
-class ResponseTooLarge extends Error {}
-
-/**
- * Reads an answer up to maxBytes (then destroys it and rejects). A body that is not UTF-8, or
- * labelled JSON but not parseable, resolves with a problem: the caller decides what it means.
- */
-function readResponse(res: http.IncomingMessage, maxBytes: number): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        res.destroy();
-        reject(new ResponseTooLarge(`the answer is larger than ${maxBytes} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    res.on("error", reject);
-    res.on("close", () => {
-      if (!res.complete) reject(new Error(`connection closed before the answer (${res.statusCode}) was complete`));
-    });
-    res.on("end", () => {
-      const status = res.statusCode ?? 0;
-      const headers = res.headers;
-      if (size === 0) {
-        resolve({ status, headers, body: undefined });
-        return;
-      }
-      let text: string;
-      try {
-        text = strictUtf8.decode(Buffer.concat(chunks));
-      } catch {
-        resolve({ status, headers, body: undefined, problem: "the answer is not UTF-8 text" });
-        return;
-      }
-      if (!(headers["content-type"] ?? "").includes("json")) {
-        resolve({
-          status,
-          headers,
-          body: text,
-          problem: `expected JSON, ${describeBody(text, headers["content-type"])}`,
-        });
-        return;
-      }
-      try {
-        resolve({ status, headers, body: JSON.parse(text) });
-      } catch {
-        resolve({ status, headers, body: text, problem: `the answer is not valid JSON (${size} bytes)` });
-      }
-    });
-  });
-}
-
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-type ListPage = { kind: string; resourceVersion: string; items: KubeObject[]; continue: string | undefined };
-
-/**
- * One object of ref (of kind, when known), its apiVersion and kind filled in where a list leaves
- * them out. at names the place in the answer for messages.
- */
-function decodeObject(
-  method: string,
-  path: string,
-  value: unknown,
-  ref: ResourceRef,
-  kind?: string,
-  at = "the answer",
-): KubeObject {
-  if (!isRecord(value)) throw new KubeDecodeError(method, path, `${at} is not an object`);
-  const metadata = value.metadata;
-  if (!isRecord(metadata) || typeof metadata.name !== "string" || metadata.name === "") {
-    throw new KubeDecodeError(method, path, `${at} has no metadata.name`);
-  }
-  if (metadata.namespace !== undefined && typeof metadata.namespace !== "string") {
-    throw new KubeDecodeError(method, path, `${at} has a metadata.namespace that is not a string`);
-  }
-  const apiVersion = apiVersionOf(ref);
-  if (value.apiVersion !== undefined && value.apiVersion !== apiVersion) {
-    throw new KubeDecodeError(method, path, `${at} is ${JSON.stringify(value.apiVersion)}, expected ${apiVersion}`);
-  }
-  if (value.kind !== undefined && (typeof value.kind !== "string" || (kind !== undefined && value.kind !== kind))) {
-    throw new KubeDecodeError(
-      method,
-      path,
-      `${at} is of kind ${JSON.stringify(value.kind)}${kind ? `, expected ${kind}` : ""}`,
-    );
-  }
-  if (value.kind === undefined && kind === undefined) throw new KubeDecodeError(method, path, `${at} has no kind`);
-  value.apiVersion = apiVersion;
-  value.kind ??= kind;
-  return value as KubeObject;
-}
-
-/** Splits a watch stream into events, line by line, each line bounded and decoded strictly. */
-class WatchDecoder {
-  readonly #decoder = new TextDecoder("utf-8", { fatal: true });
-  readonly #path: string;
-  readonly #ref: ResourceRef;
-  readonly #options: WatchOptions;
-  readonly #maxBytes: number;
-  #buffered = "";
-
-  constructor(path: string, ref: ResourceRef, options: WatchOptions, maxBytes: number) {
-    this.#path = path;
-    this.#ref = ref;
-    this.#options = options;
-    this.#maxBytes = maxBytes;
-  }
-
-  write(chunk: Buffer): WatchEvent[] {
-    let text: string;
-    try {
-      text = this.#decoder.decode(chunk, { stream: true });
-    } catch {
-      throw new KubeDecodeError("GET", this.#path, "the watch sent bytes that are not UTF-8");
-    }
-    return this.#lines(text, false);
-  }
-
-  end(): WatchEvent[] {
-    let text: string;
-    try {
-      text = this.#decoder.decode();
-    } catch {
-      throw new KubeDecodeError("GET", this.#path, "the watch ended inside a UTF-8 character");
-    }
-    return this.#lines(text, true);
-  }
-
-  #lines(text: string, last: boolean): WatchEvent[] {
-    const events: WatchEvent[] = [];
-    let from = 0;
-    let newline = text.indexOf("\n");
-    // a line is parsed from the buffer plus this chunk: only the unfinished tail is kept
-    while (newline >= 0) {
-      const line = this.#buffered + text.slice(from, newline);
-      this.#buffered = "";
-      this.#check(line.length);
-      const event = this.#parse(line);
-      if (event !== undefined) events.push(event);
-      from = newline + 1;
-      newline = text.indexOf("\n", from);
-    }
-    this.#buffered += text.slice(from);
-    this.#check(this.#buffered.length);
-    if (last) {
-      const event = this.#parse(this.#buffered);
-      this.#buffered = "";
-      if (event !== undefined) events.push(event);
-    }
-    return events;
-  }
-
-  /** length in UTF-16 units: at most three bytes each, at least one, so the bound holds within a factor */
-  #check(length: number): void {
-    if (length > this.#maxBytes) {
-      throw new KubeDecodeError("GET", this.#path, `a watch event is larger than ${this.#maxBytes} bytes`);
-    }
-  }
-
-  #parse(line: string): WatchEvent | undefined {
-    if (line.trim() === "") return undefined;
-    let event: unknown;
-    try {
-      event = JSON.parse(line);
-    } catch {
-      throw new KubeDecodeError(
-        "GET",
-        this.#path,
-        `the watch sent a line that is not JSON (${line.length} characters)`,
-      );
-    }
-    if (!isRecord(event)) throw new KubeDecodeError("GET", this.#path, "the watch sent an event that is not an object");
-    const { type, object } = event;
-    if (type === "ERROR") {
-      const status = asStatus(object);
-      throw new KubeApiError(
-        "GET",
-        this.#path,
-        typeof status?.code === "number" ? status.code : 500,
-        object,
-        "application/json",
-      );
-    }
-    if (type === "BOOKMARK") {
-      const rv = isRecord(object) && isRecord(object.metadata) ? object.metadata.resourceVersion : undefined;
-      if (typeof rv !== "string") throw new KubeDecodeError("GET", this.#path, "a bookmark without resourceVersion");
-      return { type, object: object as KubeObject };
-    }
-    if (type !== "ADDED" && type !== "MODIFIED" && type !== "DELETED") {
-      throw new KubeDecodeError("GET", this.#path, `the watch sent an event of type ${JSON.stringify(type)}`);
-    }
-    const obj = decodeObject("GET", this.#path, object, this.#ref, this.#options.kind, `a ${type} event`);
-    const namespace = this.#options.namespace;
-    if (namespace !== undefined && namespace !== "" && obj.metadata.namespace !== namespace) {
-      throw new KubeDecodeError("GET", this.#path, `a ${type} event is in another namespace`);
-    }
-    return { type, object: obj };
-  }
 }
 
 function retryDelayMs(response: Response): number {
