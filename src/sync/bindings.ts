@@ -1,6 +1,3 @@
-// AppClusterBindings: connect to each app cluster, install the bound APIs there, run one ExportSync
-// per bound export, and report Connected/Ready and per-export figures on the binding's status.
-import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import { notActedOn } from "../export/claim-behaviour.ts";
 import { parseClaims } from "../export/claims.ts";
@@ -29,6 +26,13 @@ import {
   recordedConsent,
   specOf,
 } from "./binding-spec.ts";
+import {
+  claimFieldsActedOn,
+  type ExportStatus,
+  konnectorDeployed,
+  secretValid,
+  writeStatus,
+} from "./binding-status.ts";
 import { claimOf, ownership, refusal } from "./cluster-owners.ts";
 import { installApi } from "./consumer-crd.ts";
 import { bindingObject, EventRecorder } from "./events.ts";
@@ -42,22 +46,6 @@ import { ProviderAccess } from "./provider-access.ts";
 import { WorkQueue } from "./queue.ts";
 import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
 import { refs } from "./resources.ts";
-
-type ExportStatus = {
-  group: string;
-  resource: string;
-  /** the template's claims this binding has not accepted as they are now (not synced) */
-  claimsPending?: string;
-  /** fields of accepted claims the sync does not act on yet */
-  claimsNotActedOn?: string;
-  /** what the app cluster answered wrongly (only in memory: it becomes the Connected condition) */
-  appError?: string;
-  version?: string;
-  template?: string;
-  objects?: number;
-  lastSync?: string;
-  message?: string;
-};
 
 // passing states of an export: shown on the status, not worth an event
 const installing = "installing the API in the app cluster";
@@ -360,7 +348,7 @@ export class BindingController {
       if (e.message && !transient.has(e.message) && connected.status === "True")
         void this.#events.warn(bindingObject(state.ref), "ExportNotReady", `${e.resource}.${e.group}: ${e.message}`);
     }
-    await this.#writeStatus(binding, conditions, exportStatuses, state.probe.clusterUid);
+    await writeStatus(this.#o.control, binding, conditions, exportStatuses, state.probe.clusterUid);
   }
 
   /**
@@ -537,36 +525,6 @@ export class BindingController {
       reportConflict: (text) => void this.#events.warn(bindingObject(state.ref), "NameConflict", text),
     };
   }
-
-  async #writeStatus(
-    binding: KubeObject,
-    conditions: Condition[],
-    exports: ExportStatus[],
-    clusterUid: string | undefined,
-  ): Promise<void> {
-    const current = (binding.status ?? {}) as {
-      conditions?: Condition[];
-      exports?: ExportStatus[];
-      appCluster?: { uid?: string };
-    };
-    const now = kubeTime(new Date());
-    const stamped = conditions.map((c) => {
-      const before = current.conditions?.find((p) => p.type === c.type);
-      return {
-        ...c,
-        lastTransitionTime: before && before.status === c.status ? (before.lastTransitionTime ?? now) : now,
-      };
-    });
-    const appCluster = clusterUid ?? current.appCluster?.uid;
-    const next = { conditions: stamped, exports, ...(appCluster ? { appCluster: { uid: appCluster } } : {}) };
-    const before = {
-      conditions: current.conditions,
-      exports: current.exports,
-      ...(current.appCluster ? { appCluster: current.appCluster } : {}),
-    };
-    if (isDeepStrictEqual(next, before)) return;
-    await this.#o.control.updateStatus(kindOf(binding).ref, { ...binding, status: next });
-  }
 }
 
 function message(err: unknown): string {
@@ -586,53 +544,7 @@ function listedOrNotInstalled(informer: Informer): boolean {
   return informer.hasSynced() || (err instanceof KubeApiError && err.code === 404);
 }
 
-/** the reasons of a Connected=False that are the kubeconfig Secret's fault */
-const secretReasons = new Set(["InvalidSpec", "KubeconfigMissing", "KubeconfigNotMarked", "InvalidKubeconfig"]);
-
-/** klutch-bind's SecretValid: the kubeconfig Secret exists and holds a usable kubeconfig. */
-function secretValid(connected: Condition): Condition {
-  return secretReasons.has(connected.reason)
-    ? { type: "SecretValid", status: "False", reason: connected.reason, message: connected.message }
-    : {
-        type: "SecretValid",
-        status: "True",
-        reason: "Valid",
-        message: "the kubeconfig Secret holds a usable kubeconfig",
-      };
-}
-
-/** klutch-bind's KonnectorDeployed, answered honestly: this sync runs in its own process, never a konnector. */
-function konnectorDeployed(binding: KubeObject): Condition {
-  const asked = specOf(binding).konnector?.deploy === true;
-  return {
-    type: "KonnectorDeployed",
-    status: "False",
-    reason: "SyncedInProcess",
-    message: `${asked ? "spec.konnector.deploy is ignored: " : ""}this control plane syncs the binding in klutch-bind sync's own process; no konnector is deployed`,
-  };
-}
-
 /** A binding's exports as "resource.group", whichever its kind. */
 function exportIds(binding: KubeObject): string[] {
   return (specOf(binding).exports ?? []).map((e) => `${e.resource}.${e.group ?? ""}`);
-}
-
-/** Whether the sync acts on every field of the claims it syncs; those it does not are named, never silently taken as done. */
-function claimFieldsActedOn(exports: ExportStatus[]): Condition {
-  const ignored = exports.flatMap((e) =>
-    e.claimsNotActedOn ? [`${e.resource}.${e.group}: ${e.claimsNotActedOn}`] : [],
-  );
-  return ignored.length === 0
-    ? {
-        type: "ClaimFieldsActedOn",
-        status: "True",
-        reason: "AllActedOn",
-        message: "the sync acts on every field of the accepted claims",
-      }
-    : {
-        type: "ClaimFieldsActedOn",
-        status: "False",
-        reason: "NotYetSupported",
-        message: `the sync does not act on these claim fields yet (the rest of each claim is synced): ${ignored.join("; ")}`,
-      };
 }

@@ -1,0 +1,100 @@
+// What a binding's status says: its conditions (klutch-bind's SecretValid, Ready and
+// KonnectorDeployed among them) and per export what is bound, written only when it changed.
+import { isDeepStrictEqual } from "node:util";
+import type { KubeClient, KubeObject } from "../kube/client.ts";
+import { kubeTime } from "../kube/time.ts";
+import { type Condition, kindOf, specOf } from "./binding-spec.ts";
+
+export type ExportStatus = {
+  group: string;
+  resource: string;
+  /** the template's claims this binding has not accepted as they are now (not synced) */
+  claimsPending?: string;
+  /** fields of accepted claims the sync does not act on yet */
+  claimsNotActedOn?: string;
+  /** what the app cluster answered wrongly (only in memory: it becomes the Connected condition) */
+  appError?: string;
+  version?: string;
+  template?: string;
+  objects?: number;
+  lastSync?: string;
+  message?: string;
+};
+
+/** Writes the binding's status when it differs from what it says now (lastTransitionTime kept while a status holds). */
+export async function writeStatus(
+  control: KubeClient,
+  binding: KubeObject,
+  conditions: Condition[],
+  exports: ExportStatus[],
+  clusterUid: string | undefined,
+): Promise<void> {
+  const current = (binding.status ?? {}) as {
+    conditions?: Condition[];
+    exports?: ExportStatus[];
+    appCluster?: { uid?: string };
+  };
+  const now = kubeTime(new Date());
+  const stamped = conditions.map((c) => {
+    const before = current.conditions?.find((p) => p.type === c.type);
+    return {
+      ...c,
+      lastTransitionTime: before && before.status === c.status ? (before.lastTransitionTime ?? now) : now,
+    };
+  });
+  const appCluster = clusterUid ?? current.appCluster?.uid;
+  const next = { conditions: stamped, exports, ...(appCluster ? { appCluster: { uid: appCluster } } : {}) };
+  const before = {
+    conditions: current.conditions,
+    exports: current.exports,
+    ...(current.appCluster ? { appCluster: current.appCluster } : {}),
+  };
+  if (isDeepStrictEqual(next, before)) return;
+  await control.updateStatus(kindOf(binding).ref, { ...binding, status: next });
+}
+
+/** the reasons of a Connected=False that are the kubeconfig Secret's fault */
+const secretReasons = new Set(["InvalidSpec", "KubeconfigMissing", "KubeconfigNotMarked", "InvalidKubeconfig"]);
+
+/** klutch-bind's SecretValid: the kubeconfig Secret exists and holds a usable kubeconfig. */
+export function secretValid(connected: Condition): Condition {
+  return secretReasons.has(connected.reason)
+    ? { type: "SecretValid", status: "False", reason: connected.reason, message: connected.message }
+    : {
+        type: "SecretValid",
+        status: "True",
+        reason: "Valid",
+        message: "the kubeconfig Secret holds a usable kubeconfig",
+      };
+}
+
+/** klutch-bind's KonnectorDeployed, answered honestly: this sync runs in its own process, never a konnector. */
+export function konnectorDeployed(binding: KubeObject): Condition {
+  const asked = specOf(binding).konnector?.deploy === true;
+  return {
+    type: "KonnectorDeployed",
+    status: "False",
+    reason: "SyncedInProcess",
+    message: `${asked ? "spec.konnector.deploy is ignored: " : ""}this control plane syncs the binding in klutch-bind sync's own process; no konnector is deployed`,
+  };
+}
+
+/** Whether the sync acts on every field of the claims it syncs; those it does not are named, never silently taken as done. */
+export function claimFieldsActedOn(exports: ExportStatus[]): Condition {
+  const ignored = exports.flatMap((e) =>
+    e.claimsNotActedOn ? [`${e.resource}.${e.group}: ${e.claimsNotActedOn}`] : [],
+  );
+  return ignored.length === 0
+    ? {
+        type: "ClaimFieldsActedOn",
+        status: "True",
+        reason: "AllActedOn",
+        message: "the sync acts on every field of the accepted claims",
+      }
+    : {
+        type: "ClaimFieldsActedOn",
+        status: "False",
+        reason: "NotYetSupported",
+        message: `the sync does not act on these claim fields yet (the rest of each claim is synced): ${ignored.join("; ")}`,
+      };
+}
