@@ -20,20 +20,7 @@ async function boundWith(
   claims: Claim[],
   accepted = true,
 ): Promise<{ ns: string; pns: string }> {
-  await env.controlClient.apply(
-    refs.templates,
-    {
-      apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
-      kind: "APIServiceExportTemplate",
-      metadata: { name: "postgresqlinstances", namespace: env.bindingNamespace },
-      spec: {
-        APIServiceSelector: { group: env.ref.group, resource: "postgresqlinstances", version: "v1" },
-        permissionClaims: claims,
-      },
-    },
-    "test",
-    true,
-  );
+  await env.template(claims);
   await env.kubeconfigSecret(name, env.appKubeconfig);
   const binding = await env.controlClient.create(refs.bindings, {
     apiVersion: "bind.klutch.dev/v1alpha1",

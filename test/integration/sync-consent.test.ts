@@ -24,15 +24,7 @@ describe("templates and consent", () => {
     const env = await syncEnv({ resyncMs: 500 });
     // a template for the API, but in a namespace the sync does not read templates from
     const elsewhere = await testNamespace(env.control, "rogue-templates");
-    await env.controlClient.create(refs.templates, {
-      apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
-      kind: "APIServiceExportTemplate",
-      metadata: { name: "postgresqlinstances", namespace: elsewhere },
-      spec: {
-        APIServiceSelector: { group: env.ref.group, resource: "postgresqlinstances", version: "v1" },
-        permissionClaims: [secrets],
-      },
-    });
+    await env.template([secrets], elsewhere);
     await env.kubeconfigSecret("scoped", env.appKubeconfig);
     await env.controlClient.create(refs.bindings, {
       apiVersion: "bind.klutch.dev/v1alpha1",

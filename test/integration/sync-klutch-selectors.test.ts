@@ -22,35 +22,22 @@ function secret(namespace: string, name: string, labels: Record<string, string>,
 describe("klutch-bind's claim selectors", () => {
   it("copies only what labelSelectors and fieldSelectors select", async () => {
     const env = await syncEnv({ resyncMs: 500 });
-    await env.controlClient.apply(
-      refs.templates,
+    await env.template([
       {
-        apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
-        kind: "APIServiceExportTemplate",
-        metadata: { name: "postgresqlinstances", namespace: env.bindingNamespace },
-        spec: {
-          APIServiceSelector: { group: env.ref.group, resource: "postgresqlinstances", version: "v1" },
-          permissionClaims: [
-            {
-              resource: "secrets",
-              version: "v1",
-              selector: {
-                owner: "Provider",
-                labelSelectors: [{ "example.com/role": "credentials" }, { "example.com/shared": "yes" }],
-                fieldSelectors: ["type!=kubernetes.io/tls"],
-              },
-            },
-            {
-              resource: "configmaps",
-              version: "v1",
-              selector: { owner: "Consumer", fieldSelectors: ["metadata.name=app-config"] },
-            },
-          ],
+        resource: "secrets",
+        version: "v1",
+        selector: {
+          owner: "Provider",
+          labelSelectors: [{ "example.com/role": "credentials" }, { "example.com/shared": "yes" }],
+          fieldSelectors: ["type!=kubernetes.io/tls"],
         },
       },
-      "test",
-      true,
-    );
+      {
+        resource: "configmaps",
+        version: "v1",
+        selector: { owner: "Consumer", fieldSelectors: ["metadata.name=app-config"] },
+      },
+    ]);
     await env.kubeconfigSecret("klutch-shaped", env.appKubeconfig);
     const binding = await env.controlClient.create(refs.bindings, {
       apiVersion: "bind.klutch.dev/v1alpha1",

@@ -40,7 +40,10 @@ export type SyncEnv = {
   /** the Secret NAME-kubeconfig holding text, marked for binding NAME as the sync requires */
   kubeconfigSecret: (name: string, text: string) => Promise<void>;
   /** applies the exported API's template (in the binding namespace) without binding it */
-  template: (claims: PermissionClaim[]) => Promise<void>;
+  template: (
+    claims: readonly PermissionClaim[] | readonly Record<string, unknown>[],
+    namespace?: string,
+  ) => Promise<void>;
   /** waits (up to a minute) until the binding reports Ready=True */
   ready: (bindingName: string) => Promise<void>;
   /** an object of the exported API in the app cluster, its namespace created when missing */
@@ -248,13 +251,17 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     });
   }
 
-  async function template(claims: PermissionClaim[]): Promise<void> {
+  /** The exported API's template in namespace (the binding namespace by default), claims as given: klutch-bind's shape too. */
+  async function template(
+    claims: readonly PermissionClaim[] | readonly Record<string, unknown>[],
+    namespace = bindingNamespace,
+  ): Promise<void> {
     await controlClient.apply(
       refs.templates,
       {
         apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
         kind: "APIServiceExportTemplate",
-        metadata: { name: "postgresqlinstances", namespace: bindingNamespace },
+        metadata: { name: "postgresqlinstances", namespace },
         spec: {
           APIServiceSelector: { group, resource: "postgresqlinstances", version: "v1" },
           permissionClaims: claims,
