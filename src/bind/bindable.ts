@@ -67,7 +67,8 @@ export async function listVisibleBindable(client: KubeClient, namespace: string)
 
 /** The bindable APIs named by wanted (RESOURCE.GROUP each); throws naming the unknown one. */
 export function pickExports(bindable: BindableApi[], wanted: string[]): BindableApi[] {
-  return wanted.map((id) => {
+  // each export once, however often it was named
+  return [...new Set(wanted)].map((id) => {
     const api = bindable.find((a) => a.id === id);
     if (api === undefined) {
       throw new Error(`unknown export "${id}"; bindable: ${bindable.map((a) => a.id).join(", ") || "none"}`);

@@ -103,7 +103,13 @@ export async function createBinding(
       await client
         .update(refs.secrets, {
           ...secret,
-          metadata: { ...secret.metadata, resourceVersion: existing.metadata.resourceVersion },
+          // other bindings the Secret serves keep their marks
+          metadata: {
+            ...secret.metadata,
+            labels: { ...existing.metadata.labels, ...secret.metadata.labels },
+            annotations: { ...secret.metadata.annotations, ...existing.metadata.annotations },
+            resourceVersion: existing.metadata.resourceVersion,
+          },
         })
         .catch((updateErr: unknown) => {
           throw failed(updateErr);

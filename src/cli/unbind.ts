@@ -27,6 +27,10 @@ export async function runUnbind(args: string[]): Promise<number> {
   });
   const [name] = positionals;
   if (!name) throw new UsageError("unbind: name the binding: klutch-bind unbind NAME --delete|--orphan");
+  const timeoutSeconds = Number(values.timeout);
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) {
+    throw new UsageError(`unbind: --timeout must be a positive number of seconds, got "${values.timeout}"`);
+  }
   if (values.delete === values.orphan) {
     throw new UsageError(
       "unbind: choose what happens to the bound objects:\n" +
@@ -84,10 +88,13 @@ export async function runUnbind(args: string[]): Promise<number> {
       const owned = app ? await ownedAppObjects(app, ref, uid) : [];
       exported.push({ id: `${e.resource}.${e.group}`, ref, owned });
     }
-    const namespaces = (await ctx.client.list(refs.namespaces, { labelSelector: `${labels.binding}=${uid}` })).items;
+    // only counted, for --delete (the sync deletes them)
+    const namespaces = values.delete
+      ? (await ctx.client.list(refs.namespaces, { labelSelector: `${labels.binding}=${uid}` })).items
+      : [];
 
     await ctx.client.delete(refs.bindings, name, ctx.namespace);
-    const waitUntil = Date.now() + Number(values.timeout) * 1000;
+    const waitUntil = Date.now() + timeoutSeconds * 1000;
     while ((await ctx.client.get(refs.bindings, name, ctx.namespace)) !== undefined) {
       if (Date.now() > waitUntil) {
         throw new Error(
@@ -104,7 +111,7 @@ export async function runUnbind(args: string[]): Promise<number> {
       const copies = (await ctx.client.list(ref, { labelSelector: `${labels.binding}=${uid}` })).items;
       if (values.delete) {
         say(`  waiting for ${copies.length} provider cop${copies.length === 1 ? "y" : "ies"} of ${id} to go …`);
-        const deadline = Date.now() + Number(values.timeout) * 1000;
+        const deadline = Date.now() + timeoutSeconds * 1000;
         for (;;) {
           const left = (await ctx.client.list(ref, { labelSelector: `${labels.binding}=${uid}` })).items.length;
           if (left === 0) break;
@@ -123,11 +130,14 @@ export async function runUnbind(args: string[]): Promise<number> {
       }
     }
     if (values.delete) say(`✓ ${namespaces.length} provider namespace(s) deleted`);
-    // the sync deletes the binding's own kubeconfig Secret with the binding; older ones go here
-    if (isBindingSecret(secret) && (await ctx.client.delete(refs.secrets, secret.metadata.name, ctx.namespace))) {
-      say(`✓ Secret ${ctx.namespace}/${secret.metadata.name} deleted`);
-    } else if (isBindingSecret(secret)) {
-      say(`✓ Secret ${ctx.namespace}/${secret.metadata.name} deleted with the binding`);
+    // the sync deletes the binding's own kubeconfig Secret with the binding (one that serves other
+    // bindings too stays); this only says what happened
+    if (isBindingSecret(secret)) {
+      const gone =
+        (await ctx.client.get(refs.secrets, secret.metadata.name, ctx.namespace).catch(() => secret)) === undefined;
+      say(
+        `${gone ? "✓" : "!"} Secret ${ctx.namespace}/${secret.metadata.name} ${gone ? "deleted with the binding" : "kept (it serves other bindings too)"}`,
+      );
     }
     app?.close();
     return 0;

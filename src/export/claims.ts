@@ -37,13 +37,21 @@ export function parseClaims(value: unknown, field: string): PermissionClaim[] {
 function parseClaim(value: unknown, field: string): PermissionClaim {
   const claim = object(value, field);
   // absent means the core group (secrets, configmaps), as in klutch-bind
-  return {
+  const parsed: PermissionClaim = {
     group: claim.group === undefined ? "" : apiGroup(claim.group, `${field}.group`),
     resource: resourceName(claim.resource, `${field}.resource`),
     version: versionName(claim.version, `${field}.version`),
     selector: parseSelector(claim.selector, `${field}.selector`),
     ...parseBehaviour(claim, field),
   };
+  // the API server knows a type field for Secrets only: elsewhere "type=x" would select nothing
+  const isSecrets = parsed.group === "" && parsed.resource === "secrets";
+  for (const [i, text] of (parsed.selector.fieldSelectors ?? []).entries()) {
+    if (!isSecrets && parseFieldSelector(text, "").some((t) => t.field === "type")) {
+      throw new InputError(`${field}.selector.fieldSelectors[${i}]`, "selects on type, which only secrets have", text);
+    }
+  }
+  return parsed;
 }
 
 function parseSelector(value: unknown, field: string): ClaimSelector {

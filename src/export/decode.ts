@@ -52,9 +52,8 @@ export function optionalStringList(value: unknown, field: string): string[] | un
 
 export function stringMap(value: unknown, field: string): Record<string, string> {
   const obj = object(value, field);
-  const out: Record<string, string> = {};
-  for (const [key, v] of Object.entries(obj)) out[key] = string(v, `${field}.${key}`);
-  return out;
+  // fromEntries defines every key as its own property ("__proto__" too, which assignment would lose)
+  return Object.fromEntries(Object.entries(obj).map(([key, v]) => [key, string(v, `${field}.${key}`)]));
 }
 
 export function positiveInteger(value: unknown, field: string): number {

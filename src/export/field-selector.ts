@@ -12,7 +12,7 @@ const fields: readonly ClaimField[] = ["metadata.name", "metadata.namespace", "t
 export function parseFieldSelector(text: string, field: string): FieldTerm[] {
   if (text.trim() === "") throw new InputError(field, "must not be empty");
   return text.split(",").map((term) => {
-    const match = /^\s*([a-zA-Z.]+)\s*(==|!=|=)\s*([^\s,]*)\s*$/.exec(term);
+    const match = /^\s*([a-zA-Z.]+)\s*(==|!=|=)\s*([^\s,=\\]*)\s*$/.exec(term);
     if (match === null) {
       throw new InputError(field, 'must be field=value, field==value or field!=value terms separated by ","', text);
     }

@@ -124,7 +124,7 @@ function combine(
   const seen = new Set<string>();
   for (const left of a) {
     for (const right of b) {
-      if (Object.entries(right).some(([k, v]) => k in left && left[k] !== v)) continue;
+      if (Object.entries(right).some(([k, v]) => Object.hasOwn(left, k) && left[k] !== v)) continue;
       const merged = { ...left, ...right };
       const key = JSON.stringify(Object.entries(merged).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
       if (seen.has(key)) continue;

@@ -34,8 +34,10 @@ export class KubeApiError extends Error {
 
   constructor(method: string, path: string, code: number, body: unknown, contentType?: string) {
     const status = asStatus(body);
-    const reason = status?.reason || defaultReasons[code] || (http.STATUS_CODES[code] ?? "Unknown").replace(/\W/g, "");
-    const detail = status !== undefined ? (status.message ?? "(no message)") : describeBody(body, contentType);
+    const given = status?.reason !== undefined && /^[A-Za-z]{1,64}$/.test(status.reason) ? status.reason : undefined;
+    const reason = given || defaultReasons[code] || (http.STATUS_CODES[code] ?? "Unknown").replace(/\W/g, "");
+    // a Status comes from a server we may not trust either: its message is kept short
+    const detail = status !== undefined ? bounded(status.message ?? "(no message)") : describeBody(body, contentType);
     super(`${method} ${path}: ${code} ${reason}: ${detail}`);
     this.name = "KubeApiError";
     this.code = code;
@@ -92,4 +94,10 @@ export function describeBody(body: unknown, contentType: string | undefined): st
   if (typeof body === "string")
     return `the answer was ${type}, ${Buffer.byteLength(body)} bytes, not a Kubernetes Status`;
   return `the answer was ${type}, not a Kubernetes Status`;
+}
+
+const maxMessage = 1000;
+
+function bounded(message: string): string {
+  return message.length <= maxMessage ? message : `${message.slice(0, maxMessage)}… (${message.length} characters)`;
 }

@@ -253,7 +253,7 @@ export class BindingController {
     const conditions: Condition[] = [];
     const exportStatuses: ExportStatus[] = [];
 
-    const failing = [...state.exports.values()].flatMap((e) => e.sync.status().appError ?? []);
+    const failing = [...state.exports.values()].flatMap((e) => e.sync.appError ?? []);
     // the informers disagree with the last look at the cluster: look again now
     const lastLook = state.probe.condition?.status;
     if (lastLook !== undefined && (lastLook === "True") === failing.length > 0 && state.exports.size > 0) {
@@ -267,8 +267,7 @@ export class BindingController {
     if (state.probe.condition?.status === "True" && state.app && state.appInformers) {
       const wanted = new Set<string>();
       for (const e of spec.exports ?? []) {
-        const id = `${e.resource}.${e.group}`;
-        wanted.add(id);
+        wanted.add(`${e.resource}.${e.group ?? ""}`);
         exportStatuses.push(await this.#syncExport(state, binding, e.group ?? "", e.resource ?? ""));
       }
       for (const [id, running] of state.exports) {
@@ -285,7 +284,7 @@ export class BindingController {
       }
     } else {
       for (const e of spec.exports ?? []) {
-        const running = state.exports.get(`${e.resource}.${e.group}`)?.sync.status();
+        const running = state.exports.get(`${e.resource}.${e.group ?? ""}`)?.sync.status();
         exportStatuses.push({
           group: e.group ?? "",
           resource: e.resource ?? "",

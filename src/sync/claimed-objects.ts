@@ -6,7 +6,7 @@ import type { KeyPattern, PermissionClaim } from "../export/types.ts";
 import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import type { ExportContext } from "./export-context.ts";
 import { annotations, labels, providerNamespace } from "./naming.ts";
-import { claimSelects } from "./selector.ts";
+import { claimSelects, globMatch } from "./selector.ts";
 
 export type ClaimSides = {
   /** where originals live: provider namespaces for owner Provider, app namespaces for Consumer */
@@ -164,11 +164,7 @@ export async function reconcileClaimedObject(
 /** The entries of a label or annotation map whose keys match one of the patterns ("*" any run). */
 function pick(from: Record<string, string> | undefined, patterns: KeyPattern[] | undefined): Record<string, string> {
   if (from === undefined || patterns === undefined || patterns.length === 0) return {};
-  const matchers = patterns.map(({ pattern }) => {
-    const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*");
-    return new RegExp(`^${escaped}$`);
-  });
-  return Object.fromEntries(Object.entries(from).filter(([key]) => matchers.some((m) => m.test(key))));
+  return Object.fromEntries(Object.entries(from).filter(([key]) => patterns.some((p) => globMatch(p.pattern, key))));
 }
 
 /** Makes a conflicting object the claim's copy: the same name, the original's content and our marks. */

@@ -88,17 +88,19 @@ export class ExportSync {
     await Promise.all(released);
   }
 
-  /** appError: why the app cluster's objects cannot be listed or watched now */
-  status(): { objects: number; lastSync: Date | undefined; synced: boolean; conflicts: string[]; appError?: string } {
+  status(): { objects: number; lastSync: Date | undefined; synced: boolean; conflicts: string[] } {
     const objects = this.#app?.list().filter((o) => o.metadata.deletionTimestamp === undefined).length ?? 0;
-    const failing = this.#app?.failing ? this.#app : undefined;
     return {
       objects,
       lastSync: this.#lastSync,
       synced: this.#app?.hasSynced() === true && this.#provider.hasSynced(),
       conflicts: [...this.#conflicts.values()],
-      ...(failing ? { appError: errorText(failing.lastError) } : {}),
     };
+  }
+
+  /** Why the app cluster's objects cannot be listed or watched now, if they cannot. */
+  get appError(): string | undefined {
+    return this.#app?.failing ? errorText(this.#app.lastError) : undefined;
   }
 
   get queueDepth(): number {

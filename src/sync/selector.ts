@@ -1,9 +1,10 @@
 // Does an object fall under a permission claim's selector? names, namespaces, label selectors,
 // field selectors: every one given must select it.
-import { fieldsMatch, parseFieldSelector } from "../export/field-selector.ts";
+import { type FieldTerm, fieldsMatch, parseFieldSelector } from "../export/field-selector.ts";
 import type { ClaimSelector, LabelSelector } from "../export/types.ts";
 
-function globMatch(pattern: string, value: string): boolean {
+/** pattern matched against value, "*" standing for any run of characters */
+export function globMatch(pattern: string, value: string): boolean {
   if (pattern === "*") return true;
   if (!pattern.includes("*")) return pattern === value;
   const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*");
@@ -53,9 +54,7 @@ export function claimSelects(
     return false;
   }
   const where = { name: object.name, namespace: appNamespace, type: object.type };
-  return (selector.fieldSelectors ?? []).every((text) =>
-    fieldsMatch(parseFieldSelector(text, "fieldSelectors"), where),
-  );
+  return (selector.fieldSelectors ?? []).every((text) => fieldsMatch(termsOf(text), where));
 }
 
 /**
@@ -65,7 +64,19 @@ export function claimSelects(
  */
 export function serverFieldSelector(selector: ClaimSelector): string | undefined {
   const terms = (selector.fieldSelectors ?? []).flatMap((text) =>
-    parseFieldSelector(text, "fieldSelectors").filter((t) => t.field === "metadata.name"),
+    termsOf(text).filter((t) => t.field === "metadata.name"),
   );
   return terms.length === 0 ? undefined : terms.map((t) => `${t.field}${t.operator}${t.value}`).join(",");
+}
+
+/** Field selectors are checked for every claimed object: each text is parsed once (parseClaims validated it). */
+const parsedTerms = new Map<string, FieldTerm[]>();
+function termsOf(text: string): FieldTerm[] {
+  let terms = parsedTerms.get(text);
+  if (terms === undefined) {
+    terms = parseFieldSelector(text, "fieldSelectors");
+    if (parsedTerms.size > 1000) parsedTerms.clear();
+    parsedTerms.set(text, terms);
+  }
+  return terms;
 }

@@ -28,11 +28,16 @@ export async function checkToken(control: KubeClient, token: string): Promise<Id
     { body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token } } },
   );
   const status = review.status;
-  if (!status?.authenticated || !status.user?.username) return undefined;
+  if (status?.authenticated !== true) return undefined;
+  const user = status.user;
+  // the API server's answer, decoded: a user is a name, an optional uid and a list of group names
+  if (typeof user?.username !== "string" || user.username === "") return undefined;
+  const groups: unknown = user.groups ?? [];
+  if (!Array.isArray(groups) || !groups.every((g): g is string => typeof g === "string")) return undefined;
   return {
-    username: status.user.username,
-    ...(status.user.uid ? { uid: status.user.uid } : {}),
-    groups: status.user.groups ?? [],
+    username: user.username,
+    ...(typeof user.uid === "string" && user.uid !== "" ? { uid: user.uid } : {}),
+    groups,
   };
 }
 

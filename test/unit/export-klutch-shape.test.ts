@@ -229,3 +229,15 @@ describe("claims in klutch-bind's shape", () => {
     );
   });
 });
+
+describe("label keys named like Object's own properties", () => {
+  it("are label keys like any other: In on constructor becomes a map", () => {
+    const written = claimsOf([
+      secrets({
+        owner: "Provider",
+        labelSelector: { matchExpressions: [{ key: "constructor", operator: "In", values: ["a"] }] },
+      }),
+    ]) as Array<{ selector: { labelSelectors?: unknown } }>;
+    assert.deepEqual(written[0]?.selector.labelSelectors, [{ constructor: "a" }]);
+  });
+});

@@ -288,3 +288,27 @@ describe("Informer: a failed relist deletes nothing", () => {
     }
   });
 });
+
+describe("KubeApiError", () => {
+  it("keeps a Status message of a hostile server short", async () => {
+    answer = (_q, r) =>
+      send(
+        r,
+        500,
+        "application/json",
+        JSON.stringify({
+          kind: "Status",
+          apiVersion: "v1",
+          status: "Failure",
+          code: 500,
+          message: "x".repeat(1_000_000),
+        }),
+      );
+    await assert.rejects(client().list(widgets, { namespace: "ns" }), (err: unknown) => {
+      assert.ok(err instanceof KubeApiError);
+      assert.ok(err.message.length < 1200, `${err.message.length} characters`);
+      assert.match(err.message, /… \(1000000 characters\)$/);
+      return true;
+    });
+  });
+});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { parseClaims } from "../../src/export/claims.ts";
 import { describeClaim } from "../../src/export/describe.ts";
 import { parseFieldSelector } from "../../src/export/field-selector.ts";
 import type { ClaimSelector } from "../../src/export/types.ts";
@@ -269,5 +270,25 @@ describe("claims in words", () => {
       }),
       "writes secrets labelled a=1 and b=2 or c=3, where type=x into your namespaces (the provider's copies; your edits are reverted)",
     );
+  });
+});
+
+describe("claims read no wider than written", () => {
+  const claim = (selector: Record<string, unknown>, resource = "secrets") =>
+    parseClaims([{ group: "", resource, version: "v1", selector: { owner: "Provider", ...selector } }], "c")[0];
+
+  it("keeps a __proto__ label key, so the map does not become empty and select everything", () => {
+    const parsed = claim({ labelSelectors: [JSON.parse('{"__proto__": "x"}')] });
+    assert.ok(parsed);
+    assert.equal(claimSelects(parsed.selector, { name: "a", labels: {} }, "ns"), false);
+  });
+
+  it("refuses a field selector value with = in it, and type on anything but secrets", () => {
+    assert.throws(() => claim({ fieldSelectors: ["metadata.name=a=b"] }), /must be field=value/);
+    assert.throws(
+      () => claim({ fieldSelectors: ["type=x"] }, "configmaps"),
+      /selects on type, which only secrets have/,
+    );
+    assert.ok(claim({ fieldSelectors: ["type=x"] }));
   });
 });
