@@ -4,6 +4,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient } from "../kube/client.ts";
 import { createLogger } from "../log.ts";
 import { type HealthReport, type HealthServer, serveHealth, standby } from "../sync/health.ts";
+import { isKubeconfigSecretPolicy, kubeconfigSecretPolicies } from "../sync/kubeconfig-secret.ts";
 import { LeaderElector } from "../sync/leader.ts";
 import { startSync } from "../sync/manager.ts";
 import { type RunningWeb, startWebServer, webClient } from "../web/server.ts";
@@ -24,6 +25,8 @@ const flags = {
   "metrics-address": { type: "string", default: ":8080" },
   "health-address": { type: "string", default: ":8081" },
   "app-request-timeout": { type: "string", default: "10" },
+  // which Secrets may hold a binding's kubeconfig: marked ones (default) or any of the binding's namespace too
+  "kubeconfig-secrets": { type: "string", default: "marked" },
   "template-namespace": { type: "string", multiple: true },
   "max-response-mib": { type: "string", default: "64" },
   "max-watch-event-mib": { type: "string", default: "16" },
@@ -53,6 +56,12 @@ function positive(name: string, value: string): number {
 /** `klutch-bind sync`: mirror every AppClusterBinding's exports until SIGTERM or SIGINT. */
 export async function runSync(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: flags, strict: true });
+  const kubeconfigSecrets = values["kubeconfig-secrets"];
+  if (!isKubeconfigSecretPolicy(kubeconfigSecrets)) {
+    throw new UsageError(
+      `--kubeconfig-secrets must be one of ${kubeconfigSecretPolicies.join(", ")}, got "${kubeconfigSecrets}"`,
+    );
+  }
   const logger = createLogger("sync", values.debug);
   const kc = new KubeConfig();
   const kubeconfig = values.kubeconfig ?? process.env.KUBECONFIG;
@@ -137,6 +146,7 @@ export async function runSync(args: string[]): Promise<number> {
     workers: positive("workers", values.workers),
     ...(values.namespace ? { namespace: values.namespace } : {}),
     appClientOptions,
+    kubeconfigSecrets,
     ...(values["metrics-address"] ? { metricsAddress: values["metrics-address"] } : {}),
     resyncMs: positive("status-interval", values["status-interval"]) * 1000,
     // templates come from here only: by default the sync's own namespace and the bindings'

@@ -5,7 +5,7 @@ import { InputError } from "../export/errors.ts";
 import type { PermissionClaim } from "../export/types.ts";
 import { type ClientOptions, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import { acceptAll, type Consent, consent, parseRecorded, type RecordedClaim } from "./consent.ts";
-import { notMarkedFor } from "./kubeconfig-secret.ts";
+import { type KubeconfigSecretPolicy, notMarkedFor } from "./kubeconfig-secret.ts";
 import type { DeletionPolicy } from "./release.ts";
 import { refs } from "./resources.ts";
 
@@ -71,10 +71,15 @@ export type Kubeconfig =
   | { ok: false; secret: KubeObject | undefined; reason: string; message: string };
 
 /**
- * The kubeconfig a binding names: from a Secret of the binding's own namespace that names the
- * binding itself (see kubeconfig-secret.ts), or why there is none to use.
+ * The kubeconfig a binding names: from a Secret that names the binding itself, or with policy
+ * same-namespace any Secret of the binding's namespace (see kubeconfig-secret.ts), or why there is
+ * none to use.
  */
-export async function readKubeconfig(control: KubeClient, binding: KubeObject): Promise<Kubeconfig> {
+export async function readKubeconfig(
+  control: KubeClient,
+  binding: KubeObject,
+  policy: KubeconfigSecretPolicy = "marked",
+): Promise<Kubeconfig> {
   const ref = specOf(binding).kubeconfigSecretRef;
   const name = ref?.name;
   const key = ref?.key ?? "kubeconfig";
@@ -100,7 +105,7 @@ export async function readKubeconfig(control: KubeClient, binding: KubeObject): 
       message: `secret ${namespace}/${name} ${what}`,
     };
   }
-  const unmarked = notMarkedFor(secret, binding.metadata.name, binding.metadata.namespace ?? "");
+  const unmarked = notMarkedFor(secret, binding.metadata.name, binding.metadata.namespace ?? "", policy);
   if (unmarked !== undefined) return { ok: false, secret, reason: "KubeconfigNotMarked", message: unmarked };
   return { ok: true, secret, key, text: Buffer.from(encoded, "base64").toString("utf8") };
 }
@@ -135,7 +140,7 @@ export async function recordedConsent(
   if (entry === undefined) return consent(claims, []);
   let recorded: RecordedClaim[] | undefined;
   try {
-    recorded = parseRecorded(entry.permissionClaims, `spec.exports[${index}].permissionClaims`);
+    recorded = parseRecorded(entry.permissionClaims, `spec.${field}[${index}].permissionClaims`);
   } catch (err) {
     if (err instanceof InputError) return err.message;
     throw err;

@@ -40,6 +40,7 @@ import type { BindingRef, ExportContext } from "./export-context.ts";
 import { ExportSync } from "./export-sync.ts";
 import type { HealthReport } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
+import type { KubeconfigSecretPolicy } from "./kubeconfig-secret.ts";
 import type { SyncMetrics } from "./metrics.ts";
 import { finalizer } from "./naming.ts";
 import { ProviderAccess } from "./provider-access.ts";
@@ -76,6 +77,8 @@ export type BindingControllerOptions = {
   /** serve the bindings of this namespace only; all when undefined */
   namespace?: string;
   appClientOptions?: ClientOptions;
+  /** which Secrets may hold a binding's kubeconfig (see kubeconfig-secret.ts); default marked */
+  kubeconfigSecrets?: KubeconfigSecretPolicy;
   /** how often the status of each binding is refreshed */
   resyncMs?: number;
   /**
@@ -226,6 +229,7 @@ export class BindingController {
             appClientOptions: this.#o.appClientOptions,
             logger: this.#o.logger,
             events: this.#events,
+            kubeconfigSecrets: this.#o.kubeconfigSecrets ?? "marked",
           },
           binding,
         );
@@ -338,7 +342,7 @@ export class BindingController {
             type: "ClaimsAccepted",
             status: "False",
             reason: "ClaimsPending",
-            message: `not synced until accepted (spec.exports[].permissionClaims, or klutch-bind bind again): ${pendingClaims.join("; ")}`,
+            message: `not synced until accepted (spec.${kindOf(binding).exportsField}[].permissionClaims, or klutch-bind bind again): ${pendingClaims.join("; ")}`,
           },
     );
     if (connected.status !== "True")
@@ -360,7 +364,7 @@ export class BindingController {
       await this.#stopBinding(state);
       return { type: "Connected", status: "False", reason, message: text };
     };
-    const kubeconfig = await readKubeconfig(this.#o.control, binding);
+    const kubeconfig = await readKubeconfig(this.#o.control, binding, this.#o.kubeconfigSecrets);
     if (!kubeconfig.ok) return stopped(kubeconfig.reason, kubeconfig.message);
     if (state.kubeconfigVersion !== kubeconfig.secret.metadata.resourceVersion) {
       await this.#stopBinding(state);

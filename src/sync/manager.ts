@@ -8,6 +8,7 @@ import { AutoExportController } from "./auto-export.ts";
 import { BindingController } from "./bindings.ts";
 import { type HealthServer, serveHealth } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
+import type { KubeconfigSecretPolicy } from "./kubeconfig-secret.ts";
 import { SyncMetrics } from "./metrics.ts";
 
 export type SyncOptions = {
@@ -16,6 +17,8 @@ export type SyncOptions = {
   workers: number;
   namespace?: string;
   appClientOptions?: ClientOptions;
+  /** which Secrets may hold a binding's kubeconfig (see kubeconfig-secret.ts); default marked */
+  kubeconfigSecrets?: KubeconfigSecretPolicy;
   metricsAddress?: string;
   /** serve /healthz and /readyz here (the CLI serves them itself, from before leader election) */
   healthAddress?: string;
@@ -46,6 +49,7 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.namespace ? { namespace: options.namespace } : {}),
     ...(options.appClientOptions ? { appClientOptions: options.appClientOptions } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
+    ...(options.kubeconfigSecrets ? { kubeconfigSecrets: options.kubeconfigSecrets } : {}),
     ...(options.templateNamespaces ? { templateNamespaces: options.templateNamespaces } : {}),
   });
   controller.start();

@@ -12,7 +12,7 @@ import {
 } from "../kube/client.ts";
 import { appClient, bindingKey, readKubeconfig, specOf } from "./binding-spec.ts";
 import { bindingObject, type EventRecorder } from "./events.ts";
-import { kubeconfigForAnnotation } from "./kubeconfig-secret.ts";
+import { type KubeconfigSecretPolicy, kubeconfigForAnnotation } from "./kubeconfig-secret.ts";
 import { finalizer, labels } from "./naming.ts";
 import { refs } from "./resources.ts";
 
@@ -136,6 +136,7 @@ export type ReleaseDeps = {
   appClientOptions: ClientOptions | undefined;
   logger: Logger;
   events: EventRecorder;
+  kubeconfigSecrets?: KubeconfigSecretPolicy;
 };
 
 /**
@@ -145,7 +146,7 @@ export type ReleaseDeps = {
  * with backoff); one whose kubeconfig is gone cannot be released, which a Warning says.
  */
 export async function releaseBinding(deps: ReleaseDeps, binding: KubeObject): Promise<void> {
-  const kubeconfig = await readKubeconfig(deps.control, binding);
+  const kubeconfig = await readKubeconfig(deps.control, binding, deps.kubeconfigSecrets);
   let app: KubeClient | undefined;
   try {
     app = kubeconfig.ok ? appClient(kubeconfig, deps.appClientOptions) : undefined;

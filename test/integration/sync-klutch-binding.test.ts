@@ -75,7 +75,7 @@ describe("klutch-bind's AppClusterBinding", () => {
     });
   });
 
-  it("says SecretValid=False, naming what to do, for a Secret that does not name the binding", async () => {
+  it("says SecretValid=False, naming the marks and the flag, for an unmarked Secret (the default: marked)", async () => {
     const env = await syncEnv({ resyncMs: 500 });
     await env.template([]);
     const ns = env.bindingNamespace;
@@ -99,7 +99,10 @@ describe("klutch-bind's AppClusterBinding", () => {
       const valid = conditionOf(read, "SecretValid");
       assert.equal(valid?.status, "False", JSON.stringify(read?.status));
       assert.equal(valid?.reason, "KubeconfigNotMarked");
+      assert.match(valid?.message ?? "", /label it app\.kubernetes\.io\/managed-by=klutch-bind/);
       assert.match(valid?.message ?? "", /annotate it bind\.klutch\.dev\/kubeconfig-for=unmarked/);
+      // the default (marked) names the opt-in that would take this Secret as it is
+      assert.match(valid?.message ?? "", /or run the sync with --kubeconfig-secrets same-namespace/);
       assert.equal(conditionOf(read, "Ready")?.status, "False");
     });
   });

@@ -6,7 +6,7 @@ import { type Logger, pino } from "pino";
 import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
-import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
+import { type KubeconfigSecretPolicy, kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { type RunningSync, startSync } from "../../src/sync/manager.ts";
 import { refs } from "../../src/sync/resources.ts";
 import type { Cluster } from "./cluster.ts";
@@ -109,6 +109,8 @@ export type SyncEnvOptions = {
   scope?: "Namespaced" | "Cluster";
   /** the in-process sync's logger (default silent, or KLB_TEST_LOG's level) */
   logger?: Logger;
+  /** the in-process sync's --kubeconfig-secrets; default marked */
+  kubeconfigSecrets?: KubeconfigSecretPolicy;
 };
 
 export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
@@ -132,12 +134,12 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
   onFileDone(async () => {
     // the sync is stopped by now: release what still carries its finalizer, or the CRD (and the
     // namespace of the bindings) never goes
-    const bindings = await controlClient
-      .list(refs.bindings, { namespace: bindingNamespace })
-      .catch(() => ({ items: [] }));
-    for (const b of bindings.items) {
-      if (b.metadata.finalizers?.length)
-        await controlClient.update(refs.bindings, { ...b, metadata: { ...b.metadata, finalizers: [] } });
+    for (const kind of [refs.bindings, refs.klutchBindings]) {
+      const bindings = await controlClient.list(kind, { namespace: bindingNamespace }).catch(() => ({ items: [] }));
+      for (const b of bindings.items) {
+        if (b.metadata.finalizers?.length)
+          await controlClient.update(kind, { ...b, metadata: { ...b.metadata, finalizers: [] } });
+      }
     }
     const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced };
     for (const client of [appClient, controlClient]) {
@@ -174,6 +176,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
       namespace: bindingNamespace,
       resyncMs: options.resyncMs ?? 1000,
       healthAddress: "127.0.0.1:0",
+      ...(options.kubeconfigSecrets ? { kubeconfigSecrets: options.kubeconfigSecrets } : {}),
     });
     onFileDone(() => running.stop());
     sync = running;
