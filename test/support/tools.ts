@@ -17,8 +17,11 @@ export function tool(
   return path;
 }
 
-/** `make dev-clusters` keeps its clusters here; tests reuse them when they are up. */
-export const devDir = join(repoRoot, ".dev");
+/**
+ * `make dev-clusters` keeps its clusters here; tests reuse them when they are up. KLB_DEV_DIR moves
+ * it (the demo's test runs `make dev-crossplane`'s program and the demo on clusters of its own).
+ */
+export const devDir = process.env.KLB_DEV_DIR ?? join(repoRoot, ".dev");
 
 export function devClusterDir(name: string): string {
   return join(devDir, "clusters", name);
