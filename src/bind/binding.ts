@@ -1,14 +1,17 @@
 // Making an AppClusterBinding, shared by `klutch-bind bind` and the web page: the app cluster's
-// kubeconfig as a Secret, and the binding that names it and the exports.
+// kubeconfig as a Secret, and klutch-bind's AppClusterBinding (klutch.anynines.com) that names it
+// and the exports.
 import { isDnsLabel } from "../export/decode.ts";
-import { KubeApiError, KubeClient, type KubeObject } from "../kube/client.ts";
+import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import { specOf } from "../sync/binding-spec.ts";
 import type { RecordedClaim } from "../sync/consent.ts";
 import { kubeconfigSecretLabels, kubeconfigSecretMarks, notMarkedFor } from "../sync/kubeconfig-secret.ts";
 import { labels } from "../sync/naming.ts";
-import { refs } from "../sync/resources.ts";
+import { apiVersionOf, refs } from "../sync/resources.ts";
 import type { BindableApi } from "./bindable.ts";
 import type { Decisions } from "./claim-choice.ts";
 import { explain } from "./explain.ts";
+import { findBindings, isOlderKind } from "./find-bindings.ts";
 
 /** On the kubeconfig Secrets that bind makes (CLI or web page), so unbind and the sync know them. */
 export const bindingSecretLabels = kubeconfigSecretLabels;
@@ -66,19 +69,22 @@ export function recordedClaims(api: BindableApi, decisions: Decisions | undefine
 }
 
 /**
- * Stores the kubeconfig and creates (or updates) the binding. Returns the Secret's name, and
- * whether the kubeconfig was kept as it was: an app team may create Secrets but not change or read
- * them (`klutch-bind:binder`: a patch answers with the whole Secret, so patch would mean read), so
- * an existing Secret is replaced only by whoever may read it.
+ * Stores the kubeconfig and creates (or updates) the binding: klutch-bind's AppClusterBinding
+ * (klutch.anynines.com), or ours where a binding of that name was made with it. Returns the
+ * Secret's name, the binding's kind, and whether the kubeconfig was kept as it was: an app team
+ * may create Secrets but not change or read them (`klutch-bind:binder`: a patch answers with the
+ * whole Secret, so patch would mean read), so an existing Secret is replaced only by whoever may
+ * read it.
  */
 export async function createBinding(
   client: KubeClient,
   binding: NewBinding,
   fieldManager: string,
-): Promise<{ secretName: string; kept: boolean }> {
+): Promise<{ secretName: string; kept: boolean; ref: ResourceRef; older: boolean }> {
   // checked before anything is written
   const recorded = binding.exports.map((e) => recordedClaims(e, binding.decisions));
   const secretName = `${binding.name}-kubeconfig`;
+  const target = await bindingTarget(client, binding, secretName);
   const secret: KubeObject = {
     apiVersion: "v1",
     kind: "Secret",
@@ -122,22 +128,24 @@ export async function createBinding(
       kept = true; // not ours to read: the binding uses it only if it is marked for this binding
     }
   }
+  const ref = target.ref;
+  const spec = target.older
+    ? {
+        kubeconfigSecretRef: { name: secretName, key: "kubeconfig" },
+        exports: exportEntries(binding, recorded),
+      }
+    : {
+        kubeconfigSecretRef: { name: secretName, namespace: binding.namespace, key: "kubeconfig" },
+        apiExports: exportEntries(binding, recorded),
+      };
   await client
     .apply(
-      refs.bindings,
+      ref,
       {
-        apiVersion: "bind.klutch.dev/v1alpha1",
+        apiVersion: apiVersionOf(ref),
         kind: "AppClusterBinding",
         metadata: { name: binding.name, namespace: binding.namespace },
-        spec: {
-          kubeconfigSecretRef: { name: secretName, key: "kubeconfig" },
-          // the claims the user was shown, each accepted or rejected: the sync syncs only the accepted
-          exports: binding.exports.map((e, i) => ({
-            group: e.group,
-            resource: e.resource,
-            ...(e.permissionClaims ? { permissionClaims: recorded[i] } : {}),
-          })),
-        },
+        spec,
       },
       fieldManager,
       true,
@@ -147,5 +155,44 @@ export async function createBinding(
       if (created) await client.delete(refs.secrets, secretName, binding.namespace).catch(() => undefined);
       throw explain(err, `create AppClusterBinding ${binding.name}`, client.server, binding.namespace);
     });
-  return { secretName, kept };
+  return { secretName, kept, ref, older: target.older };
+}
+
+/** The binding's exports with the claims the user was shown, each accepted or rejected: the sync syncs only the accepted. */
+function exportEntries(binding: NewBinding, recorded: RecordedClaim[][]) {
+  return binding.exports.map((e, i) => ({
+    group: e.group,
+    resource: e.resource,
+    ...(e.permissionClaims ? { permissionClaims: recorded[i] } : {}),
+  }));
+}
+
+/**
+ * Which kind to write: klutch-bind's AppClusterBinding, or ours when a binding of that name was
+ * made with it before (binding again records the new answers there; the sync serves both kinds).
+ * Refuses a klutch-bind binding of that name whose kubeconfigSecretRef (immutable) names another
+ * Secret than bind's.
+ */
+async function bindingTarget(
+  client: KubeClient,
+  binding: NewBinding,
+  secretName: string,
+): Promise<{ ref: ResourceRef; older: boolean }> {
+  const existing = await findBindings(client, binding.name, binding.namespace).catch((err: unknown) => {
+    // who may not read bindings learns what they may not do from the writes that follow
+    if (err instanceof KubeApiError && err.code === 403) return [];
+    throw explain(err, `read AppClusterBinding ${binding.name}`, client.server, binding.namespace);
+  });
+  const klutch = existing.find((b) => !isOlderKind(b));
+  const older = existing.find(isOlderKind);
+  if (klutch !== undefined) {
+    const ref = specOf(klutch).kubeconfigSecretRef;
+    if (ref?.name !== secretName || (ref.namespace ?? binding.namespace) !== binding.namespace) {
+      throw new Error(
+        `AppClusterBinding ${binding.namespace}/${binding.name} exists and reads its kubeconfig from Secret ${ref?.namespace ?? binding.namespace}/${ref?.name ?? "?"} (immutable): choose another binding name, or unbind it first`,
+      );
+    }
+  }
+  if (klutch === undefined && older !== undefined) return { ref: refs.bindings, older: true };
+  return { ref: refs.klutchBindings, older: false };
 }

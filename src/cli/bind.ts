@@ -13,7 +13,7 @@ import {
 } from "../bind/claim-choice.ts";
 import { explain } from "../bind/explain.ts";
 import { conditionOf } from "../kube/conditions.ts";
-import { refs } from "../sync/resources.ts";
+import { apiVersionOf } from "../sync/resources.ts";
 import { contextFlags, controlPlane } from "./context.ts";
 import { UsageError } from "./usage.ts";
 
@@ -80,6 +80,8 @@ export async function runBind(
       wait: { type: "boolean", default: true },
     },
     allowPositionals: true,
+    // --no-wait
+    allowNegative: true,
     strict: true,
   });
   const name = values.name;
@@ -128,7 +130,7 @@ export async function runBind(
     say(`✓ app cluster ${app.server} answers (${app.version})`);
 
     // 3. the kubeconfig as a Secret, the binding beside it
-    const { secretName, kept } = await createBinding(
+    const { secretName, kept, ref, older } = await createBinding(
       ctx.client,
       { name, namespace: ctx.namespace, kubeconfig, exports, decisions },
       "klutch-bind-cli",
@@ -138,14 +140,18 @@ export async function runBind(
         ? `✓ kept the existing Secret ${ctx.namespace}/${secretName} (you may not replace it; unbind first to store a new kubeconfig)`
         : `✓ kubeconfig stored as Secret ${ctx.namespace}/${secretName}`,
     );
-    say(`✓ AppClusterBinding ${ctx.namespace}/${name} created`);
+    say(
+      older
+        ? `✓ AppClusterBinding ${ctx.namespace}/${name} (${apiVersionOf(ref)}, made before klutch-bind's kind) updated`
+        : `✓ AppClusterBinding ${ctx.namespace}/${name} (${apiVersionOf(ref)}) created`,
+    );
     if (!values.wait) return 0;
 
     // 4. wait for the sync to report it Ready, showing what changes
     const started = Date.now();
     let last = "";
     for (;;) {
-      const binding = await ctx.client.get(refs.bindings, name, ctx.namespace);
+      const binding = await ctx.client.get(ref, name, ctx.namespace);
       const connected = conditionOf(binding, "Connected");
       const ready = conditionOf(binding, "Ready");
       const now = `Connected=${connected?.status ?? "?"} Ready=${ready?.status ?? "?"}${ready?.message ? `: ${ready.message}` : ""}`;

@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { explain } from "../bind/explain.ts";
+import { groupOf, listBindings } from "../bind/find-bindings.ts";
 import { conditionOf } from "../kube/conditions.ts";
-import { refs } from "../sync/resources.ts";
 import { contextFlags, controlPlane } from "./context.ts";
 import { table } from "./table.ts";
 
@@ -12,7 +12,8 @@ export async function runStatus(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: contextFlags, allowPositionals: true, strict: true });
   const ctx = controlPlane(values);
   try {
-    const { items } = await ctx.client.list(refs.bindings, { namespace: ctx.namespace }).catch((err: unknown) => {
+    // klutch-bind's AppClusterBindings and ours made before (bind.klutch.dev): both are served
+    const items = await listBindings(ctx.client, ctx.namespace).catch((err: unknown) => {
       throw explain(err, "list AppClusterBindings", ctx.client.server, ctx.namespace);
     });
     const bindings = items.filter((b) => positionals.length === 0 || positionals.includes(b.metadata.name));
@@ -35,12 +36,15 @@ export async function runStatus(args: string[]): Promise<number> {
         conditionOf(b, "Ready")?.status ?? "Unknown",
         exports.map((e) => `${e.resource}.${e.group}=${e.objects ?? 0}`).join(",") || "-",
         lastSync,
+        groupOf(b),
       ];
     });
-    process.stdout.write(table(["NAME", "CONNECTED", "READY", "OBJECTS", "LAST SYNC"], rows));
+    process.stdout.write(table(["NAME", "CONNECTED", "READY", "OBJECTS", "LAST SYNC", "API GROUP"], rows));
     for (const b of bindings) {
       const ready = conditionOf(b, "Ready");
-      if (ready?.status !== "True" && ready?.message) process.stdout.write(`\n${b.metadata.name}: ${ready.message}\n`);
+      if (ready?.status !== "True" && ready?.message) {
+        process.stdout.write(`\n${b.metadata.name} (${groupOf(b)}): ${ready.message}\n`);
+      }
     }
     return 0;
   } finally {

@@ -1,7 +1,9 @@
 import { parseArgs } from "node:util";
 import { isBindingSecret } from "../bind/binding.ts";
 import { explain } from "../bind/explain.ts";
+import { findBindings, groupOf } from "../bind/find-bindings.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import { kindOf, specOf } from "../sync/binding-spec.ts";
 import { finalizer, labels } from "../sync/naming.ts";
 import { refs } from "../sync/resources.ts";
 import { contextFlags, controlPlane } from "./context.ts";
@@ -21,6 +23,8 @@ export async function runUnbind(args: string[]): Promise<number> {
       delete: { type: "boolean", default: false },
       orphan: { type: "boolean", default: false },
       timeout: { type: "string", default: "300" },
+      // klutch.anynines.com or bind.klutch.dev, when both kinds have a binding of that name
+      "api-group": { type: "string" },
     },
     allowPositionals: true,
     strict: true,
@@ -41,31 +45,41 @@ export async function runUnbind(args: string[]): Promise<number> {
   const ctx = controlPlane(values);
   const say = (line: string) => process.stdout.write(`${line}\n`);
   try {
-    const binding = await ctx.client.get(refs.bindings, name, ctx.namespace).catch((err: unknown) => {
+    const group = values["api-group"];
+    const found = await findBindings(ctx.client, name, ctx.namespace, group).catch((err: unknown) => {
       throw explain(err, `read AppClusterBinding ${name}`, ctx.client.server, ctx.namespace);
     });
-    if (binding === undefined) throw new Error(`no AppClusterBinding ${name} in namespace ${ctx.namespace}`);
+    const [binding, other] = found;
+    if (binding === undefined) {
+      throw new Error(`no AppClusterBinding ${name}${group ? ` of ${group}` : ""} in namespace ${ctx.namespace}`);
+    }
+    if (other !== undefined) {
+      throw new UsageError(
+        `unbind: both ${found.map(groupOf).join(" and ")} have an AppClusterBinding ${name}: choose one with --api-group`,
+      );
+    }
+    const ref = kindOf(binding).ref;
     const uid = binding.metadata.uid ?? "";
-    const spec = binding.spec as {
-      kubeconfigSecretRef: { name: string; key?: string };
-      exports?: Array<{ group: string; resource: string }>;
+    const spec = specOf(binding);
+    const secretRef = {
+      name: spec.kubeconfigSecretRef?.name ?? "",
+      namespace: spec.kubeconfigSecretRef?.namespace || ctx.namespace,
+      key: spec.kubeconfigSecretRef?.key ?? "kubeconfig",
     };
     // an app team may not read Secrets (klutch-bind:binder): then the app objects are released by the
     // sync but not deleted here
-    const secret = await ctx.client
-      .get(refs.secrets, spec.kubeconfigSecretRef.name, ctx.namespace)
-      .catch((err: unknown) => {
-        if (err instanceof KubeApiError && err.code === 403) return undefined;
-        throw err;
-      });
+    const secret = secretRef.name
+      ? await ctx.client.get(refs.secrets, secretRef.name, secretRef.namespace).catch((err: unknown) => {
+          if (err instanceof KubeApiError && err.code === 403) return undefined;
+          throw err;
+        })
+      : undefined;
     if (secret === undefined && values.delete) {
       say(
-        `! cannot read Secret ${ctx.namespace}/${spec.kubeconfigSecretRef.name}: the app cluster's objects are released, not deleted`,
+        `! cannot read Secret ${secretRef.namespace}/${secretRef.name}: the app cluster's objects are released, not deleted`,
       );
     }
-    const encoded = (secret?.data as Record<string, string> | undefined)?.[
-      spec.kubeconfigSecretRef.key ?? "kubeconfig"
-    ];
+    const encoded = (secret?.data as Record<string, string> | undefined)?.[secretRef.key];
     const app = encoded
       ? KubeClient.fromUntrustedKubeconfig(Buffer.from(encoded, "base64").toString("utf8"))
       : undefined;
@@ -73,32 +87,32 @@ export async function runUnbind(args: string[]): Promise<number> {
     // The sync does the releasing (as for a binding deleted with kubectl); we tell it how, and
     // note first what is ours in the app cluster, since releasing takes our label off.
     const policy = values.delete ? "Delete" : "Orphan";
-    await ctx.client.mergePatch(refs.bindings, name, ctx.namespace, { spec: { deletionPolicy: policy } });
+    await ctx.client.mergePatch(ref, name, ctx.namespace, { spec: { deletionPolicy: policy } });
     const exported: Array<{ id: string; ref: ResourceRef; owned: KubeObject[] }> = [];
     for (const e of spec.exports ?? []) {
-      const crd = await ctx.client.get(refs.crds, `${e.resource}.${e.group}`);
+      const crd = await ctx.client.get(refs.crds, `${e.resource}.${e.group ?? ""}`);
       if (crd === undefined) continue;
       const crdSpec = crd.spec as { scope: string; versions: Array<{ name: string; storage?: boolean }> };
-      const ref: ResourceRef = {
-        group: e.group,
+      const exportRef: ResourceRef = {
+        group: e.group ?? "",
         version: crdSpec.versions.find((v) => v.storage)?.name ?? crdSpec.versions[0]?.name ?? "",
-        resource: e.resource,
+        resource: e.resource ?? "",
         namespaced: crdSpec.scope === "Namespaced",
       };
-      const owned = app ? await ownedAppObjects(app, ref, uid) : [];
-      exported.push({ id: `${e.resource}.${e.group}`, ref, owned });
+      const owned = app ? await ownedAppObjects(app, exportRef, uid) : [];
+      exported.push({ id: `${e.resource}.${e.group ?? ""}`, ref: exportRef, owned });
     }
     // only counted, for --delete (the sync deletes them)
     const namespaces = values.delete
       ? (await ctx.client.list(refs.namespaces, { labelSelector: `${labels.binding}=${uid}` })).items
       : [];
 
-    await ctx.client.delete(refs.bindings, name, ctx.namespace);
+    await ctx.client.delete(ref, name, ctx.namespace);
     const waitUntil = Date.now() + timeoutSeconds * 1000;
-    while ((await ctx.client.get(refs.bindings, name, ctx.namespace)) !== undefined) {
+    while ((await ctx.client.get(ref, name, ctx.namespace)) !== undefined) {
       if (Date.now() > waitUntil) {
         throw new Error(
-          `the sync has not let go of AppClusterBinding ${name} within ${values.timeout} s: is klutch-bind sync running? (kubectl describe appclusterbinding ${name} shows why)`,
+          `the sync has not let go of AppClusterBinding ${name} within ${values.timeout} s: is klutch-bind sync running? (kubectl describe appclusterbindings.${ref.group} ${name} shows why)`,
         );
       }
       await sleep(250);
@@ -107,13 +121,13 @@ export async function runUnbind(args: string[]): Promise<number> {
       `✓ AppClusterBinding ${ctx.namespace}/${name} deleted; the sync has released its objects (deletionPolicy ${policy})`,
     );
 
-    for (const { id, ref, owned } of exported) {
-      const copies = (await ctx.client.list(ref, { labelSelector: `${labels.binding}=${uid}` })).items;
+    for (const { id, ref: exportRef, owned } of exported) {
+      const copies = (await ctx.client.list(exportRef, { labelSelector: `${labels.binding}=${uid}` })).items;
       if (values.delete) {
         say(`  waiting for ${copies.length} provider cop${copies.length === 1 ? "y" : "ies"} of ${id} to go …`);
         const deadline = Date.now() + timeoutSeconds * 1000;
         for (;;) {
-          const left = (await ctx.client.list(ref, { labelSelector: `${labels.binding}=${uid}` })).items.length;
+          const left = (await ctx.client.list(exportRef, { labelSelector: `${labels.binding}=${uid}` })).items.length;
           if (left === 0) break;
           if (Date.now() > deadline)
             throw new Error(`${left} provider copies of ${id} still deleting after ${values.timeout} s`);
@@ -121,7 +135,7 @@ export async function runUnbind(args: string[]): Promise<number> {
         }
         say(`✓ provider copies of ${id} gone`);
         if (app !== undefined) {
-          for (const obj of owned) await app.delete(ref, obj.metadata.name, obj.metadata.namespace);
+          for (const obj of owned) await app.delete(exportRef, obj.metadata.name, obj.metadata.namespace);
           say(`✓ ${owned.length} app cluster object(s) of ${id} deleted`);
         }
       } else {
@@ -134,9 +148,10 @@ export async function runUnbind(args: string[]): Promise<number> {
     // bindings too stays); this only says what happened
     if (isBindingSecret(secret)) {
       const gone =
-        (await ctx.client.get(refs.secrets, secret.metadata.name, ctx.namespace).catch(() => secret)) === undefined;
+        (await ctx.client.get(refs.secrets, secret.metadata.name, secretRef.namespace).catch(() => secret)) ===
+        undefined;
       say(
-        `${gone ? "✓" : "!"} Secret ${ctx.namespace}/${secret.metadata.name} ${gone ? "deleted with the binding" : "kept (it serves other bindings too)"}`,
+        `${gone ? "✓" : "!"} Secret ${secretRef.namespace}/${secret.metadata.name} ${gone ? "deleted with the binding" : "kept (it serves other bindings too)"}`,
       );
     }
     app?.close();

@@ -3,6 +3,7 @@
 import type { BindableApi } from "../bind/bindable.ts";
 import { choicesOf } from "../bind/claim-choice.ts";
 import type { Condition } from "../kube/conditions.ts";
+import { refs } from "../sync/resources.ts";
 import { type Html, html } from "./html.ts";
 
 export type BindingView = {
@@ -12,7 +13,15 @@ export type BindingView = {
   ready: Condition | undefined;
   exports: Array<{ id: string; objects: number; message?: string }>;
   deleting: boolean;
+  /** the API group of its kind: klutch.anynines.com, or bind.klutch.dev for bindings made before */
+  group: string;
 };
+
+/** The page of a binding; one of the older kind says so, as both kinds may have a binding of a name. */
+export function bindingHref(b: { namespace: string; name: string; group: string }): string {
+  const path = `/bindings/${encodeURIComponent(b.namespace)}/${encodeURIComponent(b.name)}`;
+  return b.group === refs.bindings.group ? `${path}?group=${encodeURIComponent(b.group)}` : path;
+}
 
 type Frame = { title: string; user?: string; csrf?: string; refreshSeconds?: number; body: Html };
 
@@ -125,9 +134,9 @@ ${view.apis.map(
       : html`<table id="bindings"><thead><tr><th>Name</th><th>Connected</th><th>Ready</th><th>Objects</th><th>Message</th></tr></thead><tbody>
 ${view.bindings.map(
   (b) =>
-    html`<tr data-binding="${b.name}"><td><a href="/bindings/${encodeURIComponent(b.namespace)}/${encodeURIComponent(b.name)}">${b.name}</a>${
-      b.deleting ? html` <span class="muted">(deleting)</span>` : ""
-    }</td><td>${status(b.connected)}</td><td>${status(b.ready)}</td><td>${b.exports.map((e) => html`${e.id}: ${e.objects}<br>`)}</td><td class="muted">${
+    html`<tr data-binding="${b.name}" data-group="${b.group}"><td><a href="${bindingHref(b)}">${b.name}</a>${
+      b.group === refs.bindings.group ? html` <span class="muted">(${b.group})</span>` : ""
+    }${b.deleting ? html` <span class="muted">(deleting)</span>` : ""}</td><td>${status(b.connected)}</td><td>${status(b.ready)}</td><td>${b.exports.map((e) => html`${e.id}: ${e.objects}<br>`)}</td><td class="muted">${
       b.ready?.status === "True" ? "" : b.ready?.message
     }</td></tr>`,
 )}</tbody></table>`;
@@ -183,7 +192,7 @@ export function bindingPage(view: {
     // until it is Ready, the page follows the sync's progress by itself
     ...(settled ? {} : { refreshSeconds: 2 }),
     body: html`<section>
-  <h2>AppClusterBinding ${b.namespace}/<span id="binding-name">${b.name}</span></h2>
+  <h2>AppClusterBinding ${b.namespace}/<span id="binding-name">${b.name}</span> <span class="muted" id="binding-group">${b.group}</span></h2>
   <p>Ready: <span id="ready">${status(b.ready)}</span> · Connected: ${status(b.connected)}${settled ? "" : html` <span class="muted">(refreshing every 2 s)</span>`}</p>
   <table><thead><tr><th>Condition</th><th>Status</th><th>Reason</th><th>Message</th></tr></thead><tbody>
   ${view.conditions.map((c) => html`<tr><td>${c.type}</td><td>${status(c)}</td><td>${c.reason}</td><td class="muted">${c.message}</td></tr>`)}

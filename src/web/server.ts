@@ -10,15 +10,23 @@ import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bind
 import { checkAppCluster, checkBindingName, createBinding } from "../bind/binding.ts";
 import { choicesOf, decide, stateOf } from "../bind/claim-choice.ts";
 import { ExplainedError, explain } from "../bind/explain.ts";
+import { findBindings, groupOf, listBindings } from "../bind/find-bindings.ts";
 import { namespaceName } from "../export/decode.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
 import { conditionOf, conditionsOf } from "../kube/conditions.ts";
 import { listen } from "../listen.ts";
-import { refs } from "../sync/resources.ts";
 import { script, styleSheet } from "./assets.ts";
 import { checkToken, reviewToken, SignInError } from "./auth.ts";
 import { RequestError, readForm } from "./form.ts";
-import { type BindForm, type BindingView, bindingPage, dashboardPage, errorPage, loginPage } from "./pages.ts";
+import {
+  type BindForm,
+  type BindingView,
+  bindingHref,
+  bindingPage,
+  dashboardPage,
+  errorPage,
+  loginPage,
+} from "./pages.ts";
 import { cookie, type EndReason, randomToken, readCookies, type Session, SessionStore, sameToken } from "./session.ts";
 
 export type WebOptions = {
@@ -88,6 +96,7 @@ function bindingView(b: KubeObject): BindingView {
     ready: conditionOf(b, "Ready"),
     exports,
     deleting: b.metadata.deletionTimestamp !== undefined,
+    group: groupOf(b),
   };
 }
 
@@ -139,8 +148,8 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           error: explain(err, "list the bindable APIs", options.control.server, namespace).message,
         }),
       ),
-      session.client.list(refs.bindings, { namespace }).then(
-        (list) => ({ bindings: list.items.map(bindingView) }),
+      listBindings(session.client, namespace).then(
+        (items) => ({ bindings: items.map(bindingView) }),
         (err: unknown) => ({
           bindings: [] as BindingView[],
           error: explain(err, "list AppClusterBindings", options.control.server, namespace).message,
@@ -185,7 +194,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     }
     const decisions = decide(exports, (c) => checked.has(`${c.api.id}/${c.key}`));
     await checkAppCluster(kubeconfig);
-    await createBinding(session.client, { name, namespace, kubeconfig, exports, decisions }, "klutch-bind-web");
+    const { ref } = await createBinding(
+      session.client,
+      { name, namespace, kubeconfig, exports, decisions },
+      "klutch-bind-web",
+    );
     log.info(
       {
         user: session.user.username,
@@ -195,7 +208,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       },
       "bound an app cluster",
     );
-    return `/bindings/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
+    return bindingHref({ namespace, name, group: ref.group });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -309,9 +322,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)$/.exec(path);
     if (req.method === "GET" && bindingPath) {
       const [ns, name] = [decodeURIComponent(bindingPath[1] ?? ""), decodeURIComponent(bindingPath[2] ?? "")];
+      // klutch-bind's kind unless the link names the older one (bind.klutch.dev)
+      const group = url.searchParams.get("group") ?? undefined;
       let binding: KubeObject | undefined;
       try {
-        binding = await session.client.get(refs.bindings, name, ns);
+        [binding] = await findBindings(session.client, name, ns, group);
       } catch (err) {
         const why = explain(err, `read AppClusterBinding ${name}`, options.control.server, ns);
         return send(
@@ -326,7 +341,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           404,
           errorPage({
             title: "Not found",
-            message: `no AppClusterBinding ${name} in namespace ${ns}`,
+            message: `no AppClusterBinding ${name}${group ? ` of ${group}` : ""} in namespace ${ns}`,
             user: session.user.username,
             csrf: session.csrf,
           }),

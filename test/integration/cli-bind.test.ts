@@ -92,9 +92,27 @@ describe("klutch-bind exports, bind, status, unbind", () => {
     assert.match(stdout, /✓ accepted claim configmaps\.core\/Consumer of /);
     assert.match(stdout, /✓ app cluster https:\/\/127\.0\.0\.1:\d+ answers \(v1\.37\.2\)/);
     assert.match(stdout, /… Connected=/);
+    assert.match(stdout, /✓ AppClusterBinding \S+\/cli \(klutch\.anynines\.com\/v1alpha1\) created/);
     assert.match(stdout, /✓ cli is Ready after/);
+    // klutch-bind's AppClusterBinding, as its users write it, plus the recorded claims
+    const binding = await env.controlClient.get(refs.klutchBindings, "cli", env.bindingNamespace);
+    const spec = binding?.spec as Record<string, unknown>;
+    assert.deepEqual(spec.kubeconfigSecretRef, {
+      name: "cli-kubeconfig",
+      namespace: env.bindingNamespace,
+      key: "kubeconfig",
+    });
+    const apiExports = spec.apiExports as Array<Record<string, unknown>>;
+    assert.deepEqual(
+      apiExports.map((e) => [e.group, e.resource, (e.permissionClaims as unknown[]).length]),
+      [[env.ref.group, "postgresqlinstances", 2]],
+    );
+    assert.equal(spec.exports, undefined);
+    assert.equal(await env.controlClient.get(refs.bindings, "cli", env.bindingNamespace), undefined, "not ours");
+    assert.equal(conditionOf(binding, "SecretValid")?.status, "True");
     const status = await cli("status");
-    assert.match(status.stdout, /^cli\s+True\s+True\s+/m);
+    assert.match(status.stdout, /^NAME\s+CONNECTED\s+READY\s+OBJECTS\s+LAST SYNC\s+API GROUP$/m);
+    assert.match(status.stdout, /^cli\s+True\s+True\s+\S+\s+\S+\s+klutch\.anynines\.com$/m);
   });
 
   it("names the cause: unknown export, unreachable app cluster, missing choice", async () => {
@@ -158,7 +176,7 @@ describe("klutch-bind exports, bind, status, unbind", () => {
   it("unbinds with --orphan: objects stay on both sides, unsynced", async () => {
     const appNs = `orphan-${uniqueSuffix()}`;
     await objectIn(appNs);
-    const binding = await env.controlClient.get(refs.bindings, "cli", env.bindingNamespace);
+    const binding = await env.controlClient.get(refs.klutchBindings, "cli", env.bindingNamespace);
     const selector = `${labels.binding}=${binding?.metadata.uid}`;
     await eventually("provider copy", async () =>
       assert.equal((await env.controlClient.list(env.ref, { labelSelector: selector })).items.length, 1),
@@ -166,7 +184,7 @@ describe("klutch-bind exports, bind, status, unbind", () => {
     const { code, stdout } = await cli("unbind", "cli", "--orphan");
     assert.equal(code, 0);
     assert.match(stdout, /left in place \(orphaned\)/);
-    assert.equal(await env.controlClient.get(refs.bindings, "cli", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.klutchBindings, "cli", env.bindingNamespace), undefined);
     assert.equal(await env.controlClient.get(refs.secrets, "cli-kubeconfig", env.bindingNamespace), undefined);
     assert.equal(
       (await env.controlClient.list(env.ref, { labelSelector: selector })).items.length,
@@ -192,7 +210,7 @@ describe("klutch-bind exports, bind, status, unbind", () => {
     assert.equal(bound.code, 0, bound.stderr);
     const appNs = `delete-${uniqueSuffix()}`;
     await objectIn(appNs);
-    const binding = await env.controlClient.get(refs.bindings, "doomed", env.bindingNamespace);
+    const binding = await env.controlClient.get(refs.klutchBindings, "doomed", env.bindingNamespace);
     const selector = `${labels.binding}=${binding?.metadata.uid}`;
     await eventually("provider copy", async () =>
       assert.ok((await env.controlClient.list(env.ref, { labelSelector: selector })).items.length >= 1),
@@ -233,10 +251,10 @@ describe("klutch-bind bind: accepting and rejecting each claim", () => {
   const cli = (...args: string[]) => runCli(env, env.control.kubeconfigPath, args);
   /** What the binding records, as the sync reads it against the template: the claims accepted, rejected, pending. */
   const recorded = async (name: string) => {
-    const binding = await env.controlClient.get(refs.bindings, name, env.bindingNamespace);
+    const binding = await env.controlClient.get(refs.klutchBindings, name, env.bindingNamespace);
     const template = await env.controlClient.get(refs.templates, "postgresqlinstances", env.bindingNamespace);
-    const spec = binding?.spec as { exports?: Array<{ permissionClaims?: unknown }> } | undefined;
-    const record = parseRecorded(spec?.exports?.[0]?.permissionClaims, "permissionClaims");
+    const spec = binding?.spec as { apiExports?: Array<{ permissionClaims?: unknown }> } | undefined;
+    const record = parseRecorded(spec?.apiExports?.[0]?.permissionClaims, "permissionClaims");
     assert.ok(record, "the binding records its claims");
     assert.equal(record.length, 2, "every claim the user was shown");
     const split = consent(
@@ -271,7 +289,7 @@ describe("klutch-bind bind: accepting and rejecting each claim", () => {
     assert.match(stderr, /^klutch-bind: bind: accept or reject the 2 permission claim\(s\) \(stdin is not a terminal/);
     assert.match(stderr, /secrets\.core\/Provider of \S+: it writes secrets named \*-credentials into your namespaces/);
     assert.match(stderr, /--accept-claims RESOURCE\.GROUP\/OWNER,\.\.\. +accept these/);
-    assert.equal(await env.controlClient.get(refs.bindings, "chosen", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.klutchBindings, "chosen", env.bindingNamespace), undefined);
     assert.equal(await env.controlClient.get(refs.secrets, "chosen-kubeconfig", env.bindingNamespace), undefined);
 
     const typo = await cli(
@@ -290,7 +308,7 @@ describe("klutch-bind bind: accepting and rejecting each claim", () => {
       typo.stderr,
       /"secret\/Provider" matches no claim; the claims are: secrets\.core\/Provider, configmaps/,
     );
-    assert.equal(await env.controlClient.get(refs.bindings, "chosen", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.klutchBindings, "chosen", env.bindingNamespace), undefined);
   });
 
   it("records the selected claim Accepted and the other Rejected, and syncs only the accepted one", async () => {
@@ -312,7 +330,7 @@ describe("klutch-bind bind: accepting and rejecting each claim", () => {
     assert.match(stdout, /✓ chosen is Ready after/);
     assert.deepEqual(await recorded("chosen"), { accepted: ["secrets"], rejected: ["configmaps"], pending: [] });
 
-    const binding = await env.controlClient.get(refs.bindings, "chosen", env.bindingNamespace);
+    const binding = await env.controlClient.get(refs.klutchBindings, "chosen", env.bindingNamespace);
     const ns = `chosen-${uniqueSuffix()}`;
     await env.appObject(ns, "db");
     const pns = providerNamespace(binding?.metadata.uid ?? "", ns);
@@ -339,7 +357,7 @@ describe("klutch-bind bind: accepting and rejecting each claim", () => {
       undefined,
       "the rejected claim's configmap is not synced",
     );
-    const read = await env.controlClient.get(refs.bindings, "chosen", env.bindingNamespace);
+    const read = await env.controlClient.get(refs.klutchBindings, "chosen", env.bindingNamespace);
     assert.equal(conditionOf(read, "Ready")?.status, "True");
   });
 
@@ -375,7 +393,7 @@ describe("klutch-bind bind: accepting and rejecting each claim", () => {
     assert.match(text, /✗ rejected claim secrets\.core\/Provider/);
     assert.match(text, /✓ accepted claim configmaps\.core\/Consumer/);
     assert.deepEqual(await recorded("chosen"), { accepted: ["configmaps"], rejected: ["secrets"], pending: [] });
-    const binding = await env.controlClient.get(refs.bindings, "chosen", env.bindingNamespace);
+    const binding = await env.controlClient.get(refs.klutchBindings, "chosen", env.bindingNamespace);
     const ns = `asked-${uniqueSuffix()}`;
     await env.appObject(ns, "db");
     const pns = providerNamespace(binding?.metadata.uid ?? "", ns);
@@ -389,5 +407,129 @@ describe("klutch-bind bind: accepting and rejecting each claim", () => {
       const up = await env.controlClient.get(refs.configMaps, "app-settings", pns);
       assert.deepEqual(up?.data, { plan: "silver" });
     });
+  });
+});
+
+// Bindings made before bind wrote klutch-bind's kind (bind.klutch.dev) keep working unchanged: status
+// shows them, bind again updates them in place, unbind handles them; an API of its own.
+describe("klutch-bind status, bind, unbind: bind.klutch.dev bindings made before", () => {
+  let env: SyncEnv;
+  let exportId: string;
+  const cli = (...args: string[]) => runCli(env, env.control.kubeconfigPath, args);
+
+  before(async () => {
+    env = await syncEnv();
+    exportId = `postgresqlinstances.${env.ref.group}`;
+  });
+
+  it("shows, binds again and unbinds an older binding in its own kind", async () => {
+    // the older kind, with a Secret as bind made it then
+    await env.bindWith("legacy", env.appKubeconfig);
+    await env.ready("legacy");
+    const status = await cli("status", "legacy");
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^legacy\s+True\s+True\s+\S+\s+\S+\s+bind\.klutch\.dev$/m);
+
+    // bind again under its name: the older binding records the answers, no second binding appears
+    const again = await cli(
+      "bind",
+      "--name",
+      "legacy",
+      "--app-kubeconfig",
+      env.app.kubeconfigPath,
+      "--export",
+      exportId,
+      "--accept-claims",
+      "none",
+    );
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(
+      again.stdout,
+      /AppClusterBinding \S+\/legacy \(bind\.klutch\.dev\/v1alpha1, made before klutch-bind's kind\) updated/,
+    );
+    assert.match(again.stdout, /✓ legacy is Ready after/);
+    assert.equal(await env.controlClient.get(refs.klutchBindings, "legacy", env.bindingNamespace), undefined);
+    const older = await env.controlClient.get(refs.bindings, "legacy", env.bindingNamespace);
+    const spec = (older?.spec ?? {}) as { exports?: Array<{ resource: string }>; apiExports?: unknown };
+    assert.deepEqual(
+      spec.exports?.map((e) => e.resource),
+      ["postgresqlinstances"],
+    );
+    assert.equal(spec.apiExports, undefined);
+
+    const unbound = await cli("unbind", "legacy", "--orphan");
+    assert.equal(unbound.code, 0, unbound.stderr);
+    assert.match(unbound.stdout, /✓ AppClusterBinding \S+\/legacy deleted/);
+    assert.equal(await env.controlClient.get(refs.bindings, "legacy", env.bindingNamespace), undefined);
+  });
+
+  it("refuses to bind over a hand-written binding whose kubeconfigSecretRef (immutable) names another Secret", async () => {
+    await env.controlClient.create(refs.klutchBindings, {
+      apiVersion: "klutch.anynines.com/v1alpha1",
+      kind: "AppClusterBinding",
+      metadata: { name: "by-hand", namespace: env.bindingNamespace },
+      spec: {
+        kubeconfigSecretRef: { name: "their-kubeconfig", namespace: env.bindingNamespace, key: "kubeconfig" },
+        apiExports: [{ group: env.ref.group, resource: "postgresqlinstances" }],
+      },
+    });
+    const refused = await cli(
+      "bind",
+      "--name",
+      "by-hand",
+      "--app-kubeconfig",
+      env.app.kubeconfigPath,
+      "--export",
+      exportId,
+      "--accept-claims",
+    );
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      /AppClusterBinding \S+\/by-hand exists and reads its kubeconfig from Secret \S+\/their-kubeconfig \(immutable\): choose another binding name, or unbind it first/,
+    );
+    assert.equal(await env.controlClient.get(refs.secrets, "by-hand-kubeconfig", env.bindingNamespace), undefined);
+    await env.controlClient.delete(refs.klutchBindings, "by-hand", env.bindingNamespace);
+  });
+
+  it("asks which one to unbind when both kinds have a binding of the name", async () => {
+    await env.bindWith("twin", env.appKubeconfig);
+    const bound = await cli(
+      "bind",
+      "--name",
+      "twin",
+      "--app-kubeconfig",
+      env.app.kubeconfigPath,
+      "--export",
+      exportId,
+      "--accept-claims",
+      "--no-wait",
+    );
+    assert.equal(bound.code, 0, bound.stderr);
+    // bind updated the older one rather than making a twin; make klutch-bind's by hand
+    assert.equal(await env.controlClient.get(refs.klutchBindings, "twin", env.bindingNamespace), undefined);
+    await env.controlClient.create(refs.klutchBindings, {
+      apiVersion: "klutch.anynines.com/v1alpha1",
+      kind: "AppClusterBinding",
+      metadata: { name: "twin", namespace: env.bindingNamespace },
+      spec: {
+        kubeconfigSecretRef: { name: "twin-kubeconfig", namespace: env.bindingNamespace, key: "kubeconfig" },
+        apiExports: [{ group: env.ref.group, resource: "postgresqlinstances" }],
+      },
+    });
+    const status = await cli("status", "twin");
+    assert.match(status.stdout, /^twin\s.*klutch\.anynines\.com$/m);
+    assert.match(status.stdout, /^twin\s.*bind\.klutch\.dev$/m);
+
+    const ambiguous = await cli("unbind", "twin", "--orphan");
+    assert.equal(ambiguous.code, 2);
+    assert.match(
+      ambiguous.stderr,
+      /both klutch\.anynines\.com and bind\.klutch\.dev have an AppClusterBinding twin: choose one with --api-group/,
+    );
+    const older = await cli("unbind", "twin", "--orphan", "--api-group", "bind.klutch.dev");
+    assert.equal(older.code, 0, older.stderr);
+    assert.equal(await env.controlClient.get(refs.bindings, "twin", env.bindingNamespace), undefined);
+    assert.ok(await env.controlClient.get(refs.klutchBindings, "twin", env.bindingNamespace), "the other kind's stays");
   });
 });

@@ -45,6 +45,12 @@ it("reports an unknown flag as a usage error, not a crash", async () => {
   assert.match(result.stderr, /^klutch-bind: Unknown option '--colour'/);
 });
 
+it("refuses a --kubeconfig-secrets policy it does not know, naming the ones it does", async () => {
+  const result = await klutchBind("src/cli/main.ts", "sync", "--kubeconfig-secrets", "any");
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /^klutch-bind: --kubeconfig-secrets must be one of marked, same-namespace, got "any"/);
+});
+
 describe("klutch-bind function (the server as Crossplane starts it)", () => {
   it("serves with only --insecure, and exits 0 after SIGTERM", async () => {
     const { spawn } = await import("node:child_process");

@@ -142,12 +142,22 @@ describe("the web page, in Chromium", () => {
     await page.screenshot({ path: join(screenshotDir, "web-2-ready.png"), fullPage: true });
 
     // made as alice, through impersonation, and the kubeconfig never came back to the browser
-    const binding = await env.controlClient.get(refs.bindings, "alice-app", env.bindingNamespace);
+    const binding = await env.controlClient.get(refs.klutchBindings, "alice-app", env.bindingNamespace);
     const managers = (binding?.metadata.managedFields ?? []) as Array<{ manager?: string }>;
     assert.ok(managers.some((m) => m.manager === "klutch-bind-web"));
     // the clicked claim accepted, the other rejected
-    type Spec = { exports?: Array<{ permissionClaims?: Array<{ resource: string; state: string }> }> };
-    const recorded = (binding?.spec as Spec | undefined)?.exports?.[0]?.permissionClaims;
+    type Spec = {
+      kubeconfigSecretRef?: unknown;
+      apiExports?: Array<{ permissionClaims?: Array<{ resource: string; state: string }> }>;
+    };
+    const spec = binding?.spec as Spec | undefined;
+    // klutch-bind's AppClusterBinding, its Secret named with its namespace
+    assert.deepEqual(spec?.kubeconfigSecretRef, {
+      name: "alice-app-kubeconfig",
+      namespace: env.bindingNamespace,
+      key: "kubeconfig",
+    });
+    const recorded = spec?.apiExports?.[0]?.permissionClaims;
     assert.deepEqual(
       recorded?.map((c) => [c.resource, c.state]),
       [
@@ -185,7 +195,7 @@ describe("the web page, in Chromium", () => {
     assert.equal(await page.inputValue("#kubeconfig"), "");
     assert.equal(await page.inputValue("#name"), "bob-app");
     await page.screenshot({ path: join(screenshotDir, "web-3-refused.png"), fullPage: true });
-    assert.equal(await env.controlClient.get(refs.bindings, "bob-app", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.klutchBindings, "bob-app", env.bindingNamespace), undefined);
     assert.equal(await env.controlClient.get(refs.secrets, "bob-app-kubeconfig", env.bindingNamespace), undefined);
     await context.close();
   });
@@ -230,7 +240,7 @@ describe("the web page, in Chromium", () => {
       assert.equal(direct.status(), 403);
       assert.match(await direct.text(), /CSRF token is missing or wrong/);
     }
-    assert.equal(await env.controlClient.get(refs.bindings, "forged", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.klutchBindings, "forged", env.bindingNamespace), undefined);
     await context.close();
   });
 });

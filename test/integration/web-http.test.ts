@@ -196,8 +196,33 @@ describe("the web page over HTTP", () => {
       assert.match(answer.body, why);
       assertNotEchoed(answer.body, kubeconfig);
     }
-    assert.equal(await env.controlClient.get(refs.bindings, "unsafe", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.klutchBindings, "unsafe", env.bindingNamespace), undefined);
     assert.equal(await env.controlClient.get(refs.secrets, "unsafe-kubeconfig", env.bindingNamespace), undefined);
+  });
+
+  it("shows a bind.klutch.dev binding made before beside klutch-bind's, each with its page", async () => {
+    await env.bindWith("older", env.appKubeconfig);
+    const agent = new Agent(web.url);
+    await agent.signIn(carol.token);
+    const home = await agent.send("GET", "/");
+    assert.match(
+      home.body,
+      new RegExp(
+        `<tr data-binding="older" data-group="bind\\.klutch\\.dev"><td><a href="/bindings/${env.bindingNamespace}/older\\?group=bind\\.klutch\\.dev">older</a> <span class="muted">\\(bind\\.klutch\\.dev\\)</span>`,
+      ),
+    );
+    await eventually("its page, Ready", async () => {
+      const page = await agent.send("GET", `/bindings/${env.bindingNamespace}/older?group=bind.klutch.dev`);
+      assert.equal(page.status, 200);
+      assert.match(page.body, /id="binding-group">bind\.klutch\.dev</);
+      assert.match(page.body, /<span id="ready"><span class="status True">/);
+    });
+    // without the group, klutch-bind's kind is looked at first, then the older one
+    const plain = await agent.send("GET", `/bindings/${env.bindingNamespace}/older`);
+    assert.match(plain.body, /id="binding-group">bind\.klutch\.dev</);
+    const wrong = await agent.send("GET", `/bindings/${env.bindingNamespace}/older?group=klutch.anynines.com`);
+    assert.equal(wrong.status, 404);
+    assert.match(wrong.body, /no AppClusterBinding older of klutch\.anynines\.com in namespace/);
   });
 
   it("names what is wrong with a form: name, unknown export, unreachable app cluster", async () => {
@@ -432,10 +457,10 @@ describe("the web page's permission claims, one checkbox each", () => {
 
   /** What the binding records, as the sync reads it against the template. */
   async function recorded(name: string) {
-    const binding = await env.controlClient.get(refs.bindings, name, env.bindingNamespace);
+    const binding = await env.controlClient.get(refs.klutchBindings, name, env.bindingNamespace);
     const template = await env.controlClient.get(refs.templates, "postgresqlinstances", env.bindingNamespace);
-    const spec = binding?.spec as { exports?: Array<{ permissionClaims?: unknown }> } | undefined;
-    const record = parseRecorded(spec?.exports?.[0]?.permissionClaims, "permissionClaims");
+    const spec = binding?.spec as { apiExports?: Array<{ permissionClaims?: unknown }> } | undefined;
+    const record = parseRecorded(spec?.apiExports?.[0]?.permissionClaims, "permissionClaims");
     assert.ok(record, "the binding records its claims");
     const split = consent(
       parseClaims((template?.spec as { permissionClaims?: unknown } | undefined)?.permissionClaims, "claims"),
@@ -516,7 +541,19 @@ describe("the web page's permission claims, one checkbox each", () => {
     assert.equal(answer.status, 303, answer.body);
     assert.equal(answer.headers.get("location"), `/bindings/${env.bindingNamespace}/dan-app`);
     assert.deepEqual(await recorded("dan-app"), { accepted: ["secrets"], rejected: ["configmaps"], pending: [] });
-    await env.ready("dan-app");
+    // klutch-bind's AppClusterBinding, naming the Secret with its namespace
+    const made = await env.controlClient.get(refs.klutchBindings, "dan-app", env.bindingNamespace);
+    assert.deepEqual(((made?.spec ?? {}) as { kubeconfigSecretRef?: unknown }).kubeconfigSecretRef, {
+      name: "dan-app-kubeconfig",
+      namespace: env.bindingNamespace,
+      key: "kubeconfig",
+    });
+    assert.equal(await env.controlClient.get(refs.bindings, "dan-app", env.bindingNamespace), undefined);
+    await eventually("Ready on its page", async () => {
+      const page = await agent.send("GET", `/bindings/${env.bindingNamespace}/dan-app`);
+      assert.match(page.body, /<span id="ready"><span class="status True">/);
+      assert.match(page.body, /<span class="muted" id="binding-group">klutch\.anynines\.com<\/span>/);
+    });
   });
 
   it("decides no claim the page did not show, and keeps the boxes as they were", async () => {
@@ -547,7 +584,7 @@ describe("the web page's permission claims, one checkbox each", () => {
       "the form comes back as it was",
     );
     assertNotEchoed(answer.body, kubeconfig);
-    assert.equal(await env.controlClient.get(refs.bindings, "dan-unseen", env.bindingNamespace), undefined);
+    assert.equal(await env.controlClient.get(refs.klutchBindings, "dan-unseen", env.bindingNamespace), undefined);
     assert.equal(await env.controlClient.get(refs.secrets, "dan-unseen-kubeconfig", env.bindingNamespace), undefined);
   });
 });
