@@ -84,6 +84,14 @@ dev-clusters: deps tools ## start the local clusters named in CLUSTERS (default:
 dev-clusters-down: deps ## stop the local clusters and remove their data
 	@node test/support/dev-clusters.ts down
 
+.PHONY: dev-crossplane dev-crossplane-down
+
+dev-crossplane: build dev-clusters ## the real Crossplane core on the control cluster, our package installed and served (.dev/crossplane/)
+	@node test/support/dev-crossplane.ts up
+
+dev-crossplane-down: deps ## stop everything make dev-crossplane started and remove its state
+	@node test/support/dev-crossplane.ts down
+
 IMAGE ?= function-klutch-bind:dev
 
 image: ## build the runtime image with Docker (package/Dockerfile), where a Docker engine runs
@@ -135,10 +143,10 @@ bench: bench-tools tools ## run every benchmark; writes bench/results/DATE.json 
 	@$(MAKE) --no-print-directory dev-clusters CLUSTERS="control app app2"
 	@GHZ=$(GHZ) GHZ_VERSION=$(GHZ_VERSION) GO_PEER=$(GO_PEER) node bench/run.ts
 
-demo: build dev-clusters ## run the main job on local control planes
+demo: dev-crossplane ## run the main job on local control planes, the real Crossplane core in the loop
 	@node examples/demo.ts
 
-demo-serve: build dev-clusters ## the demo, then keep its sync and web page (127.0.0.1:8090) running until Ctrl-C
+demo-serve: dev-crossplane ## the demo, then a token for the sync's web page (127.0.0.1:8090, up with dev-crossplane)
 	@DEMO_SERVE=1 node examples/demo.ts
 
 clean: dev-clusters-down ## remove build output and local state (keeps the tool cache)

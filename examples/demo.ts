@@ -1,247 +1,157 @@
-// `make demo`: the whole Klutch flow on the two local clusters of `make dev-clusters`.
-// The platform team exports PostgresqlInstance from the control plane, an app team binds it into
-// the app cluster, creates an instance, and gets its status and credentials back.
-import { execFile, spawn } from "node:child_process";
+// `make demo`: the whole Klutch flow on the local clusters of `make dev-clusters`, with the real
+// Crossplane core of `make dev-crossplane` doing the provider's part. The platform team exports
+// PostgresqlInstance from the control plane by label; an app team binds it into the app cluster
+// with `klutch-bind bind`, creates an instance there, and gets the status and the credentials that
+// Crossplane composed back. Each step is printed as it happens, with the time since the start.
+import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { pino } from "pino";
-import { parse, parseAllDocuments, stringify } from "yaml";
-import { runExportFunction } from "../src/function/export-function.ts";
-import { startFunctionServer } from "../src/function/server.ts";
-import { jsonToStruct, structToJson } from "../src/function/struct.ts";
+import { parse, stringify } from "yaml";
 import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/client.ts";
-import { isEstablished } from "../src/kube/conditions.ts";
-import { startSync } from "../src/sync/manager.ts";
-import { providerNamespace } from "../src/sync/naming.ts";
+import { conditionOf, isEstablished } from "../src/kube/conditions.ts";
 import { refs } from "../src/sync/resources.ts";
-import { startWebServer } from "../src/web/server.ts";
-import { crdFromXrd, crossplaneCrd, xrdCrdFile } from "../test/support/crossplane-standin.ts";
+import { type DevCrossplane, stateDir } from "../test/support/dev-crossplane.ts";
+import { devKubeconfig, tool } from "../test/support/tools.ts";
 
 const root = join(import.meta.dirname, "..");
-const dev = join(root, ".dev");
-const step = (n: number, text: string) => console.log(`\n[demo] ${n}. ${text}`);
-const say = (text: string) => console.log(`[demo]    ${text}`);
+const started = Date.now();
+const clock = () => `${((Date.now() - started) / 1000).toFixed(1)}s`.padStart(6);
+const step = (n: number, text: string) => console.log(`\n[demo] ${clock()}  ${n}. ${text}`);
+const say = (text: string) => console.log(`[demo] ${clock()}     ${text}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const started = Date.now();
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
+  const begun = Date.now();
   for (;;) {
-    const value = await probe();
+    const value = await probe().catch(() => undefined);
     if (value !== undefined) return value;
-    if (Date.now() - started > timeoutMs) throw new Error(`demo: ${what} did not happen within ${timeoutMs / 1000}s`);
+    if (Date.now() - begun > timeoutMs) throw new Error(`demo: ${what} did not happen within ${timeoutMs / 1000}s`);
     await sleep(200);
   }
 }
 
-const kubeconfigPath = (name: string) => join(dev, `${name}.kubeconfig`);
-const webAddress = process.env.DEMO_WEB_ADDRESS ?? "127.0.0.1:8090";
-/** `klutch-bind ...` as an app team runs it, its output shown as it comes */
-async function runCli(args: string[]): Promise<void> {
-  const cli = spawn(process.execPath, [join(root, "src/cli/main.ts"), ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  cli.stdout.on("data", (chunk: Buffer) => {
-    for (const line of chunk.toString().trimEnd().split("\n")) console.log(`[demo]    | ${line}`);
-  });
-  const [code] = await once(cli, "exit");
-  if (code !== 0) throw new Error(`demo: klutch-bind ${args[0]} exited with ${code}`);
-}
-const control = KubeClient.fromKubeconfigText(readFileSync(kubeconfigPath("control"), "utf8"));
-const app = KubeClient.fromKubeconfigText(readFileSync(kubeconfigPath("app"), "utf8"));
-const ns = "crossplane-system";
-const yamlFile = (path: string) =>
-  parseAllDocuments(readFileSync(join(root, path), "utf8")).map((d) => d.toJS() as KubeObject);
-const refOfKind: Record<string, ResourceRef> = {
-  Namespace: refs.namespaces,
-  ServiceAccount: refs.serviceAccounts,
-  RoleBinding: refs.roleBindings,
-  ClusterRole: refs.clusterRoles,
-  ClusterRoleBinding: refs.clusterRoleBindings,
-  APIServiceExportTemplate: refs.templates,
-};
-const applyAll = async (client: KubeClient, objects: KubeObject[]) => {
-  for (const obj of objects) {
-    const ref = refOfKind[obj.kind];
-    if (ref === undefined) throw new Error(`demo: no resource known for kind ${obj.kind}`);
-    await client.apply(ref, obj, "klutch-bind-demo", true);
-  }
-};
-const established = (name: string) =>
-  until(`CRD ${name} established`, async () => {
-    return isEstablished(await control.get(refs.crds, name)) ? true : undefined;
-  });
-
-/** DEMO_SERVE=1: keep the sync and its web page running, with a user to sign in as, until Ctrl-C. */
-async function serve(): Promise<void> {
-  const rbac = yamlFile("deploy/control-plane/web-rbac.yaml").filter((o) => o.kind === "ClusterRole");
-  for (const role of rbac) await control.apply(refs.clusterRoles, role, "klutch-bind-demo", true);
-  const user = "demo-user";
-  await applyAll(control, [
-    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: user, namespace: ns } },
-    {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "RoleBinding",
-      metadata: { name: "demo-user-binder", namespace: ns },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "klutch-bind:binder" },
-      subjects: [{ kind: "ServiceAccount", name: user, namespace: ns }],
-    } as KubeObject,
-  ]);
-  const minted = await control.request<{ status: { token: string } }>(
-    "POST",
-    `/api/v1/namespaces/${ns}/serviceaccounts/${user}/token`,
-    { body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 8 * 3600 } } },
-  );
-  console.log(`\n[demo] the web page is at ${web.url}; sign in as ${ns}/${user} with this token (8 h):`);
-  console.log(minted.status.token);
-  console.log("[demo] to bind another cluster there, paste a self-contained kubeconfig, e.g. .dev/app.kubeconfig");
-  console.log("[demo] serving until Ctrl-C");
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", resolve);
-    process.once("SIGTERM", resolve);
-  });
-}
-
-// --- 1. the control plane ------------------------------------------------------------------------
-step(1, "control plane: our CRDs and the sample service");
-await applyAll(control, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } }]);
-for (const file of ["apiserviceexporttemplate-crd.yaml", "appclusterbinding-crd.yaml"]) {
-  const [crd] = yamlFile(`deploy/control-plane/${file}`);
-  if (crd) await control.apply(refs.crds, crd, "klutch-bind-demo", true);
-  if (crd) await established(crd.metadata.name);
-  say(`CRD ${crd?.metadata.name}`);
-}
-// Crossplane's own XRD API (its CRD, from its Go module); turning each XRD into a CRD is what
-// Crossplane's core does, and the demo does that step itself.
-const xrdApi = crossplaneCrd(xrdCrdFile);
-await control.apply(refs.crds, xrdApi, "klutch-bind-demo", true);
-await established(xrdApi.metadata.name);
-const [serviceExportXrd] = yamlFile("deploy/control-plane/serviceexport-xrd.yaml");
-if (serviceExportXrd === undefined) throw new Error("demo: deploy/control-plane/serviceexport-xrd.yaml is empty");
-const serviceExportCrd = crdFromXrd(serviceExportXrd);
-await control.apply(refs.crds, serviceExportCrd, "klutch-bind-demo", true);
-await established(serviceExportCrd.metadata.name);
-say(`the ServiceExport API (CRD ${serviceExportCrd.metadata.name}, what Crossplane makes of our XRD)`);
-const xrd = parse(readFileSync(join(root, "examples/export/xrd.yaml"), "utf8")) as KubeObject & {
-  spec: {
-    group: string;
-    scope: string;
-    names: { kind: string; plural: string };
-    versions: Array<Record<string, unknown>>;
+/** A program's output, each line indented under the step. */
+async function shown(command: string, args: string[], env: Record<string, string> = {}): Promise<void> {
+  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const print = (chunk: Buffer) => {
+    for (const line of chunk.toString().trimEnd().split("\n")) console.log(`[demo]            | ${line}`);
   };
+  child.stdout.on("data", print);
+  child.stderr.on("data", print);
+  const [code] = await once(child, "exit");
+  if (code !== 0) throw new Error(`demo: ${command} ${args.join(" ")} exited with ${code}`);
+}
+/** `kubectl ...` against a cluster, its output shown. */
+const kubectl = (cluster: string, ...args: string[]) =>
+  shown(tool("kubectl"), ["--kubeconfig", devKubeconfig(cluster), ...args]);
+/** `klutch-bind ...` as an app team runs it (the built CLI), its output shown. */
+const klutchBind = (...args: string[]) => shown(process.execPath, [join(root, "dist/cli/main.js"), ...args]);
+
+const ns = "crossplane-system";
+const pg: ResourceRef = { group: "anynines.com", version: "v1", resource: "postgresqlinstances", namespaced: true };
+const compositions: ResourceRef = {
+  group: "apiextensions.crossplane.io",
+  version: "v1",
+  resource: "compositions",
+  namespaced: false,
 };
-const serviceCrd = crdFromXrd(xrd);
-await control.apply(refs.crds, serviceCrd, "klutch-bind-demo", true);
-await established(serviceCrd.metadata.name);
-say(`the sample service: CRD ${serviceCrd.metadata.name} (what Crossplane makes of examples/export/xrd.yaml)`);
+const status = (o: KubeObject | undefined) => (o?.status ?? {}) as Record<string, unknown>;
+const conditionWords = (o: KubeObject | undefined, type: string) => {
+  const c = conditionOf(o, type);
+  return c === undefined ? `${type}: none` : `${type}=${c.status}${c.reason ? ` (${c.reason})` : ""}`;
+};
 
-// --- 2. the sync sidecar -------------------------------------------------------------------------
-step(2, `the sync sidecar starts: auto-export on, web page at http://${webAddress}`);
-const sync = await startSync({
-  control,
-  logger: pino({ level: "warn" }),
-  workers: 4,
-  namespace: ns,
-  resyncMs: 1000,
-  autoExport: true,
-});
-const web = await startWebServer({
-  control,
-  logger: pino({ level: "warn" }),
-  address: webAddress,
-  defaultNamespace: ns,
-});
-say(`web page: ${web.url}`);
+// --- 1. the platform: Crossplane and our package ---------------------------------------------------
+step(1, "the platform: the real Crossplane core and our package (make dev-crossplane)");
+await shown(process.execPath, [join(root, "test/support/dev-crossplane.ts"), "up"]);
+const platform = JSON.parse(readFileSync(join(stateDir, "status.json"), "utf8")) as DevCrossplane;
+const control = KubeClient.fromKubeconfigText(readFileSync(devKubeconfig("control"), "utf8"));
+const app = KubeClient.fromKubeconfigText(readFileSync(devKubeconfig("app"), "utf8"));
+await kubectl("control", "get", "functions.pkg.crossplane.io");
 
-// --- 3. export by label --------------------------------------------------------------------------
-step(3, "export it by label: kubectl apply examples/export/xrd.yaml (bind.klutch.dev/export=true)");
+// --- 2. the sample service: a real XRD and Composition -------------------------------------------
+step(2, "the platform team's service: kubectl apply examples/export/xrd.yaml and its Composition");
+const xrd = parse(readFileSync(join(root, "examples/export/xrd.yaml"), "utf8")) as KubeObject;
+const composition = parse(
+  readFileSync(join(root, "test/crossplane/sample-function/composition.yaml"), "utf8"),
+) as KubeObject;
+await control.apply(compositions, composition, "klutch-bind-demo", true);
+say(
+  `Composition ${composition.metadata.name}: one step, function-sample-credentials (a Go function) composes a Secret`,
+);
 await control.apply(refs.xrds, xrd, "klutch-bind-demo", true);
+say(`XRD ${xrd.metadata.name}, labelled bind.klutch.dev/export=true, claims in an annotation`);
+await until("the XRD established by Crossplane", async () =>
+  conditionOf(await control.get(refs.xrds, xrd.metadata.name), "Established")?.status === "True" &&
+  isEstablished(await control.get(refs.crds, xrd.metadata.name))
+    ? true
+    : undefined,
+);
+say(`Crossplane made CRD ${xrd.metadata.name} from the XRD and serves it (Established=True)`);
+
+// --- 3. export by label ---------------------------------------------------------------------------
+step(3, "export by label: the sync makes a ServiceExport, Crossplane composes it through our function");
 const serviceExport = await until("the sync's ServiceExport", () =>
-  control.get(refs.serviceExports, xrd.metadata.name),
+  control.get(refs.serviceExports, "postgresqlinstances.anynines.com"),
 );
 say(
   `the sync made ServiceExport ${serviceExport.metadata.name} with ${((serviceExport.spec as { permissionClaims?: unknown[] }).permissionClaims ?? []).length} claims from the annotation`,
 );
-// Crossplane's part: run the Composition's function on the ServiceExport and apply what it composes.
-const server = await startFunctionServer(runExportFunction, {
-  address: "127.0.0.1:9443",
-  insecure: true,
-  maxRecvMessageBytes: 4 * 1024 * 1024,
-  logger: pino({ level: "warn" }),
+const exported = await until("the ServiceExport Ready", async () => {
+  const se = await control.get(refs.serviceExports, serviceExport.metadata.name);
+  return conditionOf(se, "Ready")?.status === "True" ? se : undefined;
 });
-const xrForRender = {
-  apiVersion: serviceExport.apiVersion,
-  kind: serviceExport.kind,
-  metadata: { name: serviceExport.metadata.name, labels: serviceExport.metadata.labels },
-  spec: serviceExport.spec,
-} as KubeObject;
-let composed: KubeObject[];
-const crossplane = join(dev, "bin", "crossplane");
-try {
-  const workDir = mkdtempSync(join(tmpdir(), "klb-demo-"));
-  writeFileSync(join(workDir, "xr.yaml"), stringify(xrForRender));
-  const { stdout } = await promisify(execFile)(
-    crossplane,
-    [
-      "render",
-      join(workDir, "xr.yaml"),
-      "composition.yaml",
-      "functions.yaml",
-      "--required-resources=required-resources.yaml",
-    ],
-    { cwd: join(root, "examples/export") },
-  );
-  composed = parseAllDocuments(stdout)
-    .map((d) => d.toJS() as KubeObject)
-    .filter((o) => o.kind !== "ServiceExport")
-    .map(({ metadata: { ownerReferences: _owner, ...metadata }, ...rest }) => ({ ...rest, metadata }) as KubeObject);
-  say("crossplane render of that ServiceExport (the real Crossplane CLI)");
-} catch (err) {
-  // No Crossplane CLI on this machine: send the function the request Crossplane would send.
-  say(`crossplane render unavailable (${(err as Error).message.split("\n")[0]}); calling the function directly`);
-  const rsp = runExportFunction({
-    meta: { tag: "demo" },
-    observed: { composite: { resource: jsonToStruct(xrForRender) } },
-    required_resources: { xrd: { items: [{ resource: jsonToStruct(xrd) }] } },
-  });
-  composed = Object.values(rsp.desired.resources ?? {}).map(
-    (r) => structToJson(r.resource ?? {}) as unknown as KubeObject,
+say(`Crossplane called function-klutch-bind over mTLS: ${conditionWords(exported, "Exported")}, Ready=True`);
+await kubectl("control", "get", "serviceexports.bind.klutch.dev");
+
+// --- 4. the function's template and RBAC -----------------------------------------------------------
+step(4, "what the function composed: the APIServiceExportTemplate and RBAC for the sync");
+const templateRef = status(exported).template as { name: string; namespace: string } | undefined;
+const template = await until("the template", () =>
+  control.get(refs.templates, templateRef?.name ?? serviceExport.metadata.name, templateRef?.namespace ?? ns),
+);
+say(`APIServiceExportTemplate ${template.metadata.namespace}/${template.metadata.name}:`);
+for (const line of stringify({ spec: template.spec }).trimEnd().split("\n")) say(`  ${line}`);
+const composed = (await control.list(refs.clusterRoles)).items.filter(
+  (r) => r.metadata.labels?.["crossplane.io/composite"] === exported.metadata.name,
+);
+for (const role of composed) {
+  const rules = (role.rules as Array<{ resources?: string[]; verbs?: string[] }> | undefined) ?? [];
+  say(
+    `ClusterRole ${role.metadata.name}: ${rules.map((r) => `${(r.verbs ?? []).join(",")} ${(r.resources ?? []).join(",")}`).join("; ")}`,
   );
 }
-await server.shutdown();
-await applyAll(control, composed);
-for (const obj of composed)
-  say(`applied ${obj.kind} ${obj.metadata.namespace ? `${obj.metadata.namespace}/` : ""}${obj.metadata.name}`);
+await kubectl("control", "get", "clusterrolebindings", "-l", `crossplane.io/composite=${exported.metadata.name}`);
 
-// --- 4. bind the app cluster with the CLI -----------------------------------------------------------
-step(
-  4,
-  "bind the app cluster: klutch-bind bind --name app --export postgresqlinstances.anynines.com --accept-claims ...",
-);
-await runCli([
+// --- 5. bind the app cluster with the CLI -----------------------------------------------------------
+step(5, "app team: klutch-bind bind --name app --export postgresqlinstances.anynines.com --accept-claims");
+await klutchBind(
   "bind",
   "--name",
   "app",
   "--app-kubeconfig",
-  kubeconfigPath("app"),
+  devKubeconfig("app"),
   "--export",
   "postgresqlinstances.anynines.com",
   // the demo accepts every claim; on a terminal, bind asks claim by claim
   "--accept-claims",
   "--kubeconfig",
-  kubeconfigPath("control"),
+  devKubeconfig("control"),
   "-n",
   ns,
-]);
-const binding = await until("binding", () => control.get(refs.bindings, "app", ns));
-say(`the app cluster now serves ${serviceCrd.metadata.name}`);
+);
+await until("the app cluster serves PostgresqlInstances", async () => (await app.list(pg)) && true);
+say("the app cluster now serves postgresqlinstances.anynines.com");
 
-// --- 5. the app team creates an instance ---------------------------------------------------------------
-step(5, "app team: kubectl apply a PostgresqlInstance in namespace team-orders of the app cluster");
-const pg: ResourceRef = { group: "anynines.com", version: "v1", resource: "postgresqlinstances", namespaced: true };
-await applyAll(app, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: "team-orders" } }]);
+// --- 6. the app team creates an instance ----------------------------------------------------------
+step(6, "app team: kubectl apply a PostgresqlInstance in namespace team-orders of the app cluster");
+await app.apply(
+  refs.namespaces,
+  { apiVersion: "v1", kind: "Namespace", metadata: { name: "team-orders" } },
+  "app-team",
+  true,
+);
 await app.apply(
   pg,
   {
@@ -253,61 +163,124 @@ await app.apply(
   "app-team",
   true,
 );
-const pns = providerNamespace(binding.metadata.uid ?? "", "team-orders");
-const copy = await until("provider copy", () => control.get(pg, "orders-db", pns));
-say(`control plane: ${pns}/orders-db with spec ${JSON.stringify(copy.spec)}`);
-
-// --- 6. the provider does its work ---------------------------------------------------------------------
-step(6, "provider (Crossplane's part): report status and write the credentials Secret");
-await control.updateStatus(pg, { ...copy, status: { endpoint: "orders-db.team-orders.svc:5432" } });
-await control.apply(
-  refs.secrets,
-  {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: "orders-db-credentials", namespace: pns },
-    stringData: { username: "orders", password: "s3cr3t" },
-  },
-  "provider",
-  true,
+const copy = await until("the provider's copy", async () =>
+  (await control.list(pg)).items.find((o) => o.metadata.name === "orders-db"),
 );
-say("status.endpoint set; Secret orders-db-credentials written in the provider namespace");
+const pns = copy.metadata.namespace ?? "";
+say(`control plane: the sync's copy ${pns}/orders-db, spec ${JSON.stringify(copy.spec)}`);
 
-// --- 7. it arrives in the app cluster --------------------------------------------------------------
-step(7, "app cluster: status and credentials arrive");
-const withStatus = await until("status down", async () => {
+// --- 7. Crossplane composes --------------------------------------------------------------------------
+step(7, "Crossplane composes it through function-sample-credentials: the credentials Secret, Ready");
+const secretOnControl = await until("the composed Secret", () =>
+  control.get(refs.secrets, "orders-db-credentials", pns),
+);
+const owner = secretOnControl.metadata.ownerReferences?.[0];
+say(
+  `Secret ${pns}/orders-db-credentials composed by Crossplane (owner ${owner?.kind} ${owner?.name}, resource "${secretOnControl.metadata.annotations?.["crossplane.io/composition-resource-name"]}")`,
+);
+const readyCopy = await until("the XR Ready", async () => {
+  const o = await control.get(pg, "orders-db", pns);
+  return conditionOf(o, "Ready")?.status === "True" ? o : undefined;
+});
+say(`${pns}/orders-db: ${conditionWords(readyCopy, "Synced")}, ${conditionWords(readyCopy, "Ready")}`);
+
+// --- 8. it arrives in the app cluster --------------------------------------------------------------
+step(8, "app cluster: status and credentials arrive");
+const arrived = await until("Ready in the app cluster", async () => {
   const o = await app.get(pg, "orders-db", "team-orders");
-  return (o?.status as { endpoint?: string } | undefined)?.endpoint ? o : undefined;
+  return conditionOf(o, "Ready")?.status === "True" ? o : undefined;
 });
-say(`team-orders/orders-db status: ${JSON.stringify(withStatus.status)}`);
-const secret = await until("secret down", () => app.get(refs.secrets, "orders-db-credentials", "team-orders"));
-say(`team-orders/orders-db-credentials: keys ${Object.keys((secret.data as object) ?? {}).join(", ")}`);
+say(`team-orders/orders-db: ${conditionWords(arrived, "Synced")}, ${conditionWords(arrived, "Ready")}`);
+const secret = await until("the credentials in the app cluster", () =>
+  app.get(refs.secrets, "orders-db-credentials", "team-orders"),
+);
+const data = (secret.data ?? {}) as Record<string, string>;
+say(
+  `team-orders/orders-db-credentials: ${Object.keys(data)
+    .sort()
+    .map((k) =>
+      k === "password"
+        ? `${k}=(${Buffer.from(data[k] ?? "", "base64").length} bytes)`
+        : `${k}=${Buffer.from(data[k] ?? "", "base64")}`,
+    )
+    .join(", ")}`,
+);
+await kubectl("app", "get", "postgresqlinstances", "-n", "team-orders");
 
-// --- 8. delete and clean up -------------------------------------------------------------------------
-step(8, "app team deletes the instance: the provider copy goes first, then the app object");
+// --- 9. delete and clean up -------------------------------------------------------------------------
+step(9, "app team deletes the instance: the provider's copy goes, Crossplane removes what it composed");
 await app.delete(pg, "orders-db", "team-orders");
-await until("provider copy deleted", async () =>
-  (await control.get(pg, "orders-db", pns)) === undefined ? true : undefined,
-);
-say("control plane: provider copy deleted");
-await until("app object deleted", async () =>
-  (await app.get(pg, "orders-db", "team-orders")) === undefined ? true : undefined,
-);
-say("app cluster: orders-db gone (its finalizer waited for the control plane)");
-await until("credentials copy deleted", async () => {
-  await control.delete(refs.secrets, "orders-db-credentials", pns);
-  return (await app.get(refs.secrets, "orders-db-credentials", "team-orders")) === undefined ? true : undefined;
-});
-say("credentials copy removed with its original");
+const gone = (what: string, probe: () => Promise<KubeObject | undefined>, words: string) =>
+  until(what, async () => ((await probe()) ? undefined : true), 120_000).then(() => say(words));
+// each printed when it happens
+await Promise.all([
+  gone(
+    "provider copy deleted",
+    () => control.get(pg, "orders-db", pns),
+    "control plane: the provider's copy deleted (Crossplane let go of its XR)",
+  ),
+  gone(
+    "composed Secret deleted",
+    () => control.get(refs.secrets, "orders-db-credentials", pns),
+    `control plane: Secret ${pns}/orders-db-credentials gone with its XR (the owner reference Crossplane set)`,
+  ),
+  gone(
+    "app object deleted",
+    () => app.get(pg, "orders-db", "team-orders"),
+    "app cluster: team-orders/orders-db gone (its finalizer waited for the control plane)",
+  ),
+  gone(
+    "credentials copy deleted",
+    () => app.get(refs.secrets, "orders-db-credentials", "team-orders"),
+    "app cluster: the credentials copy removed with its original",
+  ),
+]);
 
-if (process.env.DEMO_SERVE) {
-  await serve();
-}
-await web.stop();
-await sync.stop();
+if (process.env.DEMO_SERVE) await serve();
 control.close();
 app.close();
+console.log(`\n[demo] done in ${clock().trim()}. Look around:`);
 console.log(
-  "\n[demo] done. Look around: .dev/bin/kubectl --kubeconfig .dev/control.kubeconfig get appclusterbindings -A",
+  "[demo]   .dev/bin/kubectl --kubeconfig .dev/control.kubeconfig get xrd,serviceexports,functions,appclusterbindings -A",
 );
-console.log("[demo] stop the clusters with: make dev-clusters-down");
+console.log("[demo]   node dist/cli/main.js status --kubeconfig .dev/control.kubeconfig -n crossplane-system");
+console.log(
+  `[demo] logs: ${Object.values(platform.functions)
+    .map((f) => f.log)
+    .join(", ")}, ${platform.sync.log}, ${platform.logs.core}`,
+);
+console.log("[demo] stop Crossplane with: make dev-crossplane-down; the clusters with: make dev-clusters-down");
+
+/** DEMO_SERVE=1: a user to sign in to the sync's web page as, with a token. */
+async function serve(): Promise<void> {
+  const user = "demo-user";
+  await control.apply(
+    refs.serviceAccounts,
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: user, namespace: ns } },
+    "klutch-bind-demo",
+    true,
+  );
+  await control.apply(
+    refs.roleBindings,
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "demo-user-binder", namespace: ns },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "klutch-bind:binder" },
+      subjects: [{ kind: "ServiceAccount", name: user, namespace: ns }],
+    } as KubeObject,
+    "klutch-bind-demo",
+    true,
+  );
+  const minted = await control.request<{ status: { token: string } }>(
+    "POST",
+    `/api/v1/namespaces/${ns}/serviceaccounts/${user}/token`,
+    { body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 8 * 3600 } } },
+  );
+  console.log(
+    `\n[demo] the sync's web page is at ${platform.sync.web}; sign in as ${ns}/${user} with this token (8 h):`,
+  );
+  console.log(minted.status.token);
+  console.log("[demo] to bind another cluster there, paste a self-contained kubeconfig, e.g. .dev/app.kubeconfig");
+  console.log("[demo] the page runs with the sync of make dev-crossplane, until make dev-crossplane-down");
+}

@@ -17,7 +17,7 @@ import {
   stopCluster,
   testClustersEnv,
 } from "./cluster.ts";
-import { devClusterDir } from "./tools.ts";
+import { devClusterDir, devCrossplaneUp } from "./tools.ts";
 
 // Cleanups run when the test file's tests are done. The hook is registered here, at import time,
 // in the root context: `after` called inside a before hook would run right after that hook.
@@ -50,7 +50,8 @@ async function resolveShared(): Promise<Record<SharedClusterName, Cluster>> {
   }
   const entries = await Promise.all(
     sharedClusterNames.map(async (name) => {
-      const dev = externalCluster(name) ?? (await runningCluster(name, devClusterDir(name)));
+      const dev =
+        externalCluster(name) ?? (devCrossplaneUp() ? undefined : await runningCluster(name, devClusterDir(name)));
       return [name, dev ?? (await freshCluster(name))] as const;
     }),
   );

@@ -2,6 +2,7 @@
 import { copyFileSync, existsSync, readdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { startCluster, stopCluster } from "./cluster.ts";
+import { down as devCrossplaneDown } from "./dev-crossplane.ts";
 import { devClusterDir, devKubeconfig } from "./tools.ts";
 
 const devClustersDir = dirname(devClusterDir("x"));
@@ -18,6 +19,8 @@ async function up(names: string[]): Promise<void> {
 }
 
 async function down(): Promise<void> {
+  // Crossplane and the sync of make dev-crossplane run against these clusters: they go first
+  await devCrossplaneDown({ quiet: true });
   const names = existsSync(devClustersDir) ? readdirSync(devClustersDir) : [];
   for (const name of names) {
     await stopCluster(devClusterDir(name), { removeData: true });

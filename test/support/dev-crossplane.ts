@@ -66,7 +66,9 @@ type PidRecord = { pid: number; start: string };
 function startTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // a zombie has ended: only its parent's wait is missing
+    return fields[0] === "Z" ? undefined : fields[19];
   } catch {
     return undefined;
   }
@@ -425,7 +427,7 @@ async function stopGroup(name: string): Promise<boolean> {
   const started = Date.now();
   while (ours(record) && Date.now() - started < 15_000) await sleep(100);
   if (ours(record)) signal("SIGKILL");
-  while (ours(record)) await sleep(50);
+  while (ours(record) && Date.now() - started < 20_000) await sleep(50);
   return true;
 }
 
@@ -478,7 +480,11 @@ export async function down(options: { quiet?: boolean } = {}): Promise<void> {
     // gone
   }
   rmSync(stateDir, { recursive: true, force: true });
-  tell(`stopped ${stopped.length > 0 ? stopped.join(", ") : "nothing (none was running)"}; removed ${shown(stateDir)}`);
+  if (stopped.length > 0 || !options.quiet) {
+    say(
+      `stopped ${stopped.length > 0 ? stopped.join(", ") : "nothing (none was running)"}; removed ${shown(stateDir)}`,
+    );
+  }
 }
 
 async function main(verb: string | undefined): Promise<void> {

@@ -17,7 +17,7 @@ import {
   testClustersEnv,
 } from "./cluster.ts";
 import { crossplaneCrds } from "./crossplane-standin.ts";
-import { devClusterDir } from "./tools.ts";
+import { devClusterDir, devCrossplaneUp } from "./tools.ts";
 
 let ownedRoot: string | undefined;
 const owned: Cluster[] = [];
@@ -31,7 +31,9 @@ export async function globalSetup(): Promise<void> {
         progress(`using ${name} from ${external.kubeconfigPath}`);
         return external;
       }
-      const dev = await runningCluster(name, devClusterDir(name));
+      const dev = devCrossplaneUp() ? undefined : await runningCluster(name, devClusterDir(name));
+      if (dev === undefined && devCrossplaneUp())
+        progress(`not sharing dev cluster ${name}: make dev-crossplane runs on it`);
       if (dev !== undefined) {
         progress(`reusing dev cluster ${name} at ${dev.server}`);
         return dev;

@@ -41,3 +41,11 @@ export function crossplaneUnavailable(): string | undefined {
   const first = existsSync(recorded) ? readFileSync(recorded, "utf8").split("\n")[0] : undefined;
   return `Crossplane CLI unavailable: ${first ?? "not built; run make tools"}`;
 }
+
+/**
+ * Whether `make dev-crossplane` runs against the dev clusters: then they have Crossplane's core and
+ * a sync of their own, and the tests start clusters of their own instead of sharing those.
+ */
+export function devCrossplaneUp(): boolean {
+  return existsSync(join(devDir, "crossplane", "pids"));
+}
