@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient } from "../kube/client.ts";
 import { createLogger } from "../log.ts";
+import { minTokenSeconds } from "../sync/app-account.ts";
 import { type HealthReport, type HealthServer, serveHealth, standby } from "../sync/health.ts";
 import { isKubeconfigSecretPolicy, kubeconfigSecretPolicies } from "../sync/kubeconfig-secret.ts";
 import { LeaderElector } from "../sync/leader.ts";
@@ -28,6 +29,10 @@ const flags = {
   // which Secrets may hold a binding's kubeconfig: marked ones (default) or any of the binding's namespace too
   "kubeconfig-secrets": { type: "string", default: "marked" },
   "template-namespace": { type: "string", multiple: true },
+  // a binding's app cluster service account token is renewed at this share of its lifetime
+  "app-token-renew-at": { type: "string", default: "0.8" },
+  // the lifetime of renewed tokens (default: that of the token bind issued)
+  "app-token-seconds": { type: "string" },
   "max-response-mib": { type: "string", default: "64" },
   "max-watch-event-mib": { type: "string", default: "16" },
   "web-address": { type: "string", default: "" },
@@ -61,6 +66,18 @@ export async function runSync(args: string[]): Promise<number> {
     throw new UsageError(
       `--kubeconfig-secrets must be one of ${kubeconfigSecretPolicies.join(", ")}, got "${kubeconfigSecrets}"`,
     );
+  }
+  const renewAt = Number(values["app-token-renew-at"]);
+  if (!(renewAt > 0 && renewAt < 1)) {
+    throw new UsageError(
+      `--app-token-renew-at must be a share of the token's lifetime between 0 and 1, got "${values["app-token-renew-at"]}"`,
+    );
+  }
+  const appTokenSeconds = values["app-token-seconds"]
+    ? positive("app-token-seconds", values["app-token-seconds"])
+    : undefined;
+  if (appTokenSeconds !== undefined && appTokenSeconds < minTokenSeconds) {
+    throw new UsageError(`--app-token-seconds must be at least ${minTokenSeconds} (TokenRequest's minimum)`);
   }
   const logger = createLogger("sync", values.debug);
   const kc = new KubeConfig();
@@ -147,6 +164,8 @@ export async function runSync(args: string[]): Promise<number> {
     ...(values.namespace ? { namespace: values.namespace } : {}),
     appClientOptions,
     kubeconfigSecrets,
+    appTokenRenewFraction: renewAt,
+    ...(appTokenSeconds ? { appTokenSeconds } : {}),
     ...(values["metrics-address"] ? { metricsAddress: values["metrics-address"] } : {}),
     resyncMs: positive("status-interval", values["status-interval"]) * 1000,
     // templates come from here only: by default the sync's own namespace and the bindings'

@@ -159,6 +159,8 @@ export class KubeClient {
   #impersonationHeaders: Record<string, string | string[]> = {};
   /** an impersonating client borrows its parent's agent and must not destroy it */
   #ownsAgent = true;
+  /** a bearer token that replaced the kubeconfig's (setBearerToken) */
+  #bearer: string | undefined;
 
   private constructor(kc: KubeConfig, options: ClientOptions) {
     const cluster = kc.getCurrentCluster();
@@ -242,6 +244,15 @@ export class KubeClient {
       ...(user.uid ? { "impersonate-uid": user.uid } : {}),
     };
     return child;
+  }
+
+  /**
+   * Sends token from the next request on instead of the kubeconfig's credentials (a renewed
+   * service account token). Requests and watches under way keep theirs: nothing is interrupted.
+   */
+  setBearerToken(token: string): void {
+    this.#bearer = token;
+    this.#auth = undefined;
   }
 
   /** requests sent so far (for metrics: API requests per object synced) */
@@ -686,6 +697,7 @@ export class KubeClient {
     if (typeof opts.auth === "string" && opts.auth !== "") {
       headers.authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
     }
+    if (this.#bearer !== undefined) headers.authorization = `Bearer ${this.#bearer}`;
     return { headers, expires: this.#dynamicAuth ? Date.now() + 60_000 : Number.POSITIVE_INFINITY };
   }
 }

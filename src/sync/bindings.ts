@@ -13,6 +13,8 @@ import {
 } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
 import { kubeTime } from "../kube/time.ts";
+import { AppNamespaceAccess } from "./app-access.ts";
+import { defaultRenewFraction } from "./app-account.ts";
 import { AppProbe } from "./app-probe.ts";
 import {
   appClient,
@@ -47,6 +49,7 @@ import { ProviderAccess } from "./provider-access.ts";
 import { WorkQueue } from "./queue.ts";
 import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
 import { refs } from "./resources.ts";
+import { type AppAccess, appAccessOf, renewIfDue } from "./token-renewal.ts";
 
 // passing states of an export: shown on the status, not worth an event
 const installing = "installing the API in the app cluster";
@@ -66,6 +69,9 @@ type BindingState = {
   namespaces: Set<string>;
   /** the last look at the app cluster: reachable, and which cluster it is */
   probe: AppProbe;
+  /** a service account whose token the sync renews (a binding made by klutch-bind bind), if it is one */
+  access?: AppAccess;
+  namespaceAccess?: AppNamespaceAccess;
 };
 
 export type BindingControllerOptions = {
@@ -79,6 +85,10 @@ export type BindingControllerOptions = {
   appClientOptions?: ClientOptions;
   /** which Secrets may hold a binding's kubeconfig (see kubeconfig-secret.ts); default marked */
   kubeconfigSecrets?: KubeconfigSecretPolicy;
+  /** renew a binding's service account token at this share of its lifetime (default 0.8) */
+  appTokenRenewFraction?: number;
+  /** the lifetime of renewed tokens, in seconds; default the current token's */
+  appTokenSeconds?: number;
   /** how often the status of each binding is refreshed */
   resyncMs?: number;
   /**
@@ -209,6 +219,8 @@ export class BindingController {
     state.appInformers = undefined;
     state.probe = new AppProbe();
     state.kubeconfigVersion = undefined;
+    state.access = undefined;
+    state.namespaceAccess = undefined;
   }
 
   async #reconcile(key: string): Promise<void> {
@@ -378,12 +390,43 @@ export class BindingController {
         this.#o.logger.child({ binding: bindingKey(binding), cluster: "app" }),
       );
       state.kubeconfigVersion = kubeconfig.secret.metadata.resourceVersion;
+      state.access = appAccessOf(kubeconfig.secret, kubeconfig.text);
+      state.namespaceAccess = state.access && new AppNamespaceAccess(state.app, state.access.account);
     }
     const app = state.app;
     if (app === undefined) return stopped("NotConnected", "no client for the app cluster");
+    const expired = await this.#renewToken(state, kubeconfig, app);
+    if (expired !== undefined) return stopped("TokenExpired", expired);
     return state.probe.look(app, this.#o.logger.child({ binding: bindingKey(binding) }), (ms) => {
       if (state.app === app) this.#queue.addAfter(bindingKey(binding), ms);
     });
+  }
+
+  /**
+   * Renews the binding's service account token when due (token-renewal.ts), in place: the client
+   * and its informers go on. Says why the binding cannot connect when the token has expired.
+   */
+  async #renewToken(
+    state: BindingState,
+    kubeconfig: { secret: KubeObject; key: string; text: string },
+    app: KubeClient,
+  ): Promise<string | undefined> {
+    if (state.access === undefined) return undefined;
+    const outcome = await renewIfDue(this.#o.control, app, kubeconfig, state.access, {
+      fraction: this.#o.appTokenRenewFraction ?? defaultRenewFraction,
+      ...(this.#o.appTokenSeconds ? { seconds: this.#o.appTokenSeconds } : {}),
+      log: this.#o.logger.child({ binding: state.key }),
+    });
+    if (outcome.kind === "expired") return outcome.message;
+    if (outcome.kind === "renewed") {
+      // our own write: the client has the new token already, nothing restarts
+      state.kubeconfigVersion = outcome.secret.metadata.resourceVersion;
+      state.access = outcome.access;
+    }
+    if (outcome.kind === "failed") void this.#events.warn(bindingObject(state.ref), "TokenNotRenewed", outcome.message);
+    // a timer at most an hour ahead (the periodic resync looks anyway)
+    this.#queue.addAfter(state.key, Math.min(Math.max(outcome.ms, 100), 3_600_000));
+    return undefined;
   }
 
   /** Why this binding may not sync exportId now (another binding of the same cluster has it), or undefined. */
@@ -510,6 +553,7 @@ export class BindingController {
       export: `${ref.resource}.${ref.group}`,
     });
     const id = `${ref.resource}.${ref.group}`;
+    const namespaceAccess = state.namespaceAccess;
     return {
       binding: state.ref,
       ref,
@@ -525,6 +569,9 @@ export class BindingController {
         }
         return ns;
       },
+      ...(namespaceAccess && claims.length > 0
+        ? { ensureAppNamespaceAccess: (appNs: string) => namespaceAccess.ensure(appNs) }
+        : {}),
       reportConflict: (text) => void this.#events.warn(bindingObject(state.ref), "NameConflict", text),
     };
   }

@@ -18,6 +18,12 @@ export type ExportContext = {
   metrics: SyncMetrics;
   /** creates (once) the provider namespace mirroring an app namespace; returns its name */
   ensureProviderNamespace: (appNamespace: string) => Promise<string>;
+  /**
+   * makes the claimed resources of app namespace appNamespace reachable for the app client (a
+   * binding's service account: its claims role bound there); absent when the client reaches them
+   * anyway
+   */
+  ensureAppNamespaceAccess?: (appNamespace: string) => Promise<void>;
   /** a name conflict the user must act on: a Warning event on the binding (the export's status shows it while it lasts) */
   reportConflict: (message: string) => void;
 };

@@ -30,6 +30,9 @@ export class ExportSync {
   #lastSync: Date | undefined;
   /** name conflicts now, by queue key: gone as soon as that key reconciles without one */
   readonly #conflicts = new Map<string, string>();
+  /** app namespaces where the binding's account may reach claimed resources (see app-access.ts) */
+  readonly #appAccess = new Set<string>();
+  #stopped = false;
 
   constructor(ctx: ExportContext, registries: { control: InformerRegistry; app: InformerRegistry }, workers: number) {
     this.ctx = ctx;
@@ -73,15 +76,14 @@ export class ExportSync {
       this.#onEvent((ns) => this.#onProviderNamespace(ns)),
     );
 
-    // Copies in the app cluster are watched cluster-wide, by our labels only. On the control plane
-    // the sync may touch claimed resources only inside its provider namespaces.
-    ctx.claims.forEach((claim, index) => {
-      if (claim.selector.owner === "Provider") this.#watchClaimTarget(index, undefined);
-    });
+    // Claimed resources are watched per namespace on both sides, never cluster-wide: on the
+    // control plane in the provider namespaces, in the app cluster in the app namespaces served
+    // (a binding's service account reaches them nowhere else).
     this.#queue.start();
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     // releasing removes our handlers at once: no event reaches this sync any more
     const released = [...this.#held, ...this.#claimSources.values()].map((h) => h.release());
     await this.#queue.stop();
@@ -132,29 +134,63 @@ export class ExportSync {
     }
   }
 
-  #watchClaimTarget(index: number, providerNs: string | undefined): void {
-    const id = providerNs === undefined ? `${index}` : `${index}:${providerNs}`;
+  /** Our copies of claim index: in an app namespace (owner Provider) or in a provider namespace (Consumer). */
+  #watchClaimTarget(index: number, where: { appNs: string } | { providerNs: string }): void {
+    const id = "appNs" in where ? `${index}:app:${where.appNs}` : `${index}:${where.providerNs}`;
     const claim = this.ctx.claims[index];
     if (claim === undefined || this.#claimTargets.has(id)) return;
-    const selector = `${labels.binding}=${this.ctx.binding.uid},${labels.copyOf}=${copyLabelValue(claim)}`;
+    const labelSelector = `${labels.binding}=${this.ctx.binding.uid},${labels.copyOf}=${copyLabelValue(claim)}`;
     const handlers = this.#onEvent((obj) => {
-      const appNs = providerNs === undefined ? obj.metadata.namespace : this.#appNamespaceOf(providerNs);
+      const appNs = "appNs" in where ? where.appNs : this.#appNamespaceOf(where.providerNs);
       if (appNs !== undefined) this.#queue.add(claimKey(index, appNs, obj.metadata.name));
     });
     const target =
-      providerNs === undefined
-        ? this.#hold(this.#appRegistry, claimRef(claim), { labelSelector: selector }, handlers)
-        : this.#hold(this.#control, claimRef(claim), { labelSelector: selector, namespace: providerNs }, handlers);
+      "appNs" in where
+        ? this.#hold(this.#appRegistry, claimRef(claim), { labelSelector, namespace: where.appNs }, handlers)
+        : this.#hold(this.#control, claimRef(claim), { labelSelector, namespace: where.providerNs }, handlers);
     this.#claimTargets.set(id, target);
+  }
+
+  /**
+   * Runs then once the sync may reach claimed resources in app namespace appNs: at once with a
+   * kubeconfig of full rights, after binding the claims role there for a binding's service account.
+   */
+  #withAppAccess(appNs: string, then: () => void): void {
+    const ensure = this.ctx.ensureAppNamespaceAccess;
+    if (ensure === undefined || this.#appAccess.has(appNs)) {
+      then();
+      return;
+    }
+    const key = `access:${appNs}`;
+    ensure(appNs).then(
+      () => {
+        this.#appAccess.add(appNs);
+        this.#conflicts.delete(key);
+        if (!this.#stopped) then();
+      },
+      (err: unknown) => {
+        const text = `claimed objects of app namespace ${appNs} not synced: ${errorText(err)}`;
+        if (this.#conflicts.get(key) !== text) this.ctx.log.warn({ namespace: appNs }, text);
+        this.#conflicts.set(key, text);
+        setTimeout(() => {
+          if (!this.#stopped) this.#withAppAccess(appNs, then);
+        }, 5000).unref();
+      },
+    );
   }
 
   /** A mapped provider namespace appeared: watch what the provider owns in it, and our copies there. */
   #onProviderNamespace(ns: KubeObject): void {
     const appNs = ns.metadata.labels?.[labels.consumerNamespace];
     if (appNs === undefined) return;
+    const providerNs = ns.metadata.name;
     this.ctx.claims.forEach((claim, index) => {
-      if (claim.selector.owner === "Provider") this.#watchClaimSource(index, ns.metadata.name, appNs);
-      else this.#watchClaimTarget(index, ns.metadata.name);
+      if (claim.selector.owner === "Provider") {
+        this.#watchClaimSource(index, providerNs, appNs);
+        this.#withAppAccess(appNs, () => this.#watchClaimTarget(index, { appNs }));
+      } else {
+        this.#watchClaimTarget(index, { providerNs });
+      }
     });
     // objects created directly in the namespace before we watched it
     for (const obj of this.#provider.list(ns.metadata.name)) this.#onProviderObject(obj);
@@ -163,7 +199,9 @@ export class ExportSync {
   /** An app namespace holds bound objects: watch what the consumer owns in it. */
   #appNamespaceInUse(appNs: string): void {
     this.ctx.claims.forEach((claim, index) => {
-      if (claim.selector.owner === "Consumer") this.#watchClaimSource(index, appNs, appNs);
+      if (claim.selector.owner === "Consumer") {
+        this.#withAppAccess(appNs, () => this.#watchClaimSource(index, appNs, appNs));
+      }
     });
   }
 
@@ -215,9 +253,10 @@ export class ExportSync {
     if (claim === undefined) return;
     const owner = claim.selector.owner === "Provider";
     const mapped = providerNamespace(this.ctx.binding.uid, appNs);
-    const target = this.#claimTargets.get(owner ? `${index}` : `${index}:${mapped}`);
+    const target = this.#claimTargets.get(owner ? `${index}:app:${appNs}` : `${index}:${mapped}`);
     if (target === undefined) {
-      // the provider namespace is not there yet: the bound objects' reconcile creates it
+      // the provider namespace (or the access in the app namespace) is not there yet: the bound
+      // objects' reconcile creates it
       this.#queue.addAfter(key, 1000);
       return;
     }

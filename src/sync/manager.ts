@@ -25,6 +25,10 @@ export type SyncOptions = {
   resyncMs?: number;
   /** where templates are read; see BindingControllerOptions.templateNamespaces */
   templateNamespaces?: string[];
+  /** renew a binding's app cluster service account token at this share of its lifetime (default 0.8) */
+  appTokenRenewFraction?: number;
+  /** the lifetime of renewed app cluster tokens in seconds (default: as long as the token bind issued) */
+  appTokenSeconds?: number;
   /** keep a ServiceExport for every XRD labelled bind.klutch.dev/export=true */
   autoExport?: boolean;
 };
@@ -51,6 +55,8 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
     ...(options.kubeconfigSecrets ? { kubeconfigSecrets: options.kubeconfigSecrets } : {}),
     ...(options.templateNamespaces ? { templateNamespaces: options.templateNamespaces } : {}),
+    ...(options.appTokenRenewFraction ? { appTokenRenewFraction: options.appTokenRenewFraction } : {}),
+    ...(options.appTokenSeconds ? { appTokenSeconds: options.appTokenSeconds } : {}),
   });
   controller.start();
   metrics.countRequests(() => ({ control: options.control.requests, app: controller.appRequests }));

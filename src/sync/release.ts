@@ -10,11 +10,13 @@ import {
   type KubeObject,
   type ResourceRef,
 } from "../kube/client.ts";
+import { removeAppAccount } from "./app-access.ts";
 import { appClient, bindingKey, readKubeconfig, specOf } from "./binding-spec.ts";
 import { bindingObject, type EventRecorder } from "./events.ts";
 import { type KubeconfigSecretPolicy, kubeconfigForAnnotation } from "./kubeconfig-secret.ts";
 import { finalizer, labels } from "./naming.ts";
 import { refs } from "./resources.ts";
+import { appAccessOf } from "./token-renewal.ts";
 
 export type DeletionPolicy = "Orphan" | "Delete";
 
@@ -181,6 +183,15 @@ export async function releaseBinding(deps: ReleaseDeps, binding: KubeObject): Pr
       await releaseExport(target, ref, id);
     }
     await releaseNamespaces(target);
+    // the binding's service account in the app cluster, if bind made one: it goes with the binding
+    const access = kubeconfig.ok ? appAccessOf(kubeconfig.secret, kubeconfig.text) : undefined;
+    if (app !== undefined && access !== undefined) {
+      const removed = await removeAppAccount(app, access.account);
+      target.log.info(
+        { account: `${access.account.namespace}/${access.account.name}`, removed },
+        "removed the binding's app cluster account",
+      );
+    }
     // the kubeconfig goes with the binding when it was made for this binding alone
     const secret = kubeconfig.secret;
     if (kubeconfig.ok && secret?.metadata.annotations?.[kubeconfigForAnnotation] === binding.metadata.name) {

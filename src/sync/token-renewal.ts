@@ -1,0 +1,132 @@
+// Renewing the app cluster token of a binding made with a service account (see app-account.ts):
+// at a share of its lifetime (default 80 %), the sync asks the app cluster for a new token for the
+// account (TokenRequest; the account may ask for itself only), writes it into the binding's
+// kubeconfig Secret and swaps it into the running client, whose informers keep their watches:
+// there is no gap in syncing. A token that expired (the sync was down longer than what was left of
+// it) cannot renew itself: the binding says to bind again.
+import type { Logger } from "pino";
+import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
+import {
+  type AppAccount,
+  appAccessAnnotation,
+  appAccessServiceAccount,
+  kubeconfigToken,
+  renewalTime,
+  type TokenTimes,
+  tokenAccount,
+  tokenTimes,
+  withToken,
+} from "./app-account.ts";
+import { refs } from "./resources.ts";
+
+/** A token of a service account, and when it expires. The token is never logged nor put in a message. */
+export type IssuedToken = { token: string; expires: Date };
+
+/** A new token for account, asked of the app cluster as whoever app is (the account itself, or an admin). */
+export async function requestToken(app: KubeClient, account: AppAccount, seconds: number): Promise<IssuedToken> {
+  const path = `/api/v1/namespaces/${encodeURIComponent(account.namespace)}/serviceaccounts/${encodeURIComponent(account.name)}/token`;
+  const answer = await app.request<{ status?: { token?: unknown; expirationTimestamp?: unknown } }>("POST", path, {
+    body: {
+      apiVersion: "authentication.k8s.io/v1",
+      kind: "TokenRequest",
+      spec: { expirationSeconds: Math.round(seconds) },
+    },
+  });
+  const token = answer.status?.token;
+  const expires = new Date(String(answer.status?.expirationTimestamp ?? ""));
+  if (typeof token !== "string" || token === "" || Number.isNaN(expires.getTime())) {
+    throw new Error(`POST ${path}: the answer holds no token and expiry`);
+  }
+  return { token, expires };
+}
+
+/** What a binding's Secret says of its app access: a renewable service account token, or nothing (any other kubeconfig). */
+export type AppAccess = { account: AppAccount; times: TokenTimes };
+
+export function appAccessOf(secret: KubeObject, kubeconfigText: string): AppAccess | undefined {
+  if (secret.metadata.annotations?.[appAccessAnnotation] !== appAccessServiceAccount) return undefined;
+  const token = kubeconfigToken(kubeconfigText);
+  if (token === undefined) return undefined;
+  const account = tokenAccount(token);
+  const times = tokenTimes(token);
+  return account && times ? { account, times } : undefined;
+}
+
+export type RenewalOptions = {
+  /** renew at this share of the token's lifetime (0 < f < 1) */
+  fraction: number;
+  /** the lifetime to ask for; default the current token's */
+  seconds?: number;
+  log: Logger;
+};
+
+export type RenewalOutcome =
+  /** nothing to do until then (ms from now) */
+  | { kind: "wait"; ms: number }
+  /** renewed: the Secret as written (its resourceVersion is the client's from now on) */
+  | { kind: "renewed"; secret: KubeObject; access: AppAccess; ms: number }
+  /** not renewed this time; try again in ms */
+  | { kind: "failed"; message: string; ms: number }
+  | { kind: "expired"; message: string };
+
+/**
+ * Renews the token of a binding's kubeconfig Secret when it is due; app is the client running on
+ * the current token, and gets the new one in place.
+ */
+export async function renewIfDue(
+  control: KubeClient,
+  app: KubeClient,
+  kubeconfig: { secret: KubeObject; key: string; text: string },
+  access: AppAccess,
+  options: RenewalOptions,
+  now = Date.now(),
+): Promise<RenewalOutcome> {
+  const { account, times } = access;
+  const who = `service account ${account.namespace}/${account.name}`;
+  if (now >= times.expires) {
+    return {
+      kind: "expired",
+      message: `the app cluster token of ${who} expired at ${new Date(times.expires).toISOString()} before the sync could renew it: bind again (klutch-bind bind) to issue a new one`,
+    };
+  }
+  const due = renewalTime(times, options.fraction);
+  if (now < due) return { kind: "wait", ms: due - now };
+  const retry = Math.max(1000, Math.min(30_000, (times.expires - now) / 10));
+  let issued: IssuedToken;
+  try {
+    issued = await requestToken(app, account, options.seconds ?? (times.expires - times.issuedAt) / 1000);
+  } catch (err) {
+    const message = `renewing the app cluster token of ${who} failed (it expires at ${new Date(times.expires).toISOString()}): ${err instanceof Error ? err.message : String(err)}`;
+    options.log.warn({ account: `${account.namespace}/${account.name}`, retryMs: retry }, message);
+    return { kind: "failed", message, ms: retry };
+  }
+  const { secret, key } = kubeconfig;
+  let written: KubeObject;
+  try {
+    written = await control.update(refs.secrets, {
+      ...secret,
+      data: {
+        ...(secret.data as Record<string, string>),
+        [key]: Buffer.from(withToken(kubeconfig.text, issued.token)).toString("base64"),
+      },
+    });
+  } catch (err) {
+    // changed meanwhile (bound again, say): the next reconcile reads it afresh
+    const conflict = err instanceof KubeApiError && err.code === 409;
+    const message = `storing the renewed app cluster token of ${who} in secret ${secret.metadata.namespace}/${secret.metadata.name} failed: ${err instanceof Error ? err.message : String(err)}`;
+    if (!conflict) options.log.warn({ retryMs: retry }, message);
+    return { kind: "failed", message, ms: conflict ? 0 : retry };
+  }
+  app.setBearerToken(issued.token);
+  const renewed = tokenTimes(issued.token) ?? { issuedAt: now, expires: issued.expires.getTime() };
+  options.log.info(
+    { account: `${account.namespace}/${account.name}`, expires: issued.expires.toISOString() },
+    "renewed the app cluster token",
+  );
+  return {
+    kind: "renewed",
+    secret: written,
+    access: { account, times: renewed },
+    ms: Math.max(0, renewalTime(renewed, options.fraction) - now),
+  };
+}

@@ -1,0 +1,240 @@
+// Issue #13 point 4, on real API servers: bind keeps no admin credentials. The app cluster's
+// admin kubeconfig is used once to create the binding's service account and roles; the sync
+// then works with that account's short-lived token only (bound objects, provider- and
+// consumer-owned claimed objects), gets 403 beyond its role, renews the token before it expires
+// without a gap, and removes the account when the binding goes.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { describe, it } from "node:test";
+import { pino } from "pino";
+import { grantAppAccess, printRbac } from "../../src/bind/app-access.ts";
+import type { PermissionClaim } from "../../src/export/types.ts";
+import { KubeApiError, KubeClient, type KubeObject } from "../../src/kube/client.ts";
+import { accountObjects, appAccessAnnotation, kubeconfigToken, tokenTimes } from "../../src/sync/app-account.ts";
+import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
+import { startSync } from "../../src/sync/manager.ts";
+import { providerNamespace } from "../../src/sync/naming.ts";
+import { refs } from "../../src/sync/resources.ts";
+import { onFileDone, uniqueSuffix } from "../support/clusters.ts";
+import { eventually } from "../support/eventually.ts";
+import { syncEnv } from "../support/sync-env.ts";
+import { repoRoot } from "../support/tools.ts";
+
+const claims: PermissionClaim[] = [
+  { group: "", resource: "secrets", version: "v1", selector: { owner: "Provider", names: ["db-*"] } },
+  // a resource is claimed once per template: the consumer owns configmaps
+  { group: "", resource: "configmaps", version: "v1", selector: { owner: "Consumer", names: ["app-*"] } },
+];
+
+async function forbidden(what: string, call: () => Promise<unknown>): Promise<void> {
+  await assert.rejects(call, (err: unknown) => err instanceof KubeApiError && err.code === 403, `${what}: not 403`);
+}
+
+/** The kubeconfig text a binding's Secret holds. */
+const storedKubeconfig = (obj: KubeObject | undefined): string =>
+  Buffer.from(String((obj?.data as Record<string, string> | undefined)?.kubeconfig ?? ""), "base64").toString();
+
+const secret = (name: string, namespace: string, value: string): KubeObject => ({
+  apiVersion: "v1",
+  kind: "Secret",
+  metadata: { name, namespace },
+  type: "Opaque",
+  data: { value: Buffer.from(value).toString("base64") },
+});
+
+describe("a binding through a service account of its own", () => {
+  it("syncs with that account only, is refused beyond it, renews its token without a gap, and removes it on unbind", async () => {
+    const env = await syncEnv({ inProcess: false });
+    const { controlClient, appClient, bindingNamespace: ns } = env;
+    const renewAt = 0.01; // of 600 s: every 6 s
+    const sync = await startSync({
+      control: controlClient,
+      logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
+      workers: 4,
+      namespace: ns,
+      resyncMs: 1000,
+      appTokenRenewFraction: renewAt,
+    });
+    onFileDone(() => sync.stop());
+    await env.template(claims);
+
+    // bind: the admin kubeconfig once, a token kubeconfig stored
+    const name = `acct-${uniqueSuffix()}`;
+    const exports = [{ group: env.ref.group, resource: env.ref.resource, claims }];
+    const granted = await grantAppAccess(env.appKubeconfig, {
+      controlServer: controlClient.server,
+      bindingNamespace: ns,
+      bindingName: name,
+      exports,
+      tokenSeconds: 600,
+    });
+    const account = granted.account;
+    const names = accountObjects(account);
+    assert.equal(granted.selfIssued, false);
+    assert.doesNotMatch(granted.kubeconfig, /client-key-data|client-certificate-data/);
+    const firstToken = kubeconfigToken(granted.kubeconfig) ?? "";
+    const times = tokenTimes(firstToken);
+    assert.ok(times);
+    const lifetime = (times.expires - times.issuedAt) / 1000;
+    assert.ok(lifetime >= 600 && lifetime < 700, `token lifetime ${lifetime} s`);
+    await controlClient.create(refs.secrets, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: {
+        name: `${name}-kubeconfig`,
+        namespace: ns,
+        labels: kubeconfigSecretMarks(name).labels,
+        annotations: { ...kubeconfigSecretMarks(name).annotations, [appAccessAnnotation]: "service-account" },
+      },
+      data: { kubeconfig: Buffer.from(granted.kubeconfig).toString("base64") },
+    });
+    await controlClient.create(refs.bindings, {
+      apiVersion: "bind.klutch.dev/v1alpha1",
+      kind: "AppClusterBinding",
+      metadata: { name, namespace: ns },
+      spec: {
+        kubeconfigSecretRef: { name: `${name}-kubeconfig` },
+        exports: [{ group: env.ref.group, resource: env.ref.resource }],
+      },
+    });
+
+    // the sync installs the CRD itself (create by name through server-side apply) and syncs
+    const appNs = `acct-app-${uniqueSuffix()}`;
+    await env.ready(name);
+    await env.appObject(appNs, "db1");
+    const mapped = providerNamespace((await controlClient.get(refs.bindings, name, ns))?.metadata.uid ?? "", appNs);
+    await eventually("provider copy", async () => assert.ok(await controlClient.get(env.ref, "db1", mapped)));
+    await eventually("claims role bound in the app namespace", async () =>
+      assert.ok(await appClient.get(refs.roleBindings, names.claimsRoleBinding, appNs)),
+    );
+    await controlClient.create(refs.secrets, secret("db-creds", mapped, "from provider"));
+    await appClient.create(refs.configMaps, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "app-settings", namespace: appNs },
+      data: { value: "from consumer" },
+    });
+    await eventually("provider-owned secret in the app namespace", async () =>
+      assert.ok(await appClient.get(refs.secrets, "db-creds", appNs)),
+    );
+    await eventually("consumer-owned configmap in the provider namespace", async () =>
+      assert.ok(await controlClient.get(refs.configMaps, "app-settings", mapped)),
+    );
+
+    // the account, beyond its role: 403
+    const asAccount = KubeClient.fromKubeconfigText(granted.kubeconfig);
+    onFileDone(async () => asAccount.close());
+    const otherNs = `acct-other-${uniqueSuffix()}`;
+    await appClient.create(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name: otherNs } });
+    onFileDone(() => appClient.delete(refs.namespaces, otherNs).catch(() => undefined));
+    await appClient.create(refs.secrets, secret("db-elsewhere", otherNs, "not bound"));
+    await forbidden("a Secret in an unbound namespace", () => asAccount.get(refs.secrets, "db-elsewhere", otherNs));
+    await forbidden("secrets cluster-wide", () => asAccount.list(refs.secrets));
+    await forbidden("another CRD", () => asAccount.get(refs.crds, "appclusterbindings.bind.klutch.dev"));
+    await forbidden("creating a ClusterRole", () =>
+      asAccount.create(refs.clusterRoles, {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRole",
+        metadata: { name: `acct-escalate-${uniqueSuffix()}` },
+        rules: [],
+      }),
+    );
+    await forbidden("a CRD by plain create", () =>
+      asAccount.create(refs.crds, {
+        apiVersion: "apiextensions.k8s.io/v1",
+        kind: "CustomResourceDefinition",
+        metadata: { name: `others.${env.ref.group}` },
+      }),
+    );
+    await forbidden("a token for another account", () =>
+      asAccount.request("POST", "/api/v1/namespaces/kube-system/serviceaccounts/default/token", {
+        body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600 } },
+      }),
+    );
+    await forbidden("the claims role in an unbound namespace, by a RoleBinding of another name", () =>
+      asAccount.apply(
+        refs.roleBindings,
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "RoleBinding",
+          metadata: { name: "sneaky", namespace: otherNs },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: names.claimsRole },
+          subjects: [{ kind: "ServiceAccount", name: account.name, namespace: account.namespace }],
+        },
+        "test",
+      ),
+    );
+    // and the control plane never holds the admin's credentials
+    const stored = await controlClient.get(refs.secrets, `${name}-kubeconfig`, ns);
+    const storedText = storedKubeconfig(stored);
+    assert.notEqual(storedText, env.appKubeconfig);
+    assert.doesNotMatch(storedText, /client-key-data/);
+
+    // renewal: the Secret's token changes every ~6 s while objects created across it arrive
+    const tokens = [kubeconfigToken(storedText) ?? ""];
+    const renewedAt: number[] = [];
+    const latencies: number[] = [];
+    const started = Date.now();
+    for (let i = 0; renewedAt.length < 3; i++) {
+      assert.ok(Date.now() - started < 60_000, `only ${renewedAt.length} renewals in 60 s`);
+      const created = Date.now();
+      await env.appObject(appNs, `across-${i}`);
+      await controlClient.create(refs.secrets, secret(`db-across-${i}`, mapped, `${i}`));
+      await eventually(`object ${i} synced`, async () => {
+        assert.ok(await controlClient.get(env.ref, `across-${i}`, mapped));
+        assert.ok(await appClient.get(refs.secrets, `db-across-${i}`, appNs));
+      });
+      latencies.push(Date.now() - created);
+      const now = await controlClient.get(refs.secrets, `${name}-kubeconfig`, ns);
+      const token = kubeconfigToken(storedKubeconfig(now)) ?? "";
+      if (token !== tokens.at(-1)) {
+        tokens.push(token);
+        renewedAt.push(Date.now() - started);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const last = tokenTimes(tokens.at(-1) ?? "");
+    assert.ok(last && last.expires > Date.now() + 500_000, "the renewed token lives as long as the first");
+    assert.equal(new Set(tokens).size, tokens.length);
+    const connected = (await controlClient.get(refs.bindings, name, ns))?.status as {
+      conditions?: Array<{ type: string; status: string }>;
+    };
+    assert.equal(connected.conditions?.find((c) => c.type === "Ready")?.status, "True");
+    console.log(
+      `renewals at ${renewedAt.map((ms) => (ms / 1000).toFixed(1)).join(", ")} s; ` +
+        `sync latency across them max ${Math.max(...latencies)} ms over ${latencies.length} objects`,
+    );
+    assert.ok(Math.max(...latencies) < 10_000);
+
+    // --print-rbac's YAML applies cleanly (server-side dry run)
+    const yaml = printRbac({
+      controlServer: controlClient.server,
+      bindingNamespace: ns,
+      bindingName: `${name}-p`,
+      exports,
+    });
+    execFileSync(
+      `${repoRoot}/.dev/bin/kubectl`,
+      ["--kubeconfig", env.app.kubeconfigPath, "apply", "--dry-run=server", "-f", "-"],
+      {
+        input: yaml,
+        stdio: ["pipe", "ignore", "inherit"],
+      },
+    );
+
+    // unbind: the binding goes, and the account with it
+    await controlClient.delete(refs.bindings, name, ns);
+    await eventually(
+      "account removed",
+      async () => {
+        assert.equal(await appClient.get(refs.clusterRoles, names.mainRole), undefined);
+        assert.equal(await appClient.get(refs.serviceAccounts, account.name, account.namespace), undefined);
+        assert.equal(await appClient.get(refs.clusterRoleBindings, names.clusterRoleBinding), undefined);
+        assert.equal(await appClient.get(refs.clusterRoles, names.claimsRole), undefined);
+        assert.equal(await appClient.get(refs.roleBindings, names.claimsRoleBinding, appNs), undefined);
+      },
+      60_000,
+    );
+    assert.equal(await controlClient.get(refs.bindings, name, ns), undefined);
+  });
+});
