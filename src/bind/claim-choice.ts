@@ -28,7 +28,8 @@ export type ClaimChoice = {
 
 /** RESOURCE.GROUP/OWNER, e.g. secrets.core/Provider. */
 export function claimName(claim: PermissionClaim): string {
-  return `${claim.resource}.${claim.group || "core"}/${claim.selector.owner}`;
+  const name = `${claim.resource}.${claim.group || "core"}`;
+  return claim.selector.owner === undefined ? name : `${name}/${claim.selector.owner}`;
 }
 
 function canonical(value: unknown): unknown {
@@ -217,5 +218,7 @@ function rejectedWords(claim: PermissionClaim): string {
   const what = claim.group === "" ? claim.resource : `${claim.resource}.${claim.group}`;
   return claim.selector.owner === "Provider"
     ? `write ${what} into your namespaces`
-    : `read ${what} from your namespaces`;
+    : claim.selector.owner === "Consumer"
+      ? `read ${what} from your namespaces`
+      : `write ${what} into your namespaces or read yours`;
 }

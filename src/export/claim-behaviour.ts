@@ -2,6 +2,7 @@
 // template valid for klutch-bind is valid here, and a wrong one says which field.
 import { list, object, optionalBoolean, optionalObject, optionalStringList, string } from "./decode.ts";
 import { InputError } from "./errors.ts";
+import { parseJsonPath } from "./json-path.ts";
 import type { ClaimBehaviour, KeyPattern } from "./types.ts";
 
 function patterns(value: unknown, field: string): KeyPattern[] | undefined {
@@ -79,20 +80,17 @@ export function parseBehaviour(claim: Record<string, unknown>, field: string): C
 }
 
 /**
- * The fields of a claim the sync does not act on yet, with a value that asks for something other
- * than what the sync does anyway: said on the binding, never silently taken as done.
+ * The parts of a claim the sync does not act on: update.fields and update.preserving paths it
+ * cannot read as one place in the synced content (wildcards, filters, metadata, status). Said on
+ * the binding, never silently taken as done.
  */
 export function notActedOn(claim: ClaimBehaviour): string[] {
   const said: string[] = [];
-  if (claim.update?.fields?.length) said.push("update.fields");
-  if (claim.update?.preserving?.length) said.push("update.preserving");
-  if (claim.update?.labelsOnConsumerOwnedObjects?.length) said.push("update.labelsOnConsumerOwnedObjects");
-  if (claim.update?.annotationsOnConsumerOwnedObjects?.length) said.push("update.annotationsOnConsumerOwnedObjects");
-  if (claim.read?.labelsOnProviderOwnedObjects?.length) said.push("read.labelsOnProviderOwnedObjects");
-  if (claim.read?.overrideAnnotations?.length) said.push("read.overrideAnnotations");
-  if (claim.onConflict?.recreateWhenConsumerSideDeleted === false)
-    said.push("onConflict.recreateWhenConsumerSideDeleted: false");
-  if (claim.autoAdopt) said.push("autoAdopt");
-  if (claim.autoDonate) said.push("autoDonate");
+  for (const key of ["fields", "preserving"] as const) {
+    for (const text of claim.update?.[key] ?? []) {
+      const parsed = parseJsonPath(text);
+      if (!Array.isArray(parsed)) said.push(`update.${key} ${JSON.stringify(text)}: ${parsed.unsupported}`);
+    }
+  }
   return said;
 }

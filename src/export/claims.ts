@@ -55,9 +55,12 @@ function parseClaim(value: unknown, field: string): PermissionClaim {
 }
 
 function parseSelector(value: unknown, field: string): ClaimSelector {
-  // klutch-bind's default selector is {}; an owner is still required here (see README)
+  // klutch-bind's default selector is {}: every object, of either owner
   const selector = object(value ?? {}, field);
-  const result: ClaimSelector = { owner: oneOf(selector.owner, owners, `${field}.owner`) };
+  const result: ClaimSelector = {};
+  if (selector.owner !== undefined && selector.owner !== null) {
+    result.owner = oneOf(selector.owner, owners, `${field}.owner`);
+  }
   // ["*"] is klutch-bind's default, the same as absent: kept out, so a claim reads the same
   // whether or not an API server filled the default in
   const names = optionalStringList(selector.names, `${field}.names`);

@@ -26,10 +26,50 @@ function selection(claim: PermissionClaim): string {
   return parts.length > 0 ? ` ${parts.join(", ")}` : "";
 }
 
+const writes = "writes WHAT into your namespaces (the provider's copies; your edits are reverted)";
+const reads = "reads WHAT from your namespaces and copies them to the provider";
+
 /** One sentence per claim, from the app cluster's point of view. */
 export function describeClaim(claim: PermissionClaim): string {
   const what = `${resourceName(claim)}${selection(claim)}`;
-  return claim.selector.owner === "Provider"
-    ? `writes ${what} into your namespaces (the provider's copies; your edits are reverted)`
-    : `reads ${what} from your namespaces and copies them to the provider`;
+  const owner = claim.selector.owner;
+  const main =
+    owner === "Provider"
+      ? writes.replace("WHAT", what)
+      : owner === "Consumer"
+        ? reads.replace("WHAT", what)
+        : `${writes.replace("WHAT", what)}, and ${reads.replace("WHAT", "yours")}`;
+  return `${main}${behaviour(claim)}`;
+}
+
+/** What the claim's further fields hand over, in words: said, since each one is consented to. */
+function behaviour(claim: PermissionClaim): string {
+  const parts: string[] = [];
+  const { owner } = claim.selector;
+  if (claim.autoAdopt) parts.push("the ones you create become the provider's (your later edits are reverted)");
+  if (claim.autoDonate) parts.push("the provider's new ones are created in your namespaces as yours");
+  if (owner !== "Provider" && claim.update?.fields?.length) {
+    parts.push(`the provider controls ${claim.update.fields.join(", ")} of yours`);
+  }
+  if (owner !== "Consumer" && claim.update?.preserving?.length) {
+    parts.push(`you keep ${claim.update.preserving.join(", ")} of the provider's, which goes back to it`);
+  }
+  if (owner !== "Consumer" && claim.onConflict?.recreateWhenConsumerSideDeleted === false) {
+    parts.push("deleting a provider's copy deletes the provider's object");
+  }
+  const back = [
+    ...(owner !== "Consumer" ? (claim.read?.labelsOnProviderOwnedObjects ?? []) : []),
+    ...(owner !== "Consumer" ? (claim.read?.overrideAnnotations ?? []) : []),
+  ];
+  if (back.length > 0) {
+    parts.push(`your labels and annotations ${back.map((p) => p.pattern).join(", ")} on its copies go to the provider`);
+  }
+  const down = [
+    ...(owner !== "Provider" ? (claim.update?.labelsOnConsumerOwnedObjects ?? []) : []),
+    ...(owner !== "Provider" ? (claim.update?.annotationsOnConsumerOwnedObjects ?? []) : []),
+  ];
+  if (down.length > 0) {
+    parts.push(`the provider sets labels and annotations ${down.map((p) => p.pattern).join(", ")} on yours`);
+  }
+  return parts.length > 0 ? `; ${parts.join("; ")}` : "";
 }

@@ -11,7 +11,7 @@ import { InputError } from "./errors.ts";
 import type { LabelSelector, Owner, PermissionClaim } from "./types.ts";
 
 export type KlutchSelector = {
-  owner: Owner;
+  owner?: Owner;
   names?: string[];
   namespaces?: string[];
   labelSelectors?: Array<Record<string, string>>;
@@ -37,7 +37,7 @@ export function klutchClaim(claim: PermissionClaim, field: string): KlutchClaim 
   // every field but the selector is klutch-bind's and read alike on both sides: kept as parsed
   const { group, resource, version, selector: given, ...behaviour } = claim;
   const { owner, names, namespaces, labelSelector, labelSelectors, fieldSelectors } = given;
-  const selector: KlutchSelector = { owner };
+  const selector: KlutchSelector = owner === undefined ? {} : { owner };
   if (names !== undefined) selector.names = exactNames(names, `${field}.selector.names`, "names");
   if (namespaces !== undefined) {
     selector.namespaces = exactNames(namespaces, `${field}.selector.namespaces`, "namespaces");

@@ -18,7 +18,8 @@ export type LabelSelector = {
  * klutch-bind's; labelSelector (with matchExpressions) and name globs are our extension.
  */
 export type ClaimSelector = {
-  owner: Owner;
+  /** absent: objects of either side, each owned as its marks or its creator say (claim-ownership.ts) */
+  owner?: Owner;
   names?: string[];
   namespaces?: string[];
   labelSelector?: LabelSelector;

@@ -474,7 +474,8 @@ export class BindingController {
     const consented = await recordedConsent(this.#o.control, this.#o.logger, binding, { group, resource }, claims);
     if (typeof consented === "string") return { ...base, message: consented };
     claims = consented.accepted;
-    const named = (c: PermissionClaim) => `${c.resource}.${c.group || "core"} (owner ${c.selector.owner})`;
+    const named = (c: PermissionClaim) =>
+      `${c.resource}.${c.group || "core"} (owner ${c.selector.owner ?? "either side"})`;
     const pending = consented.pending.map(named);
     if (pending.length > 0) base.claimsPending = pending.join(", ");
     const blocking = [...consented.pending, ...consented.rejected].filter((c) => c.required === true);

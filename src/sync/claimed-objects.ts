@@ -1,18 +1,19 @@
 // Claimed objects (any group/resource a template's permission claims name): copied from the side
-// that owns them to the other, byte-exact, edits on the copy reverted, deleted with the original.
-// An object the sync did not create is never overwritten.
+// that owns them to the other, edits on the copy reverted but for what the claim hands to the copy's
+// side, deleted with the original. An object the sync did not create is never overwritten, unless
+// the claim says so (create.replaceExisting) or its owner hands it over (autoAdopt, autoDonate).
 import { isDeepStrictEqual } from "node:util";
-import type { KeyPattern, PermissionClaim } from "../export/types.ts";
+import type { Owner, PermissionClaim } from "../export/types.ts";
 import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import { backKeys, copyContent, payload, pick, writtenBack } from "./claim-merge.ts";
+import { decideOwnership, klutchOwnerAnnotation, type SideView } from "./claim-ownership.ts";
 import type { ExportContext } from "./export-context.ts";
 import { annotations, labels, providerNamespace } from "./naming.ts";
-import { claimSelects, globMatch } from "./selector.ts";
+import { claimSelects } from "./selector.ts";
 
-export type ClaimSides = {
-  /** where originals live: provider namespaces for owner Provider, app namespaces for Consumer */
-  source: { client: KubeClient; get: (name: string, namespace: string) => KubeObject | undefined };
-  target: { client: KubeClient; get: (name: string, namespace: string) => KubeObject | undefined };
-};
+export type ClaimSide = { client: KubeClient; get: (name: string, namespace: string) => KubeObject | undefined };
+/** provider: the claim's objects in the provider namespaces; consumer: in the app namespaces */
+export type ClaimSides = { provider: ClaimSide; consumer: ClaimSide };
 
 export function claimRef(claim: PermissionClaim): ResourceRef {
   return { group: claim.group, version: claim.version, resource: claim.resource, namespaced: true };
@@ -22,20 +23,15 @@ export function claimKey(index: number, appNamespace: string, name: string): str
   return `claim:${index}:${appNamespace}/${name}`;
 }
 
-export function copyLabelValue(claim: PermissionClaim): "provider" | "consumer" {
-  return claim.selector.owner === "Provider" ? "provider" : "consumer";
+/** The copy-of label of a copy whose original owner holds. */
+export function copyLabelValue(owner: Owner): "provider" | "consumer" {
+  return owner === "Provider" ? "provider" : "consumer";
 }
 
-/** Everything but identity and status: data, binaryData, type, spec, rules, ... */
-function payload(obj: KubeObject): Record<string, unknown> {
-  const { apiVersion: _a, kind: _k, metadata: _m, status: _s, ...rest } = obj;
-  return rest;
-}
-
-function isOurCopy(ctx: ExportContext, obj: KubeObject, claim: PermissionClaim): boolean {
+function isOurCopy(ctx: ExportContext, obj: KubeObject, owner: Owner): boolean {
   return (
     obj.metadata.labels?.[labels.binding] === ctx.binding.uid &&
-    obj.metadata.labels?.[labels.copyOf] === copyLabelValue(claim)
+    obj.metadata.labels?.[labels.copyOf] === copyLabelValue(owner)
   );
 }
 
@@ -48,6 +44,23 @@ export function clusterLocal(obj: KubeObject): boolean {
   return obj.kind === "Secret" && obj.type === "kubernetes.io/service-account-token";
 }
 
+/** An original the claim covers now: not being deleted, not cluster-local, selected. */
+function selects(claim: PermissionClaim, obj: KubeObject, appNamespace: string): boolean {
+  return (
+    obj.metadata.deletionTimestamp === undefined &&
+    !clusterLocal(obj) &&
+    claimSelects(
+      claim.selector,
+      {
+        name: obj.metadata.name,
+        labels: obj.metadata.labels,
+        type: typeof obj.type === "string" ? obj.type : undefined,
+      },
+      appNamespace,
+    )
+  );
+}
+
 function foreign(ctx: ExportContext, claim: PermissionClaim, namespace: string, name: string): ClaimOutcome {
   const conflict = `${claim.resource} ${namespace}/${name} exists and was not created by the sync; it is left alone (rename one of them)`;
   ctx.reportConflict(conflict);
@@ -57,6 +70,21 @@ function foreign(ctx: ExportContext, claim: PermissionClaim, namespace: string, 
 /** What a reconcile did; conflict says why it left a foreign object alone. */
 export type ClaimOutcome = { result: "unchanged" | "written" | "deleted" | "conflict"; conflict?: string };
 
+/** Where the original of an owner's object lives and where its copy goes. */
+type Placed = { origin: ClaimSide; originNs: string; copySide: ClaimSide; copyNs: string };
+
+function placed(ctx: ExportContext, sides: ClaimSides, owner: Owner, appNamespace: string): Placed {
+  const mapped = providerNamespace(ctx.binding.uid, appNamespace);
+  return owner === "Provider"
+    ? { origin: sides.provider, originNs: mapped, copySide: sides.consumer, copyNs: appNamespace }
+    : { origin: sides.consumer, originNs: appNamespace, copySide: sides.provider, copyNs: mapped };
+}
+
+/** onConflict.recreateWhenConsumerSideDeleted: false: a provider-owned original goes when its copy is deleted. */
+function deletesWithCopy(claim: PermissionClaim, owner: Owner): boolean {
+  return owner === "Provider" && claim.onConflict?.recreateWhenConsumerSideDeleted === false;
+}
+
 export async function reconcileClaimedObject(
   ctx: ExportContext,
   claim: PermissionClaim,
@@ -65,116 +93,257 @@ export async function reconcileClaimedObject(
   name: string,
 ): Promise<ClaimOutcome> {
   const mapped = providerNamespace(ctx.binding.uid, appNamespace);
-  const [sourceNs, targetNs] = claim.selector.owner === "Provider" ? [mapped, appNamespace] : [appNamespace, mapped];
-  const ref = claimRef(claim);
-  let source = sides.source.get(name, sourceNs);
-  const target = sides.target.get(name, targetNs);
-  const ourCopy =
-    target !== undefined && isOurCopy(ctx, target, claim) && target.metadata.deletionTimestamp === undefined;
-  if (source === undefined && ourCopy) {
-    // About to delete a copy because its original is not in the cache: only the source cluster's
-    // own NotFound proves it gone (a cache may have been filled by a broken relist).
-    source = await sides.source.client.get(ref, name, sourceNs);
-    if (source !== undefined) return { result: "unchanged" }; // its event is on the way
-  }
-  const selected =
-    source !== undefined &&
-    source.metadata.deletionTimestamp === undefined &&
-    !clusterLocal(source) &&
-    claimSelects(
-      claim.selector,
-      { name, labels: source.metadata.labels, type: typeof source.type === "string" ? source.type : undefined },
-      appNamespace,
-    );
-
-  if (!selected || source === undefined) {
-    if (ourCopy) {
-      await sides.target.client.delete(ref, name, targetNs, { uid: target?.metadata.uid });
-      return { result: "deleted" };
-    }
-    return { result: "unchanged" };
-  }
-
-  if (target !== undefined && !isOurCopy(ctx, target, claim)) {
-    return foreign(ctx, claim, targetNs, name);
-  }
-
-  // metadata is not synced but for the keys the claim names (klutch-bind's read and update patterns)
-  const keys = claim.selector.owner === "Provider" ? claim.update : claim.read;
-  const desired: KubeObject = {
-    apiVersion: source.apiVersion,
-    kind: source.kind,
-    metadata: {
-      name,
-      namespace: targetNs,
-      labels: {
-        ...pick(source.metadata.labels, keys?.labels),
-        [labels.binding]: ctx.binding.uid,
-        [labels.copyOf]: copyLabelValue(claim),
-      },
-      annotations: {
-        ...pick(source.metadata.annotations, keys?.annotations),
-        [annotations.sourceUid]: source.metadata.uid ?? "",
-      },
-    },
-    ...payload(source),
+  // our copies decide their owner; another object counts only while the claim selects it
+  const view = (obj: KubeObject | undefined, originalOwner: Owner): SideView => {
+    if (obj === undefined) return undefined;
+    if (isOurCopy(ctx, obj, originalOwner)) return { obj, ours: true };
+    return selects(claim, obj, appNamespace) ? { obj, ours: false } : undefined;
   };
+  const verdict = decideOwnership(
+    claim,
+    view(sides.provider.get(name, mapped), "Consumer"),
+    view(sides.consumer.get(name, appNamespace), "Provider"),
+  );
+  switch (verdict.action) {
+    case "none":
+      return { result: "unchanged" };
+    case "conflict":
+      return resolveConflict(ctx, claim, sides, verdict.owner, appNamespace, name);
+    case "transfer":
+      return transfer(ctx, claim, placed(ctx, sides, verdict.owner, appNamespace), verdict.owner, name);
+    default:
+      return syncPair(ctx, claim, placed(ctx, sides, verdict.owner, appNamespace), verdict, appNamespace, name);
+  }
+}
 
-  if (target === undefined) {
-    try {
-      await sides.target.client.create(ref, desired);
-    } catch (err) {
-      // The target cache holds only our copies: a foreign object of that name shows up here.
-      if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
-      const existing = await sides.target.client.get(ref, name, targetNs);
-      if (existing !== undefined && !isOurCopy(ctx, existing, claim)) {
-        // create.replaceExisting (owner Provider): the provider's object takes the name over
-        if (claim.selector.owner !== "Provider" || claim.create?.replaceExisting !== true) {
-          return foreign(ctx, claim, targetNs, name);
-        }
-        await replace(sides.target.client, ref, existing, desired);
-        return { result: "written" };
-      }
-      throw err; // our own copy, not yet in the cache: the retry sees it
+async function syncPair(
+  ctx: ExportContext,
+  claim: PermissionClaim,
+  at: Placed,
+  verdict: { action: "sync" | "unclaimed"; owner: Owner },
+  appNamespace: string,
+  name: string,
+): Promise<ClaimOutcome> {
+  const { owner } = verdict;
+  const ref = claimRef(claim);
+  let original = at.origin.get(name, at.originNs);
+  const copy = at.copySide.get(name, at.copyNs);
+  const ourCopy = copy !== undefined && isOurCopy(ctx, copy, owner);
+  if (original === undefined && ourCopy) {
+    // About to delete a copy because its original is not in the cache: only the original's
+    // cluster's own NotFound proves it gone (a cache may have been filled by a broken relist).
+    original = await at.origin.client.get(ref, name, at.originNs);
+    if (original !== undefined) return { result: "unchanged" }; // its event is on the way
+  }
+  if (verdict.action === "unclaimed" || original === undefined || !selects(claim, original, appNamespace)) {
+    if (!ourCopy || copy.metadata.deletionTimestamp !== undefined) return { result: "unchanged" };
+    // the sync removes this copy itself: it must not read as the consumer deleting it
+    if (original !== undefined && original.metadata.deletionTimestamp === undefined) {
+      await forgetCopy(at.origin.client, ref, original);
     }
-    return { result: "written" };
+    await at.copySide.client.delete(ref, name, at.copyNs, { uid: copy.metadata.uid });
+    return { result: "deleted" };
   }
+  if (copy !== undefined && !ourCopy) return foreign(ctx, claim, at.copyNs, name);
+
+  if (copy === undefined) {
+    if (deletesWithCopy(claim, owner) && original.metadata.annotations?.[annotations.copiedTo]) {
+      // a copy was made and is gone: deleted on the consumer side, which the claim says deletes
+      // the original too, but only on the consumer cluster's own NotFound
+      const now = await at.copySide.client.get(ref, name, at.copyNs);
+      if (now === undefined) {
+        await at.origin.client.delete(ref, name, at.originNs, { uid: original.metadata.uid });
+        return { result: "deleted" };
+      }
+      if (isOurCopy(ctx, now, owner)) return { result: "unchanged" }; // its event is on the way
+      return foreign(ctx, claim, at.copyNs, name);
+    }
+    return createCopy(ctx, claim, at, owner, original, name);
+  }
+  if (copy.metadata.deletionTimestamp !== undefined) return { result: "unchanged" }; // its deletion event follows
+
+  let wrote = false;
+  const back = writtenBack(claim, owner, original, copy);
+  if (back !== undefined) {
+    original = await at.origin.client.update(ref, back);
+    wrote = true;
+  }
+  const desired = desiredCopy(ctx, claim, owner, original, copy, at.copyNs, name);
   const same =
-    isDeepStrictEqual(payload(target), payload(desired)) &&
-    isDeepStrictEqual(target.metadata.labels ?? {}, desired.metadata.labels) &&
-    Object.entries(desired.metadata.annotations ?? {}).every(([k, v]) => target.metadata.annotations?.[k] === v);
-  if (same) return { result: "unchanged" };
+    isDeepStrictEqual(payload(copy), payload(desired)) &&
+    isDeepStrictEqual(copy.metadata.labels ?? {}, desired.metadata.labels) &&
+    Object.entries(desired.metadata.annotations ?? {}).every(([k, v]) => copy.metadata.annotations?.[k] === v);
+  if (same) return { result: wrote ? "written" : "unchanged" };
   // a Secret's type cannot change in place; update.alwaysRecreate asks the same for any change
-  if (target.type !== desired.type || claim.update?.alwaysRecreate === true) {
-    await sides.target.client.delete(ref, name, targetNs, { uid: target.metadata.uid });
-    await sides.target.client.create(ref, desired);
+  if (copy.type !== desired.type || claim.update?.alwaysRecreate === true) {
+    if (deletesWithCopy(claim, owner)) await forgetCopy(at.origin.client, ref, original);
+    await at.copySide.client.delete(ref, name, at.copyNs, { uid: copy.metadata.uid });
+    const created = await at.copySide.client.create(ref, desired);
+    if (deletesWithCopy(claim, owner)) await rememberCopy(at.origin.client, ref, original, created);
     return { result: "written" };
   }
-  await sides.target.client.update(ref, {
+  await at.copySide.client.update(ref, {
     ...desired,
     metadata: {
       ...desired.metadata,
-      resourceVersion: target.metadata.resourceVersion,
-      annotations: { ...target.metadata.annotations, ...desired.metadata.annotations },
+      resourceVersion: copy.metadata.resourceVersion,
+      annotations: { ...copy.metadata.annotations, ...desired.metadata.annotations },
     },
   });
   return { result: "written" };
 }
 
-/** The entries of a label or annotation map whose keys match one of the patterns ("*" any run). */
-function pick(from: Record<string, string> | undefined, patterns: KeyPattern[] | undefined): Record<string, string> {
-  if (from === undefined || patterns === undefined || patterns.length === 0) return {};
-  return Object.fromEntries(Object.entries(from).filter(([key]) => patterns.some((p) => globMatch(p.pattern, key))));
+function desiredCopy(
+  ctx: ExportContext,
+  claim: PermissionClaim,
+  owner: Owner,
+  original: KubeObject,
+  copy: KubeObject | undefined,
+  namespace: string,
+  name: string,
+): KubeObject {
+  const content = copyContent(claim, owner, original, copy);
+  return {
+    apiVersion: original.apiVersion,
+    kind: original.kind,
+    metadata: {
+      name,
+      namespace,
+      labels: { ...content.labels, [labels.binding]: ctx.binding.uid, [labels.copyOf]: copyLabelValue(owner) },
+      annotations: { ...content.annotations, [annotations.sourceUid]: original.metadata.uid ?? "" },
+    },
+    ...content.payload,
+  };
+}
+
+async function createCopy(
+  ctx: ExportContext,
+  claim: PermissionClaim,
+  at: Placed,
+  owner: Owner,
+  original: KubeObject,
+  name: string,
+): Promise<ClaimOutcome> {
+  const ref = claimRef(claim);
+  const desired = desiredCopy(ctx, claim, owner, original, undefined, at.copyNs, name);
+  let created: KubeObject;
+  try {
+    created = await at.copySide.client.create(ref, desired);
+  } catch (err) {
+    // The copy side's cache may hold only our copies: a foreign object of that name shows up here.
+    if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
+    const existing = await at.copySide.client.get(ref, name, at.copyNs);
+    if (existing === undefined || isOurCopy(ctx, existing, owner)) throw err; // our own copy, not yet in the cache: the retry sees it
+    // create.replaceExisting (owner Provider): the provider's object takes the name over
+    if (owner !== "Provider" || claim.create?.replaceExisting !== true) return foreign(ctx, claim, at.copyNs, name);
+    created = await replace(at.copySide.client, ref, existing, desired);
+  }
+  if (deletesWithCopy(claim, owner)) await rememberCopy(at.origin.client, ref, original, created);
+  return { result: "written" };
+}
+
+/** Both sides hold an object of the name, neither our copy: replaced when the claim says so, else left alone. */
+async function resolveConflict(
+  ctx: ExportContext,
+  claim: PermissionClaim,
+  sides: ClaimSides,
+  owner: Owner | undefined,
+  appNamespace: string,
+  name: string,
+): Promise<ClaimOutcome> {
+  if (owner === "Provider" && claim.create?.replaceExisting === true) {
+    const at = placed(ctx, sides, owner, appNamespace);
+    const original = at.origin.get(name, at.originNs);
+    const existing = at.copySide.get(name, at.copyNs);
+    if (original !== undefined && existing !== undefined) {
+      const desired = desiredCopy(ctx, claim, owner, original, undefined, at.copyNs, name);
+      const created = await replace(at.copySide.client, claimRef(claim), existing, desired);
+      if (deletesWithCopy(claim, owner)) await rememberCopy(at.origin.client, claimRef(claim), original, created);
+      return { result: "written" };
+    }
+  }
+  // the object that is not the owner's is the one in the way (owner unknown: the app cluster's)
+  const namespace = owner === "Consumer" ? providerNamespace(ctx.binding.uid, appNamespace) : appNamespace;
+  return foreign(ctx, claim, namespace, name);
+}
+
+/**
+ * autoAdopt, autoDonate (or klutch-bind's owner annotation): an object made on one side belongs to
+ * the other. The owner's side gets a new original made from it, then the object becomes its copy.
+ * The new original names the object it came from, so a transfer cut short is finished, not
+ * mistaken for a conflict.
+ */
+async function transfer(
+  ctx: ExportContext,
+  claim: PermissionClaim,
+  at: Placed,
+  owner: Owner,
+  name: string,
+): Promise<ClaimOutcome> {
+  const ref = claimRef(claim);
+  const from = at.copySide.get(name, at.copyNs);
+  if (from === undefined) return { result: "unchanged" };
+  let original = at.origin.get(name, at.originNs);
+  if (original === undefined) {
+    // the owner's side sees of the object only what crosses back to an original (klutch-bind: nothing by default)
+    const back = backKeys(claim, owner);
+    const uid = from.metadata.uid ?? "";
+    original = await at.origin.client.create(ref, {
+      apiVersion: from.apiVersion,
+      kind: from.kind,
+      metadata: {
+        name,
+        namespace: at.originNs,
+        labels: pick(from.metadata.labels, back.labels),
+        annotations: {
+          ...pick(from.metadata.annotations, back.annotations),
+          [klutchOwnerAnnotation]: owner,
+          [annotations.transferredFrom]: uid,
+          ...(deletesWithCopy(claim, owner) ? { [annotations.copiedTo]: uid } : {}),
+        },
+      },
+      ...payload(from),
+    });
+  }
+  await at.copySide.client.update(ref, {
+    ...from,
+    metadata: {
+      ...from.metadata,
+      labels: { ...from.metadata.labels, [labels.binding]: ctx.binding.uid, [labels.copyOf]: copyLabelValue(owner) },
+      annotations: { ...from.metadata.annotations, [annotations.sourceUid]: original.metadata.uid ?? "" },
+    },
+  });
+  return { result: "written" };
+}
+
+/** Marks an original as copied, so its copy's deletion on the consumer side can be told from never having had one. */
+async function rememberCopy(client: KubeClient, ref: ResourceRef, original: KubeObject, copy: KubeObject) {
+  const uid = copy.metadata.uid ?? "";
+  if (original.metadata.annotations?.[annotations.copiedTo] === uid) return;
+  await client.mergePatch(ref, original.metadata.name, original.metadata.namespace, {
+    metadata: { annotations: { [annotations.copiedTo]: uid } },
+  });
+}
+
+async function forgetCopy(client: KubeClient, ref: ResourceRef, original: KubeObject) {
+  if (original.metadata.annotations?.[annotations.copiedTo] === undefined) return;
+  await client.mergePatch(ref, original.metadata.name, original.metadata.namespace, {
+    metadata: { annotations: { [annotations.copiedTo]: null } },
+  });
 }
 
 /** Makes a conflicting object the claim's copy: the same name, the original's content and our marks. */
-async function replace(client: KubeClient, ref: ResourceRef, existing: KubeObject, desired: KubeObject): Promise<void> {
+async function replace(
+  client: KubeClient,
+  ref: ResourceRef,
+  existing: KubeObject,
+  desired: KubeObject,
+): Promise<KubeObject> {
   if (existing.type !== desired.type) {
     await client.delete(ref, existing.metadata.name, existing.metadata.namespace, { uid: existing.metadata.uid });
-    await client.create(ref, desired);
-    return;
+    return client.create(ref, desired);
   }
-  await client.update(ref, {
+  return client.update(ref, {
     ...desired,
     metadata: { ...desired.metadata, resourceVersion: existing.metadata.resourceVersion },
   });

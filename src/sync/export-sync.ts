@@ -3,6 +3,7 @@
 import type { KubeObject } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
 import { adoptProviderObject, consumerKeyOf, objectKey, reconcileBoundObject } from "./bound-objects.ts";
+import { watchedInFull } from "./claim-ownership.ts";
 import { type ClaimSides, claimKey, claimRef, copyLabelValue, reconcileClaimedObject } from "./claimed-objects.ts";
 import type { ExportContext } from "./export-context.ts";
 import type { InformerRegistry } from "./informers.ts";
@@ -21,9 +22,8 @@ export class ExportSync {
   readonly #appRegistry: InformerRegistry;
   readonly #queue: WorkQueue;
   readonly #held: Held[] = [];
-  readonly #claimSources = new Map<string, Held>();
-  /** where copies go: per claim on the app cluster, per claim and provider namespace on the control plane */
-  readonly #claimTargets = new Map<string, Informer>();
+  /** per claim, side and namespace: what the claim sees there (see #watchClaimSide) */
+  readonly #claimSides = new Map<string, Held>();
   #app!: Informer;
   #provider!: Informer;
   #namespaces!: Informer;
@@ -85,7 +85,7 @@ export class ExportSync {
   async stop(): Promise<void> {
     this.#stopped = true;
     // releasing removes our handlers at once: no event reaches this sync any more
-    const released = [...this.#held, ...this.#claimSources.values()].map((h) => h.release());
+    const released = [...this.#held, ...this.#claimSides.values()].map((h) => h.release());
     await this.#queue.stop();
     await Promise.all(released);
   }
@@ -119,11 +119,6 @@ export class ExportSync {
     return { add: enqueue, update: (_old: KubeObject, obj: KubeObject) => enqueue(obj), delete: enqueue };
   }
 
-  #appNamespaceOf(providerNs: string | undefined): string | undefined {
-    if (providerNs === undefined) return undefined;
-    return this.#namespaces.get(providerNs)?.metadata.labels?.[labels.consumerNamespace];
-  }
-
   #onProviderObject(obj: KubeObject): void {
     const consumer = consumerKeyOf(this.ctx, obj, this.#namespaces);
     if (consumer === undefined) return;
@@ -132,23 +127,6 @@ export class ExportSync {
     } else {
       this.#queue.add(`adopt:${obj.metadata.namespace ?? ""}/${obj.metadata.name}`);
     }
-  }
-
-  /** Our copies of claim index: in an app namespace (owner Provider) or in a provider namespace (Consumer). */
-  #watchClaimTarget(index: number, where: { appNs: string } | { providerNs: string }): void {
-    const id = "appNs" in where ? `${index}:app:${where.appNs}` : `${index}:${where.providerNs}`;
-    const claim = this.ctx.claims[index];
-    if (claim === undefined || this.#claimTargets.has(id)) return;
-    const labelSelector = `${labels.binding}=${this.ctx.binding.uid},${labels.copyOf}=${copyLabelValue(claim)}`;
-    const handlers = this.#onEvent((obj) => {
-      const appNs = "appNs" in where ? where.appNs : this.#appNamespaceOf(where.providerNs);
-      if (appNs !== undefined) this.#queue.add(claimKey(index, appNs, obj.metadata.name));
-    });
-    const target =
-      "appNs" in where
-        ? this.#hold(this.#appRegistry, claimRef(claim), { labelSelector, namespace: where.appNs }, handlers)
-        : this.#hold(this.#control, claimRef(claim), { labelSelector, namespace: where.providerNs }, handlers);
-    this.#claimTargets.set(id, target);
   }
 
   /**
@@ -179,45 +157,49 @@ export class ExportSync {
     );
   }
 
-  /** A mapped provider namespace appeared: watch what the provider owns in it, and our copies there. */
+  /** A mapped provider namespace appeared: watch the claims' objects in it, and in its app namespace. */
   #onProviderNamespace(ns: KubeObject): void {
     const appNs = ns.metadata.labels?.[labels.consumerNamespace];
     if (appNs === undefined) return;
     const providerNs = ns.metadata.name;
-    this.ctx.claims.forEach((claim, index) => {
-      if (claim.selector.owner === "Provider") {
-        this.#watchClaimSource(index, providerNs, appNs);
-        this.#withAppAccess(appNs, () => this.#watchClaimTarget(index, { appNs }));
-      } else {
-        this.#watchClaimTarget(index, { providerNs });
-      }
+    this.ctx.claims.forEach((_claim, index) => {
+      this.#watchClaimSide(index, "provider", providerNs, appNs);
+      this.#withAppAccess(appNs, () => this.#watchClaimSide(index, "consumer", appNs, appNs));
     });
     // objects created directly in the namespace before we watched it
     for (const obj of this.#provider.list(ns.metadata.name)) this.#onProviderObject(obj);
   }
 
-  /** An app namespace holds bound objects: watch what the consumer owns in it. */
+  /** An app namespace holds bound objects: watch what the consumer may own in it. */
   #appNamespaceInUse(appNs: string): void {
     this.ctx.claims.forEach((claim, index) => {
-      if (claim.selector.owner === "Consumer") {
-        this.#withAppAccess(appNs, () => this.#watchClaimSource(index, appNs, appNs));
+      if (watchedInFull(claim).consumer) {
+        this.#withAppAccess(appNs, () => this.#watchClaimSide(index, "consumer", appNs, appNs));
       }
     });
   }
 
-  #watchClaimSource(index: number, namespace: string, appNs: string): void {
-    const id = `${index}:${namespace}`;
-    if (this.#claimSources.has(id)) return;
+  /**
+   * A claim's objects on one side in one namespace: all of them where an original may start on that
+   * side (claim-ownership.ts), else our copies only, by our labels.
+   */
+  #watchClaimSide(index: number, side: "provider" | "consumer", namespace: string, appNs: string): void {
+    const id = claimSideId(index, side, namespace);
     const claim = this.ctx.claims[index];
-    if (claim === undefined) return;
-    const registry = claim.selector.owner === "Provider" ? this.#control : this.#appRegistry;
+    if (claim === undefined || this.#claimSides.has(id)) return;
+    const registry = side === "provider" ? this.#control : this.#appRegistry;
     const fieldSelector = serverFieldSelector(claim.selector);
+    // copies on the provider side are of consumer-owned originals, and the reverse
+    const copyOf = copyLabelValue(side === "provider" ? "Consumer" : "Provider");
+    const options = watchedInFull(claim)[side]
+      ? { namespace, ...(fieldSelector ? { fieldSelector } : {}) }
+      : { namespace, labelSelector: `${labels.binding}=${this.ctx.binding.uid},${labels.copyOf}=${copyOf}` };
     const held = registry.acquire(
       claimRef(claim),
-      { namespace, ...(fieldSelector ? { fieldSelector } : {}) },
+      options,
       this.#onEvent((obj) => this.#queue.add(claimKey(index, appNs, obj.metadata.name))),
     );
-    this.#claimSources.set(id, held);
+    this.#claimSides.set(id, held);
   }
 
   async #process(key: string): Promise<void> {
@@ -251,26 +233,34 @@ export class ExportSync {
   async #reconcileClaim(index: number, appNs: string, name: string, key: string): Promise<void> {
     const claim = this.ctx.claims[index];
     if (claim === undefined) return;
-    const owner = claim.selector.owner === "Provider";
-    const mapped = providerNamespace(this.ctx.binding.uid, appNs);
-    const target = this.#claimTargets.get(owner ? `${index}:app:${appNs}` : `${index}:${mapped}`);
-    if (target === undefined) {
-      // the provider namespace (or the access in the app namespace) is not there yet: the bound
-      // objects' reconcile creates it
+    const provider = this.#claimSides.get(
+      claimSideId(index, "provider", providerNamespace(this.ctx.binding.uid, appNs)),
+    );
+    const consumer = this.#claimSides.get(claimSideId(index, "consumer", appNs));
+    if (consumer === undefined) {
+      // the access in the app namespace (or its provider namespace) is not there yet
       this.#queue.addAfter(key, 1000);
       return;
     }
-    const sourceNamespace = owner ? mapped : appNs;
-    // No source informer for the namespace means nothing there is ours to copy (any more).
-    const source = this.#claimSources.get(`${index}:${sourceNamespace}`);
-    const ready = target.hasSynced() && this.#app.hasSynced() && this.#namespaces.hasSynced();
-    if (!ready || (source !== undefined && !source.informer.hasSynced())) {
+    const ready = consumer.informer.hasSynced() && this.#app.hasSynced() && this.#namespaces.hasSynced();
+    if (!ready || (provider !== undefined && !provider.informer.hasSynced())) {
       this.#queue.addAfter(key, 200);
       return;
     }
+    const onConsumer = consumer.informer.get(name, appNs);
+    if (
+      provider === undefined &&
+      onConsumer !== undefined &&
+      onConsumer.metadata.labels?.[labels.copyOf] !== "provider"
+    ) {
+      // an object that may go up, and no provider namespace yet: the bound objects' reconcile creates it
+      this.#queue.addAfter(key, 1000);
+      return;
+    }
+    // No informer for the provider namespace: nothing of the claim there (a deletion asks the API server first).
     const sides: ClaimSides = {
-      source: { client: owner ? this.ctx.control : this.ctx.app, get: (n, ns) => source?.informer.get(n, ns) },
-      target: { client: owner ? this.ctx.app : this.ctx.control, get: (n, ns) => target.get(n, ns) },
+      provider: { client: this.ctx.control, get: (n, ns) => provider?.informer.get(n, ns) },
+      consumer: { client: this.ctx.app, get: (n, ns) => consumer.informer.get(n, ns) },
     };
     const outcome = await reconcileClaimedObject(this.ctx, claim, sides, appNs, name);
     if (outcome.conflict === undefined) {
@@ -285,6 +275,10 @@ export class ExportSync {
     }
     if (outcome.result === "written" || outcome.result === "deleted") this.ctx.metrics.synced(this.ctx, "claim");
   }
+}
+
+function claimSideId(index: number, side: "provider" | "consumer", namespace: string): string {
+  return `${index}:${side}:${namespace}`;
 }
 
 function splitOnce(text: string, separator: string): [string, string | undefined] {

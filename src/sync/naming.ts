@@ -25,6 +25,10 @@ export const annotations = {
   /** on a claimed copy: uid of the original */
   sourceUid: "bind.klutch.dev/source-uid",
   bindingName: "bind.klutch.dev/binding-name",
+  /** on a provider-owned original whose claim deletes it with its copy: uid of the copy made of it */
+  copiedTo: "bind.klutch.dev/copied-to",
+  /** on an original the sync made by adoption or donation: uid of the object it was made from */
+  transferredFrom: "bind.klutch.dev/transferred-from",
 } as const;
 
 export const managedByValue = "klutch-bind-sync";

@@ -312,12 +312,6 @@ describe("bad export requests name the field and the value", () => {
       /must be a string/,
     ],
     [
-      "claim without selector (klutch-bind's default {}: still no owner)",
-      { xrd: "a.b", permissionClaims: [{ group: "", resource: "secrets", version: "v1" }] },
-      "spec.permissionClaims[0].selector.owner",
-      /must be a string/,
-    ],
-    [
       "resource not plural lowercase",
       {
         xrd: "a.b",

@@ -1,0 +1,56 @@
+// A binding of the test API whose template has the given claims (written as klutch-bind users
+// write them), and the Secrets the claim tests copy.
+import type { KubeObject } from "../../src/kube/client.ts";
+import { providerNamespace } from "../../src/sync/naming.ts";
+import { refs } from "../../src/sync/resources.ts";
+import { uniqueSuffix } from "./clusters.ts";
+import type { SyncEnv } from "./sync-env.ts";
+
+export type Claim = Record<string, unknown>;
+
+/** A template with these claims (written as klutch-bind users write them) and a binding accepting them. */
+export async function boundWith(
+  env: SyncEnv,
+  name: string,
+  claims: Claim[],
+  accepted = true,
+): Promise<{ ns: string; pns: string }> {
+  await env.template(claims);
+  await env.kubeconfigSecret(name, env.appKubeconfig);
+  const binding = await env.controlClient.create(refs.bindings, {
+    apiVersion: "bind.klutch.dev/v1alpha1",
+    kind: "AppClusterBinding",
+    metadata: { name, namespace: env.bindingNamespace },
+    spec: {
+      kubeconfigSecretRef: { name: `${name}-kubeconfig` },
+      exports: [
+        {
+          group: env.ref.group,
+          resource: "postgresqlinstances",
+          ...(accepted ? {} : { permissionClaims: claims.map((c) => ({ group: "", ...c, state: "Rejected" })) }),
+        },
+      ],
+    },
+  });
+  const ns = `fields-${uniqueSuffix()}`;
+  if (accepted) {
+    await env.ready(name);
+    await env.appObject(ns, "db");
+  }
+  return { ns, pns: providerNamespace(binding.metadata.uid ?? "", ns) };
+}
+
+export function secret(
+  namespace: string,
+  name: string,
+  data: Record<string, string>,
+  meta: Partial<KubeObject["metadata"]> = {},
+): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name, namespace, ...meta },
+    type: "Opaque",
+    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString("base64")])),
+  };
+}
