@@ -3,7 +3,6 @@
 // `make dev-crossplane-down`'s, which must leave no process behind.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +10,7 @@ import { after, describe, it } from "node:test";
 import { freshCluster } from "../support/clusters.ts";
 import { freePort } from "../support/net.ts";
 import { netnsUnavailable } from "../support/netns.ts";
+import { exitAndOutput } from "../support/processes.ts";
 import { binDir, crossplaneUnavailable, repoRoot } from "../support/tools.ts";
 
 function unavailable(): string | undefined {
@@ -20,21 +20,13 @@ function unavailable(): string | undefined {
   return crossplaneUnavailable() ?? netnsUnavailable();
 }
 
-async function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
+function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; output: string }> {
   const child = spawn(process.execPath, [join(repoRoot, file), ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let output = "";
-  child.stdout.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  const [code] = (await once(child, "exit")) as [number | null];
-  return { code: code ?? 1, output };
+  return exitAndOutput(child);
 }
 
 /** Running (a zombie has ended; only its parent's wait is missing). */

@@ -3,6 +3,7 @@
 // they are still reachable from this machine's loopback only (here: from nowhere else at all).
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { exitAndOutput } from "./processes.ts";
 import { repoRoot } from "./tools.ts";
 
 export const inOwnNetnsEnv = "KLB_IN_OWN_NETNS";
@@ -52,12 +53,5 @@ export function runInOwnNetns(file: string): Promise<{ code: number; output: str
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
-  let output = "";
-  child.stdout.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  return new Promise((resolve) => child.on("exit", (code) => resolve({ code: code ?? 1, output })));
+  return exitAndOutput(child);
 }
