@@ -38,7 +38,7 @@ import {
 import { eventually } from "./eventually.ts";
 import { freePort, waitForPort } from "./net.ts";
 import { getPublished, hostPortSocket, inOwnNetns, outsideRelay } from "./netns-relay.ts";
-import { devDir, devKubeconfig, repoRoot, tool } from "./tools.ts";
+import { crossplaneUnavailable, devDir, devKubeconfig, repoRoot, tool } from "./tools.ts";
 
 export const stateDir = join(devDir, "crossplane");
 const pidDir = join(stateDir, "pids");
@@ -262,6 +262,8 @@ async function up(): Promise<void> {
   const step = (line: string) => say(`${elapsed().padStart(6)}  ${line}`);
   const kubeconfig = devKubeconfig("control");
   if (!existsSync(kubeconfig)) throw new Error(`${shown(kubeconfig)} is missing: run make dev-clusters first`);
+  const noCli = crossplaneUnavailable();
+  if (noCli !== undefined) throw new Error(`${noCli}: the real Crossplane core cannot run here`);
   const current = await running();
   if (current.status !== undefined) {
     say("already up:");
