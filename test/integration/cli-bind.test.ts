@@ -416,6 +416,8 @@ describe("klutch-bind status, bind, unbind: bind.klutch.dev bindings made before
   let env: SyncEnv;
   let exportId: string;
   const cli = (...args: string[]) => runCli(env, env.control.kubeconfigPath, args);
+  const bind = (name: string, ...more: string[]) =>
+    cli("bind", "--name", name, "--app-kubeconfig", env.app.kubeconfigPath, "--export", exportId, ...more);
 
   before(async () => {
     env = await syncEnv();
@@ -431,17 +433,7 @@ describe("klutch-bind status, bind, unbind: bind.klutch.dev bindings made before
     assert.match(status.stdout, /^legacy\s+True\s+True\s+\S+\s+\S+\s+bind\.klutch\.dev$/m);
 
     // bind again under its name: the older binding records the answers, no second binding appears
-    const again = await cli(
-      "bind",
-      "--name",
-      "legacy",
-      "--app-kubeconfig",
-      env.app.kubeconfigPath,
-      "--export",
-      exportId,
-      "--accept-claims",
-      "none",
-    );
+    const again = await bind("legacy", "--accept-claims", "none");
     assert.equal(again.code, 0, again.stderr);
     assert.match(
       again.stdout,
@@ -473,16 +465,7 @@ describe("klutch-bind status, bind, unbind: bind.klutch.dev bindings made before
         apiExports: [{ group: env.ref.group, resource: "postgresqlinstances" }],
       },
     });
-    const refused = await cli(
-      "bind",
-      "--name",
-      "by-hand",
-      "--app-kubeconfig",
-      env.app.kubeconfigPath,
-      "--export",
-      exportId,
-      "--accept-claims",
-    );
+    const refused = await bind("by-hand", "--accept-claims");
     assert.equal(refused.code, 1);
     assert.match(
       refused.stderr,
@@ -494,17 +477,7 @@ describe("klutch-bind status, bind, unbind: bind.klutch.dev bindings made before
 
   it("asks which one to unbind when both kinds have a binding of the name", async () => {
     await env.bindWith("twin", env.appKubeconfig);
-    const bound = await cli(
-      "bind",
-      "--name",
-      "twin",
-      "--app-kubeconfig",
-      env.app.kubeconfigPath,
-      "--export",
-      exportId,
-      "--accept-claims",
-      "--no-wait",
-    );
+    const bound = await bind("twin", "--accept-claims", "--no-wait");
     assert.equal(bound.code, 0, bound.stderr);
     // bind updated the older one rather than making a twin; make klutch-bind's by hand
     assert.equal(await env.controlClient.get(refs.klutchBindings, "twin", env.bindingNamespace), undefined);

@@ -109,6 +109,7 @@ if (process.env[inOwnNetnsEnv] !== "1") {
       for (const file of [
         "deploy/control-plane/apiserviceexporttemplate-crd.yaml",
         "deploy/control-plane/appclusterbinding-crd.yaml",
+        "deploy/control-plane/klutch-appclusterbinding-crd.yaml",
         "deploy/control-plane/serviceexport-xrd.yaml",
         "deploy/control-plane/serviceexport-composition.yaml",
         "examples/export/xrd.yaml",
@@ -204,7 +205,8 @@ if (process.env[inOwnNetnsEnv] !== "1") {
         },
         "klutch-bind-test",
       );
-      const binding = await control.get(refs.bindings, "app", namespace);
+      // createBinding writes klutch-bind's AppClusterBinding, as bind and the web page do
+      const binding = await control.get(refs.klutchBindings, "app", namespace);
       await eventually("the app cluster serves PostgresqlInstances", () => app.list(pg), 60_000);
       await app.apply(
         refs.namespaces,

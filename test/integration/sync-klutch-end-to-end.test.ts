@@ -99,6 +99,16 @@ describe("klutch-bind's template and AppClusterBinding, unchanged, end to end", 
       },
       60_000,
     );
+    // the binding recorded none: the template's claim is accepted once, as klutch-bind accepts it, and recorded
+    const recorded = await env.controlClient.get(refs.klutchBindings, "team-orders", env.bindingNamespace);
+    const apiExports = ((recorded?.spec ?? {}) as { apiExports?: Array<{ permissionClaims?: unknown[] }> }).apiExports;
+    assert.deepEqual(
+      apiExports?.[0]?.permissionClaims?.map((c) => [
+        (c as { resource: string }).resource,
+        (c as { state: string }).state,
+      ]),
+      [["secrets", "Accepted"]],
+    );
     // the bound API is served in the app cluster
     const crdName = `postgresqlinstances.${env.ref.group}`;
     await eventually("API in the app cluster", async () => assert.ok(await env.appClient.get(refs.crds, crdName)));
