@@ -22,8 +22,6 @@ import type { BindableApi } from "./bindable.ts";
 const fieldManager = "klutch-bind";
 
 export type AppAccessRequest = {
-  /** the control plane's API server: with the binding's namespace and name, it names the account */
-  controlServer: string;
   bindingNamespace: string;
   bindingName: string;
   exports: BoundExport[];
@@ -50,7 +48,7 @@ export function boundExports(
 
 /** The app-side RBAC of a binding as YAML, for `klutch-bind bind --print-rbac`. */
 export function printRbac(request: AppAccessRequest): string {
-  const account = accountFor(request.controlServer, request.bindingNamespace, request.bindingName);
+  const account = accountFor(request.bindingNamespace, request.bindingName);
   const seconds = request.tokenSeconds ?? defaultTokenSeconds;
   const header = [
     `# The app cluster side of binding ${request.bindingNamespace}/${request.bindingName}: service account`,
@@ -102,7 +100,7 @@ function clusterOf(kubeconfig: string): Parameters<typeof accountKubeconfig>[0] 
 export async function grantAppAccess(givenKubeconfig: string, request: AppAccessRequest): Promise<AppAccess> {
   const seconds = request.tokenSeconds ?? defaultTokenSeconds;
   if (!(seconds >= minTokenSeconds)) throw new Error(`the token lifetime must be at least ${minTokenSeconds} s`);
-  const account = accountFor(request.controlServer, request.bindingNamespace, request.bindingName);
+  const account = accountFor(request.bindingNamespace, request.bindingName);
   const app = KubeClient.fromUntrustedKubeconfig(givenKubeconfig, { timeoutMs: 10_000 });
   try {
     const me = await whoAmI(app).catch((err: unknown) => {

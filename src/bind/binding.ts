@@ -1,13 +1,16 @@
-// Making an AppClusterBinding, shared by `klutch-bind bind` and the web page: the app cluster's
-// kubeconfig as a Secret, and klutch-bind's AppClusterBinding (klutch.anynines.com) that names it
-// and the exports.
+// Making an AppClusterBinding, shared by `klutch-bind bind` and the web page: the binding's
+// service account in the app cluster (made with the given kubeconfig, which is never stored; see
+// app-access.ts), that account's kubeconfig as a Secret, and klutch-bind's AppClusterBinding
+// (klutch.anynines.com) that names it and the exports.
 import { isDnsLabel } from "../export/decode.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import { type AppAccount, appAccessAnnotation, appAccessServiceAccount } from "../sync/app-account.ts";
 import { specOf } from "../sync/binding-spec.ts";
 import type { RecordedClaim } from "../sync/consent.ts";
 import { kubeconfigSecretLabels, kubeconfigSecretMarks, notMarkedFor } from "../sync/kubeconfig-secret.ts";
 import { labels } from "../sync/naming.ts";
 import { apiVersionOf, refs } from "../sync/resources.ts";
+import { grantAppAccess } from "./app-access.ts";
 import type { BindableApi } from "./bindable.ts";
 import type { Decisions } from "./claim-choice.ts";
 import { explain } from "./explain.ts";
@@ -48,8 +51,11 @@ export async function checkAppCluster(kubeconfig: string): Promise<{ server: str
 export type NewBinding = {
   name: string;
   namespace: string;
+  /** the app cluster's, used once to make the binding's account there; never stored */
   kubeconfig: string;
   exports: BindableApi[];
+  /** the lifetime of the account's token (default 24 h; the sync renews it) */
+  tokenSeconds?: number;
   /**
    * What the user decided for each claim (see claim-choice.ts): per export id, Accepted or
    * Rejected for each of its permissionClaims, in their order. A claim without a decision is
@@ -80,17 +86,42 @@ export async function createBinding(
   client: KubeClient,
   binding: NewBinding,
   fieldManager: string,
-): Promise<{ secretName: string; kept: boolean; ref: ResourceRef; older: boolean }> {
+): Promise<{
+  secretName: string;
+  kept: boolean;
+  ref: ResourceRef;
+  older: boolean;
+  account: AppAccount;
+  expires: Date;
+}> {
   // checked before anything is written
   const recorded = binding.exports.map((e) => recordedClaims(e, binding.decisions));
   const secretName = `${binding.name}-kubeconfig`;
   const target = await bindingTarget(client, binding, secretName);
+  // the given kubeconfig's one use: the account and its roles for the accepted claims, a token
+  const access = await grantAppAccess(binding.kubeconfig, {
+    bindingNamespace: binding.namespace,
+    bindingName: binding.name,
+    exports: binding.exports.map((e, i) => ({
+      group: e.group,
+      resource: e.resource,
+      claims: (recorded[i] ?? []).filter((c) => c.state === "Accepted"),
+    })),
+    ...(binding.tokenSeconds ? { tokenSeconds: binding.tokenSeconds } : {}),
+  });
+  const marks = kubeconfigSecretMarks(binding.name);
   const secret: KubeObject = {
     apiVersion: "v1",
     kind: "Secret",
-    metadata: { name: secretName, namespace: binding.namespace, ...kubeconfigSecretMarks(binding.name) },
+    metadata: {
+      name: secretName,
+      namespace: binding.namespace,
+      labels: marks.labels,
+      // the sync renews the account's token in this Secret
+      annotations: { ...marks.annotations, [appAccessAnnotation]: appAccessServiceAccount },
+    },
     type: "Opaque",
-    data: { kubeconfig: Buffer.from(binding.kubeconfig).toString("base64") },
+    data: { kubeconfig: Buffer.from(access.kubeconfig).toString("base64") },
   };
   const failed = (err: unknown) =>
     explain(err, `store the app kubeconfig as Secret ${secretName}`, client.server, binding.namespace);
@@ -155,7 +186,7 @@ export async function createBinding(
       if (created) await client.delete(refs.secrets, secretName, binding.namespace).catch(() => undefined);
       throw explain(err, `create AppClusterBinding ${binding.name}`, client.server, binding.namespace);
     });
-  return { secretName, kept, ref, older: target.older };
+  return { secretName, kept, ref, older: target.older, account: access.account, expires: access.expires };
 }
 
 /** The binding's exports with the claims the user was shown, each accepted or rejected: the sync syncs only the accepted. */

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { printRbac } from "../bind/app-access.ts";
 import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bindable.ts";
-import { checkAppCluster, checkBindingName, createBinding } from "../bind/binding.ts";
+import { checkAppCluster, checkBindingName, createBinding, recordedClaims } from "../bind/binding.ts";
 import {
   askClaims,
   ClaimSelectionError,
@@ -13,6 +14,7 @@ import {
 } from "../bind/claim-choice.ts";
 import { explain } from "../bind/explain.ts";
 import { conditionOf } from "../kube/conditions.ts";
+import { defaultTokenSeconds, minTokenSeconds } from "../sync/app-account.ts";
 import { apiVersionOf } from "../sync/resources.ts";
 import { contextFlags, controlPlane } from "./context.ts";
 import { UsageError } from "./usage.ts";
@@ -78,6 +80,10 @@ export async function runBind(
       "accept-claims": { type: "string", multiple: true },
       timeout: { type: "string", default: "120" },
       wait: { type: "boolean", default: true },
+      // the app-side RBAC as YAML, for app cluster admins who apply it themselves; nothing is written
+      "print-rbac": { type: "boolean", default: false },
+      // the lifetime of the app cluster token (the sync renews it before it expires)
+      "app-token-seconds": { type: "string", default: String(defaultTokenSeconds) },
     },
     allowPositionals: true,
     // --no-wait
@@ -93,15 +99,25 @@ export async function runBind(
   } catch (err) {
     throw new UsageError(`bind: ${(err as Error).message}`);
   }
-  if (!appKubeconfig)
-    throw new UsageError("bind: --app-kubeconfig FILE is required (a kubeconfig for the app cluster)");
+  const printOnly = values["print-rbac"];
+  if (!appKubeconfig && !printOnly)
+    throw new UsageError(
+      "bind: --app-kubeconfig FILE is required (a kubeconfig for the app cluster, used once to create the binding's service account there; never stored)",
+    );
+  const tokenSeconds = Number(values["app-token-seconds"]);
+  if (!Number.isInteger(tokenSeconds) || tokenSeconds < minTokenSeconds) {
+    throw new UsageError(
+      `bind: --app-token-seconds must be a whole number of seconds, at least ${minTokenSeconds}, got "${values["app-token-seconds"]}"`,
+    );
+  }
   if (wanted.length === 0)
     throw new UsageError("bind: name at least one --export RESOURCE.GROUP (see klutch-bind exports)");
   const timeoutMs = Number(values.timeout) * 1000;
   if (!(timeoutMs > 0)) throw new UsageError(`bind: --timeout must be a number of seconds, got "${values.timeout}"`);
 
   const ctx = controlPlane(values);
-  const say = (line: string) => io.stdout.write(`${line}\n`);
+  // --print-rbac's stdout is the YAML alone (to pipe into kubectl apply -f -)
+  const say = (line: string) => (printOnly ? undefined : io.stdout.write(`${line}\n`));
   try {
     // 1. every export must exist
     const bindable = await listVisibleBindable(ctx.client, ctx.namespace).catch((err: unknown) => {
@@ -116,29 +132,45 @@ export async function runBind(
     }
 
     // each claim accepted or rejected: by --accept-claims, or asked for on a terminal
-    const decisions = await decideClaims(exports, values["accept-claims"], io);
+    const decisions = await decideClaims(
+      exports,
+      values["accept-claims"],
+      printOnly ? { stdin: io.stdin, stdout: process.stderr } : io,
+    );
     for (const line of summary(exports, decisions)) say(line);
+    if (printOnly) {
+      const bound = exports.map((api) => ({
+        group: api.group,
+        resource: api.resource,
+        claims: recordedClaims(api, decisions).filter((c) => c.state === "Accepted"),
+      }));
+      io.stdout.write(printRbac({ bindingNamespace: ctx.namespace, bindingName: name, exports: bound, tokenSeconds }));
+      return 0;
+    }
 
     // 2. the app cluster must answer, with a kubeconfig the sync can use
     let kubeconfig: string;
     try {
-      kubeconfig = readFileSync(appKubeconfig, "utf8");
+      kubeconfig = readFileSync(appKubeconfig ?? "", "utf8");
     } catch (err) {
-      throw new Error(`cannot read --app-kubeconfig ${appKubeconfig}: ${(err as Error).message}`);
+      throw new Error(`cannot read --app-kubeconfig ${appKubeconfig ?? ""}: ${(err as Error).message}`);
     }
     const app = await checkAppCluster(kubeconfig);
     say(`✓ app cluster ${app.server} answers (${app.version})`);
 
-    // 3. the kubeconfig as a Secret, the binding beside it
-    const { secretName, kept, ref, older } = await createBinding(
+    // 3. the binding's service account in the app cluster, its kubeconfig as a Secret, the binding
+    const { secretName, kept, ref, older, account, expires } = await createBinding(
       ctx.client,
-      { name, namespace: ctx.namespace, kubeconfig, exports, decisions },
+      { name, namespace: ctx.namespace, kubeconfig, exports, decisions, tokenSeconds },
       "klutch-bind-cli",
+    );
+    say(
+      `✓ service account ${account.namespace}/${account.name} in the app cluster, with only what the sync needs (token until ${expires.toISOString()}; the sync renews it)`,
     );
     say(
       kept
         ? `✓ kept the existing Secret ${ctx.namespace}/${secretName} (you may not replace it; unbind first to store a new kubeconfig)`
-        : `✓ kubeconfig stored as Secret ${ctx.namespace}/${secretName}`,
+        : `✓ the account's kubeconfig stored as Secret ${ctx.namespace}/${secretName} (--app-kubeconfig is not stored)`,
     );
     say(
       older

@@ -107,6 +107,31 @@ export async function runUnbind(args: string[]): Promise<number> {
       ? (await ctx.client.list(refs.namespaces, { labelSelector: `${labels.binding}=${uid}` })).items
       : [];
 
+    if (values.delete && app !== undefined) {
+      // The app objects first, while the binding's credentials still work (a binding made by
+      // klutch-bind bind holds a service account that goes with the binding): the sync deletes each
+      // provider copy and lets its app object go once the copy is gone, as for any deletion.
+      for (const { id, ref: exportRef, owned } of exported) {
+        for (const obj of owned) await ignoreGone(app.delete(exportRef, obj.metadata.name, obj.metadata.namespace));
+        const deadline = Date.now() + timeoutSeconds * 1000;
+        say(`  waiting for ${owned.length} app cluster object(s) of ${id} and their provider copies to go …`);
+        for (;;) {
+          const copies = (await ctx.client.list(exportRef, { labelSelector: `${labels.binding}=${uid}` })).items.length;
+          const left = await Promise.all(owned.map((o) => app.get(exportRef, o.metadata.name, o.metadata.namespace)));
+          const appLeft = left.filter((o) => o !== undefined).length;
+          if (copies === 0 && appLeft === 0) break;
+          if (Date.now() > deadline) {
+            throw new Error(
+              `${copies} provider cop${copies === 1 ? "y" : "ies"} and ${appLeft} app object(s) of ${id} still deleting after ${values.timeout} s`,
+            );
+          }
+          await sleep(1000);
+        }
+        say(`✓ provider copies of ${id} gone`);
+        say(`✓ ${owned.length} app cluster object(s) of ${id} deleted`);
+      }
+    }
+
     await ctx.client.delete(ref, name, ctx.namespace);
     const waitUntil = Date.now() + timeoutSeconds * 1000;
     while ((await ctx.client.get(ref, name, ctx.namespace)) !== undefined) {
@@ -122,6 +147,7 @@ export async function runUnbind(args: string[]): Promise<number> {
     );
 
     for (const { id, ref: exportRef, owned } of exported) {
+      if (values.delete && app !== undefined) continue; // done above
       const copies = (await ctx.client.list(exportRef, { labelSelector: `${labels.binding}=${uid}` })).items;
       if (values.delete) {
         say(`  waiting for ${copies.length} provider cop${copies.length === 1 ? "y" : "ies"} of ${id} to go …`);
@@ -134,10 +160,6 @@ export async function runUnbind(args: string[]): Promise<number> {
           await sleep(1000);
         }
         say(`✓ provider copies of ${id} gone`);
-        if (app !== undefined) {
-          for (const obj of owned) await app.delete(exportRef, obj.metadata.name, obj.metadata.namespace);
-          say(`✓ ${owned.length} app cluster object(s) of ${id} deleted`);
-        }
       } else {
         say(`✓ ${copies.length} provider cop${copies.length === 1 ? "y" : "ies"} of ${id} left in place (orphaned)`);
         say(`✓ ${owned.length} app cluster object(s) of ${id} released`);
@@ -158,6 +180,14 @@ export async function runUnbind(args: string[]): Promise<number> {
     return 0;
   } finally {
     ctx.client.close();
+  }
+}
+
+async function ignoreGone(call: Promise<unknown>): Promise<void> {
+  try {
+    await call;
+  } catch (err) {
+    if (!(err instanceof KubeApiError) || !err.isNotFound) throw err;
   }
 }
 

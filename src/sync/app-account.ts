@@ -49,14 +49,14 @@ export function accountObjects(account: AppAccount) {
 }
 
 /**
- * The account of one binding: stable for the same control plane, binding namespace and name, so
- * binding again updates the same account; readable (the binding name) and unique (a digest).
+ * The account of one binding: the same for the binding's namespace and name, so binding again
+ * (from the CLI or the web page, whatever address they reach the control plane by, and with
+ * --print-rbac before the binding exists) updates the same account; readable (the binding name)
+ * and unique per binding namespace (a digest). Two control planes binding one app cluster under
+ * the same namespace and name would share it: name bindings after their team.
  */
-export function accountFor(controlServer: string, bindingNamespace: string, bindingName: string): AppAccount {
-  const digest = createHash("sha256")
-    .update(`${controlServer}\n${bindingNamespace}\n${bindingName}`)
-    .digest("hex")
-    .slice(0, 8);
+export function accountFor(bindingNamespace: string, bindingName: string): AppAccount {
+  const digest = createHash("sha256").update(`${bindingNamespace}\n${bindingName}`).digest("hex").slice(0, 8);
   return { namespace: accountNamespace, name: `${bindingName.slice(0, 52)}-${digest}` };
 }
 

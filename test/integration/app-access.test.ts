@@ -4,18 +4,30 @@
 // consumer-owned claimed objects), gets 403 beyond its role, renews the token before it expires
 // without a gap, and removes the account when the binding goes.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { promisify } from "node:util";
 import { pino } from "pino";
 import { grantAppAccess, printRbac } from "../../src/bind/app-access.ts";
 import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeApiError, KubeClient, type KubeObject } from "../../src/kube/client.ts";
-import { accountObjects, appAccessAnnotation, kubeconfigToken, tokenTimes } from "../../src/sync/app-account.ts";
+import {
+  accountFor,
+  accountObjects,
+  appAccessAnnotation,
+  kubeconfigToken,
+  tokenAccount,
+  tokenTimes,
+} from "../../src/sync/app-account.ts";
 import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { startSync } from "../../src/sync/manager.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
-import { onFileDone, uniqueSuffix } from "../support/clusters.ts";
+import { accountKubeconfig } from "../support/accounts.ts";
+import { kubeConfig, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
@@ -62,7 +74,6 @@ describe("a binding through a service account of its own", () => {
     const name = `acct-${uniqueSuffix()}`;
     const exports = [{ group: env.ref.group, resource: env.ref.resource, claims }];
     const granted = await grantAppAccess(env.appKubeconfig, {
-      controlServer: controlClient.server,
       bindingNamespace: ns,
       bindingName: name,
       exports,
@@ -208,7 +219,6 @@ describe("a binding through a service account of its own", () => {
 
     // --print-rbac's YAML applies cleanly (server-side dry run)
     const yaml = printRbac({
-      controlServer: controlClient.server,
       bindingNamespace: ns,
       bindingName: `${name}-p`,
       exports,
@@ -236,5 +246,119 @@ describe("a binding through a service account of its own", () => {
       60_000,
     );
     assert.equal(await controlClient.get(refs.bindings, name, ns), undefined);
+  });
+});
+
+const run = promisify(execFile);
+
+describe("klutch-bind bind and unbind with an app cluster service account", () => {
+  it("bind stores the account's kubeconfig, --print-rbac applies for teams who bind with the account itself, unbind --delete removes objects and account", async () => {
+    const env = await syncEnv();
+    await env.template(claims);
+    const exportId = `${env.ref.resource}.${env.ref.group}`;
+    const cli = (...args: string[]) =>
+      run(
+        process.execPath,
+        [
+          join(repoRoot, "src/cli/main.ts"),
+          ...args,
+          "--kubeconfig",
+          env.control.kubeconfigPath,
+          "-n",
+          env.bindingNamespace,
+        ],
+        { cwd: repoRoot },
+      );
+    const kubectl = (args: string[], input?: string) =>
+      execFileSync(`${repoRoot}/.dev/bin/kubectl`, ["--kubeconfig", env.app.kubeconfigPath, ...args], {
+        ...(input === undefined ? {} : { input }),
+        encoding: "utf8",
+        stdio: ["pipe", "pipe", "inherit"],
+      });
+
+    // a team's admins apply the printed RBAC and hand over a token of the account; bind with it
+    const team = `team-${uniqueSuffix()}`;
+    const printed = await cli("bind", "--name", team, "--export", exportId, "--accept-claims", "all", "--print-rbac");
+    assert.match(printed.stdout, /^# The app cluster side of binding/);
+    assert.doesNotMatch(printed.stdout, /✓/);
+    kubectl(["apply", "--dry-run=server", "-f", "-"], printed.stdout);
+    kubectl(["apply", "-f", "-"], printed.stdout);
+    const teamAccount = accountFor(env.bindingNamespace, team);
+    onFileDone(async () => {
+      // applied by hand, so not owned by the main role: removed by name, as the team would
+      const names = accountObjects(teamAccount);
+      const gone = (p: Promise<unknown>) => p.catch(() => undefined);
+      await gone(env.appClient.delete(refs.clusterRoles, names.mainRole));
+      await gone(env.appClient.delete(refs.clusterRoles, names.claimsRole));
+      await gone(env.appClient.delete(refs.clusterRoleBindings, names.clusterRoleBinding));
+      await gone(env.appClient.delete(refs.serviceAccounts, teamAccount.name, teamAccount.namespace));
+    });
+    const token = kubectl([
+      "create",
+      "token",
+      "-n",
+      teamAccount.namespace,
+      teamAccount.name,
+      "--duration",
+      "600s",
+    ]).trim();
+    const own = join(mkdtempSync(join(tmpdir(), "klb-acct-")), "kubeconfig");
+    writeFileSync(own, accountKubeconfig(kubeConfig(env.app), { ...teamAccount, username: "", token }).exportConfig());
+    const bound = await cli(
+      "bind",
+      "--name",
+      team,
+      "--app-kubeconfig",
+      own,
+      "--export",
+      exportId,
+      "--accept-claims",
+      "all",
+    );
+    assert.match(bound.stdout, new RegExp(`✓ service account klutch-bind/${teamAccount.name} in the app cluster`));
+    assert.match(bound.stdout, /is Ready after/);
+    const teamSecret = await env.controlClient.get(refs.secrets, `${team}-kubeconfig`, env.bindingNamespace);
+    const teamToken = kubeconfigToken(storedKubeconfig(teamSecret)) ?? "";
+    assert.notEqual(teamToken, token, "bind asked for a token of its own");
+    assert.deepEqual(tokenAccount(teamToken), teamAccount);
+
+    // one binding per app cluster and API: let go of the team's first (its hand-applied main role goes)
+    await cli("unbind", team, "--orphan");
+    assert.equal(await env.appClient.get(refs.clusterRoles, accountObjects(teamAccount).mainRole), undefined);
+
+    // an admin kubeconfig: used once, never stored; unbind --delete removes the account too
+    const doomed = `doomed-${uniqueSuffix()}`;
+    const made = await cli(
+      "bind",
+      "--name",
+      doomed,
+      "--app-kubeconfig",
+      env.app.kubeconfigPath,
+      "--export",
+      exportId,
+      "--accept-claims",
+      "all",
+    );
+    assert.match(made.stdout, /✓ the account's kubeconfig stored as Secret \S+ \(--app-kubeconfig is not stored\)/);
+    const account = accountFor(env.bindingNamespace, doomed);
+    const stored = storedKubeconfig(
+      await env.controlClient.get(refs.secrets, `${doomed}-kubeconfig`, env.bindingNamespace),
+    );
+    assert.deepEqual(tokenAccount(kubeconfigToken(stored) ?? ""), account);
+    assert.doesNotMatch(stored, /client-key-data/);
+    const appNs = `doomed-${uniqueSuffix()}`;
+    await env.appObject(appNs, "db");
+    const uid = (await env.controlClient.get(refs.klutchBindings, doomed, env.bindingNamespace))?.metadata.uid ?? "";
+    await eventually("provider copy", async () =>
+      assert.ok(await env.controlClient.get(env.ref, "db", providerNamespace(uid, appNs))),
+    );
+    const unbound = await cli("unbind", doomed, "--delete");
+    assert.match(unbound.stdout, /✓ 1 app cluster object\(s\) of \S+ deleted/);
+    assert.equal(await env.appClient.get(env.ref, "db", appNs), undefined);
+    assert.equal(await env.controlClient.get(env.ref, "db", providerNamespace(uid, appNs)), undefined);
+    await eventually("account removed", async () => {
+      assert.equal(await env.appClient.get(refs.clusterRoles, accountObjects(account).mainRole), undefined);
+      assert.equal(await env.appClient.get(refs.serviceAccounts, account.name, account.namespace), undefined);
+    });
   });
 });

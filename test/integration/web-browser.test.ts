@@ -10,6 +10,7 @@ import { pino } from "pino";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { isBindingSecret } from "../../src/bind/binding.ts";
 import { KubeClient } from "../../src/kube/client.ts";
+import { accountFor, kubeconfigToken, tokenAccount } from "../../src/sync/app-account.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { type RunningWeb, startWebServer } from "../../src/web/server.ts";
 import { type Account, accountKubeconfig, grant, serviceAccount } from "../support/accounts.ts";
@@ -167,10 +168,14 @@ describe("the web page, in Chromium", () => {
     );
     const secret = await env.controlClient.get(refs.secrets, "alice-app-kubeconfig", env.bindingNamespace);
     assert.ok(isBindingSecret(secret), "klutch-bind unbind will clean it up, as it does the CLI's");
-    assert.equal(
-      Buffer.from((secret?.data as Record<string, string> | undefined)?.kubeconfig ?? "", "base64").toString("utf8"),
-      appKubeconfig,
-    );
+    // not the pasted kubeconfig: the binding's own service account, with a token the sync renews
+    const stored = Buffer.from(
+      (secret?.data as Record<string, string> | undefined)?.kubeconfig ?? "",
+      "base64",
+    ).toString("utf8");
+    assert.notEqual(stored, appKubeconfig);
+    assert.doesNotMatch(stored, /client-key-data/);
+    assert.deepEqual(tokenAccount(kubeconfigToken(stored) ?? ""), accountFor(env.bindingNamespace, "alice-app"));
     await page.goto(web.url);
     const row = (await page.textContent('tr[data-binding="alice-app"]')) ?? "";
     assert.match(row, /True/);
