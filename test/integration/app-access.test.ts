@@ -26,9 +26,10 @@ import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { startSync } from "../../src/sync/manager.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
-import { accountKubeconfig } from "../support/accounts.ts";
-import { kubeConfig, onFileDone, uniqueSuffix } from "../support/clusters.ts";
+import { accountKubeconfig, serviceAccount } from "../support/accounts.ts";
+import { kubeConfig, onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
+import { apply, readManifests } from "../support/manifests.ts";
 import { syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -360,5 +361,33 @@ describe("klutch-bind bind and unbind with an app cluster service account", () =
       assert.equal(await env.appClient.get(refs.clusterRoles, accountObjects(account).mainRole), undefined);
       assert.equal(await env.appClient.get(refs.serviceAccounts, account.name, account.namespace), undefined);
     });
+  });
+});
+
+describe("the sync's control-plane RBAC and renewed tokens", () => {
+  it("deploy/'s kubeconfig Role lets the sync write a renewed token into a binding's Secret, and create none", async () => {
+    const env = await syncEnv({ inProcess: false });
+    const ns = await testNamespace(env.control, "kubeconfigs");
+    const role = readManifests("deploy/control-plane/sync-rbac.yaml").find((o) => o.kind === "Role");
+    assert.ok(role);
+    await apply(env.control, [{ ...role, metadata: { ...role.metadata, namespace: ns } }] as never);
+    const sync = await serviceAccount(env.controlClient, ns, `sync-${uniqueSuffix()}`);
+    const roleBinding = {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "klutch-bind:sync-kubeconfigs", namespace: ns },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata?.name ?? "" },
+      subjects: [{ kind: "ServiceAccount", name: sync.name, namespace: ns }],
+    };
+    await apply(env.control, [roleBinding] as never);
+    const asSync = KubeClient.fromKubeConfig(accountKubeconfig(kubeConfig(env.control), sync));
+    onFileDone(async () => asSync.close());
+    await env.controlClient.create(refs.secrets, secret("b-kubeconfig", ns, "old token"));
+    await eventually("the sync may update the Secret", async () => {
+      const read = await asSync.get(refs.secrets, "b-kubeconfig", ns);
+      assert.ok(read);
+      await asSync.update(refs.secrets, { ...read, data: { value: Buffer.from("new token").toString("base64") } });
+    });
+    await forbidden("creating a Secret", () => asSync.create(refs.secrets, secret("other", ns, "x")));
   });
 });

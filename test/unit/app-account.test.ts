@@ -2,8 +2,10 @@
 // claims, the token's times and the kubeconfig around it (pure parts of issue #13 point 4).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { pino } from "pino";
 import { parse } from "yaml";
 import type { PermissionClaim } from "../../src/export/types.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 import {
   accountFor,
   accountKubeconfig,
@@ -15,6 +17,7 @@ import {
   withToken,
 } from "../../src/sync/app-account.ts";
 import { appRbac, claimsRoleBinding, claimsRules, mainRules } from "../../src/sync/app-rbac.ts";
+import { renewIfDue } from "../../src/sync/token-renewal.ts";
 
 const jwt = (payload: Record<string, unknown>) =>
   `${Buffer.from('{"alg":"RS256"}').toString("base64url")}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}.sig`;
@@ -138,5 +141,30 @@ describe("app account RBAC", () => {
         uid: "uid-1",
       },
     ]);
+  });
+});
+
+describe("token renewal, before any request", () => {
+  const access = { account, times: { issuedAt: 1_000_000, expires: 1_600_000 } };
+  const kubeconfig = {
+    secret: { apiVersion: "v1", kind: "Secret", metadata: { name: "s" } },
+    key: "kubeconfig",
+    text: "",
+  };
+  const untouched = {} as KubeClient; // any request would throw
+  const options = { fraction: 0.8, log: pino({ level: "silent" }) };
+
+  it("waits until the share of the lifetime is reached", async () => {
+    const outcome = await renewIfDue(untouched, untouched, kubeconfig, access, options, 1_100_000);
+    assert.deepEqual(outcome, { kind: "wait", ms: 380_000 });
+  });
+
+  it("says to bind again once the token has expired, naming the account and never the token", async () => {
+    const outcome = await renewIfDue(untouched, untouched, kubeconfig, access, options, 1_600_000);
+    assert.equal(outcome.kind, "expired");
+    assert.match(
+      outcome.kind === "expired" ? outcome.message : "",
+      /token of service account klutch-bind\/orders-1a2b3c4d expired at .* bind again/,
+    );
   });
 });
