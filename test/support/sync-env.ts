@@ -199,7 +199,10 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
       eventually(
         `binding ${bindingName} ready`,
         async () => {
-          const read = await controlClient.get(refs.bindings, bindingName, bindingNamespace);
+          // klutch-bind's kind (what bind writes) or ours (what older tests make by hand)
+          const read =
+            (await controlClient.get(refs.klutchBindings, bindingName, bindingNamespace)) ??
+            (await controlClient.get(refs.bindings, bindingName, bindingNamespace));
           if (conditionOf(read, "Ready")?.status !== "True") throw new Error(JSON.stringify(read?.status));
         },
         60_000,
