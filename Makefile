@@ -22,7 +22,7 @@ export PATH := $(BIN_DIR):$(PATH)
 export KLB_BIN_DIR := $(BIN_DIR)
 
 .PHONY: help node deps tools browser build typecheck lint check test test-unit test-integration \
-        dev-clusters dev-clusters-down render render-op image xpkg demo demo-serve bench bench-tools clean
+        dev-clusters dev-clusters-down render render-op image image-docker xpkg test-image demo demo-serve bench bench-tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -72,10 +72,10 @@ check: typecheck lint ## type check and lint
 test-unit: deps ## unit tests only (no clusters)
 	@node --test 'test/unit/**/*.test.ts'
 
-test-integration: build tools browser ## integration tests against real API servers
+test-integration: build tools browser test-image ## integration tests against real API servers
 	@node --test --test-global-setup=test/support/global-setup.ts 'test/integration/**/*.test.ts'
 
-test: check build tools browser ## everything: type check, lint, unit and integration tests
+test: check build tools browser test-image ## everything: type check, lint, unit and integration tests
 	@node --test --test-global-setup=test/support/global-setup.ts 'test/**/*.test.ts'
 
 dev-clusters: deps tools ## start the local clusters named in CLUSTERS (default: control app)
@@ -92,23 +92,33 @@ dev-crossplane: build dev-clusters ## the real Crossplane core on the control cl
 dev-crossplane-down: deps ## stop everything make dev-crossplane started and remove its state
 	@node test/support/dev-crossplane.ts down
 
-IMAGE ?= function-klutch-bind:dev
+IMAGE     ?= function-klutch-bind:dev
+IMAGE_TAR := $(DEV_DIR)/function-klutch-bind-image.tar
+XPKG      := $(DEV_DIR)/function-klutch-bind.xpkg
+# The image from files, without Docker: Node.js from npm, Debian's libraries, our dist/ and
+# production node_modules, layered and assembled with crane (package/image/build.sh).
+IMAGE_BUILD = NODE_VERSION=$(NODE_VERSION) TOOLS_CACHE=$(TOOLS_CACHE) CRANE=$(BIN_DIR)/crane \
+  OUT=$(IMAGE_TAR) IMAGE_TAG=$(IMAGE) package/image/build.sh
+XPKG_BUILD = $(BIN_DIR)/crossplane xpkg build --package-root=package --embed-runtime-image-tarball=$(IMAGE_TAR) \
+  -o $(XPKG).tmp && mv $(XPKG).tmp $(XPKG) && echo "[xpkg] wrote .dev/function-klutch-bind.xpkg with the image $(IMAGE)"
+CRANE_MISSING = { echo "[image] $$(head -1 $(BIN_DIR)/crossplane.unavailable 2>/dev/null || echo 'crane and crossplane missing: make tools')"; exit 1; }
 
-image: ## build the runtime image with Docker (package/Dockerfile), where a Docker engine runs
-	@if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then \
-	  echo "[image] no Docker engine on this machine: cannot build $(IMAGE)."; \
-	  echo "[image] on a machine with Docker: docker build -f package/Dockerfile -t $(IMAGE) ."; exit 1; fi
+image: build tools ## build the runtime image without Docker into .dev/function-klutch-bind-image.tar (docker load takes it)
+	@test -x $(BIN_DIR)/crane || $(CRANE_MISSING)
+	@$(IMAGE_BUILD)
+
+image-docker: ## build the same image with Docker (package/Dockerfile), where a Docker engine runs
 	docker build -f package/Dockerfile -t $(IMAGE) .
 
-xpkg: tools ## build the Crossplane package (.dev/function-klutch-bind.xpkg), embedding the image if Docker has it
-	@test -x $(BIN_DIR)/crossplane || { echo "[xpkg] $$(head -1 $(BIN_DIR)/crossplane.unavailable 2>/dev/null || echo 'crossplane CLI missing: make tools')"; exit 1; }
-	@if command -v docker >/dev/null && docker image inspect $(IMAGE) >/dev/null 2>&1; then \
-	  $(BIN_DIR)/crossplane xpkg build --package-root=package --embed-runtime-image=$(IMAGE) -o $(DEV_DIR)/function-klutch-bind.xpkg; \
-	else \
-	  echo "[xpkg] no runtime image $(IMAGE) (make image needs Docker): building the package without one"; \
-	  $(BIN_DIR)/crossplane xpkg build --package-root=package -o $(DEV_DIR)/function-klutch-bind.xpkg; \
-	fi
-	@echo "[xpkg] wrote .dev/function-klutch-bind.xpkg"
+xpkg: image ## build the Crossplane package .dev/function-klutch-bind.xpkg with the runtime image embedded
+	@test -x $(BIN_DIR)/crossplane || $(CRANE_MISSING)
+	@$(XPKG_BUILD)
+
+# for the tests: the image and the package, unless make tools found crane and crossplane unavailable
+# (then test/integration/image.test.ts skips, as the other Crossplane tests do)
+test-image: build tools
+	@if [ -x $(BIN_DIR)/crane ] && [ -x $(BIN_DIR)/crossplane ]; then $(IMAGE_BUILD) && $(XPKG_BUILD); \
+	  else echo "[image] crane and crossplane unavailable: the image tests skip"; fi
 
 render: deps tools ## run the real crossplane render on examples/export through the function
 	@node examples/render.ts
