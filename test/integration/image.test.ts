@@ -1,8 +1,9 @@
 // The runtime image `make image` builds without Docker, and the package `make xpkg` embeds it in.
 // The image is unpacked into a directory and its entrypoint run confined to it (chroot plus mount
 // and PID namespaces, as the image's user; in a user namespace when not root), so nothing from
-// this machine's root takes part: it serves the function as Crossplane starts it and answers a
-// RunFunction call. The package must carry that image and its package.yaml.
+// this machine's root takes part: its Kubernetes client reaches the control cluster, and it serves
+// the function as Crossplane starts it and answers RunFunction calls. The package must carry that
+// image and its package.yaml.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -27,6 +28,7 @@ import { parseAllDocuments } from "yaml";
 import { composedKeys } from "../../src/function/composed-keys.ts";
 import { seedClaims, xrd } from "../fixtures/xrds.ts";
 import { makePki } from "../support/certs.ts";
+import { testClusters } from "../support/clusters.ts";
 import { desiredJson, functionClient, request } from "../support/function-client.ts";
 import { freePort, waitForPort } from "../support/net.ts";
 import { crossplaneUnavailable, devDir, repoRoot } from "../support/tools.ts";
@@ -228,6 +230,16 @@ describe("the runtime image (make image)", { skip }, () => {
     const version = await output(confined(root, image, [...(image.config.config.Entrypoint ?? []), "version"]));
     assert.equal(version.code, 0, version.stderr);
     assert.match(version.stdout, new RegExp(`^klutch-bind \\S+ \\(node ${nodeVersion}, linux/x64\\)`));
+  });
+
+  it("runs the Kubernetes client of the CLI and the sync: klutch-bind exports against the control cluster", async () => {
+    const { control } = await testClusters();
+    copyFileSync(control.kubeconfigPath, join(root, "tmp/control.kubeconfig"));
+    if (asRoot) chownSync(join(root, "tmp/control.kubeconfig"), 65532, 65532);
+    const argv = [...(image.config.config.Entrypoint ?? []), "exports", "--kubeconfig=/tmp/control.kubeconfig"];
+    const got = await output(confined(root, image, argv));
+    assert.equal(got.code, 0, got.stderr);
+    assert.match(got.stdout, /^(no bindable APIs|API +VERSION)/);
   });
 
   it("serves the function as Crossplane starts it (TLS_SERVER_CERTS_DIR) and a RunFunction call composes the template", async () => {
