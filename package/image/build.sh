@@ -69,6 +69,30 @@ layer_tar() { # DIR OUT [OWNER] [NAMES...]
     --owner="$owner" --group="$owner" --numeric-owner --mode='u+rwX,go+rX,go-w' -- "${names[@]}"
 }
 
+# A Debian point release removes the version it replaces from the mirror: then the version this
+# machine's apt offers now (checked by apt against its signed indexes), with a warning to update DEBS.
+current_deb() { # POOL_PATH -> prints the .deb it downloaded
+  local file package dir
+  file=$(basename "$1")
+  package=${file%%_*}
+  dir=$(mktemp -d "$CACHE/debs/apt.XXXXXX")
+  say "cannot download $DEBIAN_MIRROR/$1 (replaced by a point release?): trying apt-get download $package" >&2
+  command -v apt-get >/dev/null || { say "no apt-get here: update DEBS in $0 from apt-cache show $package" >&2; return 1; }
+  local sudo=
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  if ! (cd "$dir" && apt-get download -qq "$package" >/dev/null 2>&1); then
+    $sudo apt-get update -qq >/dev/null && (cd "$dir" && apt-get download -qq "$package" >/dev/null) || {
+      say "apt-get download $package failed: update DEBS in $0 from apt-cache show $package" >&2
+      return 1
+    }
+  fi
+  local got
+  got=$(find "$dir" -name "${package}_*.deb" | head -1)
+  say "WARNING: using $(basename "$got") instead of the pinned $file: update DEBS in $0" >&2
+  mv "$got" "$CACHE/debs/" && rmdir "$dir"
+  echo "$CACHE/debs/$(basename "$got")"
+}
+
 # Layer 1: the system libraries Node needs, users, /tmp.
 BASE_LAYER=$CACHE/layers/base-$( { echo "$SCRIPT_HASH"; printf '%s\n' "${DEBS[@]}"; } | hash).tar
 if [ ! -f "$BASE_LAYER" ]; then
@@ -79,12 +103,13 @@ if [ ! -f "$BASE_LAYER" ]; then
     deb=$CACHE/debs/$(basename "$path")
     if [ ! -f "$deb" ] || ! echo "$sha  $deb" | sha256sum -c --status; then
       say "downloading $(basename "$path") from $DEBIAN_MIRROR"
-      curl -fsSL --retry 3 -o "$deb.tmp" "$DEBIAN_MIRROR/$path" || {
-        say "cannot download $DEBIAN_MIRROR/$path: if a Debian point release replaced it, update DEBS in $0"
-        exit 1
-      }
-      echo "$sha  $deb.tmp" | sha256sum -c --status || { say "sha256 of $(basename "$path") is not $sha"; exit 1; }
-      mv "$deb.tmp" "$deb"
+      if curl -fsSL --retry 3 -o "$deb.tmp" "$DEBIAN_MIRROR/$path"; then
+        echo "$sha  $deb.tmp" | sha256sum -c --status || { say "sha256 of $(basename "$path") is not $sha"; exit 1; }
+        mv "$deb.tmp" "$deb"
+      else
+        rm -f "$deb.tmp"
+        deb=$(current_deb "$path") || exit 1
+      fi
     fi
     dpkg-deb -x "$deb" "$rootfs"
   done
