@@ -18,7 +18,12 @@ export type InformerHandlers = {
   delete?: (obj: KubeObject) => void;
 };
 
-export type InformerOptions = ListOptions & { logger?: Logger; onError?: (err: unknown) => void };
+export type InformerOptions = ListOptions & {
+  logger?: Logger;
+  onError?: (err: unknown) => void;
+  /** what the cache keeps of each listed or watched object (see lean.ts); the whole object by default */
+  transform?: (obj: KubeObject) => KubeObject;
+};
 
 const minBackoffMs = 200;
 const maxBackoffMs = 30_000;
@@ -43,6 +48,7 @@ export class Informer {
   readonly #options: ListOptions;
   readonly #logger: Logger | undefined;
   readonly #onError: ((err: unknown) => void) | undefined;
+  readonly #transform: (obj: KubeObject) => KubeObject;
   readonly #cache = new Map<string, KubeObject>();
   readonly #handlers = new Set<InformerHandlers>();
   #syncWaiters: Array<() => void> = [];
@@ -56,12 +62,13 @@ export class Informer {
   #loop: Promise<void> | undefined;
 
   constructor(client: KubeClient, ref: ResourceRef, options: InformerOptions = {}) {
-    const { logger, onError, ...listOptions } = options;
+    const { logger, onError, transform, ...listOptions } = options;
     this.#client = client;
     this.#ref = ref;
     this.#options = listOptions;
     this.#logger = logger;
     this.#onError = onError;
+    this.#transform = transform ?? ((obj) => obj);
   }
 
   /** true while the last list/watch attempt failed (for Connected conditions) */
@@ -227,7 +234,7 @@ export class Informer {
     const { items, resourceVersion, kind } = listed;
     this.#kind = kind;
     const fresh = new Map<string, KubeObject>();
-    for (const item of items) fresh.set(keyOf(item), item);
+    for (const item of items) fresh.set(keyOf(item), this.#transform(item));
     const previous = new Map(this.#cache);
     this.#cache.clear();
     for (const [key, obj] of fresh) this.#cache.set(key, obj);
@@ -258,7 +265,7 @@ export class Informer {
   }
 
   #apply(event: WatchEvent): void {
-    const obj = event.object;
+    const obj = this.#transform(event.object);
     const key = keyOf(obj);
     const old = this.#cache.get(key);
     if (event.type === "DELETED") {

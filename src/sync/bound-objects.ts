@@ -5,6 +5,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { KubeObject, ResourceRef } from "../kube/client.ts";
 import { KubeApiError } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
+import { leanObject } from "../kube/lean.ts";
 import { kubeTime } from "../kube/time.ts";
 import type { ExportContext } from "./export-context.ts";
 import {
@@ -16,6 +17,7 @@ import {
   providerClusterScopedName,
   providerNamespace,
 } from "./naming.ts";
+import type { RecentWrites } from "./recent-writes.ts";
 
 type Condition = { type: string; status: string; reason: string; message?: string; lastTransitionTime?: string };
 
@@ -107,15 +109,45 @@ function withoutOurConditions(status: unknown): unknown {
   return { ...s, conditions };
 }
 
+/** The caches of one export, and its own writes not in them yet (recent-writes.ts). */
+export type BoundInformers = {
+  app: Informer;
+  provider: Informer;
+  namespaces: Informer;
+  written?: { app: RecentWrites; provider: RecentWrites };
+};
+
+/**
+ * Our finalizer and owner label on, or the finalizer off, the consumer object: a merge patch, so the
+ * annotations the cache does not keep (lean.ts) stay; its resourceVersion makes it fail on a newer object.
+ */
+async function patchConsumerMeta(
+  ctx: ExportContext,
+  consumer: KubeObject,
+  meta: { labels?: Record<string, string>; finalizers: string[] },
+  written: RecentWrites | undefined,
+): Promise<KubeObject> {
+  const patched = leanObject(
+    await ctx.app.mergePatch(ctx.ref, consumer.metadata.name, consumer.metadata.namespace, {
+      metadata: { resourceVersion: consumer.metadata.resourceVersion, ...meta },
+    }),
+  );
+  written?.note(patched);
+  return patched;
+}
+
 export async function reconcileBoundObject(
   ctx: ExportContext,
-  informers: { app: Informer; provider: Informer; namespaces: Informer },
+  informers: BoundInformers,
   namespace: string | undefined,
   name: string,
 ): Promise<void> {
-  const consumer = informers.app.get(name, namespace);
+  const written = informers.written;
+  const cachedConsumer = informers.app.get(name, namespace);
+  const consumer = written ? written.app.get(cachedConsumer, name, namespace) : cachedConsumer;
   const where = providerKey(ctx, namespace, name);
-  const provider = informers.provider.get(where.name, where.namespace);
+  const cachedProvider = informers.provider.get(where.name, where.namespace);
+  const provider = written ? written.provider.get(cachedProvider, where.name, where.namespace) : cachedProvider;
   const ref: ResourceRef = ctx.ref;
 
   if (consumer === undefined) {
@@ -160,13 +192,12 @@ export async function reconcileBoundObject(
       return; // the provider informer requeues us when the copy is gone
     }
     // the provider copy is gone: let the consumer object go too
-    await ctx.app.update(ref, {
-      ...consumer,
-      metadata: {
-        ...consumer.metadata,
-        finalizers: (consumer.metadata.finalizers ?? []).filter((f) => f !== finalizer),
-      },
-    });
+    await patchConsumerMeta(
+      ctx,
+      consumer,
+      { finalizers: (consumer.metadata.finalizers ?? []).filter((f) => f !== finalizer) },
+      written?.app,
+    );
     ctx.log.info({ object: `${namespace ?? ""}/${name}` }, "provider copy deleted; released the consumer object");
     return;
   }
@@ -177,14 +208,15 @@ export async function reconcileBoundObject(
   let withFinalizer = consumer;
   if (!consumer.metadata.finalizers?.includes(finalizer) || owner === undefined) {
     const finalizers = consumer.metadata.finalizers ?? [];
-    withFinalizer = await ctx.app.update(ref, {
-      ...consumer,
-      metadata: {
-        ...consumer.metadata,
-        labels: { ...consumer.metadata.labels, [labels.binding]: ctx.binding.uid },
+    withFinalizer = await patchConsumerMeta(
+      ctx,
+      consumer,
+      {
+        labels: { [labels.binding]: ctx.binding.uid },
         finalizers: finalizers.includes(finalizer) ? finalizers : [...finalizers, finalizer],
       },
-    });
+      written?.app,
+    );
   }
 
   if (where.namespace !== undefined && namespace !== undefined) await ctx.ensureProviderNamespace(namespace);
@@ -206,15 +238,17 @@ export async function reconcileBoundObject(
       }
       return ctx.control.apply(ref, desired, fieldManager, true);
     });
+    written?.provider.note(leanObject(current));
     ctx.metrics.synced(ctx, "spec");
   } else if (!isDeepStrictEqual(spec(current), spec(desired)) || !ownLabelsMatch(current, desired)) {
     current = await ctx.control.apply(ref, desired, fieldManager, true);
+    written?.provider.note(leanObject(current));
     ctx.metrics.synced(ctx, "spec");
   }
 
   const providerStatus = current.status;
   if (providerStatus !== undefined && !isDeepStrictEqual(providerStatus, withoutOurConditions(withFinalizer.status))) {
-    await ctx.app.updateStatus(ref, { ...withFinalizer, status: providerStatus });
+    written?.app.note(leanObject(await ctx.app.updateStatus(ref, { ...withFinalizer, status: providerStatus })));
     ctx.metrics.synced(ctx, "status");
   }
 }

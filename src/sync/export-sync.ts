@@ -2,13 +2,20 @@
 // with several workers, and the reconcilers of bound and claimed objects behind it.
 import type { KubeObject } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
-import { adoptProviderObject, consumerKeyOf, objectKey, reconcileBoundObject } from "./bound-objects.ts";
+import {
+  adoptProviderObject,
+  type BoundInformers,
+  consumerKeyOf,
+  objectKey,
+  reconcileBoundObject,
+} from "./bound-objects.ts";
 import { watchedInFull } from "./claim-ownership.ts";
 import { type ClaimSides, claimKey, claimRef, copyLabelValue, reconcileClaimedObject } from "./claimed-objects.ts";
 import type { ExportContext } from "./export-context.ts";
 import type { InformerRegistry } from "./informers.ts";
 import { labels, providerNamespace } from "./naming.ts";
-import { WorkQueue } from "./queue.ts";
+import { type Lane, WorkQueue } from "./queue.ts";
+import { RecentWrites } from "./recent-writes.ts";
 import { refs } from "./resources.ts";
 import { serverFieldSelector } from "./selector.ts";
 
@@ -27,6 +34,10 @@ export class ExportSync {
   #app!: Informer;
   #provider!: Informer;
   #namespaces!: Informer;
+  /** our writes of bound objects that the informers have not shown yet */
+  readonly #written = { app: new RecentWrites(), provider: new RecentWrites() };
+  /** keys that came before every cache had its first list: queued once they all have */
+  readonly #waitingForLists = new Set<string>();
   #lastSync: Date | undefined;
   /** name conflicts now, by queue key: gone as soon as that key reconciles without one */
   readonly #conflicts = new Map<string, string>();
@@ -54,26 +65,53 @@ export class ExportSync {
 
   start(): void {
     const ctx = this.ctx;
+    // one watch of every binding's provider namespaces, shared by all exports: each takes its own
+    this.#namespaces = this.#hold(
+      this.#control,
+      refs.namespaces,
+      { labelSelector: labels.binding },
+      this.#onEvent((ns) => {
+        if (ns.metadata.labels?.[labels.binding] === ctx.binding.uid) this.#onProviderNamespace(ns);
+      }),
+    );
+    // Bound objects are cached lean (no last-applied annotation): they are written back as patches only.
     this.#app = this.#hold(
       this.#appRegistry,
       ctx.ref,
-      {},
-      this.#onEvent((obj) => {
-        this.#queue.add(objectKey(obj.metadata.namespace, obj.metadata.name));
-        if (obj.metadata.namespace !== undefined) this.#appNamespaceInUse(obj.metadata.namespace);
-      }),
+      { lean: true },
+      {
+        add: (obj) => {
+          this.#written.app.seen(obj, false);
+          this.#onAppObject(obj);
+        },
+        update: (_old, obj) => {
+          this.#written.app.seen(obj, false);
+          this.#onAppObject(obj);
+        },
+        delete: (obj) => {
+          this.#written.app.seen(obj, true);
+          this.#onAppObject(obj);
+        },
+      },
     );
     this.#provider = this.#hold(
       this.#control,
       ctx.ref,
-      {},
-      this.#onEvent((obj) => this.#onProviderObject(obj)),
-    );
-    this.#namespaces = this.#hold(
-      this.#control,
-      refs.namespaces,
-      { labelSelector: `${labels.binding}=${ctx.binding.uid}` },
-      this.#onEvent((ns) => this.#onProviderNamespace(ns)),
+      { lean: true },
+      {
+        add: (obj) => {
+          this.#written.provider.seen(obj, false);
+          this.#onProviderObject(obj);
+        },
+        update: (_old, obj) => {
+          this.#written.provider.seen(obj, false);
+          this.#onProviderObject(obj);
+        },
+        delete: (obj) => {
+          this.#written.provider.seen(obj, true);
+          this.#onProviderObject(obj);
+        },
+      },
     );
 
     // Claimed resources are watched per namespace on both sides, never cluster-wide: on the
@@ -119,14 +157,41 @@ export class ExportSync {
     return { add: enqueue, update: (_old: KubeObject, obj: KubeObject) => enqueue(obj), delete: enqueue };
   }
 
-  #onProviderObject(obj: KubeObject): void {
+  /** A key of a first list waits behind those of later events (queue.ts). */
+  #lane(informer: Informer | undefined): Lane {
+    return informer?.hasSynced() === true ? "live" : "backlog";
+  }
+
+  #onAppObject(obj: KubeObject): void {
+    this.#queue.add(objectKey(obj.metadata.namespace, obj.metadata.name), this.#lane(this.#app));
+    if (obj.metadata.namespace !== undefined) this.#appNamespaceInUse(obj.metadata.namespace);
+  }
+
+  #onProviderObject(obj: KubeObject, lane = this.#lane(this.#provider)): void {
     const consumer = consumerKeyOf(this.ctx, obj, this.#namespaces);
     if (consumer === undefined) return;
     if (obj.metadata.labels?.[labels.binding] === this.ctx.binding.uid) {
-      this.#queue.add(objectKey(consumer.namespace, consumer.name));
+      this.#queue.add(objectKey(consumer.namespace, consumer.name), lane);
     } else {
-      this.#queue.add(`adopt:${obj.metadata.namespace ?? ""}/${obj.metadata.name}`);
+      this.#queue.add(`adopt:${obj.metadata.namespace ?? ""}/${obj.metadata.name}`, lane);
     }
+  }
+
+  /** Queues the keys that came before the first lists as soon as every cache has one. */
+  #whenListed(key: string): void {
+    this.#waitingForLists.add(key);
+    if (this.#waitingForLists.size > 1) return;
+    const look = () => {
+      if (this.#stopped) return;
+      if (![this.#app, this.#provider, this.#namespaces].every((i) => i.hasSynced())) {
+        setTimeout(look, 50).unref();
+        return;
+      }
+      const keys = [...this.#waitingForLists];
+      this.#waitingForLists.clear();
+      for (const k of keys) this.#queue.add(k, "backlog");
+    };
+    setTimeout(look, 50).unref();
   }
 
   /**
@@ -166,8 +231,10 @@ export class ExportSync {
       this.#watchClaimSide(index, "provider", providerNs, appNs);
       this.#withAppAccess(appNs, () => this.#watchClaimSide(index, "consumer", appNs, appNs));
     });
-    // objects created directly in the namespace before we watched it
-    for (const obj of this.#provider.list(ns.metadata.name)) this.#onProviderObject(obj);
+    // objects created directly in the namespace before we watched it (the provider informer,
+    // acquired after this one, replays its own)
+    const lane = this.#lane(this.#namespaces);
+    for (const obj of this.#provider?.list(ns.metadata.name) ?? []) this.#onProviderObject(obj, lane);
   }
 
   /** An app namespace holds bound objects: watch what the consumer may own in it. */
@@ -211,12 +278,17 @@ export class ExportSync {
       await this.#reconcileClaim(Number(index), appNs, name, key);
     } else {
       if (!this.#app.hasSynced() || !this.#provider.hasSynced() || !this.#namespaces.hasSynced()) {
-        this.#queue.addAfter(key, 200);
+        this.#whenListed(key);
         return;
       }
       const [ns, name = ""] = splitOnce(rest, "/");
       const namespace = ns === "" ? undefined : ns;
-      const informers = { app: this.#app, provider: this.#provider, namespaces: this.#namespaces };
+      const informers: BoundInformers = {
+        app: this.#app,
+        provider: this.#provider,
+        namespaces: this.#namespaces,
+        written: this.#written,
+      };
       if (kind === "adopt") {
         const provider = this.#provider.get(name, namespace);
         const consumer = provider && consumerKeyOf(this.ctx, provider, this.#namespaces);

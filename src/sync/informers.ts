@@ -1,8 +1,11 @@
 // Informers shared per cluster, resource and selection: every consumer of the same watch gets the
-// same cache, and the watch stops when the last one lets go.
+// same cache, and the watch stops when the last one lets go. No cache keeps managedFields; a lean
+// one keeps no last-applied annotation either (lean.ts: for objects the sync writes back only as
+// patches, never whole).
 import type { Logger } from "pino";
 import type { KubeClient, ListOptions, ResourceRef } from "../kube/client.ts";
 import { Informer, type InformerHandlers } from "../kube/informer.ts";
+import { leanObject, withoutManagedFields } from "../kube/lean.ts";
 
 type Entry = { informer: Informer; users: number };
 
@@ -23,9 +26,10 @@ export class InformerRegistry {
    */
   acquire(
     ref: ResourceRef,
-    options: ListOptions = {},
+    options: ListOptions & { lean?: boolean } = {},
     handlers?: InformerHandlers,
   ): { informer: Informer; release: () => Promise<void> } {
+    const lean = options.lean === true;
     const key = JSON.stringify([
       ref.group,
       ref.version,
@@ -33,10 +37,16 @@ export class InformerRegistry {
       options.namespace,
       options.labelSelector,
       options.fieldSelector,
+      lean,
     ]);
     let entry = this.#entries.get(key);
     if (entry === undefined) {
-      const informer = new Informer(this.client, ref, { ...options, logger: this.#logger });
+      const { lean: _lean, ...listOptions } = options;
+      const informer = new Informer(this.client, ref, {
+        ...listOptions,
+        logger: this.#logger,
+        transform: lean ? leanObject : withoutManagedFields,
+      });
       informer.start();
       entry = { informer, users: 0 };
       this.#entries.set(key, entry);

@@ -1,6 +1,37 @@
 // A de-duplicating work queue with several workers and per-key exponential backoff, in the manner
 // of client-go's: a key is never processed twice at once, a key added while it is processed runs
 // again afterwards, and a failed key comes back later and later until it succeeds.
+// Unlike client-go's it has two lanes: keys from an informer's first list wait in the backlog lane,
+// keys of later events in the live lane, which goes first. Measured (bench/sync, first object): a
+// binding that found 5,000 objects of an earlier binding to adopt synced a new object only after
+// all of them, 20 s; with the lanes, at once.
+
+/** live: something changed now; backlog: found by a first list, to be caught up with */
+export type Lane = "live" | "backlog";
+
+/** A FIFO of keys with O(1) take (Array.shift copies on long arrays). */
+class Fifo {
+  #items: string[] = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(key: string): void {
+    this.#items.push(key);
+  }
+
+  shift(): string | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const key = this.#items[this.#head++];
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return key;
+  }
+}
 
 export type QueueOptions = {
   workers: number;
@@ -12,11 +43,12 @@ export type QueueOptions = {
 
 export class WorkQueue {
   readonly #options: Required<Omit<QueueOptions, "onError">> & Pick<QueueOptions, "onError">;
-  readonly #queue: string[] = [];
-  readonly #queued = new Set<string>();
+  readonly #lanes = { live: new Fifo(), backlog: new Fifo() };
+  /** queued keys and their lane (a key moved to the live lane leaves a stale entry in the backlog) */
+  readonly #queued = new Map<string, Lane>();
   readonly #processing = new Set<string>();
-  /** added again while being processed: run once more when done */
-  readonly #dirty = new Set<string>();
+  /** added again while being processed: run once more when done, in this lane */
+  readonly #dirty = new Map<string, Lane>();
   readonly #failures = new Map<string, number>();
   readonly #timers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
   #waiters: Array<() => void> = [];
@@ -29,7 +61,7 @@ export class WorkQueue {
   }
 
   get depth(): number {
-    return this.#queue.length;
+    return this.#queued.size;
   }
 
   get busy(): number {
@@ -41,15 +73,16 @@ export class WorkQueue {
     return this.#workers.length > 0 && !this.#stopped;
   }
 
-  add(key: string): void {
+  add(key: string, lane: Lane = "live"): void {
     if (this.#stopped) return;
     if (this.#processing.has(key)) {
-      this.#dirty.add(key);
+      if (this.#dirty.get(key) !== "live") this.#dirty.set(key, lane);
       return;
     }
-    if (this.#queued.has(key)) return;
-    this.#queued.add(key);
-    this.#queue.push(key);
+    const queued = this.#queued.get(key);
+    if (queued === "live" || queued === lane) return;
+    this.#queued.set(key, lane);
+    this.#lanes[lane].push(key);
     this.#waiters.shift()?.();
   }
 
@@ -91,10 +124,12 @@ export class WorkQueue {
 
   async #next(): Promise<string | undefined> {
     while (!this.#stopped) {
-      const key = this.#queue.shift();
-      if (key !== undefined) {
-        this.#queued.delete(key);
-        return key;
+      for (const lane of ["live", "backlog"] as const) {
+        for (let key = this.#lanes[lane].shift(); key !== undefined; key = this.#lanes[lane].shift()) {
+          if (this.#queued.get(key) !== lane) continue; // moved to the live lane meanwhile
+          this.#queued.delete(key);
+          return key;
+        }
       }
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }
@@ -119,7 +154,11 @@ export class WorkQueue {
       } finally {
         this.#running--;
         this.#processing.delete(key);
-        if (this.#dirty.delete(key)) this.add(key);
+        const again = this.#dirty.get(key);
+        if (again !== undefined) {
+          this.#dirty.delete(key);
+          this.add(key, again);
+        }
       }
     }
   }
