@@ -19,6 +19,8 @@ const flags = {
   burst: { type: "string", default: "1000" },
   "status-interval": { type: "string", default: "15" },
   "leader-elect": { type: "boolean", default: false },
+  // "auto": replicas share the bindings, each holding a Lease (src/sync/shards.ts)
+  shards: { type: "string", default: "" },
   "auto-export": { type: "boolean", default: true },
   "no-auto-export": { type: "boolean", default: false },
   "leader-election-namespace": { type: "string" },
@@ -79,6 +81,15 @@ export async function runSync(args: string[]): Promise<number> {
   if (appTokenSeconds !== undefined && appTokenSeconds < minTokenSeconds) {
     throw new UsageError(`--app-token-seconds must be at least ${minTokenSeconds} (TokenRequest's minimum)`);
   }
+  if (values.shards !== "" && values.shards !== "auto") {
+    throw new UsageError(`--shards takes "auto" (replicas share the bindings by their Leases), got "${values.shards}"`);
+  }
+  const sharded = values.shards === "auto";
+  if (sharded && values["leader-elect"]) {
+    throw new UsageError("--shards and --leader-elect exclude each other: with --shards every replica serves a share");
+  }
+  const leaseDurationSeconds = positive("lease-duration", values["lease-duration"]);
+  const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "crossplane-system";
   const logger = createLogger("sync", values.debug);
   const kc = new KubeConfig();
   const kubeconfig = values.kubeconfig ?? process.env.KUBECONFIG;
@@ -141,9 +152,9 @@ export async function runSync(args: string[]): Promise<number> {
   if (values["leader-elect"]) {
     elector = new LeaderElector({
       client: control,
-      namespace: values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "crossplane-system",
+      namespace: leaseNamespace,
       name: "klutch-bind-sync",
-      leaseDurationSeconds: positive("lease-duration", values["lease-duration"]),
+      leaseDurationSeconds,
       logger,
     });
     logger.info({ identity: elector.identity }, "waiting to become leader");
@@ -157,6 +168,11 @@ export async function runSync(args: string[]): Promise<number> {
     }
   }
 
+  let lost: string | undefined;
+  const onLost = (reason: string) => {
+    lost = reason;
+    stopRequested(sharded ? "lost its shard lease" : "lost leadership");
+  };
   const sync = await startSync({
     control,
     logger,
@@ -174,17 +190,26 @@ export async function runSync(args: string[]): Promise<number> {
       ...(values.namespace ? [values.namespace] : []),
     ],
     autoExport: values["auto-export"] && !values["no-auto-export"],
+    ...(sharded
+      ? {
+          shards: {
+            namespace: leaseNamespace,
+            leaseDurationSeconds,
+            onLost: (reason: string) => {
+              onLost(reason);
+              // the others may take this replica's bindings a third of the lease after its deadline: be gone by then
+              setTimeout(() => process.exit(1), (leaseDurationSeconds * 1000) / 6).unref();
+            },
+          },
+        }
+      : {}),
   });
   health = () => sync.controller.health();
-  let lost: string | undefined;
-  elector?.keepRenewing((reason) => {
-    lost = reason;
-    stopRequested("lost leadership");
-  });
+  elector?.keepRenewing(onLost);
   const signal = await stopped;
   logger[lost ? "error" : "info"](
     { signal, reason: lost },
-    lost ? "lost leadership: stopping at once" : "shutting down",
+    lost ? `${sharded ? "lost its shard lease" : "lost leadership"}: stopping at once` : "shutting down",
   );
   await web?.stop();
   await sync.stop();

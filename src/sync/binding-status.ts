@@ -28,11 +28,14 @@ export async function writeStatus(
   conditions: Condition[],
   exports: ExportStatus[],
   clusterUid: string | undefined,
+  /** the replica serving the binding, when several share the bindings */
+  servedBy?: string,
 ): Promise<void> {
   const current = (binding.status ?? {}) as {
     conditions?: Condition[];
     exports?: ExportStatus[];
     appCluster?: { uid?: string };
+    servedBy?: string;
   };
   const now = kubeTime(new Date());
   const stamped = conditions.map((c) => {
@@ -43,11 +46,17 @@ export async function writeStatus(
     };
   });
   const appCluster = clusterUid ?? current.appCluster?.uid;
-  const next = { conditions: stamped, exports, ...(appCluster ? { appCluster: { uid: appCluster } } : {}) };
+  const next = {
+    conditions: stamped,
+    exports,
+    ...(appCluster ? { appCluster: { uid: appCluster } } : {}),
+    ...(servedBy ? { servedBy } : {}),
+  };
   const before = {
     conditions: current.conditions,
     exports: current.exports,
     ...(current.appCluster ? { appCluster: current.appCluster } : {}),
+    ...(current.servedBy ? { servedBy: current.servedBy } : {}),
   };
   if (isDeepStrictEqual(next, before)) return;
   await control.updateStatus(kindOf(binding).ref, { ...binding, status: next });

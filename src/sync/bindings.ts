@@ -101,6 +101,8 @@ export type BindingControllerOptions = {
    * one worker and no more (default 32)
    */
   bindingWorkers?: number;
+  /** one replica of several (shards.ts): it serves the bindings serves() says, and names itself in their status */
+  shard?: { identity: string; serves: (uid: string) => boolean };
 };
 
 export class BindingController {
@@ -117,6 +119,8 @@ export class BindingController {
   #release: Array<() => Promise<void>> = [];
   #resync: NodeJS.Timeout | undefined;
   readonly #access: ProviderAccess;
+  /** handOver() callers, by binding key */
+  readonly #handOvers = new Map<string, Array<() => void>>();
 
   constructor(options: BindingControllerOptions) {
     this.#o = options;
@@ -170,7 +174,38 @@ export class BindingController {
     clearInterval(this.#resync);
     await this.#queue.stop();
     await Promise.all([...this.#states.values()].map((s) => this.#stopBinding(s)));
+    for (const key of [...this.#handOvers.keys()]) this.#handedOver(key);
     await Promise.all(this.#release.map((r) => r()));
+  }
+
+  /** Every binding, of either kind (for shards.ts). */
+  bindings(): KubeObject[] {
+    return this.#allBindings();
+  }
+
+  /** Reconciles these bindings soon. */
+  resync(keys: string[]): void {
+    for (const key of keys) this.#queue.add(key);
+  }
+
+  /**
+   * Resolves once each binding was reconciled as one this replica does not serve (shard.serves
+   * says no): its syncs stopped, nothing released. A reconcile under way finishes first.
+   */
+  handOver(keys: string[]): Promise<void> {
+    const waits = keys.map(
+      (key) =>
+        new Promise<void>((resolve) => {
+          this.#handOvers.set(key, [...(this.#handOvers.get(key) ?? []), resolve]);
+          this.#queue.add(key);
+        }),
+    );
+    return Promise.all(waits).then(() => undefined);
+  }
+
+  #handedOver(key: string): void {
+    for (const resolve of this.#handOvers.get(key) ?? []) resolve();
+    this.#handOvers.delete(key);
   }
 
   /** The controller itself: its control-plane caches filled and its queue working (no app cluster counts). */
@@ -227,6 +262,17 @@ export class BindingController {
     const { kind, namespace, name } = parseBindingKey(key);
     const binding = this.#bindings.get(kind.ref.group)?.get(name, namespace);
     const existing = this.#states.get(key);
+    const shard = this.#o.shard;
+    if (shard !== undefined && (binding === undefined || !shard.serves(binding.metadata.uid ?? ""))) {
+      // served by another replica (or gone): a hand-over, not a deletion, so nothing is released
+      if (existing) {
+        await this.#stopBinding(existing);
+        this.#states.delete(key);
+        this.#o.logger.info({ binding: key }, "binding not served here any more; stopped syncing it");
+      }
+      this.#handedOver(key);
+      return;
+    }
     if (binding === undefined || binding.metadata.deletionTimestamp !== undefined) {
       if (existing) {
         await this.#stopBinding(existing);
@@ -363,7 +409,14 @@ export class BindingController {
       if (e.message && !transient.has(e.message) && connected.status === "True")
         void this.#events.warn(bindingObject(state.ref), "ExportNotReady", `${e.resource}.${e.group}: ${e.message}`);
     }
-    await writeStatus(this.#o.control, binding, conditions, exportStatuses, state.probe.clusterUid);
+    await writeStatus(
+      this.#o.control,
+      binding,
+      conditions,
+      exportStatuses,
+      state.probe.clusterUid,
+      this.#o.shard?.identity,
+    );
   }
 
   /**

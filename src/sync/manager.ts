@@ -5,11 +5,14 @@ import type { Logger } from "pino";
 import type { ClientOptions, KubeClient } from "../kube/client.ts";
 import { listen } from "../listen.ts";
 import { AutoExportController } from "./auto-export.ts";
+import { parseBindingKey } from "./binding-spec.ts";
 import { BindingController } from "./bindings.ts";
 import { type HealthServer, serveHealth } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
 import type { KubeconfigSecretPolicy } from "./kubeconfig-secret.ts";
+import { LeaderElector } from "./leader.ts";
 import { SyncMetrics } from "./metrics.ts";
+import { ShardCoordinator, type ShardOptions } from "./shards.ts";
 
 export type SyncOptions = {
   control: KubeClient;
@@ -31,11 +34,17 @@ export type SyncOptions = {
   appTokenSeconds?: number;
   /** keep a ServiceExport for every XRD labelled bind.klutch.dev/export=true */
   autoExport?: boolean;
+  /**
+   * serve a share of the bindings beside other replicas (shards.ts); auto-export then runs on the
+   * replica holding the Lease klutch-bind-sync-auto-export only
+   */
+  shards?: Omit<ShardOptions, "client" | "logger">;
 };
 
 export type RunningSync = {
   controller: BindingController;
   metrics: SyncMetrics;
+  shard?: ShardCoordinator;
   /** bound ports, by endpoint */
   ports: { metrics?: number; health?: number };
   stop: () => Promise<void>;
@@ -44,6 +53,9 @@ export type RunningSync = {
 export async function startSync(options: SyncOptions): Promise<RunningSync> {
   const metrics = new SyncMetrics();
   const controlInformers = new InformerRegistry(options.control, options.logger.child({ cluster: "control" }));
+  const shard = options.shards
+    ? new ShardCoordinator({ ...options.shards, client: options.control, logger: options.logger })
+    : undefined;
   const controller = new BindingController({
     control: options.control,
     controlInformers,
@@ -57,13 +69,38 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.templateNamespaces ? { templateNamespaces: options.templateNamespaces } : {}),
     ...(options.appTokenRenewFraction ? { appTokenRenewFraction: options.appTokenRenewFraction } : {}),
     ...(options.appTokenSeconds ? { appTokenSeconds: options.appTokenSeconds } : {}),
+    ...(shard ? { shard: { identity: shard.identity, serves: (uid: string) => shard.serves(uid) } } : {}),
   });
   controller.start();
+  await shard?.start(controller);
   metrics.countRequests(() => ({ control: options.control.requests, app: controller.appRequests }));
   const autoExport = options.autoExport
     ? new AutoExportController(options.control, controlInformers, options.logger)
     : undefined;
-  autoExport?.start();
+  const electing = new AbortController();
+  let autoExportLeader: LeaderElector | undefined;
+  if (autoExport && options.shards) {
+    // ServiceExports are written once for all replicas: by the one holding this Lease
+    const shards = options.shards;
+    const elector = new LeaderElector({
+      client: options.control,
+      namespace: shards.namespace,
+      name: "klutch-bind-sync-auto-export",
+      leaseDurationSeconds: shards.leaseDurationSeconds,
+      logger: options.logger,
+    });
+    autoExportLeader = elector;
+    elector.acquire(electing.signal).then(
+      () => {
+        if (electing.signal.aborted) return;
+        autoExport.start();
+        elector.keepRenewing((reason) => shards.onLost(`auto-export lease: ${reason}`));
+      },
+      () => undefined, // stopped while waiting
+    );
+  } else {
+    autoExport?.start();
+  }
 
   const servers: Server[] = [];
   const ports: RunningSync["ports"] = {};
@@ -75,6 +112,11 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
       }
       // only the exports synced now: a stopped one's label set goes with it
       metrics.queueDepth.reset();
+      metrics.served.reset();
+      for (const key of shard?.serving.values() ?? []) {
+        const { namespace, name } = parseBindingKey(key);
+        metrics.served.set({ binding: `${namespace}/${name}`, replica: shard?.identity }, 1);
+      }
       for (const sync of controller.exportSyncs) metrics.queueDepth.set(SyncMetrics.labels(sync.ctx), sync.queueDepth);
       metrics.registry.metrics().then(
         (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
@@ -94,9 +136,13 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
   return {
     controller,
     metrics,
+    ...(shard ? { shard } : {}),
     ports,
     stop: async () => {
+      electing.abort();
+      await shard?.stop();
       await autoExport?.stop();
+      await autoExportLeader?.release();
       await controller.stop();
       await controlInformers.stopAll();
       await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));

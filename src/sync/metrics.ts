@@ -30,6 +30,13 @@ export class SyncMetrics {
     registers: [this.registry],
   });
 
+  readonly served = new Gauge({
+    name: "klutch_bind_binding_served",
+    help: "1 for each binding this replica serves (klutch-bind sync --shards), labelled with the replica.",
+    labelNames: ["binding", "replica"],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

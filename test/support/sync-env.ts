@@ -51,7 +51,7 @@ export type SyncEnv = {
 };
 
 /** A namespaced API like a Crossplane v2 XR's: spec, status with conditions. */
-function exportedCrd(group: string, scope: "Namespaced" | "Cluster"): KubeObject {
+export function exportedCrd(group: string, scope: "Namespaced" | "Cluster"): KubeObject {
   return {
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",

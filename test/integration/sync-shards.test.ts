@@ -1,0 +1,314 @@
+// Sharding (klutch-bind sync --shards auto) with real processes on real API servers: 30 bindings
+// over two replicas, a third joins, and one of the three is killed with SIGKILL during a burst.
+// Every binding converges, each object has one provider copy, and no binding's status is ever
+// written by two replicas in turn (only a hand-over changes the writer).
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { KubeObject, ResourceRef } from "../../src/kube/client.ts";
+import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
+import { providerNamespace } from "../../src/sync/naming.ts";
+import { refs } from "../../src/sync/resources.ts";
+import { ownerOf } from "../../src/sync/shard-assignment.ts";
+import { ignoreNotFound, onFileDone, uniqueSuffix } from "../support/clusters.ts";
+import { eventually } from "../support/eventually.ts";
+import { freePort } from "../support/net.ts";
+import { stopProcess } from "../support/processes.ts";
+import { exportedCrd, syncEnv } from "../support/sync-env.ts";
+import { repoRoot } from "../support/tools.ts";
+
+const leaseSeconds = 5;
+const bindingCount = 30;
+const objectsPerBinding = 10;
+
+type Replica = { child: ChildProcess; identity: Promise<string>; name: string };
+
+async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
+}
+
+describe("the sync sharded over replicas", () => {
+  it("shares 30 bindings among three replicas; a join moves only its share, a SIGKILL moves the dead one's within the lease, never two writers", async () => {
+    const env = await syncEnv({ inProcess: false });
+    const ns = env.bindingNamespace;
+    const suffix = uniqueSuffix();
+
+    // one exported API per binding: one binding per app cluster and API
+    const apis: Array<{ ref: ResourceRef; apiVersion: string; binding: string }> = Array.from(
+      { length: bindingCount },
+      (_, i) => {
+        const group = `s${i}-${suffix}.klutch-bind.test`;
+        return {
+          ref: { group, version: "v1", resource: "postgresqlinstances", namespaced: true },
+          apiVersion: `${group}/v1`,
+          binding: `shard-${String(i).padStart(2, "0")}`,
+        };
+      },
+    );
+    onFileDone(async () => {
+      for (const { ref } of apis) {
+        for (const client of [env.appClient, env.controlClient]) {
+          const objects = await client.list(ref).catch((err: unknown) => {
+            ignoreNotFound(err);
+            return { items: [] };
+          });
+          for (const obj of objects.items) {
+            if (obj.metadata.finalizers?.length)
+              await client.update(ref, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
+          }
+          await client.delete(refs.crds, `postgresqlinstances.${ref.group}`);
+        }
+      }
+    });
+    await inBatches(apis, 10, async ({ ref, binding }) => {
+      await env.controlClient.apply(refs.crds, exportedCrd(ref.group, "Namespaced"), "test", true);
+      await env.controlClient.apply(
+        refs.templates,
+        {
+          apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+          kind: "APIServiceExportTemplate",
+          metadata: { name: `postgresqlinstances-${binding}`, namespace: ns },
+          spec: {
+            APIServiceSelector: { group: ref.group, resource: ref.resource, version: "v1" },
+            permissionClaims: [],
+          },
+        },
+        "test",
+        true,
+      );
+    });
+    await eventually("30 exported CRDs established", async () => {
+      for (const { ref } of apis) {
+        assert.ok(isEstablished(await env.controlClient.get(refs.crds, `postgresqlinstances.${ref.group}`)));
+      }
+    });
+
+    // status.servedBy of every binding, at every write, in the order the API server took them
+    const writes = new Map<string, Array<{ servedBy: string | undefined; at: number }>>();
+    const watching = new AbortController();
+    onFileDone(async () => watching.abort());
+    const watched = (async () => {
+      let { resourceVersion } = await env.controlClient.list(refs.bindings, { namespace: ns });
+      while (!watching.signal.aborted) {
+        await env.controlClient
+          .watch(
+            refs.bindings,
+            { namespace: ns, resourceVersion, allowBookmarks: true, timeoutSeconds: 60 },
+            (event) => {
+              resourceVersion = event.object.metadata.resourceVersion ?? resourceVersion;
+              if (event.type !== "MODIFIED" && event.type !== "ADDED") return;
+              const servedBy = (event.object.status as { servedBy?: string } | undefined)?.servedBy;
+              const list = writes.get(event.object.metadata.name) ?? [];
+              list.push({ servedBy, at: Date.now() });
+              writes.set(event.object.metadata.name, list);
+            },
+            watching.signal,
+          )
+          .catch((err: unknown) => {
+            if (!watching.signal.aborted) throw err;
+          });
+      }
+    })();
+
+    const replicas: Replica[] = [];
+    const start = async (name: string, ...extra: string[]): Promise<Replica> => {
+      const child = spawn(
+        process.execPath,
+        [
+          join(repoRoot, "src/cli/main.ts"),
+          "sync",
+          "--kubeconfig",
+          env.control.kubeconfigPath,
+          "--namespace",
+          ns,
+          "--shards",
+          "auto",
+          "--leader-election-namespace",
+          ns,
+          "--lease-duration",
+          String(leaseSeconds),
+          "--status-interval",
+          "1",
+          "--health-address",
+          "",
+          "--metrics-address",
+          "",
+          ...extra,
+        ],
+        { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POD_NAME: name } },
+      );
+      const identity = new Promise<string>((resolve, reject) => {
+        createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+          const entry = JSON.parse(line) as { msg?: string; shard?: string };
+          if (entry.msg === "shard member" && entry.shard) resolve(entry.shard);
+        });
+        child.once("exit", (code) => reject(new Error(`${name} exited (${code}) before joining`)));
+      });
+      identity.catch(() => undefined);
+      const replica = { child, identity, name };
+      replicas.push(replica);
+      return replica;
+    };
+    onFileDone(() => Promise.all(replicas.map((r) => stopProcess(r.child))));
+
+    const a = await start("replica-a");
+    const b = await start("replica-b");
+    const [idA, idB] = await Promise.all([a.identity, b.identity]);
+
+    const uids = new Map<string, string>();
+    await inBatches(apis, 10, async ({ ref, binding }) => {
+      await env.kubeconfigSecret(binding, env.appKubeconfig);
+      const created = await env.controlClient.create(refs.bindings, {
+        apiVersion: "bind.klutch.dev/v1alpha1",
+        kind: "AppClusterBinding",
+        metadata: { name: binding, namespace: ns },
+        spec: {
+          kubeconfigSecretRef: { name: `${binding}-kubeconfig` },
+          exports: [{ group: ref.group, resource: ref.resource }],
+        },
+      });
+      uids.set(binding, created.metadata.uid ?? "");
+    });
+    const servedAs = async (members: string[], what: string, timeoutMs: number) => {
+      await eventually(
+        what,
+        async () => {
+          const listed = (await env.controlClient.list(refs.bindings, { namespace: ns })).items;
+          const wrong = listed.flatMap((b) => {
+            const status = b.status as { servedBy?: string } | undefined;
+            const want = ownerOf(b.metadata.uid ?? "", members);
+            const ready = conditionOf(b, "Ready")?.status === "True";
+            return status?.servedBy === want && ready
+              ? []
+              : [`${b.metadata.name}: ${status?.servedBy} (want ${want}, ready ${ready})`];
+          });
+          assert.equal(listed.length, bindingCount);
+          assert.deepEqual(wrong, []);
+        },
+        timeoutMs,
+      );
+    };
+    await servedAs([idA, idB], "every binding Ready, served by its owner of two replicas", 120_000);
+
+    // a third replica joins: only its share moves, and it is served within a few renewals
+    const metricsPort = await freePort();
+    const c = await start("replica-c", "--metrics-address", `127.0.0.1:${metricsPort}`);
+    const idC = await c.identity;
+    const joinedAt = Date.now();
+    const three = [idA, idB, idC];
+    await servedAs(three, "every binding Ready, served by its owner of three replicas", 60_000);
+    const moved = apis.filter(({ binding }) => ownerOf(uids.get(binding) ?? "", three) === idC);
+    const joinSeconds =
+      Math.max(
+        ...moved.map(({ binding }) => (writes.get(binding) ?? []).find((w) => w.servedBy === idC)?.at ?? Date.now()),
+      ) - joinedAt;
+    assert.ok(moved.length > 0, "the third replica got a share");
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const servedLines = metrics.split("\n").filter((l) => l.startsWith("klutch_bind_binding_served{"));
+    assert.equal(servedLines.length, moved.length, servedLines.join("\n"));
+    assert.ok(servedLines.every((l) => l.includes(`replica="${idC}"`)));
+
+    // a burst over every binding; the replica serving most is killed with SIGKILL in the middle of it
+    const appNs = `shards-${suffix}`;
+    await env.appClient.create(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name: appNs } });
+    const names = Array.from({ length: objectsPerBinding }, (_, i) => `db-${i}`);
+    const jobs = apis.flatMap((api) => names.map((name) => ({ api, name })));
+    let created = 0;
+    const burst = inBatches(jobs, 10, async ({ api, name }) => {
+      await env.appClient.create(api.ref, {
+        apiVersion: api.apiVersion,
+        kind: "PostgresqlInstance",
+        metadata: { name, namespace: appNs },
+        spec: { size: `${api.binding}-${name}` },
+      });
+      created++;
+    });
+    const share = (id: string) => apis.filter(({ binding }) => ownerOf(uids.get(binding) ?? "", three) === id);
+    const byShare = [
+      { replica: a, id: idA },
+      { replica: b, id: idB },
+      { replica: c, id: idC },
+    ].sort((x, y) => share(y.id).length - share(x.id).length);
+    const { replica: victim, id: victimId } = byShare[0] as { replica: Replica; id: string };
+    await sleep(1500);
+    victim.child.kill("SIGKILL");
+    await once(victim.child, "exit");
+    const killedAt = Date.now();
+    const createdAtKill = created;
+    const survivors = three.filter((id) => id !== victimId);
+    await burst;
+    assert.ok(createdAtKill > 0 && createdAtKill < jobs.length, `killed during the burst (${createdAtKill} created)`);
+    await servedAs(survivors, "every binding Ready, served by its owner of the two survivors", 60_000);
+    const orphaned = apis.filter(({ binding }) => ownerOf(uids.get(binding) ?? "", three) === victimId);
+    const moveSeconds =
+      Math.max(
+        ...orphaned.map(
+          ({ binding }) =>
+            (writes.get(binding) ?? []).find((w) => w.at >= killedAt && w.servedBy !== victimId)?.at ?? Date.now(),
+        ),
+      ) - killedAt;
+
+    await eventually(
+      `exactly ${jobs.length} provider copies, one per object, each with its spec`,
+      async () => {
+        const wrong: string[] = [];
+        for (const api of apis) {
+          const copies = (
+            await env.controlClient.list(api.ref, { namespace: providerNamespace(uids.get(api.binding) ?? "", appNs) })
+          ).items;
+          const found = copies.map((o: KubeObject) => o.metadata.name).sort();
+          if (JSON.stringify(found) !== JSON.stringify(names)) wrong.push(`${api.binding}: ${found.join(",")}`);
+          for (const copy of copies) {
+            if ((copy.spec as { size?: string }).size !== `${api.binding}-${copy.metadata.name}`) {
+              wrong.push(`${api.binding}/${copy.metadata.name}: spec ${JSON.stringify(copy.spec)}`);
+            }
+          }
+        }
+        assert.deepEqual(wrong, []);
+      },
+      60_000,
+    );
+
+    // a status from the provider comes back through every binding
+    await inBatches(apis, 10, async (api) => {
+      const pns = providerNamespace(uids.get(api.binding) ?? "", appNs);
+      const copy = await env.controlClient.get(api.ref, "db-0", pns);
+      assert.ok(copy);
+      await env.controlClient.updateStatus(api.ref, { ...copy, status: { endpoint: `${api.binding}.db` } });
+    });
+    await eventually("every binding brings its status down", async () => {
+      for (const api of apis) {
+        const consumer = await env.appClient.get(api.ref, "db-0", appNs);
+        assert.equal((consumer?.status as { endpoint?: string } | undefined)?.endpoint, `${api.binding}.db`);
+      }
+    });
+
+    // no binding was written by two replicas in turn: its writers, run by run, are exactly its
+    // owners of two, three and the two surviving replicas, each taking over from the one before
+    watching.abort();
+    await watched;
+    for (const { binding } of apis) {
+      const uid = uids.get(binding) ?? "";
+      const owners = [[idA, idB], three, survivors].map((members) => ownerOf(uid, members));
+      const runs = (writes.get(binding) ?? [])
+        .map((w) => w.servedBy)
+        .filter((s): s is string => s !== undefined)
+        .filter((s, i, all) => i === 0 || all[i - 1] !== s);
+      assert.deepEqual(
+        runs,
+        owners.filter((s, i) => i === 0 || owners[i - 1] !== s),
+        `${binding} written by ${runs.join(" then ")}`,
+      );
+    }
+    console.log(
+      `shards: join moved ${moved.length}/${bindingCount} bindings in ${(joinSeconds / 1000).toFixed(1)} s; ` +
+        `SIGKILL with ${createdAtKill}/${jobs.length} objects created moved ${orphaned.length} bindings in ` +
+        `${(moveSeconds / 1000).toFixed(1)} s (lease ${leaseSeconds} s)`,
+    );
+    assert.ok(moveSeconds < (leaseSeconds + 5) * 1000, `the dead replica's bindings moved in ${moveSeconds} ms`);
+  });
+});
