@@ -9,7 +9,9 @@ import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
+import { listBindable, pickExports } from "../../src/bind/bindable.ts";
 import { createBinding } from "../../src/bind/binding.ts";
+import { decide } from "../../src/bind/claim-choice.ts";
 import { exportLabel } from "../../src/export/labelled.ts";
 import { runExportFunction } from "../../src/function/export-function.ts";
 import { startFunctionServer } from "../../src/function/server.ts";
@@ -186,22 +188,19 @@ if (process.env[inOwnNetnsEnv] !== "1") {
         true,
       );
       sync = await startSync({ control, logger: silent, workers: 4, namespace, resyncMs: 2000, autoExport: false });
+      const exports = pickExports(await listBindable(control, crossplaneNamespace), [
+        "postgresqlinstances.anynines.com",
+      ]);
       await createBinding(
         control,
         {
           name: "app",
           namespace,
           kubeconfig: readFileSync(clusters.app.kubeconfigPath, "utf8"),
-          exports: [
-            {
-              id: "postgresqlinstances.anynines.com",
-              group: "anynines.com",
-              resource: "postgresqlinstances",
-              version: "v1",
-              template: "postgresqlinstances",
-              claims: [],
-            },
-          ],
+          exports,
+          // the app team accepts the credentials claim, as `bind --accept-claims` does; the
+          // binding's app cluster account may reach only what was accepted
+          decisions: decide(exports, () => true),
         },
         "klutch-bind-test",
       );
