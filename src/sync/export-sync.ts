@@ -138,9 +138,16 @@ export class ExportSync {
     };
   }
 
-  /** Why the app cluster's objects cannot be listed or watched now, if they cannot. */
+  /** Why the app cluster's objects (bound or claimed) cannot be listed or watched now, if they cannot. */
   get appError(): string | undefined {
-    return this.#app?.failing ? errorText(this.#app.lastError) : undefined;
+    if (this.#app?.failing) return errorText(this.#app.lastError);
+    for (const [id, held] of this.#claimSides) {
+      const [index = "", side, namespace] = id.split(":");
+      if (side !== "consumer" || !held.informer.failing) continue;
+      const claim = this.ctx.claims[Number(index)];
+      return `claimed ${claim?.resource ?? "objects"} in namespace ${namespace}: ${errorText(held.informer.lastError)}`;
+    }
+    return undefined;
   }
 
   get queueDepth(): number {

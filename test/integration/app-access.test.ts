@@ -14,6 +14,7 @@ import { pino } from "pino";
 import { grantAppAccess, printRbac } from "../../src/bind/app-access.ts";
 import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeApiError, KubeClient, type KubeObject } from "../../src/kube/client.ts";
+import { conditionOf } from "../../src/kube/conditions.ts";
 import {
   accountFor,
   accountObjects,
@@ -251,6 +252,54 @@ describe("a binding through a service account of its own", () => {
 });
 
 const run = promisify(execFile);
+
+describe("an accepted claim the binding's account cannot reach", () => {
+  it("says so on the binding (Connected=False, naming the claimed resource and namespace)", async () => {
+    const env = await syncEnv({ inProcess: false });
+    const { controlClient, bindingNamespace: ns } = env;
+    const sync = await startSync({
+      control: controlClient,
+      logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
+      workers: 4,
+      namespace: ns,
+      resyncMs: 1000,
+    });
+    onFileDone(() => sync.stop());
+    await env.template([claims[0] as PermissionClaim]);
+    // the account was made for no claims, while the binding records none, so the sync accepts the
+    // template's claims on first sight: the app side refuses the claimed Secrets
+    const name = `noclaims-${uniqueSuffix()}`;
+    const granted = await grantAppAccess(env.appKubeconfig, {
+      bindingNamespace: ns,
+      bindingName: name,
+      exports: [{ group: env.ref.group, resource: env.ref.resource, claims: [] }],
+      tokenSeconds: 600,
+    });
+    await controlClient.create(refs.secrets, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: `${name}-kubeconfig`, namespace: ns, ...kubeconfigSecretMarks(name) },
+      data: { kubeconfig: Buffer.from(granted.kubeconfig).toString("base64") },
+    });
+    await controlClient.create(refs.bindings, {
+      apiVersion: "bind.klutch.dev/v1alpha1",
+      kind: "AppClusterBinding",
+      metadata: { name, namespace: ns },
+      spec: {
+        kubeconfigSecretRef: { name: `${name}-kubeconfig` },
+        exports: [{ group: env.ref.group, resource: env.ref.resource }],
+      },
+    });
+    await env.ready(name);
+    const appNs = `noclaims-app-${uniqueSuffix()}`;
+    await env.appObject(appNs, "db1");
+    await eventually("Connected=False naming the claimed Secrets", async () => {
+      const connected = conditionOf(await controlClient.get(refs.bindings, name, ns), "Connected");
+      assert.equal(connected?.status, "False", JSON.stringify(connected));
+      assert.match(connected?.message ?? "", new RegExp(`claimed secrets in namespace ${appNs}: .*forbidden`, "i"));
+    });
+  });
+});
 
 describe("klutch-bind bind and unbind with an app cluster service account", () => {
   it("bind stores the account's kubeconfig, --print-rbac applies for teams who bind with the account itself, unbind --delete removes objects and account", async () => {
