@@ -197,7 +197,7 @@ export async function runSync(args: string[]): Promise<number> {
             leaseDurationSeconds,
             onLost: (reason: string) => {
               onLost(reason);
-              // the others may take this replica's bindings a third of the lease after its deadline: be gone by then
+              // lost two thirds of the lease after the last renewal; the others may take over a third later
               setTimeout(() => process.exit(1), (leaseDurationSeconds * 1000) / 6).unref();
             },
           },

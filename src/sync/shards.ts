@@ -84,7 +84,8 @@ export class ShardCoordinator {
   #keys = new Map<string, string>();
   #observations: Observations = new Map();
   #lease: KubeObject | undefined;
-  #lastRenewSent = 0;
+  /** fires when the Lease went unrenewed for too long */
+  #deadline: NodeJS.Timeout | undefined;
   #writes: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #rebalancing: Promise<void> | undefined;
@@ -128,9 +129,10 @@ export class ShardCoordinator {
     const tickMs = this.#durationMs / 5;
     const tick = () => {
       if (this.#stopped) return;
-      this.#checkDeadline();
-      void this.#write().catch((err: unknown) => this.#log.warn({ err: message(err) }, "shard lease not renewed"));
-      this.#kick();
+      // a rebalance renews the Lease as it begins; one still busy (handing bindings over) does not,
+      // nor does stop() while it hands everything over
+      if (this.#rebalancing === undefined && !this.#leaving) this.#kick();
+      else void this.#write().catch((err: unknown) => this.#log.warn({ err: message(err) }, "shard lease not renewed"));
       this.#timer = setTimeout(tick, tickMs);
     };
     this.#timer = setTimeout(tick, tickMs);
@@ -150,15 +152,22 @@ export class ShardCoordinator {
       this.#serving.clear();
       await this.#controller?.handOver(keys);
       this.#published.clear();
-      await this.#write();
       this.#stopped = true;
       clearTimeout(this.#timer);
+      clearTimeout(this.#deadline);
       const uid = this.#lease?.metadata.uid;
-      await this.#o.client.delete(refs.leases, this.leaseName, this.#o.namespace, uid ? { uid } : {});
-      this.#log.info({ handedOver: keys.length }, "shard lease released");
+      try {
+        await this.#writes;
+        await this.#o.client.delete(refs.leases, this.leaseName, this.#o.namespace, uid ? { uid } : {});
+        this.#log.info({ handedOver: keys.length }, "shard lease released");
+      } catch (err) {
+        // nothing is served here any more: the others take over once the Lease expires
+        this.#log.warn({ err: message(err), handedOver: keys.length }, "shard lease not deleted; it expires");
+      }
     }
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#deadline);
   }
 
   #kick(): void {
@@ -181,12 +190,14 @@ export class ShardCoordinator {
     });
   }
 
-  #checkDeadline(): void {
-    if (this.#lost !== undefined || this.#lastRenewSent === 0) return;
-    const since = Date.now() - this.#lastRenewSent;
-    if (since > renewDeadlineMs(this.#durationMs)) {
-      this.#lose(`shard lease not renewed for ${Math.round(since / 100) / 10} s`);
-    }
+  /** Arms the deadline anew from a renewal sent at sent (this clock); a later renewal moves it. */
+  #armDeadline(sent: number): void {
+    clearTimeout(this.#deadline);
+    const deadlineMs = renewDeadlineMs(this.#durationMs);
+    this.#deadline = setTimeout(
+      () => this.#lose(`shard lease not renewed for ${deadlineMs / 1000} s`),
+      Math.max(0, sent + deadlineMs - Date.now()),
+    );
   }
 
   #lose(reason: string): void {
@@ -194,6 +205,7 @@ export class ShardCoordinator {
     this.#lost = reason;
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#deadline);
     this.#serving.clear(); // from now on every reconcile of a binding of ours stops it
     this.#log.error({ reason }, "shard lease lost: serving nothing");
     this.#o.onLost(reason);
@@ -247,7 +259,7 @@ export class ShardCoordinator {
       }
       throw err;
     }
-    this.#lastRenewSent = sent;
+    this.#armDeadline(sent);
     this.#written = listed;
   }
 

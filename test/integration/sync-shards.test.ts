@@ -287,13 +287,29 @@ describe("the sync sharded over replicas", () => {
       }
     });
 
+    // a survivor stops (SIGTERM, as in a rolling update): it hands its bindings over and deletes its
+    // Lease, so the last replica takes them without waiting for the Lease to expire
+    const leaving = survivors[0] ?? "";
+    const last = survivors.filter((id) => id !== leaving);
+    const leavingReplica = new Map([
+      [idA, a],
+      [idB, b],
+      [idC, c],
+    ]).get(leaving);
+    assert.ok(leavingReplica, `the replica of ${leaving}`);
+    const stoppingAt = Date.now();
+    await stopProcess(leavingReplica.child);
+    assert.equal(leavingReplica.child.exitCode, 0);
+    await servedAs(last, "every binding Ready, served by the last replica", 60_000);
+    const stopSeconds = (Date.now() - stoppingAt) / 1000;
+
     // no binding was written by two replicas in turn: its writers, run by run, are exactly its
-    // owners of two, three and the two surviving replicas, each taking over from the one before
+    // owners of two, three, the two surviving replicas and the last one, each taking over from the one before
     watching.abort();
     await watched;
     for (const { binding } of apis) {
       const uid = uids.get(binding) ?? "";
-      const owners = [[idA, idB], three, survivors].map((members) => ownerOf(uid, members));
+      const owners = [[idA, idB], three, survivors, last].map((members) => ownerOf(uid, members));
       const runs = (writes.get(binding) ?? [])
         .map((w) => w.servedBy)
         .filter((s): s is string => s !== undefined)
@@ -307,7 +323,11 @@ describe("the sync sharded over replicas", () => {
     console.log(
       `shards: join moved ${moved.length}/${bindingCount} bindings in ${(joinSeconds / 1000).toFixed(1)} s; ` +
         `SIGKILL with ${createdAtKill}/${jobs.length} objects created moved ${orphaned.length} bindings in ` +
-        `${(moveSeconds / 1000).toFixed(1)} s (lease ${leaseSeconds} s)`,
+        `${(moveSeconds / 1000).toFixed(1)} s; a SIGTERM handed all over in ${stopSeconds.toFixed(1)} s (lease ${leaseSeconds} s)`,
+    );
+    assert.ok(
+      stopSeconds < leaseSeconds,
+      `a stopping replica hands over before its Lease could expire (${stopSeconds} s)`,
     );
     assert.ok(moveSeconds < (leaseSeconds + 5) * 1000, `the dead replica's bindings moved in ${moveSeconds} ms`);
   });
