@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { pino } from "pino";
+import { KubeApiError, type KubeClient, type KubeObject } from "../../src/kube/client.ts";
 import {
   isLive,
   type MemberLease,
@@ -10,7 +12,8 @@ import {
   renewDeadlineMs,
   type ShardView,
 } from "../../src/sync/shard-assignment.ts";
-import { newIdentity } from "../../src/sync/shards.ts";
+import { newIdentity, ShardCoordinator } from "../../src/sync/shards.ts";
+import { eventually } from "../support/eventually.ts";
 
 const uids = Array.from({ length: 1000 }, (_, i) => `0000${i}-uid-${i * 7919}`);
 
@@ -162,5 +165,163 @@ describe("what a replica does about its bindings", () => {
     );
     assert.deepEqual(plan.stop, ["gone"]);
     assert.deepEqual([plan.drop, plan.start, plan.claim], [[], [], []]);
+  });
+});
+
+/** Leases in memory, as the API server keeps them: resourceVersions, 404 and 409. */
+class FakeLeases {
+  readonly items = new Map<string, KubeObject>();
+  #version = 0;
+  /** identities whose requests fail, as if the API server were out of their reach */
+  readonly cutOff = new Set<string>();
+
+  clientFor(identity: string): KubeClient {
+    const check = (method: string) => {
+      if (this.cutOff.has(identity)) throw new Error(`${method}: connection refused`);
+    };
+    const store = (obj: KubeObject): KubeObject => {
+      const stored = structuredClone({
+        ...obj,
+        metadata: {
+          ...obj.metadata,
+          resourceVersion: String(++this.#version),
+          uid: obj.metadata.uid ?? obj.metadata.name,
+        },
+      });
+      this.items.set(obj.metadata.name, stored);
+      return structuredClone(stored);
+    };
+    const fake = {
+      create: async (_ref: unknown, obj: KubeObject) => {
+        check("POST");
+        if (this.items.has(obj.metadata.name)) throw new KubeApiError("POST", obj.metadata.name, 409, {});
+        return store(obj);
+      },
+      update: async (_ref: unknown, obj: KubeObject) => {
+        check("PUT");
+        const current = this.items.get(obj.metadata.name);
+        if (current === undefined) throw new KubeApiError("PUT", obj.metadata.name, 404, {});
+        if (current.metadata.resourceVersion !== obj.metadata.resourceVersion) {
+          throw new KubeApiError("PUT", obj.metadata.name, 409, {});
+        }
+        return store(obj);
+      },
+      get: async (_ref: unknown, name: string) => {
+        check("GET");
+        const found = this.items.get(name);
+        return found && structuredClone(found);
+      },
+      list: async () => {
+        check("LIST");
+        return {
+          items: [...this.items.values()].map((l) => structuredClone(l)),
+          resourceVersion: "",
+          kind: "LeaseList",
+        };
+      },
+      delete: async (_ref: unknown, name: string) => {
+        check("DELETE");
+        return this.items.delete(name);
+      },
+    };
+    return fake as unknown as KubeClient;
+  }
+}
+
+/** A binding controller as the coordinator sees it: serving is what it runs, with each start's time. */
+function fakeController(bindings: KubeObject[], serves: () => (uid: string) => boolean) {
+  const running = new Map<string, number>();
+  const stopped: Array<{ uid: string; at: number }> = [];
+  const reconcile = (key: string) => {
+    const uid = bindings.find((b) => b.metadata.name === key)?.metadata.uid ?? "";
+    if (serves()(uid)) {
+      if (!running.has(uid)) running.set(uid, Date.now());
+    } else if (running.delete(uid)) stopped.push({ uid, at: Date.now() });
+  };
+  return {
+    running,
+    stopped,
+    // every binding is reconciled often, as the resync does, so a lost replica's stop shows at once
+    tick: () => {
+      for (const b of bindings) reconcile(b.metadata.name);
+    },
+    controller: {
+      bindings: () => bindings,
+      resync: (keys: string[]) => {
+        for (const key of keys) reconcile(key);
+      },
+      handOver: async (keys: string[]) => {
+        for (const key of keys) reconcile(key);
+      },
+    },
+  };
+}
+
+describe("shard coordinators over one set of Leases", () => {
+  it("share the bindings without overlap; one that cannot renew stops before the other takes its bindings", async () => {
+    const leases = new FakeLeases();
+    const bindings: KubeObject[] = Array.from({ length: 20 }, (_, i) => ({
+      apiVersion: "bind.klutch.dev/v1alpha1",
+      kind: "AppClusterBinding",
+      metadata: { name: `b${i}`, namespace: "ns", uid: `uid-${i}` },
+    }));
+    const lost: Array<{ reason: string; at: number }> = [];
+    const durationSeconds = 0.6;
+    const replica = (name: string) => {
+      const coordinator: ShardCoordinator = new ShardCoordinator({
+        client: leases.clientFor(name),
+        namespace: "ns",
+        leaseDurationSeconds: durationSeconds,
+        logger: pino({ level: "silent" }),
+        identity: name,
+        onLost: (reason) => lost.push({ reason, at: Date.now() }),
+      });
+      const fake = fakeController(bindings, () => (uid) => coordinator.serves(uid));
+      const timer = setInterval(fake.tick, 20);
+      return { coordinator, fake, timer };
+    };
+    const a = replica("a");
+    const b = replica("b");
+    try {
+      await a.coordinator.start(a.fake.controller);
+      await b.coordinator.start(b.fake.controller);
+      const both = new Set<string>();
+      const overlap = setInterval(() => {
+        for (const uid of a.fake.running.keys()) if (b.fake.running.has(uid)) both.add(uid);
+      }, 5);
+      try {
+        await eventually("every binding served by its owner of a and b", () => {
+          for (const binding of bindings) {
+            const uid = binding.metadata.uid ?? "";
+            const owner = ownerOf(uid, ["a", "b"]) === "a" ? a : b;
+            assert.ok(owner.fake.running.has(uid), `${uid} not served by its owner`);
+          }
+        });
+        const aHad = [...a.fake.running.keys()];
+        assert.ok(aHad.length > 0 && aHad.length < bindings.length);
+
+        leases.cutOff.add("a");
+        const cutAt = Date.now();
+        await eventually("b serves every binding", () => assert.equal(b.fake.running.size, bindings.length));
+        assert.equal(lost.length, 1, "a knew it lost its Lease");
+        assert.match(lost[0]?.reason ?? "", /not renewed/);
+        const lostAt = lost[0]?.at ?? 0;
+        assert.ok(lostAt - cutAt <= renewDeadlineMs(durationSeconds * 1000) + 300, `lost after ${lostAt - cutAt} ms`);
+        assert.equal(a.fake.running.size, 0, "a serves nothing");
+        const lastStop = Math.max(...a.fake.stopped.map((s) => s.at));
+        const firstTakeOver = Math.min(...aHad.map((uid) => b.fake.running.get(uid) ?? Infinity));
+        assert.ok(lastStop < firstTakeOver, `a stopped at ${lastStop}, b took over at ${firstTakeOver}`);
+        // a's last renewal came at most a renewal period (a fifth of the duration) before the cut
+        assert.ok(firstTakeOver - cutAt >= durationSeconds * 800, "b waited for a's Lease to expire");
+        assert.deepEqual([...both], [], "no binding served by both at once");
+      } finally {
+        clearInterval(overlap);
+      }
+    } finally {
+      clearInterval(a.timer);
+      clearInterval(b.timer);
+      await b.coordinator.stop();
+      await a.coordinator.stop();
+    }
   });
 });
