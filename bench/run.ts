@@ -1,7 +1,7 @@
 // `make bench`: every benchmark in one run on this machine, the results in
 // bench/results/<date>.json, and BENCHMARKS.md with its charts made from them.
-// BENCH=quick: about 1.5 minutes, written to bench/results/tmp/ (not published).
-import { execFile, spawn } from "node:child_process";
+// BENCH=quick: about 5 minutes, written to bench/results/tmp/ (not published).
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
@@ -31,7 +31,12 @@ const settings =
           "200",
           "--secrets",
           "100",
+          "--rate-seconds",
+          "5",
+          "--backlog",
+          "500",
         ],
+        scale: ["--bindings", "6", "--app-clusters", "3", "--objects", "600", "--namespaces", "6"],
       }
     : {
         function: { seconds: "10", concurrency: "1,8,64", sizes: "2KiB,256KiB,3.5MiB" },
@@ -51,7 +56,12 @@ const settings =
           "1000",
           "--secrets",
           "500",
+          "--rate-seconds",
+          "60",
+          "--backlog",
+          "5000",
         ],
+        scale: ["--bindings", "100", "--app-clusters", "3", "--objects", "10000", "--namespaces", "100"],
       };
 const date = new Date().toISOString().slice(0, 10);
 const outDir = mode === "quick" ? join(root, "bench/results/tmp") : join(root, "bench/results");
@@ -113,6 +123,19 @@ const fn = await step("function", [
 ]);
 const fuzz = await step("fuzz", ["bench/fuzz-function.ts", "--cases", settings.fuzzCases]);
 const sync = await step("sync", ["bench/sync.ts", ...settings.sync]);
+// the scale table: cold start only, with one sync process and with three sharing the bindings
+const shardsSupported = !/Unknown option '--shards'/.test(
+  spawnSync(process.execPath, ["src/cli/main.ts", "sync", "--shards", "auto", "--leader-elect"], {
+    cwd: root,
+    encoding: "utf8",
+  }).stderr,
+);
+const scale = {
+  oneReplica: await step("sync-scale-1", ["bench/sync.ts", "--phases", "cold", "--replicas", "1", ...settings.scale]),
+  threeReplicas: shardsSupported
+    ? await step("sync-scale-3", ["bench/sync.ts", "--phases", "cold", "--replicas", "3", ...settings.scale])
+    : "pending: this klutch-bind sync has no --shards auto",
+};
 const results = {
   date: new Date().toISOString(),
   mode,
@@ -120,6 +143,7 @@ const results = {
   function: fn,
   fuzz,
   sync,
+  scale,
   notRun: {
     "kube-bind konnector peer":
       "the proxy here serves only kube-bind v0.3.0, whose konnector speaks kube-bind's own protocol (APIServiceBinding, APIServiceNamespace) and syncs a namespace only after a kube-bind backend has assigned it; that backend starts only with an OIDC issuer, which cannot be had here, and our AppClusterBinding model is nothing the konnector can be pointed at",

@@ -1,12 +1,18 @@
-// bench/sync: the sync sidecar between real API servers at scale, beside the raw create rate of a
-// plain client loop on the same control plane (the limit). B bindings over A app clusters, each
-// binding its own exported API; objects spread over NS app namespaces.
-//   make dev-clusters CLUSTERS="control app app2" && node bench/sync.ts [--objects 10000] [--stream 1000]
+// bench/sync: the sync sidecar between real API servers at scale, beside two limits measured in the
+// same run at the same concurrency: the raw create rate of a plain client loop on the control plane,
+// and the minimal writes of one bound object (finalizer patch on the app object, create of its copy)
+// by a plain client. B bindings over A app clusters, each binding its own exported API; objects
+// spread over NS app namespaces.
+//   make dev-clusters CLUSTERS="control app app2 app3" && node bench/sync.ts [--objects 10000] [--stream 1000]
 //     [--namespaces 100] [--bindings 20] [--app-clusters 2] [--storm 1000] [--secrets 500]
-//     [--concurrency 20] [--out FILE]
+//     [--concurrency 20] [--rates 50,100,150,200] [--rate-seconds 60] [--backlog 5000]
+//     [--replicas 1] [--phases all|cold] [--out FILE]
 // Phases: cold start (objects created while the sync is down, then the time to converge), spec up
-// while running (latency per object), a status storm, claimed secrets down.
-import { type ChildProcess, spawn } from "node:child_process";
+// while running (latency per object), a status storm, claimed secrets down, steady rates (spec up
+// and status down), the first object of a new binding (alone, and behind a backlog of objects an
+// earlier binding left). --phases cold runs the cold start only (the scale table); --replicas N
+// runs N sync processes with --shards auto.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,12 +21,22 @@ import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../src/kube/conditions.ts";
-import { Informer } from "../src/kube/informer.ts";
 import { kubeconfigForAnnotation, kubeconfigSecretLabels } from "../src/sync/kubeconfig-secret.ts";
-import { providerNamespace } from "../src/sync/naming.ts";
+import { annotations, finalizer, providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
 import { widgetCrd } from "../test/fixtures/crds.ts";
-import { cpuSample, percentile } from "./support.ts";
+import { cpuSample } from "./support.ts";
+import {
+  atRate,
+  inParallel as inParallelAt,
+  type Latency,
+  memoryFromMetrics,
+  minimalWrites,
+  type SyncMemory,
+  stats,
+  until,
+  watchArrivals,
+} from "./sync-phases.ts";
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +49,11 @@ const { values } = parseArgs({
     secrets: { type: "string", default: "200" },
     concurrency: { type: "string", default: "20" },
     workers: { type: "string", default: "16" },
+    rates: { type: "string", default: "50,100,150,200" },
+    "rate-seconds": { type: "string", default: "60" },
+    backlog: { type: "string", default: "5000" },
+    replicas: { type: "string", default: "1" },
+    phases: { type: "string", default: "all" },
     out: { type: "string" },
   },
 });
@@ -50,13 +71,21 @@ const storm = n("storm");
 const secretCount = n("secrets");
 const concurrency = n("concurrency");
 const workers = n("workers");
+const rates = String(values.rates)
+  .split(",")
+  .filter((r) => r !== "")
+  .map(Number);
+const rateSeconds = n("rate-seconds");
+const backlog = n("backlog");
+const replicas = Math.max(1, n("replicas"));
+const everyPhase = values.phases !== "cold";
 
 const dev = join(import.meta.dirname, "..", ".dev");
 const kubeconfigText = (name: string) => {
   try {
     return readFileSync(join(dev, `${name}.kubeconfig`), "utf8");
   } catch {
-    throw new Error(`no .dev/${name}.kubeconfig: run make dev-clusters CLUSTERS="control app app2"`);
+    throw new Error(`no .dev/${name}.kubeconfig: run make dev-clusters CLUSTERS="control app app2 app3"`);
   }
 };
 const appNames = Array.from({ length: clusterCount }, (_, i) => (i === 0 ? "app" : `app${i + 1}`));
@@ -67,43 +96,7 @@ const ns = `bench-${run}`;
 const say = (text: string) => console.error(`[bench] ${text}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function inParallel<T>(items: T[], fn: (item: T) => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
-  return (performance.now() - started) / 1000;
-}
-
-function stats(latencies: number[]) {
-  const sorted = latencies.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  return { n: sorted.length, p50ms: Math.round(percentile(sorted, 50)), p99ms: Math.round(percentile(sorted, 99)) };
-}
-
-/** First arrival time of each object (namespace/name) that accept() takes, on one resource everywhere. */
-function watchArrivals(client: KubeClient, watched: ResourceRef, accept: (o: KubeObject) => boolean) {
-  const seen = new Map<string, number>();
-  const note = (o: KubeObject) => {
-    const key = `${o.metadata.namespace}/${o.metadata.name}`;
-    if (accept(o) && !seen.has(key)) seen.set(key, performance.now());
-  };
-  // an informer, so an expired watch (410) relists instead of stalling the measurement
-  const informer = new Informer(client, watched);
-  informer.addHandlers({ add: note, update: (_old, o) => note(o) });
-  informer.start();
-  return { seen, ready: informer.waitForSync(), stop: () => void informer.stop() };
-}
-
-async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 600_000): Promise<void> {
-  const started = Date.now();
-  while (!(await done())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not done after ${timeoutMs / 1000} s`);
-    await sleep(20);
-  }
-}
+const inParallel = <T>(items: T[], fn: (item: T) => Promise<unknown>) => inParallelAt(concurrency, items, fn);
 
 // --- topology: one exported API per binding; binding b on app cluster b % A; namespace j in binding j % B
 type Binding = { name: string; ref: ResourceRef; app: KubeClient; uid: string; namespaces: string[] };
@@ -179,11 +172,15 @@ for (const [i, app] of apps.entries()) {
     );
   }
 }
+await Promise.all(
+  bindings.map(async (b) => {
+    await control.apply(refs.crds, widgetCrd(b.ref.group), "bench", true);
+    await until(`CRD widgets.${b.ref.group} established`, async () =>
+      isEstablished(await control.get(refs.crds, `widgets.${b.ref.group}`)),
+    );
+  }),
+);
 for (const b of bindings) {
-  await control.apply(refs.crds, widgetCrd(b.ref.group), "bench", true);
-  await until(`CRD widgets.${b.ref.group} established`, async () =>
-    isEstablished(await control.get(refs.crds, `widgets.${b.ref.group}`)),
-  );
   await control.apply(
     refs.templates,
     {
@@ -200,13 +197,31 @@ for (const b of bindings) {
   );
 }
 
-// the sync runs as in production, in a process of its own: its requests are read from its metrics,
-// its CPU time and memory from /proc
-type SyncProcess = { child: ChildProcess; pid: number; requests: () => Promise<number>; stop: () => Promise<void> };
-async function startSyncProcess(): Promise<SyncProcess> {
+// the sync runs as in production, in processes of its own (one, or --replicas sharing the bindings
+// with --shards auto): requests are read from their metrics, CPU time and memory from /proc
+const shardsSupported = !/Unknown option '--shards'/.test(
+  spawnSync(
+    process.execPath,
+    [join(import.meta.dirname, "..", "src/cli/main.ts"), "sync", "--shards", "auto", "--leader-elect"],
+    {
+      encoding: "utf8",
+      timeout: 30_000,
+    },
+  ).stderr,
+);
+if (replicas > 1 && !shardsSupported) throw new Error(`--replicas ${replicas} needs klutch-bind sync --shards auto`);
+type Replica = { child: ChildProcess; pid: number; metrics: () => Promise<string> };
+type SyncProcess = {
+  pids: number[];
+  requests: () => Promise<number>;
+  memory: () => Promise<SyncMemory[]>;
+  stop: () => Promise<void>;
+};
+async function startReplica(): Promise<Replica> {
   const child = spawn(
     process.execPath,
     [
+      ...(process.env.BENCH_SYNC_NODE_ARGS ?? "").split(" ").filter((a) => a !== ""),
       join(import.meta.dirname, "..", "src/cli/main.ts"),
       "sync",
       "--kubeconfig",
@@ -220,6 +235,7 @@ async function startSyncProcess(): Promise<SyncProcess> {
       "--health-address",
       "",
       "--no-auto-export",
+      ...(replicas > 1 ? ["--shards", "auto", "--leader-election-namespace", ns] : []),
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
@@ -234,19 +250,34 @@ async function startSyncProcess(): Promise<SyncProcess> {
   return {
     child,
     pid: child.pid as number,
+    metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
+  };
+}
+async function startSyncProcess(): Promise<SyncProcess> {
+  const fleet = await Promise.all(Array.from({ length: replicas }, () => startReplica()));
+  return {
+    pids: fleet.map((r) => r.pid),
     requests: async () => {
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      return [...text.matchAll(/^klutch_bind_api_requests_total\{[^}]*\} (\d+)/gm)].reduce(
-        (sum, m) => sum + Number(m[1]),
-        0,
-      );
+      let sum = 0;
+      for (const r of fleet) {
+        for (const m of (await r.metrics()).matchAll(/^klutch_bind_api_requests_total\{[^}]*\} (\d+)/gm))
+          sum += Number(m[1]);
+      }
+      return sum;
     },
+    memory: async () => Promise.all(fleet.map(async (r) => memoryFromMetrics(await r.metrics()))),
     stop: async () => {
-      child.kill("SIGTERM");
-      await once(child, "exit");
+      await Promise.all(
+        fleet.map(async (r) => {
+          r.child.kill("SIGTERM");
+          await once(r.child, "exit");
+        }),
+      );
     },
   };
 }
+const peakRssMiB = (s: SyncProcess) => s.pids.map((pid) => Math.round(cpuSample(pid).peakRssKiB / 1024));
+const cpuSeconds = (s: SyncProcess) => s.pids.reduce((sum, pid) => sum + cpuSample(pid).cpuSeconds, 0);
 let sync = await startSyncProcess();
 for (const b of bindings) {
   const created = await control.apply(
@@ -276,7 +307,7 @@ for (const b of bindings) {
 say(`all ${bindingCount} bindings Ready in ${((performance.now() - readyAt) / 1000).toFixed(1)} s`);
 const providerNs = (b: Binding, appNs: string) => providerNamespace(b.uid, appNs);
 
-// --- raw limit: a plain client loop creating objects on the control plane ------------------------
+// --- the limits: a plain client's raw creates, and the minimal writes of one bound object ------------
 const rawCount = Math.max(stream, 1000);
 const rawRef = (bindings[0] as Binding).ref;
 const rawSeconds = await inParallel(
@@ -285,12 +316,34 @@ const rawSeconds = await inParallel(
 );
 const rawPerSecond = Math.round(rawCount / rawSeconds);
 say(`raw limit: ${rawCount} creates in ${rawSeconds.toFixed(1)} s (${rawPerSecond}/s)`);
+// an API no binding exports, on every cluster: the sync does not see these objects
+const minRef: ResourceRef = { ...rawRef, group: `min.bench${run}.klutch-bind.dev` };
+const extraGroups: string[] = [minRef.group];
+for (const client of [control, ...apps]) {
+  await client.apply(refs.crds, widgetCrd(minRef.group), "bench", true);
+  await until("minimal-writes CRD established", async () =>
+    isEstablished(await client.get(refs.crds, `widgets.${minRef.group}`)),
+  );
+}
+const minimalObjects = await Promise.all(
+  Array.from({ length: rawCount }, (_, k) => k).map(async (k) => {
+    const at = place("min", k);
+    const app = at.binding.app;
+    const appObject = await app.create(minRef, widget(at.name, at.namespace, minRef.group, k));
+    return { app, appObject, copy: widget(at.name, ns, minRef.group, k) };
+  }),
+);
+const minimalPerSecond = await minimalWrites(concurrency, control, minimalObjects, minRef, finalizer);
+say(`minimal writes: ${rawCount} objects (app finalizer patch + control create), ${minimalPerSecond}/s`);
+const limits = { rawCreatesPerSecond: rawPerSecond, minimalWritesPerSecond: minimalPerSecond };
+const ratio = (perSecond: number) => Number((perSecond / minimalPerSecond).toFixed(2));
 
 // --- cold start: objects made while the sync is down; time until every provider copy exists -------
 const copies = bindings.map((b) => watchArrivals(control, b.ref, (o) => o.metadata.namespace !== ns));
 await Promise.all(copies.map((c) => c.ready));
 const arrived = () => copies.reduce((sum, c) => sum + c.seen.size, 0);
-const readyPeakRssMiB = Math.round(cpuSample(sync.pid).peakRssKiB / 1024);
+const readyPeakRssMiB = peakRssMiB(sync);
+const readyMemory = await sync.memory();
 await sync.stop();
 say(`sync stopped; creating ${objects} objects in the app cluster(s)`);
 const appCreateSeconds = await inParallel(
@@ -305,114 +358,313 @@ const coldStarted = performance.now();
 sync = await startSyncProcess();
 await until(`${objects} provider copies`, () => arrived() >= objects);
 const coldSeconds = (performance.now() - coldStarted) / 1000;
-// a fresh process: its counters cover the whole cold start, the initial lists included
+// fresh processes: their counters cover the whole cold start, the initial lists included
 const coldRequests = await sync.requests();
-const coldCpu = cpuSample(sync.pid).cpuSeconds;
+const coldCpu = cpuSeconds(sync);
+const coldPeakRssMiB = peakRssMiB(sync);
+const coldMemory = await sync.memory();
 say(`cold start converged on ${objects} objects in ${coldSeconds.toFixed(1)} s`);
+const coldStart = {
+  objects,
+  seconds: Number(coldSeconds.toFixed(1)),
+  objectsPerSecond: Math.round(objects / coldSeconds),
+  ratioToRaw: Number((objects / coldSeconds / rawPerSecond).toFixed(2)),
+  ratioToMinimal: ratio(objects / coldSeconds),
+  requestsPerObject: Number((coldRequests / Math.max(1, objects)).toFixed(2)),
+  syncCpuSeconds: Number(coldCpu.toFixed(1)),
+  syncCpuShare: Number((coldCpu / coldSeconds).toFixed(2)),
+  peakRssMiB: coldPeakRssMiB,
+  memory: coldMemory,
+};
 
-// --- spec up while running: creation in an app cluster to provider copy -------------------------------
-const created = new Map<string, number>();
-const streamStarted = performance.now();
-const requestsBeforeStream = await sync.requests();
-const streamSeconds = await inParallel(
-  Array.from({ length: stream }, (_, k) => k),
-  async (k) => {
-    const at = place("live", k);
-    created.set(`${providerNs(at.binding, at.namespace)}/${at.name}`, performance.now());
-    await at.binding.app.create(at.binding.ref, widget(at.name, at.namespace, at.binding.ref.group, k));
-  },
-);
-await until(`${stream} live copies`, () => arrived() >= objects + stream);
-const streamDone = performance.now();
-const arrivals = new Map(copies.flatMap((c) => [...c.seen]));
-const specLatency = stats([...created].map(([key, t]) => (arrivals.get(key) ?? Number.NaN) - t));
-const specSeconds = (streamDone - streamStarted) / 1000;
-const streamRequests = (await sync.requests()) - requestsBeforeStream;
-for (const c of copies) c.stop();
-say(`spec up: ${stream} objects, p50 ${specLatency.p50ms} ms (app creates took ${streamSeconds.toFixed(1)} s)`);
+type Phase = Latency & { requestsPerObject: number };
+let phases:
+  | {
+      specUp: Phase & { perSecond: number; ratioToRaw: number; ratioToMinimal: number };
+      statusDown: Phase & { perSecond: number };
+      secretDown: Phase;
+      steady: Array<{
+        rate: number;
+        seconds: number;
+        objects: number;
+        achievedPerSecond: number;
+        specUp: Latency;
+        statusDown: Latency;
+        requestsPerObject: number;
+      }>;
+      firstObject: {
+        newBinding: number[];
+        backlog: { objects: number; firstCopyMs: number; drainedSeconds: number; liveDuringBacklog: Latency };
+      };
+    }
+  | undefined;
 
-// --- status storm: provider status on `storm` copies at once, to the consumers ------------------------
-const readyInApps = apps.map((app) =>
-  bindings
-    .filter((b) => b.app === app)
-    .map((b) => watchArrivals(app, b.ref, (o) => (o.status as { ready?: boolean } | undefined)?.ready === true)),
-);
-await Promise.all(readyInApps.flat().map((w) => w.ready));
-const stormTargets = Array.from({ length: Math.min(storm, stream) }, (_, k) => place("live", k));
-const statusAt = new Map<string, number>();
-const requestsBeforeStorm = await sync.requests();
-const stormStarted = performance.now();
-await inParallel(stormTargets, async (at) => {
-  statusAt.set(`${at.namespace}/${at.name}`, performance.now());
-  await control.mergePatch(
-    at.binding.ref,
-    at.name,
-    providerNs(at.binding, at.namespace),
-    { status: { ready: true } },
-    "status",
+if (everyPhase) {
+  // --- spec up while running: creation in an app cluster to provider copy -------------------------------
+  const created = new Map<string, number>();
+  const streamStarted = performance.now();
+  const requestsBeforeStream = await sync.requests();
+  const streamSeconds = await inParallel(
+    Array.from({ length: stream }, (_, k) => k),
+    async (k) => {
+      const at = place("live", k);
+      created.set(`${providerNs(at.binding, at.namespace)}/${at.name}`, performance.now());
+      await at.binding.app.create(at.binding.ref, widget(at.name, at.namespace, at.binding.ref.group, k));
+    },
   );
-});
-const downArrived = () => readyInApps.flat().reduce((sum, w) => sum + w.seen.size, 0);
-await until(`${stormTargets.length} statuses down`, () => downArrived() >= stormTargets.length);
-const stormSeconds = (performance.now() - stormStarted) / 1000;
-const downArrivals = new Map(readyInApps.flat().flatMap((w) => [...w.seen]));
-const statusLatency = stats([...statusAt].map(([key, t]) => (downArrivals.get(key) ?? Number.NaN) - t));
-const stormRequests = (await sync.requests()) - requestsBeforeStorm;
-for (const w of readyInApps.flat()) w.stop();
-say(`status storm: ${stormTargets.length} in ${stormSeconds.toFixed(1)} s, p50 ${statusLatency.p50ms} ms`);
+  await until(`${stream} live copies`, () => arrived() >= objects + stream);
+  const streamDone = performance.now();
+  const arrivals = new Map(copies.flatMap((c) => [...c.seen]));
+  const specLatency = stats([...created].map(([key, t]) => (arrivals.get(key) ?? Number.NaN) - t));
+  const specSeconds = (streamDone - streamStarted) / 1000;
+  const streamRequests = (await sync.requests()) - requestsBeforeStream;
+  for (const c of copies) c.stop();
+  say(`spec up: ${stream} objects, p50 ${specLatency.p50ms} ms (app creates took ${streamSeconds.toFixed(1)} s)`);
 
-// --- claimed secrets down ------------------------------------------------------------------------------
-const secretWatches = apps.map((app) => watchArrivals(app, refs.secrets, (o) => o.metadata.name.startsWith("creds-")));
-await Promise.all(secretWatches.map((w) => w.ready));
-const secretAt = new Map<string, number>();
-const requestsBeforeSecrets = await sync.requests();
-await inParallel(
-  Array.from({ length: secretCount }, (_, k) => k),
-  async (k) => {
-    const at = place("creds", k);
-    secretAt.set(`${at.namespace}/${at.name}`, performance.now());
-    await control.create(refs.secrets, {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: at.name, namespace: providerNs(at.binding, at.namespace) },
-      stringData: { password: at.name },
+  // --- status storm: provider status on `storm` copies at once, to the consumers ------------------------
+  const readyInApps = apps.map((app) =>
+    bindings
+      .filter((b) => b.app === app)
+      .map((b) => watchArrivals(app, b.ref, (o) => (o.status as { ready?: boolean } | undefined)?.ready === true)),
+  );
+  await Promise.all(readyInApps.flat().map((w) => w.ready));
+  const stormTargets = Array.from({ length: Math.min(storm, stream) }, (_, k) => place("live", k));
+  const statusAt = new Map<string, number>();
+  const requestsBeforeStorm = await sync.requests();
+  const stormStarted = performance.now();
+  await inParallel(stormTargets, async (at) => {
+    statusAt.set(`${at.namespace}/${at.name}`, performance.now());
+    await control.mergePatch(
+      at.binding.ref,
+      at.name,
+      providerNs(at.binding, at.namespace),
+      { status: { ready: true } },
+      "status",
+    );
+  });
+  const downArrived = () => readyInApps.flat().reduce((sum, w) => sum + w.seen.size, 0);
+  await until(`${stormTargets.length} statuses down`, () => downArrived() >= stormTargets.length);
+  const stormSeconds = (performance.now() - stormStarted) / 1000;
+  const downArrivals = new Map(readyInApps.flat().flatMap((w) => [...w.seen]));
+  const statusLatency = stats([...statusAt].map(([key, t]) => (downArrivals.get(key) ?? Number.NaN) - t));
+  const stormRequests = (await sync.requests()) - requestsBeforeStorm;
+  for (const w of readyInApps.flat()) w.stop();
+  say(`status storm: ${stormTargets.length} in ${stormSeconds.toFixed(1)} s, p50 ${statusLatency.p50ms} ms`);
+
+  // --- claimed secrets down ------------------------------------------------------------------------------
+  const secretWatches = apps.map((app) =>
+    watchArrivals(app, refs.secrets, (o) => o.metadata.name.startsWith("creds-")),
+  );
+  await Promise.all(secretWatches.map((w) => w.ready));
+  const secretAt = new Map<string, number>();
+  const requestsBeforeSecrets = await sync.requests();
+  await inParallel(
+    Array.from({ length: secretCount }, (_, k) => k),
+    async (k) => {
+      const at = place("creds", k);
+      secretAt.set(`${at.namespace}/${at.name}`, performance.now());
+      await control.create(refs.secrets, {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: at.name, namespace: providerNs(at.binding, at.namespace) },
+        stringData: { password: at.name },
+      });
+    },
+  );
+  const secretsArrived = () => secretWatches.reduce((sum, w) => sum + w.seen.size, 0);
+  await until(`${secretCount} secrets down`, () => secretsArrived() >= secretCount);
+  const secretArrivals = new Map(secretWatches.flatMap((w) => [...w.seen]));
+  const secretLatency = stats([...secretAt].map(([key, t]) => (secretArrivals.get(key) ?? Number.NaN) - t));
+  const secretRequests = (await sync.requests()) - requestsBeforeSecrets;
+  for (const w of secretWatches) w.stop();
+  say(`secrets down: ${secretCount}, p50 ${secretLatency.p50ms} ms`);
+
+  // --- steady rates: objects created at a fixed rate; each copy's status written as soon as it arrives --
+  const steady = [];
+  for (const rate of rates) {
+    const prefix = `r${rate}`;
+    const createdAt = new Map<string, number>();
+    const statusWrittenAt = new Map<string, number>();
+    const ours = (o: KubeObject) => o.metadata.name.startsWith(`${prefix}-`);
+    const ups = bindings.map((b) =>
+      watchArrivals(
+        control,
+        b.ref,
+        (o) => ours(o) && o.metadata.namespace !== ns,
+        (o) => {
+          statusWrittenAt.set(
+            `${o.metadata.annotations?.[annotations.consumerNamespace] ?? ""}/${o.metadata.name}`,
+            performance.now(),
+          );
+          void control
+            .mergePatch(b.ref, o.metadata.name, o.metadata.namespace, { status: { ready: true } }, "status")
+            .catch((err: unknown) => say(`status write failed: ${String(err)}`));
+        },
+      ),
+    );
+    const downs = bindings.map((b) =>
+      watchArrivals(b.app, b.ref, (o) => ours(o) && (o.status as { ready?: boolean } | undefined)?.ready === true),
+    );
+    await Promise.all([...ups, ...downs].map((w) => w.ready));
+    const requestsBefore = await sync.requests();
+    const started = performance.now();
+    const total = await atRate(rate, rateSeconds, async (k) => {
+      const at = place(prefix, k);
+      createdAt.set(`${providerNs(at.binding, at.namespace)}/${at.name}`, performance.now());
+      await at.binding.app.create(at.binding.ref, widget(at.name, at.namespace, at.binding.ref.group, k));
     });
-  },
-);
-const secretsArrived = () => secretWatches.reduce((sum, w) => sum + w.seen.size, 0);
-await until(`${secretCount} secrets down`, () => secretsArrived() >= secretCount);
-const secretArrivals = new Map(secretWatches.flatMap((w) => [...w.seen]));
-const secretLatency = stats([...secretAt].map(([key, t]) => (secretArrivals.get(key) ?? Number.NaN) - t));
-const secretRequests = (await sync.requests()) - requestsBeforeSecrets;
-for (const w of secretWatches) w.stop();
-say(`secrets down: ${secretCount}, p50 ${secretLatency.p50ms} ms`);
+    const upCount = () => ups.reduce((sum, w) => sum + w.seen.size, 0);
+    const downCount = () => downs.reduce((sum, w) => sum + w.seen.size, 0);
+    await until(`${total} objects at ${rate}/s synced both ways`, () => upCount() >= total && downCount() >= total);
+    const seconds = (performance.now() - started) / 1000;
+    const upAt = new Map(ups.flatMap((w) => [...w.seen]));
+    const downAt = new Map(downs.flatMap((w) => [...w.seen]));
+    const row = {
+      rate,
+      seconds: Number(seconds.toFixed(1)),
+      objects: total,
+      achievedPerSecond: Math.round(total / seconds),
+      specUp: stats([...createdAt].map(([key, t]) => (upAt.get(key) ?? Number.NaN) - t)),
+      statusDown: stats([...statusWrittenAt].map(([key, t]) => (downAt.get(key) ?? Number.NaN) - t)),
+      requestsPerObject: Number((((await sync.requests()) - requestsBefore) / total).toFixed(2)),
+    };
+    for (const w of [...ups, ...downs]) w.stop();
+    steady.push(row);
+    say(
+      `steady ${rate}/s for ${rateSeconds} s: spec up p50 ${row.specUp.p50ms} p99 ${row.specUp.p99ms} ms, status down p50 ${row.statusDown.p50ms} p99 ${row.statusDown.p99ms} ms, ${row.requestsPerObject} requests per object`,
+    );
+  }
+
+  // --- the first object of a new binding: alone, and behind objects an earlier binding left ---------------
+  const firstApp = apps[0] as KubeClient;
+  const firstNs = (appNamespaces.find((t) => t.binding.app === firstApp) as (typeof appNamespaces)[number]).name;
+  const boundHere = bindings.filter((b) => b.app === firstApp).map((b) => b.name);
+  /** a new export bound by a new binding on the first app cluster; returns the binding's name and ref */
+  async function newExport(name: string) {
+    const ref: ResourceRef = { ...rawRef, group: `${name}.bench${run}.klutch-bind.dev` };
+    extraGroups.push(ref.group);
+    for (const client of [control, firstApp]) {
+      // in the app cluster beforehand, so that objects can wait there for the binding
+      await client.apply(refs.crds, widgetCrd(ref.group), "bench", true);
+      await until(`CRD widgets.${ref.group} established`, async () =>
+        isEstablished(await client.get(refs.crds, `widgets.${ref.group}`)),
+      );
+    }
+    await control.apply(
+      refs.templates,
+      {
+        apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportTemplate",
+        metadata: { name: `widgets-${name}`, namespace: ns },
+        spec: { APIServiceSelector: { group: ref.group, resource: "widgets", version: "v1" } },
+      },
+      "bench",
+      true,
+    );
+    boundHere.push(name);
+    await control.mergePatch(refs.secrets, appNames[0] as string, ns, {
+      metadata: { annotations: { [kubeconfigForAnnotation]: boundHere.join(",") } },
+    });
+    return ref;
+  }
+  const uids = new Map<string, string>();
+  const bindNow = async (name: string, ref: ResourceRef) => {
+    const created = await control.create(refs.bindings, {
+      apiVersion: "bind.klutch.dev/v1alpha1",
+      kind: "AppClusterBinding",
+      metadata: { name, namespace: ns },
+      spec: {
+        kubeconfigSecretRef: { name: appNames[0] as string },
+        exports: [{ group: ref.group, resource: "widgets" }],
+      },
+    });
+    uids.set(name, created.metadata.uid ?? "");
+  };
+  const newBinding: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const ref = await newExport(`f${i}`);
+    await firstApp.create(ref, widget("first", firstNs, ref.group, 1));
+    const watch = watchArrivals(control, ref, (o) => o.metadata.name === "first");
+    await watch.ready;
+    const t0 = performance.now();
+    await bindNow(`f${i}`, ref);
+    await until(`the first object of binding f${i}`, () => watch.seen.size > 0, 60_000);
+    newBinding.push(Math.round((watch.seen.values().next().value as number) - t0));
+    watch.stop();
+  }
+  say(`first object of a new binding: ${newBinding.join(", ")} ms`);
+  // objects an earlier binding let go of (released: no finalizer, no label), then a new binding
+  const backlogRef = await newExport("bl");
+  await inParallel(
+    Array.from({ length: backlog }, (_, k) => k),
+    (k) => firstApp.create(backlogRef, widget(`old-${k}`, firstNs, backlogRef.group, k)),
+  );
+  const blWatch = watchArrivals(control, backlogRef, () => true);
+  await blWatch.ready;
+  const t0 = performance.now();
+  await bindNow("bl", backlogRef);
+  await until("the first copy behind the backlog", () => blWatch.seen.size > 0, 60_000);
+  const firstCopyMs = Math.round(Math.min(...blWatch.seen.values()) - t0);
+  // new objects while the backlog is worked through: one every 100 ms
+  const liveAt = new Map<string, number>();
+  let liveSent = 0;
+  while (blWatch.seen.size < backlog * 0.9 && liveSent < 50) {
+    const name = `new-${liveSent++}`;
+    liveAt.set(`${providerNamespace(uids.get("bl") ?? "", firstNs)}/${name}`, performance.now());
+    await firstApp.create(backlogRef, widget(name, firstNs, backlogRef.group, 1));
+    await sleep(100);
+  }
+  await until("the backlog drained", () => blWatch.seen.size >= backlog + liveSent);
+  const drainedSeconds = Number(((performance.now() - t0) / 1000).toFixed(1));
+  const liveDuringBacklog = stats([...liveAt].map(([key, t]) => (blWatch.seen.get(key) ?? Number.NaN) - t));
+  blWatch.stop();
+  say(
+    `backlog of ${backlog}: first copy ${firstCopyMs} ms after the binding, drained in ${drainedSeconds} s; ${liveSent} new objects meanwhile p50 ${liveDuringBacklog.p50ms} p99 ${liveDuringBacklog.p99ms} ms`,
+  );
+  bindings.push(
+    ...["f0", "f1", "f2", "bl"].map((name, i) => ({
+      name,
+      ref: { ...rawRef, group: extraGroups[i + 1] as string },
+      app: firstApp,
+      uid: uids.get(name) ?? "",
+      namespaces: [firstNs],
+    })),
+  );
+
+  phases = {
+    specUp: {
+      ...specLatency,
+      perSecond: Math.round(stream / specSeconds),
+      ratioToRaw: Number((stream / specSeconds / rawPerSecond).toFixed(2)),
+      ratioToMinimal: ratio(stream / specSeconds),
+      requestsPerObject: Number((streamRequests / Math.max(1, stream)).toFixed(2)),
+    },
+    statusDown: {
+      ...statusLatency,
+      perSecond: Math.round(stormTargets.length / stormSeconds),
+      requestsPerObject: Number((stormRequests / Math.max(1, stormTargets.length)).toFixed(2)),
+    },
+    secretDown: { ...secretLatency, requestsPerObject: Number((secretRequests / Math.max(1, secretCount)).toFixed(2)) },
+    steady,
+    firstObject: { newBinding, backlog: { objects: backlog, firstCopyMs, drainedSeconds, liveDuringBacklog } },
+  };
+} else for (const c of copies) c.stop();
 
 const result = {
-  topology: { bindings: bindingCount, appClusters: clusterCount, namespaces: namespaceCount, concurrency, workers },
-  rawCreatesPerSecond: rawPerSecond,
-  coldStart: {
-    objects,
-    seconds: Number(coldSeconds.toFixed(1)),
-    objectsPerSecond: Math.round(objects / coldSeconds),
-    ratioToRaw: Number((objects / coldSeconds / rawPerSecond).toFixed(2)),
-    requestsPerObject: Number((coldRequests / Math.max(1, objects)).toFixed(2)),
-    syncCpuSeconds: Number(coldCpu.toFixed(1)),
-    syncCpuShare: Number((coldCpu / coldSeconds).toFixed(2)),
+  topology: {
+    bindings: bindingCount,
+    appClusters: clusterCount,
+    namespaces: namespaceCount,
+    concurrency,
+    workers,
+    replicas,
   },
-  specUp: {
-    ...specLatency,
-    perSecond: Math.round(stream / specSeconds),
-    ratioToRaw: Number((stream / specSeconds / rawPerSecond).toFixed(2)),
-    requestsPerObject: Number((streamRequests / Math.max(1, stream)).toFixed(2)),
-  },
-  statusDown: {
-    ...statusLatency,
-    perSecond: Math.round(stormTargets.length / stormSeconds),
-    requestsPerObject: Number((stormRequests / Math.max(1, stormTargets.length)).toFixed(2)),
-  },
-  secretDown: { ...secretLatency, requestsPerObject: Number((secretRequests / Math.max(1, secretCount)).toFixed(2)) },
-  syncPeakRssMiB: { bindingsReady: readyPeakRssMiB, end: Math.round(cpuSample(sync.pid).peakRssKiB / 1024) },
-  note: "the sync runs in its own process; requests per object are its own (klutch_bind_api_requests_total), CPU share is its CPU seconds over the wall time of the cold start (1.0 = one core)",
+  ...limits,
+  coldStart,
+  ...phases,
+  syncPeakRssMiB: { bindingsReady: readyPeakRssMiB, end: peakRssMiB(sync) },
+  syncMemory: { bindingsReady: readyMemory, coldStart: coldMemory, end: await sync.memory() },
+  note: "the sync runs in its own process (or --replicas processes with --shards auto); requests per object are its own (klutch_bind_api_requests_total), CPU share is its CPU seconds over the wall time of the cold start (1.0 = one core); memory per replica",
 };
 if (values.out) writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
 else console.log(JSON.stringify(result, null, 2));
@@ -421,20 +673,23 @@ else console.log(JSON.stringify(result, null, 2));
 for (const b of bindings) await control.delete(refs.bindings, b.name, ns);
 await sleep(2000);
 await sync.stop();
-for (const b of bindings) {
-  for (const client of [b.app, control]) {
-    const all = (await client.list(b.ref).catch(() => ({ items: [] as KubeObject[] }))).items;
+for (const ref of [...bindings.map((b) => b.ref), minRef]) {
+  for (const client of [control, ...apps]) {
+    const all = (await client.list(ref).catch(() => ({ items: [] as KubeObject[] }))).items;
     await inParallel(all, (o) =>
       o.metadata.finalizers?.length
-        ? client.update(b.ref, { ...o, metadata: { ...o.metadata, finalizers: [] } }).catch(() => undefined)
+        ? client
+            .mergePatch(ref, o.metadata.name, o.metadata.namespace, { metadata: { finalizers: null } })
+            .catch(() => undefined)
         : Promise.resolve(),
     );
-    await client.delete(refs.crds, `widgets.${b.ref.group}`);
+    await client.delete(refs.crds, `widgets.${ref.group}`);
   }
 }
 for (const app of apps)
   for (const t of appNamespaces.filter((x) => x.binding.app === app)) await app.delete(refs.namespaces, t.name);
-for (const b of bindings) for (const appNs of b.namespaces) await control.delete(refs.namespaces, providerNs(b, appNs));
+for (const b of bindings)
+  for (const appNs of b.namespaces) if (b.uid) await control.delete(refs.namespaces, providerNs(b, appNs));
 await control.delete(refs.namespaces, ns);
 control.close();
 for (const app of apps) app.close();

@@ -1,0 +1,195 @@
+// The sync's part of BENCHMARKS.md: the limits, the phases, steady rates, the first object, the
+// scale table and the goals of issue #14, with the charts made from them.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { lineCharts } from "./charts.ts";
+import type { Latency, SyncMemory } from "./sync-phases.ts";
+
+type Phase = Latency & { requestsPerObject: number };
+type ColdStart = {
+  objects: number;
+  seconds: number;
+  objectsPerSecond: number;
+  ratioToRaw: number;
+  ratioToMinimal?: number;
+  requestsPerObject: number;
+  syncCpuSeconds: number;
+  syncCpuShare: number;
+  peakRssMiB?: number[];
+  memory?: SyncMemory[];
+};
+type SteadyRow = {
+  rate: number;
+  seconds: number;
+  objects: number;
+  achievedPerSecond: number;
+  specUp: Latency;
+  statusDown: Latency;
+  requestsPerObject: number;
+};
+export type SyncResult = {
+  topology: { bindings: number; appClusters: number; namespaces: number; concurrency: number; workers: number };
+  rawCreatesPerSecond: number;
+  minimalWritesPerSecond?: number;
+  coldStart: ColdStart;
+  specUp: Phase & { perSecond: number; ratioToRaw: number; ratioToMinimal?: number };
+  statusDown: Phase & { perSecond: number };
+  secretDown: Phase;
+  steady?: SteadyRow[];
+  firstObject?: {
+    newBinding: number[];
+    backlog: { objects: number; firstCopyMs: number; drainedSeconds: number; liveDuringBacklog: Latency };
+  };
+  syncPeakRssMiB: { bindingsReady: number | number[]; end: number | number[] };
+  syncMemory?: { bindingsReady: SyncMemory[]; coldStart: SyncMemory[]; end: SyncMemory[] };
+};
+type ScaleRun = Pick<SyncResult, "topology" | "minimalWritesPerSecond" | "rawCreatesPerSecond" | "coldStart"> & {
+  syncPeakRssMiB: { bindingsReady: number[]; end: number[] };
+};
+export type Scale = { oneReplica: ScaleRun; threeReplicas: ScaleRun | string };
+
+const num = (n: number, digits = 0) =>
+  n.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const list = (v: number | number[]) => (Array.isArray(v) ? v.join(", ") : String(v));
+const max = (v: number | number[]) => (Array.isArray(v) ? Math.max(...v) : v);
+const mem = (m: SyncMemory[] | undefined) =>
+  m?.length
+    ? m
+        .map(
+          (r) =>
+            `RSS ${r.rssMiB} MiB = V8 heap ${r.heapUsedMiB} MiB used + off-heap ${r.externalMiB} MiB + code, stacks and free heap; ${r.handles.TLSSocket ?? 0} TLS sockets`,
+        )
+        .join("; ")
+    : "-";
+const goal = (met: boolean) => (met ? "met" : "**not met**");
+
+export function syncSection(sync: SyncResult, scale: Scale | undefined, dir: string, chartsDir: string): string {
+  const minimal = sync.minimalWritesPerSecond;
+  const beside = minimal ? ` (minimal writes ${num(minimal)}/s)` : "";
+  const rows = [
+    `| raw limit (plain client creates on the control plane) | ${num(sync.rawCreatesPerSecond)} objects/s |`,
+    ...(minimal
+      ? [
+          `| minimal-writes limit (plain client: finalizer patch on the app object, create of the copy) | ${num(minimal)} objects/s |`,
+        ]
+      : []),
+    `| cold start: ${num(sync.coldStart.objects)} objects made while the sync was down | converged in ${sync.coldStart.seconds} s: ${num(sync.coldStart.objectsPerSecond)} objects/s, ${sync.coldStart.ratioToMinimal ?? "-"}× the minimal-writes limit${beside}, ${sync.coldStart.ratioToRaw}× the raw limit; ${sync.coldStart.requestsPerObject} requests per object; the sync used ${sync.coldStart.syncCpuSeconds} s of CPU, ${sync.coldStart.syncCpuShare} of one core |`,
+    `| spec up while running (${num(sync.specUp.n)} objects) | ${num(sync.specUp.perSecond)} objects/s, ${sync.specUp.ratioToMinimal ?? "-"}× the minimal-writes limit${beside}; p50 ${num(sync.specUp.p50ms)} ms, p99 ${num(sync.specUp.p99ms)} ms; ${sync.specUp.requestsPerObject} requests per object |`,
+    `| status storm (${num(sync.statusDown.n)} provider status writes at once) | ${num(sync.statusDown.perSecond)} objects/s; p50 ${num(sync.statusDown.p50ms)} ms, p99 ${num(sync.statusDown.p99ms)} ms; ${sync.statusDown.requestsPerObject} requests per object |`,
+    `| claimed secrets down (${num(sync.secretDown.n)}) | p50 ${num(sync.secretDown.p50ms)} ms, p99 ${num(sync.secretDown.p99ms)} ms; ${sync.secretDown.requestsPerObject} requests per secret |`,
+    `| the sync's peak resident memory | ${list(sync.syncPeakRssMiB.bindingsReady)} MiB with the bindings ready and no objects; ${list(sync.syncPeakRssMiB.end)} MiB after the cold start and every phase |`,
+  ];
+  const steady = sync.steady ?? [];
+  const steadyTable = steady.length
+    ? `### Steady rates
+
+Objects created in the app clusters at a fixed rate (open loop) for ${steady[0]?.seconds ? `${steady[0].objects / steady[0].rate} s` : "-"} each; as
+each copy arrives on the control plane the benchmark writes its status there, and the status comes
+down. Spec up: the create in the app cluster to the copy in a watch on the control plane; status
+down: the status write to its arrival in a watch on the app cluster. The sync is saturated where the
+achieved rate falls behind the offered one; the minimal-writes limit${beside} is the most a plain
+client makes of the same writes.
+
+![steady rates](${chartsDir}/sync-steady.svg)
+
+| offered objects/s | achieved objects/s | spec up p50 ms | spec up p99 ms | status down p50 ms | status down p99 ms | requests per object (spec and status) | minimal-writes limit |
+|---|---|---|---|---|---|---|---|
+${steady.map((r) => `| ${r.rate} | ${num(r.achievedPerSecond)} | ${r.specUp.p50ms} | ${r.specUp.p99ms} | ${r.statusDown.p50ms} | ${r.statusDown.p99ms} | ${r.requestsPerObject} | ${minimal ? num(minimal) : "-"} |`).join("\n")}
+`
+    : "";
+  if (steady.length) {
+    writeFileSync(
+      join(dir, chartsDir, "sync-steady.svg"),
+      lineCharts(
+        "Sync: latency at steady rates",
+        "milliseconds",
+        "objects created per second",
+        (["specUp", "statusDown"] as const).map((side) => ({
+          title: side === "specUp" ? "spec up" : "status down",
+          categories: steady.map((r) => String(r.rate)),
+          series: [
+            { name: "p50", values: steady.map((r) => r[side].p50ms) },
+            { name: "p99", values: steady.map((r) => r[side].p99ms) },
+          ],
+        })),
+      ),
+    );
+  }
+  const first = sync.firstObject;
+  const firstTable = first
+    ? `### The first object of a new binding
+
+| case | result |
+|---|---|
+| a new binding, its API already in the app cluster and one object waiting there | first copy ${first.newBinding.join(", ")} ms after the binding was created |
+| a new binding on an app cluster holding ${num(first.backlog.objects)} objects an earlier binding let go of | first copy ${num(first.backlog.firstCopyMs)} ms after the binding was created; all adopted in ${first.backlog.drainedSeconds} s; ${first.backlog.liveDuringBacklog.n} objects created meanwhile: p50 ${first.backlog.liveDuringBacklog.p50ms} ms, p99 ${first.backlog.liveDuringBacklog.p99ms} ms to their copies |
+`
+    : "";
+  let scaleTable = "";
+  if (scale) {
+    const three = typeof scale.threeReplicas === "string" ? undefined : scale.threeReplicas;
+    const t = scale.oneReplica.topology;
+    const cell = (r: ScaleRun | undefined, f: (r: ScaleRun) => string) => (r ? f(r) : String(scale.threeReplicas));
+    const line = (what: string, f: (r: ScaleRun) => string) =>
+      `| ${what} | ${f(scale.oneReplica)} | ${cell(three, f)} |`;
+    scaleTable = `### Scale: ${t.bindings} bindings over ${t.appClusters} app clusters, ${num(scale.oneReplica.coldStart.objects / t.bindings)} objects each
+
+Cold start only: every object made while no sync runs, then one sync process, or three started
+together with \`--shards auto\` sharing the bindings.
+
+| | 1 replica | 3 replicas |
+|---|---|---|
+${[
+  line("cold start to converged", (r) => `${r.coldStart.seconds} s`),
+  line("throughput", (r) => `${num(r.coldStart.objectsPerSecond)} objects/s`),
+  line("minimal-writes limit (same run)", (r) => `${num(r.minimalWritesPerSecond ?? 0)} objects/s`),
+  line("ratio to the limit", (r) => `${r.coldStart.ratioToMinimal ?? "-"}×`),
+  line("requests per object (all replicas)", (r) => String(r.coldStart.requestsPerObject)),
+  line("peak memory per replica", (r) => `${r.coldStart.peakRssMiB?.join(", ") ?? "-"} MiB`),
+  line("CPU (all replicas)", (r) => `${r.coldStart.syncCpuSeconds} s`),
+].join("\n")}
+`;
+  }
+  const endRss = max(sync.syncPeakRssMiB.end);
+  const p99Upto150 = steady.filter((r) => r.rate <= 150);
+  const goals = `### Goals (issue #14)
+
+| goal | measured | |
+|---|---|---|
+| resident memory at most 200 MiB with ${num(sync.coldStart.objects)} bound objects and ${sync.topology.bindings} bindings | peak ${endRss} MiB after the cold start and every phase; at the end: ${mem(sync.syncMemory?.end)} | ${goal(endRss <= 200)} |
+| at most 2 API requests per object synced (spec up) | ${sync.specUp.requestsPerObject} while running, ${sync.coldStart.requestsPerObject} over the cold start (its lists and watches included) | ${goal(sync.specUp.requestsPerObject <= 2)} |
+| throughput at least 0.8× the minimal-writes limit | cold start ${sync.coldStart.ratioToMinimal ?? "-"}×, spec up ${sync.specUp.ratioToMinimal ?? "-"}× | ${goal((sync.coldStart.ratioToMinimal ?? 0) >= 0.8)} |
+| p99 at most 100 ms up to 150 objects/s | ${p99Upto150.map((r) => `${r.rate}/s: spec up ${r.specUp.p99ms} ms, status down ${r.statusDown.p99ms} ms`).join("; ") || "-"} | ${goal(p99Upto150.length > 0 && p99Upto150.every((r) => r.specUp.p99ms <= 100 && r.statusDown.p99ms <= 100))} |
+| first object of a new binding under 1 s, other objects never in the way | ${first ? `${Math.max(...first.newBinding)} ms alone; ${first.backlog.firstCopyMs} ms behind ${num(first.backlog.objects)} objects, new ones meanwhile p99 ${first.backlog.liveDuringBacklog.p99ms} ms` : "-"} | ${goal(first !== undefined && Math.max(...first.newBinding, first.backlog.firstCopyMs, first.backlog.liveDuringBacklog.p99ms) < 1000)} |
+
+Where the memory goes, from the sync's own metrics (process, V8 heap, off-heap buffers, open TLS
+sockets): with the bindings ready and no objects, ${mem(sync.syncMemory?.bindingsReady)}; after the cold start,
+${mem(sync.syncMemory?.coldStart)}.
+`;
+  return `## The sync sidecar
+
+Method: real API servers (\`make dev-clusters\`, kube-apiserver with embedded etcd):
+one control plane and ${sync.topology.appClusters} app cluster(s), all on the same machine as the
+sync and the benchmark. ${sync.topology.bindings} bindings, each binding its own exported API (a
+CRD with status) and claiming the provider's secrets, spread over the app clusters; objects spread
+over ${sync.topology.namespaces} app namespaces. The sync runs as \`klutch-bind sync\` in a process of
+its own with ${sync.topology.workers} workers; its requests come from its metrics
+(\`klutch_bind_api_requests_total\`), its CPU time and memory from /proc and its metrics. Writes go at concurrency
+${sync.topology.concurrency}. Two limits are measured in the same run at the same concurrency: the raw limit, a plain
+client loop creating the same kind of object on the control plane; and the minimal-writes limit, a
+plain client making exactly the writes one bound object needs (the finalizer patch on the app object,
+the create of its copy on the control plane), on an API no binding exports.
+
+| measure | result |
+|---|---|
+${rows.join("\n")}
+
+Latency is measured from the write on one side to its arrival in a watch on the other. Requests
+per object are the sync's own, to all clusters. The API servers and etcd share the machine's cores
+with everything else: the sync's own CPU share shows whether it or the API servers are the bottleneck.
+
+${steadyTable}
+${firstTable}
+${scaleTable}
+${goals}`;
+}

@@ -1,0 +1,112 @@
+// Phases of bench/sync beyond the first ones: the minimal-writes limit, steady rates, the first
+// object of a new binding, and the sync process's memory as its own metrics tell it.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { KubeClient, KubeObject, ResourceRef } from "../src/kube/client.ts";
+import { Informer } from "../src/kube/informer.ts";
+import { percentile } from "./support.ts";
+
+export type Latency = { n: number; p50ms: number; p99ms: number };
+
+export function stats(latencies: number[]): Latency {
+  const sorted = latencies.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  return { n: sorted.length, p50ms: Math.round(percentile(sorted, 50)), p99ms: Math.round(percentile(sorted, 99)) };
+}
+
+export async function inParallel<T>(
+  concurrency: number,
+  items: T[],
+  fn: (item: T) => Promise<unknown>,
+): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}
+
+export async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 600_000): Promise<void> {
+  const started = Date.now();
+  while (!(await done())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not done after ${timeoutMs / 1000} s`);
+    await sleep(20);
+  }
+}
+
+/** First arrival time of each object (namespace/name) that accept() takes, on one resource everywhere. */
+export function watchArrivals(
+  client: KubeClient,
+  watched: ResourceRef,
+  accept: (o: KubeObject) => boolean,
+  onArrival?: (o: KubeObject) => void,
+) {
+  const seen = new Map<string, number>();
+  const note = (o: KubeObject) => {
+    const key = `${o.metadata.namespace}/${o.metadata.name}`;
+    if (accept(o) && !seen.has(key)) {
+      seen.set(key, performance.now());
+      onArrival?.(o);
+    }
+  };
+  // an informer, so an expired watch (410) relists instead of stalling the measurement
+  const informer = new Informer(client, watched);
+  informer.addHandlers({ add: note, update: (_old, o) => note(o) });
+  informer.start();
+  return { seen, ready: informer.waitForSync(), stop: () => void informer.stop() };
+}
+
+/**
+ * The minimal writes of one bound object, by a plain client at the same concurrency: the finalizer
+ * patch on the app object and the create of its copy on the control plane. The app objects exist
+ * beforehand (made untimed); returns objects per second.
+ */
+export async function minimalWrites(
+  concurrency: number,
+  control: KubeClient,
+  objects: Array<{ app: KubeClient; appObject: KubeObject; copy: KubeObject }>,
+  ref: ResourceRef,
+  finalizer: string,
+): Promise<number> {
+  const seconds = await inParallel(concurrency, objects, async ({ app, appObject, copy }) => {
+    await app.mergePatch(ref, appObject.metadata.name, appObject.metadata.namespace, {
+      metadata: { resourceVersion: appObject.metadata.resourceVersion, finalizers: [finalizer] },
+    });
+    await control.create(ref, copy);
+  });
+  return Math.round(objects.length / seconds);
+}
+
+/** Sends fire() at rate per second for seconds (open loop: late answers do not slow the schedule). */
+export async function atRate(rate: number, seconds: number, fire: (k: number) => Promise<unknown>): Promise<number> {
+  const total = Math.round(rate * seconds);
+  const started = performance.now();
+  const sent: Promise<unknown>[] = [];
+  for (let k = 0; k < total; k++) {
+    const due = started + (k * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    sent.push(fire(k));
+  }
+  await Promise.all(sent);
+  return total;
+}
+
+export type SyncMemory = { rssMiB: number; heapUsedMiB: number; externalMiB: number; handles: Record<string, number> };
+
+/** The sync's memory from its own metrics (prom-client's defaults): resident, V8 heap, off-heap, open handles. */
+export function memoryFromMetrics(text: string): SyncMemory {
+  const one = (name: string) =>
+    Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN);
+  const mib = (bytes: number) => Math.round(bytes / 1024 / 1024);
+  const handles: Record<string, number> = {};
+  for (const m of text.matchAll(/^nodejs_active_handles\{type="([^"]+)"\} (\d+)/gm))
+    handles[m[1] as string] = Number(m[2]);
+  return {
+    rssMiB: mib(one("process_resident_memory_bytes")),
+    heapUsedMiB: mib(one("nodejs_heap_size_used_bytes")),
+    externalMiB: mib(one("nodejs_external_memory_bytes")),
+    handles,
+  };
+}
