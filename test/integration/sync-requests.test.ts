@@ -1,0 +1,50 @@
+// Requests per object in steady state, counted by the sync's own metric: the finalizer patch on
+// the app object and the create of its copy, nothing else (no second create, no GET, no status write).
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { providerNamespace } from "../../src/sync/naming.ts";
+import { uniqueSuffix } from "../support/clusters.ts";
+import { eventually } from "../support/eventually.ts";
+import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
+
+describe("requests per object", () => {
+  let env: SyncEnv;
+  let uid: string;
+  const requests = async () => {
+    const text = await env.sync?.metrics.registry.metrics();
+    return [...(text ?? "").matchAll(/^klutch_bind_api_requests_total\{[^}]*\} (\d+)/gm)].reduce(
+      (sum, m) => sum + Number(m[1]),
+      0,
+    );
+  };
+
+  before(async () => {
+    // no periodic binding status refresh inside the measured window
+    env = await syncEnv({ workers: 8, resyncMs: 600_000 });
+    uid = (await env.bind("requests", [])).metadata.uid ?? "";
+    await env.ready("requests");
+  });
+
+  it("is at most two per object synced while running", async () => {
+    const ns = `req-${uniqueSuffix()}`;
+    // the first object makes the provider namespace: setup, not steady state
+    await env.appObject(ns, "warm");
+    await eventually("warm copy", async () =>
+      assert.ok(await env.controlClient.get(env.ref, "warm", providerNamespace(uid, ns))),
+    );
+    await sleep(500);
+    const before = await requests();
+    const count = 100;
+    await Promise.all(Array.from({ length: count }, (_, i) => env.appObject(ns, `o${i}`)));
+    await eventually("every copy", async () => {
+      const copies = await env.controlClient.list(env.ref, { namespace: providerNamespace(uid, ns) });
+      assert.equal(copies.items.length, count + 1);
+    });
+    await sleep(1000); // the events of the sync's own writes come back and reconcile to nothing
+    // besides: the binding's own reconcile when its probe looks again (a GET of its Secret and of the
+    // CRD, its status), at most twice in the window; a GET or a second create for some objects is more
+    const perObject = ((await requests()) - before - 8) / count;
+    assert.ok(perObject <= 2, `${perObject} requests per object, the binding's own reconciles left out`);
+  });
+});
