@@ -31,7 +31,7 @@ import { accountKubeconfig, serviceAccount } from "../support/accounts.ts";
 import { kubeConfig, onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { apply, readManifests } from "../support/manifests.ts";
-import { syncEnv } from "../support/sync-env.ts";
+import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const claims: PermissionClaim[] = [
@@ -55,6 +55,32 @@ const secret = (name: string, namespace: string, value: string): KubeObject => (
   type: "Opaque",
   data: { value: Buffer.from(value).toString("base64") },
 });
+
+/** The kubeconfig Secret and the binding that names it, as bind writes them (renewed: marked for token renewal). */
+async function storeBinding(env: SyncEnv, name: string, kubeconfig: string, { renewed }: { renewed: boolean }) {
+  const { controlClient, bindingNamespace: namespace } = env;
+  const marks = kubeconfigSecretMarks(name);
+  await controlClient.create(refs.secrets, {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name: `${name}-kubeconfig`,
+      namespace,
+      labels: marks.labels,
+      annotations: { ...marks.annotations, ...(renewed ? { [appAccessAnnotation]: "service-account" } : {}) },
+    },
+    data: { kubeconfig: Buffer.from(kubeconfig).toString("base64") },
+  });
+  await controlClient.create(refs.bindings, {
+    apiVersion: "bind.klutch.dev/v1alpha1",
+    kind: "AppClusterBinding",
+    metadata: { name, namespace },
+    spec: {
+      kubeconfigSecretRef: { name: `${name}-kubeconfig` },
+      exports: [{ group: env.ref.group, resource: env.ref.resource }],
+    },
+  });
+}
 
 describe("a binding through a service account of its own", () => {
   it("syncs with that account only, is refused beyond it, renews its token without a gap, and removes it on unbind", async () => {
@@ -90,26 +116,7 @@ describe("a binding through a service account of its own", () => {
     assert.ok(times);
     const lifetime = (times.expires - times.issuedAt) / 1000;
     assert.ok(lifetime >= 600 && lifetime < 700, `token lifetime ${lifetime} s`);
-    await controlClient.create(refs.secrets, {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: {
-        name: `${name}-kubeconfig`,
-        namespace: ns,
-        labels: kubeconfigSecretMarks(name).labels,
-        annotations: { ...kubeconfigSecretMarks(name).annotations, [appAccessAnnotation]: "service-account" },
-      },
-      data: { kubeconfig: Buffer.from(granted.kubeconfig).toString("base64") },
-    });
-    await controlClient.create(refs.bindings, {
-      apiVersion: "bind.klutch.dev/v1alpha1",
-      kind: "AppClusterBinding",
-      metadata: { name, namespace: ns },
-      spec: {
-        kubeconfigSecretRef: { name: `${name}-kubeconfig` },
-        exports: [{ group: env.ref.group, resource: env.ref.resource }],
-      },
-    });
+    await storeBinding(env, name, granted.kubeconfig, { renewed: true });
 
     // the sync installs the CRD itself (create by name through server-side apply) and syncs
     const appNs = `acct-app-${uniqueSuffix()}`;
@@ -275,21 +282,7 @@ describe("an accepted claim the binding's account cannot reach", () => {
       exports: [{ group: env.ref.group, resource: env.ref.resource, claims: [] }],
       tokenSeconds: 600,
     });
-    await controlClient.create(refs.secrets, {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: `${name}-kubeconfig`, namespace: ns, ...kubeconfigSecretMarks(name) },
-      data: { kubeconfig: Buffer.from(granted.kubeconfig).toString("base64") },
-    });
-    await controlClient.create(refs.bindings, {
-      apiVersion: "bind.klutch.dev/v1alpha1",
-      kind: "AppClusterBinding",
-      metadata: { name, namespace: ns },
-      spec: {
-        kubeconfigSecretRef: { name: `${name}-kubeconfig` },
-        exports: [{ group: env.ref.group, resource: env.ref.resource }],
-      },
-    });
+    await storeBinding(env, name, granted.kubeconfig, { renewed: false });
     await env.ready(name);
     const appNs = `noclaims-app-${uniqueSuffix()}`;
     await env.appObject(appNs, "db1");
