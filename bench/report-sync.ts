@@ -26,6 +26,10 @@ type SteadyRow = {
   specUp: Latency;
   statusDown: Latency;
   requestsPerObject: number;
+  /** app creates that failed (timeouts, resets): the API servers were past their limit */
+  failedCreates?: number;
+  /** the benchmark's status writes on the control plane that failed likewise */
+  failedStatusWrites?: number;
 };
 export type SyncResult = {
   topology: { bindings: number; appClusters: number; namespaces: number; concurrency: number; workers: number };
@@ -80,21 +84,25 @@ export function syncSection(sync: SyncResult, scale: Scale | undefined, dir: str
     `| the sync's peak resident memory | ${list(sync.syncPeakRssMiB.bindingsReady)} MiB with the bindings ready and no objects; ${list(sync.syncPeakRssMiB.end)} MiB after the cold start and every phase |`,
   ];
   const steady = sync.steady ?? [];
+  const steadySeconds = steady[0]
+    ? Math.round((steady[0].objects + (steady[0].failedCreates ?? 0)) / steady[0].rate)
+    : "-";
   const steadyTable = steady.length
     ? `### Steady rates
 
-Objects created in the app clusters at a fixed rate (open loop) for ${steady[0]?.seconds ? `${steady[0].objects / steady[0].rate} s` : "-"} each; as
+Objects created in the app clusters at a fixed rate (open loop) for ${steadySeconds} s each; as
 each copy arrives on the control plane the benchmark writes its status there, and the status comes
 down. Spec up: the create in the app cluster to the copy in a watch on the control plane; status
 down: the status write to its arrival in a watch on the app cluster. The sync is saturated where the
 achieved rate falls behind the offered one; the minimal-writes limit${beside} is the most a plain
-client makes of the same writes.
+client makes of the same writes. Failed creates are app creates the API server did not answer
+(timeouts, connections reset): past that point the machine, not the sync, is the limit.
 
 ![steady rates](${chartsDir}/sync-steady.svg)
 
-| offered objects/s | achieved objects/s | spec up p50 ms | spec up p99 ms | status down p50 ms | status down p99 ms | requests per object (spec and status) | minimal-writes limit |
-|---|---|---|---|---|---|---|---|
-${steady.map((r) => `| ${r.rate} | ${num(r.achievedPerSecond)} | ${r.specUp.p50ms} | ${r.specUp.p99ms} | ${r.statusDown.p50ms} | ${r.statusDown.p99ms} | ${r.requestsPerObject} | ${minimal ? num(minimal) : "-"} |`).join("\n")}
+| offered objects/s | achieved objects/s | failed creates / status writes | spec up p50 ms | spec up p99 ms | status down p50 ms | status down p99 ms | requests per object (spec and status) | minimal-writes limit |
+|---|---|---|---|---|---|---|---|---|
+${steady.map((r) => `| ${r.rate} | ${num(r.achievedPerSecond)} | ${num(r.failedCreates ?? 0)} / ${num(r.failedStatusWrites ?? 0)} | ${r.specUp.p50ms} | ${r.specUp.p99ms} | ${r.statusDown.p50ms} | ${r.statusDown.p99ms} | ${r.requestsPerObject} | ${minimal ? num(minimal) : "-"} |`).join("\n")}
 `
     : "";
   if (steady.length) {

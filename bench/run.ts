@@ -3,9 +3,9 @@
 // BENCH=quick: about 5 minutes, written to bench/results/tmp/ (not published).
 import { execFile, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import { renderReport } from "./report.ts";
 
@@ -68,8 +68,15 @@ const outDir = mode === "quick" ? join(root, "bench/results/tmp") : join(root, "
 mkdirSync(join(root, "bench/results/tmp"), { recursive: true });
 const say = (text: string) => console.error(`[bench] ${text}`);
 
+/** BENCH_REUSE=function,fuzz: take those steps' results from an earlier run of this mode (bench/results/tmp). */
+const reuse = new Set((process.env.BENCH_REUSE ?? "").split(",").filter(Boolean));
+
 async function step(name: string, args: string[]): Promise<unknown> {
   const out = join(root, "bench/results/tmp", `${name}.json`);
+  if (reuse.has(name) && existsSync(out)) {
+    say(`${name}: reusing ${relative(root, out)} from an earlier run (BENCH_REUSE)`);
+    return JSON.parse(readFileSync(out, "utf8"));
+  }
   say(`${name}: node ${args.join(" ")}`);
   const started = Date.now();
   const child = spawn(process.execPath, [...args, "--out", out], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });

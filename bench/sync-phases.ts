@@ -78,19 +78,32 @@ export async function minimalWrites(
   return Math.round(objects.length / seconds);
 }
 
-/** Sends fire() at rate per second for seconds (open loop: late answers do not slow the schedule). */
-export async function atRate(rate: number, seconds: number, fire: (k: number) => Promise<unknown>): Promise<number> {
+/**
+ * Sends fire() at rate per second for seconds (open loop: late answers do not slow the schedule).
+ * Past the API servers' limit some calls fail (timeouts, connections reset): those are counted,
+ * not fatal, and the answer says how many of the sent calls succeeded.
+ */
+export async function atRate(
+  rate: number,
+  seconds: number,
+  fire: (k: number) => Promise<unknown>,
+): Promise<{ sent: number; succeeded: number; failed: number }> {
   const total = Math.round(rate * seconds);
   const started = performance.now();
-  const sent: Promise<unknown>[] = [];
+  const sent: Promise<boolean>[] = [];
   for (let k = 0; k < total; k++) {
     const due = started + (k * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await sleep(wait);
-    sent.push(fire(k));
+    sent.push(
+      fire(k).then(
+        () => true,
+        () => false,
+      ),
+    );
   }
-  await Promise.all(sent);
-  return total;
+  const succeeded = (await Promise.all(sent)).filter(Boolean).length;
+  return { sent: total, succeeded, failed: total - succeeded };
 }
 
 export type SyncMemory = { rssMiB: number; heapUsedMiB: number; externalMiB: number; handles: Record<string, number> };
