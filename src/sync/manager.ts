@@ -39,6 +39,11 @@ export type SyncOptions = {
    * replica holding the Lease klutch-bind-sync-auto-export only
    */
   shards?: Omit<ShardOptions, "client" | "logger">;
+  /**
+   * the client for Leases (shards, auto-export's): one of their own, so a renewal never waits in
+   * the rate limiter or connection pool behind the sync's bulk traffic (default: control)
+   */
+  leaseClient?: KubeClient;
 };
 
 export type RunningSync = {
@@ -54,7 +59,11 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
   const metrics = new SyncMetrics();
   const controlInformers = new InformerRegistry(options.control, options.logger.child({ cluster: "control" }));
   const shard = options.shards
-    ? new ShardCoordinator({ ...options.shards, client: options.control, logger: options.logger })
+    ? new ShardCoordinator({
+        ...options.shards,
+        client: options.leaseClient ?? options.control,
+        logger: options.logger,
+      })
     : undefined;
   const controller = new BindingController({
     control: options.control,
@@ -83,7 +92,7 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     // ServiceExports are written once for all replicas: by the one holding this Lease
     const shards = options.shards;
     const elector = new LeaderElector({
-      client: options.control,
+      client: options.leaseClient ?? options.control,
       namespace: shards.namespace,
       name: "klutch-bind-sync-auto-export",
       leaseDurationSeconds: shards.leaseDurationSeconds,
