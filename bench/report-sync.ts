@@ -18,7 +18,7 @@ type ColdStart = {
   peakRssMiB?: number[];
   memory?: SyncMemory[];
 };
-type SteadyRow = {
+export type SteadyRow = {
   rate: number;
   seconds: number;
   objects: number;

@@ -25,6 +25,7 @@ import { kubeconfigForAnnotation, kubeconfigSecretLabels } from "../src/sync/kub
 import { annotations, finalizer, providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
 import { widgetCrd } from "../test/fixtures/crds.ts";
+import type { SteadyRow } from "./report-sync.ts";
 import { cpuSample } from "./support.ts";
 import {
   atRate,
@@ -383,15 +384,7 @@ let phases:
       specUp: Phase & { perSecond: number; ratioToRaw: number; ratioToMinimal: number };
       statusDown: Phase & { perSecond: number };
       secretDown: Phase;
-      steady: Array<{
-        rate: number;
-        seconds: number;
-        objects: number;
-        achievedPerSecond: number;
-        specUp: Latency;
-        statusDown: Latency;
-        requestsPerObject: number;
-      }>;
+      steady: SteadyRow[];
       firstObject: {
         newBinding: number[];
         backlog: { objects: number; firstCopyMs: number; drainedSeconds: number; liveDuringBacklog: Latency };
