@@ -42,10 +42,16 @@ export type SyncResult = {
   steady?: SteadyRow[];
   firstObject?: {
     newBinding: number[];
-    backlog: { objects: number; firstCopyMs: number; drainedSeconds: number; liveDuringBacklog: Latency };
+    backlog?: BacklogResult;
   };
   syncPeakRssMiB: { bindingsReady: number | number[]; end: number | number[] };
   syncMemory?: { bindingsReady: SyncMemory[]; coldStart: SyncMemory[]; end: SyncMemory[] };
+};
+export type BacklogResult = {
+  objects: number;
+  firstCopyMs: number;
+  drainedSeconds: number;
+  liveDuringBacklog: Latency;
 };
 type ScaleRun = Pick<SyncResult, "topology" | "minimalWritesPerSecond" | "rawCreatesPerSecond" | "coldStart"> & {
   syncPeakRssMiB: { bindingsReady: number[]; end: number[] };
@@ -130,8 +136,12 @@ ${steady.map((r) => `| ${r.rate} | ${num(r.achievedPerSecond)} | ${num(r.failedC
 | case | result |
 |---|---|
 | a new binding, its API already in the app cluster and one object waiting there | first copy ${first.newBinding.join(", ")} ms after the binding was created |
-| a new binding on an app cluster holding ${num(first.backlog.objects)} objects an earlier binding let go of | first copy ${num(first.backlog.firstCopyMs)} ms after the binding was created; all adopted in ${first.backlog.drainedSeconds} s; ${first.backlog.liveDuringBacklog.n} objects created meanwhile: p50 ${first.backlog.liveDuringBacklog.p50ms} ms, p99 ${first.backlog.liveDuringBacklog.p99ms} ms to their copies |
+${
+  first.backlog
+    ? `| a new binding on an app cluster holding ${num(first.backlog.objects)} objects an earlier binding let go of | first copy ${num(first.backlog.firstCopyMs)} ms after the binding was created; all adopted in ${first.backlog.drainedSeconds} s; ${first.backlog.liveDuringBacklog.n} objects created meanwhile: p50 ${first.backlog.liveDuringBacklog.p50ms} ms, p99 ${first.backlog.liveDuringBacklog.p99ms} ms to their copies |
 `
+    : ""
+}`
     : "";
   let scaleTable = "";
   if (scale) {
@@ -168,7 +178,7 @@ ${[
 | at most 2 API requests per object synced (spec up) | ${sync.specUp.requestsPerObject} while running, ${sync.coldStart.requestsPerObject} over the cold start (its lists and watches included) | ${goal(sync.specUp.requestsPerObject <= 2)} |
 | throughput at least 0.8× the minimal-writes limit | cold start ${sync.coldStart.ratioToMinimal ?? "-"}×, spec up ${sync.specUp.ratioToMinimal ?? "-"}× | ${goal((sync.coldStart.ratioToMinimal ?? 0) >= 0.8)} |
 | p99 at most 100 ms up to 150 objects/s | ${p99Upto150.map((r) => `${r.rate}/s: spec up ${r.specUp.p99ms} ms, status down ${r.statusDown.p99ms} ms`).join("; ") || "-"} | ${goal(p99Upto150.length > 0 && p99Upto150.every((r) => r.specUp.p99ms <= 100 && r.statusDown.p99ms <= 100))} |
-| first object of a new binding under 1 s, other objects never in the way | ${first ? `${Math.max(...first.newBinding)} ms alone; ${first.backlog.firstCopyMs} ms behind ${num(first.backlog.objects)} objects, new ones meanwhile p99 ${first.backlog.liveDuringBacklog.p99ms} ms` : "-"} | ${goal(first !== undefined && Math.max(...first.newBinding, first.backlog.firstCopyMs, first.backlog.liveDuringBacklog.p99ms) < 1000)} |
+| first object of a new binding under 1 s, other objects never in the way | ${first ? `${Math.max(...first.newBinding)} ms alone${first.backlog ? `; ${first.backlog.firstCopyMs} ms behind ${num(first.backlog.objects)} objects, new ones meanwhile p99 ${first.backlog.liveDuringBacklog.p99ms} ms` : ""}` : "-"} | ${goal(first !== undefined && Math.max(...first.newBinding, first.backlog?.firstCopyMs ?? 0, first.backlog?.liveDuringBacklog.p99ms ?? 0) < 1000)} |
 
 Where the memory goes, from the sync's own metrics (process, V8 heap, off-heap buffers, open TLS
 sockets): with the bindings ready and no objects, ${mem(sync.syncMemory?.bindingsReady)}; after the cold start,
