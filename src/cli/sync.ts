@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
+import { delimiter } from "node:path";
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient } from "../kube/client.ts";
+import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "../kube/kubeconfig.ts";
 import { createLogger } from "../log.ts";
 import { minTokenSeconds } from "../sync/app-account.ts";
 import { type HealthReport, type HealthServer, serveHealth, standby } from "../sync/health.ts";
@@ -91,19 +92,21 @@ export async function runSync(args: string[]): Promise<number> {
   const leaseDurationSeconds = positive("lease-duration", values["lease-duration"]);
   const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "crossplane-system";
   const logger = createLogger("sync", values.debug);
-  const kc = new KubeConfig();
-  const kubeconfig = values.kubeconfig ?? process.env.KUBECONFIG;
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else kc.loadFromCluster();
+  // --kubeconfig, else KUBECONFIG's files, else the pod's service account (never ~/.kube/config)
+  const kubeconfig = values.kubeconfig
+    ? readKubeconfigFile(values.kubeconfig)
+    : process.env.KUBECONFIG
+      ? readKubeconfigFiles(process.env.KUBECONFIG.split(delimiter))
+      : inClusterKubeconfig();
   const clientOptions = {
     qps: positive("qps", values.qps),
     burst: positive("burst", values.burst),
     userAgent: "klutch-bind-sync",
   };
-  const control = KubeClient.fromKubeConfig(kc, clientOptions);
+  const control = KubeClient.fromConfig(kubeconfig, clientOptions);
   // Leases get a client of their own: with 3 replicas cold-starting 10,000 objects on 2 cores, shard
   // renewals queued behind the bulk requests missed their deadline and the replicas stopped (bench)
-  const leases = KubeClient.fromKubeConfig(kc, { ...clientOptions, userAgent: "klutch-bind-sync-leases" });
+  const leases = KubeClient.fromConfig(kubeconfig, { ...clientOptions, userAgent: "klutch-bind-sync-leases" });
   const appClientOptions = {
     ...clientOptions,
     timeoutMs: positive("app-request-timeout", values["app-request-timeout"]) * 1000,

@@ -1,10 +1,9 @@
 // A small Kubernetes REST client: JSON over one keep-alive HTTPS agent per cluster, a client-side
-// rate limit, 429 retries, paged lists and streaming watches. @kubernetes/client-node only parses
-// the kubeconfig and supplies TLS material and credentials.
+// rate limit, 429 retries, paged lists and streaming watches. kubeconfig.ts reads the kubeconfig
+// and supplies TLS material and credentials (without @kubernetes/client-node, see there).
 import * as http from "node:http";
 import * as https from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
-import { KubeConfig } from "@kubernetes/client-node";
 import {
   apiVersionOf,
   decodeObject,
@@ -15,7 +14,8 @@ import {
   WatchDecoder,
 } from "./answers.ts";
 import { asStatus, describeBody, isRecord, KubeApiError, KubeDecodeError } from "./errors.ts";
-import { assertSelfContained, withoutSource } from "./self-contained.ts";
+import { type ClusterAccess, clusterAccess, type ParsedKubeconfig, parseKubeconfig } from "./kubeconfig.ts";
+import { assertSelfContained } from "./self-contained.ts";
 
 export { KubeApiError, KubeDecodeError, type Status } from "./errors.ts";
 
@@ -144,14 +144,13 @@ type Auth = { headers: Record<string, string>; expires: number };
 
 export class KubeClient {
   readonly server: string;
-  readonly #kc: KubeConfig;
+  readonly #access: ClusterAccess;
   readonly #url: URL;
   #limiter: RateLimiter;
   readonly #userAgent: string;
   readonly #timeoutMs: number;
   readonly #maxResponseBytes: number;
   readonly #maxWatchEventBytes: number;
-  readonly #dynamicAuth: boolean;
   #agent: Promise<http.Agent> | undefined;
   #auth: Promise<Auth> | undefined;
   #requests = 0;
@@ -162,57 +161,28 @@ export class KubeClient {
   /** a bearer token that replaced the kubeconfig's (setBearerToken) */
   #bearer: string | undefined;
 
-  private constructor(kc: KubeConfig, options: ClientOptions) {
-    const cluster = kc.getCurrentCluster();
-    if (cluster === null || !cluster.server) {
-      throw new Error(`kubeconfig: no cluster for the current context ${JSON.stringify(kc.getCurrentContext())}`);
-    }
-    let url: URL;
-    try {
-      url = new URL(cluster.server);
-    } catch {
-      throw new Error(`kubeconfig: cluster ${JSON.stringify(cluster.name)} has an invalid server URL`);
-    }
-    if (url.protocol !== "https:" && url.protocol !== "http:") {
-      throw new Error(`kubeconfig: cluster ${JSON.stringify(cluster.name)}: the server URL is not http(s)`);
-    }
-    if (url.username !== "" || url.password !== "") {
-      throw new Error(`kubeconfig: cluster ${JSON.stringify(cluster.name)}: the server URL must not carry credentials`);
-    }
-    this.#kc = kc;
-    this.#url = url;
-    this.server = url.origin + url.pathname.replace(/\/$/, "");
+  private constructor(access: ClusterAccess, options: ClientOptions) {
+    this.#access = access;
+    this.#url = access.server;
+    this.server = access.server.origin + access.server.pathname.replace(/\/$/, "");
     this.#limiter = new RateLimiter(options.qps ?? defaultQps, options.burst ?? defaultBurst);
     this.#userAgent = options.userAgent ?? "klutch-bind";
     this.#timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
     this.#maxResponseBytes = options.maxResponseBytes ?? defaultMaxResponseBytes;
     this.#maxWatchEventBytes = options.maxWatchEventBytes ?? defaultMaxWatchEventBytes;
-    const user = kc.getCurrentUser();
-    this.#dynamicAuth = user?.exec !== undefined || user?.authProvider !== undefined;
   }
 
-  static fromKubeConfig(kc: KubeConfig, options: ClientOptions = {}): KubeClient {
-    return new KubeClient(kc, options);
+  /**
+   * A client for the current context of a kubeconfig (see kubeconfig.ts: readKubeconfigFile,
+   * defaultKubeconfig, inClusterKubeconfig). Throws an Error saying what is wrong with it.
+   */
+  static fromConfig(config: ParsedKubeconfig, options: ClientOptions = {}): KubeClient {
+    return new KubeClient(clusterAccess(config), options);
   }
 
   /** Throws an Error saying what is wrong when text is not a usable kubeconfig. */
   static fromKubeconfigText(text: string, options: ClientOptions = {}): KubeClient {
-    const kc = new KubeConfig();
-    try {
-      kc.loadFromString(text);
-    } catch (err) {
-      throw new Error(`invalid kubeconfig: ${withoutSource(err)}`);
-    }
-    if (kc.getContexts().length === 0) throw new Error("invalid kubeconfig: no contexts");
-    const only = kc.getContexts()[0];
-    if (!kc.getCurrentContext() && kc.getContexts().length === 1 && only !== undefined) {
-      kc.setCurrentContext(only.name);
-    }
-    if (kc.getContextObject(kc.getCurrentContext()) === null) {
-      throw new Error(`invalid kubeconfig: current-context ${JSON.stringify(kc.getCurrentContext())} does not exist`);
-    }
-    if (kc.getCurrentUser() === null) throw new Error("invalid kubeconfig: the current context names no known user");
-    return new KubeClient(kc, options);
+    return KubeClient.fromConfig(parseKubeconfig(text), options);
   }
 
   /**
@@ -229,7 +199,7 @@ export class KubeClient {
    * with this client's credentials; Kubernetes RBAC then decides as for that user.
    */
   impersonating(user: Impersonation): KubeClient {
-    const child = new KubeClient(this.#kc, {
+    const child = new KubeClient(this.#access, {
       userAgent: this.#userAgent,
       timeoutMs: this.#timeoutMs,
       maxResponseBytes: this.#maxResponseBytes,
@@ -655,19 +625,8 @@ export class KubeClient {
   }
 
   async #makeAgent(): Promise<http.Agent> {
-    const opts: https.RequestOptions = {};
-    await this.#kc.applyToHTTPSOptions(opts);
     if (this.#url.protocol === "http:") return new http.Agent({ keepAlive: true });
-    return new https.Agent({
-      keepAlive: true,
-      ca: opts.ca,
-      cert: opts.cert,
-      key: opts.key,
-      pfx: opts.pfx,
-      passphrase: opts.passphrase,
-      rejectUnauthorized: opts.rejectUnauthorized,
-      servername: opts.servername,
-    });
+    return new https.Agent({ keepAlive: true, ...(await this.#access.tls()) });
   }
 
   async #getAuth(): Promise<Auth> {
@@ -686,19 +645,11 @@ export class KubeClient {
     return fresh;
   }
 
-  // Credentials from exec plugins and token files change; re-read them every minute.
+  // Credentials from exec plugins and token files change: they expire after a minute (kubeconfig.ts).
   async #loadAuth(): Promise<Auth> {
-    const opts: https.RequestOptions = { headers: {} };
-    await this.#kc.applyToHTTPSOptions(opts);
-    const headers: Record<string, string> = {};
-    for (const [key, value] of Object.entries(opts.headers ?? {})) {
-      if (value !== undefined) headers[key.toLowerCase()] = String(value);
-    }
-    if (typeof opts.auth === "string" && opts.auth !== "") {
-      headers.authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
-    }
-    if (this.#bearer !== undefined) headers.authorization = `Bearer ${this.#bearer}`;
-    return { headers, expires: this.#dynamicAuth ? Date.now() + 60_000 : Number.POSITIVE_INFINITY };
+    const { headers, expires } = await this.#access.credentials();
+    if (this.#bearer === undefined) return { headers, expires };
+    return { headers: { ...headers, authorization: `Bearer ${this.#bearer}` }, expires };
   }
 }
 

@@ -4,7 +4,6 @@
 // with their token (see session.ts); privileged identities are refused at sign-in (see auth.ts).
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bindable.ts";
 import { checkAppCluster, checkBindingName, createBinding } from "../bind/binding.ts";
@@ -14,6 +13,7 @@ import { findBindings, groupOf, listBindings } from "../bind/find-bindings.ts";
 import { namespaceName } from "../export/decode.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
 import { conditionOf, conditionsOf } from "../kube/conditions.ts";
+import { readKubeconfigFile } from "../kube/kubeconfig.ts";
 import { listen } from "../listen.ts";
 import { script, styleSheet } from "./assets.ts";
 import { checkToken, reviewToken, SignInError } from "./auth.ts";
@@ -59,13 +59,11 @@ export type RunningWeb = {
 
 /** The page's own client, from the kubeconfig of an identity with only web-rbac.yaml's role. */
 export function webClient(kubeconfigPath: string): KubeClient {
-  const kc = new KubeConfig();
   try {
-    kc.loadFromFile(kubeconfigPath);
+    return KubeClient.fromConfig(readKubeconfigFile(kubeconfigPath), { userAgent: "klutch-bind-web" });
   } catch (err) {
     throw new Error(`--web-kubeconfig ${kubeconfigPath}: ${message(err)}`);
   }
-  return KubeClient.fromKubeConfig(kc, { userAgent: "klutch-bind-web" });
 }
 
 const endedNotices: Record<EndReason, string> = {

@@ -422,7 +422,7 @@ describe("the sync's control-plane RBAC and renewed tokens", () => {
       subjects: [{ kind: "ServiceAccount", name: sync.name, namespace: ns }],
     };
     await apply(env.control, [roleBinding] as never);
-    const asSync = KubeClient.fromKubeConfig(accountKubeconfig(kubeConfig(env.control), sync));
+    const asSync = KubeClient.fromKubeconfigText(accountKubeconfig(kubeConfig(env.control), sync).exportConfig());
     onFileDone(async () => asSync.close());
     await env.controlClient.create(refs.secrets, secret("b-kubeconfig", ns, "old token"));
     await eventually("the sync may update the Secret", async () => {

@@ -12,7 +12,7 @@ import { autoExportLabel } from "../../src/sync/auto-export.ts";
 import { startSync } from "../../src/sync/manager.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { xrd as xrdFixture } from "../fixtures/xrds.ts";
-import { kubeConfig, onFileDone, testClusters, uniqueSuffix } from "../support/clusters.ts";
+import { clientConfig, onFileDone, testClusters, uniqueSuffix } from "../support/clusters.ts";
 import { crdFromXrd, crossplaneCrd, xrdCrdFile } from "../support/crossplane-standin.ts";
 import { eventually } from "../support/eventually.ts";
 import { readManifests } from "../support/manifests.ts";
@@ -33,7 +33,7 @@ describe("automatic export of labelled XRDs", () => {
 
   before(async () => {
     const { control } = await testClusters();
-    client = KubeClient.fromKubeConfig(kubeConfig(control));
+    client = KubeClient.fromConfig(clientConfig(control));
     onFileDone(async () => client.close());
     for (const crd of [
       crossplaneCrd(xrdCrdFile),

@@ -21,7 +21,7 @@ import { type RunningSync, startSync } from "../../src/sync/manager.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { xrd } from "../fixtures/xrds.ts";
-import { kubeConfig, testClusters } from "../support/clusters.ts";
+import { clientConfig, testClusters } from "../support/clusters.ts";
 import {
   type CrossplaneCore,
   crossplaneNamespace,
@@ -75,8 +75,8 @@ if (process.env[inOwnNetnsEnv] !== "1") {
 
     before(async () => {
       clusters = await testClusters();
-      control = KubeClient.fromKubeConfig(kubeConfig(clusters.control));
-      app = KubeClient.fromKubeConfig(kubeConfig(clusters.app));
+      control = KubeClient.fromConfig(clientConfig(clusters.control));
+      app = KubeClient.fromConfig(clientConfig(clusters.app));
       core = await startCrossplaneCore(clusters.control, dir, { enableOperations: true, pollInterval: "5s" });
       registry = await startRegistry(dir);
       ours = await installFunction(

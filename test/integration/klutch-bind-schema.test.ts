@@ -9,7 +9,7 @@ import { runExportFunction } from "../../src/function/export-function.ts";
 import { KubeApiError, KubeClient } from "../../src/kube/client.ts";
 import { xrd } from "../fixtures/xrds.ts";
 import type { Cluster } from "../support/cluster.ts";
-import { freshCluster, kubeConfig, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
+import { clientConfig, freshCluster, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { desiredJson, request } from "../support/function-client.ts";
 import { applyCrds } from "../support/manifests.ts";
 
@@ -188,7 +188,7 @@ describe("templates against klutch-bind's schema (strict server-side dry run)", 
   before(async () => {
     const cluster: Cluster = await freshCluster("klutch-schema");
     await applyCrds(cluster, "test/fixtures/klutch-bind-template-crd.yaml");
-    klutch = KubeClient.fromKubeConfig(kubeConfig(cluster));
+    klutch = KubeClient.fromConfig(clientConfig(cluster));
     await klutch.request("POST", "/api/v1/namespaces", {
       body: { apiVersion: "v1", kind: "Namespace", metadata: { name: "crossplane-system" } },
     });
@@ -258,7 +258,7 @@ describe("templates against klutch-bind's schema (strict server-side dry run)", 
     before(async () => {
       const { control } = await testClusters();
       await applyCrds(control, "deploy/control-plane/apiserviceexporttemplate-crd.yaml");
-      ours = KubeClient.fromKubeConfig(kubeConfig(control));
+      ours = KubeClient.fromConfig(clientConfig(control));
       namespace = await testNamespace(control, "klutch-schema");
     });
 

@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { KubeApiError, KubeClient, KubeDecodeError, type ResourceRef } from "../../src/kube/client.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { type Mutation, mutators } from "../support/answer-mutations.ts";
-import { kubeConfig, onFileDone, testClusters, testNamespace } from "../support/clusters.ts";
+import { clientConfig, onFileDone, testClusters, testNamespace } from "../support/clusters.ts";
 import { random } from "../support/fuzz.ts";
 import { loopbackKubeconfig } from "../support/hostile-cluster.ts";
 
@@ -33,7 +33,7 @@ describe("answers of a real API server, mutated", () => {
   before(async () => {
     process.on("unhandledRejection", onUnhandled);
     const { app } = await testClusters();
-    const real = KubeClient.fromKubeConfig(kubeConfig(app));
+    const real = KubeClient.fromConfig(clientConfig(app));
     onFileDone(async () => real.close());
     namespace = await testNamespace(app, "fuzz");
     for (let i = 0; i < 6; i++) {

@@ -9,7 +9,7 @@ import { claimsAnnotation, exportLabel } from "../../src/export/labelled.ts";
 import { KubeClient, type KubeObject } from "../../src/kube/client.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { xrd } from "../fixtures/xrds.ts";
-import { kubeConfig, onFileDone, testClusters, uniqueSuffix } from "../support/clusters.ts";
+import { clientConfig, onFileDone, testClusters, uniqueSuffix } from "../support/clusters.ts";
 import { crossplaneCrd, xrdCrdFile } from "../support/crossplane-standin.ts";
 import { eventually } from "../support/eventually.ts";
 import { applyCrds } from "../support/manifests.ts";
@@ -42,7 +42,7 @@ describe("crossplane alpha render op through the function", { skip: crossplaneUn
   before(async () => {
     setup = await renderSetup();
     const { control } = await testClusters();
-    client = KubeClient.fromKubeConfig(kubeConfig(control));
+    client = KubeClient.fromConfig(clientConfig(control));
     onFileDone(async () => client.close());
     await client.apply(refs.crds, crossplaneCrd(xrdCrdFile), "test", true);
     await applyCrds(control, "deploy/control-plane/apiserviceexporttemplate-crd.yaml");

@@ -4,12 +4,12 @@ import { describe, it } from "node:test";
 import { pino } from "pino";
 import { KubeClient } from "../../src/kube/client.ts";
 import { startSync } from "../../src/sync/manager.ts";
-import { kubeConfig, onFileDone, testClusters } from "../support/clusters.ts";
+import { clientConfig, onFileDone, testClusters } from "../support/clusters.ts";
 
 describe("sync endpoints", () => {
   it("serves /metrics, /healthz and /readyz", async () => {
     const { control } = await testClusters();
-    const client = KubeClient.fromKubeConfig(kubeConfig(control));
+    const client = KubeClient.fromConfig(clientConfig(control));
     const sync = await startSync({
       control: client,
       logger: pino({ level: "silent" }),

@@ -5,12 +5,12 @@ import { pino } from "pino";
 import { KubeClient } from "../../src/kube/client.ts";
 import { EventRecorder } from "../../src/sync/events.ts";
 import { refs } from "../../src/sync/resources.ts";
-import { kubeConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
+import { clientConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 
 describe("event recorder", () => {
   it("records an event once, not again for the same object, reason and message", async () => {
     const { control } = await testClusters();
-    const client = KubeClient.fromKubeConfig(kubeConfig(control));
+    const client = KubeClient.fromConfig(clientConfig(control));
     onFileDone(async () => client.close());
     const namespace = await testNamespace(control, "events");
     const recorder = new EventRecorder(client, pino({ level: "silent" }));

@@ -26,7 +26,7 @@ describe("a tenant and the Secrets of its binding namespace", () => {
     );
     const tenant = await serviceAccount(env.controlClient, env.bindingNamespace, `tenant-${uniqueSuffix()}`);
     await grant(env.controlClient, tenant, "klutch-bind:binder", env.bindingNamespace);
-    const asTenant = KubeClient.fromKubeConfig(accountKubeconfig(kubeConfig(env.control), tenant));
+    const asTenant = KubeClient.fromKubeconfigText(accountKubeconfig(kubeConfig(env.control), tenant).exportConfig());
     onFileDone(async () => asTenant.close());
 
     // a working kubeconfig someone else stored (a provider's, another team's)

@@ -45,7 +45,9 @@ describe("the web page, in Chromium", () => {
     const accounts = await testNamespace(env.control, "web-users");
     const webAccount = await serviceAccount(env.controlClient, accounts, "klutch-bind-web");
     await grant(env.controlClient, webAccount, "klutch-bind:web");
-    const webClient = KubeClient.fromKubeConfig(accountKubeconfig(kubeConfig(env.control), webAccount));
+    const webClient = KubeClient.fromKubeconfigText(
+      accountKubeconfig(kubeConfig(env.control), webAccount).exportConfig(),
+    );
     onFileDone(async () => webClient.close());
 
     // alice may bind in the bindings namespace; bob may only look at what is exported

@@ -23,7 +23,7 @@ import { type RunningWeb, startWebServer, webClient } from "../../src/web/server
 import { type Account, accountKubeconfig, grant, serviceAccount } from "../support/accounts.ts";
 import { makePki, type Pki } from "../support/certs.ts";
 import type { Cluster } from "../support/cluster.ts";
-import { freshCluster, kubeConfig, onFileDone, testNamespace } from "../support/clusters.ts";
+import { clientConfig, freshCluster, kubeConfig, onFileDone, testNamespace } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { apply, readManifests } from "../support/manifests.ts";
 import { stopProcess } from "../support/processes.ts";
@@ -621,7 +621,7 @@ describe("the web page refuses privileged identities", () => {
       ].join("\n"),
     );
     cluster = await freshCluster("web-static", { apiserverArgs: [`--token-auth-file=${tokenFile}`] });
-    admin = KubeClient.fromKubeConfig(kubeConfig(cluster));
+    admin = KubeClient.fromConfig(clientConfig(cluster));
     onFileDone(async () => admin.close());
 
     await admin.apply(

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
 import { CoreV1Api, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { type ParsedKubeconfig, readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
 import {
   type Cluster,
   externalCluster,
@@ -72,6 +73,11 @@ export function kubeConfig(cluster: Cluster): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(cluster.kubeconfigPath);
   return kc;
+}
+
+/** The cluster's kubeconfig as KubeClient.fromConfig takes it. */
+export function clientConfig(cluster: Cluster): ParsedKubeconfig {
+  return readKubeconfigFile(cluster.kubeconfigPath);
 }
 
 export function objects(cluster: Cluster): KubernetesObjectApi {

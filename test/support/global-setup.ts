@@ -4,8 +4,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient } from "../../src/kube/client.ts";
+import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
 import { refs } from "../../src/sync/resources.ts";
 import {
   type Cluster,
@@ -56,9 +56,7 @@ export async function globalSetup(): Promise<void> {
 async function installCrossplaneCrds(cluster: Cluster, progress: (line: string) => void): Promise<void> {
   const crds = crossplaneCrds();
   if (crds.length === 0) return;
-  const kc = new KubeConfig();
-  kc.loadFromFile(cluster.kubeconfigPath);
-  const client = KubeClient.fromKubeConfig(kc);
+  const client = KubeClient.fromConfig(readKubeconfigFile(cluster.kubeconfigPath));
   try {
     await Promise.all(crds.map((crd) => client.apply(refs.crds, crd, "klutch-bind-test", true)));
   } finally {

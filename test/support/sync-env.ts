@@ -10,7 +10,7 @@ import { type KubeconfigSecretPolicy, kubeconfigSecretMarks } from "../../src/sy
 import { type RunningSync, startSync } from "../../src/sync/manager.ts";
 import { refs } from "../../src/sync/resources.ts";
 import type { Cluster } from "./cluster.ts";
-import { ignoreNotFound, kubeConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "./clusters.ts";
+import { clientConfig, ignoreNotFound, onFileDone, testClusters, testNamespace, uniqueSuffix } from "./clusters.ts";
 import { eventually } from "./eventually.ts";
 import { applyCrds } from "./manifests.ts";
 
@@ -117,8 +117,8 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
   const shared = await testClusters();
   const control = options.control ?? shared.control;
   const app = options.app ?? shared.app;
-  const controlClient = KubeClient.fromKubeConfig(kubeConfig(control));
-  const appClient = KubeClient.fromKubeConfig(kubeConfig(app));
+  const controlClient = KubeClient.fromConfig(clientConfig(control));
+  const appClient = KubeClient.fromConfig(clientConfig(app));
   // registered first, so it runs last: the other cleanups still need the clients
   onFileDone(async () => {
     controlClient.close();
