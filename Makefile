@@ -149,7 +149,7 @@ $(GO_PEER):
 bench-tools: deps $(GHZ) $(TS_SDK_PEER) $(GO_PEER) ## the load generator (ghz) and the peers on the TypeScript and Go SDKs
 	@ln -sfn $(GO_PEER) $(TOOLS_CACHE)/bin/go-peer
 
-bench: bench-tools tools ## run every benchmark; writes bench/results/DATE.json and BENCHMARKS.md (BENCH=quick: about 5 min)
+bench: bench-tools tools build ## run every benchmark; writes bench/results/DATE.json and BENCHMARKS.md (BENCH=quick: about 5 min)
 	@$(MAKE) --no-print-directory dev-clusters CLUSTERS="control app app2 app3"
 	@GHZ=$(GHZ) GHZ_VERSION=$(GHZ_VERSION) GO_PEER=$(GO_PEER) node bench/run.ts
 

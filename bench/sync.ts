@@ -14,7 +14,7 @@
 // runs N sync processes with --shards auto.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -215,6 +215,10 @@ const shardsSupported = !/Unknown option '--shards'/.test(
   ).stderr,
 );
 if (replicas > 1 && !shardsSupported) throw new Error(`--replicas ${replicas} needs klutch-bind sync --shards auto`);
+// as in the image: the compiled dist/ (make bench builds it); BENCH_SYNC_ENTRY=src/cli/main.ts runs the
+// sources (Node strips their types, which costs the process about 17 MiB)
+const syncEntry = join(import.meta.dirname, "..", process.env.BENCH_SYNC_ENTRY ?? "dist/cli/main.js");
+if (!existsSync(syncEntry)) throw new Error(`no ${syncEntry}: run make build (or set BENCH_SYNC_ENTRY)`);
 type Replica = { child: ChildProcess; pid: number; metrics: () => Promise<string> };
 type SyncProcess = {
   pids: number[];
@@ -227,7 +231,7 @@ async function startReplica(): Promise<Replica> {
     process.execPath,
     [
       ...(process.env.BENCH_SYNC_NODE_ARGS ?? "").split(" ").filter((a) => a !== ""),
-      join(import.meta.dirname, "..", "src/cli/main.ts"),
+      syncEntry,
       "sync",
       "--kubeconfig",
       join(dev, "control.kubeconfig"),
