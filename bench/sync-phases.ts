@@ -123,3 +123,63 @@ export function memoryFromMetrics(text: string): SyncMemory {
     handles,
   };
 }
+
+/** A histogram's cumulative bucket counts by upper bound in seconds (+Inf included), summed over all its label sets. */
+export function bucketsFromMetrics(text: string, name: string): Map<number, number> {
+  const buckets = new Map<number, number>();
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\S+)`, "gm"))) {
+    const le = /le="([^"]+)"/.exec(m[1] as string)?.[1];
+    if (le === undefined) continue;
+    const bound = le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
+    buckets.set(bound, (buckets.get(bound) ?? 0) + Number(m[2]));
+  }
+  return buckets;
+}
+
+/**
+ * p50 and p99 in ms of what a histogram observed between two scrapes, from its bucket deltas: linear
+ * between the bounds of the bucket the quantile falls in (as Prometheus' histogram_quantile does), so
+ * only as exact as the buckets; past the last finite bound, that bound. Undefined when nothing was observed.
+ */
+export function quantilesBetween(before: Map<number, number>, after: Map<number, number>): Latency | undefined {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const count = (bound: number) => (after.get(bound) ?? 0) - (before.get(bound) ?? 0);
+  const n = count(Number.POSITIVE_INFINITY);
+  if (!(n > 0)) return undefined;
+  const quantile = (q: number) => {
+    let lower = 0;
+    let below = 0;
+    for (const bound of bounds) {
+      const upTo = count(bound);
+      if (upTo >= q * n) {
+        if (bound === Number.POSITIVE_INFINITY) return lower;
+        return lower + ((bound - lower) * (q * n - below)) / (upTo - below);
+      }
+      lower = bound;
+      below = upTo;
+    }
+    return lower;
+  };
+  const ms = (seconds: number) => Number((seconds * 1000).toFixed(1));
+  return { n, p50ms: ms(quantile(0.5)), p99ms: ms(quantile(0.99)) };
+}
+
+/** the timer of monitorEventLoopDelay, prom-client's default too: an idle loop reports about this much */
+export const loopResolutionMs = 10;
+/** event-loop delay beyond the sampling timer, in ms, from monitorEventLoopDelay's nanoseconds */
+export const loopDelayMs = (nanoseconds: number) =>
+  Number(Math.max(0, nanoseconds / 1e6 - loopResolutionMs).toFixed(1));
+
+/**
+ * The sync's event-loop delay (prom-client's defaults, worst replica): p99 and max since the previous
+ * scrape, for prom-client 15 resets its monitorEventLoopDelay histogram at every scrape.
+ */
+export function eventLoopFromMetrics(text: string): { p99Ms: number; maxMs: number } | undefined {
+  const worst = (name: string) => {
+    const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, "gm"))].map((m) => Number(m[1]));
+    return values.length ? loopDelayMs(Math.max(...values) * 1e9) : undefined;
+  };
+  const p99Ms = worst("nodejs_eventloop_lag_p99_seconds");
+  const maxMs = worst("nodejs_eventloop_lag_max_seconds");
+  return p99Ms === undefined || maxMs === undefined ? undefined : { p99Ms, maxMs };
+}

@@ -16,6 +16,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
@@ -29,10 +30,15 @@ import type { BacklogResult, SteadyRow } from "./report-sync.ts";
 import { cpuSample } from "./support.ts";
 import {
   atRate,
+  bucketsFromMetrics,
+  eventLoopFromMetrics,
   inParallel as inParallelAt,
   type Latency,
+  loopDelayMs,
+  loopResolutionMs,
   memoryFromMetrics,
   minimalWrites,
+  quantilesBetween,
   type SyncMemory,
   stats,
   until,
@@ -222,6 +228,8 @@ if (!existsSync(syncEntry)) throw new Error(`no ${syncEntry}: run make build (or
 type Replica = { child: ChildProcess; pid: number; metrics: () => Promise<string> };
 type SyncProcess = {
   pids: number[];
+  /** the metrics of every replica, one after another */
+  scrape: () => Promise<string>;
   requests: () => Promise<number>;
   memory: () => Promise<SyncMemory[]>;
   stop: () => Promise<void>;
@@ -268,6 +276,7 @@ async function startSyncProcess(): Promise<SyncProcess> {
   const fleet = await Promise.all(Array.from({ length: replicas }, () => startReplica()));
   return {
     pids: fleet.map((r) => r.pid),
+    scrape: async () => (await Promise.all(fleet.map((r) => r.metrics()))).join("\n"),
     requests: async () => {
       let sum = 0;
       for (const r of fleet) {
@@ -484,6 +493,13 @@ if (everyPhase) {
 
   // --- steady rates: objects created at a fixed rate; each copy's status written as soon as it arrives --
   const steady = [];
+  // the bench's own event loop: it timestamps creates and arrivals, so its delays are in the latencies
+  const benchLoop = monitorEventLoopDelay({ resolution: loopResolutionMs });
+  benchLoop.enable();
+  const waitAndReconcile = (text: string) => ({
+    queueWait: bucketsFromMetrics(text, "klutch_bind_queue_wait_seconds"),
+    reconcile: bucketsFromMetrics(text, "klutch_bind_reconcile_seconds"),
+  });
   for (const rate of rates) {
     const prefix = `r${rate}`;
     const createdAt = new Map<string, number>();
@@ -513,6 +529,9 @@ if (everyPhase) {
     );
     await Promise.all([...ups, ...downs].map((w) => w.ready));
     const requestsBefore = await sync.requests();
+    // also starts the sync's event-loop figures anew (prom-client resets them at each scrape)
+    const inSyncBefore = waitAndReconcile(await sync.scrape());
+    benchLoop.reset();
     const started = performance.now();
     const sent = await atRate(rate, rateSeconds, async (k) => {
       const at = place(prefix, k);
@@ -536,6 +555,10 @@ if (everyPhase) {
     );
     if (statusFailed > 0) say(`steady ${rate}/s: ${statusFailed} status writes failed (past the API servers' limit)`);
     const seconds = (performance.now() - started) / 1000;
+    const benchLag = { p99: loopDelayMs(benchLoop.percentile(99)), max: loopDelayMs(benchLoop.max) };
+    const syncText = await sync.scrape();
+    const inSync = waitAndReconcile(syncText);
+    const syncLag = eventLoopFromMetrics(syncText);
     const upAt = new Map(ups.flatMap((w) => [...w.seen]));
     const downAt = new Map(downs.flatMap((w) => [...w.seen]));
     const row = {
@@ -548,13 +571,21 @@ if (everyPhase) {
       specUp: stats([...createdAt].map(([key, t]) => (upAt.get(key) ?? Number.NaN) - t)),
       statusDown: stats([...statusWrittenAt].map(([key, t]) => (downAt.get(key) ?? Number.NaN) - t)),
       requestsPerObject: Number((((await sync.requests()) - requestsBefore) / total).toFixed(2)),
-    };
+      queueWait: quantilesBetween(inSyncBefore.queueWait, inSync.queueWait),
+      reconcile: quantilesBetween(inSyncBefore.reconcile, inSync.reconcile),
+      eventLoopLagP99Ms: syncLag?.p99Ms,
+      eventLoopLagMaxMs: syncLag?.maxMs,
+      benchEventLoopLagP99Ms: benchLag.p99,
+      benchEventLoopLagMaxMs: benchLag.max,
+    } satisfies SteadyRow;
     for (const w of [...ups, ...downs]) w.stop();
     steady.push(row);
+    const p = (l: Latency | undefined) => (l ? `p50 ${l.p50ms} p99 ${l.p99ms} ms` : "-");
     say(
-      `steady ${rate}/s for ${rateSeconds} s: spec up p50 ${row.specUp.p50ms} p99 ${row.specUp.p99ms} ms, status down p50 ${row.statusDown.p50ms} p99 ${row.statusDown.p99ms} ms, ${row.requestsPerObject} requests per object`,
+      `steady ${rate}/s for ${rateSeconds} s: spec up p50 ${row.specUp.p50ms} p99 ${row.specUp.p99ms} ms, status down p50 ${row.statusDown.p50ms} p99 ${row.statusDown.p99ms} ms, ${row.requestsPerObject} requests per object; in the sync: queue wait ${p(row.queueWait)}, reconcile ${p(row.reconcile)}, event loop lag p99 ${row.eventLoopLagP99Ms ?? "-"} max ${row.eventLoopLagMaxMs ?? "-"} ms; the bench's event loop lag p99 ${benchLag.p99} max ${benchLag.max} ms`,
     );
   }
+  benchLoop.disable();
 
   // --- the first object of a new binding: alone, and behind objects an earlier binding left ---------------
   const firstApp = apps[0] as KubeClient;

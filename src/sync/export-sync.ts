@@ -52,6 +52,7 @@ export class ExportSync {
     this.#queue = new WorkQueue({
       workers,
       process: (key) => this.#process(key),
+      onTaken: (waitedMs) => ctx.metrics.waited(ctx, waitedMs / 1000),
       onError: (key, err, retries) => {
         ctx.metrics.failed(ctx);
         const level = retries > 3 ? "warn" : "debug";

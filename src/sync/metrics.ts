@@ -20,7 +20,14 @@ export class SyncMetrics {
     name: "klutch_bind_reconcile_seconds",
     help: "Time of one reconcile of one object.",
     labelNames: ["binding", "export"],
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly #queueWait = new Histogram({
+    name: "klutch_bind_queue_wait_seconds",
+    help: "Time a key waited in a bound export's work queue before a worker took it.",
+    labelNames: ["binding", "export"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
   readonly queueDepth = new Gauge({
@@ -71,5 +78,9 @@ export class SyncMetrics {
 
   observe(ctx: Pick<ExportContext, "binding" | "ref">, seconds: number): void {
     this.#latency.observe(SyncMetrics.labels(ctx), seconds);
+  }
+
+  waited(ctx: Pick<ExportContext, "binding" | "ref">, seconds: number): void {
+    this.#queueWait.observe(SyncMetrics.labels(ctx), seconds);
   }
 }

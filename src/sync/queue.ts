@@ -37,18 +37,25 @@ export type QueueOptions = {
   workers: number;
   process: (key: string) => Promise<void>;
   onError?: (key: string, err: unknown, retries: number) => void;
+  /**
+   * A worker took a key that waited waitedMs since it was first added: re-adds while it waits keep
+   * that time, and a key added while it runs waits from then, through the end of that run.
+   */
+  onTaken?: (waitedMs: number) => void;
   baseDelayMs?: number;
   maxDelayMs?: number;
 };
 
 export class WorkQueue {
-  readonly #options: Required<Omit<QueueOptions, "onError">> & Pick<QueueOptions, "onError">;
+  readonly #options: Required<Omit<QueueOptions, "onError" | "onTaken">> & Pick<QueueOptions, "onError" | "onTaken">;
   readonly #lanes = { live: new Fifo(), backlog: new Fifo() };
   /** queued keys and their lane (a key moved to the live lane leaves a stale entry in the backlog) */
   readonly #queued = new Map<string, Lane>();
   readonly #processing = new Set<string>();
   /** added again while being processed: run once more when done, in this lane */
   readonly #dirty = new Map<string, Lane>();
+  /** when each queued or dirty key was first added, as client-go's workqueue metrics keep it */
+  readonly #addedAt = new Map<string, number>();
   readonly #failures = new Map<string, number>();
   readonly #timers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
   #waiters: Array<() => void> = [];
@@ -75,6 +82,7 @@ export class WorkQueue {
 
   add(key: string, lane: Lane = "live"): void {
     if (this.#stopped) return;
+    if (!this.#addedAt.has(key)) this.#addedAt.set(key, performance.now());
     if (this.#processing.has(key)) {
       if (this.#dirty.get(key) !== "live") this.#dirty.set(key, lane);
       return;
@@ -128,6 +136,9 @@ export class WorkQueue {
         for (let key = this.#lanes[lane].shift(); key !== undefined; key = this.#lanes[lane].shift()) {
           if (this.#queued.get(key) !== lane) continue; // moved to the live lane meanwhile
           this.#queued.delete(key);
+          const added = this.#addedAt.get(key);
+          this.#addedAt.delete(key);
+          if (added !== undefined) this.#options.onTaken?.(performance.now() - added);
           return key;
         }
       }

@@ -64,3 +64,23 @@ it("keeps the earlier time when a waiting key is added again after a shorter del
   assert.equal(runs.length, 1);
   assert.ok((runs[0] ?? Number.POSITIVE_INFINITY) - started < 1000, "ran after the short delay, not the long one");
 });
+
+it("reports how long a key waited since it was first added, re-adds keeping that time", async () => {
+  const waited: number[] = [];
+  const queue = new WorkQueue({ workers: 1, process: async () => sleep(30), onTaken: (ms) => waited.push(ms) });
+  queue.add("a", "backlog");
+  await sleep(40);
+  queue.add("a"); // moves to the live lane, still waiting since the first add
+  queue.add("b");
+  queue.start();
+  await sleep(10);
+  queue.add("a"); // while "a" runs: waits for that run to end
+  const started = performance.now();
+  while (waited.length < 3 && performance.now() - started < 2000) await sleep(5);
+  await queue.stop();
+  assert.equal(waited.length, 3);
+  const [a, b, again] = waited as [number, number, number];
+  assert.ok(a >= 35 && a < 1000, `a waited ${a} ms`);
+  assert.ok(b >= 25 && b < 1000, `b waited ${b} ms: behind a's 30 ms run`);
+  assert.ok(again >= 40, `a again waited ${again} ms: the rest of its run, then b's`);
+});
