@@ -76,7 +76,7 @@ const mem = (m: SyncMemory[] | undefined) =>
     ? m
         .map(
           (r) =>
-            `RSS ${r.rssMiB} MiB = V8 heap ${r.heapUsedMiB} MiB used + off-heap ${r.externalMiB} MiB + code, stacks and free heap; ${r.handles.TLSSocket ?? 0} TLS sockets`,
+            `RSS ${r.rssMiB} MiB = V8 heap ${r.heapUsedMiB} MiB used${r.heapTotalMiB === undefined ? "" : ` of ${r.heapTotalMiB} MiB held`} + off-heap ${r.externalMiB} MiB + code, stacks and free heap; ${r.handles.TLSSocket ?? 0} TLS sockets`,
         )
         .join("; ")
     : "-";

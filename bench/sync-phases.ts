@@ -106,7 +106,14 @@ export async function atRate(
   return { sent: total, succeeded, failed: total - succeeded };
 }
 
-export type SyncMemory = { rssMiB: number; heapUsedMiB: number; externalMiB: number; handles: Record<string, number> };
+export type SyncMemory = {
+  rssMiB: number;
+  heapUsedMiB: number;
+  /** what V8 holds for its heap, used or not */
+  heapTotalMiB?: number;
+  externalMiB: number;
+  handles: Record<string, number>;
+};
 
 /** The sync's memory from its own metrics (prom-client's defaults): resident, V8 heap, off-heap, open handles. */
 export function memoryFromMetrics(text: string): SyncMemory {
@@ -119,6 +126,7 @@ export function memoryFromMetrics(text: string): SyncMemory {
   return {
     rssMiB: mib(one("process_resident_memory_bytes")),
     heapUsedMiB: mib(one("nodejs_heap_size_used_bytes")),
+    heapTotalMiB: mib(one("nodejs_heap_size_total_bytes")),
     externalMiB: mib(one("nodejs_external_memory_bytes")),
     handles,
   };
