@@ -4,6 +4,7 @@
 import * as http from "node:http";
 import * as https from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
+import * as tls from "node:tls";
 import {
   apiVersionOf,
   decodeObject,
@@ -84,6 +85,8 @@ type RequestOptions = {
   maxBytes?: number;
 };
 
+/** idle keep-alive connections kept per cluster; more are closed when a burst is over (each ~115 KiB) */
+const maxFreeSockets = 16;
 const defaultQps = 500;
 const defaultBurst = 1000;
 const defaultTimeoutMs = 30_000;
@@ -625,8 +628,17 @@ export class KubeClient {
   }
 
   async #makeAgent(): Promise<http.Agent> {
-    if (this.#url.protocol === "http:") return new http.Agent({ keepAlive: true });
-    return new https.Agent({ keepAlive: true, ...(await this.#access.tls()) });
+    if (this.#url.protocol === "http:") return new http.Agent({ keepAlive: true, maxFreeSockets });
+    const { rejectUnauthorized, servername, ...material } = await this.#access.tls();
+    // one TLS context for all of this cluster's connections: an agent given ca/cert/key builds a
+    // context per connection (measured: 160 KiB per idle socket against 115 KiB with one shared)
+    return new https.Agent({
+      keepAlive: true,
+      maxFreeSockets,
+      secureContext: tls.createSecureContext(material),
+      ...(rejectUnauthorized === undefined ? {} : { rejectUnauthorized }),
+      ...(servername === undefined ? {} : { servername }),
+    });
   }
 
   async #getAuth(): Promise<Auth> {
