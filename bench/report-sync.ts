@@ -41,7 +41,15 @@ export type SteadyRow = {
   benchEventLoopLagMaxMs?: number;
 };
 export type SyncResult = {
-  topology: { bindings: number; appClusters: number; namespaces: number; concurrency: number; workers: number };
+  topology: {
+    bindings: number;
+    appClusters: number;
+    namespaces: number;
+    concurrency: number;
+    workers: number;
+    /** the environment deploy/ gives the sync container, which the bench gave it too */
+    syncEnv?: Record<string, string>;
+  };
   rawCreatesPerSecond: number;
   minimalWritesPerSecond?: number;
   coldStart: ColdStart;
@@ -210,7 +218,13 @@ one control plane and ${sync.topology.appClusters} app cluster(s), all on the sa
 sync and the benchmark. ${sync.topology.bindings} bindings, each binding its own exported API (a
 CRD with status) and claiming the provider's secrets, spread over the app clusters; objects spread
 over ${sync.topology.namespaces} app namespaces. The sync runs as \`klutch-bind sync\` in a process of
-its own with ${sync.topology.workers} workers; its requests come from its metrics
+its own with ${sync.topology.workers} workers${
+    sync.topology.syncEnv && Object.keys(sync.topology.syncEnv).length > 0
+      ? ` and the environment deploy/ gives its container (${Object.entries(sync.topology.syncEnv)
+          .map(([k, v]) => `\`${k}=${v}\``)
+          .join(", ")})`
+      : ""
+  }; its requests come from its metrics
 (\`klutch_bind_api_requests_total\`), its CPU time and memory from /proc and its metrics. Writes go at concurrency
 ${sync.topology.concurrency}. Two limits are measured in the same run at the same concurrency: the raw limit, a plain
 client loop creating the same kind of object on the control plane; and the minimal-writes limit, a

@@ -225,6 +225,20 @@ if (replicas > 1 && !shardsSupported) throw new Error(`--replicas ${replicas} ne
 // sources (Node strips their types, which costs the process about 17 MiB)
 const syncEntry = join(import.meta.dirname, "..", process.env.BENCH_SYNC_ENTRY ?? "dist/cli/main.js");
 if (!existsSync(syncEntry)) throw new Error(`no ${syncEntry}: run make build (or set BENCH_SYNC_ENTRY)`);
+// and with the environment deploy/ gives the sync container (its memory settings)
+const deployedSyncEnv = (() => {
+  const manifest = parseAllDocuments(
+    readFileSync(join(import.meta.dirname, "..", "deploy/control-plane/runtime-config.yaml"), "utf8"),
+  )[0]?.toJS() as {
+    spec?: { deploymentTemplate?: { spec?: { template?: { spec?: { containers?: unknown[] } } } } };
+  } | null;
+  const containers = (manifest?.spec?.deploymentTemplate?.spec?.template?.spec?.containers ?? []) as Array<{
+    name?: string;
+    env?: Array<{ name?: string; value?: string }>;
+  }>;
+  const env = containers.find((c) => c.name === "sync")?.env ?? [];
+  return Object.fromEntries(env.flatMap((e) => (e.name && e.value !== undefined ? [[e.name, e.value]] : [])));
+})();
 type Replica = { child: ChildProcess; pid: number; metrics: () => Promise<string> };
 type SyncProcess = {
   pids: number[];
@@ -254,7 +268,7 @@ async function startReplica(): Promise<Replica> {
       "--no-auto-export",
       ...(replicas > 1 ? ["--shards", "auto", "--leader-election-namespace", ns] : []),
     ],
-    { stdio: ["ignore", "pipe", "inherit"] },
+    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...deployedSyncEnv } },
   );
   // a failed phase ends this script: its syncs stop with it rather than run on unseen
   process.once("exit", () => child.kill("SIGTERM"));
@@ -714,6 +728,7 @@ const result = {
     concurrency,
     workers,
     replicas,
+    syncEnv: deployedSyncEnv,
   },
   ...limits,
   coldStart,
