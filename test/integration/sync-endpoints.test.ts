@@ -30,6 +30,7 @@ describe("sync endpoints", () => {
       "klutch_bind_sync_errors_total",
       "klutch_bind_reconcile_seconds",
       "klutch_bind_queue_depth",
+      "klutch_bind_queue_wait_seconds",
       "process_resident_memory_bytes",
     ]) {
       assert.match(text, new RegExp(`# HELP ${name} `), name);

@@ -19,6 +19,14 @@ describe("requests per object", () => {
     );
   };
 
+  const queueWaits = async () => {
+    const text = await env.sync?.metrics.registry.metrics();
+    return [...(text ?? "").matchAll(/^klutch_bind_queue_wait_seconds_count\{[^}]*\} (\d+)/gm)].reduce(
+      (sum, m) => sum + Number(m[1]),
+      0,
+    );
+  };
+
   before(async () => {
     // no periodic binding status refresh inside the measured window
     env = await syncEnv({ workers: 8, resyncMs: 600_000 });
@@ -35,6 +43,7 @@ describe("requests per object", () => {
     );
     await sleep(500);
     const before = await requests();
+    const waitsBefore = await queueWaits();
     const count = 100;
     await Promise.all(Array.from({ length: count }, (_, i) => env.appObject(ns, `o${i}`)));
     await eventually("every copy", async () => {
@@ -46,5 +55,8 @@ describe("requests per object", () => {
     // CRD, its status), at most twice in the window; a GET or a second create for some objects is more
     const perObject = ((await requests()) - before - 8) / count;
     assert.ok(perObject <= 2, `${perObject} requests per object, the binding's own reconciles left out`);
+    // where an object's time goes: each object's key was taken from the queue, its wait measured
+    const waits = (await queueWaits()) - waitsBefore;
+    assert.ok(waits >= count, `${waits} queue waits observed for ${count} objects`);
   });
 });
