@@ -5,9 +5,11 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { pino } from "pino";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
-import { lastAppliedAnnotation, leanObject } from "../../src/kube/lean.ts";
+import { intern, lastAppliedAnnotation, leanObject, withoutManagedFields } from "../../src/kube/lean.ts";
 import { InformerRegistry } from "../../src/sync/informers.ts";
 import { WorkQueue } from "../../src/sync/queue.ts";
 import { compareVersions, RecentWrites } from "../../src/sync/recent-writes.ts";
@@ -98,6 +100,59 @@ current-context: x
     const lean = leanObject(obj);
     assert.equal(lean.metadata.annotations, undefined);
     assert.ok(obj.metadata.managedFields && obj.metadata.annotations?.[lastAppliedAnnotation]);
+  });
+});
+
+describe("repeated strings in the caches", () => {
+  // as a list answer arrives: every object parsed from its own JSON, so no two share a string
+  const parsed = (count: number) =>
+    Array.from(
+      { length: count },
+      (_, i) =>
+        JSON.parse(
+          JSON.stringify({
+            apiVersion: "b0.bench.klutch-bind.dev/v1",
+            kind: "Widget",
+            metadata: {
+              name: `w-${i}`,
+              namespace: `klutch-bind-0123456789abcdef-${i % 5}`,
+              uid: `00000000-0000-0000-0000-${String(i).padStart(12, "0")}`,
+              labels: { "bind.klutch.dev/binding": "6a1f0e2a-1111-2222-3333-444455556666", team: "orders-platform" },
+              annotations: { "bind.klutch.dev/consumer-namespace": `team-orders-namespace-${i % 5}` },
+              finalizers: ["bind.klutch.dev/sync"],
+            },
+            spec: { size: i },
+          }),
+        ) as KubeObject,
+    );
+
+  it("keeps every value as it was", () => {
+    const [obj] = parsed(1) as [KubeObject];
+    assert.deepEqual(withoutManagedFields(obj), obj);
+    assert.deepEqual(leanObject(obj), obj);
+    assert.equal(intern("x".repeat(300)), "x".repeat(300));
+  });
+
+  it("holds one copy of the strings many objects repeat", () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const heapOf = (make: () => unknown[]) => {
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      const kept = make();
+      gc();
+      const used = process.memoryUsage().heapUsed - before;
+      assert.ok(kept.length > 0);
+      return used;
+    };
+    const count = 20_000;
+    const plain = heapOf(() => parsed(count));
+    const cached = heapOf(() => parsed(count).map(leanObject));
+    // measured: about 0.6 of the plain size; without interning the copies are a little larger
+    assert.ok(
+      cached < plain * 0.8,
+      `cached ${Math.round(cached / 1024)} KiB, as parsed ${Math.round(plain / 1024)} KiB`,
+    );
   });
 });
 
