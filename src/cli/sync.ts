@@ -175,10 +175,11 @@ export async function runSync(args: string[]): Promise<number> {
     }
   }
 
+  // --leader-elect: lost leadership ends the process (a replica of --shards joins again by itself: shards.ts)
   let lost: string | undefined;
   const onLost = (reason: string) => {
     lost = reason;
-    stopRequested(sharded ? "lost its shard lease" : "lost leadership");
+    stopRequested("lost leadership");
   };
   const sync = await startSync({
     control,
@@ -198,26 +199,14 @@ export async function runSync(args: string[]): Promise<number> {
     ],
     autoExport: values["auto-export"] && !values["no-auto-export"],
     leaseClient: leases,
-    ...(sharded
-      ? {
-          shards: {
-            namespace: leaseNamespace,
-            leaseDurationSeconds,
-            onLost: (reason: string) => {
-              onLost(reason);
-              // lost two thirds of the lease after the last renewal; the others may take over a third later
-              setTimeout(() => process.exit(1), (leaseDurationSeconds * 1000) / 6).unref();
-            },
-          },
-        }
-      : {}),
+    ...(sharded ? { shards: { namespace: leaseNamespace, leaseDurationSeconds } } : {}),
   });
   health = () => sync.controller.health();
   elector?.keepRenewing(onLost);
   const signal = await stopped;
   logger[lost ? "error" : "info"](
     { signal, reason: lost },
-    lost ? `${sharded ? "lost its shard lease" : "lost leadership"}: stopping at once` : "shutting down",
+    lost ? "lost leadership: stopping at once" : "shutting down",
   );
   await web?.stop();
   await sync.stop();

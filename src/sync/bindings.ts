@@ -40,6 +40,7 @@ import { installApi } from "./consumer-crd.ts";
 import { bindingObject, EventRecorder } from "./events.ts";
 import type { BindingRef, ExportContext } from "./export-context.ts";
 import { ExportSync } from "./export-sync.ts";
+import { fenced, NotServedError } from "./fence.ts";
 import type { HealthReport } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
 import type { KubeconfigSecretPolicy } from "./kubeconfig-secret.ts";
@@ -101,8 +102,11 @@ export type BindingControllerOptions = {
    * one worker and no more (default 32)
    */
   bindingWorkers?: number;
-  /** one replica of several (shards.ts): it serves the bindings serves() says, and names itself in their status */
-  shard?: { identity: string; serves: (uid: string) => boolean };
+  /**
+   * one replica of several (shards.ts): it serves the bindings serves() says, and names itself in
+   * their status; a binding's syncs write only while mayWrite() says yes (fence.ts)
+   */
+  shard?: { identity: string; serves: (uid: string) => boolean; mayWrite: (uid: string) => boolean };
 };
 
 export class BindingController {
@@ -403,6 +407,9 @@ export class BindingController {
             message: `not synced until accepted (spec.${kindOf(binding).exportsField}[].permissionClaims, or klutch-bind bind again): ${pendingClaims.join("; ")}`,
           },
     );
+    // the Lease may have been lost while this reconcile waited: then another replica may serve the
+    // binding already, and the hand-over's reconcile (queued) stops it here
+    if (this.#o.shard !== undefined && !this.#o.shard.serves(uid)) return;
     if (connected.status !== "True")
       void this.#events.warn(bindingObject(state.ref), connected.reason, connected.message);
     for (const e of exportStatuses) {
@@ -608,15 +615,19 @@ export class BindingController {
     });
     const id = `${ref.resource}.${ref.group}`;
     const namespaceAccess = state.namespaceAccess;
+    const shard = this.#o.shard;
+    const mayWrite = () => shard === undefined || shard.mayWrite(state.ref.uid);
+    const client = (c: KubeClient) => (shard === undefined ? c : fenced(c, mayWrite, `binding ${state.key}`));
     return {
       binding: state.ref,
       ref,
       claims,
-      control: this.#o.control,
-      app: state.app as KubeClient,
+      control: client(this.#o.control),
+      app: client(state.app as KubeClient),
       log,
       metrics: this.#o.metrics,
       ensureProviderNamespace: async (appNs) => {
+        if (!mayWrite()) throw new NotServedError(`binding ${state.key}`);
         const ns = await this.#access.ensureNamespace(state.ref, appNs, state.namespaces);
         if (claimsRole !== undefined && claims.length > 0) {
           await this.#access.ensureClaimsAccess(state.ref, ns, id, claimsRole, state.namespaces);
@@ -624,7 +635,12 @@ export class BindingController {
         return ns;
       },
       ...(namespaceAccess && claims.length > 0
-        ? { ensureAppNamespaceAccess: (appNs: string) => namespaceAccess.ensure(appNs) }
+        ? {
+            ensureAppNamespaceAccess: async (appNs: string) => {
+              if (!mayWrite()) throw new NotServedError(`binding ${state.key}`);
+              await namespaceAccess.ensure(appNs);
+            },
+          }
         : {}),
       reportConflict: (text) => void this.#events.warn(bindingObject(state.ref), "NameConflict", text),
     };

@@ -10,7 +10,7 @@ import { BindingController } from "./bindings.ts";
 import { type HealthServer, serveHealth } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
 import type { KubeconfigSecretPolicy } from "./kubeconfig-secret.ts";
-import { LeaderElector } from "./leader.ts";
+import { LeaderElector, type LeaderOptions } from "./leader.ts";
 import { SyncMetrics } from "./metrics.ts";
 import { ShardCoordinator, type ShardOptions } from "./shards.ts";
 
@@ -58,11 +58,16 @@ export type RunningSync = {
 export async function startSync(options: SyncOptions): Promise<RunningSync> {
   const metrics = new SyncMetrics();
   const controlInformers = new InformerRegistry(options.control, options.logger.child({ cluster: "control" }));
-  const shard = options.shards
+  const shardOptions = options.shards;
+  const shard = shardOptions
     ? new ShardCoordinator({
-        ...options.shards,
+        ...shardOptions,
         client: options.leaseClient ?? options.control,
         logger: options.logger,
+        onLost: (reason) => {
+          metrics.shardLeaseLost.inc();
+          shardOptions.onLost?.(reason);
+        },
       })
     : undefined;
   const controller = new BindingController({
@@ -78,37 +83,29 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.templateNamespaces ? { templateNamespaces: options.templateNamespaces } : {}),
     ...(options.appTokenRenewFraction ? { appTokenRenewFraction: options.appTokenRenewFraction } : {}),
     ...(options.appTokenSeconds ? { appTokenSeconds: options.appTokenSeconds } : {}),
-    ...(shard ? { shard: { identity: shard.identity, serves: (uid: string) => shard.serves(uid) } } : {}),
+    ...(shard ? { shard } : {}),
   });
   controller.start();
   await shard?.start(controller);
   metrics.countRequests(() => ({ control: options.control.requests, app: controller.appRequests }));
-  const autoExport = options.autoExport
-    ? new AutoExportController(options.control, controlInformers, options.logger)
-    : undefined;
-  const electing = new AbortController();
-  let autoExportLeader: LeaderElector | undefined;
-  if (autoExport && options.shards) {
+  const newAutoExport = () => new AutoExportController(options.control, controlInformers, options.logger);
+  let autoExport: { stop: () => Promise<void> } | undefined;
+  if (options.autoExport && shardOptions) {
     // ServiceExports are written once for all replicas: by the one holding this Lease
-    const shards = options.shards;
-    const elector = new LeaderElector({
-      client: options.leaseClient ?? options.control,
-      namespace: shards.namespace,
-      name: "klutch-bind-sync-auto-export",
-      leaseDurationSeconds: shards.leaseDurationSeconds,
-      logger: options.logger,
-    });
-    autoExportLeader = elector;
-    elector.acquire(electing.signal).then(
-      () => {
-        if (electing.signal.aborted) return;
-        autoExport.start();
-        elector.keepRenewing((reason) => shards.onLost(`auto-export lease: ${reason}`));
+    autoExport = whileLeader(
+      {
+        client: options.leaseClient ?? options.control,
+        namespace: shardOptions.namespace,
+        name: "klutch-bind-sync-auto-export",
+        leaseDurationSeconds: shardOptions.leaseDurationSeconds,
+        logger: options.logger,
       },
-      () => undefined, // stopped while waiting
+      newAutoExport,
     );
-  } else {
-    autoExport?.start();
+  } else if (options.autoExport) {
+    const controller = newAutoExport();
+    controller.start();
+    autoExport = controller;
   }
 
   const servers: Server[] = [];
@@ -148,15 +145,57 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(shard ? { shard } : {}),
     ports,
     stop: async () => {
-      electing.abort();
       await shard?.stop();
       await autoExport?.stop();
-      await autoExportLeader?.release();
       await controller.stop();
       await controlInformers.stopAll();
       await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
       await health?.stop();
       options.logger.info("sync stopped");
+    },
+  };
+}
+
+/**
+ * Runs a controller (made by make) only while this replica holds the Lease options.name: stands
+ * by until it does, and after losing it (a stall: another replica took over) stops the controller
+ * and stands by again. stop() ends it all and gives the Lease up.
+ */
+function whileLeader(
+  options: LeaderOptions,
+  make: () => { start: () => void; stop: () => Promise<void> },
+): { stop: () => Promise<void> } {
+  const stopping = new AbortController();
+  let elector: LeaderElector | undefined;
+  let running: { stop: () => Promise<void> } | undefined;
+  void (async () => {
+    while (!stopping.signal.aborted) {
+      const current = new LeaderElector(options);
+      elector = current;
+      try {
+        await current.acquire(stopping.signal);
+      } catch {
+        return; // stopped while standing by
+      }
+      if (stopping.signal.aborted) return;
+      const controller = make();
+      running = controller;
+      controller.start();
+      const lost = await new Promise<string | undefined>((resolve) => {
+        current.keepRenewing(resolve);
+        stopping.signal.addEventListener("abort", () => resolve(undefined), { once: true });
+      });
+      if (lost === undefined) return;
+      options.logger.error({ lease: `${options.namespace}/${options.name}`, reason: lost }, "lease lost: standing by");
+      running = undefined;
+      await controller.stop();
+    }
+  })();
+  return {
+    stop: async () => {
+      stopping.abort();
+      await running?.stop();
+      await elector?.release();
     },
   };
 }

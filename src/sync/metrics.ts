@@ -44,6 +44,12 @@ export class SyncMetrics {
     registers: [this.registry],
   });
 
+  readonly shardLeaseLost = new Counter({
+    name: "klutch_bind_shard_lease_lost_total",
+    help: "Times this process lost its shard Lease (klutch-bind sync --shards): it stopped serving everything and joined again.",
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

@@ -119,6 +119,18 @@ export function renewDeadlineMs(durationMs: number): number {
   return Math.floor((durationMs * 2) / 3);
 }
 
+/**
+ * How long after its last renewal was acknowledged a replica that lost its Lease waits before it
+ * joins again under a new identity: the others saw that renewal at their next list of the Leases (a
+ * renewal period later at most, as they list at every renewal of their own), and count the Lease
+ * for its duration from then. The new member's claims are safe anyway (it starts a binding only
+ * once no other live Lease lists it); waiting keeps the old and the new identity from counting as
+ * two live members at once.
+ */
+export function rejoinAfterMs(durationMs: number): number {
+  return durationMs + Math.ceil(durationMs / 5) + 1000;
+}
+
 /** Leases expired this long ago belong to replicas that are gone for good: any replica deletes them. */
 export function forgottenAfterMs(durationMs: number): number {
   return durationMs * 4;

@@ -1,10 +1,12 @@
 // Sharding (klutch-bind sync --shards auto) with real processes on real API servers: 30 bindings
-// over two replicas, a third joins, and one of the three is killed with SIGKILL during a burst.
-// Every binding converges, each object has one provider copy, and no binding's status is ever
-// written by two replicas in turn (only a hand-over changes the writer).
+// over two replicas, a third joins, is frozen (SIGSTOP) for longer than the lease and woken again
+// (it loses its Lease and joins again as a new member), and then one of the three is killed with
+// SIGKILL during a burst. Every binding converges, each object has one provider copy, and no
+// binding's status is ever written by two replicas in turn (only a hand-over changes the writer).
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
@@ -25,14 +27,21 @@ const leaseSeconds = 5;
 const bindingCount = 30;
 const objectsPerBinding = 10;
 
-type Replica = { child: ChildProcess; identity: Promise<string>; name: string };
+type LogEntry = { msg?: string; shard?: string; [field: string]: unknown };
+type Replica = {
+  child: ChildProcess;
+  identity: Promise<string>;
+  name: string;
+  /** resolves with the first log entry with this message (from the start) */
+  logged: (msg: string) => Promise<LogEntry>;
+};
 
 async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
 }
 
 describe("the sync sharded over replicas", () => {
-  it("shares 30 bindings among three replicas; a join moves only its share, a SIGKILL moves the dead one's within the lease, never two writers", async () => {
+  it("shares 30 bindings among three replicas; a join moves only its share, a frozen one's share moves and it joins again, a SIGKILL moves the dead one's within the lease, never two writers", async () => {
     const env = await syncEnv({ inProcess: false });
     const ns = env.bindingNamespace;
     const suffix = uniqueSuffix();
@@ -141,19 +150,37 @@ describe("the sync sharded over replicas", () => {
         ],
         { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POD_NAME: name } },
       );
-      const identity = new Promise<string>((resolve, reject) => {
-        createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-          const entry = JSON.parse(line) as { msg?: string; shard?: string };
-          if (entry.msg === "shard member" && entry.shard) resolve(entry.shard);
-        });
-        child.once("exit", (code) => reject(new Error(`${name} exited (${code}) before joining`)));
+      const entries: LogEntry[] = [];
+      const waiting: Array<{ msg: string; resolve: (entry: LogEntry) => void }> = [];
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+        const entry = JSON.parse(line) as LogEntry;
+        // KLB_TEST_LOG_DIR=DIR keeps each replica's log in DIR/NAME.log
+        if (process.env.KLB_TEST_LOG_DIR)
+          appendFileSync(join(process.env.KLB_TEST_LOG_DIR, `${name}.log`), `${line}\n`);
+        entries.push(entry);
+        for (const w of waiting.filter((w) => w.msg === entry.msg)) w.resolve(entry);
       });
+      const logged = (msg: string) =>
+        new Promise<LogEntry>((resolve, reject) => {
+          const found = entries.find((e) => e.msg === msg);
+          if (found) return resolve(found);
+          waiting.push({ msg, resolve });
+          child.once("exit", (code) => reject(new Error(`${name} exited (${code}) before it logged "${msg}"`)));
+        });
+      const identity = logged("shard member").then((entry) => entry.shard ?? "");
       identity.catch(() => undefined);
-      const replica = { child, identity, name };
+      const replica = { child, identity, name, logged };
       replicas.push(replica);
       return replica;
     };
-    onFileDone(() => Promise.all(replicas.map((r) => stopProcess(r.child))));
+    onFileDone(() =>
+      Promise.all(
+        replicas.map((r) => {
+          r.child.kill("SIGCONT"); // one still frozen by a failed run
+          return stopProcess(r.child);
+        }),
+      ),
+    );
 
     const a = await start("replica-a");
     const b = await start("replica-b");
@@ -212,6 +239,51 @@ describe("the sync sharded over replicas", () => {
     assert.equal(servedLines.length, moved.length, servedLines.join("\n"));
     assert.ok(servedLines.every((l) => l.includes(`replica="${idC}"`)));
 
+    // the third replica is frozen (SIGSTOP) for longer than the lease: the others take its share once
+    // its Lease expired. Woken (SIGCONT), it finds its Lease lost, serves nothing (no status from it
+    // for a binding another replica took: the writers' check at the end), and joins again under a
+    // new identity, which gets a share of its own
+    const awake = [idA, idB];
+    const frozenShare = apis.filter(({ binding }) => ownerOf(uids.get(binding) ?? "", three) === idC);
+    c.child.kill("SIGSTOP");
+    const frozenAt = Date.now();
+    try {
+      await servedAs(awake, "every binding Ready, served by its owner of the two replicas awake", 60_000);
+    } finally {
+      c.child.kill("SIGCONT");
+    }
+    const frozenSeconds = (Date.now() - frozenAt) / 1000;
+    assert.ok(frozenSeconds > leaseSeconds, `frozen for ${frozenSeconds} s`);
+    const lostLog = await c.logged("shard lease lost: serving nothing; joining again as a new member once it expired");
+    assert.equal(lostLog.shard, idC);
+    assert.match(String(lostLog.reason), /not renewed/);
+    assert.ok(Number(lostLog.sinceRenewalMs) >= leaseSeconds * 1000, JSON.stringify(lostLog));
+    // woken, it noticed at once: late by about as long as it was frozen past its deadline
+    assert.ok(Number(lostLog.deadlineMissedByMs) > 1000, JSON.stringify(lostLog));
+    const rejoinedLog = await c.logged("shard member again: rejoined under a new identity");
+    const idC2 = rejoinedLog.shard ?? "";
+    assert.equal(rejoinedLog.previous, idC);
+    assert.notEqual(idC2, idC);
+    const afterFreeze = [idA, idB, idC2];
+    await servedAs(
+      afterFreeze,
+      "every binding Ready, served by its owner once the frozen replica joined again",
+      60_000,
+    );
+    const rejoinedSeconds = (Date.now() - frozenAt) / 1000 - frozenSeconds;
+    assert.ok(
+      apis.some(({ binding }) => ownerOf(uids.get(binding) ?? "", afterFreeze) === idC2),
+      "the replica that joined again got a share",
+    );
+    const afterFreezeMetrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(afterFreezeMetrics, /^klutch_bind_shard_lease_lost_total 1$/m);
+    assert.ok(
+      afterFreezeMetrics
+        .split("\n")
+        .filter((l) => l.startsWith("klutch_bind_binding_served{"))
+        .every((l) => l.includes(`replica="${idC2}"`)),
+    );
+
     // a burst over every binding; the replica serving most is killed with SIGKILL in the middle of it
     const appNs = `shards-${suffix}`;
     await env.appClient.create(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name: appNs } });
@@ -227,11 +299,11 @@ describe("the sync sharded over replicas", () => {
       });
       created++;
     });
-    const share = (id: string) => apis.filter(({ binding }) => ownerOf(uids.get(binding) ?? "", three) === id);
+    const share = (id: string) => apis.filter(({ binding }) => ownerOf(uids.get(binding) ?? "", afterFreeze) === id);
     const byShare = [
       { replica: a, id: idA },
       { replica: b, id: idB },
-      { replica: c, id: idC },
+      { replica: c, id: idC2 },
     ].sort((x, y) => share(y.id).length - share(x.id).length);
     const { replica: victim, id: victimId } = byShare[0] as { replica: Replica; id: string };
     await sleep(1500);
@@ -239,11 +311,11 @@ describe("the sync sharded over replicas", () => {
     await once(victim.child, "exit");
     const killedAt = Date.now();
     const createdAtKill = created;
-    const survivors = three.filter((id) => id !== victimId);
+    const survivors = afterFreeze.filter((id) => id !== victimId);
     await burst;
     assert.ok(createdAtKill > 0 && createdAtKill < jobs.length, `killed during the burst (${createdAtKill} created)`);
     await servedAs(survivors, "every binding Ready, served by its owner of the two survivors", 60_000);
-    const orphaned = apis.filter(({ binding }) => ownerOf(uids.get(binding) ?? "", three) === victimId);
+    const orphaned = apis.filter(({ binding }) => ownerOf(uids.get(binding) ?? "", afterFreeze) === victimId);
     const moveSeconds =
       Math.max(
         ...orphaned.map(
@@ -294,7 +366,7 @@ describe("the sync sharded over replicas", () => {
     const leavingReplica = new Map([
       [idA, a],
       [idB, b],
-      [idC, c],
+      [idC2, c],
     ]).get(leaving);
     assert.ok(leavingReplica, `the replica of ${leaving}`);
     const stoppingAt = Date.now();
@@ -304,12 +376,13 @@ describe("the sync sharded over replicas", () => {
     const stopSeconds = (Date.now() - stoppingAt) / 1000;
 
     // no binding was written by two replicas in turn: its writers, run by run, are exactly its
-    // owners of two, three, the two surviving replicas and the last one, each taking over from the one before
+    // owners of two, three, the two awake while the third was frozen, the three once it joined again,
+    // the two surviving replicas and the last one, each taking over from the one before
     watching.abort();
     await watched;
     for (const { binding } of apis) {
       const uid = uids.get(binding) ?? "";
-      const owners = [[idA, idB], three, survivors, last].map((members) => ownerOf(uid, members));
+      const owners = [[idA, idB], three, awake, afterFreeze, survivors, last].map((members) => ownerOf(uid, members));
       const runs = (writes.get(binding) ?? [])
         .map((w) => w.servedBy)
         .filter((s): s is string => s !== undefined)
@@ -322,6 +395,9 @@ describe("the sync sharded over replicas", () => {
     }
     console.log(
       `shards: join moved ${moved.length}/${bindingCount} bindings in ${(joinSeconds / 1000).toFixed(1)} s; ` +
+        `a freeze moved ${frozenShare.length} in ${frozenSeconds.toFixed(1)} s; woken, the replica found its Lease lost ` +
+        `(${lostLog.sinceRenewalMs} ms after its last renewal, ${lostLog.deadlineMissedByMs} ms past its deadline), ` +
+        `joined again and took its new share in ${rejoinedSeconds.toFixed(1)} s; ` +
         `SIGKILL with ${createdAtKill}/${jobs.length} objects created moved ${orphaned.length} bindings in ` +
         `${(moveSeconds / 1000).toFixed(1)} s; a SIGTERM handed all over in ${stopSeconds.toFixed(1)} s (lease ${leaseSeconds} s)`,
     );

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import { KubeApiError, type KubeClient, type KubeObject } from "../../src/kube/client.ts";
+import { bindingKey } from "../../src/sync/binding-spec.ts";
+import { fenced, NotServedError } from "../../src/sync/fence.ts";
 import {
   isLive,
   type MemberLease,
@@ -9,6 +12,7 @@ import {
   observe,
   ownerOf,
   planShard,
+  rejoinAfterMs,
   renewDeadlineMs,
   type ShardView,
 } from "../../src/sync/shard-assignment.ts";
@@ -172,12 +176,22 @@ describe("what a replica does about its bindings", () => {
 class FakeLeases {
   readonly items = new Map<string, KubeObject>();
   #version = 0;
-  /** identities whose requests fail, as if the API server were out of their reach */
+  /** clients whose requests fail, as if the API server were out of their reach */
   readonly cutOff = new Set<string>();
+  /** clients whose requests take effect at once but are answered this many ms later (a slow API server) */
+  readonly slowAnswers = new Map<string, number>();
+  /** every request, by client, in order */
+  readonly requests: Array<{ client: string; method: string; name: string; at: number; ok: boolean }> = [];
 
-  clientFor(identity: string): KubeClient {
-    const check = (method: string) => {
-      if (this.cutOff.has(identity)) throw new Error(`${method}: connection refused`);
+  clientFor(client: string): KubeClient {
+    const check = (method: string, name: string) => {
+      const ok = !this.cutOff.has(client);
+      this.requests.push({ client, method, name, at: Date.now(), ok });
+      if (!ok) throw new Error(`${method}: connection refused`);
+    };
+    const answer = async <T>(value: T): Promise<T> => {
+      await sleep(this.slowAnswers.get(client) ?? 0);
+      return value;
     };
     const store = (obj: KubeObject): KubeObject => {
       const stored = structuredClone({
@@ -193,57 +207,92 @@ class FakeLeases {
     };
     const fake = {
       create: async (_ref: unknown, obj: KubeObject) => {
-        check("POST");
+        check("POST", obj.metadata.name);
         if (this.items.has(obj.metadata.name)) throw new KubeApiError("POST", obj.metadata.name, 409, {});
-        return store(obj);
+        return answer(store(obj));
       },
       update: async (_ref: unknown, obj: KubeObject) => {
-        check("PUT");
+        check("PUT", obj.metadata.name);
         const current = this.items.get(obj.metadata.name);
         if (current === undefined) throw new KubeApiError("PUT", obj.metadata.name, 404, {});
         if (current.metadata.resourceVersion !== obj.metadata.resourceVersion) {
           throw new KubeApiError("PUT", obj.metadata.name, 409, {});
         }
-        return store(obj);
+        return answer(store(obj));
       },
       get: async (_ref: unknown, name: string) => {
-        check("GET");
+        check("GET", name);
         const found = this.items.get(name);
-        return found && structuredClone(found);
+        return answer(found && structuredClone(found));
       },
       list: async () => {
-        check("LIST");
-        return {
+        check("LIST", "");
+        return answer({
           items: [...this.items.values()].map((l) => structuredClone(l)),
           resourceVersion: "",
           kind: "LeaseList",
-        };
+        });
       },
       delete: async (_ref: unknown, name: string) => {
-        check("DELETE");
-        return this.items.delete(name);
+        check("DELETE", name);
+        return answer(this.items.delete(name));
       },
     };
     return fake as unknown as KubeClient;
   }
+
+  /** when client's last write of the Lease name went through */
+  lastWrite(client: string, name: string): number {
+    const writes = this.requests.filter(
+      (r) => r.client === client && r.name === name && r.ok && (r.method === "PUT" || r.method === "POST"),
+    );
+    return writes.at(-1)?.at ?? 0;
+  }
+}
+
+/** Which replica runs each binding, across replicas: a start while another runs it is an overlap. */
+class Runners {
+  readonly #by = new Map<string, string>();
+  readonly overlaps: string[] = [];
+
+  started(uid: string, replica: string): void {
+    const other = this.#by.get(uid);
+    if (other !== undefined && other !== replica)
+      this.overlaps.push(`${uid}: ${replica} started it while ${other} ran it`);
+    this.#by.set(uid, replica);
+  }
+
+  stopped(uid: string, replica: string): void {
+    if (this.#by.get(uid) === replica) this.#by.delete(uid);
+  }
 }
 
 /** A binding controller as the coordinator sees it: serving is what it runs, with each start's time. */
-function fakeController(bindings: KubeObject[], serves: () => (uid: string) => boolean) {
+function fakeController(
+  bindings: KubeObject[],
+  serves: () => (uid: string) => boolean,
+  runners = new Runners(),
+  name = "",
+) {
   const running = new Map<string, number>();
   const stopped: Array<{ uid: string; at: number }> = [];
   const reconcile = (key: string) => {
-    const uid = bindings.find((b) => b.metadata.name === key)?.metadata.uid ?? "";
+    const uid = bindings.find((b) => bindingKey(b) === key)?.metadata.uid ?? "";
     if (serves()(uid)) {
-      if (!running.has(uid)) running.set(uid, Date.now());
-    } else if (running.delete(uid)) stopped.push({ uid, at: Date.now() });
+      if (running.has(uid)) return;
+      running.set(uid, Date.now());
+      runners.started(uid, name);
+    } else if (running.delete(uid)) {
+      stopped.push({ uid, at: Date.now() });
+      runners.stopped(uid, name);
+    }
   };
   return {
     running,
     stopped,
     // every binding is reconciled often, as the resync does, so a lost replica's stop shows at once
     tick: () => {
-      for (const b of bindings) reconcile(b.metadata.name);
+      for (const b of bindings) reconcile(bindingKey(b));
     },
     controller: {
       bindings: () => bindings,
@@ -257,71 +306,231 @@ function fakeController(bindings: KubeObject[], serves: () => (uid: string) => b
   };
 }
 
+const durationSeconds = 0.6;
+const durationMs = durationSeconds * 1000;
+
+/** Replicas over one set of fake Leases, each with a fake controller reconciling every binding every 20 ms. */
+function fleet(bindingCount: number) {
+  const leases = new FakeLeases();
+  const runners = new Runners();
+  const bindings: KubeObject[] = Array.from({ length: bindingCount }, (_, i) => ({
+    apiVersion: "bind.klutch.dev/v1alpha1",
+    kind: "AppClusterBinding",
+    metadata: { name: `b${i}`, namespace: "ns", uid: `uid-${i}` },
+  }));
+  const lost: Array<{ replica: string; reason: string; at: number }> = [];
+  const replicas: Array<{ coordinator: ShardCoordinator; timer: NodeJS.Timeout }> = [];
+  const replica = (name: string) => {
+    const coordinator: ShardCoordinator = new ShardCoordinator({
+      client: leases.clientFor(name),
+      namespace: "ns",
+      leaseDurationSeconds: durationSeconds,
+      logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
+      identity: name,
+      onLost: (reason) => lost.push({ replica: name, reason, at: Date.now() }),
+    });
+    const fake = fakeController(bindings, () => (uid) => coordinator.serves(uid), runners, name);
+    const timer = setInterval(fake.tick, 20);
+    replicas.push({ coordinator, timer });
+    return { coordinator, fake };
+  };
+  /** every binding runs on its owner of members, and nowhere else */
+  const servedBy = (members: Array<{ coordinator: ShardCoordinator; fake: ReturnType<typeof fakeController> }>) => {
+    const ids = members.map((m) => m.coordinator.identity);
+    for (const binding of bindings) {
+      const uid = binding.metadata.uid ?? "";
+      const owner = ownerOf(uid, ids);
+      for (const m of members) {
+        assert.equal(m.fake.running.has(uid), m.coordinator.identity === owner, `${uid} (owner ${owner})`);
+      }
+    }
+  };
+  const stopAll = async () => {
+    for (const r of replicas) clearInterval(r.timer);
+    await Promise.all(replicas.map((r) => r.coordinator.stop()));
+  };
+  return { leases, runners, bindings, lost, replica, servedBy, stopAll };
+}
+
 describe("shard coordinators over one set of Leases", () => {
-  it("share the bindings without overlap; one that cannot renew stops before the other takes its bindings", async () => {
-    const leases = new FakeLeases();
-    const bindings: KubeObject[] = Array.from({ length: 20 }, (_, i) => ({
-      apiVersion: "bind.klutch.dev/v1alpha1",
-      kind: "AppClusterBinding",
-      metadata: { name: `b${i}`, namespace: "ns", uid: `uid-${i}` },
-    }));
-    const lost: Array<{ reason: string; at: number }> = [];
-    const durationSeconds = 0.6;
-    const replica = (name: string) => {
-      const coordinator: ShardCoordinator = new ShardCoordinator({
-        client: leases.clientFor(name),
-        namespace: "ns",
-        leaseDurationSeconds: durationSeconds,
-        logger: pino({ level: "silent" }),
-        identity: name,
-        onLost: (reason) => lost.push({ reason, at: Date.now() }),
-      });
-      const fake = fakeController(bindings, () => (uid) => coordinator.serves(uid));
-      const timer = setInterval(fake.tick, 20);
-      return { coordinator, fake, timer };
-    };
+  it("share the bindings without overlap; one that cannot renew stops before the other takes its bindings, and joins again as a new member once its Lease expired", async () => {
+    const { leases, runners, bindings, lost, replica, servedBy, stopAll } = fleet(20);
     const a = replica("a");
     const b = replica("b");
     try {
       await a.coordinator.start(a.fake.controller);
       await b.coordinator.start(b.fake.controller);
-      const both = new Set<string>();
-      const overlap = setInterval(() => {
-        for (const uid of a.fake.running.keys()) if (b.fake.running.has(uid)) both.add(uid);
-      }, 5);
-      try {
-        await eventually("every binding served by its owner of a and b", () => {
-          for (const binding of bindings) {
-            const uid = binding.metadata.uid ?? "";
-            const owner = ownerOf(uid, ["a", "b"]) === "a" ? a : b;
-            assert.ok(owner.fake.running.has(uid), `${uid} not served by its owner`);
-          }
-        });
-        const aHad = [...a.fake.running.keys()];
-        assert.ok(aHad.length > 0 && aHad.length < bindings.length);
+      await eventually("every binding served by its owner of a and b", () => servedBy([a, b]));
+      const aHad = [...a.fake.running.keys()];
+      assert.ok(aHad.length > 0 && aHad.length < bindings.length);
 
-        leases.cutOff.add("a");
-        const cutAt = Date.now();
-        await eventually("b serves every binding", () => assert.equal(b.fake.running.size, bindings.length));
-        assert.equal(lost.length, 1, "a knew it lost its Lease");
-        assert.match(lost[0]?.reason ?? "", /not renewed/);
-        const lostAt = lost[0]?.at ?? 0;
-        assert.ok(lostAt - cutAt <= renewDeadlineMs(durationSeconds * 1000) + 300, `lost after ${lostAt - cutAt} ms`);
-        assert.equal(a.fake.running.size, 0, "a serves nothing");
-        const lastStop = Math.max(...a.fake.stopped.map((s) => s.at));
-        const firstTakeOver = Math.min(...aHad.map((uid) => b.fake.running.get(uid) ?? Infinity));
-        assert.ok(lastStop < firstTakeOver, `a stopped at ${lastStop}, b took over at ${firstTakeOver}`);
-        // a's last renewal came at most a renewal period (a fifth of the duration) before the cut
-        assert.ok(firstTakeOver - cutAt >= durationSeconds * 800, "b waited for a's Lease to expire");
-        assert.deepEqual([...both], [], "no binding served by both at once");
-      } finally {
-        clearInterval(overlap);
-      }
+      leases.cutOff.add("a");
+      const cutAt = Date.now();
+      await eventually("b serves every binding", () => assert.equal(b.fake.running.size, bindings.length));
+      const aLost = lost.filter((l) => l.replica === "a");
+      assert.equal(aLost.length, 1, "a knew it lost its Lease");
+      assert.match(aLost[0]?.reason ?? "", /not renewed/);
+      const lostAt = aLost[0]?.at ?? 0;
+      assert.ok(lostAt - cutAt <= renewDeadlineMs(durationMs) + 300, `lost after ${lostAt - cutAt} ms`);
+      assert.equal(a.fake.running.size, 0, "a serves nothing");
+      assert.equal(a.coordinator.identity, "a", "not joined again yet");
+      const lastStop = Math.max(...a.fake.stopped.map((s) => s.at));
+      const firstTakeOver = Math.min(...aHad.map((uid) => b.fake.running.get(uid) ?? Infinity));
+      assert.ok(lastStop < firstTakeOver, `a stopped at ${lastStop}, b took over at ${firstTakeOver}`);
+      // a's last renewal came at most a renewal period (a fifth of the duration) before the cut
+      assert.ok(firstTakeOver - cutAt >= durationMs * 0.8, "b waited for a's Lease to expire");
+
+      // a stays cut off past the time it may join again: it tries, fails, and tries again
+      const renewed = leases.lastWrite("a", "klutch-bind-sync-shard-a");
+      await sleep(renewed + rejoinAfterMs(durationMs) + 400 - Date.now());
+      assert.equal(a.coordinator.identity, "a", "not joined while cut off");
+      leases.cutOff.delete("a");
+      await eventually("a joined again under a new identity and serves its share", () => {
+        assert.match(a.coordinator.identity, /^a-[a-z0-9]+$/);
+        servedBy([a, b]);
+      });
+      const rejoined = leases.requests.filter((r) => r.name === `klutch-bind-sync-shard-${a.coordinator.identity}`);
+      const firstTry = rejoined[0];
+      assert.ok(firstTry !== undefined && firstTry.method === "POST" && !firstTry.ok, "the first try failed");
+      assert.ok(
+        firstTry.at >= renewed + durationMs,
+        `the new Lease waited for the old one to expire (${firstTry.at - renewed} ms after its last renewal)`,
+      );
+      assert.ok(
+        rejoined.some((r) => r.method === "POST" && r.ok),
+        "created once a could reach it",
+      );
+      assert.ok(a.fake.running.size > 0, "a serves a share again");
+      assert.deepEqual(runners.overlaps, [], "no binding served by both at once");
     } finally {
-      clearInterval(a.timer);
-      clearInterval(b.timer);
-      await b.coordinator.stop();
-      await a.coordinator.stop();
+      await stopAll();
     }
+  });
+
+  it("a coordinator whose event loop was blocked past its renew deadline serves nothing from the next question on, before its timer ran, and joins again", async () => {
+    const { lost, replica, servedBy, runners, stopAll } = fleet(10);
+    const a = replica("a");
+    const b = replica("b");
+    try {
+      await a.coordinator.start(a.fake.controller);
+      await b.coordinator.start(b.fake.controller);
+      await eventually("every binding served by its owner", () => servedBy([a, b]));
+      const [uid] = [...a.fake.running.keys()];
+      assert.ok(uid !== undefined);
+      assert.ok(a.coordinator.mayWrite(uid), "served: its syncs write");
+      // as a SIGSTOP or a long synchronous task would: answers that came meanwhile run before any timer
+      const blockedUntil = Date.now() + renewDeadlineMs(durationMs) + 200;
+      while (Date.now() < blockedUntil) {
+        // blocked
+      }
+      assert.equal(a.coordinator.mayWrite(uid), false, "past the deadline: its syncs write nothing");
+      assert.equal(a.coordinator.serves(uid), false, "nor is it served");
+      assert.equal(lost[0]?.replica, "a");
+      assert.match(lost[0]?.reason ?? "", /not renewed/);
+      assert.deepEqual(a.coordinator.serving, new Map(), "a serves nothing");
+      await eventually("both joined again under new identities, and serve their shares", () => {
+        assert.match(a.coordinator.identity, /^a-[a-z0-9]+$/);
+        assert.match(b.coordinator.identity, /^b-[a-z0-9]+$/);
+        servedBy([a, b]);
+      });
+      assert.deepEqual(runners.overlaps, [], "no binding served by both at once");
+    } finally {
+      await stopAll();
+    }
+  });
+
+  it("a coordinator whose renewals are answered after its deadline loses its Lease though they went through, and joins again once answers are quick", async () => {
+    const { leases, lost, replica, servedBy, runners, bindings, stopAll } = fleet(10);
+    const a = replica("a");
+    const b = replica("b");
+    try {
+      await a.coordinator.start(a.fake.controller);
+      await b.coordinator.start(b.fake.controller);
+      await eventually("every binding served by its owner", () => servedBy([a, b]));
+      leases.slowAnswers.set("a", renewDeadlineMs(durationMs) + 100);
+      await eventually("a lost its Lease", () => assert.ok(lost.some((l) => l.replica === "a")));
+      assert.match(lost.find((l) => l.replica === "a")?.reason ?? "", /not renewed/);
+      assert.equal(a.fake.running.size, 0, "a serves nothing");
+      await eventually("b serves every binding", () => assert.equal(b.fake.running.size, bindings.length));
+      leases.slowAnswers.delete("a");
+      await eventually("a joined again under a new identity and serves its share", () => {
+        assert.match(a.coordinator.identity, /^a-[a-z0-9]+$/);
+        servedBy([a, b]);
+      });
+      assert.deepEqual(runners.overlaps, [], "no binding served by both at once");
+    } finally {
+      await stopAll();
+    }
+  });
+
+  it("lets a binding's syncs write on while it is handed over (its Lease still lists it), and not after", async () => {
+    const { bindings, replica, servedBy, runners, stopAll } = fleet(10);
+    const a = replica("a");
+    const seen: Array<{ serves: boolean; mayWrite: boolean }> = [];
+    const handOver = a.fake.controller.handOver;
+    const uidOf = (key: string) => bindings.find((x) => bindingKey(x) === key)?.metadata.uid ?? "";
+    a.fake.controller.handOver = async (keys) => {
+      for (const key of keys) {
+        seen.push({ serves: a.coordinator.serves(uidOf(key)), mayWrite: a.coordinator.mayWrite(uidOf(key)) });
+      }
+      await sleep(100); // the syncs take a while to stop
+      await handOver(keys);
+    };
+    try {
+      await a.coordinator.start(a.fake.controller);
+      await eventually("a serves every binding", () => servedBy([a]));
+      const b = replica("b");
+      await b.coordinator.start(b.fake.controller);
+      await eventually("every binding served by its owner of a and b", () => servedBy([a, b]));
+      assert.ok(seen.length > 0);
+      assert.ok(
+        seen.every((s) => !s.serves && s.mayWrite),
+        "handed over: not served, but written until stopped",
+      );
+      const moved = bindings.map((x) => x.metadata.uid ?? "").filter((uid) => b.fake.running.has(uid));
+      assert.ok(
+        moved.every((uid) => !a.coordinator.mayWrite(uid)),
+        "once handed over, not written",
+      );
+      assert.deepEqual(runners.overlaps, [], "no binding served by both at once");
+    } finally {
+      await stopAll();
+    }
+  });
+
+  it("stop() while waiting to join again ends at once", async () => {
+    const { leases, lost, replica, stopAll } = fleet(4);
+    const a = replica("a");
+    await a.coordinator.start(a.fake.controller);
+    leases.cutOff.add("a");
+    await eventually("a lost its Lease", () => assert.equal(lost.length, 1));
+    const stopping = Date.now();
+    await stopAll();
+    assert.ok(Date.now() - stopping < 500, `stopped in ${Date.now() - stopping} ms`);
+    assert.equal(a.coordinator.identity, "a", "never joined again");
+  });
+});
+
+describe("a binding's clients on a replica of several", () => {
+  it("send reads always, and writes only while the binding is served", async () => {
+    const calls: string[] = [];
+    const client = {
+      get: async (_ref: unknown, name: string) => calls.push(`get ${name}`),
+      create: async (_ref: unknown, obj: KubeObject) => calls.push(`create ${obj.metadata.name}`),
+      mergePatch: async (_ref: unknown, name: string) => calls.push(`patch ${name}`),
+      request: async (method: string, path: string) => calls.push(`${method} ${path}`),
+    } as unknown as KubeClient;
+    let served = true;
+    const fencedClient = fenced(client, () => served, "binding ns/b");
+    const ref = { group: "", version: "v1", resource: "configmaps", namespaced: true };
+    const obj: KubeObject = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: "ns" } };
+    await fencedClient.create(ref, obj);
+    served = false;
+    await fencedClient.get(ref, "x", "ns");
+    await fencedClient.request("GET", "/version");
+    await assert.rejects(fencedClient.create(ref, obj), NotServedError);
+    await assert.rejects(fencedClient.mergePatch(ref, "x", "ns", {}), /not served by this replica/);
+    await assert.rejects(fencedClient.request("POST", "/api/v1/x"), NotServedError);
+    assert.deepEqual(calls, ["create x", "get x", "GET /version"]);
   });
 });
