@@ -5,6 +5,7 @@ import { KubeClient } from "../kube/client.ts";
 import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "../kube/kubeconfig.ts";
 import { createLogger } from "../log.ts";
 import { minTokenSeconds } from "../sync/app-account.ts";
+import { fenced } from "../sync/fence.ts";
 import { type HealthReport, type HealthServer, serveHealth, standby } from "../sync/health.ts";
 import { isKubeconfigSecretPolicy, kubeconfigSecretPolicies } from "../sync/kubeconfig-secret.ts";
 import { LeaderElector } from "../sync/leader.ts";
@@ -181,8 +182,15 @@ export async function runSync(args: string[]): Promise<number> {
     lost = reason;
     stopRequested("lost leadership");
   };
+  // renewing from the start: startSync lists the control plane first, which may outlast the lease
+  elector?.keepRenewing(onLost);
+  // a leader writes only while its lease holds, judged at each write (a freeze outlasting the lease
+  // would otherwise let it write beside the replica that took over)
+  const leader = elector;
+  const writeGate = leader ? () => leader.holds() : undefined;
   const sync = await startSync({
-    control,
+    control: writeGate ? fenced(control, writeGate, "this replica (no longer the leader)") : control,
+    ...(writeGate ? { writeGate } : {}),
     logger,
     workers: positive("workers", values.workers),
     ...(values.namespace ? { namespace: values.namespace } : {}),
@@ -202,7 +210,6 @@ export async function runSync(args: string[]): Promise<number> {
     ...(sharded ? { shards: { namespace: leaseNamespace, leaseDurationSeconds } } : {}),
   });
   health = () => sync.controller.health();
-  elector?.keepRenewing(onLost);
   const signal = await stopped;
   logger[lost ? "error" : "info"](
     { signal, reason: lost },

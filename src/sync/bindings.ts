@@ -107,6 +107,8 @@ export type BindingControllerOptions = {
    * their status; a binding's syncs write only while mayWrite() says yes (fence.ts)
    */
   shard?: { identity: string; serves: (uid: string) => boolean; mayWrite: (uid: string) => boolean };
+  /** --leader-elect: app cluster writes go out only while this says yes (fence.ts) */
+  writeGate?: () => boolean;
 };
 
 export class BindingController {
@@ -441,7 +443,9 @@ export class BindingController {
     if (state.kubeconfigVersion !== kubeconfig.secret.metadata.resourceVersion) {
       await this.#stopBinding(state);
       try {
-        state.app = appClient(kubeconfig, this.#o.appClientOptions);
+        const app = appClient(kubeconfig, this.#o.appClientOptions);
+        const gate = this.#o.writeGate;
+        state.app = gate ? fenced(app, gate, `binding ${state.key}: this replica (no longer the leader)`) : app;
       } catch (err) {
         return stopped("InvalidKubeconfig", message(err));
       }

@@ -28,6 +28,10 @@ export class LeaderElector {
   readonly #o: LeaderOptions;
   #observed: { record: string; at: number } | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  /** when the last write of the lease that succeeded was sent: the others count from no earlier */
+  #heldSince: number | undefined;
+  #lost = false;
   #stopped = false;
 
   constructor(options: LeaderOptions) {
@@ -35,12 +39,32 @@ export class LeaderElector {
     this.identity = options.identity ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   }
 
+  /**
+   * True while this process may write as the leader: it holds the lease and its last renewal was
+   * sent less than two thirds of the duration ago. Read from the clock at each call, so a process
+   * woken from a freeze (or a stalled event loop) stops writing before any timer of its has run.
+   */
+  holds(): boolean {
+    return (
+      !this.#lost &&
+      !this.#stopped &&
+      this.#heldSince !== undefined &&
+      Date.now() - this.#heldSince < this.#renewDeadlineMs()
+    );
+  }
+
+  #renewDeadlineMs(): number {
+    return (this.#o.leaseDurationSeconds * 1000 * 2) / 3;
+  }
+
   /** Resolves once this process holds the lease; tries every third of the lease duration. */
   async acquire(signal?: AbortSignal): Promise<void> {
     const retryMs = (this.#o.leaseDurationSeconds * 1000) / 3;
     while (!signal?.aborted && !this.#stopped) {
       try {
+        const sent = Date.now();
         if (await this.#tryAcquireOrRenew()) {
+          this.#heldSince = sent;
           this.#o.logger.info(
             { lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.identity },
             "became leader",
@@ -64,16 +88,31 @@ export class LeaderElector {
    */
   keepRenewing(onLost: (reason: string) => void): void {
     const periodMs = (this.#o.leaseDurationSeconds * 1000) / 3;
-    let lastRenew = Date.now();
+    const lose = (reason: string) => {
+      if (this.#lost || this.#stopped) return;
+      this.#lost = true;
+      clearTimeout(this.#renewTimer);
+      clearInterval(this.#watchdog);
+      onLost(reason);
+    };
+    // a renewal that hangs is no renewal: the deadline passes on the clock, not on an answer
+    this.#watchdog = setInterval(() => {
+      if (!this.holds()) lose(`lease not renewed for ${Date.now() - (this.#heldSince ?? 0)} ms`);
+    }, periodMs / 4);
+    this.#watchdog.unref();
     const renew = async () => {
-      if (this.#stopped) return;
+      if (this.#stopped || this.#lost) return;
+      const sent = Date.now();
       try {
-        if (await this.#tryAcquireOrRenew()) lastRenew = Date.now();
-        else return onLost("another replica holds the lease");
+        if (!(await this.#tryAcquireOrRenew())) return lose("another replica holds the lease");
+        // the write went through against the lease as read (a conflict otherwise): held from when it was sent
+        this.#heldSince = sent;
+        if (!this.holds()) return lose(`lease renewal answered after the deadline (${Date.now() - sent} ms)`);
       } catch (err) {
-        if (Date.now() - lastRenew > periodMs * 2) return onLost(`cannot renew the lease: ${String(err)}`);
+        if (!this.holds()) return lose(`cannot renew the lease: ${String(err)}`);
       }
-      this.#renewTimer = setTimeout(renew, periodMs);
+      // every period from when the last one was sent, however long its answer took
+      this.#renewTimer = setTimeout(renew, Math.max(0, periodMs - (Date.now() - sent)));
     };
     this.#renewTimer = setTimeout(renew, periodMs);
   }
@@ -82,6 +121,7 @@ export class LeaderElector {
   async release(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#renewTimer);
+    clearInterval(this.#watchdog);
     const lease = await this.#o.client.get(refs.leases, this.#o.name, this.#o.namespace).catch(() => undefined);
     const spec = lease?.spec as LeaseSpec | undefined;
     if (lease === undefined || spec?.holderIdentity !== this.identity) return;

@@ -44,6 +44,8 @@ export type SyncOptions = {
    * the rate limiter or connection pool behind the sync's bulk traffic (default: control)
    */
   leaseClient?: KubeClient;
+  /** --leader-elect: writes to app clusters go out only while this says yes (fence.ts) */
+  writeGate?: () => boolean;
 };
 
 export type RunningSync = {
@@ -84,6 +86,7 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.appTokenRenewFraction ? { appTokenRenewFraction: options.appTokenRenewFraction } : {}),
     ...(options.appTokenSeconds ? { appTokenSeconds: options.appTokenSeconds } : {}),
     ...(shard ? { shard } : {}),
+    ...(options.writeGate ? { writeGate: options.writeGate } : {}),
   });
   controller.start();
   await shard?.start(controller);
