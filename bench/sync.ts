@@ -9,9 +9,10 @@
 //     [--replicas 1] [--phases all|cold] [--out FILE]
 // Phases: cold start (objects created while the sync is down, then the time to converge), spec up
 // while running (latency per object), a status storm, claimed secrets down, steady rates (spec up
-// and status down), the first object of a new binding (alone, and behind a backlog of objects an
-// earlier binding left). --phases cold runs the cold start only (the scale table); --replicas N
-// runs N sync processes with --shards auto.
+// and status down; each rate also against bench/minimal-controller.ts, the machine's limit), the
+// first object of a new binding (alone, and behind a backlog of objects an earlier binding left).
+// --phases cold runs the cold start only (the scale table); --replicas N runs N sync processes
+// with --shards auto.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -286,6 +287,34 @@ async function startReplica(): Promise<Replica> {
     metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
   };
 }
+/** bench/minimal-controller.ts for group's widgets between the first app cluster and the control plane (steady rates) */
+async function startMinimalController(group: string): Promise<{ stop: () => Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      join(import.meta.dirname, "minimal-controller.ts"),
+      join(dev, "control.kubeconfig"),
+      join(dev, `${appNames[0]}.kubeconfig`),
+      group,
+      ns,
+      String(workers),
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  process.once("exit", () => child.kill("SIGTERM"));
+  await new Promise<void>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the minimal controller exited with ${code} before it was ready`)));
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      if (line === "ready") resolve();
+    });
+  });
+  return {
+    stop: async () => {
+      child.kill("SIGTERM");
+      await once(child, "exit");
+    },
+  };
+}
 async function startSyncProcess(): Promise<SyncProcess> {
   const fleet = await Promise.all(Array.from({ length: replicas }, () => startReplica()));
   return {
@@ -506,6 +535,92 @@ if (everyPhase) {
   say(`secrets down: ${secretCount}, p50 ${secretLatency.p50ms} ms`);
 
   // --- steady rates: objects created at a fixed rate; each copy's status written as soon as it arrives --
+  // At each rate the sync's run, then the same run against the minimal controller (bench/minimal-controller.ts:
+  // exactly the sync's writes for minRef, which no binding exports, on the first app cluster): the machine's limit.
+  type Lane = { app: KubeClient; ref: ResourceRef; isCopy: (o: KubeObject) => boolean };
+  type SteadyPlace = { app: KubeClient; ref: ResourceRef; name: string; namespace: string; copyKey: string };
+  /** one open-loop run: creates at rate for rateSeconds, statuses written as copies arrive, until all are back */
+  async function steadyRun(
+    what: string,
+    rate: number,
+    prefix: string,
+    lanes: Lane[],
+    at: (k: number) => SteadyPlace,
+    start = async () => {},
+  ) {
+    const createdAt = new Map<string, number>();
+    const statusWrittenAt = new Map<string, number>();
+    const ours = (o: KubeObject) => o.metadata.name.startsWith(`${prefix}-`);
+    let statusFailed = 0;
+    const ups = lanes.map((lane) =>
+      watchArrivals(
+        control,
+        lane.ref,
+        (o) => ours(o) && lane.isCopy(o),
+        (o) => {
+          const key = `${o.metadata.annotations?.[annotations.consumerNamespace] ?? ""}/${o.metadata.name}`;
+          statusWrittenAt.set(key, performance.now());
+          void control
+            .mergePatch(lane.ref, o.metadata.name, o.metadata.namespace, { status: { ready: true } }, "status")
+            .catch((err: unknown) => {
+              // past the API servers' limit: that object's status is not waited for, only counted
+              statusWrittenAt.delete(key);
+              if (statusFailed++ === 0) say(`steady ${rate}/s, ${what}: a status write failed: ${String(err)}`);
+            });
+        },
+      ),
+    );
+    const downs = lanes.map((lane) =>
+      watchArrivals(
+        lane.app,
+        lane.ref,
+        (o) => ours(o) && (o.status as { ready?: boolean } | undefined)?.ready === true,
+      ),
+    );
+    await Promise.all([...ups, ...downs].map((w) => w.ready));
+    await start();
+    const started = performance.now();
+    const sent = await atRate(rate, rateSeconds, async (k) => {
+      const p = at(k);
+      createdAt.set(p.copyKey, performance.now());
+      await p.app.create(p.ref, widget(p.name, p.namespace, p.ref.group, k)).catch((err) => {
+        createdAt.delete(p.copyKey); // its latency is not measured; it may still arrive
+        throw err;
+      });
+    });
+    if (sent.failed > 0)
+      say(`steady ${rate}/s, ${what}: ${sent.failed} of ${sent.sent} app creates failed (past the API servers' limit)`);
+    const total = sent.succeeded;
+    const upCount = () => ups.reduce((sum, w) => sum + w.seen.size, 0);
+    const downCount = () => downs.reduce((sum, w) => sum + w.seen.size, 0);
+    await until(
+      `${total} objects at ${rate}/s synced both ways by the ${what}`,
+      () => upCount() >= total && downCount() >= total - statusFailed,
+    );
+    if (statusFailed > 0)
+      say(`steady ${rate}/s, ${what}: ${statusFailed} status writes failed (past the API servers' limit)`);
+    const seconds = (performance.now() - started) / 1000;
+    const upAt = new Map(ups.flatMap((w) => [...w.seen]));
+    const downAt = new Map(downs.flatMap((w) => [...w.seen]));
+    for (const w of [...ups, ...downs]) w.stop();
+    return {
+      seconds,
+      objects: total,
+      failedCreates: sent.failed,
+      failedStatusWrites: statusFailed,
+      specUp: stats([...createdAt].map(([key, t]) => (upAt.get(key) ?? Number.NaN) - t)),
+      statusDown: stats([...statusWrittenAt].map(([key, t]) => (downAt.get(key) ?? Number.NaN) - t)),
+    };
+  }
+  const syncLanes: Lane[] = bindings.map((b) => ({
+    app: b.app,
+    ref: b.ref,
+    isCopy: (o) => o.metadata.namespace !== ns,
+  }));
+  const minimalApp = apps[0] as KubeClient;
+  const minimalNamespaces = appNamespaces.filter((t) => t.binding.app === minimalApp).map((t) => t.name);
+  const minimalLanes: Lane[] = [{ app: minimalApp, ref: minRef, isCopy: (o) => o.metadata.namespace === ns }];
+  const minimalController = rates.length > 0 ? await startMinimalController(minRef.group) : undefined;
   const steady = [];
   // the bench's own event loop: it timestamps creates and arrivals, so its delays are in the latencies
   const benchLoop = monitorEventLoopDelay({ resolution: loopResolutionMs });
@@ -515,91 +630,67 @@ if (everyPhase) {
     reconcile: bucketsFromMetrics(text, "klutch_bind_reconcile_seconds"),
   });
   for (const rate of rates) {
-    const prefix = `r${rate}`;
-    const createdAt = new Map<string, number>();
-    const statusWrittenAt = new Map<string, number>();
-    const ours = (o: KubeObject) => o.metadata.name.startsWith(`${prefix}-`);
-    let statusFailed = 0;
-    const ups = bindings.map((b) =>
-      watchArrivals(
-        control,
-        b.ref,
-        (o) => ours(o) && o.metadata.namespace !== ns,
-        (o) => {
-          const key = `${o.metadata.annotations?.[annotations.consumerNamespace] ?? ""}/${o.metadata.name}`;
-          statusWrittenAt.set(key, performance.now());
-          void control
-            .mergePatch(b.ref, o.metadata.name, o.metadata.namespace, { status: { ready: true } }, "status")
-            .catch((err: unknown) => {
-              // past the API servers' limit: that object's status is not waited for, only counted
-              statusWrittenAt.delete(key);
-              if (statusFailed++ === 0) say(`steady ${rate}/s: a status write failed: ${String(err)}`);
-            });
-        },
-      ),
+    let requestsBefore = 0;
+    let inSyncBefore = waitAndReconcile("");
+    const syncRun = await steadyRun(
+      "sync",
+      rate,
+      `r${rate}`,
+      syncLanes,
+      (k) => {
+        const p = place(`r${rate}`, k);
+        const { app, ref } = p.binding;
+        return {
+          app,
+          ref,
+          name: p.name,
+          namespace: p.namespace,
+          copyKey: `${providerNs(p.binding, p.namespace)}/${p.name}`,
+        };
+      },
+      async () => {
+        requestsBefore = await sync.requests();
+        // also starts the sync's event-loop figures anew (prom-client resets them at each scrape)
+        inSyncBefore = waitAndReconcile(await sync.scrape());
+        benchLoop.reset();
+      },
     );
-    const downs = bindings.map((b) =>
-      watchArrivals(b.app, b.ref, (o) => ours(o) && (o.status as { ready?: boolean } | undefined)?.ready === true),
-    );
-    await Promise.all([...ups, ...downs].map((w) => w.ready));
-    const requestsBefore = await sync.requests();
-    // also starts the sync's event-loop figures anew (prom-client resets them at each scrape)
-    const inSyncBefore = waitAndReconcile(await sync.scrape());
-    benchLoop.reset();
-    const started = performance.now();
-    const sent = await atRate(rate, rateSeconds, async (k) => {
-      const at = place(prefix, k);
-      const key = `${providerNs(at.binding, at.namespace)}/${at.name}`;
-      createdAt.set(key, performance.now());
-      await at.binding.app
-        .create(at.binding.ref, widget(at.name, at.namespace, at.binding.ref.group, k))
-        .catch((err) => {
-          createdAt.delete(key); // its latency is not measured; it may still arrive
-          throw err;
-        });
-    });
-    if (sent.failed > 0)
-      say(`steady ${rate}/s: ${sent.failed} of ${sent.sent} app creates failed (past the API servers' limit)`);
-    const total = sent.succeeded;
-    const upCount = () => ups.reduce((sum, w) => sum + w.seen.size, 0);
-    const downCount = () => downs.reduce((sum, w) => sum + w.seen.size, 0);
-    await until(
-      `${total} objects at ${rate}/s synced both ways`,
-      () => upCount() >= total && downCount() >= total - statusFailed,
-    );
-    if (statusFailed > 0) say(`steady ${rate}/s: ${statusFailed} status writes failed (past the API servers' limit)`);
-    const seconds = (performance.now() - started) / 1000;
     const benchLag = { p99: loopDelayMs(benchLoop.percentile(99)), max: loopDelayMs(benchLoop.max) };
     const syncText = await sync.scrape();
     const inSync = waitAndReconcile(syncText);
     const syncLag = eventLoopFromMetrics(syncText);
-    const upAt = new Map(ups.flatMap((w) => [...w.seen]));
-    const downAt = new Map(downs.flatMap((w) => [...w.seen]));
+    const requestsPerObject = Number((((await sync.requests()) - requestsBefore) / syncRun.objects).toFixed(2));
+    const minimal = await steadyRun("minimal controller", rate, `m${rate}`, minimalLanes, (k) => {
+      const name = `m${rate}-${k}`;
+      const namespace = minimalNamespaces[k % minimalNamespaces.length] as string;
+      return { app: minimalApp, ref: minRef, name, namespace, copyKey: `${ns}/${name}` };
+    });
     const row = {
       rate,
-      seconds: Number(seconds.toFixed(1)),
-      objects: total,
-      failedCreates: sent.failed,
-      failedStatusWrites: statusFailed,
-      achievedPerSecond: Math.round(total / seconds),
-      specUp: stats([...createdAt].map(([key, t]) => (upAt.get(key) ?? Number.NaN) - t)),
-      statusDown: stats([...statusWrittenAt].map(([key, t]) => (downAt.get(key) ?? Number.NaN) - t)),
-      requestsPerObject: Number((((await sync.requests()) - requestsBefore) / total).toFixed(2)),
+      seconds: Number(syncRun.seconds.toFixed(1)),
+      objects: syncRun.objects,
+      failedCreates: syncRun.failedCreates,
+      failedStatusWrites: syncRun.failedStatusWrites,
+      achievedPerSecond: Math.round(syncRun.objects / syncRun.seconds),
+      specUp: syncRun.specUp,
+      statusDown: syncRun.statusDown,
+      requestsPerObject,
       queueWait: quantilesBetween(inSyncBefore.queueWait, inSync.queueWait),
       reconcile: quantilesBetween(inSyncBefore.reconcile, inSync.reconcile),
       eventLoopLagP99Ms: syncLag?.p99Ms,
       eventLoopLagMaxMs: syncLag?.maxMs,
       benchEventLoopLagP99Ms: benchLag.p99,
       benchEventLoopLagMaxMs: benchLag.max,
+      minimal: { specUp: minimal.specUp, statusDown: minimal.statusDown, failedCreates: minimal.failedCreates },
     } satisfies SteadyRow;
-    for (const w of [...ups, ...downs]) w.stop();
     steady.push(row);
     const p = (l: Latency | undefined) => (l ? `p50 ${l.p50ms} p99 ${l.p99ms} ms` : "-");
     say(
-      `steady ${rate}/s for ${rateSeconds} s: spec up p50 ${row.specUp.p50ms} p99 ${row.specUp.p99ms} ms, status down p50 ${row.statusDown.p50ms} p99 ${row.statusDown.p99ms} ms, ${row.requestsPerObject} requests per object; in the sync: queue wait ${p(row.queueWait)}, reconcile ${p(row.reconcile)}, event loop lag p99 ${row.eventLoopLagP99Ms ?? "-"} max ${row.eventLoopLagMaxMs ?? "-"} ms; the bench's event loop lag p99 ${benchLag.p99} max ${benchLag.max} ms`,
+      `steady ${rate}/s for ${rateSeconds} s: spec up p50 ${row.specUp.p50ms} p99 ${row.specUp.p99ms} ms, status down p50 ${row.statusDown.p50ms} p99 ${row.statusDown.p99ms} ms, ${row.requestsPerObject} requests per object; in the sync: queue wait ${p(row.queueWait)}, reconcile ${p(row.reconcile)}, event loop lag p99 ${row.eventLoopLagP99Ms ?? "-"} max ${row.eventLoopLagMaxMs ?? "-"} ms; the bench's event loop lag p99 ${benchLag.p99} max ${benchLag.max} ms; the minimal controller: spec up ${p(minimal.specUp)}, status down ${p(minimal.statusDown)}`,
     );
   }
   benchLoop.disable();
+  await minimalController?.stop();
 
   // --- the first object of a new binding: alone, and behind objects an earlier binding left ---------------
   const firstApp = apps[0] as KubeClient;
