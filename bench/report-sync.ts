@@ -211,12 +211,15 @@ ${[
 `;
   }
   const endRss = max(sync.syncPeakRssMiB.end);
+  // the goal is about that many objects: the peak right after the cold start (the later phases add
+  // about three times as many objects again)
+  const coldRss = sync.coldStart.peakRssMiB === undefined ? endRss : max(sync.coldStart.peakRssMiB);
   const p99Upto150 = steady.filter((r) => r.rate <= 150);
   const goals = `### Goals (issue #14)
 
 | goal | measured | |
 |---|---|---|
-| resident memory at most 200 MiB with ${num(sync.coldStart.objects)} bound objects and ${sync.topology.bindings} bindings | peak ${endRss} MiB after the cold start and every phase; at the end: ${mem(sync.syncMemory?.end)} | ${goal(endRss <= 200)} |
+| resident memory at most 200 MiB with ${num(sync.coldStart.objects)} bound objects and ${sync.topology.bindings} bindings | peak ${coldRss} MiB after the cold start (${num(sync.coldStart.objects)} objects): ${mem(sync.syncMemory?.coldStart)}; ${endRss} MiB at the end of every phase, holding several times as many objects | ${goal(coldRss <= 200)} |
 | at most 2 API requests per object synced (spec up) | ${sync.specUp.requestsPerObject} while running, ${sync.coldStart.requestsPerObject} over the cold start (its lists and watches included) | ${goal(sync.specUp.requestsPerObject <= 2)} |
 | throughput at least 0.8× the minimal-writes limit | cold start ${sync.coldStart.ratioToMinimal ?? "-"}×, spec up ${sync.specUp.ratioToMinimal ?? "-"}× | ${goal((sync.coldStart.ratioToMinimal ?? 0) >= 0.8)} |
 | p99 at most 100 ms up to 150 objects/s | ${p99Upto150.map((r) => `${r.rate}/s: spec up ${r.specUp.p99ms} ms, status down ${r.statusDown.p99ms} ms${r.queueWait && r.reconcile ? ` (in the sync: queue wait ${r.queueWait.p99ms} ms, reconcile ${r.reconcile.p99ms} ms)` : ""}${r.minimal ? `, minimal controller (the machine's limit): spec up ${r.minimal.specUp.p99ms} ms, status down ${r.minimal.statusDown.p99ms} ms` : ""}`).join("; ") || "-"} | ${goal(p99Upto150.length > 0 && p99Upto150.every((r) => r.specUp.p99ms <= 100 && r.statusDown.p99ms <= 100))} |
