@@ -10,8 +10,7 @@ import type * as https from "node:https";
 import { isIPv6 } from "node:net";
 import { homedir } from "node:os";
 import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
-import { parse } from "yaml";
-import { withoutSource } from "./self-contained.ts";
+import { readKubeconfigYaml, withoutSource } from "./self-contained.ts";
 
 export type ClusterEntry = {
   readonly server: string;
@@ -191,8 +190,7 @@ export function parseKubeconfig(text: string, options: { file?: string } = {}): 
   const fail = (what: string) => new KubeconfigError(`invalid ${origin}: ${what}`);
   let doc: unknown;
   try {
-    // warnings (an unknown tag, say) are not printed; merge keys (<<) as client-node's js-yaml has them
-    doc = parse(text, { logLevel: "error", merge: true });
+    doc = readKubeconfigYaml(text);
   } catch (err) {
     throw fail(withoutSource(err));
   }

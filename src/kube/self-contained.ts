@@ -28,13 +28,22 @@ function entries(doc: Record<string, unknown>, list: string, field: string): Arr
 }
 
 /**
+ * The YAML of a kubeconfig, read one way for everyone: this check must see the very document
+ * kubeconfig.ts uses, or a merge key (<<) could hide an exec plugin from it.
+ */
+export function readKubeconfigYaml(text: string): unknown {
+  // warnings (an unknown tag, say) are not printed; merge keys (<<) as client-node's js-yaml has them
+  return parse(text, { logLevel: "error", merge: true });
+}
+
+/**
  * Throws an Error naming the first entry that is not self-contained. A kubeconfig made with
  * `kubectl config view --minify --flatten --raw` passes, as long as it uses no exec plugin.
  */
 export function assertSelfContained(text: string): void {
   let doc: unknown;
   try {
-    doc = parse(text);
+    doc = readKubeconfigYaml(text);
   } catch (err) {
     throw new Error(`invalid kubeconfig: ${withoutSource(err)}`);
   }

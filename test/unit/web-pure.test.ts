@@ -60,6 +60,19 @@ current-context: app
     ];
     for (const [text, why] of refused) assert.throws(() => assertSelfContained(text), why);
   });
+  it("refuses a command hidden behind a YAML merge key, as the sync would read the kubeconfig", () => {
+    const hidden = `apiVersion: v1
+kind: Config
+x-plugin: &plugin
+  exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/touch, args: [/tmp/klb-must-not-exist]}
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {<<: *plugin}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`;
+    assert.throws(() => assertSelfContained(hidden), /user "u" runs a command/);
+    assert.throws(() => KubeClient.fromUntrustedKubeconfig(hidden), /user "u" runs a command/);
+  });
   it("refuses what is not a kubeconfig", () => {
     assert.throws(() => assertSelfContained("- a\n- list"), /not a YAML or JSON object/);
     assert.throws(() => assertSelfContained("{bad: ["), /invalid kubeconfig/);
