@@ -52,6 +52,13 @@ export type ClientOptions = {
   maxWatchEventBytes?: number;
 };
 
+/**
+ * One finished request (watches excluded), for metrics: waitedSeconds from the call to sending it
+ * (credentials, connection setup, the rate limiter), seconds from sending it to the answer's last
+ * byte; status 0 when no answer came (a network error or the deadline).
+ */
+export type RequestObservation = { method: string; status: number; waitedSeconds: number; seconds: number };
+
 /** Whom requests are made for (Kubernetes impersonation); the client's own identity needs `impersonate`. */
 export type Impersonation = { username: string; groups?: string[]; uid?: string };
 
@@ -163,6 +170,7 @@ export class KubeClient {
   #ownsAgent = true;
   /** a bearer token that replaced the kubeconfig's (setBearerToken) */
   #bearer: string | undefined;
+  #observer: ((observation: RequestObservation) => void) | undefined;
 
   private constructor(access: ClusterAccess, options: ClientOptions) {
     this.#access = access;
@@ -211,6 +219,7 @@ export class KubeClient {
     child.#limiter = this.#limiter;
     child.#agent = this.#getAgent();
     child.#ownsAgent = false;
+    child.#observer = this.#observer;
     child.#impersonationHeaders = {
       "impersonate-user": user.username,
       ...(user.groups?.length ? { "impersonate-group": user.groups } : {}),
@@ -226,6 +235,11 @@ export class KubeClient {
   setBearerToken(token: string): void {
     this.#bearer = token;
     this.#auth = undefined;
+  }
+
+  /** Calls observe after each request this client sends (watches excluded); an impersonating child made later too. */
+  observeRequests(observe: (observation: RequestObservation) => void): void {
+    this.#observer = observe;
   }
 
   /** requests sent so far (for metrics: API requests per object synced) */
@@ -547,13 +561,21 @@ export class KubeClient {
 
   async #send(method: string, path: string, options: RequestOptions): Promise<Response> {
     for (let attempt = 0; ; attempt++) {
-      const res = await this.#open(method, path, options, undefined, this.#timeoutMs);
-      const response = await readResponse(
-        res,
-        Math.min(options.maxBytes ?? Number.POSITIVE_INFINITY, this.#maxResponseBytes),
-      ).catch((err: unknown) => {
-        throw err instanceof ResponseTooLarge ? new KubeDecodeError(method, path, err.message) : err;
-      });
+      const timing = { called: performance.now(), sent: Number.NaN };
+      let response: Response;
+      try {
+        const res = await this.#open(method, path, options, undefined, this.#timeoutMs, timing);
+        response = await readResponse(
+          res,
+          Math.min(options.maxBytes ?? Number.POSITIVE_INFINITY, this.#maxResponseBytes),
+        ).catch((err: unknown) => {
+          throw err instanceof ResponseTooLarge ? new KubeDecodeError(method, path, err.message) : err;
+        });
+      } catch (err) {
+        this.#observe(method, 0, timing);
+        throw err;
+      }
+      this.#observe(method, response.status, timing);
       if (response.status === 401) this.#auth = undefined;
       if (response.status === 429 && attempt < max429Retries) {
         await sleep(retryDelayMs(response));
@@ -561,6 +583,18 @@ export class KubeClient {
       }
       return response;
     }
+  }
+
+  #observe(method: string, status: number, timing: { called: number; sent: number }): void {
+    const observe = this.#observer;
+    if (observe === undefined || Number.isNaN(timing.sent)) return;
+    const now = performance.now();
+    observe({
+      method,
+      status,
+      waitedSeconds: (timing.sent - timing.called) / 1000,
+      seconds: (now - timing.sent) / 1000,
+    });
   }
 
   /**
@@ -573,6 +607,7 @@ export class KubeClient {
     options: RequestOptions,
     signal: AbortSignal | undefined,
     timeoutMs: number,
+    timing?: { sent: number },
   ): Promise<http.IncomingMessage> {
     if (this.#closed) throw new Error(`${method} ${path}: client for ${this.server} is closed`);
     const [agent, auth] = await Promise.all([this.#getAgent(), this.#getAuth()]);
@@ -596,6 +631,7 @@ export class KubeClient {
       headers["content-length"] = String(payload.length);
     }
     this.#requests++;
+    if (timing !== undefined) timing.sent = performance.now();
     const send = url.protocol === "https:" ? https.request : http.request;
     return new Promise((resolve, reject) => {
       const req = send(url, { method, headers, agent, signal });

@@ -444,6 +444,7 @@ export class BindingController {
       await this.#stopBinding(state);
       try {
         const app = appClient(kubeconfig, this.#o.appClientOptions);
+        app.observeRequests(this.#o.metrics.apiRequests("app"));
         const gate = this.#o.writeGate;
         state.app = gate ? fenced(app, gate, `binding ${state.key}: this replica (no longer the leader)`) : app;
       } catch (err) {

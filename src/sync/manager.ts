@@ -59,6 +59,7 @@ export type RunningSync = {
 
 export async function startSync(options: SyncOptions): Promise<RunningSync> {
   const metrics = new SyncMetrics();
+  options.control.observeRequests(metrics.apiRequests("control"));
   const controlInformers = new InformerRegistry(options.control, options.logger.child({ cluster: "control" }));
   const shardOptions = options.shards;
   const shard = shardOptions

@@ -1,5 +1,6 @@
 // Prometheus metrics of the sync, labelled per binding.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { RequestObservation } from "../kube/client.ts";
 import type { ExportContext } from "./export-context.ts";
 
 export class SyncMetrics {
@@ -28,6 +29,20 @@ export class SyncMetrics {
     help: "Time a key waited in a bound export's work queue before a worker took it.",
     labelNames: ["binding", "export"],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly #apiRequest = new Histogram({
+    name: "klutch_bind_api_request_seconds",
+    help: "Time of one API request from sending it to its answer's last byte (watches excluded), by cluster (control plane, or all app clusters), method and status code (0: no answer).",
+    labelNames: ["cluster", "method", "code"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly #apiRequestWait = new Histogram({
+    name: "klutch_bind_api_request_wait_seconds",
+    help: "Time an API request waited before it was sent (credentials, connection, the client's rate limit), by cluster.",
+    labelNames: ["cluster"],
+    buckets: [0.0001, 0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30],
     registers: [this.registry],
   });
   readonly queueDepth = new Gauge({
@@ -68,6 +83,14 @@ export class SyncMetrics {
         this.inc({ cluster: "app" }, now.app);
       },
     });
+  }
+
+  /** The observer of one cluster's client (KubeClient.observeRequests). */
+  apiRequests(cluster: "control" | "app"): (observation: RequestObservation) => void {
+    return ({ method, status, waitedSeconds, seconds }) => {
+      this.#apiRequest.observe({ cluster, method, code: String(status) }, seconds);
+      this.#apiRequestWait.observe({ cluster }, waitedSeconds);
+    };
   }
 
   static labels(ctx: Pick<ExportContext, "binding" | "ref">) {

@@ -75,6 +75,33 @@ describe("KubeClient", () => {
     assert.equal(await client.delete(configMaps, "crud", namespace), false);
   });
 
+  it("reports each request's method, status and times to its observer, watches excluded", async () => {
+    const observed = KubeClient.fromKubeconfigText(readFileSync(cluster.kubeconfigPath, "utf8"));
+    onFileDone(async () => observed.close());
+    const seen: Array<{ method: string; status: number; waitedSeconds: number; seconds: number }> = [];
+    observed.observeRequests((o) => seen.push(o));
+    await observed.create(configMaps, configMap("observed", namespace, {}));
+    assert.equal(await observed.get(configMaps, "nope", namespace), undefined);
+    const watching = new AbortController();
+    const watch = observed.watch(
+      configMaps,
+      { namespace, resourceVersion: "0" },
+      () => watching.abort(),
+      watching.signal,
+    );
+    await watch;
+    const reader = observed.impersonating({ username: "someone" });
+    await assert.rejects(reader.get(configMaps, "observed", namespace), (err: unknown) => err instanceof KubeApiError);
+    assert.deepEqual(
+      seen.map((o) => `${o.method} ${o.status}`),
+      ["POST 201", "GET 404", "GET 403"],
+    );
+    for (const o of seen) {
+      assert.ok(o.seconds > 0 && o.seconds < 30, `seconds ${o.seconds}`);
+      assert.ok(o.waitedSeconds >= 0 && o.waitedSeconds < 30, `waited ${o.waitedSeconds}`);
+    }
+  });
+
   it("answers 409 to an update with a stale resourceVersion", async () => {
     const created = await client.create(configMaps, configMap("stale", namespace, { a: "1" }));
     await client.update(configMaps, { ...created, data: { a: "2" } });

@@ -5,10 +5,15 @@ import { pino } from "pino";
 import { KubeClient } from "../../src/kube/client.ts";
 import { startSync } from "../../src/sync/manager.ts";
 import { clientConfig, onFileDone, testClusters } from "../support/clusters.ts";
+import { applyCrds } from "../support/manifests.ts";
 
 describe("sync endpoints", () => {
   it("serves /metrics, /healthz and /readyz", async () => {
     const { control } = await testClusters();
+    // the CRDs the sync lists, as deploy/ installs them (it is not ready before it has listed them)
+    for (const crd of ["apiserviceexporttemplate", "appclusterbinding", "klutch-appclusterbinding"]) {
+      await applyCrds(control, `deploy/control-plane/${crd}-crd.yaml`);
+    }
     const client = KubeClient.fromConfig(clientConfig(control));
     const sync = await startSync({
       control: client,
@@ -31,6 +36,7 @@ describe("sync endpoints", () => {
       "klutch_bind_reconcile_seconds",
       "klutch_bind_queue_depth",
       "klutch_bind_queue_wait_seconds",
+      "klutch_bind_api_request_seconds",
       "process_resident_memory_bytes",
     ]) {
       assert.match(text, new RegExp(`# HELP ${name} `), name);
@@ -38,6 +44,15 @@ describe("sync endpoints", () => {
     // the sync has listed bindings by now: its requests to the control plane are counted
     const controlRequests = /klutch_bind_api_requests_total\{cluster="control"\} (\d+)/.exec(text)?.[1];
     assert.ok(Number(controlRequests) > 0, `control-plane requests counted: ${controlRequests}`);
+    // and timed, once answered: the lists that start the sync
+    const timedGets = /klutch_bind_api_request_seconds_count\{cluster="control",method="GET",code="\d+"\} (\d+)/;
+    let scraped = text;
+    for (let i = 0; i < 100 && !timedGets.test(scraped); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      scraped = await (await fetch(`http://127.0.0.1:${sync.ports.metrics}/metrics`)).text();
+    }
+    assert.ok(Number(timedGets.exec(scraped)?.[1]) > 0, "control-plane requests timed");
+    assert.match(scraped, /klutch_bind_api_request_wait_seconds_count\{cluster="control"\} [1-9]/);
     assert.match(text, /klutch_bind_api_requests_total\{cluster="app"\} 0/);
     assert.equal((await fetch(`http://127.0.0.1:${sync.ports.health}/healthz`)).status, 200);
     assert.equal((await fetch(`http://127.0.0.1:${sync.ports.health}/readyz`)).status, 200);
