@@ -3,7 +3,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { lineCharts } from "./charts.ts";
-import type { Latency, SyncMemory } from "./sync-phases.ts";
+import { describeRequests, type Latency, type RequestBreakdown, type SyncMemory } from "./sync-phases.ts";
 
 type Phase = Latency & { requestsPerObject: number };
 type ColdStart = {
@@ -33,6 +33,10 @@ export type SteadyRow = {
   /** inside the sync over the rate, from its histograms' bucket deltas (see quantilesBetween) */
   queueWait?: Latency;
   reconcile?: Latency;
+  /** the sync's API requests over the rate (klutch_bind_api_request_seconds), by "cluster method" */
+  apiRequests?: RequestBreakdown;
+  /** their wait before sending (credentials, connection, the client's rate limit), by cluster */
+  apiRequestWait?: { app?: Latency | undefined; control?: Latency | undefined };
   /** the sync's event-loop delay over the rate beyond the 10 ms sampling timer (worst replica) */
   eventLoopLagP99Ms?: number;
   eventLoopLagMaxMs?: number;
@@ -145,7 +149,19 @@ servers' watch delivery (to the sync, then to the benchmark) and the machine's o
 | offered objects/s | achieved objects/s | failed creates / status writes | spec up p50 ms | spec up p99 ms | status down p50 ms | status down p99 ms | minimal controller: spec up p50 / p99 ms | minimal controller: status down p50 / p99 ms | requests per object (spec and status) | minimal-writes limit | in the sync: queue wait p50 / p99 ms | in the sync: reconcile p50 / p99 ms | the sync's event loop lag p99 / max ms | the benchmark's event loop lag p99 / max ms |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 ${steady.map((r) => `| ${r.rate} | ${num(r.achievedPerSecond)} | ${num(r.failedCreates ?? 0)} / ${num(r.failedStatusWrites ?? 0)} | ${r.specUp.p50ms} | ${r.specUp.p99ms} | ${r.statusDown.p50ms} | ${r.statusDown.p99ms} | ${pair(r.minimal?.specUp.p50ms, r.minimal?.specUp.p99ms)}${r.minimal?.failedCreates ? ` (${num(r.minimal.failedCreates)} creates failed)` : ""} | ${pair(r.minimal?.statusDown.p50ms, r.minimal?.statusDown.p99ms)} | ${r.requestsPerObject} | ${minimal ? num(minimal) : "-"} | ${pair(r.queueWait?.p50ms, r.queueWait?.p99ms)} | ${pair(r.reconcile?.p50ms, r.reconcile?.p99ms)} | ${pair(r.eventLoopLagP99Ms, r.eventLoopLagMaxMs)} | ${pair(r.benchEventLoopLagP99Ms, r.benchEventLoopLagMaxMs)} |`).join("\n")}
+${
+  steady.some((r) => r.apiRequests)
+    ? `
+The sync's API requests at each rate (its histogram \`klutch_bind_api_request_seconds\`, from sending a
+request to its answer's last byte; count, p50 / p99, and the answers that were not 2xx), and how
+long they waited before being sent (credentials, connections, the client's rate limit):
+
+| offered objects/s | requests by cluster and method | waited before sending: app / control p99 ms |
+|---|---|---|
+${steady.map((r) => `| ${r.rate} | ${describeRequests(r.apiRequests)} | ${pair(r.apiRequestWait?.app?.p99ms, r.apiRequestWait?.control?.p99ms)} |`).join("\n")}
 `
+    : ""
+}`
     : "";
   if (steady.length) {
     writeFileSync(

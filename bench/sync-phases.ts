@@ -132,10 +132,16 @@ export function memoryFromMetrics(text: string): SyncMemory {
   };
 }
 
-/** A histogram's cumulative bucket counts by upper bound in seconds (+Inf included), summed over all its label sets. */
-export function bucketsFromMetrics(text: string, name: string): Map<number, number> {
+/**
+ * A histogram's cumulative bucket counts by upper bound in seconds (+Inf included), summed over its
+ * label sets (those with every label of only, when given).
+ */
+export function bucketsFromMetrics(text: string, name: string, only: Record<string, string> = {}): Map<number, number> {
   const buckets = new Map<number, number>();
+  const wanted = Object.entries(only).map(([k, v]) => `${k}="${v}"`);
   for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\S+)`, "gm"))) {
+    const labels = (m[1] as string).split(",");
+    if (!wanted.every((w) => labels.includes(w))) continue;
     const le = /le="([^"]+)"/.exec(m[1] as string)?.[1];
     if (le === undefined) continue;
     const bound = le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
@@ -170,6 +176,66 @@ export function quantilesBetween(before: Map<number, number>, after: Map<number,
   };
   const ms = (seconds: number) => Number((seconds * 1000).toFixed(1));
   return { n, p50ms: ms(quantile(0.5)), p99ms: ms(quantile(0.99)) };
+}
+
+/** Where the sync's API requests went over a phase: count, p50/p99 and the failed ones, per cluster and method. */
+export type RequestBreakdown = Record<string, Latency & { failed: Record<string, number> }>;
+
+/** The sync's API request histogram (klutch_bind_api_request_seconds) at one scrape, by "cluster method" and code. */
+export function requestHistograms(text: string): Map<string, Map<string, Map<number, number>>> {
+  const byKind = new Map<string, Map<string, Map<number, number>>>();
+  const name = "klutch_bind_api_request_seconds";
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\}`, "gm"))) {
+    const label = (key: string) => new RegExp(`${key}="([^"]*)"`).exec(m[1] as string)?.[1] ?? "";
+    const kind = `${label("cluster")} ${label("method")}`;
+    const code = label("code");
+    const codes = byKind.get(kind) ?? new Map<string, Map<number, number>>();
+    byKind.set(kind, codes);
+    if (!codes.has(code))
+      codes.set(code, bucketsFromMetrics(text, name, { cluster: label("cluster"), method: label("method"), code }));
+  }
+  return byKind;
+}
+
+/** The requests between two scrapes of requestHistograms: latency over every code, and the count of each failed code (not 2xx). */
+export function requestsBetween(
+  before: Map<string, Map<string, Map<number, number>>>,
+  after: Map<string, Map<string, Map<number, number>>>,
+): RequestBreakdown {
+  const out: RequestBreakdown = {};
+  for (const [kind, codes] of after) {
+    const sum = (scrape: Map<string, Map<number, number>> | undefined) => {
+      const total = new Map<number, number>();
+      for (const buckets of scrape?.values() ?? []) {
+        for (const [bound, n] of buckets) total.set(bound, (total.get(bound) ?? 0) + n);
+      }
+      return total;
+    };
+    const latency = quantilesBetween(sum(before.get(kind)), sum(codes));
+    if (latency === undefined) continue;
+    const failed: Record<string, number> = {};
+    for (const [code, buckets] of codes) {
+      if (code.startsWith("2")) continue;
+      const n =
+        (buckets.get(Number.POSITIVE_INFINITY) ?? 0) -
+        (before.get(kind)?.get(code)?.get(Number.POSITIVE_INFINITY) ?? 0);
+      if (n > 0) failed[code] = n;
+    }
+    out[kind] = { ...latency, failed };
+  }
+  return out;
+}
+
+/** "app PATCH: 3,000, p50 12 / p99 340 ms (409: 5)" per kind, busiest first. */
+export function describeRequests(breakdown: RequestBreakdown | undefined): string {
+  const kinds = Object.entries(breakdown ?? {}).sort(([, a], [, b]) => b.n - a.n);
+  if (kinds.length === 0) return "-";
+  return kinds
+    .map(([kind, r]) => {
+      const failed = Object.entries(r.failed).map(([code, n]) => `${code}: ${n}`);
+      return `${kind}: ${r.n}, p50 ${r.p50ms} / p99 ${r.p99ms} ms${failed.length ? ` (${failed.join(", ")})` : ""}`;
+    })
+    .join("; ");
 }
 
 /** the timer of monitorEventLoopDelay, prom-client's default too: an idle loop reports about this much */

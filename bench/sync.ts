@@ -32,6 +32,7 @@ import { cpuSample } from "./support.ts";
 import {
   atRate,
   bucketsFromMetrics,
+  describeRequests,
   eventLoopFromMetrics,
   inParallel as inParallelAt,
   type Latency,
@@ -40,6 +41,8 @@ import {
   memoryFromMetrics,
   minimalWrites,
   quantilesBetween,
+  requestHistograms,
+  requestsBetween,
   type SyncMemory,
   stats,
   until,
@@ -628,6 +631,11 @@ if (everyPhase) {
   const waitAndReconcile = (text: string) => ({
     queueWait: bucketsFromMetrics(text, "klutch_bind_queue_wait_seconds"),
     reconcile: bucketsFromMetrics(text, "klutch_bind_reconcile_seconds"),
+    requests: requestHistograms(text),
+    requestWait: {
+      app: bucketsFromMetrics(text, "klutch_bind_api_request_wait_seconds", { cluster: "app" }),
+      control: bucketsFromMetrics(text, "klutch_bind_api_request_wait_seconds", { cluster: "control" }),
+    },
   });
   for (const rate of rates) {
     let requestsBefore = 0;
@@ -677,6 +685,11 @@ if (everyPhase) {
       requestsPerObject,
       queueWait: quantilesBetween(inSyncBefore.queueWait, inSync.queueWait),
       reconcile: quantilesBetween(inSyncBefore.reconcile, inSync.reconcile),
+      apiRequests: requestsBetween(inSyncBefore.requests, inSync.requests),
+      apiRequestWait: {
+        app: quantilesBetween(inSyncBefore.requestWait.app, inSync.requestWait.app),
+        control: quantilesBetween(inSyncBefore.requestWait.control, inSync.requestWait.control),
+      },
       eventLoopLagP99Ms: syncLag?.p99Ms,
       eventLoopLagMaxMs: syncLag?.maxMs,
       benchEventLoopLagP99Ms: benchLag.p99,
@@ -687,6 +700,9 @@ if (everyPhase) {
     const p = (l: Latency | undefined) => (l ? `p50 ${l.p50ms} p99 ${l.p99ms} ms` : "-");
     say(
       `steady ${rate}/s for ${rateSeconds} s: spec up p50 ${row.specUp.p50ms} p99 ${row.specUp.p99ms} ms, status down p50 ${row.statusDown.p50ms} p99 ${row.statusDown.p99ms} ms, ${row.requestsPerObject} requests per object; in the sync: queue wait ${p(row.queueWait)}, reconcile ${p(row.reconcile)}, event loop lag p99 ${row.eventLoopLagP99Ms ?? "-"} max ${row.eventLoopLagMaxMs ?? "-"} ms; the bench's event loop lag p99 ${benchLag.p99} max ${benchLag.max} ms; the minimal controller: spec up ${p(minimal.specUp)}, status down ${p(minimal.statusDown)}`,
+    );
+    say(
+      `steady ${rate}/s: the sync's API requests: ${describeRequests(row.apiRequests)}; waited before sending: app ${p(row.apiRequestWait.app)}, control ${p(row.apiRequestWait.control)}`,
     );
   }
   benchLoop.disable();
