@@ -603,6 +603,7 @@ if (everyPhase) {
     if (statusFailed > 0)
       say(`steady ${rate}/s, ${what}: ${statusFailed} status writes failed (past the API servers' limit)`);
     const seconds = (performance.now() - started) / 1000;
+    say(`steady ${rate}/s, ${what}: ${total} objects synced both ways in ${seconds.toFixed(1)} s`);
     const upAt = new Map(ups.flatMap((w) => [...w.seen]));
     const downAt = new Map(downs.flatMap((w) => [...w.seen]));
     for (const w of [...ups, ...downs]) w.stop();
