@@ -1,6 +1,11 @@
 // A small Kubernetes REST client: JSON over one keep-alive HTTPS agent per cluster, a client-side
 // rate limit, 429 retries, paged lists and streaming watches. kubeconfig.ts reads the kubeconfig
 // and supplies TLS material and credentials (without @kubernetes/client-node, see there).
+//
+// gated() makes a view of a client whose writes pass a gate (fence.ts: only while this replica
+// holds the Lease). The gate is asked when the write is called and again right before it is handed
+// to the socket: the wait for credentials and the rate limiter (long under load, or after the event
+// loop stalled) may have outlasted the Lease.
 import * as http from "node:http";
 import * as https from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -152,35 +157,141 @@ class RateLimiter {
 
 type Auth = { headers: Record<string, string>; expires: number };
 
-export class KubeClient {
-  readonly server: string;
-  readonly #access: ClusterAccess;
-  readonly #url: URL;
-  #limiter: RateLimiter;
-  readonly #userAgent: string;
-  readonly #timeoutMs: number;
-  readonly #maxResponseBytes: number;
-  readonly #maxWatchEventBytes: number;
+/**
+ * Asked right before a write (any request but GET) is sent: undefined lets it go, an Error refuses
+ * it (the request rejects with that Error, and nothing is sent or counted).
+ */
+export type WriteGate = () => Error | undefined;
+
+/**
+ * What a client shares with every client made from it (gated, impersonating): the connections, the
+ * rate limit and the credentials, a bearer token set on any of them included.
+ */
+class Connection {
+  readonly access: ClusterAccess;
+  readonly limiter: RateLimiter;
+  closed = false;
   #agent: Promise<http.Agent> | undefined;
   #auth: Promise<Auth> | undefined;
-  #requests = 0;
-  #closed = false;
-  #impersonationHeaders: Record<string, string | string[]> = {};
-  /** an impersonating client borrows its parent's agent and must not destroy it */
-  #ownsAgent = true;
   /** a bearer token that replaced the kubeconfig's (setBearerToken) */
   #bearer: string | undefined;
-  #observer: ((observation: RequestObservation) => void) | undefined;
 
-  private constructor(access: ClusterAccess, options: ClientOptions) {
-    this.#access = access;
-    this.#url = access.server;
-    this.server = access.server.origin + access.server.pathname.replace(/\/$/, "");
-    this.#limiter = new RateLimiter(options.qps ?? defaultQps, options.burst ?? defaultBurst);
-    this.#userAgent = options.userAgent ?? "klutch-bind";
-    this.#timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
-    this.#maxResponseBytes = options.maxResponseBytes ?? defaultMaxResponseBytes;
-    this.#maxWatchEventBytes = options.maxWatchEventBytes ?? defaultMaxWatchEventBytes;
+  constructor(access: ClusterAccess, limiter: RateLimiter) {
+    this.access = access;
+    this.limiter = limiter;
+  }
+
+  setBearerToken(token: string): void {
+    this.#bearer = token;
+    this.#auth = undefined;
+  }
+
+  /** after a 401: the next request loads the credentials afresh */
+  forgetAuth(): void {
+    this.#auth = undefined;
+  }
+
+  close(): void {
+    this.closed = true;
+    const agent = this.#agent;
+    this.#agent = undefined;
+    agent?.then((a) => a.destroy()).catch(() => {});
+  }
+
+  agent(): Promise<http.Agent> {
+    if (this.#agent === undefined) {
+      const agent = this.#makeAgent();
+      // unusable TLS material fails every request that awaits it; held but unawaited, it must not
+      // become an unhandled rejection (which ends the process)
+      agent.catch(() => undefined);
+      this.#agent = agent;
+    }
+    return this.#agent;
+  }
+
+  async #makeAgent(): Promise<http.Agent> {
+    if (this.access.server.protocol === "http:") return new http.Agent({ keepAlive: true, maxFreeSockets });
+    const { rejectUnauthorized, servername, ...material } = await this.access.tls();
+    // one TLS context for all of this cluster's connections: an agent given ca/cert/key builds a
+    // context per connection (measured: 160 KiB per idle socket against 115 KiB with one shared)
+    return new https.Agent({
+      keepAlive: true,
+      maxFreeSockets,
+      secureContext: tls.createSecureContext(material),
+      ...(rejectUnauthorized === undefined ? {} : { rejectUnauthorized }),
+      ...(servername === undefined ? {} : { servername }),
+    });
+  }
+
+  async auth(): Promise<Auth> {
+    const current = this.#auth;
+    if (current !== undefined) {
+      const auth = await current.catch(() => undefined);
+      if (auth !== undefined && auth.expires > Date.now()) return auth;
+      // another caller may have started the refresh meanwhile
+      if (this.#auth !== current && this.#auth !== undefined) return this.#auth;
+    }
+    const fresh = this.#loadAuth();
+    this.#auth = fresh;
+    fresh.catch(() => {
+      if (this.#auth === fresh) this.#auth = undefined;
+    });
+    return fresh;
+  }
+
+  // Credentials from exec plugins and token files change: they expire after a minute (kubeconfig.ts).
+  async #loadAuth(): Promise<Auth> {
+    const { headers, expires } = await this.access.credentials();
+    if (this.#bearer === undefined) return { headers, expires };
+    return { headers: { ...headers, authorization: `Bearer ${this.#bearer}` }, expires };
+  }
+}
+
+/** Requests sent and their observer: a client's own, shared with its gated views (they count as the client). */
+type Tally = { requests: number; observer: ((observation: RequestObservation) => void) | undefined };
+
+type Parts = {
+  connection: Connection;
+  tally: Tally;
+  userAgent: string;
+  timeoutMs: number;
+  maxResponseBytes: number;
+  maxWatchEventBytes: number;
+  impersonationHeaders: Record<string, string | string[]>;
+  gates: readonly WriteGate[];
+  /** made from another client (gated, impersonating): closing it leaves the connections open */
+  view: boolean;
+};
+
+export class KubeClient {
+  readonly server: string;
+  readonly #parts: Parts;
+  readonly #connection: Connection;
+  readonly #tally: Tally;
+  readonly #gates: readonly WriteGate[];
+  #closed = false;
+
+  private constructor(parts: Parts) {
+    this.#parts = parts;
+    this.#connection = parts.connection;
+    this.#tally = parts.tally;
+    this.#gates = parts.gates;
+    const server = parts.connection.access.server;
+    this.server = server.origin + server.pathname.replace(/\/$/, "");
+  }
+
+  static #create(access: ClusterAccess, options: ClientOptions): KubeClient {
+    return new KubeClient({
+      connection: new Connection(access, new RateLimiter(options.qps ?? defaultQps, options.burst ?? defaultBurst)),
+      tally: { requests: 0, observer: undefined },
+      userAgent: options.userAgent ?? "klutch-bind",
+      timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
+      maxResponseBytes: options.maxResponseBytes ?? defaultMaxResponseBytes,
+      maxWatchEventBytes: options.maxWatchEventBytes ?? defaultMaxWatchEventBytes,
+      impersonationHeaders: {},
+      gates: [],
+      view: false,
+    });
   }
 
   /**
@@ -188,7 +299,7 @@ export class KubeClient {
    * defaultKubeconfig, inClusterKubeconfig). Throws an Error saying what is wrong with it.
    */
   static fromConfig(config: ParsedKubeconfig, options: ClientOptions = {}): KubeClient {
-    return new KubeClient(clusterAccess(config), options);
+    return KubeClient.#create(clusterAccess(config), options);
   }
 
   /** Throws an Error saying what is wrong when text is not a usable kubeconfig. */
@@ -210,41 +321,48 @@ export class KubeClient {
    * with this client's credentials; Kubernetes RBAC then decides as for that user.
    */
   impersonating(user: Impersonation): KubeClient {
-    const child = new KubeClient(this.#access, {
-      userAgent: this.#userAgent,
-      timeoutMs: this.#timeoutMs,
-      maxResponseBytes: this.#maxResponseBytes,
-      maxWatchEventBytes: this.#maxWatchEventBytes,
+    return new KubeClient({
+      ...this.#parts,
+      tally: { requests: 0, observer: this.#tally.observer },
+      impersonationHeaders: {
+        "impersonate-user": user.username,
+        ...(user.groups?.length ? { "impersonate-group": user.groups } : {}),
+        ...(user.uid ? { "impersonate-uid": user.uid } : {}),
+      },
+      view: true,
     });
-    child.#limiter = this.#limiter;
-    child.#agent = this.#getAgent();
-    child.#ownsAgent = false;
-    child.#observer = this.#observer;
-    child.#impersonationHeaders = {
-      "impersonate-user": user.username,
-      ...(user.groups?.length ? { "impersonate-group": user.groups } : {}),
-      ...(user.uid ? { "impersonate-uid": user.uid } : {}),
-    };
-    return child;
+  }
+
+  /**
+   * A view of this client whose writes (every request but GET; watches are GETs) go out only while
+   * gate lets them, asked at the call and again right before each is sent; this client's gates
+   * still apply. It shares everything else with this client: connections, rate limit, credentials
+   * and setBearerToken, the requests count and observer. Its close() ends the view only.
+   */
+  gated(gate: WriteGate): KubeClient {
+    return new KubeClient({ ...this.#parts, gates: [...this.#gates, gate], view: true });
   }
 
   /**
    * Sends token from the next request on instead of the kubeconfig's credentials (a renewed
-   * service account token). Requests and watches under way keep theirs: nothing is interrupted.
+   * service account token), for this client and every client made from it or that it was made
+   * from. Requests and watches under way keep theirs: nothing is interrupted.
    */
   setBearerToken(token: string): void {
-    this.#bearer = token;
-    this.#auth = undefined;
+    this.#connection.setBearerToken(token);
   }
 
-  /** Calls observe after each request this client sends (watches excluded); an impersonating child made later too. */
+  /**
+   * Calls observe after each request this client or a gated view of it sends (watches excluded);
+   * an impersonating child made later too.
+   */
   observeRequests(observe: (observation: RequestObservation) => void): void {
-    this.#observer = observe;
+    this.#tally.observer = observe;
   }
 
-  /** requests sent so far (for metrics: API requests per object synced) */
+  /** requests sent so far, gated views' included (for metrics: API requests per object synced) */
   get requests(): number {
-    return this.#requests;
+    return this.#tally.requests;
   }
 
   /**
@@ -476,8 +594,8 @@ export class KubeClient {
         throw err;
       }
       if (res.statusCode === 200) break;
-      const response = await readResponse(res, this.#maxResponseBytes);
-      if (response.status === 401) this.#auth = undefined;
+      const response = await readResponse(res, this.#parts.maxResponseBytes);
+      if (response.status === 401) this.#connection.forgetAuth();
       if (response.status === 429 && attempt < max429Retries) {
         await sleepOrAbort(retryDelayMs(response), signal);
         continue;
@@ -497,7 +615,7 @@ export class KubeClient {
         `the watch answered with ${contentType.split(";")[0] || "no content type"}`,
       );
     }
-    const events = new WatchDecoder(path, ref, options, this.#maxWatchEventBytes);
+    const events = new WatchDecoder(path, ref, options, this.#parts.maxWatchEventBytes);
     await new Promise<void>((resolve, reject) => {
       let done = false;
       const finish = (err?: unknown) => {
@@ -551,12 +669,13 @@ export class KubeClient {
     });
   }
 
-  /** Destroys the keep-alive agent; later requests fail. */
+  /**
+   * Destroys the keep-alive agent; later requests fail, also those of clients made from this one.
+   * A view (gated, impersonating) only ends itself: the client it was made from still owns the connections.
+   */
   close(): void {
     this.#closed = true;
-    const agent = this.#agent;
-    this.#agent = undefined;
-    if (this.#ownsAgent) agent?.then((a) => a.destroy()).catch(() => {});
+    if (!this.#parts.view) this.#connection.close();
   }
 
   async #send(method: string, path: string, options: RequestOptions): Promise<Response> {
@@ -564,10 +683,10 @@ export class KubeClient {
       const timing = { called: performance.now(), sent: Number.NaN };
       let response: Response;
       try {
-        const res = await this.#open(method, path, options, undefined, this.#timeoutMs, timing);
+        const res = await this.#open(method, path, options, undefined, this.#parts.timeoutMs, timing);
         response = await readResponse(
           res,
-          Math.min(options.maxBytes ?? Number.POSITIVE_INFINITY, this.#maxResponseBytes),
+          Math.min(options.maxBytes ?? Number.POSITIVE_INFINITY, this.#parts.maxResponseBytes),
         ).catch((err: unknown) => {
           throw err instanceof ResponseTooLarge ? new KubeDecodeError(method, path, err.message) : err;
         });
@@ -576,7 +695,7 @@ export class KubeClient {
         throw err;
       }
       this.#observe(method, response.status, timing);
-      if (response.status === 401) this.#auth = undefined;
+      if (response.status === 401) this.#connection.forgetAuth();
       if (response.status === 429 && attempt < max429Retries) {
         await sleep(retryDelayMs(response));
         continue;
@@ -586,7 +705,7 @@ export class KubeClient {
   }
 
   #observe(method: string, status: number, timing: { called: number; sent: number }): void {
-    const observe = this.#observer;
+    const observe = this.#tally.observer;
     if (observe === undefined || Number.isNaN(timing.sent)) return;
     const now = performance.now();
     observe({
@@ -609,10 +728,13 @@ export class KubeClient {
     timeoutMs: number,
     timing?: { sent: number },
   ): Promise<http.IncomingMessage> {
-    if (this.#closed) throw new Error(`${method} ${path}: client for ${this.server} is closed`);
-    const [agent, auth] = await Promise.all([this.#getAgent(), this.#getAuth()]);
-    await this.#limiter.take();
-    const url = new URL(this.#url);
+    const closed = () => this.#closed || this.#connection.closed;
+    if (closed()) throw new Error(`${method} ${path}: client for ${this.server} is closed`);
+    const refusedEarly = this.#refusal(method);
+    if (refusedEarly !== undefined) throw refusedEarly;
+    const [agent, auth] = await Promise.all([this.#connection.agent(), this.#connection.auth()]);
+    await this.#connection.limiter.take();
+    const url = new URL(this.#connection.access.server);
     const [pathname = "", search] = path.split("?", 2);
     url.pathname = url.pathname.replace(/\/$/, "") + pathname;
     if (search !== undefined) url.search = search;
@@ -622,15 +744,19 @@ export class KubeClient {
     const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
     const headers: Record<string, string | string[]> = {
       ...auth.headers,
-      ...this.#impersonationHeaders,
+      ...this.#parts.impersonationHeaders,
       accept: "application/json",
-      "user-agent": this.#userAgent,
+      "user-agent": this.#parts.userAgent,
     };
     if (payload !== undefined) {
       headers["content-type"] = options.contentType ?? "application/json";
       headers["content-length"] = String(payload.length);
     }
-    this.#requests++;
+    // the waits above may have outlasted what the gates stand for; from here on nothing awaits
+    if (closed()) throw new Error(`${method} ${path}: client for ${this.server} is closed`);
+    const refused = this.#refusal(method);
+    if (refused !== undefined) throw refused;
+    this.#tally.requests++;
     if (timing !== undefined) timing.sent = performance.now();
     const send = url.protocol === "https:" ? https.request : http.request;
     return new Promise((resolve, reject) => {
@@ -652,52 +778,14 @@ export class KubeClient {
     });
   }
 
-  #getAgent(): Promise<http.Agent> {
-    if (this.#agent === undefined) {
-      const agent = this.#makeAgent();
-      // unusable TLS material fails every request that awaits it; held but unawaited, it must not
-      // become an unhandled rejection (which ends the process)
-      agent.catch(() => undefined);
-      this.#agent = agent;
+  /** The Error of the first gate refusing a write now, if one does. */
+  #refusal(method: string): Error | undefined {
+    if (method === "GET") return undefined;
+    for (const gate of this.#gates) {
+      const refused = gate();
+      if (refused !== undefined) return refused;
     }
-    return this.#agent;
-  }
-
-  async #makeAgent(): Promise<http.Agent> {
-    if (this.#url.protocol === "http:") return new http.Agent({ keepAlive: true, maxFreeSockets });
-    const { rejectUnauthorized, servername, ...material } = await this.#access.tls();
-    // one TLS context for all of this cluster's connections: an agent given ca/cert/key builds a
-    // context per connection (measured: 160 KiB per idle socket against 115 KiB with one shared)
-    return new https.Agent({
-      keepAlive: true,
-      maxFreeSockets,
-      secureContext: tls.createSecureContext(material),
-      ...(rejectUnauthorized === undefined ? {} : { rejectUnauthorized }),
-      ...(servername === undefined ? {} : { servername }),
-    });
-  }
-
-  async #getAuth(): Promise<Auth> {
-    const current = this.#auth;
-    if (current !== undefined) {
-      const auth = await current.catch(() => undefined);
-      if (auth !== undefined && auth.expires > Date.now()) return auth;
-      // another caller may have started the refresh meanwhile
-      if (this.#auth !== current && this.#auth !== undefined) return this.#auth;
-    }
-    const fresh = this.#loadAuth();
-    this.#auth = fresh;
-    fresh.catch(() => {
-      if (this.#auth === fresh) this.#auth = undefined;
-    });
-    return fresh;
-  }
-
-  // Credentials from exec plugins and token files change: they expire after a minute (kubeconfig.ts).
-  async #loadAuth(): Promise<Auth> {
-    const { headers, expires } = await this.#access.credentials();
-    if (this.#bearer === undefined) return { headers, expires };
-    return { headers: { ...headers, authorization: `Bearer ${this.#bearer}` }, expires };
+    return undefined;
   }
 }
 

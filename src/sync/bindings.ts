@@ -64,6 +64,8 @@ type BindingState = {
   ref: BindingRef;
   kubeconfigVersion?: string;
   app?: KubeClient;
+  /** the client app is a view of (fence.ts, --leader-elect), or app itself: closing it ends the connections */
+  appOwner?: KubeClient;
   appInformers?: InformerRegistry;
   exports: Map<string, { sync: ExportSync; signature: string; crdVersion: string }>;
   /** provider namespaces and claims access made so far */
@@ -255,8 +257,9 @@ export class BindingController {
     state.exports.clear();
     await state.appInformers?.stopAll();
     this.#retiredAppRequests += state.app?.requests ?? 0;
-    state.app?.close();
+    state.appOwner?.close();
     state.app = undefined;
+    state.appOwner = undefined;
     state.appInformers = undefined;
     state.probe = new AppProbe();
     state.kubeconfigVersion = undefined;
@@ -447,6 +450,7 @@ export class BindingController {
         app.observeRequests(this.#o.metrics.apiRequests("app"));
         const gate = this.#o.writeGate;
         state.app = gate ? fenced(app, gate, `binding ${state.key}: this replica (no longer the leader)`) : app;
+        state.appOwner = app;
       } catch (err) {
         return stopped("InvalidKubeconfig", message(err));
       }

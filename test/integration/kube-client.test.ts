@@ -4,12 +4,14 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef, type WatchEvent } from "../../src/kube/client.ts";
 import { isEstablished } from "../../src/kube/conditions.ts";
 import { Informer, type InformerHandlers } from "../../src/kube/informer.ts";
 import { widgetCrd } from "../fixtures/crds.ts";
+import { accountKubeconfig, serviceAccount } from "../support/accounts.ts";
 import type { Cluster } from "../support/cluster.ts";
-import { onFileDone, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
+import { kubeConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 
 const configMaps: ResourceRef = { group: "", version: "v1", resource: "configmaps", namespaced: true };
@@ -385,6 +387,106 @@ function interruptibleClient(client: KubeClient) {
     },
   };
 }
+
+describe("KubeClient.gated", () => {
+  let cluster: Cluster;
+  let admin: KubeClient;
+  let namespace: string;
+  const kubeconfigText = () => readFileSync(cluster.kubeconfigPath, "utf8");
+
+  before(async () => {
+    cluster = (await testClusters()).control;
+    admin = KubeClient.fromKubeconfigText(kubeconfigText(), { userAgent: "kube-test" });
+    onFileDone(async () => admin.close());
+    namespace = await testNamespace(cluster, "gated");
+  });
+
+  it("refuses a write whose gate closed while it waited in the rate limiter: nothing sent, nothing counted", async () => {
+    const parent = KubeClient.fromKubeconfigText(kubeconfigText(), { qps: 1, burst: 1 });
+    onFileDone(async () => parent.close());
+    const observed: string[] = [];
+    parent.observeRequests((o) => observed.push(`${o.method} ${o.status}`));
+    let holds = true;
+    const gated = parent.gated(() => (holds ? undefined : new Error("lost the lease")));
+    assert.equal(await gated.get(configMaps, "absent", namespace), undefined); // takes the only token
+    const before = parent.requests;
+    const called = Date.now();
+    const write = gated.create(configMaps, configMap("written-late", namespace, {}));
+    await sleep(300); // the write waits about a second for its token, the gate allowing it when called
+    holds = false;
+    await assert.rejects(write, /^Error: lost the lease$/);
+    assert.ok(Date.now() - called >= 500, `refused after ${Date.now() - called} ms, when its token came`);
+    assert.equal(parent.requests, before, "the refused write is not counted");
+    assert.deepEqual(observed, ["GET 404"]);
+    assert.equal(await admin.get(configMaps, "written-late", namespace), undefined);
+
+    holds = true;
+    await gated.create(configMaps, configMap("written", namespace, {}));
+    assert.ok(await admin.get(configMaps, "written", namespace));
+    assert.equal(parent.requests, before + 1);
+  });
+
+  it("lets GETs and watches through a refusing gate, and counts them as its parent's", async () => {
+    await admin.create(configMaps, configMap("read-through", namespace, { a: "1" }));
+    const parent = KubeClient.fromKubeconfigText(kubeconfigText());
+    onFileDone(async () => parent.close());
+    const refusing = parent.gated(() => new Error("refused")).gated(() => undefined);
+    assert.deepEqual((await refusing.get(configMaps, "read-through", namespace))?.data, { a: "1" });
+    const listed = await refusing.list(configMaps, { namespace, fieldSelector: "metadata.name=read-through" });
+    assert.equal(listed.items.length, 1);
+    const events: WatchEvent[] = [];
+    const watching = new AbortController();
+    await refusing.watch(
+      configMaps,
+      { namespace, resourceVersion: "0", fieldSelector: "metadata.name=read-through" },
+      (event) => {
+        events.push(event);
+        watching.abort();
+      },
+      watching.signal,
+    );
+    assert.equal(events[0]?.object.metadata.name, "read-through");
+    await assert.rejects(refusing.delete(configMaps, "read-through", namespace), /^Error: refused$/);
+    await assert.rejects(refusing.request("POST", `/api/v1/namespaces/${namespace}/configmaps`), /refused/);
+    await assert.rejects(
+      refusing.impersonating({ username: "someone" }).mergePatch(configMaps, "read-through", namespace, {}),
+      /refused/,
+      "an impersonating child of a gated view is gated too",
+    );
+    assert.ok(await admin.get(configMaps, "read-through", namespace), "nothing deleted");
+    assert.equal(parent.requests, 3, "the GET, the list and the watch");
+    assert.equal(refusing.requests, parent.requests);
+  });
+
+  it("shares setBearerToken with its parent both ways, and closing it leaves the parent open", async () => {
+    const [a, b] = await Promise.all([
+      serviceAccount(admin, namespace, "token-a"),
+      serviceAccount(admin, namespace, "token-b"),
+    ]);
+    const parent = KubeClient.fromKubeconfigText(accountKubeconfig(kubeConfig(cluster), a).exportConfig());
+    onFileDone(async () => parent.close());
+    const gated = parent.gated(() => undefined);
+    // neither account may read ConfigMaps: the API server's refusal names who asked
+    const who = async (client: KubeClient) => {
+      const err = await client.get(configMaps, "anything", namespace).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof KubeApiError && err.code === 403, String(err));
+      return /system:serviceaccount:[^"]+/.exec(err.message)?.[0];
+    };
+    assert.equal(await who(gated), a.username);
+    parent.setBearerToken(b.token);
+    assert.equal(await who(gated), b.username);
+    gated.setBearerToken(a.token);
+    assert.equal(await who(parent), a.username);
+
+    gated.close();
+    await assert.rejects(gated.get(configMaps, "anything", namespace), /is closed/);
+    assert.equal(await who(parent), a.username);
+    assert.equal(await who(parent.gated(() => undefined)), a.username);
+  });
+});
 
 describe("Informer", () => {
   let cluster: Cluster;

@@ -262,6 +262,67 @@ describe("KubeClient.request", () => {
   });
 });
 
+describe("KubeClient.gated", () => {
+  it("asks the gate again right before sending: a write that waited in the rate limiter is refused", async () => {
+    handler = (_req, res) => json(res, 201, { ok: true });
+    const client = newClient({ qps: 5, burst: 1 });
+    const observed: string[] = [];
+    client.observeRequests((o) => observed.push(`${o.method} ${o.status}`));
+    let open = true;
+    const gated = client.gated(() => (open ? undefined : new Error("gate closed")));
+    await gated.request("POST", "/first"); // takes the only token
+    const waiting = gated.request("POST", "/second"); // waits about 200 ms for the next one
+    open = false;
+    await assert.rejects(waiting, /^Error: gate closed$/);
+    assert.deepEqual(
+      seen.map((r) => `${r.method} ${r.url.pathname}`),
+      ["POST /first"],
+    );
+    assert.equal(client.requests, 1);
+    assert.deepEqual(observed, ["POST 201"]);
+  });
+
+  it("lets GETs and watches through a closed gate, composes gates, and counts as its parent", async () => {
+    handler = (_req, res, url) => {
+      if (url.searchParams.get("watch") === "true") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end();
+      } else json(res, 200, {});
+    };
+    const client = newClient();
+    let inner = true;
+    const outer = client.gated(() => undefined).gated(() => (inner ? undefined : new Error("inner")));
+    await outer.request("PUT", "/a");
+    inner = false;
+    await assert.rejects(outer.request("PUT", "/b"), /inner/);
+    await outer.request("GET", "/c");
+    await outer.watch(widgets, { namespace: "ns", resourceVersion: "1" }, () => {}, new AbortController().signal);
+    const refusing = client.gated(() => new Error("never"));
+    await assert.rejects(refusing.impersonating({ username: "u" }).request("DELETE", "/d"), /never/);
+    assert.equal(client.requests, 3, "the PUT, the GET and the watch; refused writes are not counted");
+    assert.equal(outer.requests, client.requests);
+  });
+
+  it("shares the bearer token with its parent, and closing it leaves the parent open", async () => {
+    handler = (_req, res) => json(res, 200, {});
+    const client = newClient();
+    const gated = client.gated(() => undefined);
+    client.setBearerToken("renewed");
+    await gated.request("GET", "/a");
+    gated.setBearerToken("renewed-again");
+    await client.request("GET", "/b");
+    assert.deepEqual(
+      seen.map((r) => r.headers.authorization),
+      ["Bearer renewed", "Bearer renewed-again"],
+    );
+    gated.close();
+    await assert.rejects(gated.request("GET", "/c"), /is closed/);
+    await client.request("GET", "/d");
+    client.close();
+    await assert.rejects(client.gated(() => undefined).request("GET", "/e"), /is closed/);
+  });
+});
+
 describe("KubeClient.watch", () => {
   it("decodes events split anywhere, even inside a character", async () => {
     const stream = Buffer.from(

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
-import { KubeApiError, type KubeClient, type KubeObject } from "../../src/kube/client.ts";
+import { KubeApiError, KubeClient, type KubeObject } from "../../src/kube/client.ts";
 import { bindingKey } from "../../src/sync/binding-spec.ts";
 import { fenced, NotServedError } from "../../src/sync/fence.ts";
 import {
@@ -514,23 +516,54 @@ describe("shard coordinators over one set of Leases", () => {
 describe("a binding's clients on a replica of several", () => {
   it("send reads always, and writes only while the binding is served", async () => {
     const calls: string[] = [];
-    const client = {
-      get: async (_ref: unknown, name: string) => calls.push(`get ${name}`),
-      create: async (_ref: unknown, obj: KubeObject) => calls.push(`create ${obj.metadata.name}`),
-      mergePatch: async (_ref: unknown, name: string) => calls.push(`patch ${name}`),
-      request: async (method: string, path: string) => calls.push(`${method} ${path}`),
-    } as unknown as KubeClient;
-    let served = true;
-    const fencedClient = fenced(client, () => served, "binding ns/b");
-    const ref = { group: "", version: "v1", resource: "configmaps", namespaced: true };
-    const obj: KubeObject = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: "ns" } };
-    await fencedClient.create(ref, obj);
-    served = false;
-    await fencedClient.get(ref, "x", "ns");
-    await fencedClient.request("GET", "/version");
-    await assert.rejects(fencedClient.create(ref, obj), NotServedError);
-    await assert.rejects(fencedClient.mergePatch(ref, "x", "ns", {}), /not served by this replica/);
-    await assert.rejects(fencedClient.request("POST", "/api/v1/x"), NotServedError);
-    assert.deepEqual(calls, ["create x", "get x", "GET /version"]);
+    const server = createServer((req, res) => {
+      calls.push(`${req.method} ${req.url}`);
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: "ns" } }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    let client: KubeClient | undefined;
+    try {
+      client = KubeClient.fromKubeconfigText(fakeKubeconfig((server.address() as AddressInfo).port));
+      let served = true;
+      const fencedClient = fenced(client, () => served, "binding ns/b");
+      const ref = { group: "", version: "v1", resource: "configmaps", namespaced: true };
+      const obj: KubeObject = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: "ns" } };
+      await fencedClient.create(ref, obj);
+      served = false;
+      await fencedClient.get(ref, "x", "ns");
+      await fencedClient.request("GET", "/version");
+      await assert.rejects(fencedClient.create(ref, obj), NotServedError);
+      await assert.rejects(fencedClient.mergePatch(ref, "x", "ns", {}), /not served by this replica/);
+      await assert.rejects(fencedClient.request("POST", "/api/v1/x"), NotServedError);
+      assert.deepEqual(calls, [
+        "POST /api/v1/namespaces/ns/configmaps",
+        "GET /api/v1/namespaces/ns/configmaps/x",
+        "GET /version",
+      ]);
+      assert.equal(client.requests, 3, "refused writes are not counted");
+      fencedClient.close();
+      await client.get(ref, "x", "ns");
+    } finally {
+      client?.close();
+      server.close();
+    }
   });
 });
+
+function fakeKubeconfig(port: number): string {
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}
+users:
+- name: fake
+  user: {token: t}
+contexts:
+- name: fake
+  context: {cluster: fake, user: fake}
+current-context: fake
+`;
+}
