@@ -1,11 +1,12 @@
-// A small Kubernetes REST client: JSON over one keep-alive HTTPS agent per cluster, a client-side
-// rate limit, 429 retries, paged lists and streaming watches. kubeconfig.ts reads the kubeconfig
+// A small Kubernetes REST client: JSON over keep-alive HTTPS connections per cluster (a bounded pool
+// for requests, one connection per watch), a client-side rate limit, 429 retries, paged lists and
+// streaming watches. kubeconfig.ts reads the kubeconfig
 // and supplies TLS material and credentials (without @kubernetes/client-node, see there).
 //
 // gated() makes a view of a client whose writes pass a gate (fence.ts: only while this replica
 // holds the Lease). The gate is asked when the write is called and again right before it is handed
-// to the socket: the wait for credentials and the rate limiter (long under load, or after the event
-// loop stalled) may have outlasted the Lease.
+// to the socket: the wait for credentials, the rate limiter and a free connection (long under load,
+// or after the event loop stalled) may have outlasted the Lease.
 import * as http from "node:http";
 import * as https from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -55,6 +56,8 @@ export type ClientOptions = {
   maxResponseBytes?: number;
   /** the largest single watch event (one line of the stream); a larger one ends the watch with an error (default 16 MiB) */
   maxWatchEventBytes?: number;
+  /** connections for requests, at most (default 64); more requests at once wait for one. Watches have their own. */
+  maxConnections?: number;
 };
 
 /**
@@ -97,8 +100,16 @@ type RequestOptions = {
   maxBytes?: number;
 };
 
-/** idle keep-alive connections kept per cluster; more are closed when a burst is over (each ~115 KiB) */
-const maxFreeSockets = 16;
+/**
+ * Connections per client for requests (watches have their own, one each): a burst waits for a free
+ * one rather than opening more, and all stay open between bursts (each ~115 KiB). Unbounded, the
+ * sync opened ~500 connections in a 3,000-object cold start and closed most again after each burst,
+ * each new one a TLS handshake for both sides on a machine the API servers already saturate
+ * (bench: 16 was too few for the control plane, requests waited seconds for one).
+ */
+const defaultMaxConnections = 64;
+/** idle watch connections kept for the next watch (a watch's connection is free again once it ends) */
+const maxFreeWatchSockets = 4;
 const defaultQps = 500;
 const defaultBurst = 1000;
 const defaultTimeoutMs = 30_000;
@@ -156,6 +167,8 @@ class RateLimiter {
 }
 
 type Auth = { headers: Record<string, string>; expires: number };
+/** one pool of connections for requests (bounded), one for watches (each holds its connection for minutes) */
+type Agents = { requests: http.Agent; watches: http.Agent };
 
 /**
  * Asked right before a write (any request but GET) is sent: undefined lets it go, an Error refuses
@@ -170,15 +183,17 @@ export type WriteGate = () => Error | undefined;
 class Connection {
   readonly access: ClusterAccess;
   readonly limiter: RateLimiter;
+  readonly maxConnections: number;
   closed = false;
-  #agent: Promise<http.Agent> | undefined;
+  #agents: Promise<Agents> | undefined;
   #auth: Promise<Auth> | undefined;
   /** a bearer token that replaced the kubeconfig's (setBearerToken) */
   #bearer: string | undefined;
 
-  constructor(access: ClusterAccess, limiter: RateLimiter) {
+  constructor(access: ClusterAccess, limiter: RateLimiter, maxConnections: number) {
     this.access = access;
     this.limiter = limiter;
+    this.maxConnections = maxConnections;
   }
 
   setBearerToken(token: string): void {
@@ -193,34 +208,45 @@ class Connection {
 
   close(): void {
     this.closed = true;
-    const agent = this.#agent;
-    this.#agent = undefined;
-    agent?.then((a) => a.destroy()).catch(() => {});
+    const agents = this.#agents;
+    this.#agents = undefined;
+    agents
+      ?.then((a) => {
+        a.requests.destroy();
+        a.watches.destroy();
+      })
+      .catch(() => {});
   }
 
-  agent(): Promise<http.Agent> {
-    if (this.#agent === undefined) {
-      const agent = this.#makeAgent();
+  agents(): Promise<Agents> {
+    if (this.#agents === undefined) {
+      const agents = this.#makeAgents();
       // unusable TLS material fails every request that awaits it; held but unawaited, it must not
       // become an unhandled rejection (which ends the process)
-      agent.catch(() => undefined);
-      this.#agent = agent;
+      agents.catch(() => undefined);
+      this.#agents = agents;
     }
-    return this.#agent;
+    return this.#agents;
   }
 
-  async #makeAgent(): Promise<http.Agent> {
-    if (this.access.server.protocol === "http:") return new http.Agent({ keepAlive: true, maxFreeSockets });
+  async #makeAgents(): Promise<Agents> {
+    const requests = { keepAlive: true, maxSockets: this.maxConnections, maxFreeSockets: this.maxConnections };
+    const watches = { keepAlive: true, maxFreeSockets: maxFreeWatchSockets };
+    if (this.access.server.protocol === "http:") {
+      return { requests: new http.Agent(requests), watches: new http.Agent(watches) };
+    }
     const { rejectUnauthorized, servername, ...material } = await this.access.tls();
     // one TLS context for all of this cluster's connections: an agent given ca/cert/key builds a
     // context per connection (measured: 160 KiB per idle socket against 115 KiB with one shared)
-    return new https.Agent({
-      keepAlive: true,
-      maxFreeSockets,
+    const shared = {
       secureContext: tls.createSecureContext(material),
       ...(rejectUnauthorized === undefined ? {} : { rejectUnauthorized }),
       ...(servername === undefined ? {} : { servername }),
-    });
+    };
+    return {
+      requests: new https.Agent({ ...requests, ...shared }),
+      watches: new https.Agent({ ...watches, ...shared }),
+    };
   }
 
   async auth(): Promise<Auth> {
@@ -282,7 +308,11 @@ export class KubeClient {
 
   static #create(access: ClusterAccess, options: ClientOptions): KubeClient {
     return new KubeClient({
-      connection: new Connection(access, new RateLimiter(options.qps ?? defaultQps, options.burst ?? defaultBurst)),
+      connection: new Connection(
+        access,
+        new RateLimiter(options.qps ?? defaultQps, options.burst ?? defaultBurst),
+        options.maxConnections ?? defaultMaxConnections,
+      ),
       tally: { requests: 0, observer: undefined },
       userAgent: options.userAgent ?? "klutch-bind",
       timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
@@ -588,7 +618,7 @@ export class KubeClient {
     for (let attempt = 0; ; attempt++) {
       if (signal.aborted) return;
       try {
-        res = await this.#open("GET", path, { query }, signal, (timeoutSeconds + 30) * 1000);
+        res = await this.#open("GET", path, { query }, signal, (timeoutSeconds + 30) * 1000, undefined, "watches");
       } catch (err) {
         if (signal.aborted) return;
         throw err;
@@ -727,12 +757,14 @@ export class KubeClient {
     signal: AbortSignal | undefined,
     timeoutMs: number,
     timing?: { sent: number },
+    use: keyof Agents = "requests",
   ): Promise<http.IncomingMessage> {
     const closed = () => this.#closed || this.#connection.closed;
     if (closed()) throw new Error(`${method} ${path}: client for ${this.server} is closed`);
     const refusedEarly = this.#refusal(method);
     if (refusedEarly !== undefined) throw refusedEarly;
-    const [agent, auth] = await Promise.all([this.#connection.agent(), this.#connection.auth()]);
+    const [agents, auth] = await Promise.all([this.#connection.agents(), this.#connection.auth()]);
+    const agent = agents[use];
     await this.#connection.limiter.take();
     const url = new URL(this.#connection.access.server);
     const [pathname = "", search] = path.split("?", 2);
@@ -752,29 +784,43 @@ export class KubeClient {
       headers["content-type"] = options.contentType ?? "application/json";
       headers["content-length"] = String(payload.length);
     }
-    // the waits above may have outlasted what the gates stand for; from here on nothing awaits
-    if (closed()) throw new Error(`${method} ${path}: client for ${this.server} is closed`);
-    const refused = this.#refusal(method);
-    if (refused !== undefined) throw refused;
-    this.#tally.requests++;
-    if (timing !== undefined) timing.sent = performance.now();
     const send = url.protocol === "https:" ? https.request : http.request;
     return new Promise((resolve, reject) => {
       const req = send(url, { method, headers, agent, signal });
       let response: http.IncomingMessage | undefined;
-      const timeout = new Error(`${method} ${path}: no complete answer from ${this.server} within ${timeoutMs} ms`);
-      const timer = setTimeout(() => (response ?? req).destroy(timeout), timeoutMs);
+      // made only when it happens: an Error takes a stack trace, and most requests never time out
+      let timeout: Error | undefined;
+      const timer = setTimeout(() => {
+        timeout = new Error(`${method} ${path}: no complete answer from ${this.server} within ${timeoutMs} ms`);
+        (response ?? req).destroy(timeout);
+      }, timeoutMs);
       timer.unref();
       req.on("error", (err) => {
         clearTimeout(timer);
-        reject(err === timeout || err.name === "AbortError" ? err : wrapNetworkError(method, path, err));
+        reject(
+          err === timeout || err === refused || err.name === "AbortError" ? err : wrapNetworkError(method, path, err),
+        );
       });
       req.on("response", (res) => {
         response = res;
         res.on("close", () => clearTimeout(timer));
         resolve(res);
       });
-      req.end(payload);
+      // Nothing is written before end(): the waits for credentials, the rate limit and a free
+      // connection may have outlasted what the gates stand for, so they are asked once more here.
+      let refused: Error | undefined;
+      req.once("socket", () => {
+        refused = closed()
+          ? new Error(`${method} ${path}: client for ${this.server} is closed`)
+          : this.#refusal(method);
+        if (refused !== undefined) {
+          req.destroy(refused);
+          return;
+        }
+        this.#tally.requests++;
+        if (timing !== undefined) timing.sent = performance.now();
+        req.end(payload);
+      });
     });
   }
 

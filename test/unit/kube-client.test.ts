@@ -43,7 +43,9 @@ function port(): number {
   return (server.address() as AddressInfo).port;
 }
 
-function newClient(options: { qps?: number; burst?: number; timeoutMs?: number } = {}): KubeClient {
+function newClient(
+  options: { qps?: number; burst?: number; timeoutMs?: number; maxConnections?: number } = {},
+): KubeClient {
   const client = KubeClient.fromKubeconfigText(kubeconfig(port()), { userAgent: "unit-test", ...options });
   clients.push(client);
   return client;
@@ -320,6 +322,68 @@ describe("KubeClient.gated", () => {
     await client.request("GET", "/d");
     client.close();
     await assert.rejects(client.gated(() => undefined).request("GET", "/e"), /is closed/);
+  });
+});
+
+describe("KubeClient connections", () => {
+  it("sends a burst over its bounded pool, keeps the connections, and gives watches their own", async () => {
+    const sockets = new Set<unknown>();
+    const onConnection = (socket: unknown) => sockets.add(socket);
+    server.on("connection", onConnection);
+    try {
+      let releaseWatch = () => {};
+      handler = (req, res, url) => {
+        if (url.searchParams.get("watch") === "true") {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.flushHeaders();
+          releaseWatch = () => res.end();
+          return;
+        }
+        setTimeout(() => json(res, 200, { path: req.url }), 5);
+      };
+      const client = newClient({ maxConnections: 2 });
+      const watching = client.watch(
+        widgets,
+        { namespace: "ns", resourceVersion: "1" },
+        () => {},
+        new AbortController().signal,
+      );
+      await eventually("watch open", () => assert.equal(sockets.size, 1));
+      // the watch holds its connection: requests still have their two
+      await Promise.all(Array.from({ length: 20 }, (_, i) => client.request("GET", `/burst-${i}`)));
+      assert.equal(sockets.size, 3, "one for the watch, two for twenty requests");
+      await Promise.all(Array.from({ length: 10 }, (_, i) => client.request("GET", `/again-${i}`)));
+      assert.equal(sockets.size, 3, "the pool's connections were kept for the next burst");
+      releaseWatch();
+      await watching;
+    } finally {
+      server.off("connection", onConnection);
+    }
+  });
+
+  it("asks the gate again once a connection is free: a write that waited for one is refused, unsent", async () => {
+    let answerSlow = () => {};
+    handler = (_req, res, url) => {
+      if (url.pathname === "/slow") answerSlow = () => json(res, 200, {});
+      else json(res, 201, {});
+    };
+    const client = newClient({ maxConnections: 1 });
+    let open = true;
+    const gated = client.gated(() => (open ? undefined : new Error("gate closed")));
+    const slow = client.request("GET", "/slow");
+    await eventually("slow request in", () => assert.equal(seen.length, 1));
+    const waiting = gated.request("POST", "/write"); // passes the gate, then waits for the connection
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    open = false;
+    answerSlow();
+    await slow;
+    await assert.rejects(waiting, /^Error: gate closed$/);
+    await client.request("GET", "/after");
+    assert.deepEqual(
+      seen.map((r) => `${r.method} ${r.url.pathname}`),
+      ["GET /slow", "GET /after"],
+    );
+    assert.equal(client.requests, 2, "the refused write is not counted");
   });
 });
 
