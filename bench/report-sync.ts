@@ -3,6 +3,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { lineCharts } from "./charts.ts";
+import { type FirstObjectTimeline, restartsText, stagesText } from "./first-object.ts";
 import { describeRequests, type Latency, type RequestBreakdown, type SyncMemory } from "./sync-phases.ts";
 
 type Phase = Latency & { requestsPerObject: number };
@@ -67,6 +68,8 @@ export type SyncResult = {
     newBinding: number[];
     backlog?: BacklogResult;
   };
+  /** where each new binding's time to its first object went (BENCH_SYNC_LOG runs only) */
+  firstObjectTimeline?: FirstObjectTimeline[];
   syncPeakRssMiB: { bindingsReady: number | number[]; end: number | number[] };
   syncMemory?: { bindingsReady: SyncMemory[]; coldStart: SyncMemory[]; end: SyncMemory[] };
 };
@@ -97,6 +100,22 @@ const mem = (m: SyncMemory[] | undefined) =>
 const goal = (met: boolean) => (met ? "met" : "**not met**");
 const pair = (a: number | undefined, b: number | undefined) =>
   a === undefined || b === undefined ? "-" : `${num(a, a < 10 ? 1 : 0)} / ${num(b, b < 10 ? 1 : 0)}`;
+
+function timelineTable(timelines: FirstObjectTimeline[] | undefined): string {
+  if (!timelines?.length) return "";
+  return `
+Where that time went, from the sync's debug lines of each binding's start (\`BENCH_SYNC_LOG\`): the
+stages in ms since the sync first saw the binding, which was the given ms after the benchmark's
+create (the clocks of two processes, to the ms). Other bindings restarted: bindings whose app
+client was made anew from 5 s before the create to the copy, at ms after the create (the benchmark
+changes the Secret they share for each new binding, and a changed Secret restarts their informers,
+which relist and reconcile every object again).
+
+| binding | seen after the create | stages, ms since seen | copy in the benchmark's watch after the create | other bindings restarted meanwhile |
+|---|---|---|---|---|
+${timelines.map((t) => `| ${t.binding} | ${t.seenAfterCreateMs ?? "-"} ms | ${stagesText(t)} | ${t.copySeenAfterCreateMs ?? "-"} ms | ${restartsText(t) || "none"} |`).join("\n")}
+`;
+}
 
 export function syncSection(sync: SyncResult, scale: Scale | undefined, dir: string, chartsDir: string): string {
   const minimal = sync.minimalWritesPerSecond;
@@ -199,7 +218,7 @@ ${
     ? `| a new binding on an app cluster holding ${num(first.backlog.objects)} objects an earlier binding let go of | first copy ${num(first.backlog.firstCopyMs)} ms after the binding was created; all adopted in ${first.backlog.drainedSeconds} s; ${first.backlog.liveDuringBacklog.n} objects created meanwhile: p50 ${first.backlog.liveDuringBacklog.p50ms} ms, p99 ${first.backlog.liveDuringBacklog.p99ms} ms to their copies |
 `
     : ""
-}`
+}${timelineTable(sync.firstObjectTimeline)}`
     : "";
   let scaleTable = "";
   if (scale) {

@@ -15,7 +15,7 @@
 // with --shards auto.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createInterface } from "node:readline";
@@ -23,10 +23,12 @@ import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../src/kube/conditions.ts";
+import { bindingKey } from "../src/sync/binding-spec.ts";
 import { kubeconfigForAnnotation, kubeconfigSecretLabels } from "../src/sync/kubeconfig-secret.ts";
 import { annotations, finalizer, providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
 import { widgetCrd } from "../test/fixtures/crds.ts";
+import { describeTimeline, type FirstObjectTimeline, firstObjectTimeline, stageLines } from "./first-object.ts";
 import type { BacklogResult, SteadyRow } from "./report-sync.ts";
 import { cpuSample } from "./support.ts";
 import {
@@ -229,6 +231,10 @@ if (replicas > 1 && !shardsSupported) throw new Error(`--replicas ${replicas} ne
 // sources (Node strips their types, which costs the process about 17 MiB)
 const syncEntry = join(import.meta.dirname, "..", process.env.BENCH_SYNC_ENTRY ?? "dist/cli/main.js");
 if (!existsSync(syncEntry)) throw new Error(`no ${syncEntry}: run make build (or set BENCH_SYNC_ENTRY)`);
+// BENCH_SYNC_LOG=FILE: every line the sync logs, with --debug, in FILE (every replica, every start);
+// the first object's timeline is read from it
+const syncLogPath = process.env.BENCH_SYNC_LOG || undefined;
+const syncLog = syncLogPath === undefined ? undefined : createWriteStream(syncLogPath);
 // and with the environment deploy/ gives the sync container (its memory settings)
 const deployedSyncEnv = (() => {
   const manifest = parseAllDocuments(
@@ -270,6 +276,7 @@ async function startReplica(): Promise<Replica> {
       "--health-address",
       "",
       "--no-auto-export",
+      ...(syncLog ? ["--debug"] : []),
       ...(replicas > 1 ? ["--shards", "auto", "--leader-election-namespace", ns] : []),
     ],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...deployedSyncEnv } },
@@ -279,6 +286,7 @@ async function startReplica(): Promise<Replica> {
   const metricsPort = await new Promise<number>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`the sync exited with ${code} before it started`)));
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      syncLog?.write(`${line}\n`);
       const entry = JSON.parse(line) as { msg?: string; metrics?: number; level?: number };
       if (entry.msg === "sync started" && entry.metrics) resolve(entry.metrics);
       if ((entry.level ?? 0) >= 40) console.error(`[sync] ${line}`); // warnings and errors stay visible
@@ -341,6 +349,28 @@ async function startSyncProcess(): Promise<SyncProcess> {
       );
     },
   };
+}
+/**
+ * The start of each binding from the sync's log (BENCH_SYNC_LOG): its lines come through a pipe and a
+ * file, so this waits up to 5 s for each binding's first copy to be there.
+ */
+async function readTimelines(
+  created: Array<{ name: string; createdAt: number; copySeenAt: number }>,
+): Promise<FirstObjectTimeline[]> {
+  const keyOf = (name: string) =>
+    bindingKey({ apiVersion: `${refs.bindings.group}/${refs.bindings.version}`, metadata: { name, namespace: ns } });
+  const started = performance.now();
+  for (;;) {
+    await new Promise<void>((resolve, reject) => syncLog?.write("", (err) => (err ? reject(err) : resolve())));
+    const lines = stageLines(readFileSync(syncLogPath as string, "utf8"));
+    const complete = created.every((c) =>
+      lines.some((l) => l.binding === keyOf(c.name) && l.stage === "first copy created"),
+    );
+    if (complete || performance.now() - started > 5000) {
+      return created.flatMap((c) => firstObjectTimeline(lines, keyOf(c.name), c.createdAt, c.copySeenAt) ?? []);
+    }
+    await sleep(200);
+  }
 }
 const peakRssMiB = (s: SyncProcess) => s.pids.map((pid) => Math.round(cpuSample(pid).peakRssKiB / 1024));
 const cpuSeconds = (s: SyncProcess) => s.pids.reduce((sum, pid) => sum + cpuSample(pid).cpuSeconds, 0);
@@ -454,6 +484,7 @@ let phases:
         newBinding: number[];
         backlog?: BacklogResult;
       };
+      firstObjectTimeline?: FirstObjectTimeline[];
     }
   | undefined;
 
@@ -755,6 +786,9 @@ if (everyPhase) {
     uids.set(name, created.metadata.uid ?? "");
   };
   const newBinding: number[] = [];
+  /** each new binding's create and its first copy's arrival, epoch ms (the sync's log has epoch times) */
+  const firstCopies: Array<{ name: string; createdAt: number; copySeenAt: number }> = [];
+  const epoch = (t: number) => performance.timeOrigin + t;
   for (let i = 0; i < 3; i++) {
     const ref = await newExport(`f${i}`);
     await firstApp.create(ref, widget("first", firstNs, ref.group, 1));
@@ -763,7 +797,9 @@ if (everyPhase) {
     const t0 = performance.now();
     await bindNow(`f${i}`, ref);
     await until(`the first object of binding f${i}`, () => watch.seen.size > 0, 60_000);
-    newBinding.push(Math.round((watch.seen.values().next().value as number) - t0));
+    const seenAt = watch.seen.values().next().value as number;
+    newBinding.push(Math.round(seenAt - t0));
+    firstCopies.push({ name: `f${i}`, createdAt: epoch(t0), copySeenAt: epoch(seenAt) });
     watch.stop();
   }
   say(`first object of a new binding: ${newBinding.join(", ")} ms`);
@@ -779,7 +815,9 @@ if (everyPhase) {
     const t0 = performance.now();
     await bindNow("bl", backlogRef);
     await until("the first copy behind the backlog", () => blWatch.seen.size > 0, 60_000);
-    const firstCopyMs = Math.round(Math.min(...blWatch.seen.values()) - t0);
+    const firstCopyAt = Math.min(...blWatch.seen.values());
+    const firstCopyMs = Math.round(firstCopyAt - t0);
+    firstCopies.push({ name: "bl", createdAt: epoch(t0), copySeenAt: epoch(firstCopyAt) });
     // new objects while the backlog is worked through: one every 100 ms
     const liveAt = new Map<string, number>();
     let liveSent = 0;
@@ -799,6 +837,8 @@ if (everyPhase) {
     return { objects: backlog, firstCopyMs, drainedSeconds, liveDuringBacklog };
   }
   const backlogResult = backlog > 0 ? await behindBacklog() : undefined;
+  const timelines = syncLog ? await readTimelines(firstCopies) : undefined;
+  for (const t of timelines ?? []) say(describeTimeline(t));
   bindings.push(
     ...["f0", "f1", "f2", ...(backlogResult ? ["bl"] : [])].map((name, i) => ({
       name,
@@ -825,6 +865,7 @@ if (everyPhase) {
     secretDown: { ...secretLatency, requestsPerObject: Number((secretRequests / Math.max(1, secretCount)).toFixed(2)) },
     steady,
     firstObject: { newBinding, ...(backlogResult ? { backlog: backlogResult } : {}) },
+    ...(timelines ? { firstObjectTimeline: timelines } : {}),
   };
 } else for (const c of copies) c.stop();
 

@@ -42,6 +42,9 @@ function keyFor(name: string, namespace?: string): string {
   return namespace === undefined || namespace === "" ? name : `${namespace}/${name}`;
 }
 
+/** The first list that filled the cache: its objects, ms since start() (retries included), ms of its request. */
+export type FirstList = { objects: number; ms: number; requestMs: number };
+
 export class Informer {
   readonly #client: KubeClient;
   readonly #ref: ResourceRef;
@@ -60,6 +63,8 @@ export class Informer {
   /** the kind of the listed objects: every watch event must carry it */
   #kind: string | undefined;
   #loop: Promise<void> | undefined;
+  #startedAt = 0;
+  #firstList: FirstList | undefined;
 
   constructor(client: KubeClient, ref: ResourceRef, options: InformerOptions = {}) {
     const { logger, onError, transform, ...listOptions } = options;
@@ -99,6 +104,7 @@ export class Informer {
     if (this.#loop !== undefined) return;
     const abort = new AbortController();
     this.#abort = abort;
+    this.#startedAt = performance.now();
     this.#loop = this.#run(abort.signal).catch((err: unknown) => {
       // #run handles its errors; this is only a safety net
       this.#report(err, "informer loop ended");
@@ -113,6 +119,16 @@ export class Informer {
 
   hasSynced(): boolean {
     return this.#synced;
+  }
+
+  get firstList(): FirstList | undefined {
+    return this.#firstList;
+  }
+
+  /** Calls done once the first list is in the cache: at once if it is already. */
+  onSynced(done: () => void): void {
+    if (this.#synced) done();
+    else this.#syncWaiters.push(done);
   }
 
   /** Resolves once the first list is in the cache; rejects after timeoutMs naming the resource. */
@@ -229,8 +245,10 @@ export class Informer {
   async #relist(signal: AbortSignal): Promise<string | undefined> {
     // once the kind is known, a relist of another kind is garbage, not the truth
     const options = this.#kind === undefined ? this.#options : { ...this.#options, kind: this.#kind };
+    const asked = performance.now();
     const listed = await abortable(this.#client.list(this.#ref, options), signal);
     if (listed === undefined) return undefined;
+    const answered = performance.now();
     const { items, resourceVersion, kind } = listed;
     this.#kind = kind;
     const fresh = new Map<string, KubeObject>();
@@ -257,6 +275,8 @@ export class Informer {
     this.#succeeded();
     if (!this.#synced) {
       this.#synced = true;
+      const ms = (t: number) => Math.round(t * 10) / 10;
+      this.#firstList = { objects: items.length, ms: ms(answered - this.#startedAt), requestMs: ms(answered - asked) };
       const waiters = this.#syncWaiters;
       this.#syncWaiters = [];
       for (const waiter of waiters) waiter();

@@ -50,6 +50,7 @@ import { ProviderAccess } from "./provider-access.ts";
 import { WorkQueue } from "./queue.ts";
 import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
 import { refs } from "./resources.ts";
+import { type StageLog, stageLog } from "./stages.ts";
 import { type AppAccess, appAccessOf, renewIfDue } from "./token-renewal.ts";
 
 // passing states of an export: shown on the status, not worth an event
@@ -75,6 +76,10 @@ type BindingState = {
   /** a service account whose token the sync renews (a binding made by klutch-bind bind), if it is one */
   access?: AppAccess;
   namespaceAccess?: AppNamespaceAccess;
+  /** performance.now() when the controller first saw this binding object */
+  seenAt: number;
+  /** the stages of its start, with debug lines only (stages.ts) */
+  stage?: StageLog;
 };
 
 export type BindingControllerOptions = {
@@ -129,6 +134,8 @@ export class BindingController {
   readonly #access: ProviderAccess;
   /** handOver() callers, by binding key */
   readonly #handOvers = new Map<string, Array<() => void>>();
+  /** when a binding without state yet was first seen, by uid, while debug lines are on (stages.ts) */
+  readonly #seenAt = new Map<string, number>();
 
   constructor(options: BindingControllerOptions) {
     this.#o = options;
@@ -159,7 +166,17 @@ export class BindingController {
       const bindings = this.#o.controlInformers.acquire(
         kind.ref,
         this.#o.namespace ? { namespace: this.#o.namespace } : {},
-        { add: enqueue, update: (old, obj) => changed(old, obj) && enqueue(obj), delete: enqueue },
+        {
+          add: (obj) => {
+            this.#seen(obj);
+            enqueue(obj);
+          },
+          update: (old, obj) => changed(old, obj) && enqueue(obj),
+          delete: (obj) => {
+            this.#seenAt.delete(obj.metadata.uid ?? "");
+            enqueue(obj);
+          },
+        },
       );
       this.#bindings.set(kind.ref.group, bindings.informer);
       this.#release.push(bindings.release);
@@ -176,6 +193,11 @@ export class BindingController {
     this.#queue.start();
     this.#resync = setInterval(all, this.#o.resyncMs ?? 15_000);
     this.#resync.unref();
+  }
+
+  #seen(binding: KubeObject): void {
+    const uid = binding.metadata.uid ?? "";
+    if (this.#o.logger.isLevelEnabled("debug") && !this.#seenAt.has(uid)) this.#seenAt.set(uid, performance.now());
   }
 
   async stop(): Promise<void> {
@@ -274,6 +296,7 @@ export class BindingController {
     const shard = this.#o.shard;
     if (shard !== undefined && (binding === undefined || !shard.serves(binding.metadata.uid ?? ""))) {
       // served by another replica (or gone): a hand-over, not a deletion, so nothing is released
+      this.#seenAt.delete(binding?.metadata.uid ?? "");
       if (existing) {
         await this.#stopBinding(existing);
         this.#states.delete(key);
@@ -310,6 +333,8 @@ export class BindingController {
         ...binding,
         metadata: { ...binding.metadata, finalizers: [...(binding.metadata.finalizers ?? []), finalizer] },
       });
+      const seenAt = this.#seenAt.get(binding.metadata.uid ?? "");
+      if (seenAt !== undefined) stageLog(this.#o.logger, seenAt, { binding: key })?.("finalizer added");
       return; // the update event brings the binding back
     }
     const uid = binding.metadata.uid ?? "";
@@ -317,8 +342,12 @@ export class BindingController {
     if (state === undefined || state.ref.uid !== uid) {
       if (state) await this.#stopBinding(state);
       const ref = { uid, name, namespace, apiVersion: binding.apiVersion };
-      state = { key, ref, exports: new Map(), namespaces: new Set(), probe: new AppProbe() };
+      const seenAt = this.#seenAt.get(uid) ?? performance.now();
+      this.#seenAt.delete(uid);
+      const stage = stageLog(this.#o.logger, seenAt, { binding: key });
+      state = { key, ref, exports: new Map(), namespaces: new Set(), probe: new AppProbe(), seenAt, stage };
       this.#states.set(key, state);
+      stage?.("first reconcile");
     }
     const spec = specOf(binding);
     const conditions: Condition[] = [];
@@ -429,6 +458,7 @@ export class BindingController {
       state.probe.clusterUid,
       this.#o.shard?.identity,
     );
+    state.stage?.("status written");
   }
 
   /**
@@ -442,8 +472,10 @@ export class BindingController {
       return { type: "Connected", status: "False", reason, message: text };
     };
     const kubeconfig = await readKubeconfig(this.#o.control, binding, this.#o.kubeconfigSecrets);
+    state.stage?.("secret read", { ok: kubeconfig.ok });
     if (!kubeconfig.ok) return stopped(kubeconfig.reason, kubeconfig.message);
     if (state.kubeconfigVersion !== kubeconfig.secret.metadata.resourceVersion) {
+      const kubeconfigChanged = state.kubeconfigVersion !== undefined;
       await this.#stopBinding(state);
       try {
         const app = appClient(kubeconfig, this.#o.appClientOptions);
@@ -461,14 +493,18 @@ export class BindingController {
       state.kubeconfigVersion = kubeconfig.secret.metadata.resourceVersion;
       state.access = appAccessOf(kubeconfig.secret, kubeconfig.text);
       state.namespaceAccess = state.access && new AppNamespaceAccess(state.app, state.access.account);
+      // every time: a changed Secret (any change) restarts the binding's informers, which relist
+      state.stage?.("app client created", kubeconfigChanged ? { kubeconfigChanged } : undefined, true);
     }
     const app = state.app;
     if (app === undefined) return stopped("NotConnected", "no client for the app cluster");
     const expired = await this.#renewToken(state, kubeconfig, app);
     if (expired !== undefined) return stopped("TokenExpired", expired);
-    return state.probe.look(app, this.#o.logger.child({ binding: bindingKey(binding) }), (ms) => {
+    const looked = await state.probe.look(app, this.#o.logger.child({ binding: bindingKey(binding) }), (ms) => {
       if (state.app === app) this.#queue.addAfter(bindingKey(binding), ms);
     });
+    state.stage?.("app cluster probed", { connected: looked.status });
+    return looked;
   }
 
   /**
@@ -541,6 +577,7 @@ export class BindingController {
       throw err;
     }
     const consented = await recordedConsent(this.#o.control, this.#o.logger, binding, { group, resource }, claims);
+    state.stage?.("claims consent read", { export: id });
     if (typeof consented === "string") return { ...base, message: consented };
     claims = consented.accepted;
     const named = (c: PermissionClaim) =>
@@ -572,6 +609,7 @@ export class BindingController {
       let established: boolean;
       try {
         established = await installApi(app, providerCrd);
+        state.stage?.(established ? "api installed" : "api installed, not established yet", { export: id });
       } catch (err) {
         // the app cluster's trouble: its binding says so, and looks again with the probe's backoff
         this.#queue.addAfter(state.key, 5000);
@@ -593,6 +631,7 @@ export class BindingController {
         this.#o.workers,
       );
       sync.start();
+      state.stage?.("export sync started", { export: id });
       state.exports.set(id, { sync, signature, crdVersion: providerCrd.metadata.resourceVersion ?? "" });
       this.#o.logger.info({ binding: state.key, export: id, version, claims: claims.length }, "syncing export");
     } else {
@@ -652,6 +691,7 @@ export class BindingController {
           }
         : {}),
       reportConflict: (text) => void this.#events.warn(bindingObject(state.ref), "NameConflict", text),
+      stage: stageLog(log, state.seenAt),
     };
   }
 }

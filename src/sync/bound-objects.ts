@@ -217,9 +217,13 @@ export async function reconcileBoundObject(
       },
       written?.app,
     );
+    ctx.stage?.("first app object patched");
   }
 
-  if (where.namespace !== undefined && namespace !== undefined) await ctx.ensureProviderNamespace(namespace);
+  if (where.namespace !== undefined && namespace !== undefined) {
+    await ctx.ensureProviderNamespace(namespace);
+    ctx.stage?.("provider namespace ready");
+  }
 
   const desired = desiredProviderCopy(ctx, withFinalizer);
   let current = provider;
@@ -240,6 +244,7 @@ export async function reconcileBoundObject(
     });
     written?.provider.note(leanObject(current));
     ctx.metrics.synced(ctx, "spec");
+    ctx.stage?.("first copy created");
   } else if (!isDeepStrictEqual(spec(current), spec(desired)) || !ownLabelsMatch(current, desired)) {
     current = await ctx.control.apply(ref, desired, fieldManager, true);
     written?.provider.note(leanObject(current));

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { PermissionClaim } from "../export/types.ts";
 import type { KubeClient, ResourceRef } from "../kube/client.ts";
 import type { SyncMetrics } from "./metrics.ts";
+import type { StageLog } from "./stages.ts";
 
 /** apiVersion: the binding's kind (ours when absent) */
 export type BindingRef = { uid: string; name: string; namespace: string; apiVersion?: string };
@@ -26,4 +27,6 @@ export type ExportContext = {
   ensureAppNamespaceAccess?: (appNamespace: string) => Promise<void>;
   /** a name conflict the user must act on: a Warning event on the binding (the export's status shows it while it lasts) */
   reportConflict: (message: string) => void;
+  /** the stages of the export's start, with debug lines only (stages.ts) */
+  stage?: StageLog;
 };

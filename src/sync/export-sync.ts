@@ -119,6 +119,20 @@ export class ExportSync {
     // control plane in the provider namespaces, in the app cluster in the app namespaces served
     // (a binding's service account reaches them nowhere else).
     this.#queue.start();
+    const stage = ctx.stage;
+    if (stage !== undefined) {
+      const resource = `${ctx.ref.resource}.${ctx.ref.group}`;
+      const listed = (name: string, side: string, what: string, informer: Informer) => {
+        // a shared informer may have listed long before this export
+        const shared = informer.hasSynced();
+        informer.onSynced(() =>
+          stage(name, { side, resource: what, ...informer.firstList, ...(shared ? { shared } : {}) }),
+        );
+      };
+      listed("app objects listed", "app", resource, this.#app);
+      listed("control objects listed", "control", resource, this.#provider);
+      listed("provider namespaces listed", "control", "namespaces", this.#namespaces);
+    }
   }
 
   async stop(): Promise<void> {
@@ -171,6 +185,7 @@ export class ExportSync {
   }
 
   #onAppObject(obj: KubeObject): void {
+    this.ctx.stage?.("first object queued");
     this.#queue.add(objectKey(obj.metadata.namespace, obj.metadata.name), this.#lane(this.#app));
     if (obj.metadata.namespace !== undefined) this.#appNamespaceInUse(obj.metadata.namespace);
   }
@@ -286,9 +301,11 @@ export class ExportSync {
       await this.#reconcileClaim(Number(index), appNs, name, key);
     } else {
       if (!this.#app.hasSynced() || !this.#provider.hasSynced() || !this.#namespaces.hasSynced()) {
+        this.ctx.stage?.("first object waits for the lists");
         this.#whenListed(key);
         return;
       }
+      this.ctx.stage?.("first object reconcile", { kind });
       const [ns, name = ""] = splitOnce(rest, "/");
       const namespace = ns === "" ? undefined : ns;
       const informers: BoundInformers = {
