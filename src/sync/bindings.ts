@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { notActedOn } from "../export/claim-behaviour.ts";
 import { parseClaims } from "../export/claims.ts";
@@ -14,7 +15,7 @@ import {
 import type { Informer } from "../kube/informer.ts";
 import { kubeTime } from "../kube/time.ts";
 import { AppNamespaceAccess } from "./app-access.ts";
-import { defaultRenewFraction } from "./app-account.ts";
+import { appAccessAnnotation, defaultRenewFraction } from "./app-account.ts";
 import { AppProbe } from "./app-probe.ts";
 import {
   appClient,
@@ -64,6 +65,8 @@ type BindingState = {
   key: string;
   ref: BindingRef;
   kubeconfigVersion?: string;
+  /** what the app client was made from (clientSource): a change restarts the binding, other Secret changes do not */
+  clientSource?: string;
   app?: KubeClient;
   /** the client app is a view of (fence.ts, --leader-elect), or app itself: closing it ends the connections */
   appOwner?: KubeClient;
@@ -285,6 +288,7 @@ export class BindingController {
     state.appInformers = undefined;
     state.probe = new AppProbe();
     state.kubeconfigVersion = undefined;
+    state.clientSource = undefined;
     state.access = undefined;
     state.namespaceAccess = undefined;
   }
@@ -474,6 +478,12 @@ export class BindingController {
     const kubeconfig = await readKubeconfig(this.#o.control, binding, this.#o.kubeconfigSecrets);
     state.stage?.("secret read", { ok: kubeconfig.ok });
     if (!kubeconfig.ok) return stopped(kubeconfig.reason, kubeconfig.message);
+    const source = clientSource(kubeconfig.secret, kubeconfig.key, kubeconfig.text);
+    if (state.kubeconfigVersion !== kubeconfig.secret.metadata.resourceVersion && state.clientSource === source) {
+      // another change to the Secret (a label, an annotation of someone else's): the client, its
+      // caches and its watches go on; restarting would relist every object of the binding
+      state.kubeconfigVersion = kubeconfig.secret.metadata.resourceVersion;
+    }
     if (state.kubeconfigVersion !== kubeconfig.secret.metadata.resourceVersion) {
       const kubeconfigChanged = state.kubeconfigVersion !== undefined;
       await this.#stopBinding(state);
@@ -491,6 +501,7 @@ export class BindingController {
         this.#o.logger.child({ binding: bindingKey(binding), cluster: "app" }),
       );
       state.kubeconfigVersion = kubeconfig.secret.metadata.resourceVersion;
+      state.clientSource = source;
       state.access = appAccessOf(kubeconfig.secret, kubeconfig.text);
       state.namespaceAccess = state.access && new AppNamespaceAccess(state.app, state.access.account);
       // every time: a changed Secret (any change) restarts the binding's informers, which relist
@@ -526,6 +537,7 @@ export class BindingController {
     if (outcome.kind === "renewed") {
       // our own write: the client has the new token already, nothing restarts
       state.kubeconfigVersion = outcome.secret.metadata.resourceVersion;
+      state.clientSource = clientSource(outcome.secret, kubeconfig.key, outcome.text);
       state.access = outcome.access;
     }
     if (outcome.kind === "failed") void this.#events.warn(bindingObject(state.ref), "TokenNotRenewed", outcome.message);
@@ -694,6 +706,15 @@ export class BindingController {
       stage: stageLog(log, state.seenAt),
     };
   }
+}
+
+/**
+ * What a binding's app client is made of: the kubeconfig under its key, and whether the sync renews
+ * its token (an annotation). A digest, so that no credential is kept.
+ */
+function clientSource(secret: KubeObject, key: string, text: string): string {
+  const renews = secret.metadata.annotations?.[appAccessAnnotation] ?? "";
+  return createHash("sha256").update(`${key}\0${renews}\0`).update(text).digest("hex");
 }
 
 function message(err: unknown): string {

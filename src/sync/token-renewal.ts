@@ -63,8 +63,8 @@ export type RenewalOptions = {
 export type RenewalOutcome =
   /** nothing to do until then (ms from now) */
   | { kind: "wait"; ms: number }
-  /** renewed: the Secret as written (its resourceVersion is the client's from now on) */
-  | { kind: "renewed"; secret: KubeObject; access: AppAccess; ms: number }
+  /** renewed: the Secret as written (its resourceVersion is the client's from now on) and its kubeconfig text */
+  | { kind: "renewed"; secret: KubeObject; text: string; access: AppAccess; ms: number }
   /** not renewed this time; try again in ms */
   | { kind: "failed"; message: string; ms: number }
   | { kind: "expired"; message: string };
@@ -101,13 +101,14 @@ export async function renewIfDue(
     return { kind: "failed", message, ms: retry };
   }
   const { secret, key } = kubeconfig;
+  const text = withToken(kubeconfig.text, issued.token);
   let written: KubeObject;
   try {
     written = await control.update(refs.secrets, {
       ...secret,
       data: {
         ...(secret.data as Record<string, string>),
-        [key]: Buffer.from(withToken(kubeconfig.text, issued.token)).toString("base64"),
+        [key]: Buffer.from(text).toString("base64"),
       },
     });
   } catch (err) {
@@ -126,6 +127,7 @@ export async function renewIfDue(
   return {
     kind: "renewed",
     secret: written,
+    text,
     access: { account, times: renewed },
     ms: Math.max(0, renewalTime(renewed, options.fraction) - now),
   };
