@@ -18,6 +18,13 @@ type ColdStart = {
   syncCpuShare: number;
   peakRssMiB?: number[];
   memory?: SyncMemory[];
+  /** cores the whole machine kept busy (API servers, etcd, the benchmark, the sync) */
+  machineCores?: number;
+  /** inside the sync over the cold start, from its histograms (see quantilesBetween) */
+  queueWait?: Latency | undefined;
+  reconcile?: Latency | undefined;
+  apiRequests?: RequestBreakdown;
+  apiRequestWait?: { app?: Latency | undefined; control?: Latency | undefined };
 };
 export type SteadyRow = {
   rate: number;
@@ -44,8 +51,10 @@ export type SteadyRow = {
   /** the benchmark's own likewise: it timestamps the arrivals, so a busy bench inflates the latencies */
   benchEventLoopLagP99Ms?: number;
   benchEventLoopLagMaxMs?: number;
+  /** cores the whole machine kept busy over the sync's run */
+  machineCores?: number;
   /** the same run against bench/minimal-controller.ts, exactly the sync's writes: the machine's limit */
-  minimal?: { specUp: Latency; statusDown: Latency; failedCreates: number };
+  minimal?: { specUp: Latency; statusDown: Latency; failedCreates: number; machineCores?: number };
 };
 export type SyncResult = {
   topology: {
@@ -59,6 +68,8 @@ export type SyncResult = {
   };
   rawCreatesPerSecond: number;
   minimalWritesPerSecond?: number;
+  /** cores the whole machine kept busy during the minimal writes */
+  minimalWritesMachineCores?: number;
   coldStart: ColdStart;
   specUp: Phase & { perSecond: number; ratioToRaw: number; ratioToMinimal?: number };
   statusDown: Phase & { perSecond: number };
@@ -107,9 +118,10 @@ function timelineTable(timelines: FirstObjectTimeline[] | undefined): string {
 Where that time went, from the sync's debug lines of each binding's start (\`BENCH_SYNC_LOG\`): the
 stages in ms since the sync first saw the binding, which was the given ms after the benchmark's
 create (the clocks of two processes, to the ms). Other bindings restarted: bindings whose app
-client was made anew from 5 s before the create to the copy, at ms after the create (the benchmark
-changes the Secret they share for each new binding, and a changed Secret restarts their informers,
-which relist and reconcile every object again).
+client was made anew from 5 s before the create to the copy, at ms after the create (a restart
+relists and reconciles every object of that binding again; the benchmark marks the kubeconfig
+Secret its bindings share for each new binding, which restarts none of them as long as the
+kubeconfig itself is unchanged).
 
 | binding | seen after the create | stages, ms since seen | copy in the benchmark's watch after the create | other bindings restarted meanwhile |
 |---|---|---|---|---|
@@ -124,10 +136,10 @@ export function syncSection(sync: SyncResult, scale: Scale | undefined, dir: str
     `| raw limit (plain client creates on the control plane) | ${num(sync.rawCreatesPerSecond)} objects/s |`,
     ...(minimal
       ? [
-          `| minimal-writes limit (plain client: finalizer patch on the app object, create of the copy) | ${num(minimal)} objects/s |`,
+          `| minimal-writes limit (plain client: finalizer patch on the app object, create of the copy) | ${num(minimal)} objects/s${sync.minimalWritesMachineCores === undefined ? "" : `; the machine busy ${sync.minimalWritesMachineCores} cores`} |`,
         ]
       : []),
-    `| cold start: ${num(sync.coldStart.objects)} objects made while the sync was down | converged in ${sync.coldStart.seconds} s: ${num(sync.coldStart.objectsPerSecond)} objects/s, ${sync.coldStart.ratioToMinimal ?? "-"}× the minimal-writes limit${beside}, ${sync.coldStart.ratioToRaw}× the raw limit; ${sync.coldStart.requestsPerObject} requests per object; the sync used ${sync.coldStart.syncCpuSeconds} s of CPU, ${sync.coldStart.syncCpuShare} of one core |`,
+    `| cold start: ${num(sync.coldStart.objects)} objects made while the sync was down | converged in ${sync.coldStart.seconds} s: ${num(sync.coldStart.objectsPerSecond)} objects/s, ${sync.coldStart.ratioToMinimal ?? "-"}× the minimal-writes limit${beside}, ${sync.coldStart.ratioToRaw}× the raw limit; ${sync.coldStart.requestsPerObject} requests per object; the sync used ${sync.coldStart.syncCpuSeconds} s of CPU, ${sync.coldStart.syncCpuShare} of one core${sync.coldStart.machineCores === undefined ? "" : `; the machine busy ${sync.coldStart.machineCores} cores`}${sync.coldStart.apiRequests ? `; in the sync: queue wait ${pair(sync.coldStart.queueWait?.p50ms, sync.coldStart.queueWait?.p99ms)} ms, reconcile ${pair(sync.coldStart.reconcile?.p50ms, sync.coldStart.reconcile?.p99ms)} ms (p50 / p99); its API requests: ${describeRequests(sync.coldStart.apiRequests)}; waited before sending (credentials, rate limit, a free connection) p99: app ${sync.coldStart.apiRequestWait?.app?.p99ms ?? "-"} ms, control ${sync.coldStart.apiRequestWait?.control?.p99ms ?? "-"} ms` : ""} |`,
     `| spec up while running (${num(sync.specUp.n)} objects) | ${num(sync.specUp.perSecond)} objects/s, ${sync.specUp.ratioToMinimal ?? "-"}× the minimal-writes limit${beside}; p50 ${num(sync.specUp.p50ms)} ms, p99 ${num(sync.specUp.p99ms)} ms; ${sync.specUp.requestsPerObject} requests per object |`,
     `| status storm (${num(sync.statusDown.n)} provider status writes at once) | ${num(sync.statusDown.perSecond)} objects/s; p50 ${num(sync.statusDown.p50ms)} ms, p99 ${num(sync.statusDown.p99ms)} ms; ${sync.statusDown.requestsPerObject} requests per object |`,
     `| claimed secrets down (${num(sync.secretDown.n)}) | p50 ${num(sync.secretDown.p50ms)} ms, p99 ${num(sync.secretDown.p99ms)} ms; ${sync.secretDown.requestsPerObject} requests per secret |`,
@@ -165,9 +177,9 @@ servers' watch delivery (to the sync, then to the benchmark) and the machine's o
 
 ![steady rates](${chartsDir}/sync-steady.svg)
 
-| offered objects/s | achieved objects/s | failed creates / status writes | spec up p50 ms | spec up p99 ms | status down p50 ms | status down p99 ms | minimal controller: spec up p50 / p99 ms | minimal controller: status down p50 / p99 ms | requests per object (spec and status) | minimal-writes limit | in the sync: queue wait p50 / p99 ms | in the sync: reconcile p50 / p99 ms | the sync's event loop lag p99 / max ms | the benchmark's event loop lag p99 / max ms |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
-${steady.map((r) => `| ${r.rate} | ${num(r.achievedPerSecond)} | ${num(r.failedCreates ?? 0)} / ${num(r.failedStatusWrites ?? 0)} | ${r.specUp.p50ms} | ${r.specUp.p99ms} | ${r.statusDown.p50ms} | ${r.statusDown.p99ms} | ${pair(r.minimal?.specUp.p50ms, r.minimal?.specUp.p99ms)}${r.minimal?.failedCreates ? ` (${num(r.minimal.failedCreates)} creates failed)` : ""} | ${pair(r.minimal?.statusDown.p50ms, r.minimal?.statusDown.p99ms)} | ${r.requestsPerObject} | ${minimal ? num(minimal) : "-"} | ${pair(r.queueWait?.p50ms, r.queueWait?.p99ms)} | ${pair(r.reconcile?.p50ms, r.reconcile?.p99ms)} | ${pair(r.eventLoopLagP99Ms, r.eventLoopLagMaxMs)} | ${pair(r.benchEventLoopLagP99Ms, r.benchEventLoopLagMaxMs)} |`).join("\n")}
+| offered objects/s | achieved objects/s | failed creates / status writes | spec up p50 ms | spec up p99 ms | status down p50 ms | status down p99 ms | minimal controller: spec up p50 / p99 ms | minimal controller: status down p50 / p99 ms | requests per object (spec and status) | minimal-writes limit | in the sync: queue wait p50 / p99 ms | in the sync: reconcile p50 / p99 ms | the sync's event loop lag p99 / max ms | the benchmark's event loop lag p99 / max ms | the machine busy: sync run / minimal controller run, cores |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+${steady.map((r) => `| ${r.rate} | ${num(r.achievedPerSecond)} | ${num(r.failedCreates ?? 0)} / ${num(r.failedStatusWrites ?? 0)} | ${r.specUp.p50ms} | ${r.specUp.p99ms} | ${r.statusDown.p50ms} | ${r.statusDown.p99ms} | ${pair(r.minimal?.specUp.p50ms, r.minimal?.specUp.p99ms)}${r.minimal?.failedCreates ? ` (${num(r.minimal.failedCreates)} creates failed)` : ""} | ${pair(r.minimal?.statusDown.p50ms, r.minimal?.statusDown.p99ms)} | ${r.requestsPerObject} | ${minimal ? num(minimal) : "-"} | ${pair(r.queueWait?.p50ms, r.queueWait?.p99ms)} | ${pair(r.reconcile?.p50ms, r.reconcile?.p99ms)} | ${pair(r.eventLoopLagP99Ms, r.eventLoopLagMaxMs)} | ${pair(r.benchEventLoopLagP99Ms, r.benchEventLoopLagMaxMs)} | ${pair(r.machineCores, r.minimal?.machineCores)} |`).join("\n")}
 ${
   steady.some((r) => r.apiRequests)
     ? `

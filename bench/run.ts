@@ -71,7 +71,7 @@ const say = (text: string) => console.error(`[bench] ${text}`);
 /** BENCH_REUSE=function,fuzz: take those steps' results from an earlier run of this mode (bench/results/tmp). */
 const reuse = new Set((process.env.BENCH_REUSE ?? "").split(",").filter(Boolean));
 
-async function step(name: string, args: string[]): Promise<unknown> {
+async function step(name: string, args: string[], env: Record<string, string> = {}): Promise<unknown> {
   const out = join(root, "bench/results/tmp", `${name}.json`);
   if (reuse.has(name) && existsSync(out)) {
     say(`${name}: reusing ${relative(root, out)} from an earlier run (BENCH_REUSE)`);
@@ -79,7 +79,11 @@ async function step(name: string, args: string[]): Promise<unknown> {
   }
   say(`${name}: node ${args.join(" ")}`);
   const started = Date.now();
-  const child = spawn(process.execPath, [...args, "--out", out], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+  const child = spawn(process.execPath, [...args, "--out", out], {
+    cwd: root,
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, ...env },
+  });
   const [code] = await once(child, "exit");
   if (code !== 0) throw new Error(`bench: ${name} exited with ${code}`);
   say(`${name}: done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
@@ -129,7 +133,10 @@ const fn = await step("function", [
   settings.function.sizes,
 ]);
 const fuzz = await step("fuzz", ["bench/fuzz-function.ts", "--cases", settings.fuzzCases]);
-const sync = await step("sync", ["bench/sync.ts", ...settings.sync]);
+// the sync's log (debug: a few lines per binding's start) gives the first object's timeline
+const sync = await step("sync", ["bench/sync.ts", ...settings.sync], {
+  BENCH_SYNC_LOG: join(root, "bench/results/tmp/sync.log"),
+});
 // the scale table: cold start only, with one sync process and with three sharing the bindings
 const shardsSupported = !/Unknown option '--shards'/.test(
   spawnSync(process.execPath, ["src/cli/main.ts", "sync", "--shards", "auto", "--leader-elect"], {

@@ -2,7 +2,7 @@
 // process's CPU time and peak memory from /proc.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { availableParallelism, homedir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitForPort } from "../test/support/net.ts";
 
@@ -74,6 +74,24 @@ export function cpuSample(pid: number): CpuSample {
   const stime = Number(fields[12]);
   const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
   return { cpuSeconds: (utime + stime) / ticksPerSecond, peakRssKiB: Number(hwm ?? Number.NaN) };
+}
+
+/** The whole machine's CPU time so far, busy and in all (every core), from /proc/stat. */
+export type MachineCpu = { busySeconds: number; allSeconds: number };
+
+export function machineCpu(): MachineCpu {
+  const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+  // cpu user nice system idle iowait irq softirq steal ...
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const all = ticks.reduce((sum, t) => sum + t, 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { busySeconds: (all - idle) / ticksPerSecond, allSeconds: all / ticksPerSecond };
+}
+
+/** Cores the whole machine kept busy between two readings (0 to the number of cores). */
+export function machineCoresBusy(before: MachineCpu, after: MachineCpu, cores = availableParallelism()): number {
+  const all = after.allSeconds - before.allSeconds;
+  return all > 0 ? Number((((after.busySeconds - before.busySeconds) / all) * cores).toFixed(2)) : 0;
 }
 
 /** Restarts the peak-memory clock of a process (needs to own it, or root); false when refused. */

@@ -30,7 +30,7 @@ import { refs } from "../src/sync/resources.ts";
 import { widgetCrd } from "../test/fixtures/crds.ts";
 import { describeTimeline, type FirstObjectTimeline, firstObjectTimeline, stageLines } from "./first-object.ts";
 import type { BacklogResult, SteadyRow } from "./report-sync.ts";
-import { cpuSample } from "./support.ts";
+import { cpuSample, machineCoresBusy, machineCpu } from "./support.ts";
 import {
   atRate,
   bucketsFromMetrics,
@@ -429,9 +429,17 @@ const minimalObjects = await Promise.all(
     return { app, appObject, copy: widget(at.name, ns, minRef.group, k) };
   }),
 );
+const minimalCpuBefore = machineCpu();
 const minimalPerSecond = await minimalWrites(concurrency, control, minimalObjects, minRef, finalizer);
-say(`minimal writes: ${rawCount} objects (app finalizer patch + control create), ${minimalPerSecond}/s`);
-const limits = { rawCreatesPerSecond: rawPerSecond, minimalWritesPerSecond: minimalPerSecond };
+const minimalMachineCores = machineCoresBusy(minimalCpuBefore, machineCpu());
+say(
+  `minimal writes: ${rawCount} objects (app finalizer patch + control create), ${minimalPerSecond}/s; the machine busy ${minimalMachineCores} cores`,
+);
+const limits = {
+  rawCreatesPerSecond: rawPerSecond,
+  minimalWritesPerSecond: minimalPerSecond,
+  minimalWritesMachineCores: minimalMachineCores,
+};
 const ratio = (perSecond: number) => Number((perSecond / minimalPerSecond).toFixed(2));
 
 // --- cold start: objects made while the sync is down; time until every provider copy exists -------
@@ -451,6 +459,7 @@ const appCreateSeconds = await inParallel(
 );
 say(`${objects} app objects in ${appCreateSeconds.toFixed(1)} s; starting the sync cold`);
 const coldStarted = performance.now();
+const coldMachineBefore = machineCpu();
 sync = await startSyncProcess();
 await until(`${objects} provider copies`, () => arrived() >= objects);
 const coldSeconds = (performance.now() - coldStarted) / 1000;
@@ -459,7 +468,27 @@ const coldRequests = await sync.requests();
 const coldCpu = cpuSeconds(sync);
 const coldPeakRssMiB = peakRssMiB(sync);
 const coldMemory = await sync.memory();
-say(`cold start converged on ${objects} objects in ${coldSeconds.toFixed(1)} s`);
+const coldMachineCores = machineCoresBusy(coldMachineBefore, machineCpu());
+// where the cold start's time went: fresh processes, so their histograms hold only the cold start
+const coldText = await sync.scrape();
+const coldInSync = {
+  queueWait: quantilesBetween(new Map(), bucketsFromMetrics(coldText, "klutch_bind_queue_wait_seconds")),
+  reconcile: quantilesBetween(new Map(), bucketsFromMetrics(coldText, "klutch_bind_reconcile_seconds")),
+  apiRequests: requestsBetween(new Map(), requestHistograms(coldText)),
+  apiRequestWait: {
+    app: quantilesBetween(
+      new Map(),
+      bucketsFromMetrics(coldText, "klutch_bind_api_request_wait_seconds", { cluster: "app" }),
+    ),
+    control: quantilesBetween(
+      new Map(),
+      bucketsFromMetrics(coldText, "klutch_bind_api_request_wait_seconds", { cluster: "control" }),
+    ),
+  },
+};
+say(
+  `cold start converged on ${objects} objects in ${coldSeconds.toFixed(1)} s; the machine busy ${coldMachineCores} cores, the sync ${(coldCpu / coldSeconds).toFixed(2)}; its API requests: ${describeRequests(coldInSync.apiRequests)}`,
+);
 const coldStart = {
   objects,
   seconds: Number(coldSeconds.toFixed(1)),
@@ -471,6 +500,8 @@ const coldStart = {
   syncCpuShare: Number((coldCpu / coldSeconds).toFixed(2)),
   peakRssMiB: coldPeakRssMiB,
   memory: coldMemory,
+  machineCores: coldMachineCores,
+  ...coldInSync,
 };
 
 type Phase = Latency & { requestsPerObject: number };
@@ -614,6 +645,7 @@ if (everyPhase) {
     await Promise.all([...ups, ...downs].map((w) => w.ready));
     await start();
     const started = performance.now();
+    const machineBefore = machineCpu();
     const sent = await atRate(rate, rateSeconds, async (k) => {
       const p = at(k);
       createdAt.set(p.copyKey, performance.now());
@@ -634,12 +666,16 @@ if (everyPhase) {
     if (statusFailed > 0)
       say(`steady ${rate}/s, ${what}: ${statusFailed} status writes failed (past the API servers' limit)`);
     const seconds = (performance.now() - started) / 1000;
-    say(`steady ${rate}/s, ${what}: ${total} objects synced both ways in ${seconds.toFixed(1)} s`);
+    const machineCores = machineCoresBusy(machineBefore, machineCpu());
+    say(
+      `steady ${rate}/s, ${what}: ${total} objects synced both ways in ${seconds.toFixed(1)} s; the machine busy ${machineCores} cores`,
+    );
     const upAt = new Map(ups.flatMap((w) => [...w.seen]));
     const downAt = new Map(downs.flatMap((w) => [...w.seen]));
     for (const w of [...ups, ...downs]) w.stop();
     return {
       seconds,
+      machineCores,
       objects: total,
       failedCreates: sent.failed,
       failedStatusWrites: statusFailed,
@@ -726,7 +762,13 @@ if (everyPhase) {
       eventLoopLagMaxMs: syncLag?.maxMs,
       benchEventLoopLagP99Ms: benchLag.p99,
       benchEventLoopLagMaxMs: benchLag.max,
-      minimal: { specUp: minimal.specUp, statusDown: minimal.statusDown, failedCreates: minimal.failedCreates },
+      machineCores: syncRun.machineCores,
+      minimal: {
+        specUp: minimal.specUp,
+        statusDown: minimal.statusDown,
+        failedCreates: minimal.failedCreates,
+        machineCores: minimal.machineCores,
+      },
     } satisfies SteadyRow;
     steady.push(row);
     const p = (l: Latency | undefined) => (l ? `p50 ${l.p50ms} p99 ${l.p99ms} ms` : "-");
