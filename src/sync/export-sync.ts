@@ -208,17 +208,20 @@ export class ExportSync {
   #whenListed(key: string): void {
     this.#waitingForLists.add(key);
     if (this.#waitingForLists.size > 1) return;
+    // called back by each cache as its first list is in, not polled: a first object waited up to
+    // 50 ms more than its lists did (the first-object timeline)
     const look = () => {
       if (this.#stopped) return;
-      if (![this.#app, this.#provider, this.#namespaces].every((i) => i.hasSynced())) {
-        setTimeout(look, 50).unref();
+      const pending = [this.#app, this.#provider, this.#namespaces].find((i) => !i.hasSynced());
+      if (pending !== undefined) {
+        pending.onSynced(look);
         return;
       }
       const keys = [...this.#waitingForLists];
       this.#waitingForLists.clear();
       for (const k of keys) this.#queue.add(k, "backlog");
     };
-    setTimeout(look, 50).unref();
+    look();
   }
 
   /**

@@ -19,6 +19,24 @@ describe("requests per object", () => {
     );
   };
 
+  /** "control POST 201: 100, ..." from the sync's request histogram: what the requests were, for messages */
+  const byKind = async () => {
+    const text = await env.sync?.metrics.registry.metrics();
+    const counts = new Map<string, number>();
+    for (const m of (text ?? "").matchAll(
+      /^klutch_bind_api_request_seconds_count\{cluster="(\w+)",method="(\w+)",code="(\d+)"\} (\d+)/gm,
+    )) {
+      counts.set(`${m[1]} ${m[2]} ${m[3]}`, Number(m[4]));
+    }
+    return counts;
+  };
+  const difference = (before: Map<string, number>, after: Map<string, number>) =>
+    [...after]
+      .map(([kind, n]) => [kind, n - (before.get(kind) ?? 0)] as const)
+      .filter(([, n]) => n > 0)
+      .map(([kind, n]) => `${kind}: ${n}`)
+      .join(", ");
+
   const queueWaits = async () => {
     const text = await env.sync?.metrics.registry.metrics();
     return [...(text ?? "").matchAll(/^klutch_bind_queue_wait_seconds_count\{[^}]*\} (\d+)/gm)].reduce(
@@ -43,6 +61,7 @@ describe("requests per object", () => {
     );
     await sleep(500);
     const before = await requests();
+    const kindsBefore = await byKind();
     const waitsBefore = await queueWaits();
     const count = 100;
     await Promise.all(Array.from({ length: count }, (_, i) => env.appObject(ns, `o${i}`)));
@@ -51,10 +70,17 @@ describe("requests per object", () => {
       assert.equal(copies.items.length, count + 1);
     });
     await sleep(1000); // the events of the sync's own writes come back and reconcile to nothing
-    // besides: the binding's own reconcile when its probe looks again (a GET of its Secret and of the
-    // CRD, its status), at most twice in the window; a GET or a second create for some objects is more
-    const perObject = ((await requests()) - before - 8) / count;
-    assert.ok(perObject <= 2, `${perObject} requests per object, the binding's own reconciles left out`);
+    // besides: the binding's own reconciles as its probe looks again (GETs of its Secret, its CRD
+    // and its template), a few in the window; an object's GET would come a hundred times
+    const sent = new Map([...(await byKind())].map(([kind, n]) => [kind, n - (kindsBefore.get(kind) ?? 0)] as const));
+    const controlGets = [...sent].filter(([kind]) => kind.startsWith("control GET")).reduce((a, [, n]) => a + n, 0);
+    const perObject = ((await requests()) - before - controlGets) / count;
+    const what = `sent: ${difference(kindsBefore, await byKind())}`;
+    assert.ok(perObject <= 2, `${perObject} requests per object besides the control plane's GETs; ${what}`);
+    assert.ok(
+      controlGets <= 16,
+      `${controlGets} GETs on the control plane, more than the binding's own reconciles; ${what}`,
+    );
     // where an object's time goes: each object's key was taken from the queue, its wait measured
     const waits = (await queueWaits()) - waitsBefore;
     assert.ok(waits >= count, `${waits} queue waits observed for ${count} objects`);
