@@ -62,7 +62,7 @@ export type ClientOptions = {
 
 /**
  * One finished request (watches excluded), for metrics: waitedSeconds from the call to sending it
- * (credentials, connection setup, the rate limiter), seconds from sending it to the answer's last
+ * (credentials, the rate limiter, a free connection), seconds from sending it to the answer's last
  * byte; status 0 when no answer came (a network error or the deadline).
  */
 export type RequestObservation = { method: string; status: number; waitedSeconds: number; seconds: number };

@@ -64,8 +64,10 @@ type BindingState = {
   /** bindingKey: group/namespace/name */
   key: string;
   ref: BindingRef;
-  kubeconfigVersion?: string;
-  /** what the app client was made from (clientSource): a change restarts the binding, other Secret changes do not */
+  /**
+   * what the app client was made from (clientSource): a change restarts the binding; other changes
+   * to its Secret (a label, someone's annotation) leave the client, its caches and watches alone
+   */
   clientSource?: string;
   app?: KubeClient;
   /** the client app is a view of (fence.ts, --leader-elect), or app itself: closing it ends the connections */
@@ -287,7 +289,6 @@ export class BindingController {
     state.appOwner = undefined;
     state.appInformers = undefined;
     state.probe = new AppProbe();
-    state.kubeconfigVersion = undefined;
     state.clientSource = undefined;
     state.access = undefined;
     state.namespaceAccess = undefined;
@@ -479,13 +480,8 @@ export class BindingController {
     state.stage?.("secret read", { ok: kubeconfig.ok });
     if (!kubeconfig.ok) return stopped(kubeconfig.reason, kubeconfig.message);
     const source = clientSource(kubeconfig.secret, kubeconfig.key, kubeconfig.text);
-    if (state.kubeconfigVersion !== kubeconfig.secret.metadata.resourceVersion && state.clientSource === source) {
-      // another change to the Secret (a label, an annotation of someone else's): the client, its
-      // caches and its watches go on; restarting would relist every object of the binding
-      state.kubeconfigVersion = kubeconfig.secret.metadata.resourceVersion;
-    }
-    if (state.kubeconfigVersion !== kubeconfig.secret.metadata.resourceVersion) {
-      const kubeconfigChanged = state.kubeconfigVersion !== undefined;
+    if (state.clientSource !== source) {
+      const kubeconfigChanged = state.clientSource !== undefined;
       await this.#stopBinding(state);
       try {
         const app = appClient(kubeconfig, this.#o.appClientOptions);
@@ -500,11 +496,10 @@ export class BindingController {
         state.app,
         this.#o.logger.child({ binding: bindingKey(binding), cluster: "app" }),
       );
-      state.kubeconfigVersion = kubeconfig.secret.metadata.resourceVersion;
       state.clientSource = source;
       state.access = appAccessOf(kubeconfig.secret, kubeconfig.text);
       state.namespaceAccess = state.access && new AppNamespaceAccess(state.app, state.access.account);
-      // every time: a changed Secret (any change) restarts the binding's informers, which relist
+      // every time: a changed kubeconfig restarts the binding's informers, which relist
       state.stage?.("app client created", kubeconfigChanged ? { kubeconfigChanged } : undefined, true);
     }
     const app = state.app;
@@ -536,7 +531,6 @@ export class BindingController {
     if (outcome.kind === "expired") return outcome.message;
     if (outcome.kind === "renewed") {
       // our own write: the client has the new token already, nothing restarts
-      state.kubeconfigVersion = outcome.secret.metadata.resourceVersion;
       state.clientSource = clientSource(outcome.secret, kubeconfig.key, outcome.text);
       state.access = outcome.access;
     }

@@ -20,6 +20,7 @@ import {
 } from "../../src/sync/shard-assignment.ts";
 import { newIdentity, ShardCoordinator } from "../../src/sync/shards.ts";
 import { eventually } from "../support/eventually.ts";
+import { loopbackKubeconfig } from "../support/hostile-cluster.ts";
 
 const uids = Array.from({ length: 1000 }, (_, i) => `0000${i}-uid-${i * 7919}`);
 
@@ -525,7 +526,7 @@ describe("a binding's clients on a replica of several", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     let client: KubeClient | undefined;
     try {
-      client = KubeClient.fromKubeconfigText(fakeKubeconfig((server.address() as AddressInfo).port));
+      client = KubeClient.fromKubeconfigText(loopbackKubeconfig((server.address() as AddressInfo).port));
       let served = true;
       const fencedClient = fenced(client, () => served, "binding ns/b");
       const ref = { group: "", version: "v1", resource: "configmaps", namespaced: true };
@@ -551,19 +552,3 @@ describe("a binding's clients on a replica of several", () => {
     }
   });
 });
-
-function fakeKubeconfig(port: number): string {
-  return `apiVersion: v1
-kind: Config
-clusters:
-- name: fake
-  cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}
-users:
-- name: fake
-  user: {token: t}
-contexts:
-- name: fake
-  context: {cluster: fake, user: fake}
-current-context: fake
-`;
-}
