@@ -235,6 +235,9 @@ if (!existsSync(syncEntry)) throw new Error(`no ${syncEntry}: run make build (or
 // the first object's timeline is read from it
 const syncLogPath = process.env.BENCH_SYNC_LOG || undefined;
 const syncLog = syncLogPath === undefined ? undefined : createWriteStream(syncLogPath);
+// BENCH_HEAP_SNAPSHOT=DIR: a V8 heap snapshot of every replica in DIR right after the cold start
+// (where the memory goes; read it with bench/heap-summary.ts or Chromium's DevTools)
+const heapSnapshotDir = process.env.BENCH_HEAP_SNAPSHOT || undefined;
 // and with the environment deploy/ gives the sync container (its memory settings)
 const deployedSyncEnv = (() => {
   const manifest = parseAllDocuments(
@@ -256,6 +259,8 @@ type SyncProcess = {
   scrape: () => Promise<string>;
   requests: () => Promise<number>;
   memory: () => Promise<SyncMemory[]>;
+  /** a heap snapshot of every replica (BENCH_HEAP_SNAPSHOT); done when each answers again */
+  heapSnapshot: () => Promise<void>;
   stop: () => Promise<void>;
 };
 async function startReplica(): Promise<Replica> {
@@ -263,6 +268,7 @@ async function startReplica(): Promise<Replica> {
     process.execPath,
     [
       ...(process.env.BENCH_SYNC_NODE_ARGS ?? "").split(" ").filter((a) => a !== ""),
+      ...(heapSnapshotDir ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${heapSnapshotDir}`] : []),
       syncEntry,
       "sync",
       "--kubeconfig",
@@ -340,6 +346,15 @@ async function startSyncProcess(): Promise<SyncProcess> {
       return sum;
     },
     memory: async () => Promise.all(fleet.map(async (r) => memoryFromMetrics(await r.metrics()))),
+    heapSnapshot: async () => {
+      await Promise.all(
+        fleet.map(async (r) => {
+          r.child.kill("SIGUSR2");
+          await sleep(500); // the snapshot holds the event loop: the next answer comes after it
+          await r.metrics();
+        }),
+      );
+    },
     stop: async () => {
       await Promise.all(
         fleet.map(async (r) => {
@@ -469,6 +484,10 @@ const coldCpu = cpuSeconds(sync);
 const coldPeakRssMiB = peakRssMiB(sync);
 const coldMemory = await sync.memory();
 const coldMachineCores = machineCoresBusy(coldMachineBefore, machineCpu());
+if (heapSnapshotDir) {
+  say(`writing a heap snapshot of the sync into ${heapSnapshotDir}`);
+  await sync.heapSnapshot();
+}
 // where the cold start's time went: fresh processes, so their histograms hold only the cold start
 const coldText = await sync.scrape();
 const coldInSync = {

@@ -3,6 +3,7 @@
 import type * as http from "node:http";
 import type { KubeObject, ResourceRef, WatchEvent, WatchOptions } from "./client.ts";
 import { asStatus, describeBody, isRecord, KubeApiError, KubeDecodeError } from "./errors.ts";
+import type { AnswerStream } from "./h2.ts";
 
 /** An answer read in full; problem says why its body could not be decoded (body is then its text or undefined). */
 export type Response = { status: number; headers: http.IncomingHttpHeaders; body: unknown; problem?: string };
@@ -17,7 +18,7 @@ export class ResponseTooLarge extends Error {}
  * Reads an answer up to maxBytes (then destroys it and rejects). A body that is not UTF-8, or
  * labelled JSON but not parseable, resolves with a problem: the caller decides what it means.
  */
-export function readResponse(res: http.IncomingMessage, maxBytes: number): Promise<Response> {
+export function readResponse(res: AnswerStream, maxBytes: number): Promise<Response> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

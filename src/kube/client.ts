@@ -8,6 +8,7 @@
 // to the socket: the wait for credentials, the rate limiter and a free connection (long under load,
 // or after the event loop stalled) may have outlasted the Lease.
 import * as http from "node:http";
+import type * as http2 from "node:http2";
 import * as https from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as tls from "node:tls";
@@ -21,6 +22,7 @@ import {
   WatchDecoder,
 } from "./answers.ts";
 import { asStatus, describeBody, isRecord, KubeApiError, KubeDecodeError } from "./errors.ts";
+import { type AnswerStream, H2Answer, H2Sessions, negotiateH2 } from "./h2.ts";
 import { type ClusterAccess, clusterAccess, type ParsedKubeconfig, parseKubeconfig } from "./kubeconfig.ts";
 import { assertSelfContained } from "./self-contained.ts";
 
@@ -58,6 +60,8 @@ export type ClientOptions = {
   maxWatchEventBytes?: number;
   /** connections for requests, at most (default 64); more requests at once wait for one. Watches have their own. */
   maxConnections?: number;
+  /** HTTP/2 when the server offers it over TLS (default true; h2.ts); false: HTTP/1.1 connections only */
+  http2?: boolean;
 };
 
 /**
@@ -169,6 +173,7 @@ class RateLimiter {
 type Auth = { headers: Record<string, string>; expires: number };
 /** one pool of connections for requests (bounded), one for watches (each holds its connection for minutes) */
 type Agents = { requests: http.Agent; watches: http.Agent };
+type Transport = { kind: "h1"; agents: Agents } | { kind: "h2"; sessions: H2Sessions; agents: Agents };
 
 /**
  * Asked right before a write (any request but GET) is sent: undefined lets it go, an Error refuses
@@ -184,16 +189,20 @@ class Connection {
   readonly access: ClusterAccess;
   readonly limiter: RateLimiter;
   readonly maxConnections: number;
+  readonly http2: boolean;
   closed = false;
-  #agents: Promise<Agents> | undefined;
+  #transport: Promise<Transport> | undefined;
+  #inFlight = 0;
+  #slotWaiters: Array<() => void> = [];
   #auth: Promise<Auth> | undefined;
   /** a bearer token that replaced the kubeconfig's (setBearerToken) */
   #bearer: string | undefined;
 
-  constructor(access: ClusterAccess, limiter: RateLimiter, maxConnections: number) {
+  constructor(access: ClusterAccess, limiter: RateLimiter, maxConnections: number, http2: boolean) {
     this.access = access;
     this.limiter = limiter;
     this.maxConnections = maxConnections;
+    this.http2 = http2;
   }
 
   setBearerToken(token: string): void {
@@ -208,45 +217,82 @@ class Connection {
 
   close(): void {
     this.closed = true;
-    const agents = this.#agents;
-    this.#agents = undefined;
-    agents
-      ?.then((a) => {
-        a.requests.destroy();
-        a.watches.destroy();
+    const transport = this.#transport;
+    this.#transport = undefined;
+    transport
+      ?.then((t) => {
+        if (t.kind === "h2") t.sessions.close();
+        t.agents.requests.destroy();
+        t.agents.watches.destroy();
       })
       .catch(() => {});
   }
 
-  agents(): Promise<Agents> {
-    if (this.#agents === undefined) {
-      const agents = this.#makeAgents();
+  /**
+   * How requests go: HTTP/2 streams when the server speaks it over TLS, else the HTTP/1.1 pools.
+   * Decided by the first connection; a failure to connect is not kept (the next request tries again).
+   */
+  transport(): Promise<Transport> {
+    if (this.#transport === undefined) {
+      const transport = this.#makeTransport();
       // unusable TLS material fails every request that awaits it; held but unawaited, it must not
       // become an unhandled rejection (which ends the process)
-      agents.catch(() => undefined);
-      this.#agents = agents;
+      transport.catch(() => {
+        if (this.#transport === transport) this.#transport = undefined;
+      });
+      this.#transport = transport;
     }
-    return this.#agents;
+    return this.#transport;
   }
 
-  async #makeAgents(): Promise<Agents> {
+  /** the transport if one was made (and did not fail) */
+  async peekTransport(): Promise<Transport | undefined> {
+    return this.#transport?.catch(() => undefined);
+  }
+
+  /** a free request slot (HTTP/2: at most maxConnections requests at once, as the HTTP/1.1 pool) */
+  async slot(): Promise<() => void> {
+    if (this.#inFlight >= this.maxConnections) {
+      await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+    } else this.#inFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.#slotWaiters.shift();
+      if (next !== undefined)
+        next(); // the slot passes on
+      else this.#inFlight--;
+    };
+  }
+
+  async #makeTransport(): Promise<Transport> {
     const requests = { keepAlive: true, maxSockets: this.maxConnections, maxFreeSockets: this.maxConnections };
     const watches = { keepAlive: true, maxFreeSockets: maxFreeWatchSockets };
-    if (this.access.server.protocol === "http:") {
-      return { requests: new http.Agent(requests), watches: new http.Agent(watches) };
+    const server = this.access.server;
+    if (server.protocol === "http:") {
+      return { kind: "h1", agents: { requests: new http.Agent(requests), watches: new http.Agent(watches) } };
     }
     const { rejectUnauthorized, servername, ...material } = await this.access.tls();
     // one TLS context for all of this cluster's connections: an agent given ca/cert/key builds a
     // context per connection (measured: 160 KiB per idle socket against 115 KiB with one shared)
-    const shared = {
+    const target = {
       secureContext: tls.createSecureContext(material),
       ...(rejectUnauthorized === undefined ? {} : { rejectUnauthorized }),
       ...(servername === undefined ? {} : { servername }),
     };
-    return {
-      requests: new https.Agent({ ...requests, ...shared }),
-      watches: new https.Agent({ ...watches, ...shared }),
+    const agents = {
+      requests: new https.Agent({ ...requests, ...target }),
+      watches: new https.Agent({ ...watches, ...target }),
     };
+    if (!this.http2) return { kind: "h1", agents };
+    const first = await negotiateH2(server, target);
+    if (first === undefined) return { kind: "h1", agents };
+    if (this.closed) {
+      first.destroy();
+      throw new Error(`client for ${server.origin} is closed`);
+    }
+    return { kind: "h2", sessions: new H2Sessions(server, target, first), agents };
   }
 
   async auth(): Promise<Auth> {
@@ -312,6 +358,7 @@ export class KubeClient {
         access,
         new RateLimiter(options.qps ?? defaultQps, options.burst ?? defaultBurst),
         options.maxConnections ?? defaultMaxConnections,
+        options.http2 ?? true,
       ),
       tally: { requests: 0, observer: undefined },
       userAgent: options.userAgent ?? "klutch-bind",
@@ -614,7 +661,7 @@ export class KubeClient {
       timeoutSeconds: String(timeoutSeconds),
       allowWatchBookmarks: options.allowBookmarks === false ? undefined : "true",
     };
-    let res: http.IncomingMessage | undefined;
+    let res: AnswerStream | undefined;
     for (let attempt = 0; ; attempt++) {
       if (signal.aborted) return;
       try {
@@ -690,6 +737,22 @@ export class KubeClient {
     });
   }
 
+  /**
+   * How this client (and its views) talks to its server now: "h2" or "http/1.1", and the open
+   * connections (HTTP/1.1: pooled and watching); undefined before the first request.
+   */
+  async connections(): Promise<{ protocol: "h2" | "http/1.1"; open: number } | undefined> {
+    const transport = await this.#connection.peekTransport();
+    if (transport === undefined) return undefined;
+    if (transport.kind === "h2") return { protocol: "h2", open: transport.sessions.sessions };
+    const count = (agent: http.Agent) =>
+      [...Object.values(agent.sockets), ...Object.values(agent.freeSockets)].reduce(
+        (sum, list) => sum + (list?.length ?? 0),
+        0,
+      );
+    return { protocol: "http/1.1", open: count(transport.agents.requests) + count(transport.agents.watches) };
+  }
+
   serverVersion(): Promise<{ gitVersion: string }> {
     return this.request<{ gitVersion?: unknown }>("GET", "/version", { maxBytes: 64 * 1024 }).then((v) => {
       if (typeof v.gitVersion !== "string" || v.gitVersion.length > 200) {
@@ -758,13 +821,12 @@ export class KubeClient {
     timeoutMs: number,
     timing?: { sent: number },
     use: keyof Agents = "requests",
-  ): Promise<http.IncomingMessage> {
+  ): Promise<AnswerStream> {
     const closed = () => this.#closed || this.#connection.closed;
     if (closed()) throw new Error(`${method} ${path}: client for ${this.server} is closed`);
     const refusedEarly = this.#refusal(method);
     if (refusedEarly !== undefined) throw refusedEarly;
-    const [agents, auth] = await Promise.all([this.#connection.agents(), this.#connection.auth()]);
-    const agent = agents[use];
+    const [transport, auth] = await Promise.all([this.#connection.transport(), this.#connection.auth()]);
     await this.#connection.limiter.take();
     const url = new URL(this.#connection.access.server);
     const [pathname = "", search] = path.split("?", 2);
@@ -784,10 +846,15 @@ export class KubeClient {
       headers["content-type"] = options.contentType ?? "application/json";
       headers["content-length"] = String(payload.length);
     }
+    if (transport.kind === "h2") {
+      const h2 = { method, path, payload, signal, timeoutMs, timing, use, closed };
+      return this.#openStream(transport.sessions, url, headers, h2);
+    }
+    const agent = transport.agents[use];
     const send = url.protocol === "https:" ? https.request : http.request;
     return new Promise((resolve, reject) => {
       const req = send(url, { method, headers, agent, signal });
-      let response: http.IncomingMessage | undefined;
+      let response: AnswerStream | undefined;
       // made only when it happens: an Error takes a stack trace, and most requests never time out
       let timeout: Error | undefined;
       const timer = setTimeout(() => {
@@ -820,6 +887,76 @@ export class KubeClient {
         this.#tally.requests++;
         if (timing !== undefined) timing.sent = performance.now();
         req.end(payload);
+      });
+    });
+  }
+
+  /**
+   * #open over HTTP/2: a request slot (watches need none), then a stream; the gates are asked once
+   * a connection has room, right before the stream is made, so nothing is sent when they refuse.
+   */
+  async #openStream(
+    sessions: H2Sessions,
+    url: URL,
+    headers: Record<string, string | string[]>,
+    request: {
+      method: string;
+      path: string;
+      payload: Buffer | undefined;
+      signal: AbortSignal | undefined;
+      timeoutMs: number;
+      timing: { sent: number } | undefined;
+      use: keyof Agents;
+      closed: () => boolean;
+    },
+  ): Promise<AnswerStream> {
+    const { method, path, payload, signal, timeoutMs, timing, closed } = request;
+    const release = request.use === "requests" ? await this.#connection.slot() : () => {};
+    const streamHeaders: http2.OutgoingHttpHeaders = { ":method": method, ":path": url.pathname + url.search };
+    for (const [key, value] of Object.entries(headers)) streamHeaders[key.toLowerCase()] = value;
+    let stream: http2.ClientHttp2Stream;
+    let refused: Error | undefined;
+    try {
+      stream = await sessions.request(
+        streamHeaders,
+        { endStream: payload === undefined, ...(signal ? { signal } : {}) },
+        () => {
+          refused = closed()
+            ? new Error(`${method} ${path}: client for ${this.server} is closed`)
+            : this.#refusal(method);
+          return refused;
+        },
+      );
+    } catch (err) {
+      release();
+      throw err === refused || (err instanceof Error && err.name === "AbortError")
+        ? err
+        : wrapNetworkError(method, path, err instanceof Error ? err : new Error(String(err)));
+    }
+    stream.once("close", release);
+    this.#tally.requests++;
+    if (timing !== undefined) timing.sent = performance.now();
+    if (payload !== undefined) stream.end(payload);
+    return new Promise((resolve, reject) => {
+      let answered = false;
+      let timeout: Error | undefined;
+      const timer = setTimeout(() => {
+        timeout = new Error(`${method} ${path}: no complete answer from ${this.server} within ${timeoutMs} ms`);
+        stream.destroy(timeout);
+      }, timeoutMs);
+      timer.unref();
+      stream.on("error", (err) => {
+        clearTimeout(timer);
+        if (!answered) reject(err === timeout || err.name === "AbortError" ? err : wrapNetworkError(method, path, err));
+      });
+      stream.once("response", (responseHeaders) => {
+        answered = true;
+        resolve(new H2Answer(stream, responseHeaders));
+      });
+      stream.once("close", () => {
+        clearTimeout(timer);
+        if (!answered)
+          reject(new Error(`${method} ${path}: the stream closed before an answer (code ${stream.rstCode})`));
       });
     });
   }
