@@ -86,12 +86,10 @@ export class ExportSync {
       { lean: true },
       {
         add: (obj) => {
-          this.#written.app.seen(obj, false);
-          this.#onAppObject(obj);
+          if (!this.#written.app.seen(obj, false)) this.#onAppObject(obj);
         },
         update: (_old, obj) => {
-          this.#written.app.seen(obj, false);
-          this.#onAppObject(obj);
+          if (!this.#written.app.seen(obj, false)) this.#onAppObject(obj);
         },
         delete: (obj) => {
           this.#written.app.seen(obj, true);
@@ -105,12 +103,10 @@ export class ExportSync {
       { lean: true },
       {
         add: (obj) => {
-          this.#written.provider.seen(obj, false);
-          this.#onProviderObject(obj);
+          if (!this.#written.provider.seen(obj, false)) this.#onProviderObject(obj);
         },
         update: (_old, obj) => {
-          this.#written.provider.seen(obj, false);
-          this.#onProviderObject(obj);
+          if (!this.#written.provider.seen(obj, false)) this.#onProviderObject(obj);
         },
         delete: (obj) => {
           this.#written.provider.seen(obj, true);

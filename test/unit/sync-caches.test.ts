@@ -184,6 +184,21 @@ describe("RecentWrites", () => {
     assert.equal(written.size, 0);
   });
 
+  it("says an event is its write's own only for that very version of that very object", () => {
+    const written = new RecentWrites();
+    const withUid = (rv: string, uid: string) => ({ ...at(rv), metadata: { ...at(rv).metadata, uid } });
+    written.note(withUid("20", "u1"));
+    assert.equal(written.seen(withUid("19", "u1"), false), false, "an older version is news");
+    assert.equal(written.seen(withUid("20", "u2"), false), false, "another object of the same name is news");
+    written.note(withUid("20", "u1"));
+    assert.equal(written.seen(withUid("20", "u1"), true), false, "a deletion is news");
+    written.note(withUid("20", "u1"));
+    assert.equal(written.seen(withUid("21", "u1"), false), false, "someone else's later change is news");
+    written.note(withUid("30", "u1"));
+    assert.equal(written.seen(withUid("30", "u1"), false), true);
+    assert.equal(written.seen(withUid("30", "u1"), false), false, "said once: the write is forgotten");
+  });
+
   it("compares resourceVersions as numbers, and only numbers", () => {
     assert.equal(compareVersions(at("9"), at("10")), -1);
     assert.equal(compareVersions(at("10"), at("9")), 1);
