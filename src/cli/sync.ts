@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { delimiter } from "node:path";
 import { parseArgs } from "node:util";
+import { setFlagsFromString } from "node:v8";
 import { KubeClient } from "../kube/client.ts";
 import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "../kube/kubeconfig.ts";
 import { createLogger } from "../log.ts";
@@ -45,6 +46,8 @@ const flags = {
   "web-namespace": { type: "string" },
   // the page's own identity (klutch-bind-web, deploy/control-plane/web-rbac.yaml); else the sync's
   "web-kubeconfig": { type: "string" },
+  // V8 grows its heap by this percent after each full collection; 0 leaves V8's own growth
+  "heap-growth": { type: "string", default: "25" },
   debug: { type: "boolean", short: "d", default: false },
 } as const;
 
@@ -90,6 +93,15 @@ export async function runSync(args: string[]): Promise<number> {
   if (sharded && values["leader-elect"]) {
     throw new UsageError("--shards and --leader-elect exclude each other: with --shards every replica serves a share");
   }
+  const heapGrowth = Number(values["heap-growth"]);
+  if (!Number.isInteger(heapGrowth) || heapGrowth < 0 || heapGrowth > 1000) {
+    throw new UsageError(`--heap-growth must be a whole percent from 0 to 1000, got "${values["heap-growth"]}"`);
+  }
+  // Measured (bench/sync, 10,000 objects, 20 bindings, cold start): V8's own growth let the heap
+  // reach 127 MiB around 40 MiB of live objects, a peak RSS of 241 MiB; growing by 25% kept it at
+  // 155 MiB for 3 s more CPU (16.6 s against 13.6 s). NODE_OPTIONS does not take this V8 flag;
+  // V8 reads it whenever it sets a new heap limit, so setting it at start is in time.
+  if (heapGrowth > 0) setFlagsFromString(`--heap-growing-percent=${heapGrowth}`);
   const leaseDurationSeconds = positive("lease-duration", values["lease-duration"]);
   const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "crossplane-system";
   const logger = createLogger("sync", values.debug);

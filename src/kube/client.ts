@@ -1,6 +1,7 @@
-// A small Kubernetes REST client: JSON over keep-alive HTTPS connections per cluster (a bounded pool
-// for requests, one connection per watch), a client-side rate limit, 429 retries, paged lists and
-// streaming watches. kubeconfig.ts reads the kubeconfig
+// A small Kubernetes REST client: JSON over HTTP/2 to TLS servers that offer it (h2.ts: every
+// request and watch a stream on one connection), else keep-alive HTTP/1.1 connections (a bounded
+// pool for requests, one connection per watch); a client-side rate limit, 429 retries, paged lists
+// and streaming watches. kubeconfig.ts reads the kubeconfig
 // and supplies TLS material and credentials (without @kubernetes/client-node, see there).
 //
 // gated() makes a view of a client whose writes pass a gate (fence.ts: only while this replica
@@ -105,7 +106,8 @@ type RequestOptions = {
 };
 
 /**
- * Connections per client for requests (watches have their own, one each): a burst waits for a free
+ * Requests in flight per client at most (watches aside): over HTTP/2 streams at once, over HTTP/1.1
+ * connections (watches have their own, one each). A burst waits for a free
  * one rather than opening more, and all stay open between bursts (each ~115 KiB). Unbounded, the
  * sync opened ~500 connections in a 3,000-object cold start and closed most again after each burst,
  * each new one a TLS handshake for both sides on a machine the API servers already saturate
@@ -190,6 +192,8 @@ class Connection {
   readonly limiter: RateLimiter;
   readonly maxConnections: number;
   readonly http2: boolean;
+  /** the deadline of a new connection's handshake (the client's request timeout) */
+  readonly connectTimeoutMs: number;
   closed = false;
   #transport: Promise<Transport> | undefined;
   #inFlight = 0;
@@ -198,11 +202,16 @@ class Connection {
   /** a bearer token that replaced the kubeconfig's (setBearerToken) */
   #bearer: string | undefined;
 
-  constructor(access: ClusterAccess, limiter: RateLimiter, maxConnections: number, http2: boolean) {
+  constructor(
+    access: ClusterAccess,
+    limiter: RateLimiter,
+    options: { maxConnections: number; http2: boolean; connectTimeoutMs: number },
+  ) {
     this.access = access;
     this.limiter = limiter;
-    this.maxConnections = maxConnections;
-    this.http2 = http2;
+    this.maxConnections = options.maxConnections;
+    this.http2 = options.http2;
+    this.connectTimeoutMs = options.connectTimeoutMs;
   }
 
   setBearerToken(token: string): void {
@@ -251,9 +260,21 @@ class Connection {
   }
 
   /** a free request slot (HTTP/2: at most maxConnections requests at once, as the HTTP/1.1 pool) */
-  async slot(): Promise<() => void> {
+  async slot(signal: AbortSignal): Promise<() => void> {
+    signal.throwIfAborted();
     if (this.#inFlight >= this.maxConnections) {
-      await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          this.#slotWaiters = this.#slotWaiters.filter((w) => w !== waiter);
+          reject(signal.reason);
+        };
+        const waiter = () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        this.#slotWaiters.push(waiter);
+      });
     } else this.#inFlight++;
     let released = false;
     return () => {
@@ -286,13 +307,17 @@ class Connection {
       watches: new https.Agent({ ...watches, ...target }),
     };
     if (!this.http2) return { kind: "h1", agents };
-    const first = await negotiateH2(server, target);
+    const first = await negotiateH2(server, target, this.connectTimeoutMs);
     if (first === undefined) return { kind: "h1", agents };
     if (this.closed) {
       first.destroy();
       throw new Error(`client for ${server.origin} is closed`);
     }
-    return { kind: "h2", sessions: new H2Sessions(server, target, first), agents };
+    return {
+      kind: "h2",
+      sessions: new H2Sessions(server, target, first, { connectTimeoutMs: this.connectTimeoutMs }),
+      agents,
+    };
   }
 
   async auth(): Promise<Auth> {
@@ -354,12 +379,11 @@ export class KubeClient {
 
   static #create(access: ClusterAccess, options: ClientOptions): KubeClient {
     return new KubeClient({
-      connection: new Connection(
-        access,
-        new RateLimiter(options.qps ?? defaultQps, options.burst ?? defaultBurst),
-        options.maxConnections ?? defaultMaxConnections,
-        options.http2 ?? true,
-      ),
+      connection: new Connection(access, new RateLimiter(options.qps ?? defaultQps, options.burst ?? defaultBurst), {
+        maxConnections: options.maxConnections ?? defaultMaxConnections,
+        http2: options.http2 ?? true,
+        connectTimeoutMs: options.timeoutMs ?? defaultTimeoutMs,
+      }),
       tally: { requests: 0, observer: undefined },
       userAgent: options.userAgent ?? "klutch-bind",
       timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
@@ -826,7 +850,12 @@ export class KubeClient {
     if (closed()) throw new Error(`${method} ${path}: client for ${this.server} is closed`);
     const refusedEarly = this.#refusal(method);
     if (refusedEarly !== undefined) throw refusedEarly;
-    const [transport, auth] = await Promise.all([this.#connection.transport(), this.#connection.auth()]);
+    const [transport, auth] = await Promise.all([
+      this.#connection.transport().catch((err: unknown) => {
+        throw wrapNetworkError(method, path, err instanceof Error ? err : new Error(String(err)));
+      }),
+      this.#connection.auth(),
+    ]);
     await this.#connection.limiter.take();
     const url = new URL(this.#connection.access.server);
     const [pathname = "", search] = path.split("?", 2);
@@ -911,15 +940,27 @@ export class KubeClient {
     },
   ): Promise<AnswerStream> {
     const { method, path, payload, signal, timeoutMs, timing, closed } = request;
-    const release = request.use === "requests" ? await this.#connection.slot() : () => {};
+    // the deadline covers the waits for a request slot and a connection with room too: a server
+    // that takes the connection and never answers its handshake must not hold the request
+    let timeout: Error | undefined;
+    let stream: http2.ClientHttp2Stream | undefined;
+    const expiry = new AbortController();
+    const timer = setTimeout(() => {
+      timeout = new Error(`${method} ${path}: no complete answer from ${this.server} within ${timeoutMs} ms`);
+      expiry.abort(timeout);
+      stream?.destroy(timeout);
+    }, timeoutMs);
+    timer.unref();
+    const until = signal ? AbortSignal.any([expiry.signal, signal]) : expiry.signal;
     const streamHeaders: http2.OutgoingHttpHeaders = { ":method": method, ":path": url.pathname + url.search };
     for (const [key, value] of Object.entries(headers)) streamHeaders[key.toLowerCase()] = value;
-    let stream: http2.ClientHttp2Stream;
     let refused: Error | undefined;
+    let release = () => {};
     try {
+      if (request.use === "requests") release = await this.#connection.slot(until);
       stream = await sessions.request(
         streamHeaders,
-        { endStream: payload === undefined, ...(signal ? { signal } : {}) },
+        { endStream: payload === undefined, waitSignal: until, ...(signal ? { signal } : {}) },
         () => {
           refused = closed()
             ? new Error(`${method} ${path}: client for ${this.server} is closed`)
@@ -928,35 +969,37 @@ export class KubeClient {
         },
       );
     } catch (err) {
+      clearTimeout(timer);
       release();
-      throw err === refused || (err instanceof Error && err.name === "AbortError")
+      if (timeout !== undefined) throw timeout;
+      throw err === refused || (err instanceof Error && err.name === "AbortError") || err === signal?.reason
         ? err
         : wrapNetworkError(method, path, err instanceof Error ? err : new Error(String(err)));
     }
-    stream.once("close", release);
+    const opened = stream;
+    opened.once("close", release);
     this.#tally.requests++;
     if (timing !== undefined) timing.sent = performance.now();
-    if (payload !== undefined) stream.end(payload);
+    if (payload !== undefined) opened.end(payload);
     return new Promise((resolve, reject) => {
       let answered = false;
-      let timeout: Error | undefined;
-      const timer = setTimeout(() => {
-        timeout = new Error(`${method} ${path}: no complete answer from ${this.server} within ${timeoutMs} ms`);
-        stream.destroy(timeout);
-      }, timeoutMs);
-      timer.unref();
-      stream.on("error", (err) => {
+      opened.on("error", (err) => {
         clearTimeout(timer);
-        if (!answered) reject(err === timeout || err.name === "AbortError" ? err : wrapNetworkError(method, path, err));
+        if (answered) return;
+        if (timeout !== undefined) reject(timeout);
+        else reject(err.name === "AbortError" ? err : wrapNetworkError(method, path, err));
       });
-      stream.once("response", (responseHeaders) => {
+      opened.once("response", (responseHeaders) => {
         answered = true;
-        resolve(new H2Answer(stream, responseHeaders));
+        resolve(new H2Answer(opened, responseHeaders));
       });
-      stream.once("close", () => {
+      opened.once("close", () => {
         clearTimeout(timer);
-        if (!answered)
-          reject(new Error(`${method} ${path}: the stream closed before an answer (code ${stream.rstCode})`));
+        if (!answered) {
+          reject(
+            timeout ?? new Error(`${method} ${path}: the stream closed before an answer (code ${opened.rstCode})`),
+          );
+        }
       });
     });
   }

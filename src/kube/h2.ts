@@ -28,16 +28,25 @@ export type TlsTarget = {
   servername?: string;
 };
 
+/**
+ * No server push (an API server never pushes; a hostile one gets no streams we did not ask for);
+ * the answers' sizes are bounded where they are read (answers.ts), the buffered bytes per
+ * connection by Node (maxSessionMemory, 10 MB).
+ */
+const sessionOptions: http2.ClientSessionOptions = { settings: { enablePush: false } };
+
 /** streams per connection at most, even when a server allows more */
 const maxStreamsPerSession = 100;
 /** a connection without streams this long is closed (the first one opened again when needed) */
 const idleSessionMs = 60_000;
+/** a connection whose handshake and first SETTINGS take longer is given up */
+const defaultConnectTimeoutMs = 30_000;
 
 /**
  * Opens a TLS connection offering h2 and http/1.1; resolves with it when the server chose h2, or
  * undefined (the connection closed) when it speaks HTTP/1.1 only.
  */
-export function negotiateH2(origin: URL, target: TlsTarget): Promise<tls.TLSSocket | undefined> {
+export function negotiateH2(origin: URL, target: TlsTarget, timeoutMs: number): Promise<tls.TLSSocket | undefined> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
       host: origin.hostname.replace(/^\[|\]$/g, ""),
@@ -45,7 +54,18 @@ export function negotiateH2(origin: URL, target: TlsTarget): Promise<tls.TLSSock
       ...tlsOptions(origin, target),
       ALPNProtocols: ["h2", "http/1.1"],
     });
+    // a server that takes the connection and never finishes the handshake must not hold us
+    const timer = setTimeout(
+      () => socket.destroy(new Error(`no TLS handshake with ${origin.host} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    timer.unref();
+    socket.once("close", () => {
+      clearTimeout(timer);
+      reject(new Error(`the connection to ${origin.host} closed during the TLS handshake`));
+    });
     socket.once("secureConnect", () => {
+      clearTimeout(timer);
       socket.removeListener("error", reject);
       if (socket.alpnProtocol === "h2") resolve(socket);
       else {
@@ -67,7 +87,8 @@ function tlsOptions(origin: URL, target: TlsTarget): tls.ConnectionOptions {
   };
 }
 
-type Session = { session: http2.ClientHttp2Session; streams: number };
+/** streams: made and reserved; settled once the server's SETTINGS (its stream limit) arrived */
+type Session = { session: http2.ClientHttp2Session; streams: number; settled: boolean; ready: Promise<void> };
 
 /** The HTTP/2 connections of one client (and its views) to one API server. */
 export class H2Sessions {
@@ -75,14 +96,21 @@ export class H2Sessions {
   readonly #target: TlsTarget;
   readonly #sessions: Session[] = [];
   readonly #idleMs: number;
+  readonly #connectTimeoutMs: number;
   #opening: Promise<Session> | undefined;
   #closed = false;
 
   /** first: a connection negotiateH2 made, used for the first session */
-  constructor(origin: URL, target: TlsTarget, first?: tls.TLSSocket, options: { idleMs?: number } = {}) {
+  constructor(
+    origin: URL,
+    target: TlsTarget,
+    first?: tls.TLSSocket,
+    options: { idleMs?: number; connectTimeoutMs?: number } = {},
+  ) {
     this.#origin = origin;
     this.#target = target;
     this.#idleMs = options.idleMs ?? idleSessionMs;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? defaultConnectTimeoutMs;
     if (first !== undefined) this.#sessions.push(this.#adopt(first));
   }
 
@@ -94,27 +122,29 @@ export class H2Sessions {
   /**
    * A new stream for headers on a connection with room for it. beforeSend is called once the
    * connection is ready, right before the stream is made (and nothing sent): an Error it returns
-   * rejects the request unsent.
+   * rejects the request unsent. waitSignal ends the wait for room (rejecting with its reason);
+   * signal ends the stream.
    */
   async request(
     headers: http2.OutgoingHttpHeaders,
-    options: { endStream: boolean; signal?: AbortSignal },
+    options: { endStream: boolean; signal?: AbortSignal; waitSignal?: AbortSignal },
     beforeSend: () => Error | undefined,
   ): Promise<http2.ClientHttp2Stream> {
     if (this.#closed) throw new Error("connection closed");
-    const entry = await this.#withRoom();
-    const refused = beforeSend();
-    if (refused !== undefined) throw refused;
-    const stream = entry.session.request(headers, {
-      endStream: options.endStream,
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    entry.streams++;
-    if (entry.streams === 1) entry.session.ref();
-    stream.once("close", () => {
-      entry.streams--;
-      if (entry.streams === 0 && !entry.session.destroyed) entry.session.unref();
-    });
+    const entry = await this.#withRoom(options.waitSignal ?? options.signal); // its stream counted already: no one else takes that room
+    let stream: http2.ClientHttp2Stream;
+    try {
+      const refused = beforeSend();
+      if (refused !== undefined) throw refused;
+      stream = entry.session.request(headers, {
+        endStream: options.endStream,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (err) {
+      release(entry);
+      throw err;
+    }
+    stream.once("close", () => release(entry));
     return stream;
   }
 
@@ -123,10 +153,21 @@ export class H2Sessions {
     for (const s of this.#sessions.splice(0)) s.session.destroy();
   }
 
-  async #withRoom(): Promise<Session> {
+  async #withRoom(signal: AbortSignal | undefined): Promise<Session> {
     for (;;) {
-      const open = this.#sessions.find((s) => !s.session.destroyed && !s.session.closed && s.streams < limitOf(s));
-      if (open !== undefined) return open;
+      signal?.throwIfAborted();
+      const usable = this.#sessions.filter((s) => !s.session.destroyed && !s.session.closed);
+      const open = usable.find((s) => s.settled && s.streams < limitOf(s));
+      if (open !== undefined) {
+        if (open.streams++ === 0) open.session.ref();
+        return open;
+      }
+      // its limit unknown yet: wait for it rather than open another
+      const settling = usable.find((s) => !s.settled);
+      if (settling !== undefined) {
+        await untilAborted(settling.ready, signal);
+        continue;
+      }
       if (this.#opening === undefined) {
         const opening = this.#open();
         this.#opening = opening;
@@ -139,7 +180,7 @@ export class H2Sessions {
           },
         );
       }
-      const opened = await this.#opening;
+      const opened = await untilAborted(this.#opening, signal);
       if (this.#closed) {
         opened.session.destroy();
         throw new Error("connection closed");
@@ -150,23 +191,46 @@ export class H2Sessions {
 
   #open(): Promise<Session> {
     return new Promise((resolve, reject) => {
-      const session = http2.connect(this.#origin, tlsOptions(this.#origin, this.#target));
+      const session = http2.connect(this.#origin, { ...tlsOptions(this.#origin, this.#target), ...sessionOptions });
       const entry = this.#watch(session);
       session.once("connect", () => {
         session.removeListener("error", reject);
         resolve(entry);
       });
       session.once("error", reject);
+      session.once("close", () =>
+        reject(new Error(`the connection to ${this.#origin.host} closed before it was ready`)),
+      );
     });
   }
 
   #adopt(socket: tls.TLSSocket): Session {
-    return this.#watch(http2.connect(this.#origin, { createConnection: () => socket }));
+    return this.#watch(http2.connect(this.#origin, { createConnection: () => socket, ...sessionOptions }));
   }
 
   /** a session that leaves the pool when it ends, goes away or fails */
   #watch(session: http2.ClientHttp2Session): Session {
-    const entry: Session = { session, streams: 0 };
+    let settle = () => {};
+    const ready = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    const entry: Session = { session, streams: 0, settled: false, ready };
+    // held while it connects and until its limit is known; idle after that, it does not keep the process alive
+    session.once("remoteSettings", () => {
+      entry.settled = true;
+      settle();
+      if (entry.streams === 0) session.unref();
+    });
+    session.once("close", settle); // dropped then
+    // a server that takes the connection and never gets as far as its SETTINGS must not hold us
+    const timer = setTimeout(() => {
+      if (!entry.settled) {
+        session.destroy(new Error(`no HTTP/2 settings from ${this.#origin.host} within ${this.#connectTimeoutMs} ms`));
+      }
+    }, this.#connectTimeoutMs);
+    timer.unref();
+    session.once("remoteSettings", () => clearTimeout(timer));
+    session.once("close", () => clearTimeout(timer));
     const drop = () => {
       const at = this.#sessions.indexOf(entry);
       if (at >= 0) this.#sessions.splice(at, 1);
@@ -180,12 +244,33 @@ export class H2Sessions {
         session.close();
       }
     });
-    // held while it connects; idle after that, it does not keep the process alive
-    session.once("connect", () => {
-      if (entry.streams === 0) session.unref();
-    });
     return entry;
   }
+}
+
+/** promise's outcome, or signal's reason as soon as it aborts (promise goes on unheard) */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+function release(s: Session): void {
+  s.streams--;
+  if (s.streams === 0 && !s.session.destroyed) s.session.unref();
 }
 
 function limitOf(s: Session): number {
@@ -205,9 +290,10 @@ export class H2Answer implements AnswerStream {
     const status = headers[":status"];
     this.statusCode = typeof status === "number" ? status : undefined;
     this.headers = headers;
-    // first listener: complete before anyone else hears of the end
+    // first listener: complete before anyone else hears of the end. A connection that ends under
+    // the stream ends it too (rstCode NGHTTP2_CANCEL): that answer was cut short.
     stream.once("end", () => {
-      this.#complete = true;
+      this.#complete = stream.rstCode === http2.constants.NGHTTP2_NO_ERROR;
     });
   }
 
@@ -223,7 +309,9 @@ export class H2Answer implements AnswerStream {
   on(event: "end" | "close", listener: () => void): this;
   on(event: "error", listener: (err: Error) => void): this;
   on(event: string, listener: ((chunk: Buffer) => void) | ((err: Error) => void) | (() => void)): this {
-    this.#stream.on(event, listener as (...args: unknown[]) => void);
+    // a cut answer's end is not passed on: its close comes, incomplete
+    const forward = event === "end" ? () => this.#complete && (listener as () => void)() : listener;
+    this.#stream.on(event, forward as (...args: unknown[]) => void);
     return this;
   }
 }

@@ -51,6 +51,12 @@ it("refuses a --kubeconfig-secrets policy it does not know, naming the ones it d
   assert.match(result.stderr, /^klutch-bind: --kubeconfig-secrets must be one of marked, same-namespace, got "any"/);
 });
 
+it("refuses a --heap-growth that is not a whole percent", async () => {
+  const result = await klutchBind("src/cli/main.ts", "sync", "--heap-growth=-5");
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /^klutch-bind: --heap-growth must be a whole percent from 0 to 1000, got "-5"/);
+});
+
 describe("klutch-bind function (the server as Crossplane starts it)", () => {
   it("serves with only --insecure, and exits 0 after SIGTERM", async () => {
     const { spawn } = await import("node:child_process");
