@@ -9,6 +9,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import * as http2 from "node:http2";
 import { isIP } from "node:net";
 import * as tls from "node:tls";
+import { untilAborted } from "./abort.ts";
 
 /** What a request's answer is read from: an HTTP/1.1 response or an HTTP/2 stream (H2Answer). */
 export interface AnswerStream {
@@ -180,12 +181,8 @@ export class H2Sessions {
           },
         );
       }
-      const opened = await untilAborted(this.#opening, signal);
-      if (this.#closed) {
-        opened.session.destroy();
-        throw new Error("connection closed");
-      }
-      if (!this.#sessions.includes(opened)) this.#sessions.push(opened);
+      await untilAborted(this.#opening, signal);
+      if (this.#closed) throw new Error("connection closed");
     }
   }
 
@@ -195,6 +192,9 @@ export class H2Sessions {
       const entry = this.#watch(session);
       session.once("connect", () => {
         session.removeListener("error", reject);
+        // in the pool even when every request that waited for it gave up meanwhile (idle, it closes)
+        if (this.#closed) session.destroy();
+        else this.#sessions.push(entry);
         resolve(entry);
       });
       session.once("error", reject);
@@ -246,26 +246,6 @@ export class H2Sessions {
     });
     return entry;
   }
-}
-
-/** promise's outcome, or signal's reason as soon as it aborts (promise goes on unheard) */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 function release(s: Session): void {

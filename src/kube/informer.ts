@@ -2,6 +2,7 @@
 // add/update/delete handlers: the reflector + indexer + shared informer of client-go, reduced.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import { untilAborted } from "./abort.ts";
 import {
   describeRef,
   KubeApiError,
@@ -339,23 +340,10 @@ export class Informer {
 
 /** The promise's value, or undefined as soon as signal aborts (its later outcome is ignored). */
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
-  if (signal.aborted) {
-    promise.catch(() => {});
-    return Promise.resolve(undefined);
-  }
-  return new Promise((resolve, reject) => {
-    const onAbort = () => resolve(undefined);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
+  promise.catch(() => {}); // its failure after the abort is nobody's
+  return untilAborted(promise, signal).catch((err: unknown) => {
+    if (signal.aborted && err === signal.reason) return undefined;
+    throw err;
   });
 }
 
