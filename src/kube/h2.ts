@@ -38,8 +38,16 @@ const sessionOptions: http2.ClientSessionOptions = { settings: { enablePush: fal
 
 /** streams per connection at most, even when a server allows more */
 const maxStreamsPerSession = 100;
-/** a connection without streams this long is closed (the first one opened again when needed) */
-const idleSessionMs = 60_000;
+/**
+ * A connection without streams this long is closed (opened again when needed). One with streams
+ * (watches wait quietly for minutes) is sent a PING as often, and closed, failing its streams, when
+ * no answer comes within pingTimeoutMs: a peer gone without a word (a dead node, a dropped route)
+ * would otherwise hold its watches until their own deadlines, minutes later. client-go pings a
+ * connection after 30 s without a frame and gives it 15 s; Node tells of no frame, so we ping
+ * every 30 s (a PING is 17 bytes each way).
+ */
+const idleSessionMs = 30_000;
+const defaultPingTimeoutMs = 15_000;
 /** a connection whose handshake and first SETTINGS take longer is given up */
 const defaultConnectTimeoutMs = 30_000;
 
@@ -98,6 +106,7 @@ export class H2Sessions {
   readonly #sessions: Session[] = [];
   readonly #idleMs: number;
   readonly #connectTimeoutMs: number;
+  readonly #pingTimeoutMs: number;
   #opening: Promise<Session> | undefined;
   #closed = false;
 
@@ -106,12 +115,13 @@ export class H2Sessions {
     origin: URL,
     target: TlsTarget,
     first?: tls.TLSSocket,
-    options: { idleMs?: number; connectTimeoutMs?: number } = {},
+    options: { idleMs?: number; connectTimeoutMs?: number; pingTimeoutMs?: number } = {},
   ) {
     this.#origin = origin;
     this.#target = target;
     this.#idleMs = options.idleMs ?? idleSessionMs;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? defaultConnectTimeoutMs;
+    this.#pingTimeoutMs = options.pingTimeoutMs ?? defaultPingTimeoutMs;
     if (first !== undefined) this.#sessions.push(this.#adopt(first));
   }
 
@@ -244,7 +254,35 @@ export class H2Sessions {
         session.close();
       }
     });
+    let pinging = false;
+    const health = setInterval(() => {
+      if (pinging || entry.streams === 0 || !entry.settled || session.destroyed) return;
+      pinging = true;
+      this.#ping(session, () => {
+        pinging = false;
+      });
+    }, this.#idleMs);
+    health.unref();
+    session.once("close", () => clearInterval(health));
     return entry;
+  }
+
+  /** a PING; the session destroyed when its answer does not come in time. done when settled either way */
+  #ping(session: http2.ClientHttp2Session, done: () => void): void {
+    const timer = setTimeout(() => {
+      done();
+      session.destroy(new Error(`no answer from ${this.#origin.host} to a PING within ${this.#pingTimeoutMs} ms`));
+    }, this.#pingTimeoutMs);
+    timer.unref();
+    const settled = () => {
+      clearTimeout(timer);
+      done();
+    };
+    try {
+      if (!session.ping(settled)) settled();
+    } catch {
+      settled(); // the session is closing already
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 // the server ends, watches, and idle sessions (which must not end a process that is still waiting).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import * as http2 from "node:http2";
@@ -380,6 +381,63 @@ async function get(pool: H2Sessions, path: string): Promise<number | undefined> 
 }
 
 describe("H2Sessions", () => {
+  it(
+    "pings a quiet connection that holds streams: keeps it while answered, ends it when the peer falls silent",
+    bounded,
+    async () => {
+      const server = await serve("h2", (seen, reply) => {
+        if (seen.url.pathname !== "/watch") return version(seen, reply);
+        (reply as http2.Http2ServerResponse).writeHead(200, { "content-type": "application/json" }); // and nothing more
+      });
+      // a relay that can drop everything in both directions: a peer gone without a word
+      let silent = false;
+      const relayed = new Set<net.Socket>();
+      const relay = net.createServer((inbound) => {
+        const outbound = net.connect(server.port, "127.0.0.1");
+        for (const [from, to] of [
+          [inbound, outbound],
+          [outbound, inbound],
+        ] as const) {
+          relayed.add(from);
+          from.on("data", (chunk: Buffer) => {
+            if (!silent) to.write(chunk);
+          });
+          from.on("close", () => to.destroy());
+          from.on("error", () => to.destroy());
+        }
+      });
+      await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+      try {
+        const origin = new URL(`https://127.0.0.1:${(relay.address() as AddressInfo).port}`);
+        const target = { secureContext: tls.createSecureContext({ ca: pki.ca }) };
+        const first = await negotiateH2(origin, target, 5_000);
+        const pool = new H2Sessions(origin, target, first, { idleMs: 100, pingTimeoutMs: 300 });
+        pools.push(pool);
+        const watch = await pool.request({ ":method": "GET", ":path": "/watch" }, { endStream: true }, () => undefined);
+        const ended = new Promise<string>((resolve) => {
+          watch.on("error", (err) => resolve(err.message));
+          watch.on("close", () => resolve(`closed (code ${watch.rstCode})`));
+        });
+        await once(watch, "response");
+        await sleep(1_000); // ten quiet spells, each pinged and answered
+        assert.equal(watch.closed, false, "a quiet stream on an answering connection stays");
+        assert.equal(pool.sessions, 1);
+        silent = true;
+        const started = performance.now();
+        const how = await ended;
+        assert.ok(
+          performance.now() - started < 5_000,
+          `ended ${Math.round(performance.now() - started)} ms after the silence`,
+        );
+        assert.match(how, /PING|closed/);
+        await eventually("the silent connection left the pool", () => assert.equal(pool.sessions, 0), 2_000);
+      } finally {
+        for (const socket of relayed) socket.destroy();
+        await new Promise((resolve) => relay.close(resolve));
+      }
+    },
+  );
+
   it("closes a session left idle, and opens another for the next request", bounded, async () => {
     const server = await serve("h2", version);
     const origin = new URL(`https://127.0.0.1:${server.port}`);
