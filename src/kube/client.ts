@@ -59,7 +59,10 @@ export type ClientOptions = {
   maxResponseBytes?: number;
   /** the largest single watch event (one line of the stream); a larger one ends the watch with an error (default 16 MiB) */
   maxWatchEventBytes?: number;
-  /** connections for requests, at most (default 64); more requests at once wait for one. Watches have their own. */
+  /**
+   * requests in flight at most (default 64; watches aside): HTTP/2 streams, or HTTP/1.1 connections
+   * (watches have their own); more requests at once wait for one to finish
+   */
   maxConnections?: number;
   /** HTTP/2 when the server offers it over TLS (default true; h2.ts); false: HTTP/1.1 connections only */
   http2?: boolean;
@@ -175,7 +178,7 @@ class RateLimiter {
 type Auth = { headers: Record<string, string>; expires: number };
 /** one pool of connections for requests (bounded), one for watches (each holds its connection for minutes) */
 type Agents = { requests: http.Agent; watches: http.Agent };
-type Transport = { kind: "h1"; agents: Agents } | { kind: "h2"; sessions: H2Sessions; agents: Agents };
+type Transport = { kind: "h1"; agents: Agents } | { kind: "h2"; sessions: H2Sessions };
 
 /**
  * Asked right before a write (any request but GET) is sent: undefined lets it go, an Error refuses
@@ -231,8 +234,10 @@ class Connection {
     transport
       ?.then((t) => {
         if (t.kind === "h2") t.sessions.close();
-        t.agents.requests.destroy();
-        t.agents.watches.destroy();
+        else {
+          t.agents.requests.destroy();
+          t.agents.watches.destroy();
+        }
       })
       .catch(() => {});
   }
@@ -302,13 +307,16 @@ class Connection {
       ...(rejectUnauthorized === undefined ? {} : { rejectUnauthorized }),
       ...(servername === undefined ? {} : { servername }),
     };
-    const agents = {
-      requests: new https.Agent({ ...requests, ...target }),
-      watches: new https.Agent({ ...watches, ...target }),
-    };
-    if (!this.http2) return { kind: "h1", agents };
+    const overHttp1 = (): Transport => ({
+      kind: "h1",
+      agents: {
+        requests: new https.Agent({ ...requests, ...target }),
+        watches: new https.Agent({ ...watches, ...target }),
+      },
+    });
+    if (!this.http2) return overHttp1();
     const first = await negotiateH2(server, target, this.connectTimeoutMs);
-    if (first === undefined) return { kind: "h1", agents };
+    if (first === undefined) return overHttp1();
     if (this.closed) {
       first.destroy();
       throw new Error(`client for ${server.origin} is closed`);
@@ -316,7 +324,6 @@ class Connection {
     return {
       kind: "h2",
       sessions: new H2Sessions(server, target, first, { connectTimeoutMs: this.connectTimeoutMs }),
-      agents,
     };
   }
 
