@@ -6,8 +6,10 @@
 // merge-patched onto the app object's status.
 //   node bench/minimal-controller.ts CONTROL_KUBECONFIG APP_KUBECONFIG GROUP COPY_NAMESPACE [WORKERS]
 // Prints "ready" on stdout once its watches have their starting versions (no later event is missed);
-// exits on SIGTERM.
+// on SIGUSR2 prints one "stats {json}" line (its requests' p50/p99 by cluster and method, and its
+// event-loop lag since the last SIGUSR2) and starts those figures anew; exits on SIGTERM.
 import { readFileSync } from "node:fs";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   KubeApiError,
@@ -26,6 +28,39 @@ const control = KubeClient.fromKubeconfigText(readFileSync(controlPath, "utf8"))
 const app = KubeClient.fromKubeconfigText(readFileSync(appPath, "utf8"));
 const ref: ResourceRef = { group, version: "v1", resource: "widgets", namespaced: true };
 const stopping = new AbortController();
+
+// what the bench sets beside the sync's own metrics: the time of each request and of the event loop
+const requestMs = new Map<string, number[]>();
+for (const [cluster, client] of [
+  ["control", control],
+  ["app", app],
+] as const) {
+  client.observeRequests(({ method, seconds }) => {
+    const key = `${cluster} ${method}`;
+    requestMs.set(key, [...(requestMs.get(key) ?? []), seconds * 1000]);
+  });
+}
+const loop = monitorEventLoopDelay({ resolution: 10 });
+loop.enable();
+const quantile = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+process.on("SIGUSR2", () => {
+  const requests = Object.fromEntries(
+    [...requestMs].map(([key, ms]) => {
+      const sorted = ms.sort((a, b) => a - b);
+      return [
+        key,
+        { n: sorted.length, p50ms: Math.round(quantile(sorted, 0.5)), p99ms: Math.round(quantile(sorted, 0.99)) },
+      ];
+    }),
+  );
+  const lag = (ns: number) => Math.max(0, Math.round(ns / 1e6 - 10));
+  console.log(
+    `stats ${JSON.stringify({ requests, eventLoopLagP99Ms: lag(loop.percentile(99)), eventLoopLagMaxMs: lag(loop.max) })}`,
+  );
+  requestMs.clear();
+  loop.reset();
+});
 
 const inFlight = Math.max(1, Number(workers));
 let running = 0;

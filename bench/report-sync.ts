@@ -53,8 +53,16 @@ export type SteadyRow = {
   benchEventLoopLagMaxMs?: number;
   /** cores the whole machine kept busy over the sync's run */
   machineCores?: number;
+  /** the sync's CPU (every replica) over its run, per object synced both ways */
+  syncCpuMsPerObject?: number;
   /** the same run against bench/minimal-controller.ts, exactly the sync's writes: the machine's limit */
-  minimal?: { specUp: Latency; statusDown: Latency; failedCreates: number; machineCores?: number };
+  minimal?: {
+    specUp: Latency;
+    statusDown: Latency;
+    failedCreates: number;
+    machineCores?: number;
+    cpuMsPerObject?: number;
+  };
 };
 export type SyncResult = {
   topology: {
@@ -177,9 +185,9 @@ servers' watch delivery (to the sync, then to the benchmark) and the machine's o
 
 ![steady rates](${chartsDir}/sync-steady.svg)
 
-| offered objects/s | achieved objects/s | failed creates / status writes | spec up p50 ms | spec up p99 ms | status down p50 ms | status down p99 ms | minimal controller: spec up p50 / p99 ms | minimal controller: status down p50 / p99 ms | requests per object (spec and status) | minimal-writes limit | in the sync: queue wait p50 / p99 ms | in the sync: reconcile p50 / p99 ms | the sync's event loop lag p99 / max ms | the benchmark's event loop lag p99 / max ms | the machine busy: sync run / minimal controller run, cores |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
-${steady.map((r) => `| ${r.rate} | ${num(r.achievedPerSecond)} | ${num(r.failedCreates ?? 0)} / ${num(r.failedStatusWrites ?? 0)} | ${r.specUp.p50ms} | ${r.specUp.p99ms} | ${r.statusDown.p50ms} | ${r.statusDown.p99ms} | ${pair(r.minimal?.specUp.p50ms, r.minimal?.specUp.p99ms)}${r.minimal?.failedCreates ? ` (${num(r.minimal.failedCreates)} creates failed)` : ""} | ${pair(r.minimal?.statusDown.p50ms, r.minimal?.statusDown.p99ms)} | ${r.requestsPerObject} | ${minimal ? num(minimal) : "-"} | ${pair(r.queueWait?.p50ms, r.queueWait?.p99ms)} | ${pair(r.reconcile?.p50ms, r.reconcile?.p99ms)} | ${pair(r.eventLoopLagP99Ms, r.eventLoopLagMaxMs)} | ${pair(r.benchEventLoopLagP99Ms, r.benchEventLoopLagMaxMs)} | ${pair(r.machineCores, r.minimal?.machineCores)} |`).join("\n")}
+| offered objects/s | achieved objects/s | failed creates / status writes | spec up p50 ms | spec up p99 ms | status down p50 ms | status down p99 ms | minimal controller: spec up p50 / p99 ms | minimal controller: status down p50 / p99 ms | requests per object (spec and status) | minimal-writes limit | in the sync: queue wait p50 / p99 ms | in the sync: reconcile p50 / p99 ms | the sync's event loop lag p99 / max ms | the benchmark's event loop lag p99 / max ms | the machine busy: sync run / minimal controller run, cores | CPU per object: sync / minimal controller, ms |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+${steady.map((r) => `| ${r.rate} | ${num(r.achievedPerSecond)} | ${num(r.failedCreates ?? 0)} / ${num(r.failedStatusWrites ?? 0)} | ${r.specUp.p50ms} | ${r.specUp.p99ms} | ${r.statusDown.p50ms} | ${r.statusDown.p99ms} | ${pair(r.minimal?.specUp.p50ms, r.minimal?.specUp.p99ms)}${r.minimal?.failedCreates ? ` (${num(r.minimal.failedCreates)} creates failed)` : ""} | ${pair(r.minimal?.statusDown.p50ms, r.minimal?.statusDown.p99ms)} | ${r.requestsPerObject} | ${minimal ? num(minimal) : "-"} | ${pair(r.queueWait?.p50ms, r.queueWait?.p99ms)} | ${pair(r.reconcile?.p50ms, r.reconcile?.p99ms)} | ${pair(r.eventLoopLagP99Ms, r.eventLoopLagMaxMs)} | ${pair(r.benchEventLoopLagP99Ms, r.benchEventLoopLagMaxMs)} | ${pair(r.machineCores, r.minimal?.machineCores)} | ${pair(r.syncCpuMsPerObject, r.minimal?.cpuMsPerObject)} |`).join("\n")}
 ${
   steady.some((r) => r.apiRequests)
     ? `

@@ -238,6 +238,8 @@ const syncLog = syncLogPath === undefined ? undefined : createWriteStream(syncLo
 // BENCH_HEAP_SNAPSHOT=DIR: a V8 heap snapshot of every replica in DIR right after the cold start
 // (where the memory goes; read it with bench/heap-summary.ts or Chromium's DevTools)
 const heapSnapshotDir = process.env.BENCH_HEAP_SNAPSHOT || undefined;
+// BENCH_SYNC_NODE_ARGS: more node flags for every replica (say --cpu-prof --cpu-prof-dir=DIR);
+// BENCH_SYNC_ARGS: more `klutch-bind sync` flags (say --heap-growth 0), for A/B runs
 // and with the environment deploy/ gives the sync container (its memory settings)
 const deployedSyncEnv = (() => {
   const manifest = parseAllDocuments(
@@ -282,6 +284,7 @@ async function startReplica(): Promise<Replica> {
       "--health-address",
       "",
       "--no-auto-export",
+      ...(process.env.BENCH_SYNC_ARGS ?? "").split(" ").filter((a) => a !== ""),
       ...(syncLog ? ["--debug"] : []),
       ...(replicas > 1 ? ["--shards", "auto", "--leader-election-namespace", ns] : []),
     ],
@@ -305,7 +308,14 @@ async function startReplica(): Promise<Replica> {
   };
 }
 /** bench/minimal-controller.ts for group's widgets between the first app cluster and the control plane (steady rates) */
-async function startMinimalController(group: string): Promise<{ stop: () => Promise<void> }> {
+type MinimalStats = {
+  requests: Record<string, Latency>;
+  eventLoopLagP99Ms: number;
+  eventLoopLagMaxMs: number;
+};
+async function startMinimalController(
+  group: string,
+): Promise<{ pid: number; stats: () => Promise<MinimalStats>; stop: () => Promise<void> }> {
   const child = spawn(
     process.execPath,
     [
@@ -319,13 +329,22 @@ async function startMinimalController(group: string): Promise<{ stop: () => Prom
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   process.once("exit", () => child.kill("SIGTERM"));
+  const statsWaiting: Array<(stats: MinimalStats) => void> = [];
   await new Promise<void>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`the minimal controller exited with ${code} before it was ready`)));
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       if (line === "ready") resolve();
+      if (line.startsWith("stats ")) statsWaiting.shift()?.(JSON.parse(line.slice("stats ".length)) as MinimalStats);
     });
   });
   return {
+    pid: child.pid as number,
+    /** its request times and event-loop lag since the last call */
+    stats: () =>
+      new Promise<MinimalStats>((resolve) => {
+        statsWaiting.push(resolve);
+        child.kill("SIGUSR2");
+      }),
     stop: async () => {
       child.kill("SIGTERM");
       await once(child, "exit");
@@ -724,8 +743,11 @@ if (everyPhase) {
       control: bucketsFromMetrics(text, "klutch_bind_api_request_wait_seconds", { cluster: "control" }),
     },
   });
+  const cpuMsPerObject = (cpuBefore: number, cpuAfter: number, objects: number) =>
+    Number((((cpuAfter - cpuBefore) * 1000) / Math.max(1, objects)).toFixed(2));
   for (const rate of rates) {
     let requestsBefore = 0;
+    let syncCpuBefore = 0;
     let inSyncBefore = waitAndReconcile("");
     const syncRun = await steadyRun(
       "sync",
@@ -745,21 +767,37 @@ if (everyPhase) {
       },
       async () => {
         requestsBefore = await sync.requests();
+        syncCpuBefore = cpuSeconds(sync);
         // also starts the sync's event-loop figures anew (prom-client resets them at each scrape)
         inSyncBefore = waitAndReconcile(await sync.scrape());
         benchLoop.reset();
       },
     );
+    const syncCpuMs = cpuMsPerObject(syncCpuBefore, cpuSeconds(sync), syncRun.objects);
     const benchLag = { p99: loopDelayMs(benchLoop.percentile(99)), max: loopDelayMs(benchLoop.max) };
     const syncText = await sync.scrape();
     const inSync = waitAndReconcile(syncText);
     const syncLag = eventLoopFromMetrics(syncText);
     const requestsPerObject = Number((((await sync.requests()) - requestsBefore) / syncRun.objects).toFixed(2));
-    const minimal = await steadyRun("minimal controller", rate, `m${rate}`, minimalLanes, (k) => {
-      const name = `m${rate}-${k}`;
-      const namespace = minimalNamespaces[k % minimalNamespaces.length] as string;
-      return { app: minimalApp, ref: minRef, name, namespace, copyKey: `${ns}/${name}` };
-    });
+    let minimalCpuBefore = 0;
+    const minimalCpu = () => (minimalController ? cpuSample(minimalController.pid).cpuSeconds : 0);
+    const minimal = await steadyRun(
+      "minimal controller",
+      rate,
+      `m${rate}`,
+      minimalLanes,
+      (k) => {
+        const name = `m${rate}-${k}`;
+        const namespace = minimalNamespaces[k % minimalNamespaces.length] as string;
+        return { app: minimalApp, ref: minRef, name, namespace, copyKey: `${ns}/${name}` };
+      },
+      async () => {
+        minimalCpuBefore = minimalCpu();
+        await minimalController?.stats();
+      },
+    );
+    const minimalCpuMs = cpuMsPerObject(minimalCpuBefore, minimalCpu(), minimal.objects);
+    const minimalStats = await minimalController?.stats();
     const row = {
       rate,
       seconds: Number(syncRun.seconds.toFixed(1)),
@@ -782,21 +820,32 @@ if (everyPhase) {
       benchEventLoopLagP99Ms: benchLag.p99,
       benchEventLoopLagMaxMs: benchLag.max,
       machineCores: syncRun.machineCores,
+      syncCpuMsPerObject: syncCpuMs,
       minimal: {
         specUp: minimal.specUp,
         statusDown: minimal.statusDown,
         failedCreates: minimal.failedCreates,
         machineCores: minimal.machineCores,
+        cpuMsPerObject: minimalCpuMs,
+        ...(minimalStats ?? {}),
       },
     } satisfies SteadyRow;
     steady.push(row);
     const p = (l: Latency | undefined) => (l ? `p50 ${l.p50ms} p99 ${l.p99ms} ms` : "-");
     say(
-      `steady ${rate}/s for ${rateSeconds} s: spec up p50 ${row.specUp.p50ms} p99 ${row.specUp.p99ms} ms, status down p50 ${row.statusDown.p50ms} p99 ${row.statusDown.p99ms} ms, ${row.requestsPerObject} requests per object; in the sync: queue wait ${p(row.queueWait)}, reconcile ${p(row.reconcile)}, event loop lag p99 ${row.eventLoopLagP99Ms ?? "-"} max ${row.eventLoopLagMaxMs ?? "-"} ms; the bench's event loop lag p99 ${benchLag.p99} max ${benchLag.max} ms; the minimal controller: spec up ${p(minimal.specUp)}, status down ${p(minimal.statusDown)}`,
+      `steady ${rate}/s for ${rateSeconds} s: spec up p50 ${row.specUp.p50ms} p99 ${row.specUp.p99ms} ms, status down p50 ${row.statusDown.p50ms} p99 ${row.statusDown.p99ms} ms, ${row.requestsPerObject} requests per object; in the sync: queue wait ${p(row.queueWait)}, reconcile ${p(row.reconcile)}, event loop lag p99 ${row.eventLoopLagP99Ms ?? "-"} max ${row.eventLoopLagMaxMs ?? "-"} ms; the bench's event loop lag p99 ${benchLag.p99} max ${benchLag.max} ms; the minimal controller: spec up ${p(minimal.specUp)}, status down ${p(minimal.statusDown)}; CPU per object: the sync ${syncCpuMs} ms, the minimal controller ${minimalCpuMs} ms`,
     );
     say(
       `steady ${rate}/s: the sync's API requests: ${describeRequests(row.apiRequests)}; waited before sending: app ${p(row.apiRequestWait.app)}, control ${p(row.apiRequestWait.control)}`,
     );
+    if (minimalStats)
+      say(
+        `steady ${rate}/s: the minimal controller's API requests: ${Object.entries(minimalStats.requests)
+          .map(([key, l]) => `${key}: ${l.n}, ${p(l)}`)
+          .join(
+            "; ",
+          )}; its event loop lag p99 ${minimalStats.eventLoopLagP99Ms} max ${minimalStats.eventLoopLagMaxMs} ms`,
+      );
   }
   benchLoop.disable();
   await minimalController?.stop();
