@@ -4,6 +4,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { lineCharts } from "./charts.ts";
 import { type FirstObjectTimeline, restartsText, stagesText } from "./first-object.ts";
+import type { ServerView } from "./server-view.ts";
 import { describeRequests, type Latency, type RequestBreakdown, type SyncMemory } from "./sync-phases.ts";
 
 type Phase = Latency & { requestsPerObject: number };
@@ -55,6 +56,8 @@ export type SteadyRow = {
   machineCores?: number;
   /** the sync's CPU (every replica) over its run, per object synced both ways */
   syncCpuMsPerObject?: number;
+  /** the control API server's own timing of the run's widget writes (bench/server-view.ts) */
+  controlServer?: ServerView;
   /** the same run against bench/minimal-controller.ts, exactly the sync's writes: the machine's limit */
   minimal?: {
     specUp: Latency;
@@ -62,6 +65,11 @@ export type SteadyRow = {
     failedCreates: number;
     machineCores?: number;
     cpuMsPerObject?: number;
+    /** its requests' times by "cluster method", and its event-loop lag (bench/minimal-controller.ts) */
+    requests?: Record<string, Latency>;
+    eventLoopLagP99Ms?: number;
+    eventLoopLagMaxMs?: number;
+    controlServer?: ServerView;
   };
 };
 export type SyncResult = {
@@ -117,6 +125,8 @@ const mem = (m: SyncMemory[] | undefined) =>
         .join("; ")
     : "-";
 const goal = (met: boolean) => (met ? "met" : "**not met**");
+/** the control API server's view of one run: "mean ms (writes at once)" */
+const served = (v: ServerView | undefined) => (v ? `${v.meanMs} (${v.executing})` : "-");
 const pair = (a: number | undefined, b: number | undefined) =>
   a === undefined || b === undefined ? "-" : `${num(a, a < 10 ? 1 : 0)} / ${num(b, b < 10 ? 1 : 0)}`;
 
@@ -181,13 +191,16 @@ binding, both directions; their p50 and p99 are interpolated within the histogra
 as exact as those. Event-loop lag is the delay beyond a 10 ms sampling timer over the rate, p99 /
 max, in the sync (prom-client's, reset at each scrape) and in the benchmark, which timestamps the
 creates and arrivals itself. What a latency holds beyond queue wait and reconcile is the API
-servers' watch delivery (to the sync, then to the benchmark) and the machine's other load.
+servers' watch delivery (to the sync, then to the benchmark) and the machine's other load. The
+control API server's own timing of the run's widget writes (creates and status patches, from its
+\`apiserver_request_duration_seconds\`) gives their mean and, by Little's law, how many it was
+serving at once: a queue inside the API server rather than in the sync.
 
 ![steady rates](${chartsDir}/sync-steady.svg)
 
-| offered objects/s | achieved objects/s | failed creates / status writes | spec up p50 ms | spec up p99 ms | status down p50 ms | status down p99 ms | minimal controller: spec up p50 / p99 ms | minimal controller: status down p50 / p99 ms | requests per object (spec and status) | minimal-writes limit | in the sync: queue wait p50 / p99 ms | in the sync: reconcile p50 / p99 ms | the sync's event loop lag p99 / max ms | the benchmark's event loop lag p99 / max ms | the machine busy: sync run / minimal controller run, cores | CPU per object: sync / minimal controller, ms |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
-${steady.map((r) => `| ${r.rate} | ${num(r.achievedPerSecond)} | ${num(r.failedCreates ?? 0)} / ${num(r.failedStatusWrites ?? 0)} | ${r.specUp.p50ms} | ${r.specUp.p99ms} | ${r.statusDown.p50ms} | ${r.statusDown.p99ms} | ${pair(r.minimal?.specUp.p50ms, r.minimal?.specUp.p99ms)}${r.minimal?.failedCreates ? ` (${num(r.minimal.failedCreates)} creates failed)` : ""} | ${pair(r.minimal?.statusDown.p50ms, r.minimal?.statusDown.p99ms)} | ${r.requestsPerObject} | ${minimal ? num(minimal) : "-"} | ${pair(r.queueWait?.p50ms, r.queueWait?.p99ms)} | ${pair(r.reconcile?.p50ms, r.reconcile?.p99ms)} | ${pair(r.eventLoopLagP99Ms, r.eventLoopLagMaxMs)} | ${pair(r.benchEventLoopLagP99Ms, r.benchEventLoopLagMaxMs)} | ${pair(r.machineCores, r.minimal?.machineCores)} | ${pair(r.syncCpuMsPerObject, r.minimal?.cpuMsPerObject)} |`).join("\n")}
+| offered objects/s | achieved objects/s | failed creates / status writes | spec up p50 ms | spec up p99 ms | status down p50 ms | status down p99 ms | minimal controller: spec up p50 / p99 ms | minimal controller: status down p50 / p99 ms | requests per object (spec and status) | minimal-writes limit | in the sync: queue wait p50 / p99 ms | in the sync: reconcile p50 / p99 ms | the sync's event loop lag p99 / max ms | the benchmark's event loop lag p99 / max ms | the machine busy: sync run / minimal controller run, cores | CPU per object: sync / minimal controller, ms | control API server, its own timing of a widget write: mean ms and writes at once, sync run / minimal controller run |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+${steady.map((r) => `| ${r.rate} | ${num(r.achievedPerSecond)} | ${num(r.failedCreates ?? 0)} / ${num(r.failedStatusWrites ?? 0)} | ${r.specUp.p50ms} | ${r.specUp.p99ms} | ${r.statusDown.p50ms} | ${r.statusDown.p99ms} | ${pair(r.minimal?.specUp.p50ms, r.minimal?.specUp.p99ms)}${r.minimal?.failedCreates ? ` (${num(r.minimal.failedCreates)} creates failed)` : ""} | ${pair(r.minimal?.statusDown.p50ms, r.minimal?.statusDown.p99ms)} | ${r.requestsPerObject} | ${minimal ? num(minimal) : "-"} | ${pair(r.queueWait?.p50ms, r.queueWait?.p99ms)} | ${pair(r.reconcile?.p50ms, r.reconcile?.p99ms)} | ${pair(r.eventLoopLagP99Ms, r.eventLoopLagMaxMs)} | ${pair(r.benchEventLoopLagP99Ms, r.benchEventLoopLagMaxMs)} | ${pair(r.machineCores, r.minimal?.machineCores)} | ${pair(r.syncCpuMsPerObject, r.minimal?.cpuMsPerObject)} | ${served(r.controlServer)} / ${served(r.minimal?.controlServer)} |`).join("\n")}
 ${
   steady.some((r) => r.apiRequests)
     ? `

@@ -30,6 +30,7 @@ import { refs } from "../src/sync/resources.ts";
 import { widgetCrd } from "../test/fixtures/crds.ts";
 import { describeTimeline, type FirstObjectTimeline, firstObjectTimeline, stageLines } from "./first-object.ts";
 import type { BacklogResult, SteadyRow } from "./report-sync.ts";
+import { type ServerSample, type ServerView, serverSampler, viewBetween } from "./server-view.ts";
 import { cpuSample, machineCoresBusy, machineCpu } from "./support.ts";
 import {
   atRate,
@@ -743,11 +744,21 @@ if (everyPhase) {
       control: bucketsFromMetrics(text, "klutch_bind_api_request_wait_seconds", { cluster: "control" }),
     },
   });
+  // the control API server's own timing of the run's writes (kubectl get --raw /metrics before and after)
+  const sampleControl = serverSampler(join(dev, "bin", "kubectl"), join(dev, "control.kubeconfig"));
+  const controlSample = async () =>
+    sampleControl?.().catch((err: unknown) => {
+      say(`the control API server's metrics: ${String(err)}`);
+      return undefined;
+    });
+  const controlView = (before: ServerSample | undefined, after: ServerSample | undefined): ServerView | undefined =>
+    before && after ? viewBetween(before, after) : undefined;
   const cpuMsPerObject = (cpuBefore: number, cpuAfter: number, objects: number) =>
     Number((((cpuAfter - cpuBefore) * 1000) / Math.max(1, objects)).toFixed(2));
   for (const rate of rates) {
     let requestsBefore = 0;
     let syncCpuBefore = 0;
+    let controlBefore: ServerSample | undefined;
     let inSyncBefore = waitAndReconcile("");
     const syncRun = await steadyRun(
       "sync",
@@ -767,6 +778,7 @@ if (everyPhase) {
       },
       async () => {
         requestsBefore = await sync.requests();
+        controlBefore = await controlSample();
         syncCpuBefore = cpuSeconds(sync);
         // also starts the sync's event-loop figures anew (prom-client resets them at each scrape)
         inSyncBefore = waitAndReconcile(await sync.scrape());
@@ -774,6 +786,7 @@ if (everyPhase) {
       },
     );
     const syncCpuMs = cpuMsPerObject(syncCpuBefore, cpuSeconds(sync), syncRun.objects);
+    const syncControlView = controlView(controlBefore, await controlSample());
     const benchLag = { p99: loopDelayMs(benchLoop.percentile(99)), max: loopDelayMs(benchLoop.max) };
     const syncText = await sync.scrape();
     const inSync = waitAndReconcile(syncText);
@@ -792,11 +805,13 @@ if (everyPhase) {
         return { app: minimalApp, ref: minRef, name, namespace, copyKey: `${ns}/${name}` };
       },
       async () => {
+        controlBefore = await controlSample();
         minimalCpuBefore = minimalCpu();
         await minimalController?.stats();
       },
     );
     const minimalCpuMs = cpuMsPerObject(minimalCpuBefore, minimalCpu(), minimal.objects);
+    const minimalControlView = controlView(controlBefore, await controlSample());
     const minimalStats = await minimalController?.stats();
     const row = {
       rate,
@@ -821,6 +836,7 @@ if (everyPhase) {
       benchEventLoopLagMaxMs: benchLag.max,
       machineCores: syncRun.machineCores,
       syncCpuMsPerObject: syncCpuMs,
+      ...(syncControlView ? { controlServer: syncControlView } : {}),
       minimal: {
         specUp: minimal.specUp,
         statusDown: minimal.statusDown,
@@ -828,6 +844,7 @@ if (everyPhase) {
         machineCores: minimal.machineCores,
         cpuMsPerObject: minimalCpuMs,
         ...(minimalStats ?? {}),
+        ...(minimalControlView ? { controlServer: minimalControlView } : {}),
       },
     } satisfies SteadyRow;
     steady.push(row);
@@ -837,6 +854,11 @@ if (everyPhase) {
     );
     say(
       `steady ${rate}/s: the sync's API requests: ${describeRequests(row.apiRequests)}; waited before sending: app ${p(row.apiRequestWait.app)}, control ${p(row.apiRequestWait.control)}`,
+    );
+    const served = (v: ServerView | undefined) =>
+      v ? `${v.writes} widget writes, ${v.meanMs} ms each on average, ${v.executing} at once, ${v.cores} cores` : "-";
+    say(
+      `steady ${rate}/s: the control API server's own timing: the sync's run ${served(syncControlView)}; the minimal controller's run ${served(minimalControlView)}`,
     );
     if (minimalStats)
       say(
