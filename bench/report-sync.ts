@@ -87,7 +87,14 @@ export type SyncResult = {
   /** cores the whole machine kept busy during the minimal writes */
   minimalWritesMachineCores?: number;
   coldStart: ColdStart;
-  specUp: Phase & { perSecond: number; ratioToRaw: number; ratioToMinimal?: number };
+  specUp: Phase & {
+    perSecond: number;
+    ratioToRaw: number;
+    ratioToMinimal?: number;
+    /** the bench's own creates of those objects (concurrency as above), which bound the rate */
+    createSeconds?: number;
+    lastCopyAfterLastCreateMs?: number;
+  };
   statusDown: Phase & { perSecond: number };
   secretDown: Phase;
   steady?: SteadyRow[];
@@ -158,7 +165,7 @@ export function syncSection(sync: SyncResult, scale: Scale | undefined, dir: str
         ]
       : []),
     `| cold start: ${num(sync.coldStart.objects)} objects made while the sync was down | converged in ${sync.coldStart.seconds} s: ${num(sync.coldStart.objectsPerSecond)} objects/s, ${sync.coldStart.ratioToMinimal ?? "-"}× the minimal-writes limit${beside}, ${sync.coldStart.ratioToRaw}× the raw limit; ${sync.coldStart.requestsPerObject} requests per object; the sync used ${sync.coldStart.syncCpuSeconds} s of CPU, ${sync.coldStart.syncCpuShare} of one core${sync.coldStart.machineCores === undefined ? "" : `; the machine busy ${sync.coldStart.machineCores} cores`}${sync.coldStart.apiRequests ? `; in the sync: queue wait ${pair(sync.coldStart.queueWait?.p50ms, sync.coldStart.queueWait?.p99ms)} ms, reconcile ${pair(sync.coldStart.reconcile?.p50ms, sync.coldStart.reconcile?.p99ms)} ms (p50 / p99); its API requests: ${describeRequests(sync.coldStart.apiRequests)}; waited before sending (credentials, rate limit, a free connection) p99: app ${sync.coldStart.apiRequestWait?.app?.p99ms ?? "-"} ms, control ${sync.coldStart.apiRequestWait?.control?.p99ms ?? "-"} ms` : ""} |`,
-    `| spec up while running (${num(sync.specUp.n)} objects) | ${num(sync.specUp.perSecond)} objects/s, ${sync.specUp.ratioToMinimal ?? "-"}× the minimal-writes limit${beside}; p50 ${num(sync.specUp.p50ms)} ms, p99 ${num(sync.specUp.p99ms)} ms; ${sync.specUp.requestsPerObject} requests per object |`,
+    `| spec up while running (${num(sync.specUp.n)} objects) | ${num(sync.specUp.perSecond)} objects/s, ${sync.specUp.ratioToMinimal ?? "-"}× the minimal-writes limit${beside}; p50 ${num(sync.specUp.p50ms)} ms, p99 ${num(sync.specUp.p99ms)} ms; ${sync.specUp.requestsPerObject} requests per object${sync.specUp.createSeconds === undefined ? "" : `; the creates themselves took ${sync.specUp.createSeconds} s (${num(Math.round(sync.specUp.n / Math.max(0.1, sync.specUp.createSeconds)))}/s), which bound this rate: the last copy came ${num(sync.specUp.lastCopyAfterLastCreateMs ?? 0)} ms after the last create`} |`,
     `| status storm (${num(sync.statusDown.n)} provider status writes at once) | ${num(sync.statusDown.perSecond)} objects/s; p50 ${num(sync.statusDown.p50ms)} ms, p99 ${num(sync.statusDown.p99ms)} ms; ${sync.statusDown.requestsPerObject} requests per object |`,
     `| claimed secrets down (${num(sync.secretDown.n)}) | p50 ${num(sync.secretDown.p50ms)} ms, p99 ${num(sync.secretDown.p99ms)} ms; ${sync.secretDown.requestsPerObject} requests per secret |`,
     `| the sync's peak resident memory | ${list(sync.syncPeakRssMiB.bindingsReady)} MiB with the bindings ready and no objects; ${list(sync.syncPeakRssMiB.end)} MiB after the cold start and every phase |`,

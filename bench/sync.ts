@@ -547,7 +547,13 @@ const coldStart = {
 type Phase = Latency & { requestsPerObject: number };
 let phases:
   | {
-      specUp: Phase & { perSecond: number; ratioToRaw: number; ratioToMinimal: number };
+      specUp: Phase & {
+        perSecond: number;
+        ratioToRaw: number;
+        ratioToMinimal: number;
+        createSeconds: number;
+        lastCopyAfterLastCreateMs: number;
+      };
       statusDown: Phase & { perSecond: number };
       secretDown: Phase;
       steady: SteadyRow[];
@@ -989,6 +995,10 @@ if (everyPhase) {
       ratioToRaw: Number((stream / specSeconds / rawPerSecond).toFixed(2)),
       ratioToMinimal: ratio(stream / specSeconds),
       requestsPerObject: Number((streamRequests / Math.max(1, stream)).toFixed(2)),
+      // the rate above cannot pass the bench's own creates: how long they took, and how far behind
+      // the last of them the last copy came
+      createSeconds: Number(streamSeconds.toFixed(1)),
+      lastCopyAfterLastCreateMs: Math.round(specSeconds * 1000 - streamSeconds * 1000),
     },
     statusDown: {
       ...statusLatency,
