@@ -306,7 +306,17 @@ describe("the sync sharded over replicas", () => {
       { replica: c, id: idC2 },
     ].sort((x, y) => share(y.id).length - share(x.id).length);
     const { replica: victim, id: victimId } = byShare[0] as { replica: Replica; id: string };
-    await sleep(1500);
+    // mid-burst: a quarter of the creates done (a fixed 1.5 s wait once came after a fast burst had ended)
+    let burstSettled = false;
+    burst.then(
+      () => {
+        burstSettled = true;
+      },
+      () => {
+        burstSettled = true;
+      },
+    );
+    while (created < jobs.length / 4 && !burstSettled) await sleep(5);
     victim.child.kill("SIGKILL");
     await once(victim.child, "exit");
     const killedAt = Date.now();
