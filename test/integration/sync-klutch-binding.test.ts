@@ -66,6 +66,13 @@ describe("klutch-bind's AppClusterBinding", () => {
       );
     });
 
+    // the refused one goes first: once team-a is gone it may take the export over, and put the
+    // finalizer back on the app object this test then waits to see released
+    await env.controlClient.delete(refs.bindings, "ours-too", ns);
+    await eventually("the refused binding gone", async () =>
+      assert.equal(await env.controlClient.get(refs.bindings, "ours-too", ns), undefined),
+    );
+
     // deleted with kubectl: released as ours are
     await env.controlClient.delete(refs.klutchBindings, "team-a", ns);
     await eventually("gone, app object released", async () => {
