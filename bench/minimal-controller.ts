@@ -20,6 +20,7 @@ import {
   type WatchEvent,
 } from "../src/kube/client.ts";
 import { annotations, finalizer } from "../src/sync/naming.ts";
+import { loopDelayMs, loopResolutionMs, stats } from "./sync-phases.ts";
 
 const [controlPath, appPath, group, copyNs, workers = "16"] = process.argv.slice(2);
 if (!controlPath || !appPath || !group || !copyNs)
@@ -37,27 +38,20 @@ for (const [cluster, client] of [
 ] as const) {
   client.observeRequests(({ method, seconds }) => {
     const key = `${cluster} ${method}`;
-    requestMs.set(key, [...(requestMs.get(key) ?? []), seconds * 1000]);
+    let times = requestMs.get(key);
+    if (times === undefined) {
+      times = [];
+      requestMs.set(key, times);
+    }
+    times.push(seconds * 1000);
   });
 }
-const loop = monitorEventLoopDelay({ resolution: 10 });
+const loop = monitorEventLoopDelay({ resolution: loopResolutionMs });
 loop.enable();
-const quantile = (sorted: number[], q: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 process.on("SIGUSR2", () => {
-  const requests = Object.fromEntries(
-    [...requestMs].map(([key, ms]) => {
-      const sorted = ms.sort((a, b) => a - b);
-      return [
-        key,
-        { n: sorted.length, p50ms: Math.round(quantile(sorted, 0.5)), p99ms: Math.round(quantile(sorted, 0.99)) },
-      ];
-    }),
-  );
-  const lag = (ns: number) => Math.max(0, Math.round(ns / 1e6 - 10));
-  console.log(
-    `stats ${JSON.stringify({ requests, eventLoopLagP99Ms: lag(loop.percentile(99)), eventLoopLagMaxMs: lag(loop.max) })}`,
-  );
+  const requests = Object.fromEntries([...requestMs].map(([key, ms]) => [key, stats(ms)]));
+  const lag = { eventLoopLagP99Ms: loopDelayMs(loop.percentile(99)), eventLoopLagMaxMs: loopDelayMs(loop.max) };
+  console.log(`stats ${JSON.stringify({ requests, ...lag })}`);
   requestMs.clear();
   loop.reset();
 });

@@ -343,7 +343,11 @@ async function startMinimalController(
     pid: child.pid as number,
     /** its request times and event-loop lag since the last call */
     stats: () =>
-      new Promise<MinimalStats>((resolve) => {
+      new Promise<MinimalStats>((resolve, reject) => {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          reject(new Error("the minimal controller has exited"));
+          return;
+        }
         statsWaiting.push(resolve);
         child.kill("SIGUSR2");
       }),
