@@ -5,8 +5,17 @@ import type { KubeObject, ResourceRef, WatchEvent, WatchOptions } from "./client
 import { asStatus, describeBody, isRecord, KubeApiError, KubeDecodeError } from "./errors.ts";
 import type { AnswerStream } from "./h2.ts";
 
-/** An answer read in full; problem says why its body could not be decoded (body is then its text or undefined). */
-export type Response = { status: number; headers: http.IncomingHttpHeaders; body: unknown; problem?: string };
+/**
+ * An answer read in full; problem says why its body could not be decoded (body is then its text or
+ * undefined); bytes is the body's size as sent.
+ */
+export type Response = {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: unknown;
+  problem?: string;
+  bytes: number;
+};
 
 export function apiVersionOf(ref: ResourceRef): string {
   return ref.group === "" ? ref.version : `${ref.group}/${ref.version}`;
@@ -39,14 +48,14 @@ export function readResponse(res: AnswerStream, maxBytes: number): Promise<Respo
       const status = res.statusCode ?? 0;
       const headers = res.headers;
       if (size === 0) {
-        resolve({ status, headers, body: undefined });
+        resolve({ status, headers, body: undefined, bytes: size });
         return;
       }
       let text: string;
       try {
         text = strictUtf8.decode(Buffer.concat(chunks));
       } catch {
-        resolve({ status, headers, body: undefined, problem: "the answer is not UTF-8 text" });
+        resolve({ status, headers, body: undefined, problem: "the answer is not UTF-8 text", bytes: size });
         return;
       }
       if (!(headers["content-type"] ?? "").includes("json")) {
@@ -55,13 +64,14 @@ export function readResponse(res: AnswerStream, maxBytes: number): Promise<Respo
           headers,
           body: text,
           problem: `expected JSON, ${describeBody(text, headers["content-type"])}`,
+          bytes: size,
         });
         return;
       }
       try {
-        resolve({ status, headers, body: JSON.parse(text) });
+        resolve({ status, headers, body: JSON.parse(text), bytes: size });
       } catch {
-        resolve({ status, headers, body: text, problem: `the answer is not valid JSON (${size} bytes)` });
+        resolve({ status, headers, body: text, problem: `the answer is not valid JSON (${size} bytes)`, bytes: size });
       }
     });
   });

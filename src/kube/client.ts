@@ -53,8 +53,21 @@ export type ClientOptions = {
   qps?: number;
   burst?: number;
   userAgent?: string;
-  /** deadline of one request, from sending it to the last byte of its answer */
+  /**
+   * deadline of one request (default 30 s), from the call to the last byte of its answer, 429
+   * retries and their waits included: a request never takes longer. Watches have their own (their
+   * timeoutSeconds and 30 s more), lists one per page and listTimeoutMs for all pages.
+   */
   timeoutMs?: number;
+  /** deadline of one list, all its pages together (default 10 × timeoutMs) */
+  listTimeoutMs?: number;
+  /** the most objects one list may hold, all pages together (default 500,000); more is an error */
+  maxListItems?: number;
+  /**
+   * the largest list, its pages' answers together (default 4 × maxResponseBytes); a larger one is
+   * an error. maxResponseBytes bounds each page, this what a server paging on and on makes us hold.
+   */
+  maxListBytes?: number;
   /** the largest answer body read; a larger one is an error (default 64 MiB) */
   maxResponseBytes?: number;
   /** the largest single watch event (one line of the stream); a larger one ends the watch with an error (default 16 MiB) */
@@ -106,7 +119,12 @@ type RequestOptions = {
   query?: Record<string, string | undefined>;
   /** a smaller answer limit than the client's, for answers known to be small */
   maxBytes?: number;
+  /** ends the request, and a wait for a 429 retry (it rejects) */
+  signal?: AbortSignal;
 };
+
+/** when a request must have its answer (performance.now() time), and the time it was given, for messages */
+type Deadline = { at: number; ms: number };
 
 /**
  * Requests in flight per client at most (watches aside): over HTTP/2 streams at once, over HTTP/1.1
@@ -125,8 +143,19 @@ const defaultTimeoutMs = 30_000;
 export const defaultMaxResponseBytes = 64 * 1024 * 1024;
 export const defaultMaxWatchEventBytes = 16 * 1024 * 1024;
 const defaultPageSize = 500;
+/**
+ * A list of more objects holds the sync's memory for one resource of one tenant: 50 times the
+ * bench's 10,000 objects of all 20 bindings together, far more than any cluster we sync serves.
+ */
+const defaultMaxListItems = 500_000;
+/** of the client's timeoutMs (each page's deadline): 200 pages of 500 objects at 1.5 s each fit in 10 × 30 s */
+const listTimeoutFactor = 10;
+/** of the client's maxResponseBytes */
+const listBytesFactor = 4;
 const max429Retries = 3;
 const maxRetryAfterMs = 30_000;
+/** a 429 without a usable hint waits this long */
+const defaultRetryAfterMs = 1_000;
 const applyPatch = "application/apply-patch+yaml";
 const mergePatchType = "application/merge-patch+json";
 
@@ -361,6 +390,9 @@ type Parts = {
   timeoutMs: number;
   maxResponseBytes: number;
   maxWatchEventBytes: number;
+  listTimeoutMs: number;
+  maxListItems: number;
+  maxListBytes: number;
   impersonationHeaders: Record<string, string | string[]>;
   gates: readonly WriteGate[];
   /** made from another client (gated, impersonating): closing it leaves the connections open */
@@ -385,17 +417,22 @@ export class KubeClient {
   }
 
   static #create(access: ClusterAccess, options: ClientOptions): KubeClient {
+    const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+    const maxResponseBytes = options.maxResponseBytes ?? defaultMaxResponseBytes;
     return new KubeClient({
       connection: new Connection(access, new RateLimiter(options.qps ?? defaultQps, options.burst ?? defaultBurst), {
         maxConnections: options.maxConnections ?? defaultMaxConnections,
         http2: options.http2 ?? true,
-        connectTimeoutMs: options.timeoutMs ?? defaultTimeoutMs,
+        connectTimeoutMs: timeoutMs,
       }),
       tally: { requests: 0, observer: undefined },
       userAgent: options.userAgent ?? "klutch-bind",
-      timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
-      maxResponseBytes: options.maxResponseBytes ?? defaultMaxResponseBytes,
+      timeoutMs,
+      maxResponseBytes,
       maxWatchEventBytes: options.maxWatchEventBytes ?? defaultMaxWatchEventBytes,
+      listTimeoutMs: options.listTimeoutMs ?? timeoutMs * listTimeoutFactor,
+      maxListItems: options.maxListItems ?? defaultMaxListItems,
+      maxListBytes: options.maxListBytes ?? maxResponseBytes * listBytesFactor,
       impersonationHeaders: {},
       gates: [],
       view: false,
@@ -479,7 +516,10 @@ export class KubeClient {
    * JSON object.
    */
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const response = await this.#send(method, path, options);
+    return this.#body<T>(method, path, await this.#send(method, path, options));
+  }
+
+  #body<T>(method: string, path: string, response: Response): T {
     const contentType = response.headers["content-type"];
     if (response.status >= 400) throw new KubeApiError(method, path, response.status, response.body, contentType);
     if (response.problem !== undefined) throw new KubeDecodeError(method, path, response.problem);
@@ -514,19 +554,57 @@ export class KubeClient {
     return obj;
   }
 
-  /** Every object of a (paged) list; rejects unless every page is a real list of ref's objects. */
+  /**
+   * Every object of a (paged) list; rejects unless every page is a real list of ref's objects, and
+   * when the pages together outgrow maxListItems or maxListBytes, repeat a continue token, or take
+   * longer than listTimeoutMs. signal ends it (it rejects).
+   */
   async list(
     ref: ResourceRef,
     options: ListOptions = {},
+    signal?: AbortSignal,
   ): Promise<{ items: KubeObject[]; resourceVersion: string; kind: string }> {
     const path = resourcePath(ref, options.namespace);
-    const limit = options.limit ?? defaultPageSize;
+    const deadline = { expiry: AbortSignal.timeout(this.#parts.listTimeoutMs), ms: this.#parts.listTimeoutMs };
+    try {
+      return await this.#pages(ref, path, options, options.limit ?? defaultPageSize, deadline, signal);
+    } catch (err) {
+      if (!(err instanceof ContinueExpired)) throw err;
+    }
+    // The snapshot behind a continue token was compacted away: list everything in one go, once (a
+    // server that expires that list's continue token too fails it).
+    try {
+      return await this.#pages(ref, path, options, 0, deadline, signal);
+    } catch (err) {
+      throw err instanceof ContinueExpired ? err.expired : err;
+    }
+  }
+
+  async #pages(
+    ref: ResourceRef,
+    path: string,
+    options: ListOptions,
+    limit: number,
+    deadline: { expiry: AbortSignal; ms: number },
+    signal: AbortSignal | undefined,
+  ): Promise<{ items: KubeObject[]; resourceVersion: string; kind: string }> {
+    const { maxListItems, maxListBytes } = this.#parts;
+    const { expiry } = deadline;
+    const until = signal ? AbortSignal.any([signal, expiry]) : expiry;
     const items: KubeObject[] = [];
+    let bytes = 0;
     let resourceVersion = "";
     let kind = "";
     let continueToken: string | undefined;
+    const tokens = new Set<string>();
+    const outOfTime = (cause?: unknown) =>
+      new Error(
+        `GET ${path}: the list did not end within ${deadline.ms} ms (${tokens.size + 1} pages, ${items.length} objects so far)`,
+        cause === undefined ? undefined : { cause },
+      );
     do {
-      let page: ListPage;
+      if (expiry.aborted) throw outOfTime();
+      let page: ListPage & { bytes: number };
       try {
         page = await this.#listPage(ref, path, options, {
           query: {
@@ -535,12 +613,13 @@ export class KubeClient {
             limit: limit > 0 ? String(limit) : undefined,
             continue: continueToken,
           },
+          signal: until,
         });
       } catch (err) {
-        // The snapshot behind a continue token was compacted away: list everything in one go.
         if (continueToken !== undefined && err instanceof KubeApiError && err.code === 410) {
-          return this.list(ref, { ...options, limit: 0 });
+          throw new ContinueExpired(err);
         }
+        if (expiry.aborted && !signal?.aborted) throw outOfTime(err);
         throw err;
       }
       if (continueToken === undefined) {
@@ -549,16 +628,40 @@ export class KubeClient {
       } else if (page.kind !== kind) {
         throw new KubeDecodeError("GET", path, `a later page lists ${page.kind}, the first listed ${kind}`);
       }
+      bytes += page.bytes;
+      if (items.length + page.items.length > maxListItems) {
+        throw new KubeDecodeError("GET", path, `the list has more than ${maxListItems} objects (maxListItems)`);
+      }
+      if (bytes > maxListBytes) {
+        throw new KubeDecodeError("GET", path, `the list's pages are larger than ${maxListBytes} bytes together`);
+      }
       for (const item of page.items) items.push(item);
       continueToken = page.continue;
+      if (continueToken !== undefined) {
+        // a server that hands out a token again would have us page (and hold its pages) forever
+        if (tokens.has(continueToken)) {
+          throw new KubeDecodeError(
+            "GET",
+            path,
+            `page ${tokens.size + 1} repeats the continue token ${describeToken(continueToken)} of an earlier page`,
+          );
+        }
+        tokens.add(continueToken);
+      }
     } while (continueToken !== undefined);
     return { items, resourceVersion, kind };
   }
 
   /** One page of a list, checked to be a list of ref's objects (in namespace, when given). */
-  async #listPage(ref: ResourceRef, path: string, list: ListOptions, options: RequestOptions): Promise<ListPage> {
+  async #listPage(
+    ref: ResourceRef,
+    path: string,
+    list: ListOptions,
+    options: RequestOptions,
+  ): Promise<ListPage & { bytes: number }> {
     const namespace = list.namespace;
-    const body = await this.request<Record<string, unknown>>("GET", path, options);
+    const response = await this.#send("GET", path, options);
+    const body = this.#body<Record<string, unknown>>("GET", path, response);
     const apiVersion = apiVersionOf(ref);
     const listKind = body.kind;
     if (typeof listKind !== "string" || !listKind.endsWith("List") || listKind === "List") {
@@ -593,6 +696,7 @@ export class KubeClient {
       resourceVersion: metadata.resourceVersion,
       items,
       continue: typeof next === "string" && next !== "" ? next : undefined,
+      bytes: response.bytes,
     };
   }
 
@@ -696,7 +800,16 @@ export class KubeClient {
     for (let attempt = 0; ; attempt++) {
       if (signal.aborted) return;
       try {
-        res = await this.#open("GET", path, { query }, signal, (timeoutSeconds + 30) * 1000, undefined, "watches");
+        const ms = (timeoutSeconds + 30) * 1000;
+        res = await this.#open(
+          "GET",
+          path,
+          { query },
+          signal,
+          { at: performance.now() + ms, ms },
+          undefined,
+          "watches",
+        );
       } catch (err) {
         if (signal.aborted) return;
         throw err;
@@ -802,12 +915,15 @@ export class KubeClient {
     if (!this.#parts.view) this.#connection.close();
   }
 
+  /** One request, its 429 retries included, within one deadline: the client's timeoutMs. */
   async #send(method: string, path: string, options: RequestOptions): Promise<Response> {
+    const timeoutMs = this.#parts.timeoutMs;
+    const deadline = { at: performance.now() + timeoutMs, ms: timeoutMs };
     for (let attempt = 0; ; attempt++) {
       const timing = { called: performance.now(), sent: Number.NaN };
       let response: Response;
       try {
-        const res = await this.#open(method, path, options, undefined, this.#parts.timeoutMs, timing);
+        const res = await this.#open(method, path, options, options.signal, deadline, timing);
         response = await readResponse(
           res,
           Math.min(options.maxBytes ?? Number.POSITIVE_INFINITY, this.#parts.maxResponseBytes),
@@ -821,7 +937,10 @@ export class KubeClient {
       this.#observe(method, response.status, timing);
       if (response.status === 401) this.#connection.forgetAuth();
       if (response.status === 429 && attempt < max429Retries) {
-        await sleep(retryDelayMs(response));
+        const delay = retryDelayMs(response);
+        // no time left for another attempt after the wait: this 429 is the answer
+        if (performance.now() + delay >= deadline.at) return response;
+        await sleep(delay, undefined, options.signal ? { signal: options.signal } : undefined);
         continue;
       }
       return response;
@@ -841,7 +960,7 @@ export class KubeClient {
   }
 
   /**
-   * Sends one request and resolves with the response once its headers are in. timeoutMs bounds the
+   * Sends one request and resolves with the response once its headers are in. deadline bounds the
    * whole exchange: the response is destroyed when it has not ended by then.
    */
   async #open(
@@ -849,7 +968,7 @@ export class KubeClient {
     path: string,
     options: RequestOptions,
     signal: AbortSignal | undefined,
-    timeoutMs: number,
+    deadline: Deadline,
     timing?: { sent: number },
     use: keyof Agents = "requests",
   ): Promise<AnswerStream> {
@@ -883,7 +1002,7 @@ export class KubeClient {
       headers["content-length"] = String(payload.length);
     }
     if (transport.kind === "h2") {
-      const h2 = { method, path, payload, signal, timeoutMs, timing, use, closed };
+      const h2 = { method, path, payload, signal, deadline, timing, use, closed };
       return this.#openStream(transport.sessions, url, headers, h2);
     }
     const agent = transport.agents[use];
@@ -893,10 +1012,13 @@ export class KubeClient {
       let response: AnswerStream | undefined;
       // made only when it happens: an Error takes a stack trace, and most requests never time out
       let timeout: Error | undefined;
-      const timer = setTimeout(() => {
-        timeout = new Error(`${method} ${path}: no complete answer from ${this.server} within ${timeoutMs} ms`);
-        (response ?? req).destroy(timeout);
-      }, timeoutMs);
+      const timer = setTimeout(
+        () => {
+          timeout = new Error(`${method} ${path}: no complete answer from ${this.server} within ${deadline.ms} ms`);
+          (response ?? req).destroy(timeout);
+        },
+        Math.max(0, deadline.at - performance.now()),
+      );
       timer.unref();
       req.on("error", (err) => {
         clearTimeout(timer);
@@ -940,23 +1062,26 @@ export class KubeClient {
       path: string;
       payload: Buffer | undefined;
       signal: AbortSignal | undefined;
-      timeoutMs: number;
+      deadline: Deadline;
       timing: { sent: number } | undefined;
       use: keyof Agents;
       closed: () => boolean;
     },
   ): Promise<AnswerStream> {
-    const { method, path, payload, signal, timeoutMs, timing, closed } = request;
+    const { method, path, payload, signal, deadline, timing, closed } = request;
     // the deadline covers the waits for a request slot and a connection with room too: a server
     // that takes the connection and never answers its handshake must not hold the request
     let timeout: Error | undefined;
     let stream: http2.ClientHttp2Stream | undefined;
     const expiry = new AbortController();
-    const timer = setTimeout(() => {
-      timeout = new Error(`${method} ${path}: no complete answer from ${this.server} within ${timeoutMs} ms`);
-      expiry.abort(timeout);
-      stream?.destroy(timeout);
-    }, timeoutMs);
+    const timer = setTimeout(
+      () => {
+        timeout = new Error(`${method} ${path}: no complete answer from ${this.server} within ${deadline.ms} ms`);
+        expiry.abort(timeout);
+        stream?.destroy(timeout);
+      },
+      Math.max(0, deadline.at - performance.now()),
+    );
     timer.unref();
     const until = signal ? AbortSignal.any([expiry.signal, signal]) : expiry.signal;
     const streamHeaders: http2.OutgoingHttpHeaders = { ":method": method, ":path": url.pathname + url.search };
@@ -1026,12 +1151,36 @@ function wrapNetworkError(method: string, path: string, err: Error): Error {
   return new Error(`${method} ${path}: ${err.message}`, { cause: err });
 }
 
+/**
+ * How long a 429 asks us to wait: Retry-After, else the Status's retryAfterSeconds, at most
+ * maxRetryAfterMs; a hint that is no finite number of seconds >= 0 is ignored (a timer given NaN,
+ * a negative or an overlarge number fires at once).
+ */
 function retryDelayMs(response: Response): number {
   const header = response.headers["retry-after"];
-  const fromHeader = header === undefined || header.trim() === "" ? Number.NaN : Number(header);
-  const fromStatus = asStatus(response.body)?.details?.retryAfterSeconds;
-  const seconds = Number.isFinite(fromHeader) && fromHeader >= 0 ? fromHeader : (fromStatus ?? 1);
-  return Math.min(maxRetryAfterMs, seconds * 1000);
+  const hints = [
+    header === undefined || header.trim() === "" ? Number.NaN : Number(header),
+    asStatus(response.body)?.details?.retryAfterSeconds,
+  ];
+  const seconds = hints.find((hint) => typeof hint === "number" && Number.isFinite(hint) && hint >= 0);
+  return seconds === undefined ? defaultRetryAfterMs : Math.min(maxRetryAfterMs, seconds * 1000);
+}
+
+/** the expired continue token's 410, for list() to list again in one go */
+class ContinueExpired extends Error {
+  readonly expired: KubeApiError;
+
+  constructor(expired: KubeApiError) {
+    super(expired.message);
+    this.expired = expired;
+  }
+}
+
+/** a continue token for a message: it comes from the server, so only its start, quoted */
+function describeToken(token: string): string {
+  return token.length <= 40
+    ? JSON.stringify(token)
+    : `${JSON.stringify(token.slice(0, 40))}… (${token.length} characters)`;
 }
 
 async function sleepOrAbort(ms: number, signal: AbortSignal): Promise<void> {

@@ -45,10 +45,10 @@ export class KubeApiError extends Error {
     this.status = status;
   }
 
-  /** The server's retry hint (Status details.retryAfterSeconds), if any. */
+  /** The server's retry hint (Status details.retryAfterSeconds), if it is a finite number of seconds > 0. */
   get retryAfterSeconds(): number | undefined {
     const seconds = this.status?.details?.retryAfterSeconds;
-    return typeof seconds === "number" && seconds > 0 ? seconds : undefined;
+    return typeof seconds === "number" && Number.isFinite(seconds) && seconds > 0 ? seconds : undefined;
   }
 
   /** A 404 the API server itself answered with a Status: proof the object is not there. */

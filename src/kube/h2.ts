@@ -96,8 +96,17 @@ function tlsOptions(origin: URL, target: TlsTarget): tls.ConnectionOptions {
   };
 }
 
-/** streams: made and reserved; settled once the server's SETTINGS (its stream limit) arrived */
-type Session = { session: http2.ClientHttp2Session; streams: number; settled: boolean; ready: Promise<void> };
+/**
+ * streams: made and reserved; settled once the server's SETTINGS (its stream limit) arrived; ready
+ * resolves then, or when it closes before; failure: why it ended, when it failed
+ */
+type Session = {
+  session: http2.ClientHttp2Session;
+  streams: number;
+  settled: boolean;
+  ready: Promise<void>;
+  failure?: Error;
+};
 
 /** The HTTP/2 connections of one client (and its views) to one API server. */
 export class H2Sessions {
@@ -174,26 +183,35 @@ export class H2Sessions {
         return open;
       }
       // its limit unknown yet: wait for it rather than open another
-      const settling = usable.find((s) => !s.settled);
-      if (settling !== undefined) {
-        await untilAborted(settling.ready, signal);
-        continue;
+      const waitFor = usable.find((s) => !s.settled) ?? (await this.#opened(signal));
+      await untilAborted(waitFor.ready, signal);
+      // A connection that ends before it is ready fails the requests that waited for it: opening
+      // another at once would have a server that completes the TLS handshake and then closes (a
+      // front whose backend is gone) cost a handshake per turn of this loop until the deadline.
+      if (!waitFor.settled || waitFor.session.destroyed || waitFor.session.closed) {
+        const why = waitFor.failure === undefined ? "" : ` (${waitFor.failure.message})`;
+        throw new Error(`the HTTP/2 connection to ${this.#origin.host} closed before it was ready${why}`);
       }
-      if (this.#opening === undefined) {
-        const opening = this.#open();
-        this.#opening = opening;
-        opening.then(
-          () => {
-            if (this.#opening === opening) this.#opening = undefined;
-          },
-          () => {
-            if (this.#opening === opening) this.#opening = undefined;
-          },
-        );
-      }
-      await untilAborted(this.#opening, signal);
-      if (this.#closed) throw new Error("connection closed");
     }
+  }
+
+  /** a new connection, or the one being opened already; resolves once it is connected */
+  async #opened(signal: AbortSignal | undefined): Promise<Session> {
+    if (this.#opening === undefined) {
+      const opening = this.#open();
+      this.#opening = opening;
+      opening.then(
+        () => {
+          if (this.#opening === opening) this.#opening = undefined;
+        },
+        () => {
+          if (this.#opening === opening) this.#opening = undefined;
+        },
+      );
+    }
+    const opened = await untilAborted(this.#opening, signal);
+    if (this.#closed) throw new Error("connection closed");
+    return opened;
   }
 
   #open(): Promise<Session> {
@@ -246,6 +264,9 @@ export class H2Sessions {
       if (at >= 0) this.#sessions.splice(at, 1);
     };
     session.on("error", drop); // its streams fail with it; the next request opens another
+    session.once("error", (err: Error) => {
+      entry.failure = err;
+    });
     session.on("goaway", drop);
     session.on("close", drop);
     session.setTimeout(this.#idleMs, () => {

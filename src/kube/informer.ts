@@ -30,7 +30,11 @@ const minBackoffMs = 200;
 const maxBackoffMs = 30_000;
 /** a list + watch that lived this long was healthy: the next failure starts backing off afresh */
 const healthyAfterMs = 60_000;
-/** a watch that ends sooner than this without any event counts as a failure (no tight loops) */
+/**
+ * A watch that ends sooner than this is followed by a backoff, whatever it sent (a server that
+ * ends every watch after a bookmark or an event must not have us reconnect in a tight loop); one
+ * that lived longer starts the backoff afresh.
+ */
 const shortWatchMs = 1_000;
 const defaultSyncTimeoutMs = 60_000;
 
@@ -98,8 +102,9 @@ export class Informer {
   }
 
   /**
-   * Lists, then watches from the list's resourceVersion with bookmarks. On 410 it relists and emits
-   * the differences; on other errors it backs off (200ms..30s, jittered) and relists, until stop().
+   * Lists, then watches from the list's resourceVersion with bookmarks. On 410 it relists at once
+   * and emits the differences; on other errors, a second 410 before a watch lived long and a
+   * server's retry hint, it backs off (200ms..30s, jittered) and relists, until stop().
    */
   start(): void {
     if (this.#loop !== undefined) return;
@@ -170,7 +175,10 @@ export class Informer {
     let backoff = minBackoffMs;
     let resourceVersion: string | undefined;
     let healthySince = 0;
+    /** 410s since a watch last lived long: the first relists at once, later ones back off */
+    let expired = 0;
     while (!signal.aborted) {
+      let watchStarted: number | undefined;
       try {
         if (resourceVersion === undefined) {
           const listed = await this.#relist(signal);
@@ -178,10 +186,8 @@ export class Informer {
           resourceVersion = listed;
           healthySince = Date.now();
         }
-        const watchStarted = Date.now();
-        let events = 0;
+        watchStarted = Date.now();
         const onEvent = (event: WatchEvent) => {
-          events++;
           if (this.#failing) this.#succeeded();
           const rv = event.object?.metadata?.resourceVersion;
           if (rv !== undefined && rv !== "") resourceVersion = rv;
@@ -202,19 +208,22 @@ export class Informer {
           signal,
         );
         if (signal.aborted) break;
-        if (events === 0 && Date.now() - watchStarted < shortWatchMs) {
+        if (Date.now() - watchStarted < shortWatchMs) {
           await this.#wait(jitter(backoff), signal);
           backoff = Math.min(maxBackoffMs, backoff * 2);
         } else {
           this.#succeeded();
           backoff = minBackoffMs;
+          expired = 0;
         }
       } catch (err) {
         if (signal.aborted) break;
-        if (err instanceof KubeApiError && err.code === 410) {
-          // expired resourceVersion: the normal way of catching up, not a failure
+        resourceVersion = undefined;
+        if (watchStarted !== undefined && Date.now() - watchStarted >= shortWatchMs) expired = 0;
+        if (err instanceof KubeApiError && err.code === 410 && expired++ === 0) {
+          // expired resourceVersion: the normal way of catching up, not a failure (a server that
+          // answers 410 again before a watch lived long is failing: backed off below)
           this.#logger?.debug({ resource: this.#describe() }, "watch expired, relisting");
-          resourceVersion = undefined;
           continue;
         }
         this.#failing = true;
@@ -224,11 +233,11 @@ export class Informer {
         healthySince = 0;
         let delay = jitter(backoff);
         if (err instanceof KubeApiError && err.retryAfterSeconds !== undefined) {
-          delay = Math.max(delay, err.retryAfterSeconds * 1000);
+          // the server's hint, but no longer than our own longest wait (a timer given more fires at once)
+          delay = Math.min(maxBackoffMs, Math.max(delay, err.retryAfterSeconds * 1000));
         }
         backoff = Math.min(maxBackoffMs, backoff * 2);
         // after a failure the watch may have missed events: relist (and emit the differences)
-        resourceVersion = undefined;
         await this.#wait(delay, signal);
       }
     }
@@ -247,7 +256,7 @@ export class Informer {
     // once the kind is known, a relist of another kind is garbage, not the truth
     const options = this.#kind === undefined ? this.#options : { ...this.#options, kind: this.#kind };
     const asked = performance.now();
-    const listed = await abortable(this.#client.list(this.#ref, options), signal);
+    const listed = await abortable(this.#client.list(this.#ref, options, signal), signal);
     if (listed === undefined) return undefined;
     const answered = performance.now();
     const { items, resourceVersion, kind } = listed;

@@ -222,6 +222,22 @@ describe("KubeClient", () => {
     );
   });
 
+  it("pages a real list up to its bounds, and refuses one past them", async () => {
+    const ns = await testNamespace(cluster, "bounded");
+    for (let i = 0; i < 5; i++) await client.create(configMaps, configMap(`cm-${i}`, ns, {}, { bounded: "yes" }));
+    const kubeconfig = readFileSync(cluster.kubeconfigPath, "utf8");
+    const bounded = (options: { maxListItems?: number; maxListBytes?: number }) => {
+      const c = KubeClient.fromKubeconfigText(kubeconfig, options);
+      onFileDone(async () => c.close());
+      return c;
+    };
+    const options = { namespace: ns, limit: 2, labelSelector: "bounded=yes" };
+    // real continue tokens: every page's is new
+    assert.equal((await bounded({ maxListItems: 5 }).list(configMaps, options)).items.length, 5);
+    await assert.rejects(bounded({ maxListItems: 4 }).list(configMaps, options), /more than 4 objects/);
+    await assert.rejects(bounded({ maxListBytes: 1000 }).list(configMaps, options), /larger than 1000 bytes together/);
+  });
+
   it("throws KubeApiError with the server's reason and message", async () => {
     await assert.rejects(client.create(configMaps, configMap("Not_A_Valid_Name", namespace, {})), (err: unknown) => {
       assert.ok(err instanceof KubeApiError);

@@ -253,6 +253,107 @@ export async function startHostileServer(behaviour: HostileBehaviour): Promise<H
   return state;
 }
 
+/**
+ * Servers that would keep a client busy in a loop, each misbehaving only in the lists and watches
+ * of the bound API's objects (paths ending in /widgets): pages with the same continue token
+ * forever, 410 Expired for every list, a 503 asking for a wait longer than a timer holds, watches
+ * that end after one bookmark. Everything else they answer like a real cluster, enough for the
+ * sync to install the API and start its informers.
+ */
+export const loopingBehaviours = ["repeat-continue", "expired", "retry-huge", "bookmark-close"] as const;
+export type LoopingBehaviour = (typeof loopingBehaviours)[number];
+
+export type LoopingServer = {
+  port: number;
+  kubeconfig: string;
+  lists: number;
+  watches: number;
+  stop: () => Promise<void>;
+};
+
+export async function startLoopingServer(behaviour: LoopingBehaviour): Promise<LoopingServer> {
+  const state: LoopingServer = { port: 0, kubeconfig: "", lists: 0, watches: 0, stop: async () => undefined };
+  /** what was applied, by path: answered back to GETs, CRDs established */
+  const applied = new Map<string, Record<string, unknown>>();
+  const listening = await listenLoopback((req, res) => {
+    res.on("error", () => undefined);
+    const url = new URL(req.url ?? "/", "http://x");
+    const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { "content-type": "application/json", ...headers });
+      res.end(typeof body === "string" ? body : JSON.stringify(body));
+    };
+    const status = (code: number, reason: string, details?: Record<string, unknown>) => ({
+      kind: "Status",
+      apiVersion: "v1",
+      status: "Failure",
+      code,
+      reason,
+      message: reason,
+      ...(details ? { details } : {}),
+    });
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      if (url.pathname === "/version") return json(200, { major: "1", minor: "37", gitVersion: "v1.37.2-looping" });
+      if (url.pathname === "/api/v1/namespaces/kube-system") {
+        return json(200, {
+          apiVersion: "v1",
+          kind: "Namespace",
+          metadata: { name: "kube-system", uid: `kube-system-${behaviour}`, resourceVersion: "1" },
+        });
+      }
+      if (req.method !== "GET") {
+        const obj = JSON.parse(Buffer.concat(chunks).toString() || "{}") as Record<string, unknown>;
+        const metadata = { ...(obj.metadata as object), uid: "u1", resourceVersion: "1" };
+        const established = { conditions: [{ type: "Established", status: "True" }] };
+        const answer = {
+          ...obj,
+          metadata,
+          ...(obj.kind === "CustomResourceDefinition" ? { status: established } : {}),
+        };
+        applied.set(url.pathname, answer);
+        return json(200, answer);
+      }
+      if (!url.pathname.endsWith("/widgets")) {
+        const known = applied.get(url.pathname);
+        return known ? json(200, known) : json(404, status(404, "NotFound"));
+      }
+      const watch = url.searchParams.get("watch") === "true";
+      if (watch) state.watches++;
+      else state.lists++;
+      const [, , group, version] = url.pathname.split("/");
+      const apiVersion = `${group}/${version}`;
+      const list = (extra: Record<string, unknown>, items: unknown[]) => ({
+        apiVersion,
+        kind: "WidgetList",
+        metadata: { resourceVersion: "1", ...extra },
+        items,
+      });
+      switch (behaviour) {
+        case "repeat-continue": {
+          const items = Array.from({ length: 100 }, (_, i) => ({
+            metadata: { name: `w${i}`, namespace: "default", resourceVersion: "1" },
+          }));
+          return json(200, list({ continue: "same" }, items));
+        }
+        case "expired":
+          return json(410, status(410, "Expired"));
+        case "retry-huge":
+          return json(503, status(503, "ServiceUnavailable", { retryAfterSeconds: 3e6 }));
+        case "bookmark-close": {
+          if (!watch) return json(200, list({}, []));
+          const bookmark = { apiVersion, kind: "Widget", metadata: { resourceVersion: "1" } };
+          return json(200, `${JSON.stringify({ type: "BOOKMARK", object: bookmark })}\n`);
+        }
+      }
+    });
+  });
+  state.port = listening.port;
+  state.kubeconfig = loopbackKubeconfig(listening.port);
+  state.stop = () => close(listening);
+  return state;
+}
+
 /** Text that must never show up anywhere: what a tenant might point a binding at by mistake. */
 export function credentialsFile(): { text: string; secrets: string[] } {
   const secrets = ["AKIAZZQ7EXAMPLEKEYID", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzEXAMPLEKEY", "hunter2-db-password"];

@@ -4,7 +4,15 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
-import { KubeApiError, KubeClient, type KubeObject, type ResourceRef, resourcePath } from "../../src/kube/client.ts";
+import {
+  type ClientOptions,
+  KubeApiError,
+  KubeClient,
+  KubeDecodeError,
+  type KubeObject,
+  type ResourceRef,
+  resourcePath,
+} from "../../src/kube/client.ts";
 import { Informer } from "../../src/kube/informer.ts";
 import { eventually } from "../support/eventually.ts";
 
@@ -43,9 +51,7 @@ function port(): number {
   return (server.address() as AddressInfo).port;
 }
 
-function newClient(
-  options: { qps?: number; burst?: number; timeoutMs?: number; maxConnections?: number } = {},
-): KubeClient {
+function newClient(options: ClientOptions = {}): KubeClient {
   const client = KubeClient.fromKubeconfigText(kubeconfig(port()), { userAgent: "unit-test", ...options });
   clients.push(client);
   return client;
@@ -261,6 +267,116 @@ describe("KubeClient.request", () => {
     const { items, resourceVersion } = await newClient().list(widgets, { namespace: "ns", limit: 1 });
     assert.equal(resourceVersion, "9");
     assert.equal(items.length, 2);
+  });
+});
+
+describe("KubeClient against a server that pages or retries forever", () => {
+  // what these check, broken, loops: the bound ends the test instead
+  const bounded = { timeout: 20_000 };
+  it("rejects a list whose pages repeat a continue token, naming it", bounded, async () => {
+    handler = (_req, res) =>
+      json(res, 200, { ...listOf("7", [widget("a", "1")]), metadata: { resourceVersion: "7", continue: "same" } });
+    await assert.rejects(newClient().list(widgets, { namespace: "ns" }), (err: unknown) => {
+      assert.ok(err instanceof KubeDecodeError);
+      assert.match(err.message, /page 2 repeats the continue token "same" of an earlier page/);
+      return true;
+    });
+    assert.equal(seen.length, 2);
+
+    // a cycle of two tokens too
+    handler = (_req, res, url) => {
+      const next = url.searchParams.get("continue") === "a" ? "b" : "a";
+      json(res, 200, { ...listOf("7", [widget("a", "1")]), metadata: { resourceVersion: "7", continue: next } });
+    };
+    await assert.rejects(newClient().list(widgets, { namespace: "ns" }), /page 3 repeats the continue token "a"/);
+  });
+
+  it("bounds a list that pages on and on: its objects, its bytes and its time", bounded, async () => {
+    let n = 0;
+    const fresh = (_req: IncomingMessage, res: ServerResponse) => {
+      n++;
+      json(res, 200, {
+        ...listOf("7", [widget(`a${n}`, "1"), widget(`b${n}`, "1")]),
+        metadata: { resourceVersion: "7", continue: `token-${n}` },
+      });
+    };
+    handler = fresh;
+    await assert.rejects(
+      newClient({ maxListItems: 100 }).list(widgets, { namespace: "ns" }),
+      (err: unknown) => err instanceof KubeDecodeError && /more than 100 objects/.test(err.message),
+    );
+    assert.equal(n, 51, "a page of two objects past the bound");
+
+    n = 0;
+    await assert.rejects(
+      newClient({ maxListBytes: 50_000 }).list(widgets, { namespace: "ns" }),
+      /the list's pages are larger than 50000 bytes together/,
+    );
+    assert.ok(n > 10 && n < 1000, `${n} pages`);
+
+    n = 0;
+    handler = (req, res) => setTimeout(() => fresh(req, res), 50);
+    await assert.rejects(
+      newClient({ listTimeoutMs: 1_000 }).list(widgets, { namespace: "ns" }),
+      /the list did not end within 1000 ms \(\d+ pages, \d+ objects so far\)/,
+    );
+    assert.ok(n < 25, `${n} pages of 50 ms each in a second`);
+  });
+
+  it("lists in one go only once when the continue token expires again", bounded, async () => {
+    handler = (_req, res, url) => {
+      if (url.searchParams.get("continue") !== null) json(res, 410, status(410, "Expired", "continue expired"));
+      else json(res, 200, { ...listOf("7", [widget("a", "1")]), metadata: { resourceVersion: "7", continue: "next" } });
+    };
+    await assert.rejects(newClient().list(widgets, { namespace: "ns", limit: 1 }), (err: unknown) => {
+      assert.ok(err instanceof KubeApiError);
+      assert.equal(err.code, 410);
+      return true;
+    });
+    assert.deepEqual(
+      seen.map((s) => `limit=${s.url.searchParams.get("limit")} continue=${s.url.searchParams.get("continue")}`),
+      ["limit=1 continue=null", "limit=1 continue=next", "limit=null continue=null", "limit=null continue=next"],
+    );
+  });
+
+  it("ends a list when its signal aborts", bounded, async () => {
+    handler = () => {}; // never answers
+    const abort = new AbortController();
+    const listing = newClient().list(widgets, { namespace: "ns" }, abort.signal);
+    await eventually("list sent", () => assert.equal(seen.length, 1));
+    abort.abort(new Error("stopped"));
+    await assert.rejects(listing, /stopped|aborted/);
+  });
+
+  it("keeps a request and its 429 retries within its one deadline", bounded, async () => {
+    handler = (_req, res) => json(res, 429, status(429, "TooManyRequests", "later"), { "retry-after": "2" });
+    const client = newClient({ timeoutMs: 1_000 });
+    await assert.rejects(
+      client.request("GET", "/busy"),
+      (err: unknown) => err instanceof KubeApiError && err.code === 429,
+    );
+    assert.equal(seen.length, 1, "a wait of 2 s does not fit in a deadline of 1 s: the 429 is the answer");
+
+    // slow 429s: each retry has what is left of the deadline, not a deadline of its own
+    seen.length = 0;
+    handler = (_req, res) =>
+      setTimeout(() => json(res, 429, status(429, "TooManyRequests", "later"), { "retry-after": "0" }), 400);
+    // (the 429 when one comes right at the deadline)
+    await assert.rejects(client.request("GET", "/busy"), /no complete answer from .* within 1000 ms|429/);
+    assert.ok(seen.length <= 3, `${seen.length} attempts of 400 ms each`);
+  });
+
+  it("waits a second on a 429 whose retry hint is no usable number, not at once", bounded, async () => {
+    // as JSON text: 1e400 is Infinity once parsed
+    for (const hint of ["-5", '"soon"', "1e400"]) {
+      seen.length = 0;
+      handler = (_req, res) => {
+        res.writeHead(429, { "content-type": "application/json" });
+        res.end(`{"kind":"Status","status":"Failure","code":429,"details":{"retryAfterSeconds":${hint}}}`);
+      };
+      await assert.rejects(newClient({ timeoutMs: 1_500 }).request("GET", "/busy"), /429 TooManyRequests/);
+      assert.ok(seen.length <= 2, `${seen.length} requests in 1.5 s with retryAfterSeconds ${hint}`);
+    }
   });
 });
 
@@ -655,6 +771,56 @@ describe("Informer (scripted server)", () => {
     const watches = seen.filter((s) => s.url.searchParams.get("watch") === "true").length;
     // 200 + 400 ms of backoff fit in the second, 800 more do not
     assert.ok(watches >= 2 && watches <= 4, `${watches} watches in 1s`);
+  });
+
+  it("does not spin on watches that send a bookmark and end", async () => {
+    const bookmark = { kind: "Widget", apiVersion: "example.com/v1", metadata: { resourceVersion: "11" } };
+    const counts = scriptInformer([() => [200, listOf("10", [])]], [(res) => res.end(event("BOOKMARK", bookmark))]);
+    const informer = new Informer(newClient(), widgets);
+    informer.start();
+    informers.push(informer);
+    await informer.waitForSync(2000);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // 200 + 400 + 800 ms of backoff: three or four watches in the time
+    assert.ok(counts.watch <= 6, `${counts.watch} watches in 1.5 s`);
+    assert.equal(counts.list, 1);
+  });
+
+  it("caps a server's huge retry hint at its longest backoff rather than retrying at once", async () => {
+    const busy = { ...status(503, "ServiceUnavailable", "busy"), details: { retryAfterSeconds: 3e6 } };
+    const counts = scriptInformer([() => [503, busy]], [() => {}]);
+    const informer = new Informer(newClient(), widgets);
+    informer.start();
+    informers.push(informer);
+    await eventually("failing", () => assert.equal(informer.failing, true), 2000);
+    // 3e6 s is more than a timer holds (it would fire at once): it waits 30 s instead
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(counts.list, 1);
+  });
+
+  it("relists at once after one 410, then backs off while every list answers 410, and says so", async () => {
+    const counts = scriptInformer([() => [410, status(410, "Expired", "too old")]], [() => {}]);
+    const informer = new Informer(newClient(), widgets);
+    informer.start();
+    informers.push(informer);
+    await eventually("failing", () => assert.equal(informer.failing, true), 2000);
+    assert.match(String(informer.lastError), /410 Expired: too old/);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // at once, then after 200, 400 and 800 ms of backoff (each jittered by ±20 %)
+    assert.ok(counts.list >= 2 && counts.list <= 7, `${counts.list} lists in 1.5 s`);
+  });
+
+  it("backs off while every watch from a fresh list answers 410", async () => {
+    const counts = scriptInformer(
+      [() => [200, listOf("10", [])]],
+      [(res) => res.end(event("ERROR", status(410, "Expired", "too old resource version")))],
+    );
+    const informer = new Informer(newClient(), widgets);
+    informer.start();
+    informers.push(informer);
+    await informer.waitForSync(2000);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.ok(counts.list <= 7 && counts.watch <= 7, `${counts.list} lists, ${counts.watch} watches in 1.5 s`);
   });
 
   it("stops while waiting for a list that does not come", async () => {

@@ -297,6 +297,37 @@ describe("KubeClient over HTTP/2", () => {
     );
   }
 
+  it(
+    "fails a request whose connection closes before the server's settings: one handshake, no loop",
+    bounded,
+    async () => {
+      // a TLS front whose backend is gone: agrees on h2, then closes
+      const cert = readFileSync(join(pki.serverDir, "tls.crt"));
+      const key = readFileSync(join(pki.serverDir, "tls.key"));
+      let handshakes = 0;
+      const server = tls.createServer({ cert, key, ALPNProtocols: ["h2"] }, (socket) => {
+        handshakes++;
+        socket.on("error", () => {});
+        socket.destroy();
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      try {
+        const client = KubeClient.fromKubeconfigText(tlsKubeconfig((server.address() as AddressInfo).port), {
+          timeoutMs: 3_000,
+        });
+        clients.push(client);
+        for (let request = 1; request <= 2; request++) {
+          await assert.rejects(client.request("GET", "/version"), /closed before it was ready/);
+          // the first request's connection was the one that chose the protocol
+          assert.ok(handshakes <= request + 1, `${handshakes} TLS handshakes for ${request} requests`);
+        }
+        assert.equal(client.requests, 0, "nothing was sent");
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    },
+  );
+
   it("fails the requests of a session the server ends, and opens a new one for the next", bounded, async () => {
     const server = await serve("h2", (seen, reply) => {
       const res = reply as http2.Http2ServerResponse;
