@@ -14,10 +14,12 @@ import {
   fieldManager,
   finalizer,
   labels,
+  ProviderNamespaceConflict,
   providerClusterScopedName,
   providerNamespace,
 } from "./naming.ts";
 import type { RecentWrites } from "./recent-writes.ts";
+import { refs } from "./resources.ts";
 
 type Condition = { type: string; status: string; reason: string; message?: string; lastTransitionTime?: string };
 
@@ -55,8 +57,8 @@ export function consumerKeyOf(
   if (ctx.ref.namespaced) return { namespace: consumerNamespace, name: provider.metadata.name };
   const prefix = `${bindingPrefix(ctx.binding.uid)}-`;
   const name = provider.metadata.name;
-  // at the length limit the name may have been shortened: only its annotation can tell
-  if (!name.startsWith(prefix) || name.length >= maxNameLength) return undefined;
+  // a shortened name (naming.ts: a second hyphen, or at the length limit) says not whose it is: only its annotation can tell
+  if (!name.startsWith(prefix) || name.startsWith(`${prefix}-`) || name.length >= maxNameLength) return undefined;
   return { namespace: undefined, name: name.slice(prefix.length) };
 }
 
@@ -79,7 +81,7 @@ function desiredProviderCopy(ctx: ExportContext, consumer: KubeObject): KubeObje
     metadata: {
       name: where.name,
       ...(where.namespace === undefined ? {} : { namespace: where.namespace }),
-      labels: { ...consumer.metadata.labels, [labels.binding]: ctx.binding.uid },
+      labels: { ...tenantLabels(consumer), [labels.binding]: ctx.binding.uid },
       annotations: {
         [annotations.consumerUid]: consumer.metadata.uid ?? "",
         [annotations.consumerName]: consumer.metadata.name,
@@ -91,6 +93,14 @@ function desiredProviderCopy(ctx: ExportContext, consumer: KubeObject): KubeObje
     ...(consumer.spec === undefined ? {} : { spec: consumer.spec }),
   };
 }
+
+/** The consumer's labels but those of the sync's own domain: those marks are its own to set, never a tenant's. */
+function tenantLabels(consumer: KubeObject): Record<string, string> {
+  const all = consumer.metadata.labels ?? {};
+  return Object.fromEntries(Object.entries(all).filter(([key]) => !key.startsWith(ownDomain)));
+}
+
+const ownDomain = "bind.klutch.dev/";
 
 function ownLabelsMatch(current: KubeObject, desired: KubeObject): boolean {
   const have = current.metadata.labels ?? {};
@@ -159,7 +169,7 @@ export async function reconcileBoundObject(
       provider.metadata.labels?.[labels.binding] === ctx.binding.uid &&
       provider.metadata.deletionTimestamp === undefined &&
       informers.app.hasSynced() &&
-      consumerKeyOf(ctx, provider, informers.namespaces)?.name === name
+      sameKey(consumerKeyOf(ctx, provider, informers.namespaces), namespace, name)
     ) {
       const live = await ctx.app.get(ref, name, namespace);
       if (live !== undefined) {
@@ -181,7 +191,9 @@ export async function reconcileBoundObject(
 
   if (consumer.metadata.deletionTimestamp !== undefined) {
     if (!consumer.metadata.finalizers?.includes(finalizer)) return;
-    if (provider !== undefined) {
+    const refused = provider && (await notItsCopy(ctx, informers.namespaces, provider, namespace, name));
+    if (refused) ctx.log.warn({ object: `${namespace ?? ""}/${name}` }, `${refused}: not deleted with it`);
+    if (provider !== undefined && !refused) {
       if (provider.metadata.deletionTimestamp === undefined) {
         await ctx.control.delete(ref, where.name, where.namespace, {
           propagationPolicy: "Background",
@@ -198,7 +210,12 @@ export async function reconcileBoundObject(
       { finalizers: (consumer.metadata.finalizers ?? []).filter((f) => f !== finalizer) },
       written?.app,
     );
-    ctx.log.info({ object: `${namespace ?? ""}/${name}` }, "provider copy deleted; released the consumer object");
+    ctx.log.info(
+      { object: `${namespace ?? ""}/${name}` },
+      refused
+        ? "no provider copy of its own; released the consumer object"
+        : "provider copy deleted; released the consumer object",
+    );
     return;
   }
 
@@ -221,18 +238,23 @@ export async function reconcileBoundObject(
   }
 
   if (where.namespace !== undefined && namespace !== undefined) {
-    await ctx.ensureProviderNamespace(namespace);
+    await ctx.ensureProviderNamespace(namespace).catch((err: unknown) => {
+      if (err instanceof ProviderNamespaceConflict) ctx.reportConflict(err.message);
+      throw err;
+    });
     ctx.stage?.("provider namespace ready");
   }
 
   const desired = desiredProviderCopy(ctx, withFinalizer);
   let current = provider;
+  if (current !== undefined) refuseCopyOfAnother(ctx, current, namespace, name);
   if (current === undefined) {
     // a plain create costs the API server less than a server-side apply; later changes apply
     // Already there means our cache is behind our own create: read it rather than write again.
     current = await ctx.control.create(ref, desired).catch(async (err: unknown) => {
       if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
       const existing = await ctx.control.get(ref, where.name, where.namespace);
+      if (existing !== undefined) refuseCopyOfAnother(ctx, existing, namespace, name);
       if (
         existing !== undefined &&
         isDeepStrictEqual(spec(existing), spec(desired)) &&
@@ -256,6 +278,56 @@ export async function reconcileBoundObject(
     written?.app.note(leanObject(await ctx.app.updateStatus(ref, { ...withFinalizer, status: providerStatus })));
     ctx.metrics.synced(ctx, "status");
   }
+}
+
+function sameKey(key: { namespace: string | undefined; name: string } | undefined, namespace?: string, name?: string) {
+  return key !== undefined && key.namespace === namespace && key.name === name;
+}
+
+/** The consumer object a copy of ours records it mirrors, where it is another than namespace/name. */
+function recordedOther(ctx: ExportContext, provider: KubeObject, namespace: string | undefined, name: string) {
+  if (provider.metadata.labels?.[labels.binding] !== ctx.binding.uid) return undefined;
+  const noted = provider.metadata.annotations ?? {};
+  const other = {
+    namespace: ctx.ref.namespaced ? (noted[annotations.consumerNamespace] ?? namespace) : undefined,
+    name: noted[annotations.consumerName] ?? name,
+  };
+  return sameKey(other, namespace, name) ? undefined : other;
+}
+
+/** Never writes one consumer object's copy over another's (two app namespaces must not share a provider namespace). */
+function refuseCopyOfAnother(ctx: ExportContext, provider: KubeObject, namespace: string | undefined, name: string) {
+  const other = recordedOther(ctx, provider, namespace, name);
+  if (other === undefined) return;
+  const text = `${ctx.ref.resource} ${provider.metadata.namespace ?? ""}/${provider.metadata.name} on the control plane is the copy of ${other.namespace ?? ""}/${other.name}, not of ${namespace ?? ""}/${name}: ${namespace ?? ""}/${name} is not synced`;
+  ctx.reportConflict(text);
+  throw new Error(text);
+}
+
+/**
+ * Why the provider object at a consumer object's place is not its copy, when it is not: its
+ * namespace mirrors another app namespace, or it records another consumer object. Read from the
+ * control plane itself when the cache has no such namespace.
+ */
+async function notItsCopy(
+  ctx: ExportContext,
+  namespaces: Informer,
+  provider: KubeObject,
+  namespace: string | undefined,
+  name: string,
+): Promise<string | undefined> {
+  const where = `${provider.metadata.namespace ?? ""}/${provider.metadata.name}`;
+  const providerNs = provider.metadata.namespace;
+  if (ctx.ref.namespaced && providerNs !== undefined) {
+    const ns = namespaces.get(providerNs) ?? (await ctx.control.get(refs.namespaces, providerNs));
+    const mirrored = ns?.metadata.labels?.[labels.consumerNamespace];
+    if (ns?.metadata.labels?.[labels.binding] !== ctx.binding.uid || mirrored !== namespace) {
+      return `provider namespace ${providerNs} mirrors app namespace ${mirrored ?? "(none of this binding)"}, not ${namespace ?? ""}`;
+    }
+  }
+  const other = recordedOther(ctx, provider, namespace, name);
+  if (other !== undefined) return `${where} on the control plane is the copy of ${other.namespace ?? ""}/${other.name}`;
+  return undefined;
 }
 
 async function setDeletingCondition(ctx: ExportContext, consumer: KubeObject): Promise<void> {

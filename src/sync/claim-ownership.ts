@@ -58,15 +58,8 @@ export function decideOwnership(claim: PermissionClaim, provider: SideView, cons
   const copied: Owner | undefined = consumer?.ours ? "Provider" : provider?.ours ? "Consumer" : undefined;
   if (copied !== undefined) return { action: claimsOwner(claim, copied) ? "sync" : "unclaimed", owner: copied };
   if (provider !== undefined && consumer !== undefined) {
-    // a transfer cut short between making the new original and marking the other as its copy
-    const fromConsumer = provider.obj.metadata.annotations?.[annotations.transferredFrom];
-    if (fromConsumer !== undefined && fromConsumer === consumer.obj.metadata.uid) {
-      return { action: "transfer", owner: "Provider" };
-    }
-    const fromProvider = consumer.obj.metadata.annotations?.[annotations.transferredFrom];
-    if (fromProvider !== undefined && fromProvider === provider.obj.metadata.uid) {
-      return { action: "transfer", owner: "Consumer" };
-    }
+    const resumed = cutShortTransfer(claim, provider.obj, consumer.obj);
+    if (resumed !== undefined) return { action: "transfer", owner: resumed };
     const owner = markedOwner(provider.obj) ?? markedOwner(consumer.obj) ?? claim.selector.owner;
     if (owner !== undefined && !claimsOwner(claim, owner)) return { action: "none" };
     return { action: "conflict", owner };
@@ -76,4 +69,33 @@ export function decideOwnership(claim: PermissionClaim, provider: SideView, cons
   const owner = startsOwnedBy(claim, creator, markedOwner(view.obj));
   if (owner === undefined) return { action: "none" };
   return { action: owner === creator ? "sync" : "transfer", owner };
+}
+
+/**
+ * The new owner of a transfer cut short between making the new original and marking the other
+ * object as its copy. Only a transfer the claim makes now, and proven on the control plane: the app
+ * cluster's objects are the tenant's to write, a transferred-from there proves nothing.
+ */
+function cutShortTransfer(claim: PermissionClaim, provider: KubeObject, consumer: KubeObject): Owner | undefined {
+  const uids = { provider: provider.metadata.uid, consumer: consumer.metadata.uid };
+  // adoption: the new original is the provider's, made by the sync on the control plane
+  const adopted = provider.metadata.annotations?.[annotations.transferredFrom];
+  if (
+    adopted !== undefined &&
+    adopted === uids.consumer &&
+    startsOwnedBy(claim, "Consumer", markedOwner(consumer)) === "Provider"
+  ) {
+    return "Provider";
+  }
+  // donation: the provider's object was marked before the consumer's new original was made from it
+  const donated = consumer.metadata.annotations?.[annotations.transferredFrom];
+  if (
+    donated !== undefined &&
+    donated === uids.provider &&
+    provider.metadata.annotations?.[annotations.transferringTo] === "Consumer" &&
+    startsOwnedBy(claim, "Provider", markedOwner(provider)) === "Consumer"
+  ) {
+    return "Consumer";
+  }
+  return undefined;
 }

@@ -270,8 +270,8 @@ async function resolveConflict(
 /**
  * autoAdopt, autoDonate (or klutch-bind's owner annotation): an object made on one side belongs to
  * the other. The owner's side gets a new original made from it, then the object becomes its copy.
- * The new original names the object it came from, so a transfer cut short is finished, not
- * mistaken for a conflict.
+ * The new original names the object it came from, and a donated object is marked on the control
+ * plane first, so a transfer cut short is finished, not mistaken for a conflict.
  */
 async function transfer(
   ctx: ExportContext,
@@ -281,10 +281,19 @@ async function transfer(
   name: string,
 ): Promise<ClaimOutcome> {
   const ref = claimRef(claim);
-  const from = at.copySide.get(name, at.copyNs);
+  let from = at.copySide.get(name, at.copyNs);
   if (from === undefined) return { result: "unchanged" };
   let original = at.origin.get(name, at.originNs);
   if (original === undefined) {
+    if (owner === "Consumer" && from.metadata.annotations?.[annotations.transferringTo] !== owner) {
+      // the proof a resumed donation needs (claim-ownership.ts), where the tenant cannot write
+      from = await at.copySide.client.mergePatch(ref, name, at.copyNs, {
+        metadata: {
+          resourceVersion: from.metadata.resourceVersion,
+          annotations: { [annotations.transferringTo]: owner },
+        },
+      });
+    }
     // the owner's side sees of the object only what crosses back to an original (klutch-bind: nothing by default)
     const back = backKeys(claim, owner);
     const uid = from.metadata.uid ?? "";
@@ -305,12 +314,13 @@ async function transfer(
       ...payload(from),
     });
   }
+  const { [annotations.transferringTo]: _done, ...kept } = from.metadata.annotations ?? {};
   await at.copySide.client.update(ref, {
     ...from,
     metadata: {
       ...from.metadata,
       labels: { ...from.metadata.labels, [labels.binding]: ctx.binding.uid, [labels.copyOf]: copyLabelValue(owner) },
-      annotations: { ...from.metadata.annotations, [annotations.sourceUid]: original.metadata.uid ?? "" },
+      annotations: { ...kept, [annotations.sourceUid]: original.metadata.uid ?? "" },
     },
   });
   return { result: "written" };

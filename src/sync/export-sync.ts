@@ -333,9 +333,11 @@ export class ExportSync {
   async #reconcileClaim(index: number, appNs: string, name: string, key: string): Promise<void> {
     const claim = this.ctx.claims[index];
     if (claim === undefined) return;
-    const provider = this.#claimSides.get(
-      claimSideId(index, "provider", providerNamespace(this.ctx.binding.uid, appNs)),
-    );
+    const mapped = providerNamespace(this.ctx.binding.uid, appNs);
+    // a provider namespace mirroring another app namespace is none of appNs's (provider-access.ts refuses it)
+    const marks = this.#namespaces.get(mapped)?.metadata.labels;
+    const mirrors = marks?.[labels.binding] === this.ctx.binding.uid && marks[labels.consumerNamespace] === appNs;
+    const provider = mirrors ? this.#claimSides.get(claimSideId(index, "provider", mapped)) : undefined;
     const consumer = this.#claimSides.get(claimSideId(index, "consumer", appNs));
     if (consumer === undefined) {
       // the access in the app namespace (or its provider namespace) is not there yet
@@ -348,6 +350,11 @@ export class ExportSync {
       return;
     }
     const onConsumer = consumer.informer.get(name, appNs);
+    if (!mirrors && onConsumer?.metadata.labels?.[labels.copyOf] === "provider") {
+      // its original's namespace is not appNs's (an earlier version's name, say): nothing proves the original gone
+      this.#queue.addAfter(key, conflictRecheckMs);
+      return;
+    }
     if (
       provider === undefined &&
       onConsumer !== undefined &&

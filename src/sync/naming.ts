@@ -1,6 +1,5 @@
 // Where a bound object lives on the control plane, and the marks the sync leaves on what it writes.
 import { createHash } from "node:crypto";
-import { boundedName } from "../export/names.ts";
 
 export const fieldManager = "klutch-bind-sync";
 export const finalizer = "bind.klutch.dev/sync";
@@ -29,6 +28,11 @@ export const annotations = {
   copiedTo: "bind.klutch.dev/copied-to",
   /** on an original the sync made by adoption or donation: uid of the object it was made from */
   transferredFrom: "bind.klutch.dev/transferred-from",
+  /**
+   * on a provider object the sync is donating, set before the consumer's new original is made: the
+   * proof, out of the app cluster's reach, that lets a donation cut short be finished
+   */
+  transferringTo: "bind.klutch.dev/transferring-to",
 } as const;
 
 export const managedByValue = "klutch-bind-sync";
@@ -51,12 +55,37 @@ export function bindingPrefix(bindingUid: string): string {
   return prefix;
 }
 
+/** A provider namespace that is not this app namespace's of this binding: nothing is written there for it. */
+export class ProviderNamespaceConflict extends Error {}
+
 /** The provider namespace mirroring one app namespace of one binding. */
 export function providerNamespace(bindingUid: string, consumerNamespace: string): string {
-  return boundedName(`${bindingPrefix(bindingUid)}-${consumerNamespace}`, 63);
+  return mappedName(bindingPrefix(bindingUid), consumerNamespace, 63);
 }
 
 /** The provider name of a cluster-scoped bound object. */
 export function providerClusterScopedName(bindingUid: string, name: string): string {
-  return boundedName(`${bindingPrefix(bindingUid)}-${name}`, 253);
+  return mappedName(bindingPrefix(bindingUid), name, 253);
+}
+
+/**
+ * prefix-name, or, over limit, prefix--head-hash: no Kubernetes name starts with a hyphen, so a
+ * shortened name never equals one that is not (an app namespace may be named like a shortened one).
+ */
+function mappedName(prefix: string, name: string, limit: number): string {
+  const whole = `${prefix}-${name}`;
+  if (whole.length <= limit) return whole;
+  const digest = hash(whole, 20);
+  const head = name.slice(0, limit - prefix.length - digest.length - 3).replace(/[-.]+$/, "");
+  return `${prefix}--${head}-${digest}`;
+}
+
+/**
+ * What providerNamespace was before shortened names got their double hyphen: a provider namespace
+ * of that name must not be taken for gone (its objects would be made a second time).
+ */
+export function earlierProviderNamespace(bindingUid: string, consumerNamespace: string): string {
+  const whole = `${bindingPrefix(bindingUid)}-${consumerNamespace}`;
+  if (whole.length <= 63) return whole;
+  return `${whole.slice(0, 52).replace(/[-.:]+$/, "")}-${hash(whole, 10)}`;
 }

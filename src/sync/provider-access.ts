@@ -1,8 +1,16 @@
 // What a binding holds on the control plane besides its copies: one provider namespace per bound
 // app namespace, and in each, for exports with claims, the sync's access to the claimed resources.
-import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
+import { KubeApiError, type KubeClient } from "../kube/client.ts";
 import type { BindingRef } from "./export-context.ts";
-import { annotations, fieldManager, labels, managedByValue, providerNamespace } from "./naming.ts";
+import {
+  annotations,
+  earlierProviderNamespace,
+  fieldManager,
+  labels,
+  managedByValue,
+  ProviderNamespaceConflict,
+  providerNamespace,
+} from "./naming.ts";
 import { claimsAccessName } from "./release.ts";
 import { refs } from "./resources.ts";
 
@@ -20,7 +28,7 @@ export class ProviderAccess {
 
   /**
    * Creates (once) the provider namespace mirroring appNs for binding; done remembers what exists
-   * already. Refuses a namespace of that name that is not the binding's.
+   * already. Refuses a namespace of that name that is not the binding's or mirrors another app namespace.
    */
   async ensureNamespace(binding: BindingRef, appNs: string, done: Set<string>): Promise<string> {
     const name = providerNamespace(binding.uid, appNs);
@@ -43,6 +51,7 @@ export class ProviderAccess {
     if (done.has(name)) return;
     let ns = await this.#control.get(refs.namespaces, name);
     if (ns === undefined) {
+      await this.#refuseEarlierName(binding, appNs, name);
       try {
         ns = await this.#control.create(refs.namespaces, {
           apiVersion: "v1",
@@ -62,10 +71,30 @@ export class ProviderAccess {
         ns = await this.#control.get(refs.namespaces, name);
       }
     }
-    if (!owned(ns, binding)) {
-      throw new Error(`namespace ${name} exists on the control plane and does not belong to this binding`);
+    if (ns?.metadata.labels?.[labels.binding] !== binding.uid) {
+      throw new ProviderNamespaceConflict(
+        `namespace ${name} exists on the control plane and does not belong to this binding: app namespace ${appNs} is not synced`,
+      );
+    }
+    const mirrored = ns.metadata.labels?.[labels.consumerNamespace];
+    if (mirrored !== appNs) {
+      throw new ProviderNamespaceConflict(
+        `provider namespace ${name} mirrors app namespace ${mirrored ?? "(none)"}, not ${appNs}: app namespace ${appNs} is not synced (rename it)`,
+      );
     }
     done.add(name);
+  }
+
+  /** A long app namespace's provider namespace as an earlier version named it holds its copies: no second set. */
+  async #refuseEarlierName(binding: BindingRef, appNs: string, name: string): Promise<void> {
+    const earlier = earlierProviderNamespace(binding.uid, appNs);
+    if (earlier === name) return;
+    const found = await this.#control.get(refs.namespaces, earlier);
+    const labelled = found?.metadata.labels;
+    if (labelled?.[labels.binding] !== binding.uid || labelled?.[labels.consumerNamespace] !== appNs) return;
+    throw new ProviderNamespaceConflict(
+      `app namespace ${appNs} has its copies in provider namespace ${earlier}, named by an earlier version; this version names it ${name} and makes no second set: move the objects there, or delete ${earlier} if they may go`,
+    );
   }
 
   /**
@@ -111,25 +140,33 @@ export class ProviderAccess {
     done.add(cacheKey);
   }
 
-  /** Who the sync is on the control plane, as an RBAC subject. */
+  /** Who the sync is on the control plane, as an RBAC subject; asked again after a failure. */
   #identity(): Promise<Subject> {
-    this.#self ??= this.#control
+    if (this.#self !== undefined) return this.#self;
+    const asked = this.#control
       .request<{ status?: { userInfo?: { username?: string } } }>(
         "POST",
         "/apis/authentication.k8s.io/v1/selfsubjectreviews",
         { body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } },
       )
-      .then((review): Subject => {
-        const username = review.status?.userInfo?.username ?? "";
-        const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
-        return sa
-          ? { kind: "ServiceAccount", name: sa[2] ?? "", namespace: sa[1] ?? "" }
-          : { kind: "User", apiGroup: "rbac.authorization.k8s.io", name: username };
-      });
-    return this.#self;
+      .then(subjectOf);
+    this.#self = asked;
+    asked.catch(() => {
+      if (this.#self === asked) this.#self = undefined;
+    });
+    return asked;
   }
 }
 
-function owned(ns: KubeObject | undefined, binding: BindingRef): boolean {
-  return ns?.metadata.labels?.[labels.binding] === binding.uid;
+function subjectOf(review: { status?: { userInfo?: { username?: string } } } | undefined): Subject {
+  const username = review?.status?.userInfo?.username;
+  if (typeof username !== "string" || username === "") {
+    throw new Error(
+      "the control plane's SelfSubjectReview names no user (status.userInfo.username): no one to grant claims access to",
+    );
+  }
+  const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
+  return sa
+    ? { kind: "ServiceAccount", name: sa[2] ?? "", namespace: sa[1] ?? "" }
+    : { kind: "User", apiGroup: "rbac.authorization.k8s.io", name: username };
 }

@@ -97,6 +97,20 @@ describe("the sync of bound objects", () => {
     );
   });
 
+  it("copies the consumer's labels up, but none in the sync's own domain", async () => {
+    const ns = await appNamespace();
+    const forged = {
+      team: "a",
+      [labels.copyOf]: "provider",
+      [labels.consumerNamespace]: "someone-else",
+      "bind.klutch.dev/anything": "x",
+    };
+    const labelled = instance(ns, "labelled");
+    await env.appClient.create(env.ref, { ...labelled, metadata: { ...labelled.metadata, labels: forged } });
+    const copy = await providerCopy(ns, "labelled");
+    assert.deepEqual(copy.metadata.labels, { team: "a", [labels.binding]: bindingUid });
+  });
+
   it("copies spec up into a per-binding namespace and puts a finalizer on the consumer object", async () => {
     const ns = await appNamespace();
     await env.appClient.create(env.ref, instance(ns, "orders", "large"));
