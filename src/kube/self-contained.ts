@@ -2,7 +2,7 @@
 // data, not configuration of this process: it may not run commands (exec, auth-provider) or make
 // the process read its own files (certificate paths, token-file), which would leak the sidecar's
 // credentials or run code as the sidecar.
-import { parse } from "yaml";
+import { parse, YAMLError } from "yaml";
 
 const forbiddenUserKeys: Record<string, string> = {
   exec: "runs a command (exec)",
@@ -66,25 +66,30 @@ export function assertSelfContained(text: string): void {
 }
 
 /**
- * The message of a YAML error without the source lines its libraries quote: a kubeconfig's text
- * (or whatever a Secret held instead) never goes into a message.
+ * A fixed description of an error reading a kubeconfig's YAML: its kind and position, never its
+ * message, which may quote the text (an alias's name, a key, the line itself), and a kubeconfig's
+ * text (or whatever a Secret held instead) never goes into a message.
  */
 export function withoutSource(err: unknown): string {
-  if (!(err instanceof Error)) return "not a kubeconfig";
-  const mark = (err as { mark?: { line?: number; column?: number } }).mark;
-  const reason = (err as { reason?: unknown }).reason;
-  if (typeof reason === "string" && mark?.line !== undefined) {
-    return `${unquoted(reason)} at line ${mark.line + 1}, column ${(mark.column ?? 0) + 1}`;
+  if (err instanceof YAMLError) {
+    // the codes are the library's own constants; anything else is not passed on
+    const code = /^[A-Z][A-Z0-9_]{0,39}$/.test(err.code) ? err.code : "UNKNOWN";
+    const at = err.linePos?.[0];
+    const where = at === undefined ? "" : ` at line ${Math.trunc(at.line)}, column ${Math.trunc(at.col)}`;
+    return `YAML error ${code}${where}`;
   }
-  const linePos = (err as { linePos?: Array<{ line?: number; col?: number }> }).linePos?.[0];
-  const firstLine = err.message.split("\n")[0] ?? "";
-  const text = firstLine.replace(/:\s*$/, "").replace(/\s+at line \d+, column \d+.*/, "");
-  if (linePos?.line !== undefined) return `${unquoted(text)} at line ${linePos.line}, column ${linePos.col ?? 1}`;
-  // a schema error of the kubeconfig loader ("clusters[0].cluster.server is missing") names fields only
-  return text === "" ? "not a kubeconfig" : unquoted(text);
+  if (!(err instanceof Error)) return "the YAML could not be read";
+  // aliases and merge keys are resolved after parsing: their errors have neither code nor position
+  const known = resolveErrors.find(([start]) => err.message.startsWith(start));
+  if (known !== undefined) return `YAML error ${known[1]}`;
+  const kind = errorKinds.find((k) => k === err.name) ?? "Error";
+  return `the YAML could not be read (${kind})`;
 }
 
-/** A library's message with whatever it quoted from the text replaced. */
-function unquoted(message: string): string {
-  return message.replace(/"[^"]*"|'[^']*'|`[^`]*`/g, "(…)").slice(0, 200);
-}
+const resolveErrors: ReadonlyArray<readonly [string, string]> = [
+  ["Unresolved alias", "BAD_ALIAS: an alias names no anchor set before it"],
+  ["Excessive alias count", "RESOURCE_EXHAUSTION: too many aliases"],
+  ["Alias", "BAD_ALIAS"],
+  ["Merge sources must be maps", "BAD_MERGE: a merge key (<<) names no mapping"],
+];
+const errorKinds = ["Error", "TypeError", "ReferenceError", "RangeError", "SyntaxError"] as const;

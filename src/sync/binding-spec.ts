@@ -45,6 +45,25 @@ export function specOf(binding: KubeObject): BindingSpec {
   return { ...raw, exports: raw[kindOf(binding).exportsField] as BindingSpec["exports"] } as BindingSpec;
 }
 
+/**
+ * A binding's exports, each group and resource once (as its first entry has it): a binding that
+ * lists one export many times costs one sync, not one per entry. repeated: the entries left out.
+ */
+export function distinctExports(binding: KubeObject): {
+  exports: Array<{ group: string; resource: string }>;
+  repeated: number;
+} {
+  const listed = specOf(binding).exports;
+  const entries = Array.isArray(listed) ? listed : [];
+  const distinct = new Map<string, { group: string; resource: string }>();
+  for (const e of entries) {
+    const entry = { group: e?.group ?? "", resource: e?.resource ?? "" };
+    const id = `${entry.resource}.${entry.group}`;
+    if (!distinct.has(id)) distinct.set(id, entry);
+  }
+  return { exports: [...distinct.values()], repeated: entries.length - distinct.size };
+}
+
 /** "group/namespace/name": unique across both kinds; the key of a binding in queues and logs. */
 export function bindingKey(binding: { apiVersion?: string; metadata: { namespace?: string; name: string } }): string {
   return `${kindOf(binding).ref.group}/${binding.metadata.namespace ?? ""}/${binding.metadata.name}`;

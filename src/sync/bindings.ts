@@ -23,11 +23,11 @@ import {
   bindingKinds,
   type Condition,
   describeBinding,
+  distinctExports,
   kindOf,
   parseBindingKey,
   readKubeconfig,
   recordedConsent,
-  specOf,
 } from "./binding-spec.ts";
 import {
   claimFieldsActedOn,
@@ -80,6 +80,8 @@ type BindingState = {
   probe: AppProbe;
   /** a service account whose token the sync renews (a binding made by klutch-bind bind), if it is one */
   access?: AppAccess;
+  /** when its token was last renewed (Date.now()); kept across restarts of the binding's client */
+  lastRenewal?: number;
   namespaceAccess?: AppNamespaceAccess;
   /** performance.now() when the controller first saw this binding object */
   seenAt: number;
@@ -354,7 +356,7 @@ export class BindingController {
       this.#states.set(key, state);
       stage?.("first reconcile");
     }
-    const spec = specOf(binding);
+    const { exports: listed, repeated } = distinctExports(binding);
     const conditions: Condition[] = [];
     const exportStatuses: ExportStatus[] = [];
 
@@ -371,9 +373,9 @@ export class BindingController {
     }
     if (state.probe.condition?.status === "True" && state.app && state.appInformers) {
       const wanted = new Set<string>();
-      for (const e of spec.exports ?? []) {
-        wanted.add(`${e.resource}.${e.group ?? ""}`);
-        exportStatuses.push(await this.#syncExport(state, binding, e.group ?? "", e.resource ?? ""));
+      for (const e of listed) {
+        wanted.add(`${e.resource}.${e.group}`);
+        exportStatuses.push(await this.#syncExport(state, binding, e.group, e.resource));
       }
       for (const [id, running] of state.exports) {
         if (!wanted.has(id)) {
@@ -388,11 +390,11 @@ export class BindingController {
         }
       }
     } else {
-      for (const e of spec.exports ?? []) {
-        const running = state.exports.get(`${e.resource}.${e.group ?? ""}`)?.sync.status();
+      for (const e of listed) {
+        const running = state.exports.get(`${e.resource}.${e.group}`)?.sync.status();
         exportStatuses.push({
-          group: e.group ?? "",
-          resource: e.resource ?? "",
+          group: e.group,
+          resource: e.resource,
           ...(running ? { objects: running.objects } : {}),
           ...(running?.lastSync ? { lastSync: kubeTime(running.lastSync) } : {}),
           message: "app cluster unreachable; syncing resumes when it returns",
@@ -411,21 +413,26 @@ export class BindingController {
     conditions.push(secretValid(connected), connected, claimFieldsActedOn(exportStatuses));
     if (kindOf(binding).ref.group === refs.klutchBindings.group) conditions.push(konnectorDeployed(binding));
     const ready = connected.status === "True" && exportStatuses.every((e) => e.message === undefined);
+    const repeats =
+      repeated > 0
+        ? `; spec.${kindOf(binding).exportsField} lists ${repeated} more entries of the same group and resource, ignored`
+        : "";
     conditions.push(
       ready
         ? {
             type: "Ready",
             status: "True",
             reason: "Synced",
-            message: `${exportStatuses.length} export(s) bound and in sync`,
+            message: `${exportStatuses.length} export(s) bound and in sync${repeats}`,
           }
         : {
             type: "Ready",
             status: "False",
             reason: connected.status === "True" ? "ExportsNotReady" : "Disconnected",
-            message:
+            message: `${
               exportStatuses.flatMap((e) => (e.message ? [`${e.resource}.${e.group}: ${e.message}`] : [])).join("; ") ||
-              connected.message,
+              connected.message
+            }${repeats}`,
           },
     );
     const pendingClaims = exportStatuses.flatMap((e) =>
@@ -526,6 +533,7 @@ export class BindingController {
     const outcome = await renewIfDue(this.#o.control, app, kubeconfig, state.access, {
       fraction: this.#o.appTokenRenewFraction ?? defaultRenewFraction,
       ...(this.#o.appTokenSeconds ? { seconds: this.#o.appTokenSeconds } : {}),
+      ...(state.lastRenewal !== undefined ? { lastRenewal: state.lastRenewal } : {}),
       log: this.#o.logger.child({ binding: state.key }),
     });
     if (outcome.kind === "expired") return outcome.message;
@@ -533,6 +541,7 @@ export class BindingController {
       // our own write: the client has the new token already, nothing restarts
       state.clientSource = clientSource(outcome.secret, kubeconfig.key, outcome.text);
       state.access = outcome.access;
+      state.lastRenewal = outcome.access.times.issuedAt;
     }
     if (outcome.kind === "failed") void this.#events.warn(bindingObject(state.ref), "TokenNotRenewed", outcome.message);
     // a timer at most an hour ahead (the periodic resync looks anyway)
@@ -730,5 +739,5 @@ function listedOrNotInstalled(informer: Informer): boolean {
 
 /** A binding's exports as "resource.group", whichever its kind. */
 function exportIds(binding: KubeObject): string[] {
-  return (specOf(binding).exports ?? []).map((e) => `${e.resource}.${e.group ?? ""}`);
+  return distinctExports(binding).exports.map((e) => `${e.resource}.${e.group}`);
 }

@@ -11,7 +11,7 @@ import {
   type ResourceRef,
 } from "../kube/client.ts";
 import { removeAppAccount } from "./app-access.ts";
-import { appClient, bindingKey, readKubeconfig, specOf } from "./binding-spec.ts";
+import { appClient, bindingKey, distinctExports, readKubeconfig, specOf } from "./binding-spec.ts";
 import { bindingObject, type EventRecorder } from "./events.ts";
 import { type KubeconfigSecretPolicy, kubeconfigForAnnotation } from "./kubeconfig-secret.ts";
 import { finalizer, labels } from "./naming.ts";
@@ -168,16 +168,16 @@ export async function releaseBinding(deps: ReleaseDeps, binding: KubeObject): Pr
   }
   const target = releaseTarget(deps.control, deps.logger, binding, app);
   try {
-    for (const e of specOf(binding).exports ?? []) {
+    for (const e of distinctExports(binding).exports) {
       const id = `${e.resource}.${e.group}`;
       const crd = (await deps.control.get(refs.crds, id)) ?? (await app?.get(refs.crds, id).catch(() => undefined));
       if (crd === undefined) continue;
       const crdSpec = crd.spec as { scope?: string; versions?: Array<{ name: string; storage?: boolean }> };
       const version = crdSpec.versions?.find((v) => v.storage)?.name ?? crdSpec.versions?.[0]?.name ?? "";
       const ref = {
-        group: e.group ?? "",
+        group: e.group,
         version,
-        resource: e.resource ?? "",
+        resource: e.resource,
         namespaced: crdSpec.scope === "Namespaced",
       };
       await releaseExport(target, ref, id);

@@ -10,7 +10,9 @@ import {
   type AppAccount,
   appAccessAnnotation,
   appAccessServiceAccount,
+  defaultTokenSeconds,
   kubeconfigToken,
+  minTokenSeconds,
   renewalTime,
   type TokenTimes,
   tokenAccount,
@@ -55,10 +57,20 @@ export function appAccessOf(secret: KubeObject, kubeconfigText: string): AppAcce
 export type RenewalOptions = {
   /** renew at this share of the token's lifetime (0 < f < 1) */
   fraction: number;
-  /** the lifetime to ask for; default the current token's */
+  /** the lifetime to ask for; default the current token's (within minTokenSeconds and maxDerivedSeconds) */
   seconds?: number;
+  /** when this process last renewed the binding's token (ms since the epoch, local clock) */
+  lastRenewal?: number;
   log: Logger;
 };
+
+/** A longer lifetime read off the current token is not asked for again: its times are the app cluster's word. */
+export const maxDerivedSeconds = 366 * 86_400;
+/**
+ * Successful renewals are at least this far apart, or fraction of the lifetime asked for when that
+ * is shorter (a 600 s token renewed at 1 % of it, as tests do): never sooner than 1 s.
+ */
+export const renewalFloorMs = 60_000;
 
 export type RenewalOutcome =
   /** nothing to do until then (ms from now) */
@@ -89,12 +101,16 @@ export async function renewIfDue(
       message: `the app cluster token of ${who} expired at ${new Date(times.expires).toISOString()} before the sync could renew it: bind again (klutch-bind bind) to issue a new one`,
     };
   }
-  const due = renewalTime(times, options.fraction);
+  const asked = options.seconds ?? askedSeconds(times);
+  const floor = floorMs(asked, options.fraction);
+  const due = Math.max(renewalTime(times, options.fraction), (options.lastRenewal ?? -Infinity) + floor);
   if (now < due) return { kind: "wait", ms: due - now };
   const retry = Math.max(1000, Math.min(30_000, (times.expires - now) / 10));
   let issued: IssuedToken;
+  let lifetimeMs: number;
   try {
-    issued = await requestToken(app, account, options.seconds ?? (times.expires - times.issuedAt) / 1000);
+    issued = await requestToken(app, account, asked);
+    lifetimeMs = issuedLifetimeMs(issued.token, asked);
   } catch (err) {
     const message = `renewing the app cluster token of ${who} failed (it expires at ${new Date(times.expires).toISOString()}): ${err instanceof Error ? err.message : String(err)}`;
     options.log.warn({ account: `${account.namespace}/${account.name}`, retryMs: retry }, message);
@@ -119,7 +135,8 @@ export async function renewIfDue(
     return { kind: "failed", message, ms: conflict ? 0 : retry };
   }
   app.setBearerToken(issued.token);
-  const renewed = tokenTimes(issued.token) ?? { issuedAt: now, expires: issued.expires.getTime() };
+  // the token's own times are in the app cluster's clock and unverified: only its lifetime counts, from now
+  const renewed = { issuedAt: now, expires: now + lifetimeMs };
   options.log.info(
     { account: `${account.namespace}/${account.name}`, expires: issued.expires.toISOString() },
     "renewed the app cluster token",
@@ -129,6 +146,34 @@ export async function renewIfDue(
     secret: written,
     text,
     access: { account, times: renewed },
-    ms: Math.max(0, renewalTime(renewed, options.fraction) - now),
+    ms: Math.max(floor, renewalTime(renewed, options.fraction) - now),
   };
+}
+
+/** The lifetime to ask for when none is configured: the current token's, within what makes sense. */
+function askedSeconds(times: TokenTimes): number {
+  const seconds = Math.round((times.expires - times.issuedAt) / 1000);
+  if (!Number.isFinite(seconds)) return defaultTokenSeconds;
+  return Math.min(maxDerivedSeconds, Math.max(minTokenSeconds, seconds));
+}
+
+/**
+ * How long a renewed token lives: what it says (exp - iat, a span the app cluster's clock cannot
+ * skew), never longer than asked for, or what was asked for when it says nothing usable. Throws
+ * when it says less than any TokenRequest may issue.
+ */
+function issuedLifetimeMs(token: string, askedSeconds: number): number {
+  const times = tokenTimes(token);
+  const says = times === undefined ? Number.NaN : times.expires - times.issuedAt;
+  if (!Number.isFinite(says)) return askedSeconds * 1000;
+  if (says < minTokenSeconds * 1000) {
+    throw new Error(
+      `the app cluster issued a token of ${Math.round(says / 1000)} s, less than any TokenRequest may (${minTokenSeconds} s); it is not used`,
+    );
+  }
+  return Math.min(says, askedSeconds * 1000);
+}
+
+function floorMs(askedSeconds: number, fraction: number): number {
+  return Math.max(1000, Math.min(renewalFloorMs, askedSeconds * 1000 * fraction));
 }

@@ -11,8 +11,15 @@ import { refs } from "../../src/sync/resources.ts";
 import { widgetCrd } from "../fixtures/crds.ts";
 import { onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { credentialsFile, hostileBehaviours, startAuthProxy, startHostileServer } from "../support/hostile-cluster.ts";
-import { syncEnv } from "../support/sync-env.ts";
+import {
+  credentialsFile,
+  hostileBehaviours,
+  loopingBehaviours,
+  startAuthProxy,
+  startHostileServer,
+  startLoopingServer,
+} from "../support/hostile-cluster.ts";
+import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 
 /** Everything the sync logs, to search for what must never be said. */
 const logged: string[] = [];
@@ -32,6 +39,32 @@ async function ownEnv() {
   const condition = async (binding: string, type: string) =>
     conditionOf(await env.controlClient.get(refs.bindings, binding, env.bindingNamespace), type);
   return { env, condition };
+}
+
+/**
+ * Binds each server (a binding named names[i]) to an API of its own, so that only the shared
+ * process links them to the healthy neighbour.
+ */
+async function bindToOwnApi(env: SyncEnv, servers: Array<{ kubeconfig: string }>, names: string[]): Promise<void> {
+  const group = `hostile${uniqueSuffix()}.klutch-bind.test`;
+  await env.controlClient.apply(refs.crds, widgetCrd(group), "test", true);
+  onFileDone(async () => void (await env.controlClient.delete(refs.crds, `widgets.${group}`)));
+  await eventually("the hostile API's CRD", async () =>
+    assert.ok(isEstablished(await env.controlClient.get(refs.crds, `widgets.${group}`))),
+  );
+  await env.controlClient.apply(
+    refs.templates,
+    {
+      apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+      kind: "APIServiceExportTemplate",
+      metadata: { name: "widgets", namespace: env.bindingNamespace },
+      spec: { APIServiceSelector: { group, resource: "widgets", version: "v1" }, permissionClaims: [] },
+    },
+    "test",
+    true,
+  );
+  const elsewhere = { exports: [{ group, resource: "widgets" }] };
+  await Promise.all(servers.map((s, i) => env.bindWith(names[i] ?? "", s.kubeconfig, elsewhere)));
 }
 
 describe("a hostile app cluster", () => {
@@ -83,26 +116,7 @@ describe("a hostile app cluster", () => {
     onFileDone(() => Promise.all(servers.map((s) => s.stop())));
     const rssBefore = process.memoryUsage().rss;
     const names = servers.map((_, i) => `hostile-${i}`);
-    // they bind an API of their own, so that only the shared process links them to the neighbour
-    const group = `hostile${uniqueSuffix()}.klutch-bind.test`;
-    await env.controlClient.apply(refs.crds, widgetCrd(group), "test", true);
-    onFileDone(async () => void (await env.controlClient.delete(refs.crds, `widgets.${group}`)));
-    await eventually("the hostile API's CRD", async () =>
-      assert.ok(isEstablished(await env.controlClient.get(refs.crds, `widgets.${group}`))),
-    );
-    await env.controlClient.apply(
-      refs.templates,
-      {
-        apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
-        kind: "APIServiceExportTemplate",
-        metadata: { name: "widgets", namespace: env.bindingNamespace },
-        spec: { APIServiceSelector: { group, resource: "widgets", version: "v1" }, permissionClaims: [] },
-      },
-      "test",
-      true,
-    );
-    const elsewhere = { exports: [{ group, resource: "widgets" }] };
-    await Promise.all(servers.map((s, i) => env.bindWith(names[i] ?? "", s.kubeconfig, elsewhere)));
+    await bindToOwnApi(env, servers, names);
     // a new healthy binding while they are all misbehaving: Ready as fast as without them
     const started = Date.now();
     await env.bindWith("healthy-neighbour", env.appKubeconfig);
@@ -138,6 +152,39 @@ describe("a hostile app cluster", () => {
     );
     const health = await fetch(`http://127.0.0.1:${env.sync?.ports.health}/readyz`);
     assert.equal(health.status, 200, "the process is ready whatever its tenants' clusters do");
+  });
+
+  it("servers that would have it page, relist, retry or re-watch in a loop are asked at a bounded rate", async () => {
+    const { env } = await ownEnv();
+    const servers = await Promise.all(loopingBehaviours.map((b) => startLoopingServer(b)));
+    onFileDone(() => Promise.all(servers.map((s) => s.stop())));
+    const names = loopingBehaviours.map((b) => `looping-${b}`);
+    await bindToOwnApi(env, servers, names);
+    await env.bindWith("looping-neighbour", env.appKubeconfig);
+    await env.ready("looping-neighbour");
+    for (const [i, server] of servers.entries()) {
+      await eventually(`${loopingBehaviours[i]} listed`, () => assert.ok(server.lists > 0), 20_000);
+    }
+    const heapBefore = process.memoryUsage().heapUsed;
+    const before = servers.map((s) => s.lists + s.watches);
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    const asked = servers.map((s, i) => `${loopingBehaviours[i]}: ${s.lists + s.watches - (before[i] ?? 0)}`);
+    process.stderr.write(`[hostile] lists and watches in 5 s: ${asked.join(", ")}\n`);
+    // backing off (200 ms doubling to 30 s) allows a handful each; a loop, thousands
+    for (const [i, server] of servers.entries()) {
+      const count = server.lists + server.watches - (before[i] ?? 0);
+      assert.ok(count < 60, `${loopingBehaviours[i]}: ${count} lists and watches in 5 s`);
+    }
+    const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
+    assert.ok(heapGrowth < 200 * 1024 * 1024, `the heap grew by ${Math.round(heapGrowth / 1024 / 1024)} MiB`);
+    const ns = `looping-neighbour-${uniqueSuffix()}`;
+    await env.appObject(ns, "still-synced");
+    const neighbour = await env.controlClient.get(refs.bindings, "looping-neighbour", env.bindingNamespace);
+    await eventually("the neighbour's object reached the control plane", async () =>
+      assert.ok(
+        await env.controlClient.get(env.ref, "still-synced", providerNamespace(neighbour?.metadata.uid ?? "", ns)),
+      ),
+    );
   });
 
   it("a Secret of credentials referenced as a kubeconfig shows none of them anywhere", async () => {
@@ -195,5 +242,47 @@ describe("a hostile app cluster", () => {
       },
       30_000,
     );
+  });
+});
+
+describe("a binding listing one export many times", () => {
+  it("costs one API install per reconcile, one export sync and one status entry, and says the repeats are ignored", async () => {
+    const { env } = await ownEnv();
+    const proxy = await startAuthProxy(env.app);
+    onFileDone(() => proxy.stop());
+    // the app cluster never says the API is established: every reconcile installs it again
+    const crdPath = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${env.ref.resource}.${env.ref.group}`;
+    let installs = 0; // each install reads the CRD back once
+    proxy.mutate = {
+      when: (url) => url.pathname === crdPath && ++installs > 0,
+      change: (body) => {
+        const crd = JSON.parse(body.toString("utf8")) as { status?: unknown };
+        delete crd.status;
+        return { body: Buffer.from(JSON.stringify(crd)), contentType: "application/json" };
+      },
+    };
+    proxy.setMode("mutate");
+    const exports = Array.from({ length: 200 }, () => ({ group: env.ref.group, resource: env.ref.resource }));
+    await env.bindWith("repeats", proxy.kubeconfig, { exports });
+    const status = async () =>
+      (await env.controlClient.get(refs.bindings, "repeats", env.bindingNamespace))?.status as
+        | { exports?: Array<{ message?: string }>; conditions?: Array<{ type: string; message: string }> }
+        | undefined;
+    // a status is written at the end of each reconcile
+    const installing = "installing the API in the app cluster";
+    await eventually("installing", async () => assert.equal((await status())?.exports?.[0]?.message, installing));
+    assert.ok(installs < 20, `${installs} installs of the API by the end of the first reconcile that installs`);
+    assert.equal((await status())?.exports?.length, 1);
+
+    proxy.setMode("pass");
+    await env.ready("repeats");
+    const syncs = env.sync?.controller.exportSyncs.filter((s) => s.ctx.binding.name === "repeats");
+    assert.equal(syncs?.length, 1);
+    const ready = (await status())?.conditions?.find((c) => c.type === "Ready");
+    assert.equal(
+      ready?.message,
+      "1 export(s) bound and in sync; spec.exports lists 199 more entries of the same group and resource, ignored",
+    );
+    assert.equal((await status())?.exports?.length, 1);
   });
 });

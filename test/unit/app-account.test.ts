@@ -17,7 +17,7 @@ import {
   withToken,
 } from "../../src/sync/app-account.ts";
 import { appRbac, claimsRoleBinding, claimsRules, mainRules } from "../../src/sync/app-rbac.ts";
-import { renewIfDue } from "../../src/sync/token-renewal.ts";
+import { type RenewalOutcome, renewIfDue } from "../../src/sync/token-renewal.ts";
 
 const jwt = (payload: Record<string, unknown>) =>
   `${Buffer.from('{"alg":"RS256"}').toString("base64url")}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}.sig`;
@@ -166,5 +166,134 @@ describe("token renewal, before any request", () => {
       outcome.kind === "expired" ? outcome.message : "",
       /token of service account klutch-bind\/orders-1a2b3c4d expired at .* bind again/,
     );
+  });
+});
+
+describe("token renewal against an app cluster whose token times cannot be trusted", () => {
+  const kubeconfigText = accountKubeconfig({ server: "https://app.example" }, account, "old-token");
+  const secret = { apiVersion: "v1", kind: "Secret", metadata: { name: "s", namespace: "n" }, data: {} };
+  const log = pino({ level: "silent" });
+  const minute = 60_000;
+  const hour = 60 * minute;
+  const start = Date.parse("2030-01-01T00:00:00Z");
+  const seconds = (ms: number) => Math.floor(ms / 1000);
+  const kindAndMs = (o: RenewalOutcome) => [o.kind, "ms" in o ? o.ms : undefined];
+  const rawJwt = (payload: string) => `e30.${Buffer.from(payload).toString("base64url")}.sig`;
+
+  /**
+   * An app cluster answering each TokenRequest with token(seconds asked, the local time), and a
+   * control plane counting Secret writes.
+   */
+  function clusters(token: (asked: number, now: number) => string) {
+    const c = { now: start, asked: [] as number[], writes: 0, app: {} as KubeClient, control: {} as KubeClient };
+    c.app = {
+      request: async (_method: string, _path: string, options: { body: { spec: { expirationSeconds: number } } }) => {
+        const asked = options.body.spec.expirationSeconds;
+        c.asked.push(asked);
+        return { status: { token: token(asked, c.now), expirationTimestamp: "2100-01-01T00:00:00Z" } };
+      },
+      setBearerToken: () => {},
+    } as unknown as KubeClient;
+    c.control = {
+      update: async (_ref: unknown, obj: unknown) => {
+        c.writes++;
+        return obj;
+      },
+    } as unknown as KubeClient;
+    return c;
+  }
+
+  /** renewIfDue called again whenever it says (as the controller does) for spanMs from start: its outcomes. */
+  async function run(
+    c: ReturnType<typeof clusters>,
+    times: { issuedAt: number; expires: number },
+    spanMs: number,
+    fraction = 0.8,
+  ) {
+    let access = { account, times };
+    let text = kubeconfigText;
+    const outcomes = [];
+    for (c.now = start; c.now < start + spanMs && outcomes.length < 50; ) {
+      const outcome = await renewIfDue(
+        c.control,
+        c.app,
+        { secret, key: "kubeconfig", text },
+        access,
+        { fraction, log },
+        c.now,
+      );
+      outcomes.push(outcome);
+      if (outcome.kind === "expired") break;
+      if (outcome.kind === "renewed") ({ access, text } = outcome);
+      c.now += Math.max(outcome.ms, 100);
+    }
+    return outcomes;
+  }
+
+  it("issued at the epoch by its own word: renewed once, then at the share of the lifetime asked for", async () => {
+    const c = clusters(() => rawJwt(`{"iat":0,"exp":${seconds(start) + 365 * 86_400}}`));
+    const outcomes = await run(c, { issuedAt: 0, expires: start + 365 * 86_400_000 }, hour);
+    assert.equal(c.writes, 1);
+    // no more than a year asked for, and the next renewal planned from the local time of issue
+    assert.deepEqual(c.asked, [366 * 86_400]);
+    const first = outcomes[0];
+    assert.ok(first?.kind === "renewed" && first.ms === 0.8 * 366 * 86_400_000, JSON.stringify(first));
+  });
+
+  it("an app cluster clock 50 minutes behind: its hour-long tokens are renewed every 48 minutes, not at once", async () => {
+    const c = clusters((asked, now) => {
+      const iat = seconds(now) - 3000;
+      return rawJwt(`{"iat":${iat},"exp":${iat + asked}}`);
+    });
+    const outcomes = await run(c, { issuedAt: start - 50 * minute, expires: start + 10 * minute }, 2 * hour);
+    assert.deepEqual(outcomes.map(kindAndMs), [
+      ["renewed", 48 * minute],
+      ["renewed", 48 * minute],
+      ["renewed", 48 * minute],
+    ]);
+    assert.equal(c.writes, 3);
+  });
+
+  it("a token that says it lives a second: not stored, and asked for again later", async () => {
+    const c = clusters((_asked, now) => rawJwt(`{"iat":${seconds(now)},"exp":${seconds(now) + 1}}`));
+    const outcomes = await run(c, { issuedAt: start - hour, expires: start + 15 * minute }, minute);
+    assert.equal(c.writes, 0);
+    assert.deepEqual(outcomes.map(kindAndMs), [
+      ["failed", 30_000],
+      ["failed", 30_000],
+    ]);
+    const first = outcomes[0];
+    assert.match(
+      first?.kind === "failed" ? first.message : "",
+      /issued a token of 1 s, less than any TokenRequest may/,
+    );
+  });
+
+  it("a token whose times say nothing usable lives as long as asked for", async () => {
+    for (const payload of ["{}", `{"iat":2000,"exp":1000}`, `{"iat":0,"exp":1e400}`, `{"iat":"0","exp":"9"}`]) {
+      const c = clusters(() => rawJwt(payload));
+      const outcomes = await run(c, { issuedAt: start - 50 * minute, expires: start + 10 * minute }, minute);
+      assert.equal(c.writes, 1, `${payload} ${JSON.stringify(outcomes)}`);
+      assert.deepEqual(c.asked, [3600]);
+      const first = outcomes[0];
+      assert.ok(first?.kind === "renewed");
+      assert.deepEqual(first.access.times, { issuedAt: start, expires: start + hour }, payload);
+    }
+  });
+
+  it("renews a 600 s token at 1 % of it, and otherwise no sooner than a minute after the last renewal", async () => {
+    const c = clusters((asked, now) => rawJwt(`{"iat":${seconds(now)},"exp":${seconds(now) + asked}}`));
+    const outcomes = await run(c, { issuedAt: start - 599_000, expires: start + 1000 }, 20_000, 0.01);
+    assert.deepEqual(c.asked, [600, 600, 600, 600]);
+    assert.deepEqual(outcomes.map(kindAndMs), [
+      ["renewed", 6000],
+      ["renewed", 6000],
+      ["renewed", 6000],
+      ["renewed", 6000],
+    ]);
+    const kubeconfig = { secret, key: "kubeconfig", text: kubeconfigText };
+    const due = { account, times: { issuedAt: start - hour, expires: start + minute } };
+    const options = { fraction: 0.8, lastRenewal: start - 10_000, log };
+    assert.deepEqual(await renewIfDue(c.control, c.app, kubeconfig, due, options, start), { kind: "wait", ms: 50_000 });
   });
 });

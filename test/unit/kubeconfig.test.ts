@@ -20,6 +20,7 @@ import {
   readKubeconfigFile,
   readKubeconfigFiles,
 } from "../../src/kube/kubeconfig.ts";
+import { assertSelfContained } from "../../src/kube/self-contained.ts";
 
 const secret = "s3cr3t-do-not-print";
 const b64 = (text: string) => Buffer.from(text).toString("base64");
@@ -711,5 +712,48 @@ describe("the cost of a plain kubeconfig", () => {
     chmodSync(plugin, 0o755);
     const exec = JSON.stringify({ exec: { apiVersion: "client.authentication.k8s.io/v1", command: plugin } });
     assert.ok(run(exec).clientNode > 0, "the probe sees client-node when it is loaded");
+  });
+});
+
+describe("YAML errors of an untrusted kubeconfig", () => {
+  // each quotes the secret where a library's message could pick it up: an alias, a key, a line
+  const kinds: Array<[string, string]> = [
+    ["an unresolved alias", `users: [{name: u, user: {token: *${secret}}}]`],
+    ["an unresolved alias in block style", `users:\n- name: u\n  user:\n    token: *${secret}\n`],
+    ["a duplicate key", `users:\n- name: u\n  user:\n    token: a\n    token: ${secret}\n`],
+    ["a duplicate secret key", `${secret}: 1\n${secret}: 2\n`],
+    ["bad indentation", `users:\n  - name: u\n user: {token: ${secret}}\n`],
+    ["a tab as indentation", `users:\n\t- {name: u, user: {token: ${secret}}}\n`],
+    ["an unterminated quote", `users: [{name: u, user: {token: "${secret}}}]\n`],
+    ["an unterminated flow mapping", `users: [{name: u, user: {token: ${secret}`],
+    ["a bad escape", `users: [{name: u, user: {token: "\\q${secret}"}}]\n`],
+    ["two anchors", `token: &${secret} &b x\n`],
+    ["two documents", `a: 1\n---\n${secret}: 2\n`],
+    ["a bad merge source", `a:\n  <<: ${secret}\n`],
+    ["a nested compact mapping", `token: b: ${secret}\n`],
+    [
+      "too many aliases",
+      `a: &${secret} [x, x, x, x, x, x, x, x, x, x]\nb: [${Array(200).fill(`*${secret}`).join(", ")}]\n`,
+    ],
+  ];
+  for (const [kind, yaml] of kinds) {
+    it(`${kind}: the message has no part of the text`, () => {
+      for (const read of [() => parseKubeconfig(yaml), () => assertSelfContained(yaml)]) {
+        assert.throws(read, (err: Error) => {
+          assert.match(err.message, /^invalid kubeconfig: /);
+          assert.doesNotMatch(err.message, /s3cr3t|do-not-print/, `${kind}: ${err.message}`);
+          return true;
+        });
+      }
+    });
+  }
+
+  it("names the kind and position of the error", () => {
+    assert.throws(() => parseKubeconfig(`a: 1\n${secret}: [\n`), {
+      message: /^invalid kubeconfig: YAML error BAD_INDENT at line 3, column 1$/,
+    });
+    assert.throws(() => parseKubeconfig(`token: *${secret}\n`), {
+      message: /^invalid kubeconfig: YAML error BAD_ALIAS: an alias names no anchor set before it$/,
+    });
   });
 });
