@@ -18,6 +18,10 @@ const flags = {
   kubeconfig: { type: "string" },
   namespace: { type: "string", short: "n" },
   workers: { type: "string", default: "8" },
+  // bindings reconciled at once, and at most per namespace (one tenant's hanging app clusters hold no more)
+  "binding-workers": { type: "string", default: "32" },
+  // default a quarter of --binding-workers
+  "binding-workers-per-namespace": { type: "string" },
   qps: { type: "string", default: "500" },
   burst: { type: "string", default: "1000" },
   "status-interval": { type: "string", default: "15" },
@@ -205,6 +209,15 @@ export async function runSync(args: string[]): Promise<number> {
     ...(writeGate ? { writeGate } : {}),
     logger,
     workers: positive("workers", values.workers),
+    bindingWorkers: positive("binding-workers", values["binding-workers"]),
+    ...(values["binding-workers-per-namespace"] === undefined
+      ? {}
+      : {
+          bindingWorkersPerNamespace: positive(
+            "binding-workers-per-namespace",
+            values["binding-workers-per-namespace"],
+          ),
+        }),
     ...(values.namespace ? { namespace: values.namespace } : {}),
     appClientOptions,
     kubeconfigSecrets,

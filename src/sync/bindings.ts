@@ -117,6 +117,11 @@ export type BindingControllerOptions = {
    */
   bindingWorkers?: number;
   /**
+   * bindings of one namespace (one tenant's) reconciled at once at most, so one tenant's hanging app
+   * clusters cannot hold every worker (default a quarter of bindingWorkers)
+   */
+  bindingWorkersPerNamespace?: number;
+  /**
    * one replica of several (shards.ts): it serves the bindings serves() says, and names itself in
    * their status; a binding's syncs write only while mayWrite() says yes (fence.ts)
    */
@@ -148,8 +153,11 @@ export class BindingController {
     this.#o = options;
     this.#events = new EventRecorder(options.control, options.logger);
     this.#access = new ProviderAccess(options.control);
+    const workers = options.bindingWorkers ?? 32;
     this.#queue = new WorkQueue({
-      workers: options.bindingWorkers ?? 32,
+      workers,
+      groupOf: (key) => parseBindingKey(key).namespace,
+      maxPerGroup: options.bindingWorkersPerNamespace ?? Math.max(1, Math.floor(workers / 4)),
       process: (key) => this.#reconcile(key),
       onError: (key, err, retries) =>
         options.logger[retries > 3 ? "warn" : "info"](

@@ -18,6 +18,9 @@ export type SyncOptions = {
   control: KubeClient;
   logger: Logger;
   workers: number;
+  /** bindings reconciled at once, and at most per namespace (BindingControllerOptions) */
+  bindingWorkers?: number;
+  bindingWorkersPerNamespace?: number;
   namespace?: string;
   appClientOptions?: ClientOptions;
   /** which Secrets may hold a binding's kubeconfig (see kubeconfig-secret.ts); default marked */
@@ -79,6 +82,8 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     logger: options.logger,
     metrics,
     workers: options.workers,
+    ...(options.bindingWorkers ? { bindingWorkers: options.bindingWorkers } : {}),
+    ...(options.bindingWorkersPerNamespace ? { bindingWorkersPerNamespace: options.bindingWorkersPerNamespace } : {}),
     ...(options.namespace ? { namespace: options.namespace } : {}),
     ...(options.appClientOptions ? { appClientOptions: options.appClientOptions } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),

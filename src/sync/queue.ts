@@ -1,6 +1,8 @@
 // A de-duplicating work queue with several workers and per-key exponential backoff, in the manner
 // of client-go's: a key is never processed twice at once, a key added while it is processed runs
 // again afterwards, and a failed key comes back later and later until it succeeds.
+// Keys may be grouped (a tenant's, say) with a limit of keys of one group running at once, so one
+// group's slow keys cannot hold every worker.
 // Unlike client-go's it has two lanes: keys from an informer's first list wait in the backlog lane,
 // keys of later events in the live lane, which goes first. Measured (bench/sync, first object): a
 // binding that found 5,000 objects of an earlier binding to adopt synced a new object only after
@@ -44,10 +46,15 @@ export type QueueOptions = {
   onTaken?: (waitedMs: number) => void;
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /** the group of a key, for maxPerGroup */
+  groupOf?: (key: string) => string;
+  /** keys of one group running at once at most; the others wait, queued, until one is done */
+  maxPerGroup?: number;
 };
 
 export class WorkQueue {
-  readonly #options: Required<Omit<QueueOptions, "onError" | "onTaken">> & Pick<QueueOptions, "onError" | "onTaken">;
+  readonly #options: Required<Omit<QueueOptions, "onError" | "onTaken" | "groupOf" | "maxPerGroup">> &
+    Pick<QueueOptions, "onError" | "onTaken" | "groupOf" | "maxPerGroup">;
   readonly #lanes = { live: new Fifo(), backlog: new Fifo() };
   /** queued keys and their lane (a key moved to the live lane leaves a stale entry in the backlog) */
   readonly #queued = new Map<string, Lane>();
@@ -58,6 +65,10 @@ export class WorkQueue {
   readonly #addedAt = new Map<string, number>();
   readonly #failures = new Map<string, number>();
   readonly #timers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
+  /** keys running per group */
+  readonly #groupRunning = new Map<string, number>();
+  /** queued keys taken while their group was at its limit: back in their lanes when one of it is done */
+  readonly #parked = new Map<string, Set<string>>();
   #waiters: Array<() => void> = [];
   #running = 0;
   #stopped = false;
@@ -135,6 +146,8 @@ export class WorkQueue {
       for (const lane of ["live", "backlog"] as const) {
         for (let key = this.#lanes[lane].shift(); key !== undefined; key = this.#lanes[lane].shift()) {
           if (this.#queued.get(key) !== lane) continue; // moved to the live lane meanwhile
+          if (this.#park(key)) continue;
+          this.#groupCount(key, 1); // at once: other workers take keys before this one runs
           this.#queued.delete(key);
           const added = this.#addedAt.get(key);
           this.#addedAt.delete(key);
@@ -145,6 +158,37 @@ export class WorkQueue {
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }
     return undefined;
+  }
+
+  /** Parks the key when its group runs as many keys as it may; says whether it did. */
+  #park(key: string): boolean {
+    const { groupOf, maxPerGroup } = this.#options;
+    if (groupOf === undefined || maxPerGroup === undefined) return false;
+    const group = groupOf(key);
+    if ((this.#groupRunning.get(group) ?? 0) < maxPerGroup) return false;
+    const parked = this.#parked.get(group) ?? new Set<string>();
+    parked.add(key);
+    this.#parked.set(group, parked);
+    return true;
+  }
+
+  /** one key of the group started (+1) or ended (-1); an end puts the group's parked keys back in their lanes */
+  #groupCount(key: string, change: 1 | -1): void {
+    const group = this.#options.groupOf?.(key);
+    if (group === undefined) return;
+    const running = (this.#groupRunning.get(group) ?? 0) + change;
+    if (running > 0) this.#groupRunning.set(group, running);
+    else this.#groupRunning.delete(group);
+    if (change > 0) return;
+    const parked = this.#parked.get(group);
+    if (parked === undefined) return;
+    this.#parked.delete(group);
+    for (const waiting of parked) {
+      const lane = this.#queued.get(waiting);
+      if (lane === undefined) continue;
+      this.#lanes[lane].push(waiting);
+      this.#waiters.shift()?.();
+    }
   }
 
   async #work(): Promise<void> {
@@ -165,6 +209,7 @@ export class WorkQueue {
       } finally {
         this.#running--;
         this.#processing.delete(key);
+        this.#groupCount(key, -1);
         const again = this.#dirty.get(key);
         if (again !== undefined) {
           this.#dirty.delete(key);

@@ -84,3 +84,46 @@ it("reports how long a key waited since it was first added, re-adds keeping that
   assert.ok(b >= 25 && b < 1000, `b waited ${b} ms: behind a's 30 ms run`);
   assert.ok(again >= 40, `a again waited ${again} ms: the rest of its run, then b's`);
 });
+
+it("runs at most maxPerGroup keys of one group at once, and the other groups' keys meanwhile", async () => {
+  const running = new Map<string, number>();
+  let most = 0;
+  const done: string[] = [];
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const queue = new WorkQueue({
+    workers: 4,
+    groupOf: (key) => key.split(":")[0] ?? "",
+    maxPerGroup: 2,
+    process: async (key) => {
+      const group = key.split(":")[0] ?? "";
+      running.set(group, (running.get(group) ?? 0) + 1);
+      most = Math.max(most, running.get("slow") ?? 0);
+      if (group === "slow") await held;
+      running.set(group, (running.get(group) ?? 0) - 1);
+      done.push(key);
+    },
+  });
+  for (let i = 0; i < 6; i++) queue.add(`slow:${i}`);
+  queue.add("other:a");
+  queue.add("other:b", "backlog");
+  queue.start();
+  await sleep(30);
+  // two workers hang on the slow group; the others served the other group
+  assert.deepEqual(done.sort(), ["other:a", "other:b"]);
+  assert.equal(queue.depth, 4, "the slow group's other keys wait, still queued");
+  queue.add("slow:4"); // waiting already: not twice
+  queue.add("other:c");
+  await sleep(30);
+  assert.ok(done.includes("other:c"));
+  release();
+  await sleep(50);
+  await queue.stop();
+  assert.equal(most, 2);
+  assert.deepEqual(
+    done.filter((k) => k.startsWith("slow:")).sort(),
+    [0, 1, 2, 3, 4, 5].map((i) => `slow:${i}`),
+  );
+});
