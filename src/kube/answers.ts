@@ -98,8 +98,22 @@ export function decodeObject(
   if (!isRecord(metadata) || typeof metadata.name !== "string" || metadata.name === "") {
     throw new KubeDecodeError(method, path, `${at} has no metadata.name`);
   }
+  if (!validSegment(metadata.name)) {
+    throw new KubeDecodeError(
+      method,
+      path,
+      `${at} has a metadata.name no API server gives: ${describeName(metadata.name)}`,
+    );
+  }
   if (metadata.namespace !== undefined && typeof metadata.namespace !== "string") {
     throw new KubeDecodeError(method, path, `${at} has a metadata.namespace that is not a string`);
+  }
+  if (metadata.namespace !== undefined && metadata.namespace !== "" && !validSegment(metadata.namespace)) {
+    throw new KubeDecodeError(
+      method,
+      path,
+      `${at} has a metadata.namespace no API server gives: ${describeName(metadata.namespace)}`,
+    );
   }
   const apiVersion = apiVersionOf(ref);
   if (value.apiVersion !== undefined && value.apiVersion !== apiVersion) {
@@ -224,4 +238,20 @@ export class WatchDecoder {
     }
     return { type, object: obj };
   }
+}
+
+/**
+ * Kubernetes' rule for a name in a path: no "." or "..", no "/" or "%". The first two would address
+ * the collection or its parent once a URL is resolved.
+ */
+export function isPathSegmentName(name: string): boolean {
+  return name !== "." && name !== ".." && !/[/%]/.test(name);
+}
+
+function validSegment(name: string): boolean {
+  return name.length <= 253 && isPathSegmentName(name);
+}
+
+function describeName(name: string): string {
+  return name.length > 64 ? `${JSON.stringify(name.slice(0, 64))}… (${name.length} characters)` : JSON.stringify(name);
 }

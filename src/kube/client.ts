@@ -16,6 +16,7 @@ import * as tls from "node:tls";
 import {
   apiVersionOf,
   decodeObject,
+  isPathSegmentName,
   type ListPage,
   type Response,
   ResponseTooLarge,
@@ -163,6 +164,8 @@ const mergePatchType = "application/merge-patch+json";
 export function resourcePath(ref: ResourceRef, namespace?: string, name?: string, subresource?: string): string {
   let path = ref.group === "" ? `/api/${ref.version}` : `/apis/${ref.group}/${ref.version}`;
   if (ref.namespaced && namespace !== undefined && namespace !== "") {
+    if (!isPathSegmentName(namespace))
+      throw new Error(`${describeRef(ref)}: ${JSON.stringify(namespace)} is not a namespace`);
     path += `/namespaces/${encodeURIComponent(namespace)}`;
   } else if (ref.namespaced && name !== undefined) {
     throw new Error(`${describeRef(ref)} is namespaced: ${name} needs a namespace`);
@@ -170,6 +173,8 @@ export function resourcePath(ref: ResourceRef, namespace?: string, name?: string
   path += `/${ref.resource}`;
   if (name !== undefined) {
     if (name === "") throw new Error(`${describeRef(ref)}: empty name`);
+    // "." and ".." would address the collection or its parent once the URL is resolved
+    if (!isPathSegmentName(name)) throw new Error(`${describeRef(ref)}: ${JSON.stringify(name)} is not a name`);
     path += `/${encodeURIComponent(name)}`;
     if (subresource !== undefined) path += `/${subresource}`;
   }

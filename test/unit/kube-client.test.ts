@@ -124,7 +124,12 @@ describe("resourcePath", () => {
       namespaced: false,
     };
     assert.equal(resourcePath(crds, "ignored", "a.b"), "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/a.b");
-    assert.equal(resourcePath(configMaps, "ns", "a b/c"), "/api/v1/namespaces/ns/configmaps/a%20b%2Fc");
+    assert.equal(resourcePath(configMaps, "ns", "a b:c"), "/api/v1/namespaces/ns/configmaps/a%20b%3Ac");
+    // no API server names an object so: "/" would be another path, "." and ".." the collection or its parent
+    for (const name of ["a/b", ".", "..", "50%"]) {
+      assert.throws(() => resourcePath(configMaps, "ns", name), /is not a name/);
+      assert.throws(() => resourcePath(configMaps, name, "a"), /is not a namespace/);
+    }
     assert.throws(
       () => resourcePath(widgets, undefined, "w"),
       /widgets\.example\.com\/v1 is namespaced: w needs a namespace/,

@@ -161,6 +161,26 @@ describe("KubeClient refuses answers that are not Kubernetes JSON", () => {
     await assert.rejects(client().get(widgets, "a", "ns"), KubeDecodeError);
   });
 
+  it("a name or namespace no API server gives (., .., a slash) is an error, and never becomes a path", async () => {
+    for (const name of [".", "..", "a/b", "100%"]) {
+      answer = (_q, r) => send(r, 200, "application/json", JSON.stringify(list([item("a"), item(name)])));
+      await assert.rejects(client().list(widgets, { namespace: "ns" }), /metadata\.name no API server gives/, name);
+      const elsewhere = { ...item("a"), metadata: { ...item("a").metadata, namespace: name } };
+      answer = (_q, r) => send(r, 200, "application/json", JSON.stringify(list([elsewhere])));
+      await assert.rejects(client().list(widgets), /metadata\.namespace no API server gives/, name);
+    }
+    let asked = 0;
+    answer = (_q, r) => {
+      asked++;
+      send(r, 200, "application/json", JSON.stringify(list([])));
+    };
+    for (const name of [".", ".."]) {
+      await assert.rejects(client().delete(widgets, name, "ns"), /is not a name/);
+      await assert.rejects(client().get(widgets, "a", name), /is not a namespace/);
+    }
+    assert.equal(asked, 0, "no request sent");
+  });
+
   it("/version: a huge answer is cut off at 64 KiB", async () => {
     let sent = 0;
     answer = (_q, r) => {
