@@ -12,6 +12,7 @@ import {
   type KubeObject,
   type ResourceRef,
 } from "../kube/client.ts";
+import { isEstablished } from "../kube/conditions.ts";
 import type { Informer } from "../kube/informer.ts";
 import { kubeTime } from "../kube/time.ts";
 import { AppNamespaceAccess } from "./app-access.ts";
@@ -36,8 +37,8 @@ import {
   secretValid,
   writeStatus,
 } from "./binding-status.ts";
-import { claimOf, ownership, refusal } from "./cluster-owners.ts";
-import { installApi } from "./consumer-crd.ts";
+import { type BindingView, ownership, refusal } from "./cluster-owners.ts";
+import { installApi, markApi, namedOwners } from "./consumer-crd.ts";
 import { bindingObject, EventRecorder } from "./events.ts";
 import type { BindingRef, ExportContext } from "./export-context.ts";
 import { ExportSync } from "./export-sync.ts";
@@ -46,7 +47,7 @@ import type { HealthReport } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
 import type { KubeconfigSecretPolicy } from "./kubeconfig-secret.ts";
 import type { SyncMetrics } from "./metrics.ts";
-import { finalizer } from "./naming.ts";
+import { finalizer, labels } from "./naming.ts";
 import { ProviderAccess } from "./provider-access.ts";
 import { WorkQueue } from "./queue.ts";
 import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
@@ -56,6 +57,8 @@ import { type AppAccess, appAccessOf, renewIfDue } from "./token-renewal.ts";
 
 // passing states of an export: shown on the status, not worth an event
 const installing = "installing the API in the app cluster";
+/** the API was marked by another binding since this reconcile looked */
+const markedMeanwhile = new Error("marked meanwhile");
 const firstList = "waiting for the first list of objects";
 const transient = new Set([installing, firstList]);
 
@@ -557,25 +560,45 @@ export class BindingController {
     return undefined;
   }
 
-  /** Why this binding may not sync exportId now (another binding of the same cluster has it), or undefined. */
-  #notOwner(state: BindingState, binding: KubeObject, exportId: string): string | undefined {
-    const clusterUid = state.probe.clusterUid;
-    if (clusterUid === undefined) return undefined;
-    const known = (b: KubeObject) => {
-      const s = this.#states.get(bindingKey(b));
-      return s === undefined ? undefined : { clusterUid: s.probe.clusterUid, looked: s.probe.condition !== undefined };
+  /**
+   * Why this binding may not sync exportId of its app cluster, whose API's CRD there is appCrd
+   * (cluster-owners.ts), or undefined.
+   */
+  async #notOwner(state: BindingState, exportId: string, appCrd: KubeObject | undefined): Promise<string | undefined> {
+    if (![...this.#bindings.values()].every(listedOrNotInstalled)) {
+      this.#queue.addAfter(state.key, 1000);
+      return "waiting for the first list of bindings";
+    }
+    const named = await namedOwners(state.app as KubeClient, appCrd, state.ref.uid);
+    const view = (b: KubeObject): BindingView => {
+      const key = bindingKey(b);
+      const recorded = (b.status as { appCluster?: { uid?: string } } | undefined)?.appCluster?.uid;
+      return {
+        key,
+        uid: b.metadata.uid ?? "",
+        exports: exportIds(b),
+        deleting: b.metadata.deletionTimestamp !== undefined,
+        clusterUid: this.#states.get(key)?.probe.clusterUid ?? recorded,
+      };
     };
-    const claim = (b: KubeObject) => claimOf(bindingKey(b), b, exportIds(b), known(b));
-    const verdict = ownership(claim(binding), clusterUid, exportId, this.#allBindings().map(claim));
-    if (verdict.owner) return undefined;
-    if ("waitingFor" in verdict) this.#queue.addAfter(bindingKey(binding), 1000);
-    return refusal(verdict, clusterUid, exportId, describeBinding);
+    const all = this.#allBindings().map(view);
+    const verdict = ownership(state.ref.uid, state.probe.clusterUid, exportId, named, all, !this.#o.namespace);
+    return verdict.owner ? undefined : refusal(verdict, exportId, describeBinding);
   }
 
   async #syncExport(state: BindingState, binding: KubeObject, group: string, resource: string): Promise<ExportStatus> {
     const id = `${resource}.${group}`;
     const base: ExportStatus = { group, resource };
-    const refused = this.#notOwner(state, binding, id);
+    const app = state.app as KubeClient;
+    let appCrd: KubeObject | undefined;
+    let refused: string | undefined;
+    try {
+      appCrd = await app.get(refs.crds, id);
+      refused = await this.#notOwner(state, id, appCrd);
+    } catch (err) {
+      this.#queue.addAfter(state.key, 5000);
+      return { ...base, appError: `reading the API's CRD in the app cluster failed: ${message(err)}` };
+    }
     if (refused !== undefined) {
       await this.#stopExport(state, id);
       return { ...base, message: refused };
@@ -626,22 +649,32 @@ export class BindingController {
       crdSpec.versions.find((v) => v.storage)?.name ??
       crdSpec.versions.find((v) => v.served)?.name ??
       "";
-    const app = state.app as KubeClient;
     const running = state.exports.get(id);
-    if (running?.crdVersion !== providerCrd.metadata.resourceVersion) {
-      let established: boolean;
-      try {
-        established = await installApi(app, providerCrd);
-        state.stage?.(established ? "api installed" : "api installed, not established yet", { export: id });
-      } catch (err) {
-        // the app cluster's trouble: its binding says so, and looks again with the probe's backoff
-        this.#queue.addAfter(state.key, 5000);
-        return { ...base, version, appError: `installing the API in the app cluster failed: ${message(err)}` };
+    let installed = appCrd;
+    try {
+      if (running?.crdVersion !== providerCrd.metadata.resourceVersion || installed === undefined) {
+        installed = await installApi(app, providerCrd);
+        state.stage?.("api installed", { export: id });
       }
-      if (!established) {
+      const mark = installed?.metadata.labels?.[labels.binding];
+      if (installed !== undefined && mark !== state.ref.uid) {
+        // marked by another since the look above: the next look decides
+        if (mark !== appCrd?.metadata.labels?.[labels.binding]) throw markedMeanwhile;
+        installed = await markApi(app, installed, { uid: state.ref.uid, key: state.key });
+        state.stage?.("api marked", { export: id });
+      }
+    } catch (err) {
+      if (err === markedMeanwhile || (err instanceof KubeApiError && err.code === 409)) {
         this.#queue.addAfter(state.key, 500);
         return { ...base, version, template: template.metadata.name, message: installing };
       }
+      // the app cluster's trouble: its binding says so, and looks again with the probe's backoff
+      this.#queue.addAfter(state.key, 5000);
+      return { ...base, version, appError: `installing the API in the app cluster failed: ${message(err)}` };
+    }
+    if (installed === undefined || !isEstablished(installed)) {
+      this.#queue.addAfter(state.key, 500);
+      return { ...base, version, template: template.metadata.name, message: installing };
     }
     const ref: ResourceRef = { group, version, resource, namespaced: crdSpec.scope === "Namespaced" };
     const claimsRole = template.metadata.annotations?.[claimsRoleAnnotation];

@@ -1,80 +1,70 @@
-// One owner per app object: an app cluster (known by its kube-system namespace's uid) binds each
-// API through one binding only. Two bindings of the same cluster and API would both put their
-// finalizer and their status on the same objects and keep two provider copies of each. The oldest
-// binding keeps the API; later ones are refused with a condition naming it.
+// One owner per app object: an app cluster binds each API through one binding only. Two bindings
+// of the same cluster and API would both put their finalizer and their status on the same objects
+// and keep two provider copies of each.
+//
+// The owner is named in the app cluster itself, never by what a binding's cluster says it is: the
+// API's CRD there carries the owning binding's uid (its mark), and before any mark (clusters bound
+// by an older version) the bound objects carry it in their label. Only a sync that reaches the
+// cluster can write either, so a hostile app cluster, which may report any kube-system uid, cannot
+// take another tenant's API away; and no binding waits for another one's cluster to answer.
 
 /** What the binding controller knows of one binding, for deciding owners. */
-export type BindingClaim = {
-  /** namespace/name */
+export type BindingView = {
+  /** namespace/name, for messages */
   key: string;
-  created: string;
-  /** the app cluster's kube-system uid, once seen (in this process or on the binding's status) */
-  clusterUid: string | undefined;
+  uid: string;
+  /** "resource.group" of each export */
   exports: string[];
   deleting: boolean;
-  /** its cluster is not known yet, but may be soon: its first look at the cluster is under way */
-  identifying: boolean;
+  /** the app cluster's kube-system uid, as the binding last saw it (in this process or on its status) */
+  clusterUid: string | undefined;
 };
 
-/** Bindings younger than this whose cluster is not known yet may still turn out to own an API. */
-export const identifyGraceMs = 30_000;
+/** A binding the app cluster names as holding an API: its uid, and its key where the mark says it. */
+export type Named = { uid: string; key?: string };
 
-export type Ownership = { owner: true } | { owner: false; by: string } | { owner: false; waitingFor: string };
-
-function older(a: BindingClaim, b: BindingClaim): boolean {
-  if (a.created !== b.created) return a.created < b.created;
-  return a.key < b.key;
-}
-
-/** Whether me may sync exportId of the cluster clusterUid, given every binding the controller sees. */
-export function ownership(
-  me: BindingClaim,
-  clusterUid: string,
-  exportId: string,
-  all: BindingClaim[],
-  now = Date.now(),
-): Ownership {
-  for (const other of all) {
-    if (other.key === me.key || other.deleting || !other.exports.includes(exportId) || !older(other, me)) continue;
-    if (other.clusterUid === clusterUid) return { owner: false, by: other.key };
-    if (other.clusterUid === undefined && other.identifying && now - Date.parse(other.created) < identifyGraceMs) {
-      return { owner: false, waitingFor: other.key };
-    }
-  }
-  return { owner: true };
-}
+/** by: the holder's key; seen: whether this sync sees that binding (else it is outside its namespace) */
+export type Ownership = { owner: true } | { owner: false; by: string; seen: boolean };
 
 /**
- * A binding as ownership sees it: key unique across binding kinds, exports as "resource.group",
- * known what this process learnt of it, if it serves it.
+ * Whether the binding myUid may sync exportId of an app cluster that says it is clusterUid.
+ * named: the bindings the cluster names as holding the API (the CRD's mark, else the labels of its
+ * objects); all: every binding this sync sees, of every namespace when seesAll. A binding named
+ * there holds the API while it exists, is not being deleted, still exports it, and was not seen on
+ * another cluster since (a kubeconfig pointed elsewhere). A marked binding this sync cannot see
+ * (one of another namespace, when it serves one) holds it too: only a sync that sees every
+ * namespace knows that it is gone.
  */
-export function claimOf(
-  key: string,
-  binding: { metadata: { creationTimestamp?: string; deletionTimestamp?: string }; status?: unknown },
-  exports: string[],
-  known: { clusterUid: string | undefined; looked: boolean } | undefined,
-): BindingClaim {
-  const status = binding.status as { appCluster?: { uid?: string } } | undefined;
-  return {
-    key,
-    created: binding.metadata.creationTimestamp ?? "",
-    clusterUid: known?.clusterUid ?? status?.appCluster?.uid,
-    // a binding this process has not looked at yet, or whose first look is under way
-    identifying: known?.looked !== true,
-    exports,
-    deleting: binding.metadata.deletionTimestamp !== undefined,
-  };
+export function ownership(
+  myUid: string,
+  clusterUid: string | undefined,
+  exportId: string,
+  named: readonly Named[],
+  all: readonly BindingView[],
+  seesAll: boolean,
+): Ownership {
+  for (const { uid, key } of named) {
+    if (uid === myUid) continue;
+    const other = all.find((b) => b.uid === uid);
+    if (other === undefined) {
+      if (!seesAll && key !== undefined) return { owner: false, by: key, seen: false };
+      continue;
+    }
+    if (other.deleting || !other.exports.includes(exportId)) continue;
+    if (other.clusterUid !== undefined && clusterUid !== undefined && other.clusterUid !== clusterUid) continue;
+    return { owner: false, by: other.key, seen: true };
+  }
+  return { owner: true };
 }
 
 /** What a binding that may not sync an export says on its status; describe names a binding by its key. */
 export function refusal(
   verdict: Exclude<Ownership, { owner: true }>,
-  clusterUid: string,
   exportId: string,
   describe: (key: string) => string,
 ): string {
-  if ("by" in verdict) {
-    return `this app cluster (kube-system uid ${clusterUid}) already binds ${exportId} through ${describe(verdict.by)}: one binding per app cluster and API`;
-  }
-  return `waiting to learn which app cluster ${describe(verdict.waitingFor)} binds`;
+  const holder = verdict.seen ? describe(verdict.by) : `binding ${JSON.stringify(verdict.by.slice(0, 200))}`;
+  const text = `this app cluster already binds ${exportId} through ${holder} (the API's CRD there names it): one binding per app cluster and API`;
+  if (verdict.seen) return text;
+  return `${text}; that binding is outside the namespace this sync serves: if it is gone, remove the label bind.klutch.dev/binding from CRD ${exportId} in the app cluster`;
 }

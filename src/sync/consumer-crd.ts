@@ -1,7 +1,8 @@
 // The app cluster's copy of an exported CRD, and the roles that open it to the app team.
-import type { KubeClient, KubeObject } from "../kube/client.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
 import { isEstablished } from "../kube/conditions.ts";
-import { fieldManager, labels, managedByValue } from "./naming.ts";
+import type { Named } from "./cluster-owners.ts";
+import { annotations, fieldManager, labels, managedByValue } from "./naming.ts";
 import { refs } from "./resources.ts";
 
 type CrdVersion = { name: string; served?: boolean; storage?: boolean; [field: string]: unknown };
@@ -47,12 +48,74 @@ export function aggregatedRoles(group: string, plural: string): KubeObject[] {
   }));
 }
 
-/** Installs (or updates) the exported API in the app cluster; true once its CRD is established there. */
-export async function installApi(app: KubeClient, providerCrd: KubeObject): Promise<boolean> {
+/**
+ * Installs (or updates) the exported API in the app cluster; the CRD there as it is afterwards. The
+ * apply leaves the holder's mark alone: it never sets it, and so never takes it away.
+ */
+export async function installApi(app: KubeClient, providerCrd: KubeObject): Promise<KubeObject | undefined> {
   const spec = providerCrd.spec as CrdSpec;
   await app.apply(refs.crds, consumerCrd(providerCrd), fieldManager, true);
   for (const role of aggregatedRoles(spec.group, String(spec.names.plural))) {
     await app.apply(refs.clusterRoles, role, fieldManager, true);
   }
-  return isEstablished(await app.get(refs.crds, providerCrd.metadata.name));
+  return app.get(refs.crds, providerCrd.metadata.name);
+}
+
+/**
+ * Marks the API's CRD crd in the app cluster as held by the binding owner (cluster-owners.ts), if
+ * it did not change since it was read (a 409 Conflict otherwise): of two bindings marking at once,
+ * one wins. The CRD as marked.
+ */
+export function markApi(app: KubeClient, crd: KubeObject, owner: Required<Named>): Promise<KubeObject> {
+  const patch = {
+    metadata: {
+      resourceVersion: crd.metadata.resourceVersion,
+      labels: { [labels.binding]: owner.uid },
+      annotations: { [annotations.boundBy]: owner.key },
+    },
+  };
+  return app.mergePatch(refs.crds, crd.metadata.name, undefined, patch);
+}
+
+/**
+ * The bindings the app cluster names as holding the API of its CRD crd (undefined: not installed):
+ * the CRD's mark, else (an API installed before marks) the owner labels of its objects other than
+ * myUid's.
+ */
+export async function namedOwners(app: KubeClient, crd: KubeObject | undefined, myUid: string): Promise<Named[]> {
+  if (crd === undefined) return [];
+  const mark = crd.metadata.labels?.[labels.binding];
+  if (mark !== undefined) {
+    const key = crd.metadata.annotations?.[annotations.boundBy];
+    return [key === undefined ? { uid: mark } : { uid: mark, key }];
+  }
+  const spec = crd.spec as Partial<CrdSpec> | undefined;
+  const version = spec?.versions?.find((v) => v.storage)?.name;
+  const plural = spec?.names?.plural;
+  if (spec?.group === undefined || version === undefined || typeof plural !== "string" || !isEstablished(crd)) {
+    return [];
+  }
+  const ref = { group: spec.group, version, resource: plural, namespaced: spec.scope === "Namespaced" };
+  const labelled = await app
+    .list(ref, { labelSelector: `${labels.binding},${labels.binding}!=${myUid}` })
+    .catch((err: unknown) => {
+      if (err instanceof KubeApiError && err.code === 404) return { items: [] };
+      throw err;
+    });
+  const uids = new Set(labelled.items.flatMap((o) => o.metadata.labels?.[labels.binding] ?? []));
+  return [...uids].map((uid) => ({ uid }));
+}
+
+/** Takes the binding ownerUid's mark off the API's CRD in the app cluster, where it is there. */
+export async function unmarkApi(app: KubeClient, exportId: string, ownerUid: string): Promise<void> {
+  const crd = await app.get(refs.crds, exportId);
+  if (crd === undefined || crd.metadata.labels?.[labels.binding] !== ownerUid) return;
+  const patch = {
+    metadata: {
+      resourceVersion: crd.metadata.resourceVersion,
+      labels: { [labels.binding]: null },
+      annotations: { [annotations.boundBy]: null },
+    },
+  };
+  await app.mergePatch(refs.crds, exportId, undefined, patch);
 }

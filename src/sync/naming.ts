@@ -33,6 +33,8 @@ export const annotations = {
    * proof, out of the app cluster's reach, that lets a donation cut short be finished
    */
   transferringTo: "bind.klutch.dev/transferring-to",
+  /** on a bound API's CRD in the app cluster, beside its binding label: the binding holding it, for messages */
+  boundBy: "bind.klutch.dev/bound-by",
 } as const;
 
 export const managedByValue = "klutch-bind-sync";

@@ -12,6 +12,7 @@ import {
 } from "../kube/client.ts";
 import { removeAppAccount } from "./app-access.ts";
 import { appClient, bindingKey, distinctExports, readKubeconfig, specOf } from "./binding-spec.ts";
+import { unmarkApi } from "./consumer-crd.ts";
 import { bindingObject, type EventRecorder } from "./events.ts";
 import { type KubeconfigSecretPolicy, kubeconfigForAnnotation } from "./kubeconfig-secret.ts";
 import { finalizer, labels } from "./naming.ts";
@@ -63,6 +64,7 @@ export async function releaseExport(target: ReleaseTarget, ref: ResourceRef, exp
       );
       done.appObjects++;
     }
+    await unmarkApi(app, exportId, bindingUid);
   }
   const ours = { labelSelector: `${labels.binding}=${bindingUid}` };
   if (policy === "Delete") {

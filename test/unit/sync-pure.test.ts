@@ -4,7 +4,7 @@ import { parseClaims } from "../../src/export/claims.ts";
 import { describeClaim } from "../../src/export/describe.ts";
 import { parseFieldSelector } from "../../src/export/field-selector.ts";
 import type { ClaimSelector } from "../../src/export/types.ts";
-import { ownership } from "../../src/sync/cluster-owners.ts";
+import { ownership, refusal } from "../../src/sync/cluster-owners.ts";
 import { acceptAll, consent, parseRecorded } from "../../src/sync/consent.ts";
 import { aggregatedRoles, consumerCrd } from "../../src/sync/consumer-crd.ts";
 import { bindingPrefix, providerClusterScopedName, providerNamespace } from "../../src/sync/naming.ts";
@@ -152,50 +152,77 @@ describe("cluster-local objects", () => {
 });
 
 describe("ownership of an app cluster's API", () => {
-  const claim = (key: string, created: string, clusterUid?: string, exports = ["dbs.example.com"]) => ({
+  const api = "dbs.example.com";
+  const view = (key: string, uid: string, clusterUid?: string, exports = [api]) => ({
     key,
-    created,
+    uid,
     clusterUid,
     exports,
     deleting: false,
-    identifying: clusterUid === undefined,
   });
-  const a = claim("team-a/first", "2026-12-01T10:00:00Z", "cluster-1");
-  const b = claim("team-b/second", "2026-12-01T10:05:00Z", "cluster-1");
+  const a = view("team-a/first", "uid-a", "cluster-1");
+  const b = view("team-b/second", "uid-b", "cluster-1");
 
-  it("gives the API to the oldest binding of the cluster and refuses the others, naming it", () => {
-    assert.deepEqual(ownership(a, "cluster-1", "dbs.example.com", [a, b]), { owner: true });
-    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [a, b]), { owner: false, by: "team-a/first" });
-  });
-
-  it("lets other clusters, other APIs and deleted bindings be", () => {
-    const other = claim("team-c/c", "2026-12-01T09:00:00Z", "cluster-2");
-    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [other, b]), { owner: true });
-    const otherApi = claim("team-d/d", "2026-12-01T09:00:00Z", "cluster-1", ["caches.example.com"]);
-    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [otherApi, b]), { owner: true });
-    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [{ ...a, deleting: true }, b]), { owner: true });
+  it("gives the API to the binding the app cluster names and refuses the others, naming it", () => {
+    assert.deepEqual(ownership("uid-a", "cluster-1", api, [{ uid: "uid-a" }], [a, b], true), { owner: true });
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [{ uid: "uid-a" }], [a, b], true), {
+      owner: false,
+      by: "team-a/first",
+      seen: true,
+    });
+    // nothing named yet: the first to mark it holds it
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [], [a, b], true), { owner: true });
   });
 
-  it("waits for an older binding whose cluster is not known yet, for a while", () => {
-    const unknown = claim("team-a/new", "2026-12-01T10:00:00Z");
-    const now = Date.parse("2026-12-01T10:00:10Z");
-    assert.deepEqual(
-      ownership(b, "cluster-1", "dbs.example.com", [unknown, { ...b, created: "2026-12-01T10:00:05Z" }], now),
-      {
-        owner: false,
-        waitingFor: "team-a/new",
-      },
-    );
-    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [unknown, b], now + 60_000), { owner: true });
-    // one whose look at its cluster failed is not waited for
-    assert.deepEqual(ownership(b, "cluster-1", "dbs.example.com", [{ ...unknown, identifying: false }, b], now), {
-      owner: true,
+  it("never refuses for what another binding's cluster says it is", () => {
+    // a's cluster reports b's kube-system uid, but b's cluster does not name a
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [], [a, b], true), { owner: true });
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [{ uid: "uid-b" }], [a, b], true), { owner: true });
+  });
+
+  it("does not wait for another binding whose cluster is not known yet", () => {
+    const unknown = view("team-a/hanging", "uid-h");
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [], [unknown, b], true), { owner: true });
+    // named, though: it holds the API whatever its cluster (it marked this one)
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [{ uid: "uid-h" }], [unknown, b], true), {
+      owner: false,
+      by: "team-a/hanging",
+      seen: true,
     });
   });
 
-  it("orders bindings of the same second by name", () => {
-    const twin = claim("team-a/zz", a.created, "cluster-1");
-    assert.deepEqual(ownership(twin, "cluster-1", "dbs.example.com", [a, twin]), { owner: false, by: "team-a/first" });
+  it("lets a mark go when its binding is gone, deleted, no longer exports the API or binds another cluster", () => {
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [{ uid: "uid-gone" }], [a, b], true), { owner: true });
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [{ uid: "uid-a" }], [{ ...a, deleting: true }, b], true), {
+      owner: true,
+    });
+    const otherApi = view("team-a/first", "uid-a", "cluster-1", ["caches.example.com"]);
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [{ uid: "uid-a" }], [otherApi, b], true), { owner: true });
+    const moved = view("team-a/first", "uid-a", "cluster-2");
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [{ uid: "uid-a" }], [moved, b], true), { owner: true });
+  });
+
+  it("in a sync of one namespace, respects a mark naming a binding it cannot see", () => {
+    const mark = { uid: "uid-x", key: "bind.klutch.dev/team-x/other" };
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [mark], [b], false), {
+      owner: false,
+      by: "bind.klutch.dev/team-x/other",
+      seen: false,
+    });
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [mark], [b], true), { owner: true });
+    const text = refusal({ owner: false, by: mark.key, seen: false }, api, (k) => k);
+    assert.match(
+      text,
+      /outside the namespace this sync serves: if it is gone, remove the label bind\.klutch\.dev\/binding/,
+    );
+  });
+
+  it("takes the first live binding among those the objects' labels name", () => {
+    assert.deepEqual(ownership("uid-b", "cluster-1", api, [{ uid: "uid-gone" }, { uid: "uid-a" }], [a, b], true), {
+      owner: false,
+      by: "team-a/first",
+      seen: true,
+    });
   });
 });
 
