@@ -6,6 +6,7 @@ import { KubeClient } from "../kube/client.ts";
 import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "../kube/kubeconfig.ts";
 import { createLogger } from "../log.ts";
 import { minTokenSeconds } from "../sync/app-account.ts";
+import { appCacheDefaults } from "../sync/bindings.ts";
 import { fenced } from "../sync/fence.ts";
 import { type HealthReport, type HealthServer, serveHealth, standby } from "../sync/health.ts";
 import { isKubeconfigSecretPolicy, kubeconfigSecretPolicies } from "../sync/kubeconfig-secret.ts";
@@ -44,6 +45,9 @@ const flags = {
   "app-token-seconds": { type: "string" },
   "max-response-mib": { type: "string", default: "64" },
   "max-watch-event-mib": { type: "string", default: "16" },
+  // what the app cluster caches of one namespace's bindings (one tenant's) hold together at most
+  "app-cache-objects-per-namespace": { type: "string", default: String(appCacheDefaults.maxObjects) },
+  "app-cache-mib-per-namespace": { type: "string", default: String(appCacheDefaults.maxBytes / 1024 / 1024) },
   "web-address": { type: "string", default: "" },
   "web-tls-cert": { type: "string" },
   "web-tls-key": { type: "string" },
@@ -219,6 +223,10 @@ export async function runSync(args: string[]): Promise<number> {
           ),
         }),
     ...(values.namespace ? { namespace: values.namespace } : {}),
+    appCacheLimits: {
+      maxObjects: positive("app-cache-objects-per-namespace", values["app-cache-objects-per-namespace"]),
+      maxBytes: positive("app-cache-mib-per-namespace", values["app-cache-mib-per-namespace"]) * 1024 * 1024,
+    },
     appClientOptions,
     kubeconfigSecrets,
     appTokenRenewFraction: renewAt,

@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { untilAborted } from "./abort.ts";
+import { type CacheBudget, cachedSize } from "./cache-budget.ts";
 import {
   describeRef,
   KubeApiError,
@@ -24,6 +25,8 @@ export type InformerOptions = ListOptions & {
   onError?: (err: unknown) => void;
   /** what the cache keeps of each listed or watched object (see lean.ts); the whole object by default */
   transform?: (obj: KubeObject) => KubeObject;
+  /** shared with other caches: a list or watch that would take it past its limits fails, changing nothing */
+  budget?: CacheBudget;
 };
 
 const minBackoffMs = 200;
@@ -58,6 +61,12 @@ export class Informer {
   readonly #onError: ((err: unknown) => void) | undefined;
   readonly #transform: (obj: KubeObject) => KubeObject;
   readonly #cache = new Map<string, KubeObject>();
+  readonly #budget: CacheBudget | undefined;
+  /** with a budget: each cached object's size, as the budget counts it */
+  readonly #sizes = new Map<string, number>();
+  #cachedBytes = 0;
+  /** stopped, its cache given back to the budget: a budgeted informer is not started again */
+  #spent = false;
   readonly #handlers = new Set<InformerHandlers>();
   #syncWaiters: Array<() => void> = [];
   #synced = false;
@@ -72,7 +81,8 @@ export class Informer {
   #firstList: FirstList | undefined;
 
   constructor(client: KubeClient, ref: ResourceRef, options: InformerOptions = {}) {
-    const { logger, onError, transform, ...listOptions } = options;
+    const { logger, onError, transform, budget, ...listOptions } = options;
+    this.#budget = budget;
     this.#client = client;
     this.#ref = ref;
     this.#options = listOptions;
@@ -110,6 +120,7 @@ export class Informer {
     if (this.#loop !== undefined) return;
     const abort = new AbortController();
     this.#abort = abort;
+    if (this.#spent) throw new Error(`informer for ${this.#describe()} stopped: its budget was given back`);
     this.#startedAt = performance.now();
     this.#loop = this.#run(abort.signal).catch((err: unknown) => {
       // #run handles its errors; this is only a safety net
@@ -121,6 +132,10 @@ export class Informer {
     this.#abort?.abort();
     await this.#loop;
     this.#loop = undefined;
+    if (this.#budget !== undefined && !this.#spent) {
+      this.#budget.change(-this.#sizes.size, -this.#cachedBytes);
+      this.#spent = true;
+    }
   }
 
   hasSynced(): boolean {
@@ -263,6 +278,7 @@ export class Informer {
     this.#kind = kind;
     const fresh = new Map<string, KubeObject>();
     for (const item of items) fresh.set(keyOf(item), this.#transform(item));
+    if (this.#budget !== undefined) this.#account(fresh);
     const previous = new Map(this.#cache);
     this.#cache.clear();
     for (const [key, obj] of fresh) this.#cache.set(key, obj);
@@ -294,16 +310,45 @@ export class Informer {
     return resourceVersion;
   }
 
+  /** Counts a relist's objects in the budget instead of the cache's; throws CacheFullError, counting nothing, past it. */
+  #account(fresh: Map<string, KubeObject>): void {
+    const sizes = new Map<string, number>();
+    let bytes = 0;
+    for (const [key, obj] of fresh) {
+      const size = cachedSize(obj);
+      sizes.set(key, size);
+      bytes += size;
+    }
+    this.#budget?.change(sizes.size - this.#sizes.size, bytes - this.#cachedBytes);
+    this.#sizes.clear();
+    for (const [key, size] of sizes) this.#sizes.set(key, size);
+    this.#cachedBytes = bytes;
+  }
+
+  /** Counts one watched object (undefined: deleted) in the budget; throws CacheFullError, counting nothing, past it. */
+  #accountOne(key: string, obj: KubeObject | undefined): void {
+    const before = this.#sizes.get(key);
+    const size = obj === undefined ? undefined : cachedSize(obj);
+    const objects = (size === undefined ? 0 : 1) - (before === undefined ? 0 : 1);
+    const bytes = (size ?? 0) - (before ?? 0);
+    this.#budget?.change(objects, bytes);
+    if (size === undefined) this.#sizes.delete(key);
+    else this.#sizes.set(key, size);
+    this.#cachedBytes += bytes;
+  }
+
   #apply(event: WatchEvent): void {
     const obj = this.#transform(event.object);
     const key = keyOf(obj);
     const old = this.#cache.get(key);
     if (event.type === "DELETED") {
       if (old === undefined) return;
+      if (this.#budget !== undefined) this.#accountOne(key, undefined);
       this.#cache.delete(key);
       this.#emit("delete", obj);
       return;
     }
+    if (this.#budget !== undefined) this.#accountOne(key, obj);
     this.#cache.set(key, obj);
     if (old === undefined) this.#emit("add", obj);
     else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.#emit("update", obj, old);

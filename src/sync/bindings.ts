@@ -5,6 +5,7 @@ import { parseClaims } from "../export/claims.ts";
 import { InputError } from "../export/errors.ts";
 import { claimsRoleAnnotation } from "../export/plan.ts";
 import type { PermissionClaim } from "../export/types.ts";
+import { CacheBudget, type CacheLimits } from "../kube/cache-budget.ts";
 import {
   type ClientOptions,
   KubeApiError,
@@ -131,12 +132,20 @@ export type BindingControllerOptions = {
   shard?: { identity: string; serves: (uid: string) => boolean; mayWrite: (uid: string) => boolean };
   /** --leader-elect: app cluster writes go out only while this says yes (fence.ts) */
   writeGate?: () => boolean;
+  /**
+   * what the app cluster caches of one namespace's bindings (one tenant's) hold together at most
+   * (default appCacheDefaults): a cluster that sends endless objects fills its tenant's share only
+   */
+  appCacheLimits?: CacheLimits;
 };
+
+export const appCacheDefaults: CacheLimits = { maxObjects: 50_000, maxBytes: 256 * 1024 * 1024 };
 
 export class BindingController {
   readonly #o: BindingControllerOptions;
   readonly #queue: WorkQueue;
   readonly #states = new Map<string, BindingState>();
+  readonly #budgets = new Map<string, CacheBudget>();
   /** requests of app clients already closed, so appRequests never goes back */
   #retiredAppRequests = 0;
   readonly #events: EventRecorder;
@@ -229,6 +238,19 @@ export class BindingController {
   /** Every binding, of either kind (for shards.ts). */
   bindings(): KubeObject[] {
     return this.#allBindings();
+  }
+
+  /** The app cache budget of a namespace's bindings (kept while the process runs: a few numbers each). */
+  #cacheBudget(namespace: string): CacheBudget {
+    let budget = this.#budgets.get(namespace);
+    if (budget === undefined) {
+      budget = new CacheBudget(
+        this.#o.appCacheLimits ?? appCacheDefaults,
+        `the app cluster caches of namespace ${namespace}'s bindings (--app-cache-objects-per-namespace, --app-cache-mib-per-namespace)`,
+      );
+      this.#budgets.set(namespace, budget);
+    }
+    return budget;
   }
 
   /** Reconciles these bindings soon. */
@@ -513,6 +535,7 @@ export class BindingController {
       state.appInformers = new InformerRegistry(
         state.app,
         this.#o.logger.child({ binding: bindingKey(binding), cluster: "app" }),
+        this.#cacheBudget(binding.metadata.namespace ?? ""),
       );
       state.clientSource = source;
       state.access = appAccessOf(kubeconfig.secret, kubeconfig.text);

@@ -3,6 +3,7 @@
 // one keeps no last-applied annotation either (lean.ts: for objects the sync writes back only as
 // patches, never whole).
 import type { Logger } from "pino";
+import type { CacheBudget } from "../kube/cache-budget.ts";
 import type { KubeClient, ListOptions, ResourceRef } from "../kube/client.ts";
 import { Informer, type InformerHandlers } from "../kube/informer.ts";
 import { leanObject, withoutManagedFields } from "../kube/lean.ts";
@@ -13,10 +14,13 @@ export class InformerRegistry {
   readonly #entries = new Map<string, Entry>();
   readonly client: KubeClient;
   readonly #logger: Logger;
+  readonly #budget: CacheBudget | undefined;
 
-  constructor(client: KubeClient, logger: Logger) {
+  /** budget: shared by every cache of this registry (and of others given the same one) */
+  constructor(client: KubeClient, logger: Logger, budget?: CacheBudget) {
     this.client = client;
     this.#logger = logger;
+    this.#budget = budget;
   }
 
   /**
@@ -46,6 +50,7 @@ export class InformerRegistry {
         ...listOptions,
         logger: this.#logger,
         transform: lean ? leanObject : withoutManagedFields,
+        ...(this.#budget ? { budget: this.#budget } : {}),
       });
       informer.start();
       entry = { informer, users: 0 };

@@ -2,6 +2,7 @@
 // health and metrics endpoints around them.
 import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
+import type { CacheLimits } from "../kube/cache-budget.ts";
 import type { ClientOptions, KubeClient } from "../kube/client.ts";
 import { listen } from "../listen.ts";
 import { AutoExportController } from "./auto-export.ts";
@@ -21,6 +22,8 @@ export type SyncOptions = {
   /** bindings reconciled at once, and at most per namespace (BindingControllerOptions) */
   bindingWorkers?: number;
   bindingWorkersPerNamespace?: number;
+  /** what one namespace's app cluster caches hold at most (BindingControllerOptions) */
+  appCacheLimits?: CacheLimits;
   namespace?: string;
   appClientOptions?: ClientOptions;
   /** which Secrets may hold a binding's kubeconfig (see kubeconfig-secret.ts); default marked */
@@ -85,6 +88,7 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.bindingWorkers ? { bindingWorkers: options.bindingWorkers } : {}),
     ...(options.bindingWorkersPerNamespace ? { bindingWorkersPerNamespace: options.bindingWorkersPerNamespace } : {}),
     ...(options.namespace ? { namespace: options.namespace } : {}),
+    ...(options.appCacheLimits ? { appCacheLimits: options.appCacheLimits } : {}),
     ...(options.appClientOptions ? { appClientOptions: options.appClientOptions } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
     ...(options.kubeconfigSecrets ? { kubeconfigSecrets: options.kubeconfigSecrets } : {}),

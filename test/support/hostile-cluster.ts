@@ -268,11 +268,21 @@ export type LoopingServer = {
   kubeconfig: string;
   lists: number;
   watches: number;
+  /** "endless-objects": objects sent in watches so far */
+  sent: number;
   stop: () => Promise<void>;
 };
 
-export async function startLoopingServer(behaviour: LoopingBehaviour): Promise<LoopingServer> {
-  const state: LoopingServer = { port: 0, kubeconfig: "", lists: 0, watches: 0, stop: async () => undefined };
+/**
+ * behaviour "endless-objects" (not a loop: a flood): lists are empty, and every watch sends new
+ * objects, each of about 1 KiB, as fast as they are read, in namespace "flood".
+ * resource: the plural whose lists and watches misbehave.
+ */
+export async function startLoopingServer(
+  behaviour: LoopingBehaviour | "endless-objects",
+  resource = "widgets",
+): Promise<LoopingServer> {
+  const state: LoopingServer = { port: 0, kubeconfig: "", lists: 0, watches: 0, sent: 0, stop: async () => undefined };
   /** what was applied, by path: answered back to GETs, CRDs established */
   const applied = new Map<string, Record<string, unknown>>();
   const listening = await listenLoopback((req, res) => {
@@ -303,7 +313,11 @@ export async function startLoopingServer(behaviour: LoopingBehaviour): Promise<L
         });
       }
       if (req.method !== "GET") {
-        const obj = JSON.parse(Buffer.concat(chunks).toString() || "{}") as Record<string, unknown>;
+        const body = JSON.parse(Buffer.concat(chunks).toString() || "{}") as Record<string, unknown>;
+        const merging = (req.headers["content-type"] ?? "").startsWith("application/merge-patch+json");
+        const known = applied.get(url.pathname);
+        if (merging && known === undefined) return json(404, status(404, "NotFound"));
+        const obj = merging ? (mergePatch(known, body) as Record<string, unknown>) : body;
         const metadata = { ...(obj.metadata as object), uid: "u1", resourceVersion: "1" };
         const established = { conditions: [{ type: "Established", status: "True" }] };
         const answer = {
@@ -314,7 +328,7 @@ export async function startLoopingServer(behaviour: LoopingBehaviour): Promise<L
         applied.set(url.pathname, answer);
         return json(200, answer);
       }
-      if (!url.pathname.endsWith("/widgets")) {
+      if (!url.pathname.endsWith(`/${resource}`)) {
         const known = applied.get(url.pathname);
         return known ? json(200, known) : json(404, status(404, "NotFound"));
       }
@@ -323,9 +337,13 @@ export async function startLoopingServer(behaviour: LoopingBehaviour): Promise<L
       else state.lists++;
       const [, , group, version] = url.pathname.split("/");
       const apiVersion = `${group}/${version}`;
+      const kind = applied.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${resource}.${group}`)?.spec as
+        | { names?: { kind?: string } }
+        | undefined;
+      const kindName = kind?.names?.kind ?? "Widget";
       const list = (extra: Record<string, unknown>, items: unknown[]) => ({
         apiVersion,
-        kind: "WidgetList",
+        kind: `${kindName}List`,
         metadata: { resourceVersion: "1", ...extra },
         items,
       });
@@ -340,6 +358,28 @@ export async function startLoopingServer(behaviour: LoopingBehaviour): Promise<L
           return json(410, status(410, "Expired"));
         case "retry-huge":
           return json(503, status(503, "ServiceUnavailable", { retryAfterSeconds: 3e6 }));
+        case "endless-objects": {
+          if (!watch) return json(200, list({}, []));
+          res.writeHead(200, { "content-type": "application/json" });
+          const padding = "x".repeat(900);
+          const more = () => {
+            while (!res.destroyed) {
+              const n = ++state.sent;
+              const object = {
+                apiVersion,
+                kind: kindName,
+                metadata: { name: `flood-${n}`, namespace: "flood", uid: `flood-${n}`, resourceVersion: String(n + 1) },
+                spec: { padding },
+              };
+              if (!res.write(`${JSON.stringify({ type: "ADDED", object })}\n`)) {
+                res.once("drain", more);
+                return;
+              }
+            }
+          };
+          more();
+          return;
+        }
         case "bookmark-close": {
           if (!watch) return json(200, list({}, []));
           const bookmark = { apiVersion, kind: "Widget", metadata: { resourceVersion: "1" } };
@@ -352,6 +392,18 @@ export async function startLoopingServer(behaviour: LoopingBehaviour): Promise<L
   state.kubeconfig = loopbackKubeconfig(listening.port);
   state.stop = () => close(listening);
   return state;
+}
+
+/** RFC 7386: a JSON merge patch applied to target. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return patch;
+  const merged: Record<string, unknown> =
+    target !== null && typeof target === "object" && !Array.isArray(target) ? { ...(target as object) } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete merged[key];
+    else merged[key] = mergePatch(merged[key], value);
+  }
+  return merged;
 }
 
 /** Text that must never show up anywhere: what a tenant might point a binding at by mistake. */
