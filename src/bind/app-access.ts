@@ -3,6 +3,7 @@
 // return a kubeconfig of that account with a short-lived token, the only one stored. The given
 // kubeconfig is never stored. With --print-rbac the same objects are printed instead, for teams
 // who apply them themselves and then bind with the account's own kubeconfig.
+import type { LookupFunction } from "node:net";
 import { parse, stringify } from "yaml";
 import type { PermissionClaim } from "../export/types.ts";
 import { KubeApiError, KubeClient, type KubeObject } from "../kube/client.ts";
@@ -27,6 +28,8 @@ export type AppAccessRequest = {
   exports: BoundExport[];
   /** the token's lifetime (default 24 h, at least 600 s) */
   tokenSeconds?: number;
+  /** how the app cluster's host name is looked up (a tenant's gate, lookup.ts, in a shared process) */
+  lookup?: LookupFunction;
 };
 
 export type AppAccess = {
@@ -101,7 +104,8 @@ export async function grantAppAccess(givenKubeconfig: string, request: AppAccess
   const seconds = request.tokenSeconds ?? defaultTokenSeconds;
   if (!(seconds >= minTokenSeconds)) throw new Error(`the token lifetime must be at least ${minTokenSeconds} s`);
   const account = accountFor(request.bindingNamespace, request.bindingName);
-  const app = KubeClient.fromUntrustedKubeconfig(givenKubeconfig, { timeoutMs: 10_000 });
+  const lookup = request.lookup ? { lookup: request.lookup } : {};
+  const app = KubeClient.fromUntrustedKubeconfig(givenKubeconfig, { timeoutMs: 10_000, ...lookup });
   try {
     const me = await whoAmI(app).catch((err: unknown) => {
       throw new Error(`app cluster ${app.server}: cannot tell who the kubeconfig's user is: ${message(err)}`);
@@ -114,7 +118,7 @@ export async function grantAppAccess(givenKubeconfig: string, request: AppAccess
       );
     });
     const kubeconfig = accountKubeconfig(clusterOf(givenKubeconfig), account, issued.token);
-    await checkAccount(kubeconfig, account);
+    await checkAccount(kubeconfig, account, request.lookup);
     return { account, kubeconfig, expires: issued.expires, selfIssued };
   } finally {
     app.close();
@@ -172,8 +176,8 @@ function refOf(obj: KubeObject) {
 }
 
 /** The account's kubeconfig works: the app cluster answers it, and it may read what identifies the cluster. */
-async function checkAccount(kubeconfig: string, account: AppAccount): Promise<void> {
-  const client = KubeClient.fromUntrustedKubeconfig(kubeconfig, { timeoutMs: 10_000 });
+async function checkAccount(kubeconfig: string, account: AppAccount, lookup?: LookupFunction): Promise<void> {
+  const client = KubeClient.fromUntrustedKubeconfig(kubeconfig, { timeoutMs: 10_000, ...(lookup ? { lookup } : {}) });
   try {
     // a role binding just made takes a moment to reach the API server's authorizer
     for (let attempt = 0; ; attempt++) {

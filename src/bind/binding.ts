@@ -2,6 +2,7 @@
 // service account in the app cluster (made with the given kubeconfig, which is never stored; see
 // app-access.ts), that account's kubeconfig as a Secret, and klutch-bind's AppClusterBinding
 // (klutch.anynines.com) that names it and the exports.
+import type { LookupFunction } from "node:net";
 import { isDnsLabel } from "../export/decode.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import { type AppAccount, appAccessAnnotation, appAccessServiceAccount } from "../sync/app-account.ts";
@@ -34,10 +35,14 @@ export function checkBindingName(name: string): void {
 
 /**
  * Checks that the kubeconfig is usable by the sync (self-contained) and that its cluster answers.
- * Returns the server and its version.
+ * Returns the server and its version. lookup: how its host name is looked up (a tenant's gate,
+ * lookup.ts, where the process serves several).
  */
-export async function checkAppCluster(kubeconfig: string): Promise<{ server: string; version: string }> {
-  const app = KubeClient.fromUntrustedKubeconfig(kubeconfig, { timeoutMs: 10_000 });
+export async function checkAppCluster(
+  kubeconfig: string,
+  lookup?: LookupFunction,
+): Promise<{ server: string; version: string }> {
+  const app = KubeClient.fromUntrustedKubeconfig(kubeconfig, { timeoutMs: 10_000, ...(lookup ? { lookup } : {}) });
   try {
     const { gitVersion } = await app.serverVersion();
     return { server: app.server, version: gitVersion };
@@ -62,6 +67,8 @@ export type NewBinding = {
    * recorded as Rejected: nothing is accepted that the user was not asked about.
    */
   decisions?: Decisions;
+  /** how the app cluster's host name is looked up (a tenant's gate, lookup.ts, in a shared process) */
+  lookup?: LookupFunction;
 };
 
 /** The binding's record of an export's claims, as the user decided them. */
@@ -108,6 +115,7 @@ export async function createBinding(
       claims: (recorded[i] ?? []).filter((c) => c.state === "Accepted"),
     })),
     ...(binding.tokenSeconds ? { tokenSeconds: binding.tokenSeconds } : {}),
+    ...(binding.lookup ? { lookup: binding.lookup } : {}),
   });
   const marks = kubeconfigSecretMarks(binding.name);
   const secret: KubeObject = {

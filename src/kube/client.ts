@@ -11,6 +11,7 @@
 import * as http from "node:http";
 import type * as http2 from "node:http2";
 import * as https from "node:https";
+import type { LookupFunction } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as tls from "node:tls";
 import {
@@ -80,6 +81,8 @@ export type ClientOptions = {
   maxConnections?: number;
   /** HTTP/2 when the server offers it over TLS (default true; h2.ts); false: HTTP/1.1 connections only */
   http2?: boolean;
+  /** how the server's host name is looked up (lookup.ts: a tenant's lookups gated); dns.lookup by default */
+  lookup?: LookupFunction;
 };
 
 /**
@@ -238,17 +241,19 @@ class Connection {
   #auth: Promise<Auth> | undefined;
   /** a bearer token that replaced the kubeconfig's (setBearerToken) */
   #bearer: string | undefined;
+  readonly #lookup: LookupFunction | undefined;
 
   constructor(
     access: ClusterAccess,
     limiter: RateLimiter,
-    options: { maxConnections: number; http2: boolean; connectTimeoutMs: number },
+    options: { maxConnections: number; http2: boolean; connectTimeoutMs: number; lookup?: LookupFunction },
   ) {
     this.access = access;
     this.limiter = limiter;
     this.maxConnections = options.maxConnections;
     this.http2 = options.http2;
     this.connectTimeoutMs = options.connectTimeoutMs;
+    this.#lookup = options.lookup;
   }
 
   setBearerToken(token: string): void {
@@ -327,8 +332,14 @@ class Connection {
   }
 
   async #makeTransport(): Promise<Transport> {
-    const requests = { keepAlive: true, maxSockets: this.maxConnections, maxFreeSockets: this.maxConnections };
-    const watches = { keepAlive: true, maxFreeSockets: maxFreeWatchSockets };
+    const lookup = this.#lookup === undefined ? {} : { lookup: this.#lookup };
+    const requests = {
+      keepAlive: true,
+      maxSockets: this.maxConnections,
+      maxFreeSockets: this.maxConnections,
+      ...lookup,
+    };
+    const watches = { keepAlive: true, maxFreeSockets: maxFreeWatchSockets, ...lookup };
     const server = this.access.server;
     if (server.protocol === "http:") {
       return { kind: "h1", agents: { requests: new http.Agent(requests), watches: new http.Agent(watches) } };
@@ -340,6 +351,7 @@ class Connection {
       secureContext: tls.createSecureContext(material),
       ...(rejectUnauthorized === undefined ? {} : { rejectUnauthorized }),
       ...(servername === undefined ? {} : { servername }),
+      ...lookup,
     };
     const overHttp1 = (): Transport => ({
       kind: "h1",
@@ -429,6 +441,7 @@ export class KubeClient {
         maxConnections: options.maxConnections ?? defaultMaxConnections,
         http2: options.http2 ?? true,
         connectTimeoutMs: timeoutMs,
+        ...(options.lookup ? { lookup: options.lookup } : {}),
       }),
       tally: { requests: 0, observer: undefined },
       userAgent: options.userAgent ?? "klutch-bind",

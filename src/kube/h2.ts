@@ -7,7 +7,7 @@
 
 import type { IncomingHttpHeaders } from "node:http";
 import * as http2 from "node:http2";
-import { isIP } from "node:net";
+import { isIP, type LookupFunction } from "node:net";
 import * as tls from "node:tls";
 import { untilAborted } from "./abort.ts";
 
@@ -27,6 +27,8 @@ export type TlsTarget = {
   secureContext: tls.SecureContext;
   rejectUnauthorized?: boolean;
   servername?: string;
+  /** how the server's host name is looked up (lookup.ts); dns.lookup by default */
+  lookup?: LookupFunction;
 };
 
 /**
@@ -93,6 +95,7 @@ function tlsOptions(origin: URL, target: TlsTarget): tls.ConnectionOptions {
     secureContext: target.secureContext,
     ...(target.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: target.rejectUnauthorized }),
     ...(servername === undefined ? {} : { servername }),
+    ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
   };
 }
 

@@ -59,7 +59,7 @@ export class AppProbe {
     } catch (err) {
       log.info(
         { err: err instanceof Error ? err.message : String(err) },
-        "cannot read the app cluster's kube-system namespace: its bindings are not checked for duplicates",
+        "cannot read the app cluster's kube-system namespace: its identity is missing from the binding's status",
       );
       return undefined;
     }

@@ -14,6 +14,8 @@ export type ExportStatus = {
   claimsNotActedOn?: string;
   /** what the app cluster answered wrongly (only in memory: it becomes the Connected condition) */
   appError?: string;
+  /** the app cluster stopped answering (only in memory: it becomes the Connected condition) */
+  appUnreachable?: Condition;
   version?: string;
   template?: string;
   objects?: number;

@@ -15,6 +15,7 @@ import {
 } from "../kube/client.ts";
 import { isEstablished } from "../kube/conditions.ts";
 import type { Informer } from "../kube/informer.ts";
+import { LookupGate } from "../kube/lookup.ts";
 import { kubeTime } from "../kube/time.ts";
 import { AppNamespaceAccess } from "./app-access.ts";
 import { appAccessAnnotation, defaultRenewFraction } from "./app-account.ts";
@@ -146,6 +147,8 @@ export class BindingController {
   readonly #queue: WorkQueue;
   readonly #states = new Map<string, BindingState>();
   readonly #budgets = new Map<string, CacheBudget>();
+  /** one namespace's (one tenant's) host name lookups run two at a time (lookup.ts) */
+  readonly #lookups = new LookupGate();
   /** requests of app clients already closed, so appRequests never goes back */
   #retiredAppRequests = 0;
   readonly #events: EventRecorder;
@@ -238,6 +241,11 @@ export class BindingController {
   /** Every binding, of either kind (for shards.ts). */
   bindings(): KubeObject[] {
     return this.#allBindings();
+  }
+
+  /** A client for an app cluster of a binding of namespace: its host name lookups gated per namespace. */
+  #appClientOptions(namespace: string): ClientOptions {
+    return { ...this.#o.appClientOptions, lookup: this.#lookups.lookupFor(namespace) };
   }
 
   /** The app cache budget of a namespace's bindings (kept while the process runs: a few numbers each). */
@@ -356,7 +364,7 @@ export class BindingController {
         await releaseBinding(
           {
             control: this.#o.control,
-            appClientOptions: this.#o.appClientOptions,
+            appClientOptions: this.#appClientOptions(namespace),
             logger: this.#o.logger,
             events: this.#events,
             kubeconfigSecrets: this.#o.kubeconfigSecrets ?? "marked",
@@ -433,6 +441,13 @@ export class BindingController {
           message: "app cluster unreachable; syncing resumes when it returns",
         });
       }
+    }
+    const lost = exportStatuses.find((e) => e.appUnreachable !== undefined)?.appUnreachable;
+    if (connected.status === "True" && lost !== undefined) connected = lost;
+    for (const e of exportStatuses) {
+      if (e.appUnreachable === undefined) continue;
+      e.message = "app cluster unreachable; syncing resumes when it returns";
+      delete e.appUnreachable;
     }
     const appErrors = exportStatuses.flatMap((e) => (e.appError ? [`${e.resource}.${e.group}: ${e.appError}`] : []));
     if (connected.status === "True" && appErrors.length > 0) {
@@ -524,7 +539,7 @@ export class BindingController {
       const kubeconfigChanged = state.clientSource !== undefined;
       await this.#stopBinding(state);
       try {
-        const app = appClient(kubeconfig, this.#o.appClientOptions);
+        const app = appClient(kubeconfig, this.#appClientOptions(binding.metadata.namespace ?? ""));
         app.observeRequests(this.#o.metrics.apiRequests("app"));
         const gate = this.#o.writeGate;
         state.app = gate ? fenced(app, gate, `binding ${state.key}: this replica (no longer the leader)`) : app;
@@ -619,6 +634,14 @@ export class BindingController {
       appCrd = await app.get(refs.crds, id);
       refused = await this.#notOwner(state, id, appCrd);
     } catch (err) {
+      if (!(err instanceof KubeApiError)) {
+        // no answer at all: the cluster went away since the last look, which says so (and when to look again)
+        state.probe.expire();
+        const looked = await state.probe.look(app, this.#o.logger.child({ binding: state.key }), (ms) => {
+          if (state.app === app) this.#queue.addAfter(state.key, ms);
+        });
+        if (looked.status !== "True") return { ...base, appUnreachable: looked };
+      }
       this.#queue.addAfter(state.key, 5000);
       return { ...base, appError: `reading the API's CRD in the app cluster failed: ${message(err)}` };
     }

@@ -14,6 +14,7 @@ import {
   fieldManager,
   finalizer,
   labels,
+  ownDomain,
   ProviderNamespaceConflict,
   providerClusterScopedName,
   providerNamespace,
@@ -99,8 +100,6 @@ function tenantLabels(consumer: KubeObject): Record<string, string> {
   const all = consumer.metadata.labels ?? {};
   return Object.fromEntries(Object.entries(all).filter(([key]) => !key.startsWith(ownDomain)));
 }
-
-const ownDomain = "bind.klutch.dev/";
 
 function ownLabelsMatch(current: KubeObject, desired: KubeObject): boolean {
   const have = current.metadata.labels ?? {};

@@ -9,12 +9,11 @@ import { isDeepStrictEqual } from "node:util";
 import { overlay, type PathSegment, parseJsonPath } from "../export/json-path.ts";
 import type { KeyPattern, Owner, PermissionClaim } from "../export/types.ts";
 import type { KubeObject } from "../kube/client.ts";
+import { klutchOwnerAnnotation } from "./claim-ownership.ts";
+import { ownDomain } from "./naming.ts";
 import { globMatch } from "./selector.ts";
 
 type Keys = { labels?: KeyPattern[]; annotations?: KeyPattern[] };
-
-/** Our own marks never cross, whatever a pattern says: a copy of them would make an original look like a copy. */
-const ourPrefix = "bind.klutch.dev/";
 
 /** The labels and annotations that go from the original to its copy (klutch-bind: none by default). */
 export function forwardKeys(claim: PermissionClaim, owner: Owner): Keys {
@@ -46,7 +45,8 @@ export function pick(
   if (from === undefined || patterns === undefined || patterns.length === 0) return {};
   return Object.fromEntries(
     Object.entries(from).filter(
-      ([key]) => !key.startsWith(ourPrefix) && patterns.some((p) => globMatch(p.pattern, key)),
+      // our own marks never cross, whatever a pattern says: a copy of them would make an original look like a copy
+      ([key]) => !key.startsWith(ownDomain) && patterns.some((p) => globMatch(p.pattern, key)),
     ),
   );
 }
@@ -92,7 +92,10 @@ export function writtenBack(
   const back = backKeys(claim, owner);
   const paths = copyControlledPaths(claim, owner);
   const labels = { ...original.metadata.labels, ...pick(copy.metadata.labels, back.labels) };
-  const annotations = { ...original.metadata.annotations, ...pick(copy.metadata.annotations, back.annotations) };
+  // klutch-bind's owner mark never goes back: on a provider-owned original, a tenant's mark would
+  // hand the object over to the tenant (donated) once its copy was gone
+  const { [klutchOwnerAnnotation]: _owner, ...backAnnotations } = pick(copy.metadata.annotations, back.annotations);
+  const annotations = { ...original.metadata.annotations, ...backAnnotations };
   const content = paths.length > 0 ? overlay(payload(original), payload(copy), paths) : payload(original);
   const changed =
     !sameEntries(labels, original.metadata.labels) ||

@@ -1,6 +1,9 @@
 // Where a bound object lives on the control plane, and the marks the sync leaves on what it writes.
 import { createHash } from "node:crypto";
 
+/** the prefix of every label, annotation and finalizer the sync sets: its own marks, never a tenant's */
+export const ownDomain = "bind.klutch.dev/";
+
 export const fieldManager = "klutch-bind-sync";
 export const finalizer = "bind.klutch.dev/sync";
 

@@ -14,6 +14,7 @@ import { namespaceName } from "../export/decode.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
 import { conditionOf, conditionsOf } from "../kube/conditions.ts";
 import { readKubeconfigFile } from "../kube/kubeconfig.ts";
+import { LookupGate } from "../kube/lookup.ts";
 import { listen } from "../listen.ts";
 import { script, styleSheet } from "./assets.ts";
 import { checkToken, reviewToken, SignInError } from "./auth.ts";
@@ -107,6 +108,8 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   const sessionCookie = secure ? "__Host-klb-session" : "klb-session";
   const loginCookie = secure ? "__Host-klb-login" : "klb-login";
   const log = options.logger;
+  // the app clusters users name are looked up two at a time per namespace (lookup.ts)
+  const lookups = new LookupGate();
   const sessions = new SessionStore({
     idleMs: options.idleMs ?? 60 * 60_000,
     maxMs: options.maxMs ?? 8 * 60 * 60_000,
@@ -191,10 +194,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       );
     }
     const decisions = decide(exports, (c) => checked.has(`${c.api.id}/${c.key}`));
-    await checkAppCluster(kubeconfig);
+    const lookup = lookups.lookupFor(namespace);
+    await checkAppCluster(kubeconfig, lookup);
     const { ref } = await createBinding(
       session.client,
-      { name, namespace, kubeconfig, exports, decisions },
+      { name, namespace, kubeconfig, exports, decisions, lookup },
       "klutch-bind-web",
     );
     log.info(

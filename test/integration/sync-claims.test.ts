@@ -187,7 +187,7 @@ describe("the sync of claimed objects", () => {
       const read = await env.controlClient.get(refs.bindings, "claims-two", env.bindingNamespace);
       assert.match(
         conditionOf(read, "Ready")?.message ?? "",
-        /already binds .* through AppClusterBinding \S+\/claims:/,
+        /already binds .* through AppClusterBinding \S+\/claims \(the API.s CRD there names it\)/,
       );
     });
     await env.controlClient.create(refs.secrets, secret(pns, "only-first", { k: Buffer.from("1") }));

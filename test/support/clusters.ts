@@ -23,8 +23,18 @@ import { devClusterDir, devCrossplaneUp } from "./tools.ts";
 // Cleanups run when the test file's tests are done. The hook is registered here, at import time,
 // in the root context: `after` called inside a before hook would run right after that hook.
 const cleanups: Array<() => Promise<unknown>> = [];
+// Every cleanup runs, whatever an earlier one threw: one that stopped the rest would leave
+// processes behind (a cluster, a sync) that keep the test file from ever ending.
 after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
+  const failed: unknown[] = [];
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch (err) {
+      failed.push(err);
+    }
+  }
+  if (failed.length > 0) throw new AggregateError(failed, `${failed.length} cleanup(s) of this test file failed`);
 });
 
 /** Runs fn when this test file is done, after those registered later. */

@@ -140,6 +140,21 @@ describe("what crosses between original and copy", () => {
     const written = writtenBack(back, "Provider", original, copy);
     assert.deepEqual(written?.metadata.labels, { tier: "gold", team: "a" });
     assert.deepEqual(written?.metadata.annotations, { note: "new" });
+
+    // klutch-bind's owner mark never goes back, whatever the patterns allow: the tenant's mark on a
+    // provider-owned original would have it donated once the copy is gone
+    const anything = claim({ read: { overrideAnnotations: [{ pattern: "*" }] } }, { owner: "Provider" });
+    const marked = secret({}, { annotations: { [klutchOwnerAnnotation]: "Consumer", note: "n" } });
+    assert.deepEqual(writtenBack(anything, "Provider", original, marked)?.metadata.annotations, { note: "n" });
+    const provider = secret({}, { annotations: { [klutchOwnerAnnotation]: "Provider" } });
+    assert.equal(
+      writtenBack(anything, "Provider", provider, marked)?.metadata.annotations?.[klutchOwnerAnnotation],
+      "Provider",
+    );
+    assert.deepEqual(decideOwnership(anything, { obj: original, ours: false }, undefined), {
+      action: "sync",
+      owner: "Provider",
+    });
     assert.deepEqual(copyContent(back, "Provider", original, copy).labels, { team: "a" });
 
     const down = claim(
