@@ -62,7 +62,8 @@ const installing = "installing the API in the app cluster";
 /** the API was marked by another binding since this reconcile looked */
 const markedMeanwhile = new Error("marked meanwhile");
 const firstList = "waiting for the first list of objects";
-const transient = new Set([installing, firstList]);
+const bindingsNotListed = "waiting for the first list of bindings";
+const transient = new Set([installing, firstList, bindingsNotListed]);
 
 /** What the controller keeps per binding, in memory only: everything durable lives in clusters. */
 type BindingState = {
@@ -605,7 +606,7 @@ export class BindingController {
   async #notOwner(state: BindingState, exportId: string, appCrd: KubeObject | undefined): Promise<string | undefined> {
     if (![...this.#bindings.values()].every(listedOrNotInstalled)) {
       this.#queue.addAfter(state.key, 1000);
-      return "waiting for the first list of bindings";
+      return bindingsNotListed;
     }
     const named = await namedOwners(state.app as KubeClient, appCrd, state.ref.uid);
     const view = (b: KubeObject): BindingView => {

@@ -168,7 +168,9 @@ export async function reconcileBoundObject(
       provider.metadata.labels?.[labels.binding] === ctx.binding.uid &&
       provider.metadata.deletionTimestamp === undefined &&
       informers.app.hasSynced() &&
-      sameKey(consumerKeyOf(ctx, provider, informers.namespaces), namespace, name)
+      // read from the control plane when the cache lacks the namespace: a copy just made may be
+      // known only from our own write, whose watch event starts no reconcile (recent-writes.ts)
+      (await notItsCopy(ctx, informers.namespaces, provider, namespace, name)) === undefined
     ) {
       const live = await ctx.app.get(ref, name, namespace);
       if (live !== undefined) {
