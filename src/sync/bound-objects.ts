@@ -65,6 +65,23 @@ export function consumerKeyOf(
 
 const maxNameLength = 253;
 
+/**
+ * The consumer object a copy of ours records in its annotations, whatever the caches hold: a hint
+ * of which key to look at (the reconcile checks the copy against the control plane).
+ */
+export function recordedConsumer(
+  ctx: ExportContext,
+  provider: KubeObject,
+): { namespace: string | undefined; name: string } | undefined {
+  if (provider.metadata.labels?.[labels.binding] !== ctx.binding.uid) return undefined;
+  const noted = provider.metadata.annotations ?? {};
+  const name = noted[annotations.consumerName];
+  if (name === undefined) return undefined;
+  if (!ctx.ref.namespaced) return { namespace: undefined, name };
+  const namespace = noted[annotations.consumerNamespace];
+  return namespace === undefined ? undefined : { namespace, name };
+}
+
 export function objectKey(namespace: string | undefined, name: string): string {
   return `obj:${namespace ?? ""}/${name}`;
 }
@@ -194,13 +211,17 @@ export async function reconcileBoundObject(
     if (!consumer.metadata.finalizers?.includes(finalizer)) return;
     const refused = provider && (await notItsCopy(ctx, informers.namespaces, provider, namespace, name));
     if (refused) ctx.log.warn({ object: `${namespace ?? ""}/${name}` }, `${refused}: not deleted with it`);
-    if (provider !== undefined && !refused) {
-      if (provider.metadata.deletionTimestamp === undefined) {
-        await ctx.control.delete(ref, where.name, where.namespace, {
-          propagationPolicy: "Background",
-          uid: provider.metadata.uid,
-        });
-      }
+    // a copy already gone (the cache lags) lets the consumer object go at once: its deletion event
+    // may never reach this key (dropped while its namespace was not cached)
+    const gone =
+      provider !== undefined &&
+      !refused &&
+      provider.metadata.deletionTimestamp === undefined &&
+      !(await ctx.control.delete(ref, where.name, where.namespace, {
+        propagationPolicy: "Background",
+        uid: provider.metadata.uid,
+      }));
+    if (provider !== undefined && !refused && !gone) {
       await setDeletingCondition(ctx, consumer);
       return; // the provider informer requeues us when the copy is gone
     }

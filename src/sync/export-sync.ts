@@ -7,7 +7,9 @@ import {
   type BoundInformers,
   consumerKeyOf,
   objectKey,
+  providerKey,
   reconcileBoundObject,
+  recordedConsumer,
 } from "./bound-objects.ts";
 import { watchedInFull } from "./claim-ownership.ts";
 import { type ClaimSides, claimKey, claimRef, copyLabelValue, reconcileClaimedObject } from "./claimed-objects.ts";
@@ -94,6 +96,10 @@ export class ExportSync {
         delete: (obj) => {
           this.#written.app.seen(obj, true);
           this.#onAppObject(obj);
+          // a provider object at its place that waited for it to go (never ours to adopt while it
+          // lived) sends no event of its own now
+          const where = providerKey(this.ctx, obj.metadata.namespace, obj.metadata.name);
+          this.#queue.add(`adopt:${where.namespace ?? ""}/${where.name}`, this.#lane(this.#provider));
         },
       },
     );
@@ -191,7 +197,9 @@ export class ExportSync {
   }
 
   #onProviderObject(obj: KubeObject, lane = this.#lane(this.#provider)): void {
-    const consumer = consumerKeyOf(this.ctx, obj, this.#namespaces);
+    // a copy of ours in a namespace not cached yet: the key it records (the reconcile checks it on
+    // the control plane); its namespace's event replays only the cache, which may have lost it
+    const consumer = consumerKeyOf(this.ctx, obj, this.#namespaces) ?? recordedConsumer(this.ctx, obj);
     if (consumer === undefined) return;
     if (obj.metadata.labels?.[labels.binding] === this.ctx.binding.uid) {
       this.#queue.add(objectKey(consumer.namespace, consumer.name), lane);

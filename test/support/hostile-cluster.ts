@@ -57,8 +57,8 @@ export type AuthProxy = {
   mutate?: {
     when: (url: URL) => boolean;
     change: (body: Buffer, watch: boolean) => { body: Buffer; contentType: string };
-    /** how long a watch's first events are gathered before its changed answer is sent (default 500) */
-    watchWaitMs?: number;
+    /** how long a watch's first events are gathered before its changed answer is sent (default 500), or per URL */
+    watchWaitMs?: number | ((url: URL) => number);
   };
   /** answers changed so far */
   mutated: number;
@@ -131,7 +131,8 @@ export async function startAuthProxy(cluster: Cluster): Promise<AuthProxy> {
         answer.on("data", (chunk: Buffer) => chunks.push(chunk));
         answer.on("end", send);
         answer.on("error", () => res.destroy());
-        if (watch) setTimeout(send, mutate.watchWaitMs ?? 500).unref();
+        const wait = typeof mutate.watchWaitMs === "function" ? mutate.watchWaitMs(url) : mutate.watchWaitMs;
+        if (watch) setTimeout(send, wait ?? 500).unref();
       },
     );
     forward.on("error", () => res.destroy());

@@ -184,6 +184,16 @@ describe("RecentWrites", () => {
     assert.equal(written.size, 0);
   });
 
+  it("forgets a write when the written object itself is deleted, at an older version (a relist's word)", () => {
+    const written = new RecentWrites();
+    const withUid = (rv: string, uid: string) => ({ ...at(rv), metadata: { ...at(rv).metadata, uid } });
+    written.note(withUid("20", "u1"));
+    written.seen(withUid("15", "u0"), true); // an earlier object of the name: the write holds
+    assert.equal(written.size, 1);
+    written.seen(withUid("15", "u1"), true); // ours, deleted while the watch was away
+    assert.equal(written.get(undefined, "a", "ns"), undefined);
+  });
+
   it("says an event is its write's own only for that very version of that very object", () => {
     const written = new RecentWrites();
     const withUid = (rv: string, uid: string) => ({ ...at(rv), metadata: { ...at(rv).metadata, uid } });
