@@ -1,11 +1,13 @@
-// What an export may not do unless the operator says so by name, in the function input.
+// What an export may claim: an allow list, since a deny list always trails new APIs.
 //
 // Claims become RBAC: the sync gets get/list/watch/create/update/patch/delete on each claimed
-// resource in the provider namespaces it makes, and copies such objects between clusters. For some
-// resources that is as good as cluster-admin, so they are refused unless the function input lists
-// them (group and resource, exactly) in allowedClaims. Wildcards and subresources are refused
-// always, by the decoders (decode.ts), and an XRD in a denied group is never exported (xrd.ts).
-// Secrets and configmaps stay allowed: they are what claims are for.
+// resource in the provider namespaces it makes, and copies such objects between clusters. So a
+// claim is allowed only when it is secrets or configmaps (what claims are for), a custom resource
+// of a group the function input lists in allowedClaimGroups, or a resource the input lists (group
+// and resource, exactly) in allowedClaims. Kubernetes', Crossplane's and this project's groups are
+// never allowed as a group (reservedGroup), and neither are provider configs in an allowed group.
+// Wildcards and subresources are refused always, by the decoders (decode.ts), and an XRD in a
+// denied group is never exported (xrd.ts). deniedClaims says why the best-known ones are refused.
 import { InputError } from "./errors.ts";
 import type { ClaimRef, ExportDefaults, PermissionClaim } from "./types.ts";
 
@@ -42,6 +44,8 @@ export const deniedClaims: readonly Denied[] = [
   { group: "", resource: "endpoints", why: "endpoints can point services anywhere (CVE-2021-25740)" },
   { group: "discovery.k8s.io", why: "endpoint slices can point services anywhere (CVE-2021-25740)" },
   { group: "networking.k8s.io", why: "network policies and ingresses decide who reaches what" },
+  { group: "gateway.networking.k8s.io", why: "gateways and routes decide who reaches what" },
+  { group: "policy", why: "pod disruption budgets can block evictions and node drains" },
   { group: "coordination.k8s.io", why: "leases decide which controller leads" },
   // Crossplane and this project: composing, installing packages, exporting more
   { group: "apiextensions.crossplane.io", why: "Crossplane compositions and XRDs" },
@@ -61,8 +65,67 @@ export function escalation(ref: ClaimRef): string | undefined {
     ?.why;
 }
 
-function allowed(ref: ClaimRef, allowedClaims: readonly ClaimRef[]): boolean {
-  return allowedClaims.some((a) => a.group === ref.group && a.resource === ref.resource);
+/** What every export may claim. */
+export const defaultClaims: readonly ClaimRef[] = [
+  { group: "", resource: "secrets" },
+  { group: "", resource: "configmaps" },
+];
+
+/** Crossplane providers' credentials: never allowed by their group alone. */
+const providerConfigResources = new Set([
+  "providerconfigs",
+  "clusterproviderconfigs",
+  "providerconfigusages",
+  "clusterproviderconfigusages",
+]);
+
+/**
+ * A group the input's allowedClaimGroups may not name: the core group and the other groups
+ * without a dot (custom resources need one), Kubernetes' own (*.k8s.io, *.kubernetes.io), and
+ * every group deniedClaims names.
+ */
+export function reservedGroup(group: string): string | undefined {
+  if (group === "" || !group.includes(".")) return "a built-in Kubernetes API group";
+  if (/(^|\.)(k8s|kubernetes)\.io$/.test(group)) return "a Kubernetes API group";
+  return deniedClaims.find((d) => d.group === group)?.why;
+}
+
+/** Why a claim needs the input to name it in allowedClaims, whatever allowedClaimGroups says; undefined when it does not. */
+export function needsNaming(ref: ClaimRef): string | undefined {
+  if (isIn(ref, defaultClaims)) return undefined;
+  return escalationOf(ref) ?? reservedGroup(ref.group);
+}
+
+/** Why the claim is refused under these defaults, or undefined when it is allowed. */
+export function claimRefusal(
+  ref: ClaimRef,
+  defaults: Pick<ExportDefaults, "allowedClaims" | "allowedClaimGroups">,
+): string | undefined {
+  if (isIn(ref, defaultClaims) || isIn(ref, defaults.allowedClaims)) return undefined;
+  const name = `{group: "${ref.group}", resource: ${ref.resource}} in allowedClaims to export it`;
+  const why = escalationOf(ref);
+  if (why !== undefined) return `which is escalation-prone (${why}); the function input must list ${name}`;
+  const reserved = reservedGroup(ref.group);
+  if (reserved !== undefined) {
+    return `which is not allowed by default (${reserved}: allowed by name only); the function input must list ${name}`;
+  }
+  if (defaults.allowedClaimGroups.includes(ref.group)) return undefined;
+  return (
+    "which is not allowed by default (only secrets and configmaps are); the function input must list " +
+    `its group "${ref.group}" in allowedClaimGroups or ${name}`
+  );
+}
+
+/** A known reason, or a provider config's. */
+function escalationOf(ref: ClaimRef): string | undefined {
+  if (providerConfigResources.has(ref.resource)) {
+    return "provider configs choose the credentials a Crossplane provider uses";
+  }
+  return escalation(ref);
+}
+
+function isIn(ref: ClaimRef, refs: readonly ClaimRef[]): boolean {
+  return refs.some((a) => a.group === ref.group && a.resource === ref.resource);
 }
 
 /** Where the parts of a request came from, for errors. */
@@ -75,7 +138,7 @@ export const specFields: RequestFields = {
 };
 
 /**
- * Refuses what the operator did not allow: an escalation-prone claim not in allowedClaims, and a
+ * Refuses what the operator did not allow: a claim the defaults do not allow (claimRefusal), and a
  * template namespace not in allowedTemplateNamespaces.
  */
 export function checkPolicy(
@@ -85,13 +148,9 @@ export function checkPolicy(
   fields: RequestFields,
 ): void {
   claims.forEach((claim, i) => {
-    const why = escalation(claim);
-    if (why !== undefined && !allowed(claim, defaults.allowedClaims)) {
-      throw new InputError(
-        `${fields.permissionClaims}[${i}]`,
-        `claims ${resourceId(claim)}, which is escalation-prone (${why}); ` +
-          `the function input must list {group: "${claim.group}", resource: ${claim.resource}} in allowedClaims to export it`,
-      );
+    const refused = claimRefusal(claim, defaults);
+    if (refused !== undefined) {
+      throw new InputError(`${fields.permissionClaims}[${i}]`, `claims ${resourceId(claim)}, ${refused}`);
     }
   });
   if (!defaults.allowedTemplateNamespaces.includes(templateNamespace)) {
@@ -106,7 +165,7 @@ export function checkPolicy(
 /** For the sync's auto-export, which does not know the function input: a warning, or undefined. */
 export function escalationWarning(claims: readonly PermissionClaim[], field: string): string | undefined {
   const risky = claims.flatMap((claim, i) => {
-    const why = escalation(claim);
+    const why = needsNaming(claim);
     return why === undefined ? [] : [`${field}[${i}] claims ${resourceId(claim)} (${why})`];
   });
   if (risky.length === 0) return undefined;

@@ -22,5 +22,6 @@ export const builtinDefaults: ExportDefaults = {
   templateNamespace: "crossplane-system",
   syncServiceAccount: { name: "klutch-bind-sync", namespace: "crossplane-system" },
   allowedClaims: [],
+  allowedClaimGroups: [],
   allowedTemplateNamespaces: ["crossplane-system"],
 };

@@ -95,8 +95,10 @@ export type ClaimRef = { group: string; resource: string };
 export type ExportDefaults = {
   templateNamespace: string;
   syncServiceAccount: ServiceAccountRef;
-  /** escalation-prone claims (policy.ts) the operator allows, by group and resource */
+  /** claims the operator allows, by group and resource, beyond the default ones (policy.ts) */
   allowedClaims: readonly ClaimRef[];
+  /** API groups whose custom resources any export may claim (never a reserved group, policy.ts) */
+  allowedClaimGroups: readonly string[];
   /** where templates may go; always holds templateNamespace */
   allowedTemplateNamespaces: readonly string[];
 };

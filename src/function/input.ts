@@ -12,6 +12,7 @@ import {
   string,
 } from "../export/decode.ts";
 import { InputError } from "../export/errors.ts";
+import { reservedGroup } from "../export/policy.ts";
 import { builtinDefaults } from "../export/request.ts";
 import type { ClaimRef, ExportDefaults } from "../export/types.ts";
 import { xrdApiGroup } from "../export/xrd.ts";
@@ -67,6 +68,9 @@ export function parseInput(value: Record<string, unknown> | undefined): Function
     allowedClaims: (optionalList(value.allowedClaims, "input.allowedClaims") ?? []).map((c, i) =>
       claimRef(c, `input.allowedClaims[${i}]`),
     ),
+    allowedClaimGroups: (optionalList(value.allowedClaimGroups, "input.allowedClaimGroups") ?? []).map((g, i) =>
+      claimGroup(g, `input.allowedClaimGroups[${i}]`),
+    ),
     // the default namespace is always allowed: the operator chose it
     allowedTemplateNamespaces: [...new Set([templateNamespace, ...moreNamespaces])],
   };
@@ -86,4 +90,17 @@ function claimRef(value: unknown, field: string): ClaimRef {
   const ref = object(value, field);
   if (ref.group === undefined) throw new InputError(`${field}.group`, 'is required ("" for the core group)');
   return { group: apiGroup(ref.group, `${field}.group`), resource: resourceName(ref.resource, `${field}.resource`) };
+}
+
+/** A group of custom resources: none of Kubernetes', Crossplane's or this project's. */
+function claimGroup(value: unknown, field: string): string {
+  const group = apiGroup(value, field);
+  const reserved = reservedGroup(group);
+  if (reserved !== undefined) {
+    throw new InputError(
+      field,
+      `must be a group of custom resources, not ${JSON.stringify(group)} (${reserved}); allow such claims one by one in allowedClaims`,
+    );
+  }
+  return group;
 }

@@ -10,6 +10,7 @@ import {
   status,
 } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { withSafeErrors } from "../log.ts";
 import { ClientCertificateCheck, clientCertificateInterceptor, mtlsCredentials } from "./client-certs.ts";
 import { functionCodec } from "./codec.ts";
 import { functionServices, healthService, serviceDefinition } from "./proto.ts";
@@ -41,7 +42,7 @@ export async function startFunctionServer(
   handler: FunctionHandler,
   options: FunctionServerOptions,
 ): Promise<RunningFunctionServer> {
-  const log = options.logger;
+  const log = withSafeErrors(options.logger);
   const tls = options.insecure ? undefined : await readTlsFiles(options.tlsCertsDir);
   const server = new Server({
     "grpc.max_receive_message_length": options.maxRecvMessageBytes,

@@ -29,15 +29,18 @@ const defaultReasons: Record<number, string> = {
 export class KubeApiError extends Error {
   readonly code: number;
   readonly reason: string;
-  /** the Status object, when the answer was one */
+  /**
+   * What the error keeps of the Status, when the answer was one: code, reason, message (cut) and
+   * retry hint. Never the rest of the body: it may be megabytes, and pino logs every field.
+   */
   readonly status: Status | undefined;
 
   constructor(method: string, path: string, code: number, body: unknown, contentType?: string) {
-    const status = asStatus(body);
-    const given = status?.reason !== undefined && /^[A-Za-z]{1,64}$/.test(status.reason) ? status.reason : undefined;
-    const reason = given || defaultReasons[code] || (http.STATUS_CODES[code] ?? "Unknown").replace(/\W/g, "");
+    const given = asStatus(body);
+    const status = given === undefined ? undefined : keptOf(given);
+    const reason = status?.reason || defaultReasons[code] || (http.STATUS_CODES[code] ?? "Unknown").replace(/\W/g, "");
     // a Status comes from a server we may not trust either: its message is kept short
-    const detail = status !== undefined ? bounded(status.message ?? "(no message)") : describeBody(body, contentType);
+    const detail = status !== undefined ? (status.message ?? "(no message)") : describeBody(body, contentType);
     super(`${method} ${path}: ${code} ${reason}: ${detail}`);
     this.name = "KubeApiError";
     this.code = code;
@@ -81,6 +84,17 @@ export function asStatus(body: unknown): Status | undefined {
   if (!isRecord(body) || body.kind !== "Status") return undefined;
   const status = body as Status;
   return typeof status.message === "string" || status.message === undefined ? status : { ...status, message: "" };
+}
+
+/** A Status as small as what it says: bounded message, a reason that is a word, no other fields. */
+function keptOf(status: Status): Status {
+  const kept: Status = { kind: "Status" };
+  if (typeof status.code === "number" && Number.isInteger(status.code)) kept.code = status.code;
+  if (typeof status.reason === "string" && /^[A-Za-z]{1,64}$/.test(status.reason)) kept.reason = status.reason;
+  if (typeof status.message === "string") kept.message = bounded(status.message);
+  const seconds: unknown = isRecord(status.details) ? status.details.retryAfterSeconds : undefined;
+  if (typeof seconds === "number") kept.details = { retryAfterSeconds: seconds };
+  return kept;
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {

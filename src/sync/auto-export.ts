@@ -5,13 +5,22 @@ import { InputError } from "../export/errors.ts";
 import { claimsField, claimsFromAnnotation, exportLabel } from "../export/labelled.ts";
 import { escalationWarning } from "../export/policy.ts";
 import type { PermissionClaim } from "../export/types.ts";
-import type { KubeClient, KubeObject } from "../kube/client.ts";
+import {
+  describeRef,
+  KubeApiError,
+  type KubeClient,
+  type KubeObject,
+  type ResourceRef,
+  resourcePath,
+} from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
-import { EventRecorder } from "./events.ts";
+import { EventRecorder, type InvolvedObject } from "./events.ts";
 import type { InformerRegistry } from "./informers.ts";
 import { fieldManager, labels, managedByValue } from "./naming.ts";
 import { WorkQueue } from "./queue.ts";
 import { refs } from "./resources.ts";
+
+const probeRetryMs = 30_000;
 
 /** on ServiceExports this controller made, so it never touches anyone else's */
 export const autoExportLabel = "bind.klutch.dev/auto-export";
@@ -53,26 +62,25 @@ export class AutoExportController {
     });
   }
 
-  /** Starts once Crossplane's XRD API and our ServiceExport API are served; checks every 30 s until then. */
+  /**
+   * Starts once Crossplane's XRD API and our ServiceExport API are served; checks every 30 s until
+   * then. Only a 404 is "not served yet": any other failure (a 403 of missing RBAC, the network) is
+   * a warning and an Event on the API's CRD.
+   */
   start(): void {
     const tryStart = async () => {
       if (this.#stopped) return;
-      const served = await Promise.all([
-        this.#control.request("GET", `/apis/${refs.xrds.group}/${refs.xrds.version}`).then(
-          () => true,
-          () => false,
-        ),
-        this.#control.request("GET", `/apis/${refs.serviceExports.group}/${refs.serviceExports.version}`).then(
-          (list) =>
-            (list as { resources?: Array<{ name: string }> }).resources?.some(
-              (r) => r.name === refs.serviceExports.resource,
-            ) ?? false,
-          () => false,
-        ),
-      ]);
-      if (!served.every(Boolean)) {
-        this.#logger.info("Crossplane XRDs or ServiceExports are not served yet; auto-export waits");
-        this.#timer = setTimeout(tryStart, 30_000);
+      const probes = await Promise.all([refs.xrds, refs.serviceExports].map((ref) => this.#probe(ref)));
+      if (this.#stopped) return;
+      if (!probes.every((p) => p === "served")) {
+        for (const p of probes) {
+          if (p === "served" || p === "not served") continue;
+          this.#logger.warn({ err: p.message, retryInMs: probeRetryMs }, "auto-export cannot read an API it needs");
+          await this.#events.warn(p.crd, "AutoExportBlocked", `${p.message}; auto-export tries again in 30 s`);
+        }
+        if (probes.includes("not served"))
+          this.#logger.info("Crossplane XRDs or ServiceExports are not served yet; auto-export waits");
+        this.#timer = setTimeout(tryStart, probeRetryMs);
         this.#timer.unref();
         return;
       }
@@ -89,6 +97,23 @@ export class AutoExportController {
       this.#logger.info("auto-export watching XRDs labelled bind.klutch.dev/export=true");
     };
     void tryStart();
+  }
+
+  /** Whether ref is served and listable: a list of at most one object answers. */
+  async #probe(ref: ResourceRef): Promise<"served" | "not served" | { message: string; crd: InvolvedObject }> {
+    const path = `${resourcePath(ref)}?limit=1`;
+    try {
+      await this.#control.request("GET", path);
+      return "served";
+    } catch (err) {
+      if (err instanceof KubeApiError && err.code === 404) return "not served";
+      const crd = {
+        apiVersion: "apiextensions.k8s.io/v1",
+        kind: "CustomResourceDefinition",
+        name: `${ref.resource}.${ref.group}`,
+      };
+      return { message: `cannot list ${describeRef(ref)}: ${err instanceof Error ? err.message : String(err)}`, crd };
+    }
   }
 
   async stop(): Promise<void> {

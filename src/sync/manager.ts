@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { CacheLimits } from "../kube/cache-budget.ts";
 import type { ClientOptions, KubeClient } from "../kube/client.ts";
 import { listen } from "../listen.ts";
+import { withSafeErrors } from "../log.ts";
 import { AutoExportController } from "./auto-export.ts";
 import { parseBindingKey } from "./binding-spec.ts";
 import { BindingController } from "./bindings.ts";
@@ -63,7 +64,9 @@ export type RunningSync = {
   stop: () => Promise<void>;
 };
 
-export async function startSync(options: SyncOptions): Promise<RunningSync> {
+export async function startSync(given: SyncOptions): Promise<RunningSync> {
+  // whoever made the logger, errors of clusters we do not trust are logged by message and code only
+  const options = { ...given, logger: withSafeErrors(given.logger) };
   const metrics = new SyncMetrics();
   options.control.observeRequests(metrics.apiRequests("control"));
   const controlInformers = new InformerRegistry(options.control, options.logger.child({ cluster: "control" }));

@@ -5,7 +5,7 @@
 // there is no gap in syncing. A token that expired (the sync was down longer than what was left of
 // it) cannot renew itself: the binding says to bind again.
 import type { Logger } from "pino";
-import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
+import { KubeApiError, type KubeClient, type KubeObject, resourcePath } from "../kube/client.ts";
 import {
   type AppAccount,
   appAccessAnnotation,
@@ -26,7 +26,8 @@ export type IssuedToken = { token: string; expires: Date };
 
 /** A new token for account, asked of the app cluster as whoever app is (the account itself, or an admin). */
 export async function requestToken(app: KubeClient, account: AppAccount, seconds: number): Promise<IssuedToken> {
-  const path = `/api/v1/namespaces/${encodeURIComponent(account.namespace)}/serviceaccounts/${encodeURIComponent(account.name)}/token`;
+  // the account's names come from the token's claims: the checked builder refuses "..", "/" and "%"
+  const path = resourcePath(refs.serviceAccounts, account.namespace, account.name, "token");
   const answer = await app.request<{ status?: { token?: unknown; expirationTimestamp?: unknown } }>("POST", path, {
     body: {
       apiVersion: "authentication.k8s.io/v1",

@@ -16,6 +16,7 @@ import { conditionOf, conditionsOf } from "../kube/conditions.ts";
 import { readKubeconfigFile } from "../kube/kubeconfig.ts";
 import { LookupGate } from "../kube/lookup.ts";
 import { listen } from "../listen.ts";
+import { withSafeErrors } from "../log.ts";
 import { script, styleSheet } from "./assets.ts";
 import { checkToken, reviewToken, SignInError } from "./auth.ts";
 import { RequestError, readForm } from "./form.ts";
@@ -107,7 +108,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   const secure = options.tls !== undefined;
   const sessionCookie = secure ? "__Host-klb-session" : "klb-session";
   const loginCookie = secure ? "__Host-klb-login" : "klb-login";
-  const log = options.logger;
+  const log = withSafeErrors(options.logger);
   // the app clusters users name are looked up two at a time per namespace (lookup.ts)
   const lookups = new LookupGate();
   const sessions = new SessionStore({

@@ -2,9 +2,13 @@
 // of the bound resource (cut, flipped bytes, HTML, other kinds, and mostly valid lists with items
 // left out or none at all) and expires every watch while the sync runs; GETs of one object pass unchanged, as a real cluster would answer
 // them. Property: no provider copy is deleted unless its consumer object was really deleted, the
-// process keeps running, and once the answers are true again, the binding converges.
+// process keeps running, once the answers are true again, the binding converges, and no log line
+// the sync writes meanwhile is over 16 KiB, though every tenth list answer is a Status with a short
+// message and a megabyte beside it.
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import { describe, it } from "node:test";
+import { createLogger } from "../../src/log.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { lyingList, mutators } from "../support/answer-mutations.ts";
@@ -24,9 +28,42 @@ const expired = {
   message: "too old resource version",
 };
 
+const maxLogLine = 16 * 1024;
+const message48 = "etcdserver: request timed out, please retry soon";
+/** a failure with a short message and a megabyte of details beside it */
+const bloatedStatus = JSON.stringify({
+  kind: "Status",
+  apiVersion: "v1",
+  status: "Failure",
+  code: 500,
+  reason: "InternalError",
+  message: message48,
+  details: { causes: Array.from({ length: 64 }, (_, i) => ({ field: `f${i}`, message: "x".repeat(16 * 1024) })) },
+});
+
+/** Every line the sync logs (at debug level, through the factory the CLI uses): their count and the largest. */
+function measuredLogger() {
+  const seen = { lines: 0, largest: 0, largestStart: "", withMessage48: 0 };
+  const sink = new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      const bytes = Buffer.byteLength(chunk);
+      seen.lines++;
+      if (bytes > seen.largest) {
+        seen.largest = bytes;
+        seen.largestStart = String(chunk).slice(0, 300);
+      }
+      if (String(chunk).includes(message48)) seen.withMessage48++;
+      if (process.env.KLB_TEST_LOG) process.stderr.write(chunk);
+      done();
+    },
+  });
+  return { seen, logger: createLogger("sync", true, sink) };
+}
+
 describe("the sync under mutated answers", () => {
-  it("deletes no provider copy whose consumer object lives, and converges afterwards", async () => {
-    const env = await syncEnv({ resyncMs: 200 });
+  it("deletes no provider copy whose consumer object lives, converges afterwards, and keeps log lines short", async () => {
+    const measured = measuredLogger();
+    const env = await syncEnv({ resyncMs: 200, logger: measured.logger });
     const proxy = await startAuthProxy(env.app);
     onFileDone(() => proxy.stop());
     const binding = await env.bindWith("fuzzed", proxy.kubeconfig);
@@ -61,6 +98,7 @@ describe("the sync under mutated answers", () => {
             contentType: "application/json",
           };
         if (text === "") return rng.pick(mutators.slice(0, 5))(rng, text);
+        if (seed % 10 === 2) return { body: Buffer.from(bloatedStatus), contentType: "application/json" };
         // most lists lie (valid, with items left out): the answers that would cost copies; broken ones
         // (a few here) make the informer back off, and have thousands of cases in kube-answer-fuzz
         return rng.next() < 0.97 ? lyingList(rng, text) : rng.pick(mutators)(rng, text);
@@ -99,5 +137,9 @@ describe("the sync under mutated answers", () => {
     });
     const status = await env.controlClient.get(refs.bindings, "fuzzed", env.bindingNamespace);
     assert.ok(status);
+    const { seen } = measured;
+    process.stderr.write(`[answer fuzz] ${seen.lines} log lines, the largest ${seen.largest} bytes\n`);
+    assert.ok(seen.withMessage48 > 0, "no bloated Status reached the log: the fuzzer no longer sends it");
+    assert.ok(seen.largest < maxLogLine, `a log line of ${seen.largest} bytes: ${seen.largestStart}…`);
   });
 });

@@ -297,3 +297,61 @@ describe("token renewal against an app cluster whose token times cannot be trust
     assert.deepEqual(await renewIfDue(c.control, c.app, kubeconfig, due, options, start), { kind: "wait", ms: 50_000 });
   });
 });
+
+describe("token renewal asks for a token only at a path the client checked", () => {
+  const secret = { apiVersion: "v1", kind: "Secret", metadata: { name: "s", namespace: "n" }, data: {} };
+  const now = Date.parse("2030-01-01T00:00:00Z");
+  const times = { issuedAt: now - 3_600_000, expires: now + 600_000 };
+  const recording = () => {
+    const paths: string[] = [];
+    const app = {
+      request: async (method: string, path: string) => {
+        paths.push(`${method} ${path}`);
+        return { status: { token: jwt({ iat: 1, exp: 86_401 }), expirationTimestamp: "2100-01-01T00:00:00Z" } };
+      },
+      setBearerToken: () => {},
+    } as unknown as KubeClient;
+    const control = { update: async (_ref: unknown, obj: unknown) => obj } as unknown as KubeClient;
+    return { paths, app, control };
+  };
+  const renew = async (claims: Record<string, unknown>) => {
+    const c = recording();
+    const tokenOf = tokenAccount(jwt(claims));
+    assert.ok(tokenOf, JSON.stringify(claims));
+    const text = accountKubeconfig({ server: "https://app.example" }, tokenOf, "old-token");
+    const outcome = await renewIfDue(
+      c.control,
+      c.app,
+      { secret, key: "kubeconfig", text },
+      { account: tokenOf, times },
+      { fraction: 0.8, log: pino({ level: "silent" }) },
+      now,
+    );
+    return { outcome, paths: c.paths };
+  };
+  const sa = (namespace: string, name: string) => ({ "kubernetes.io": { namespace, serviceaccount: { name } } });
+
+  it("takes a real account's names", async () => {
+    const { outcome, paths } = await renew(sa("klutch-bind", "orders-1a2b3c4d"));
+    assert.equal(outcome.kind, "renewed");
+    assert.deepEqual(paths, ["POST /api/v1/namespaces/klutch-bind/serviceaccounts/orders-1a2b3c4d/token"]);
+  });
+
+  const crafted: Array<[string, Record<string, unknown>]> = [
+    ["a namespace of ..", sa("..", "orders")],
+    ["a namespace with a /", sa("klutch-bind/../kube-system", "orders")],
+    ["a name of ..", sa("klutch-bind", "..")],
+    ["a name with a /", sa("klutch-bind", "x/../../../apis/rbac.authorization.k8s.io/v1/clusterroles")],
+    ["a name with a %", sa("klutch-bind", "x%2F..")],
+    ["a subject of ..", { sub: "system:serviceaccount:..:orders" }],
+    ["a subject with a /", { sub: "system:serviceaccount:kube-system:a/b" }],
+  ];
+  for (const [what, claims] of crafted) {
+    it(`makes no request for a token whose claims name ${what}`, async () => {
+      const { outcome, paths } = await renew(claims);
+      assert.deepEqual(paths, []);
+      assert.equal(outcome.kind, "failed");
+      assert.match(outcome.kind === "failed" ? outcome.message : "", /is not a (namespace|name)/);
+    });
+  }
+});

@@ -6,8 +6,11 @@ import { parseXrd, selectVersion } from "../../src/export/xrd.ts";
 import { seedClaims, xrd } from "../fixtures/xrds.ts";
 import { rejects } from "../support/input-errors.ts";
 
+// the input allows claims of example.org's custom resources (backups)
+const defaults = { ...builtinDefaults, allowedClaimGroups: ["example.org"] };
+
 function plan(xrdObject: Record<string, unknown>, spec: Record<string, unknown>, name = "postgresql") {
-  return buildExport(parseXrd(xrdObject), parseServiceExportSpec(name, spec), builtinDefaults);
+  return buildExport(parseXrd(xrdObject), parseServiceExportSpec(name, spec), defaults);
 }
 
 describe("the template", () => {

@@ -1,12 +1,13 @@
-// Exports cannot escalate: wildcards, subresources and non-DNS names are refused; escalation-prone
-// claims and other template namespaces only when the function input allows them by name; the
-// composed roles never grant more than the named resources.
+// Exports cannot escalate: wildcards, subresources and non-DNS names are refused; claims are an
+// allow list (secrets, configmaps, custom resources of groups the input allows, and what it names),
+// other template namespaces only when the input allows them; the composed roles never grant more
+// than the named resources.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InputError } from "../../src/export/errors.ts";
 import { claimsAnnotation, claimsField, exportLabel } from "../../src/export/labelled.ts";
 import { buildExport } from "../../src/export/plan.ts";
-import { deniedClaims, escalation, escalationWarning } from "../../src/export/policy.ts";
+import { claimRefusal, deniedClaims, escalation, escalationWarning } from "../../src/export/policy.ts";
 import { builtinDefaults, parseServiceExportSpec } from "../../src/export/request.ts";
 import type { ExportDefaults, Manifest } from "../../src/export/types.ts";
 import { parseXrd } from "../../src/export/xrd.ts";
@@ -132,6 +133,10 @@ describe("escalation-prone claims", () => {
     ["pkg.crossplane.io", "providers"],
     ["bind.klutch.dev", "appclusterbindings"],
     ["example-backend.klutch.anynines.com", "apiserviceexporttemplates"],
+    ["networking.k8s.io", "ingresses"],
+    ["gateway.networking.k8s.io", "httproutes"],
+    ["gateway.networking.k8s.io", "gateways"],
+    ["policy", "poddisruptionbudgets"],
   ];
   for (const [group, resource] of denied) {
     const id = group === "" ? resource : `${resource}.${group}`;
@@ -148,18 +153,86 @@ describe("escalation-prone claims", () => {
     });
   }
 
-  it("keeps secrets, configmaps and custom resources allowed: they are what claims are for", () => {
+  it("allows secrets and configmaps by default, and nothing else", () => {
     for (const [group, resource] of [
       ["", "secrets"],
       ["", "configmaps"],
-      ["example.org", "backups"],
-      ["apps.example.org", "deployments"],
     ] as const) {
-      assert.equal(escalation({ group, resource }), undefined, `${resource}.${group}`);
+      assert.equal(claimRefusal({ group, resource }, builtinDefaults), undefined, resource);
     }
-    assert.doesNotThrow(() =>
-      plan({ xrd: target, permissionClaims: [...seedClaims, claim("example.org", "backups")] }),
+    assert.doesNotThrow(() => plan({ xrd: target, permissionClaims: seedClaims }));
+    // what no deny list named: a core resource, a Kubernetes API of tomorrow, a custom resource
+    for (const [group, resource, id] of [
+      ["", "resourcequotas", "resourcequotas"],
+      ["future.k8s.io", "widgets", "widgets\\.future\\.k8s\\.io"],
+      ["example.org", "backups", "backups\\.example\\.org"],
+    ] as const) {
+      rejects(
+        () => plan({ xrd: target, permissionClaims: [claim(group, resource)] }),
+        "spec.permissionClaims[0]",
+        new RegExp(`: claims ${id}, which is not allowed by default .*allowedClaims to export it$`),
+      );
+      const named = plan(
+        { xrd: target, permissionClaims: [claim(group, resource)] },
+        { ...builtinDefaults, allowedClaims: [{ group, resource }] },
+      );
+      assert.ok(named.claimsRole, `${resource}.${group} allowed by name`);
+    }
+  });
+
+  it("allows the custom resources of a group the input allows, never a Kubernetes API by its group", () => {
+    const withGroups = { ...builtinDefaults, allowedClaimGroups: ["example.org", "aws.m.upbound.io"] };
+    for (const [group, resource] of [
+      ["example.org", "backups"],
+      ["example.org", "backup-schedules"],
+      ["aws.m.upbound.io", "buckets"],
+    ] as const) {
+      assert.equal(claimRefusal({ group, resource }, withGroups), undefined, `${resource}.${group}`);
+    }
+    rejects(
+      () => plan({ xrd: target, permissionClaims: [claim("example.org", "backups")] }),
+      "spec.permissionClaims[0]",
+      /claims backups\.example\.org, which is not allowed by default \(only secrets and configmaps are\); the function input must list its group "example\.org" in allowedClaimGroups or \{group: "example\.org", resource: backups\} in allowedClaims/,
     );
+    assert.ok(plan({ xrd: target, permissionClaims: [claim("example.org", "backups")] }, withGroups).claimsRole);
+    // even were such a group in the list (the input refuses it), built-in APIs need their name
+    const builtins = {
+      ...builtinDefaults,
+      allowedClaimGroups: ["gateway.networking.k8s.io", "policy", "", "snapshot.storage.k8s.io"],
+    };
+    for (const [group, resource] of [
+      ["gateway.networking.k8s.io", "httproutes"],
+      ["policy", "poddisruptionbudgets"],
+      ["", "services"],
+      ["snapshot.storage.k8s.io", "volumesnapshots"],
+    ] as const) {
+      assert.match(String(claimRefusal({ group, resource }, builtins)), /allowedClaims/, `${resource}.${group}`);
+    }
+  });
+
+  it("refuses namespaced Crossplane provider configs even in an allowed group, unless named", () => {
+    const defaults = { ...builtinDefaults, allowedClaimGroups: ["aws.m.upbound.io", "kubernetes.m.crossplane.io"] };
+    for (const [group, resource] of [
+      ["aws.m.upbound.io", "providerconfigs"],
+      ["aws.m.upbound.io", "providerconfigusages"],
+      ["kubernetes.m.crossplane.io", "providerconfigs"],
+      ["kubernetes.m.crossplane.io", "clusterproviderconfigs"],
+    ] as const) {
+      const id = `${resource}.${group}`;
+      rejects(
+        () => plan({ xrd: target, permissionClaims: [claim(group, resource)] }, defaults),
+        "spec.permissionClaims[0]",
+        new RegExp(
+          `claims ${id.replaceAll(".", "\\.")}, which is escalation-prone \\(provider configs choose the credentials a Crossplane provider uses\\); .*allowedClaims`,
+        ),
+      );
+      assert.ok(
+        plan(
+          { xrd: target, permissionClaims: [claim(group, resource)] },
+          { ...defaults, allowedClaims: [{ group, resource }] },
+        ),
+      );
+    }
   });
 
   it("allows exactly what is named: roles do not allow clusterrolebindings", () => {
@@ -191,13 +264,16 @@ describe("escalation-prone claims", () => {
       [
         { group: "", resource: "secrets", version: "v1", selector: { owner: "Provider" } },
         { group: "apps", resource: "deployments", version: "v1", selector: { owner: "Consumer" } },
+        { group: "example.org", resource: "backups", version: "v1", selector: { owner: "Consumer" } },
+        { group: "aws.m.upbound.io", resource: "providerconfigs", version: "v1", selector: { owner: "Consumer" } },
       ],
       claimsField,
     );
     assert.match(
       String(text),
-      /^metadata\.annotations\["bind\.klutch\.dev\/permission-claims"\]\[1\] claims deployments\.apps \(.*\): .*allowedClaims$/,
+      /^metadata\.annotations\["bind\.klutch\.dev\/permission-claims"\]\[1\] claims deployments\.apps \(.*\); .*\[3\] claims providerconfigs\.aws\.m\.upbound\.io \(.*\): .*allowedClaims$/,
     );
+    assert.doesNotMatch(String(text), /backups/);
   });
 });
 
@@ -238,6 +314,7 @@ describe("the function input's allow-lists", () => {
   it("default to nothing beyond the default namespace", () => {
     const input = parseInput(base);
     assert.deepEqual(input.defaults.allowedClaims, []);
+    assert.deepEqual(input.defaults.allowedClaimGroups, []);
     assert.deepEqual(input.defaults.allowedTemplateNamespaces, ["crossplane-system"]);
     assert.deepEqual(parseInput(undefined).defaults.allowedTemplateNamespaces, ["crossplane-system"]);
   });
@@ -247,7 +324,30 @@ describe("the function input's allow-lists", () => {
     assert.deepEqual(input.defaults.allowedClaims, [{ group: "", resource: "serviceaccounts" }]);
   });
 
+  it("name groups of custom resources", () => {
+    const input = parseInput({ ...base, allowedClaimGroups: ["example.org", "aws.m.upbound.io"] });
+    assert.deepEqual(input.defaults.allowedClaimGroups, ["example.org", "aws.m.upbound.io"]);
+  });
+
   const bad: Array<[string, Record<string, unknown>, string, RegExp]> = [
+    ...(
+      [
+        ["", /built-in Kubernetes API group/],
+        ["policy", /built-in Kubernetes API group/],
+        ["apps", /built-in Kubernetes API group/],
+        ["gateway.networking.k8s.io", /a Kubernetes API group/],
+        ["snapshot.storage.k8s.io", /a Kubernetes API group/],
+        ["metrics.kubernetes.io", /a Kubernetes API group/],
+        ["pkg.crossplane.io", /Crossplane packages/],
+        ["bind.klutch.dev", /this project/],
+      ] as const
+    ).map(([group, why]): [string, Record<string, unknown>, string, RegExp] => [
+      `the group ${JSON.stringify(group)} as a group of custom resources`,
+      { allowedClaimGroups: ["example.org", group] },
+      "input.allowedClaimGroups[1]",
+      new RegExp(`must be a group of custom resources, not .*${why.source}.*allowedClaims`),
+    ]),
+    ["a wildcard group", { allowedClaimGroups: ["*.example.org"] }, "input.allowedClaimGroups[0]", /wildcards/],
     [
       "a wildcard claim",
       { allowedClaims: [{ group: "*", resource: "*" }] },
@@ -373,6 +473,7 @@ describe("the composed roles never grant more than the named resources", () => {
       const defaults: ExportDefaults = {
         ...builtinDefaults,
         allowedClaims: allowedClaims.filter((a) => !`${a.group}${a.resource}`.includes("*")),
+        allowedClaimGroups: rng.int(2) === 0 ? [] : ["example.org"],
         allowedTemplateNamespaces: ["crossplane-system", ...(rng.int(2) === 0 ? ["klutch"] : [])],
       };
       const spec = {
@@ -426,18 +527,16 @@ describe("the composed roles never grant more than the named resources", () => {
           );
         }
       }
-      // the claims role: exactly the claimed resources, escalation-prone ones only when allowed
+      // the claims role: exactly the claimed resources, each allowed by default or by the input
       const granted = rulesOf(result.claimsRole).flatMap((r) =>
         (r.resources ?? []).map((res) => `${r.apiGroups?.[0]}/${res}`),
       );
       assert.deepEqual(new Set(granted), named, why);
       for (const c of claims) {
-        if (escalation(c) !== undefined) {
-          assert.ok(
-            defaults.allowedClaims.some((a) => a.group === c.group && a.resource === c.resource),
-            `${why}: ${c.resource}.${c.group} granted without being allowed`,
-          );
-        }
+        const byDefault = c.group === "" && (c.resource === "secrets" || c.resource === "configmaps");
+        const named = defaults.allowedClaims.some((a) => a.group === c.group && a.resource === c.resource);
+        const byGroup = defaults.allowedClaimGroups.includes(c.group) && escalation(c) === undefined;
+        assert.ok(byDefault || named || byGroup, `${why}: ${c.resource}.${c.group} granted without being allowed`);
       }
       assert.ok(defaults.allowedTemplateNamespaces.includes(result.template.metadata.namespace ?? ""), why);
     }
