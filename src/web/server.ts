@@ -134,7 +134,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   };
   const maxBindsPerUser = options.maxBindsPerUser ?? 2;
   /** binds in flight, by user */
-  const binding = new Map<string, number>();
+  const bindsInFlight = new Map<string, number>();
   const sessions = new SessionStore({
     idleMs: options.idleMs ?? 60 * 60_000,
     maxMs: options.maxMs ?? 8 * 60 * 60_000,
@@ -397,7 +397,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         return redirect(res, "/login", { "set-cookie": clearSession });
       }
       const user = session.user.username;
-      const inFlight = binding.get(user) ?? 0;
+      const inFlight = bindsInFlight.get(user) ?? 0;
       if (inFlight >= maxBindsPerUser) {
         log.warn({ user, inFlight }, "bind refused: too many of the user's binds in flight");
         return send(
@@ -412,7 +412,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           { "retry-after": "10" },
         );
       }
-      binding.set(user, inFlight + 1);
+      bindsInFlight.set(user, inFlight + 1);
       try {
         return redirect(res, await bind(session, form));
       } catch (err) {
@@ -428,9 +428,9 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         };
         return send(res, refusedByRbac ? 403 : 400, await dashboard(session, again.namespace || namespace, again));
       } finally {
-        const left = (binding.get(user) ?? 1) - 1;
-        if (left > 0) binding.set(user, left);
-        else binding.delete(user);
+        const left = (bindsInFlight.get(user) ?? 1) - 1;
+        if (left > 0) bindsInFlight.set(user, left);
+        else bindsInFlight.delete(user);
       }
     }
     send(
