@@ -60,7 +60,7 @@ describe("app cluster servers the sync must not reach", () => {
         assert.match(condition?.message ?? "", why);
       });
     }
-    // the sync looked several times meanwhile (backoff from 1 s): never a connection
+    // every binding was looked at (its condition says so): no connection was made
     assert.equal(listener.accepted(), 0, "no connection to the loopback listener");
   });
 
