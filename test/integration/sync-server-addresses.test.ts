@@ -2,12 +2,17 @@
 // (cloud metadata) or the service network, unless --allow-loopback-app-servers allows loopback.
 // A loopback listener counts the connections made: a refused binding makes none.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { type Condition, conditionOf } from "../../src/kube/conditions.ts";
 import { refs } from "../../src/sync/resources.ts";
+import { onFileDone } from "../support/clusters.ts";
 import { type CountingListener, countingListener } from "../support/counting-listener.ts";
 import { eventually } from "../support/eventually.ts";
+import { stopProcess } from "../support/processes.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
+import { repoRoot } from "../support/tools.ts";
 
 /** The app cluster's kubeconfig with another server URL. */
 function pointedAt(env: SyncEnv, server: string): string {
@@ -83,5 +88,45 @@ describe("app cluster servers the sync must not reach", () => {
       assert.equal(condition?.reason, "ServerAddressRefused", JSON.stringify(condition));
       assert.match(condition?.message ?? "", /link-local/);
     });
+  });
+
+  it("klutch-bind sync --service-cidr refuses servers in the service network, loopback allowed or not", async () => {
+    const env = await syncEnv({ inProcess: false });
+    const sync = spawn(
+      process.execPath,
+      [
+        join(repoRoot, "src/cli/main.ts"),
+        "sync",
+        "--kubeconfig",
+        env.control.kubeconfigPath,
+        "--namespace",
+        env.bindingNamespace,
+        "--metrics-address",
+        "",
+        "--health-address",
+        "",
+        "--status-interval",
+        "1",
+        "--allow-loopback-app-servers",
+        // the test's app cluster stands in for a service of the control plane's cluster
+        "--service-cidr",
+        "10.96.0.0/12,127.0.0.0/8",
+      ],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
+    onFileDone(() => stopProcess(sync));
+    await env.bind("service", []);
+    await eventually(
+      "Connected=False, ServerAddressRefused naming the service network",
+      async () => {
+        const condition = await connected(env, "service");
+        assert.equal(condition?.reason, "ServerAddressRefused", JSON.stringify(condition));
+        assert.match(
+          condition?.message ?? "",
+          /127\.0\.0\.1, in the control plane's service network 127\.0\.0\.0\/8.*--service-cidr/,
+        );
+      },
+      60_000,
+    );
   });
 });
