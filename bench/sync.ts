@@ -233,6 +233,15 @@ if (replicas > 1 && !shardsSupported) throw new Error(`--replicas ${replicas} ne
 // sources (Node strips their types, which costs the process about 17 MiB)
 const syncEntry = join(import.meta.dirname, "..", process.env.BENCH_SYNC_ENTRY ?? "dist/cli/main.js");
 if (!existsSync(syncEntry)) throw new Error(`no ${syncEntry}: run make build (or set BENCH_SYNC_ENTRY)`);
+// the bench's app clusters listen on 127.0.0.1; syncs built before the flag existed allow them anyway
+const loopbackFlag = /Unknown option '--allow-loopback-app-servers'/.test(
+  spawnSync(process.execPath, [syncEntry, "sync", "--allow-loopback-app-servers", "--shards", "none"], {
+    encoding: "utf8",
+    timeout: 30_000,
+  }).stderr,
+)
+  ? []
+  : ["--allow-loopback-app-servers"];
 // BENCH_SYNC_LOG=FILE: every line the sync logs, with --debug, in FILE (every replica, every start);
 // the first object's timeline is read from it
 const syncLogPath = process.env.BENCH_SYNC_LOG || undefined;
@@ -286,6 +295,7 @@ async function startReplica(): Promise<Replica> {
       "--health-address",
       "",
       "--no-auto-export",
+      ...loopbackFlag,
       ...(process.env.BENCH_SYNC_ARGS ?? "").split(" ").filter((a) => a !== ""),
       ...(syncLog ? ["--debug"] : []),
       ...(replicas > 1 ? ["--shards", "auto", "--leader-election-namespace", ns] : []),

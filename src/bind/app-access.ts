@@ -6,7 +6,8 @@
 import type { LookupFunction } from "node:net";
 import { parse, stringify } from "yaml";
 import type { PermissionClaim } from "../export/types.ts";
-import { KubeApiError, KubeClient, type KubeObject } from "../kube/client.ts";
+import { type ClientOptions, KubeApiError, KubeClient, type KubeObject } from "../kube/client.ts";
+import type { ServerAddressPolicy } from "../kube/server-addresses.ts";
 import {
   type AppAccount,
   accountFor,
@@ -30,6 +31,8 @@ export type AppAccessRequest = {
   tokenSeconds?: number;
   /** how the app cluster's host name is looked up (a tenant's gate, lookup.ts, in a shared process) */
   lookup?: LookupFunction;
+  /** where the app cluster's server may be (server-addresses.ts; in a shared process) */
+  serverAddresses?: ServerAddressPolicy;
 };
 
 export type AppAccess = {
@@ -104,8 +107,11 @@ export async function grantAppAccess(givenKubeconfig: string, request: AppAccess
   const seconds = request.tokenSeconds ?? defaultTokenSeconds;
   if (!(seconds >= minTokenSeconds)) throw new Error(`the token lifetime must be at least ${minTokenSeconds} s`);
   const account = accountFor(request.bindingNamespace, request.bindingName);
-  const lookup = request.lookup ? { lookup: request.lookup } : {};
-  const app = KubeClient.fromUntrustedKubeconfig(givenKubeconfig, { timeoutMs: 10_000, ...lookup });
+  const reach: ClientOptions = {
+    ...(request.lookup ? { lookup: request.lookup } : {}),
+    ...(request.serverAddresses ? { serverAddresses: request.serverAddresses } : {}),
+  };
+  const app = KubeClient.fromUntrustedKubeconfig(givenKubeconfig, { timeoutMs: 10_000, ...reach });
   try {
     const me = await whoAmI(app).catch((err: unknown) => {
       throw new Error(`app cluster ${app.server}: cannot tell who the kubeconfig's user is: ${message(err)}`);
@@ -118,7 +124,7 @@ export async function grantAppAccess(givenKubeconfig: string, request: AppAccess
       );
     });
     const kubeconfig = accountKubeconfig(clusterOf(givenKubeconfig), account, issued.token);
-    await checkAccount(kubeconfig, account, request.lookup);
+    await checkAccount(kubeconfig, account, reach);
     return { account, kubeconfig, expires: issued.expires, selfIssued };
   } finally {
     app.close();
@@ -176,8 +182,8 @@ function refOf(obj: KubeObject) {
 }
 
 /** The account's kubeconfig works: the app cluster answers it, and it may read what identifies the cluster. */
-async function checkAccount(kubeconfig: string, account: AppAccount, lookup?: LookupFunction): Promise<void> {
-  const client = KubeClient.fromUntrustedKubeconfig(kubeconfig, { timeoutMs: 10_000, ...(lookup ? { lookup } : {}) });
+async function checkAccount(kubeconfig: string, account: AppAccount, reach: ClientOptions): Promise<void> {
+  const client = KubeClient.fromUntrustedKubeconfig(kubeconfig, { timeoutMs: 10_000, ...reach });
   try {
     // a role binding just made takes a moment to reach the API server's authorizer
     for (let attempt = 0; ; attempt++) {

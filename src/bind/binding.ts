@@ -5,6 +5,7 @@
 import type { LookupFunction } from "node:net";
 import { isDnsLabel } from "../export/decode.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import { refusedServerAddress, type ServerAddressPolicy } from "../kube/server-addresses.ts";
 import { type AppAccount, appAccessAnnotation, appAccessServiceAccount } from "../sync/app-account.ts";
 import { specOf } from "../sync/binding-spec.ts";
 import type { RecordedClaim } from "../sync/consent.ts";
@@ -36,17 +37,25 @@ export function checkBindingName(name: string): void {
 /**
  * Checks that the kubeconfig is usable by the sync (self-contained) and that its cluster answers.
  * Returns the server and its version. lookup: how its host name is looked up (a tenant's gate,
- * lookup.ts, where the process serves several).
+ * lookup.ts, where the process serves several); serverAddresses: where the server may be
+ * (server-addresses.ts; anywhere when undefined, as for a person's own `klutch-bind bind`).
  */
 export async function checkAppCluster(
   kubeconfig: string,
   lookup?: LookupFunction,
+  serverAddresses?: ServerAddressPolicy,
 ): Promise<{ server: string; version: string }> {
-  const app = KubeClient.fromUntrustedKubeconfig(kubeconfig, { timeoutMs: 10_000, ...(lookup ? { lookup } : {}) });
+  const app = KubeClient.fromUntrustedKubeconfig(kubeconfig, {
+    timeoutMs: 10_000,
+    ...(lookup ? { lookup } : {}),
+    ...(serverAddresses ? { serverAddresses } : {}),
+  });
   try {
     const { gitVersion } = await app.serverVersion();
     return { server: app.server, version: gitVersion };
   } catch (err) {
+    const refused = refusedServerAddress(err);
+    if (refused !== undefined) throw new Error(`app cluster ${app.server} refused: ${refused.message}`);
     throw new Error(`app cluster ${app.server} unreachable: ${(err as Error).message}`);
   } finally {
     app.close();
@@ -69,6 +78,8 @@ export type NewBinding = {
   decisions?: Decisions;
   /** how the app cluster's host name is looked up (a tenant's gate, lookup.ts, in a shared process) */
   lookup?: LookupFunction;
+  /** where the app cluster's server may be (server-addresses.ts; in a shared process) */
+  serverAddresses?: ServerAddressPolicy;
 };
 
 /** The binding's record of an export's claims, as the user decided them. */
@@ -116,6 +127,7 @@ export async function createBinding(
     })),
     ...(binding.tokenSeconds ? { tokenSeconds: binding.tokenSeconds } : {}),
     ...(binding.lookup ? { lookup: binding.lookup } : {}),
+    ...(binding.serverAddresses ? { serverAddresses: binding.serverAddresses } : {}),
   });
   const marks = kubeconfigSecretMarks(binding.name);
   const secret: KubeObject = {

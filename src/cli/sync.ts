@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { KubeClient } from "../kube/client.ts";
 import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "../kube/kubeconfig.ts";
+import { defaultServiceNetworks, type Network, parseNetwork } from "../kube/server-addresses.ts";
 import { createLogger } from "../log.ts";
 import { minTokenSeconds } from "../sync/app-account.ts";
 import { appCacheDefaults } from "../sync/bindings.ts";
@@ -36,6 +37,10 @@ const flags = {
   "metrics-address": { type: "string", default: ":8080" },
   "health-address": { type: "string", default: ":8081" },
   "app-request-timeout": { type: "string", default: "10" },
+  // app cluster servers on this host (127.0.0.1, ::1): for development and tests only
+  "allow-loopback-app-servers": { type: "boolean", default: false },
+  // the control plane's service network, refused for app cluster servers (default: from KUBERNETES_SERVICE_HOST)
+  "service-cidr": { type: "string", multiple: true },
   // which Secrets may hold a binding's kubeconfig: marked ones (default) or any of the binding's namespace too
   "kubeconfig-secrets": { type: "string", default: "marked" },
   "template-namespace": { type: "string", multiple: true },
@@ -65,6 +70,20 @@ function readPem(flag: string, path: string): Buffer {
   } catch (err) {
     throw new UsageError(`--${flag} ${path}: ${(err as Error).message}`);
   }
+}
+
+/** --service-cidr, repeated or comma-separated; "none" refuses no service network. */
+function serviceNetworks(given: string[] | undefined): Network[] {
+  if (given === undefined) return defaultServiceNetworks();
+  const items = given.flatMap((v) => v.split(",")).map((v) => v.trim());
+  if (items.length === 1 && items[0] === "none") return [];
+  return items.map((item) => {
+    try {
+      return parseNetwork(item, "--service-cidr");
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  });
 }
 
 function positive(name: string, value: string): number {
@@ -110,9 +129,20 @@ export async function runSync(args: string[]): Promise<number> {
   // 155 MiB for 3 s more CPU (16.6 s against 13.6 s). NODE_OPTIONS does not take this V8 flag;
   // V8 reads it whenever it sets a new heap limit, so setting it at start is in time.
   if (heapGrowth > 0) setFlagsFromString(`--heap-growing-percent=${heapGrowth}`);
+  const serverAddresses = {
+    allowLoopback: values["allow-loopback-app-servers"],
+    serviceNetworks: serviceNetworks(values["service-cidr"]),
+  };
   const leaseDurationSeconds = positive("lease-duration", values["lease-duration"]);
   const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "crossplane-system";
   const logger = createLogger("sync", values.debug);
+  logger.info(
+    {
+      loopback: serverAddresses.allowLoopback ? "allowed" : "refused",
+      serviceNetworks: serverAddresses.serviceNetworks.map((n) => n.text),
+    },
+    "app cluster servers refused on link-local addresses, these service networks and, unless allowed, loopback",
+  );
   // --kubeconfig, else KUBECONFIG's files, else the pod's service account (never ~/.kube/config)
   const kubeconfig = values.kubeconfig
     ? readKubeconfigFile(values.kubeconfig)
@@ -171,6 +201,8 @@ export async function runSync(args: string[]): Promise<number> {
       logger: createLogger("web", values.debug),
       address: values["web-address"],
       defaultNamespace: values["web-namespace"] ?? values.namespace ?? process.env.POD_NAMESPACE ?? "crossplane-system",
+      allowLoopbackAppServers: serverAddresses.allowLoopback,
+      serviceNetworks: serverAddresses.serviceNetworks,
       ...(cert && key ? { tls: { cert: readPem("web-tls-cert", cert), key: readPem("web-tls-key", key) } } : {}),
     });
   }
@@ -228,6 +260,8 @@ export async function runSync(args: string[]): Promise<number> {
       maxBytes: positive("app-cache-mib-per-namespace", values["app-cache-mib-per-namespace"]) * 1024 * 1024,
     },
     appClientOptions,
+    allowLoopbackAppServers: serverAddresses.allowLoopback,
+    serviceNetworks: serverAddresses.serviceNetworks,
     kubeconfigSecrets,
     appTokenRenewFraction: renewAt,
     ...(appTokenSeconds ? { appTokenSeconds } : {}),

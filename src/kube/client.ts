@@ -28,6 +28,7 @@ import { asStatus, describeBody, isRecord, KubeApiError, KubeDecodeError } from 
 import { type AnswerStream, H2Answer, H2Sessions, negotiateH2 } from "./h2.ts";
 import { type ClusterAccess, clusterAccess, type ParsedKubeconfig, parseKubeconfig } from "./kubeconfig.ts";
 import { assertSelfContained } from "./self-contained.ts";
+import { checkServerUrl, guardedLookup, type ServerAddressPolicy } from "./server-addresses.ts";
 
 export { KubeApiError, KubeDecodeError, type Status } from "./errors.ts";
 
@@ -83,6 +84,11 @@ export type ClientOptions = {
   http2?: boolean;
   /** how the server's host name is looked up (lookup.ts: a tenant's lookups gated); dns.lookup by default */
   lookup?: LookupFunction;
+  /**
+   * where the server may be (server-addresses.ts): for app clusters, whose kubeconfigs are a
+   * tenant's word; checked before each connection, nothing is sent to a refused address
+   */
+  serverAddresses?: ServerAddressPolicy;
 };
 
 /**
@@ -242,18 +248,28 @@ class Connection {
   /** a bearer token that replaced the kubeconfig's (setBearerToken) */
   #bearer: string | undefined;
   readonly #lookup: LookupFunction | undefined;
+  readonly #serverAddresses: ServerAddressPolicy | undefined;
 
   constructor(
     access: ClusterAccess,
     limiter: RateLimiter,
-    options: { maxConnections: number; http2: boolean; connectTimeoutMs: number; lookup?: LookupFunction },
+    options: {
+      maxConnections: number;
+      http2: boolean;
+      connectTimeoutMs: number;
+      lookup?: LookupFunction;
+      serverAddresses?: ServerAddressPolicy;
+    },
   ) {
     this.access = access;
     this.limiter = limiter;
     this.maxConnections = options.maxConnections;
     this.http2 = options.http2;
     this.connectTimeoutMs = options.connectTimeoutMs;
-    this.#lookup = options.lookup;
+    this.#serverAddresses = options.serverAddresses;
+    // every connection's lookup checks the addresses it resolves to (an IP literal is looked up by
+    // nobody: #makeTransport checks it)
+    this.#lookup = options.serverAddresses ? guardedLookup(options.serverAddresses, options.lookup) : options.lookup;
   }
 
   setBearerToken(token: string): void {
@@ -332,6 +348,8 @@ class Connection {
   }
 
   async #makeTransport(): Promise<Transport> {
+    const refused = this.#serverAddresses && checkServerUrl(this.access.server, this.#serverAddresses);
+    if (refused) throw refused;
     const lookup = this.#lookup === undefined ? {} : { lookup: this.#lookup };
     const requests = {
       keepAlive: true,
@@ -442,6 +460,7 @@ export class KubeClient {
         http2: options.http2 ?? true,
         connectTimeoutMs: timeoutMs,
         ...(options.lookup ? { lookup: options.lookup } : {}),
+        ...(options.serverAddresses ? { serverAddresses: options.serverAddresses } : {}),
       }),
       tally: { requests: 0, observer: undefined },
       userAgent: options.userAgent ?? "klutch-bind",

@@ -4,6 +4,7 @@
 // little.
 import type { Logger } from "pino";
 import { type KubeClient, KubeDecodeError } from "../kube/client.ts";
+import { refusedServerAddress } from "../kube/server-addresses.ts";
 import type { Condition } from "./binding-spec.ts";
 import { refs } from "./resources.ts";
 
@@ -43,8 +44,14 @@ export class AppProbe {
       this.condition = {
         type: "Connected",
         status: "False",
-        // answering, but not as a Kubernetes API server does (a proxy's sign-in page, say)
-        reason: err instanceof KubeDecodeError ? "InvalidAnswers" : "Unreachable",
+        // answering, but not as a Kubernetes API server does (a proxy's sign-in page, say); or
+        // where app cluster servers may not be (server-addresses.ts: nothing was sent)
+        reason:
+          err instanceof KubeDecodeError
+            ? "InvalidAnswers"
+            : refusedServerAddress(err) !== undefined
+              ? "ServerAddressRefused"
+              : "Unreachable",
         message: `app cluster ${app.server}: ${err instanceof Error ? err.message : String(err)}`,
       };
       this.#next = Date.now() + pause;

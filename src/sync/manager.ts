@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
 import type { CacheLimits } from "../kube/cache-budget.ts";
 import type { ClientOptions, KubeClient } from "../kube/client.ts";
+import type { Network } from "../kube/server-addresses.ts";
 import { listen } from "../listen.ts";
 import { withSafeErrors } from "../log.ts";
 import { AutoExportController } from "./auto-export.ts";
@@ -27,6 +28,14 @@ export type SyncOptions = {
   appCacheLimits?: CacheLimits;
   namespace?: string;
   appClientOptions?: ClientOptions;
+  /**
+   * app cluster servers on loopback addresses too (--allow-loopback-app-servers; default false:
+   * refused, as link-local ones and the service network always are; server-addresses.ts). Tests,
+   * whose app clusters listen on 127.0.0.1, pass true.
+   */
+  allowLoopbackAppServers?: boolean;
+  /** the control plane's service network, refused for app cluster servers (--service-cidr; default none) */
+  serviceNetworks?: readonly Network[];
   /** which Secrets may hold a binding's kubeconfig (see kubeconfig-secret.ts); default marked */
   kubeconfigSecrets?: KubeconfigSecretPolicy;
   metricsAddress?: string;
@@ -92,7 +101,13 @@ export async function startSync(given: SyncOptions): Promise<RunningSync> {
     ...(options.bindingWorkersPerNamespace ? { bindingWorkersPerNamespace: options.bindingWorkersPerNamespace } : {}),
     ...(options.namespace ? { namespace: options.namespace } : {}),
     ...(options.appCacheLimits ? { appCacheLimits: options.appCacheLimits } : {}),
-    ...(options.appClientOptions ? { appClientOptions: options.appClientOptions } : {}),
+    appClientOptions: {
+      ...options.appClientOptions,
+      serverAddresses: {
+        allowLoopback: options.allowLoopbackAppServers ?? false,
+        serviceNetworks: options.serviceNetworks ?? [],
+      },
+    },
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
     ...(options.kubeconfigSecrets ? { kubeconfigSecrets: options.kubeconfigSecrets } : {}),
     ...(options.templateNamespaces ? { templateNamespaces: options.templateNamespaces } : {}),

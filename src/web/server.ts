@@ -15,6 +15,7 @@ import { KubeClient, type KubeObject } from "../kube/client.ts";
 import { conditionOf, conditionsOf } from "../kube/conditions.ts";
 import { readKubeconfigFile } from "../kube/kubeconfig.ts";
 import { LookupGate } from "../kube/lookup.ts";
+import type { Network, ServerAddressPolicy } from "../kube/server-addresses.ts";
 import { listen } from "../listen.ts";
 import { withSafeErrors } from "../log.ts";
 import { script, styleSheet } from "./assets.ts";
@@ -50,6 +51,17 @@ export type WebOptions = {
   maxMs?: number;
   /** how often each session's token is checked again with TokenReview (default 2 min) */
   reviewIntervalMs?: number;
+  /**
+   * app cluster servers on loopback addresses too (the sync's --allow-loopback-app-servers; default
+   * false); link-local ones and serviceNetworks are always refused (server-addresses.ts)
+   */
+  allowLoopbackAppServers?: boolean;
+  /** the control plane's service network (the sync's --service-cidr; default none) */
+  serviceNetworks?: readonly Network[];
+  /** binds (app cluster lookups and requests) one user has in flight at most; more are refused at once (default 2) */
+  maxBindsPerUser?: number;
+  /** the host name lookups of the app clusters users name, gated per user (a gate of the page's own by default) */
+  lookups?: LookupGate;
 };
 
 export type RunningWeb = {
@@ -100,6 +112,11 @@ function bindingView(b: KubeObject): BindingView {
   };
 }
 
+/** The key of a user's host name lookups: who signed in, never what they typed. */
+function lookupKey(session: Session): string {
+  return `user:${session.user.username}`;
+}
+
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -109,8 +126,16 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   const sessionCookie = secure ? "__Host-klb-session" : "klb-session";
   const loginCookie = secure ? "__Host-klb-login" : "klb-login";
   const log = withSafeErrors(options.logger);
-  // the app clusters users name are looked up two at a time per namespace (lookup.ts)
-  const lookups = new LookupGate();
+  // the app clusters users name are looked up two at a time per signed-in user (lookup.ts): never
+  // per namespace typed into the form, which would give a user as many lanes as names they type
+  const lookups = options.lookups ?? new LookupGate();
+  const appServers: ServerAddressPolicy = {
+    allowLoopback: options.allowLoopbackAppServers ?? false,
+    serviceNetworks: options.serviceNetworks ?? [],
+  };
+  const maxBindsPerUser = options.maxBindsPerUser ?? 2;
+  /** binds in flight, by user */
+  const bindsInFlight = new Map<string, number>();
   const sessions = new SessionStore({
     idleMs: options.idleMs ?? 60 * 60_000,
     maxMs: options.maxMs ?? 8 * 60 * 60_000,
@@ -195,11 +220,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       );
     }
     const decisions = decide(exports, (c) => checked.has(`${c.api.id}/${c.key}`));
-    const lookup = lookups.lookupFor(namespace);
-    await checkAppCluster(kubeconfig, lookup);
+    const lookup = lookups.lookupFor(lookupKey(session));
+    await checkAppCluster(kubeconfig, lookup, appServers);
     const { ref } = await createBinding(
       session.client,
-      { name, namespace, kubeconfig, exports, decisions, lookup },
+      { name, namespace, kubeconfig, exports, decisions, lookup, serverAddresses: appServers },
       "klutch-bind-web",
     );
     log.info(
@@ -372,6 +397,23 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         sessions.end(session.id);
         return redirect(res, "/login", { "set-cookie": clearSession });
       }
+      const user = session.user.username;
+      const inFlight = bindsInFlight.get(user) ?? 0;
+      if (inFlight >= maxBindsPerUser) {
+        log.warn({ user, inFlight }, "bind refused: too many of the user's binds in flight");
+        return send(
+          res,
+          429,
+          errorPage({
+            title: "Too many binds at once",
+            message: `You have ${inFlight} binds in progress already (at most ${maxBindsPerUser} at once). Wait until they finish, then bind again.`,
+            user,
+            csrf: session.csrf,
+          }),
+          { "retry-after": "10" },
+        );
+      }
+      bindsInFlight.set(user, inFlight + 1);
       try {
         return redirect(res, await bind(session, form));
       } catch (err) {
@@ -386,6 +428,10 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           error: message(err),
         };
         return send(res, refusedByRbac ? 403 : 400, await dashboard(session, again.namespace || namespace, again));
+      } finally {
+        const left = (bindsInFlight.get(user) ?? 1) - 1;
+        if (left > 0) bindsInFlight.set(user, left);
+        else bindsInFlight.delete(user);
       }
     }
     send(

@@ -89,6 +89,8 @@ describe("a binding through a service account of its own", () => {
     const renewAt = 0.01; // of 600 s: every 6 s
     const sync = await startSync({
       control: controlClient,
+      // the test's app clusters listen on 127.0.0.1
+      allowLoopbackAppServers: true,
       logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
       workers: 4,
       namespace: ns,
@@ -266,6 +268,8 @@ describe("an accepted claim the binding's account cannot reach", () => {
     const { controlClient, bindingNamespace: ns } = env;
     const sync = await startSync({
       control: controlClient,
+      // the test's app clusters listen on 127.0.0.1
+      allowLoopbackAppServers: true,
       logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
       workers: 4,
       namespace: ns,

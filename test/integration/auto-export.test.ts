@@ -47,6 +47,8 @@ describe("automatic export of labelled XRDs", () => {
     }
     const sync = await startSync({
       control: client,
+      // the test's app clusters listen on 127.0.0.1
+      allowLoopbackAppServers: true,
       logger: pino({ level: "silent" }),
       workers: 2,
       namespace: "none",

@@ -57,6 +57,12 @@ it("refuses a --heap-growth that is not a whole percent", async () => {
   assert.match(result.stderr, /^klutch-bind: --heap-growth must be a whole percent from 0 to 1000, got "-5"/);
 });
 
+it("refuses a --service-cidr that is not a network, naming it", async () => {
+  const result = await klutchBind("src/cli/main.ts", "sync", "--service-cidr", "10.96.0.0/12,10.300.0.0/16");
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /^klutch-bind: --service-cidr: "10.300.0.0\/16" is not a network/);
+});
+
 describe("klutch-bind function (the server as Crossplane starts it)", () => {
   it("serves with only --insecure, and exits 0 after SIGTERM", async () => {
     const { spawn } = await import("node:child_process");

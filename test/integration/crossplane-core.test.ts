@@ -187,7 +187,15 @@ if (process.env[inOwnNetnsEnv] !== "1") {
         "t",
         true,
       );
-      sync = await startSync({ control, logger: silent, workers: 4, namespace, resyncMs: 2000, autoExport: false });
+      sync = await startSync({
+        control,
+        logger: silent,
+        workers: 4,
+        namespace,
+        resyncMs: 2000,
+        autoExport: false,
+        allowLoopbackAppServers: true,
+      });
       const exports = pickExports(await listBindable(control, crossplaneNamespace), [
         "postgresqlinstances.anynines.com",
       ]);

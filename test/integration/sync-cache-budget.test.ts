@@ -27,6 +27,8 @@ describe("app cluster caches bounded per namespace", () => {
     const limit = 300;
     const sync = await startSync({
       control: env.controlClient,
+      // the test's app clusters listen on 127.0.0.1
+      allowLoopbackAppServers: true,
       logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
       workers: 4,
       resyncMs: 1000,

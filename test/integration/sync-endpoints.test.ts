@@ -17,6 +17,8 @@ describe("sync endpoints", () => {
     const client = KubeClient.fromConfig(clientConfig(control));
     const sync = await startSync({
       control: client,
+      // the test's app clusters listen on 127.0.0.1
+      allowLoopbackAppServers: true,
       logger: pino({ level: "silent" }),
       workers: 2,
       namespace: "no-bindings-here",

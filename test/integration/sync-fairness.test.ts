@@ -26,6 +26,8 @@ describe("binding workers shared between tenants", () => {
     await env.template([], other);
     const sync = await startSync({
       control: env.controlClient,
+      // the test's app clusters listen on 127.0.0.1
+      allowLoopbackAppServers: true,
       logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
       workers: 2,
       bindingWorkers: 4,

@@ -19,7 +19,16 @@ import { stopProcess } from "../support/processes.ts";
 import { syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
-const quiet = ["--metrics-address", "", "--health-address", "", "--status-interval", "1"];
+// the test's app clusters listen on 127.0.0.1
+const quiet = [
+  "--metrics-address",
+  "",
+  "--health-address",
+  "",
+  "--status-interval",
+  "1",
+  "--allow-loopback-app-servers",
+];
 
 function startSyncProcess(kubeconfig: string, namespace: string, ...extra: string[]): ChildProcess {
   const args = [join(repoRoot, "src/cli/main.ts"), "sync", "--kubeconfig", kubeconfig, "--namespace", namespace];

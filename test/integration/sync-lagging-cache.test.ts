@@ -34,6 +34,8 @@ describe("provider namespaces cached late", () => {
     const binding = await env.bind("lagging", []);
     const sync = await startSync({
       control,
+      // the test's app clusters listen on 127.0.0.1
+      allowLoopbackAppServers: true,
       logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
       workers: 4,
       resyncMs: 1000,

@@ -92,6 +92,7 @@ describe("the sync with least privilege", () => {
       [
         join(repoRoot, "src/cli/main.ts"),
         "sync",
+        "--allow-loopback-app-servers",
         "--kubeconfig",
         kubeconfigPath,
         "--namespace",

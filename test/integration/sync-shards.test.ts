@@ -130,6 +130,7 @@ describe("the sync sharded over replicas", () => {
         [
           join(repoRoot, "src/cli/main.ts"),
           "sync",
+          "--allow-loopback-app-servers",
           "--kubeconfig",
           env.control.kubeconfigPath,
           "--namespace",

@@ -74,6 +74,7 @@ describe("the web page, in Chromium", () => {
     await grant(env.controlClient, bob, "klutch-bind-test:templates-reader", env.bindingNamespace);
 
     web = await startWebServer({
+      allowLoopbackAppServers: true,
       control: webClient,
       logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
       address: "127.0.0.1:0",

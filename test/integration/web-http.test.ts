@@ -132,6 +132,7 @@ describe("the web page over HTTP", () => {
     await grant(env.controlClient, carol, "klutch-bind:binder", env.bindingNamespace);
     // the admin's own client impersonates; web-browser.test.ts runs the page with the least rights
     web = await startWebServer({
+      allowLoopbackAppServers: true,
       control: env.controlClient,
       logger: pino({ level: "silent" }),
       address: "127.0.0.1:0",
@@ -258,6 +259,7 @@ describe("the web page over HTTP", () => {
     let quick: RunningWeb;
     before(async () => {
       quick = await startWebServer({
+        allowLoopbackAppServers: true,
         control: env.controlClient,
         logger: pino({ level: "silent" }),
         address: "127.0.0.1:0",
@@ -345,6 +347,7 @@ describe("the web page over HTTP", () => {
         [
           join(repoRoot, "src/cli/main.ts"),
           "sync",
+          "--allow-loopback-app-servers",
           "--kubeconfig",
           env.control.kubeconfigPath,
           "-n",
@@ -489,6 +492,7 @@ describe("the web page's permission claims, one checkbox each", () => {
     );
     await grant(env.controlClient, dan, "klutch-bind:binder", env.bindingNamespace);
     web = await startWebServer({
+      allowLoopbackAppServers: true,
       control: env.controlClient,
       logger: pino({ level: "silent" }),
       address: "127.0.0.1:0",
@@ -648,6 +652,7 @@ describe("the web page refuses privileged identities", () => {
     webKubeconfig = join(dir, "kubeconfig");
     writeFileSync(webKubeconfig, kubeconfig);
     web = await startWebServer({
+      allowLoopbackAppServers: true,
       control: webClient(webKubeconfig),
       closeControl: true,
       logger: pino({ level: "silent" }),
@@ -698,6 +703,7 @@ describe("the web page refuses privileged identities", () => {
 
   it("serves a session one more interval when TokenReview fails, then answers 503 until it works again", async () => {
     const quick = await startWebServer({
+      allowLoopbackAppServers: true,
       control: webClient(webKubeconfig),
       closeControl: true,
       logger: pino({ level: "silent" }),

@@ -373,6 +373,8 @@ async function up(): Promise<void> {
       [
         join(repoRoot, "dist/cli/main.js"),
         "sync",
+        // the dev clusters' API servers listen on 127.0.0.1
+        "--allow-loopback-app-servers",
         "--kubeconfig",
         syncKubeconfig,
         "--namespace",

@@ -111,6 +111,11 @@ export type SyncEnvOptions = {
   logger?: Logger;
   /** the in-process sync's --kubeconfig-secrets; default marked */
   kubeconfigSecrets?: KubeconfigSecretPolicy;
+  /**
+   * the in-process sync's --allow-loopback-app-servers; default true (the test clusters listen on
+   * 127.0.0.1): false to see loopback servers refused
+   */
+  allowLoopbackAppServers?: boolean;
 };
 
 export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
@@ -171,6 +176,7 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
   if (options.inProcess !== false) {
     const running = await startSync({
       control: controlClient,
+      allowLoopbackAppServers: options.allowLoopbackAppServers ?? true,
       logger: options.logger ?? pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
       workers: options.workers ?? 4,
       namespace: bindingNamespace,
