@@ -24,6 +24,8 @@ export type SyncOptions = {
   bindingWorkersPerNamespace?: number;
   /** what one namespace's app cluster caches hold at most (BindingControllerOptions) */
   appCacheLimits?: CacheLimits;
+  /** what the app cluster lists being read hold together at most (BindingControllerOptions) */
+  appListBytesInFlight?: number;
   namespace?: string;
   appClientOptions?: ClientOptions;
   /** which Secrets may hold a binding's kubeconfig (see kubeconfig-secret.ts); default marked */
@@ -89,6 +91,7 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.bindingWorkersPerNamespace ? { bindingWorkersPerNamespace: options.bindingWorkersPerNamespace } : {}),
     ...(options.namespace ? { namespace: options.namespace } : {}),
     ...(options.appCacheLimits ? { appCacheLimits: options.appCacheLimits } : {}),
+    ...(options.appListBytesInFlight ? { appListBytesInFlight: options.appListBytesInFlight } : {}),
     ...(options.appClientOptions ? { appClientOptions: options.appClientOptions } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
     ...(options.kubeconfigSecrets ? { kubeconfigSecrets: options.kubeconfigSecrets } : {}),
