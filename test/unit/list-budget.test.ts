@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { CacheBudget, CacheFullError } from "../../src/kube/cache-budget.ts";
 import { KubeClient, type ResourceRef } from "../../src/kube/client.ts";
 import { Informer } from "../../src/kube/informer.ts";
+import { ListCeiling, ListCeilingError } from "../../src/kube/list-ceiling.ts";
 import { eventually } from "../support/eventually.ts";
 
 const widgets: ResourceRef = { group: "example.com", version: "v1", resource: "widgets", namespaced: true };
@@ -89,6 +90,19 @@ describe("a list counted against its cache budget as it is read", () => {
     assert.equal(served.pages, 1, "no page after the one that passed the budget was asked for");
     assert.equal(served.cut, 1, "that page was not read to its end");
     assert.deepEqual([budget.objects, budget.bytes, budget.listingBytes], [0, 0, 0]);
+  });
+
+  it("lists of budgets with room fail at the ceiling all budgets' lists share, and give it back", async () => {
+    const huge = page(32, 0);
+    served = { pages: 0, cut: 0 };
+    answer = (_url, res) => send(res, huge);
+    const ceiling = new ListCeiling(8 * MiB, "--ceiling-flag");
+    const limits = { maxObjects: 50_000, maxBytes: 64 * MiB };
+    const err = await firstFailure(new CacheBudget(limits, "tenant x's caches", ceiling));
+    assert.ok(err instanceof ListCeilingError, String(err));
+    assert.match(err.message, /lists being read for one namespace's bindings would hold more than half of the 8 MiB/);
+    assert.ok(served.cut >= 1, "the page was not read to its end");
+    assert.equal(ceiling.bytes, 0, "given back");
   });
 
   it("one huge page is cut as soon as its chunks pass the budget; a list that fits is cached", async () => {
