@@ -48,7 +48,7 @@ const flags = {
   // what the app cluster caches of one namespace's bindings (one tenant's) hold together at most
   "app-cache-objects-per-namespace": { type: "string", default: String(appCacheDefaults.maxObjects) },
   "app-cache-mib-per-namespace": { type: "string", default: String(appCacheDefaults.maxBytes / 1024 / 1024) },
-  // what the app cluster lists being read hold together (default an eighth of the heap limit)
+  // what the app cluster lists being read hold together (default a sixteenth of the heap limit)
   "app-lists-mib-in-flight": { type: "string" },
   "web-address": { type: "string", default: "" },
   "web-tls-cert": { type: "string" },

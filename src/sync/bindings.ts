@@ -142,7 +142,7 @@ export type BindingControllerOptions = {
   appCacheLimits?: CacheLimits;
   /**
    * what the lists being read from app clusters hold together at most, every namespace's (default
-   * defaultListCeilingBytes(): an eighth of the heap limit); one namespace's hold half of it at most
+   * defaultListCeilingBytes(): a sixteenth of the heap limit); one namespace's hold half of it at most
    */
   appListBytesInFlight?: number;
 };
