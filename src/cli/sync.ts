@@ -53,6 +53,8 @@ const flags = {
   // what the app cluster caches of one namespace's bindings (one tenant's) hold together at most
   "app-cache-objects-per-namespace": { type: "string", default: String(appCacheDefaults.maxObjects) },
   "app-cache-mib-per-namespace": { type: "string", default: String(appCacheDefaults.maxBytes / 1024 / 1024) },
+  // what the app cluster lists being read hold together (default a sixteenth of the heap limit)
+  "app-lists-mib-in-flight": { type: "string" },
   "web-address": { type: "string", default: "" },
   "web-tls-cert": { type: "string" },
   "web-tls-key": { type: "string" },
@@ -259,6 +261,9 @@ export async function runSync(args: string[]): Promise<number> {
       maxObjects: positive("app-cache-objects-per-namespace", values["app-cache-objects-per-namespace"]),
       maxBytes: positive("app-cache-mib-per-namespace", values["app-cache-mib-per-namespace"]) * 1024 * 1024,
     },
+    ...(values["app-lists-mib-in-flight"] === undefined
+      ? {}
+      : { appListBytesInFlight: positive("app-lists-mib-in-flight", values["app-lists-mib-in-flight"]) * 1024 * 1024 }),
     appClientOptions,
     allowLoopbackAppServers: serverAddresses.allowLoopback,
     serviceNetworks: serverAddresses.serviceNetworks,

@@ -26,16 +26,33 @@ export class ResponseTooLarge extends Error {}
 /**
  * Reads an answer up to maxBytes (then destroys it and rejects). A body that is not UTF-8, or
  * labelled JSON but not parseable, resolves with a problem: the caller decides what it means.
+ * onChunk is told each chunk's size as it arrives; what it throws ends the answer the same way.
  */
-export function readResponse(res: AnswerStream, maxBytes: number): Promise<Response> {
+export function readResponse(
+  res: AnswerStream,
+  maxBytes: number,
+  onChunk?: (bytes: number) => void,
+): Promise<Response> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let failed = false;
+    const fail = (err: unknown) => {
+      failed = true;
+      res.destroy();
+      reject(err);
+    };
     res.on("data", (chunk: Buffer) => {
+      if (failed) return;
       size += chunk.length;
       if (size > maxBytes) {
-        res.destroy();
-        reject(new ResponseTooLarge(`the answer is larger than ${maxBytes} bytes`));
+        fail(new ResponseTooLarge(`the answer is larger than ${maxBytes} bytes`));
+        return;
+      }
+      try {
+        onChunk?.(chunk.length);
+      } catch (err) {
+        fail(err);
         return;
       }
       chunks.push(chunk);

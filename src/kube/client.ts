@@ -131,6 +131,8 @@ type RequestOptions = {
   maxBytes?: number;
   /** ends the request, and a wait for a 429 retry (it rejects) */
   signal?: AbortSignal;
+  /** told each chunk's size as the answer arrives; what it throws ends the request with that error */
+  onChunk?: (bytes: number) => void;
 };
 
 /** when a request must have its answer (performance.now() time), and the time it was given, for messages */
@@ -594,24 +596,27 @@ export class KubeClient {
   /**
    * Every object of a (paged) list; rejects unless every page is a real list of ref's objects, and
    * when the pages together outgrow maxListItems or maxListBytes, repeat a continue token, or take
-   * longer than listTimeoutMs. signal ends it (it rejects).
+   * longer than listTimeoutMs. signal ends it (it rejects). charge is told the size of each chunk
+   * of every page as it arrives (cache-budget.ts: a cache's budget); what it throws ends the list.
    */
   async list(
     ref: ResourceRef,
     options: ListOptions = {},
     signal?: AbortSignal,
+    charge?: (bytes: number) => void,
   ): Promise<{ items: KubeObject[]; resourceVersion: string; kind: string }> {
     const path = resourcePath(ref, options.namespace);
     const deadline = { expiry: AbortSignal.timeout(this.#parts.listTimeoutMs), ms: this.#parts.listTimeoutMs };
+    const pages = (limit: number) => this.#pages(ref, path, options, limit, deadline, signal, charge);
     try {
-      return await this.#pages(ref, path, options, options.limit ?? defaultPageSize, deadline, signal);
+      return await pages(options.limit ?? defaultPageSize);
     } catch (err) {
       if (!(err instanceof ContinueExpired)) throw err;
     }
     // The snapshot behind a continue token was compacted away: list everything in one go, once (a
     // server that expires that list's continue token too fails it).
     try {
-      return await this.#pages(ref, path, options, 0, deadline, signal);
+      return await pages(0);
     } catch (err) {
       throw err instanceof ContinueExpired ? err.expired : err;
     }
@@ -624,6 +629,7 @@ export class KubeClient {
     limit: number,
     deadline: { expiry: AbortSignal; ms: number },
     signal: AbortSignal | undefined,
+    charge: ((bytes: number) => void) | undefined,
   ): Promise<{ items: KubeObject[]; resourceVersion: string; kind: string }> {
     const { maxListItems, maxListBytes } = this.#parts;
     const { expiry } = deadline;
@@ -651,6 +657,7 @@ export class KubeClient {
             continue: continueToken,
           },
           signal: until,
+          ...(charge ? { onChunk: charge } : {}),
         });
       } catch (err) {
         if (continueToken !== undefined && err instanceof KubeApiError && err.code === 410) {
@@ -964,6 +971,7 @@ export class KubeClient {
         response = await readResponse(
           res,
           Math.min(options.maxBytes ?? Number.POSITIVE_INFINITY, this.#parts.maxResponseBytes),
+          options.onChunk,
         ).catch((err: unknown) => {
           throw err instanceof ResponseTooLarge ? new KubeDecodeError(method, path, err.message) : err;
         });

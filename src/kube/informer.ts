@@ -25,7 +25,10 @@ export type InformerOptions = ListOptions & {
   onError?: (err: unknown) => void;
   /** what the cache keeps of each listed or watched object (see lean.ts); the whole object by default */
   transform?: (obj: KubeObject) => KubeObject;
-  /** shared with other caches: a list or watch that would take it past its limits fails, changing nothing */
+  /**
+   * shared with other caches: a list or watch that would take it past its limits fails, changing
+   * nothing; a list counts against it as it is read
+   */
   budget?: CacheBudget;
 };
 
@@ -271,7 +274,14 @@ export class Informer {
     // once the kind is known, a relist of another kind is garbage, not the truth
     const options = this.#kind === undefined ? this.#options : { ...this.#options, kind: this.#kind };
     const asked = performance.now();
-    const listed = await abortable(this.#client.list(this.#ref, options, signal), signal);
+    // the list's bytes count against the budget as they arrive, beyond the cache they replace
+    const charge = this.#budget?.startList(this.#cachedBytes);
+    let listed: Awaited<ReturnType<KubeClient["list"]>> | undefined;
+    try {
+      listed = await abortable(this.#client.list(this.#ref, options, signal, charge?.take), signal);
+    } finally {
+      charge?.release();
+    }
     if (listed === undefined) return undefined;
     const answered = performance.now();
     const { items, resourceVersion, kind } = listed;

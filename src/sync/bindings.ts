@@ -15,6 +15,7 @@ import {
 } from "../kube/client.ts";
 import { isEstablished } from "../kube/conditions.ts";
 import type { Informer } from "../kube/informer.ts";
+import { defaultListCeilingBytes, ListCeiling } from "../kube/list-ceiling.ts";
 import { LookupGate } from "../kube/lookup.ts";
 import { kubeTime } from "../kube/time.ts";
 import { AppNamespaceAccess } from "./app-access.ts";
@@ -139,6 +140,11 @@ export type BindingControllerOptions = {
    * (default appCacheDefaults): a cluster that sends endless objects fills its tenant's share only
    */
   appCacheLimits?: CacheLimits;
+  /**
+   * what the lists being read from app clusters hold together at most, every namespace's (default
+   * defaultListCeilingBytes(): a sixteenth of the heap limit); one namespace's hold half of it at most
+   */
+  appListBytesInFlight?: number;
 };
 
 export const appCacheDefaults: CacheLimits = { maxObjects: 50_000, maxBytes: 256 * 1024 * 1024 };
@@ -148,6 +154,8 @@ export class BindingController {
   readonly #queue: WorkQueue;
   readonly #states = new Map<string, BindingState>();
   readonly #budgets = new Map<string, CacheBudget>();
+  /** every namespace's app cluster lists being read, together (list-ceiling.ts) */
+  readonly #listCeiling: ListCeiling;
   /** one namespace's (one tenant's) host name lookups run two at a time (lookup.ts) */
   readonly #lookups = new LookupGate();
   /** requests of app clients already closed, so appRequests never goes back */
@@ -169,6 +177,10 @@ export class BindingController {
     this.#o = options;
     this.#events = new EventRecorder(options.control, options.logger);
     this.#access = new ProviderAccess(options.control);
+    this.#listCeiling = new ListCeiling(
+      options.appListBytesInFlight ?? defaultListCeilingBytes(),
+      "--app-lists-mib-in-flight",
+    );
     const workers = options.bindingWorkers ?? 32;
     this.#queue = new WorkQueue({
       workers,
@@ -256,6 +268,7 @@ export class BindingController {
       budget = new CacheBudget(
         this.#o.appCacheLimits ?? appCacheDefaults,
         `the app cluster caches of namespace ${namespace}'s bindings (--app-cache-objects-per-namespace, --app-cache-mib-per-namespace)`,
+        this.#listCeiling,
       );
       this.#budgets.set(namespace, budget);
     }

@@ -26,6 +26,8 @@ export type SyncOptions = {
   bindingWorkersPerNamespace?: number;
   /** what one namespace's app cluster caches hold at most (BindingControllerOptions) */
   appCacheLimits?: CacheLimits;
+  /** what the app cluster lists being read hold together at most (BindingControllerOptions) */
+  appListBytesInFlight?: number;
   namespace?: string;
   appClientOptions?: ClientOptions;
   /**
@@ -101,6 +103,7 @@ export async function startSync(given: SyncOptions): Promise<RunningSync> {
     ...(options.bindingWorkersPerNamespace ? { bindingWorkersPerNamespace: options.bindingWorkersPerNamespace } : {}),
     ...(options.namespace ? { namespace: options.namespace } : {}),
     ...(options.appCacheLimits ? { appCacheLimits: options.appCacheLimits } : {}),
+    ...(options.appListBytesInFlight ? { appListBytesInFlight: options.appListBytesInFlight } : {}),
     appClientOptions: {
       ...options.appClientOptions,
       serverAddresses: {

@@ -274,13 +274,37 @@ export type LoopingServer = {
   stop: () => Promise<void>;
 };
 
+/** "huge-pages": the continue token of each page but the last */
+const hugePageTokens = ["", "page-2", "page-3", "page-4"];
+const hugePages = new Map<string, Buffer>();
+
+/** Page at (0..3) of a list of 8 MiB pages of objects of 64 KiB each, made once per kind. */
+function hugePage(apiVersion: string, kind: string, at: number): Buffer {
+  const key = `${apiVersion}/${kind}/${at}`;
+  let page = hugePages.get(key);
+  if (page === undefined) {
+    const padding = "x".repeat(64 * 1024);
+    const items = Array.from({ length: 128 }, (_, i) => ({
+      metadata: { name: `huge-${at}-${i}`, namespace: "flood", uid: `huge-${at}-${i}`, resourceVersion: "1" },
+      spec: { padding },
+    }));
+    const next = hugePageTokens[at + 1];
+    const metadata = { resourceVersion: "1", ...(next ? { continue: next } : {}) };
+    page = Buffer.from(JSON.stringify({ apiVersion, kind: `${kind}List`, metadata, items }));
+    hugePages.set(key, page);
+  }
+  return page;
+}
+
 /**
  * behaviour "endless-objects" (not a loop: a flood): lists are empty, and every watch sends new
- * objects, each of about 1 KiB, as fast as they are read, in namespace "flood".
+ * objects, each of about 1 KiB, as fast as they are read, in namespace "flood". "huge-pages": every
+ * list is 4 pages of 8 MiB each (32 MiB of JSON, within the default answer and list limits);
+ * watches end at once.
  * resource: the plural whose lists and watches misbehave.
  */
 export async function startLoopingServer(
-  behaviour: LoopingBehaviour | "endless-objects",
+  behaviour: LoopingBehaviour | "endless-objects" | "huge-pages",
   resource = "widgets",
 ): Promise<LoopingServer> {
   const state: LoopingServer = { port: 0, kubeconfig: "", lists: 0, watches: 0, sent: 0, stop: async () => undefined };
@@ -291,7 +315,7 @@ export async function startLoopingServer(
     const url = new URL(req.url ?? "/", "http://x");
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       res.writeHead(status, { "content-type": "application/json", ...headers });
-      res.end(typeof body === "string" ? body : JSON.stringify(body));
+      res.end(typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body));
     };
     const status = (code: number, reason: string, details?: Record<string, unknown>) => ({
       kind: "Status",
@@ -380,6 +404,11 @@ export async function startLoopingServer(
           };
           more();
           return;
+        }
+        case "huge-pages": {
+          if (watch) return json(200, "");
+          const at = Math.max(0, hugePageTokens.indexOf(url.searchParams.get("continue") ?? ""));
+          return json(200, hugePage(apiVersion, kindName, at));
         }
         case "bookmark-close": {
           if (!watch) return json(200, list({}, []));
