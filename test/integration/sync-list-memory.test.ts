@@ -83,6 +83,7 @@ async function attack(spread: "one tenant" | "a tenant each", extra: string[], r
     "",
     "--status-interval",
     "1",
+    "--allow-loopback-app-servers",
     ...templateNamespaces.flatMap((ns) => ["--template-namespace", ns]),
     ...extra,
   ];
