@@ -12,6 +12,7 @@ import { type HealthReport, type HealthServer, serveHealth, standby } from "../s
 import { isKubeconfigSecretPolicy, kubeconfigSecretPolicies } from "../sync/kubeconfig-secret.ts";
 import { LeaderElector } from "../sync/leader.ts";
 import { startSync } from "../sync/manager.ts";
+import { tenantLimitDefaults } from "../sync/tenant-limits.ts";
 import { type RunningWeb, startWebServer, webClient } from "../web/server.ts";
 import { UsageError } from "./usage.ts";
 
@@ -48,6 +49,10 @@ const flags = {
   // what the app cluster caches of one namespace's bindings (one tenant's) hold together at most
   "app-cache-objects-per-namespace": { type: "string", default: String(appCacheDefaults.maxObjects) },
   "app-cache-mib-per-namespace": { type: "string", default: String(appCacheDefaults.maxBytes / 1024 / 1024) },
+  // what one namespace's bindings (one tenant's) make on the control plane, and its requests in flight there
+  "provider-namespaces-per-namespace": { type: "string", default: String(tenantLimitDefaults.providerNamespaces) },
+  "control-watches-per-namespace": { type: "string", default: String(tenantLimitDefaults.controlWatches) },
+  "control-requests-per-namespace": { type: "string", default: "16" },
   "web-address": { type: "string", default: "" },
   "web-tls-cert": { type: "string" },
   "web-tls-key": { type: "string" },
@@ -124,7 +129,10 @@ export async function runSync(args: string[]): Promise<number> {
     burst: positive("burst", values.burst),
     userAgent: "klutch-bind-sync",
   };
-  const control = KubeClient.fromConfig(kubeconfig, clientOptions);
+  const control = KubeClient.fromConfig(kubeconfig, {
+    ...clientOptions,
+    maxRequestsPerTenant: positive("control-requests-per-namespace", values["control-requests-per-namespace"]),
+  });
   // Leases get a client of their own: with 3 replicas cold-starting 10,000 objects on 2 cores, shard
   // renewals queued behind the bulk requests missed their deadline and the replicas stopped (bench)
   const leases = KubeClient.fromConfig(kubeconfig, { ...clientOptions, userAgent: "klutch-bind-sync-leases" });
@@ -226,6 +234,10 @@ export async function runSync(args: string[]): Promise<number> {
     appCacheLimits: {
       maxObjects: positive("app-cache-objects-per-namespace", values["app-cache-objects-per-namespace"]),
       maxBytes: positive("app-cache-mib-per-namespace", values["app-cache-mib-per-namespace"]) * 1024 * 1024,
+    },
+    tenantLimits: {
+      providerNamespaces: positive("provider-namespaces-per-namespace", values["provider-namespaces-per-namespace"]),
+      controlWatches: positive("control-watches-per-namespace", values["control-watches-per-namespace"]),
     },
     appClientOptions,
     kubeconfigSecrets,

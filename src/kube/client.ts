@@ -28,6 +28,7 @@ import { asStatus, describeBody, isRecord, KubeApiError, KubeDecodeError } from 
 import { type AnswerStream, H2Answer, H2Sessions, negotiateH2 } from "./h2.ts";
 import { type ClusterAccess, clusterAccess, type ParsedKubeconfig, parseKubeconfig } from "./kubeconfig.ts";
 import { assertSelfContained } from "./self-contained.ts";
+import { ShareTimeout, TenantShare } from "./tenant-share.ts";
 
 export { KubeApiError, KubeDecodeError, type Status } from "./errors.ts";
 
@@ -83,6 +84,11 @@ export type ClientOptions = {
   http2?: boolean;
   /** how the server's host name is looked up (lookup.ts: a tenant's lookups gated); dns.lookup by default */
   lookup?: LookupFunction;
+  /**
+   * requests of one tenant (forTenant) in flight at most, its waits for the rate limit and a slot
+   * included (default 16); more wait in the tenant's own line (tenant-share.ts)
+   */
+  maxRequestsPerTenant?: number;
 };
 
 /**
@@ -139,6 +145,8 @@ type Deadline = { at: number; ms: number };
  * (bench: 16 was too few for the control plane, requests waited seconds for one).
  */
 const defaultMaxConnections = 64;
+/** a quarter of the request slots: four flooding tenants leave others waiting on no more than those */
+const defaultMaxRequestsPerTenant = 16;
 /** idle watch connections kept for the next watch (a watch's connection is free again once it ends) */
 const maxFreeWatchSockets = 4;
 const defaultQps = 500;
@@ -230,6 +238,7 @@ export type WriteGate = () => Error | undefined;
 class Connection {
   readonly access: ClusterAccess;
   readonly limiter: RateLimiter;
+  readonly share: TenantShare;
   readonly maxConnections: number;
   readonly http2: boolean;
   /** the deadline of a new connection's handshake (the client's request timeout) */
@@ -246,10 +255,17 @@ class Connection {
   constructor(
     access: ClusterAccess,
     limiter: RateLimiter,
-    options: { maxConnections: number; http2: boolean; connectTimeoutMs: number; lookup?: LookupFunction },
+    options: {
+      maxConnections: number;
+      http2: boolean;
+      connectTimeoutMs: number;
+      lookup?: LookupFunction;
+      maxRequestsPerTenant?: number;
+    },
   ) {
     this.access = access;
     this.limiter = limiter;
+    this.share = new TenantShare(options.maxRequestsPerTenant ?? defaultMaxRequestsPerTenant);
     this.maxConnections = options.maxConnections;
     this.http2 = options.http2;
     this.connectTimeoutMs = options.connectTimeoutMs;
@@ -412,6 +428,8 @@ type Parts = {
   maxListBytes: number;
   impersonationHeaders: Record<string, string | string[]>;
   gates: readonly WriteGate[];
+  /** whose requests these are (forTenant): each tenant's requests in flight are bounded */
+  tenant?: string;
   /** made from another client (gated, impersonating): closing it leaves the connections open */
   view: boolean;
 };
@@ -442,6 +460,7 @@ export class KubeClient {
         http2: options.http2 ?? true,
         connectTimeoutMs: timeoutMs,
         ...(options.lookup ? { lookup: options.lookup } : {}),
+        ...(options.maxRequestsPerTenant ? { maxRequestsPerTenant: options.maxRequestsPerTenant } : {}),
       }),
       tally: { requests: 0, observer: undefined },
       userAgent: options.userAgent ?? "klutch-bind",
@@ -504,6 +523,15 @@ export class KubeClient {
    */
   gated(gate: WriteGate): KubeClient {
     return new KubeClient({ ...this.#parts, gates: [...this.#gates, gate], view: true });
+  }
+
+  /**
+   * A view of this client whose requests (not watches) are tenant's: at most maxRequestsPerTenant
+   * of them in flight, the rest wait their turn in tenant's own line before the shared rate limit
+   * and request slots. It shares everything else with this client, as gated() does.
+   */
+  forTenant(tenant: string): KubeClient {
+    return new KubeClient({ ...this.#parts, tenant, view: true });
   }
 
   /**
@@ -940,7 +968,9 @@ export class KubeClient {
     for (let attempt = 0; ; attempt++) {
       const timing = { called: performance.now(), sent: Number.NaN };
       let response: Response;
+      let leave = () => {};
       try {
+        leave = await this.#turn(method, path, deadline, options.signal);
         const res = await this.#open(method, path, options, options.signal, deadline, timing);
         response = await readResponse(
           res,
@@ -951,6 +981,8 @@ export class KubeClient {
       } catch (err) {
         this.#observe(method, 0, timing);
         throw err;
+      } finally {
+        leave();
       }
       this.#observe(method, response.status, timing);
       if (response.status === 401) this.#connection.forgetAuth();
@@ -963,6 +995,18 @@ export class KubeClient {
       }
       return response;
     }
+  }
+
+  /** The tenant's turn (forTenant): resolves with its release; at once for a client of no tenant. */
+  async #turn(method: string, path: string, deadline: Deadline, signal?: AbortSignal): Promise<() => void> {
+    const tenant = this.#parts.tenant;
+    if (tenant === undefined) return () => {};
+    return this.#connection.share.enter(tenant, deadline.at, signal).catch((err: unknown) => {
+      if (!(err instanceof ShareTimeout)) throw err;
+      throw new Error(
+        `${method} ${path}: no complete answer from ${this.server} within ${deadline.ms} ms (waited for a turn among tenant ${tenant}'s requests)`,
+      );
+    });
   }
 
   #observe(method: string, status: number, timing: { called: number; sent: number }): void {

@@ -55,6 +55,7 @@ import { WorkQueue } from "./queue.ts";
 import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
 import { refs } from "./resources.ts";
 import { type StageLog, stageLog } from "./stages.ts";
+import { TenantLimits, type TenantLimitValues, tenantLimitDefaults } from "./tenant-limits.ts";
 import { type AppAccess, appAccessOf, renewIfDue } from "./token-renewal.ts";
 
 // passing states of an export: shown on the status, not worth an event
@@ -139,6 +140,8 @@ export type BindingControllerOptions = {
    * (default appCacheDefaults): a cluster that sends endless objects fills its tenant's share only
    */
   appCacheLimits?: CacheLimits;
+  /** what one namespace's bindings (one tenant's) make on the control plane at most (default tenantLimitDefaults) */
+  tenantLimits?: TenantLimitValues;
 };
 
 export const appCacheDefaults: CacheLimits = { maxObjects: 50_000, maxBytes: 256 * 1024 * 1024 };
@@ -160,6 +163,9 @@ export class BindingController {
   #release: Array<() => Promise<void>> = [];
   #resync: NodeJS.Timeout | undefined;
   readonly #access: ProviderAccess;
+  readonly #limits: TenantLimits;
+  /** every binding's provider namespaces (the export syncs' cache), held once a tenant limit is first asked */
+  #providerNamespaces: Informer | undefined;
   /** handOver() callers, by binding key */
   readonly #handOvers = new Map<string, Array<() => void>>();
   /** when a binding without state yet was first seen, by uid, while debug lines are on (stages.ts) */
@@ -168,7 +174,10 @@ export class BindingController {
   constructor(options: BindingControllerOptions) {
     this.#o = options;
     this.#events = new EventRecorder(options.control, options.logger);
-    this.#access = new ProviderAccess(options.control);
+    this.#limits = new TenantLimits(options.tenantLimits ?? tenantLimitDefaults, (tenant) =>
+      this.#providerNamespacesOf(tenant),
+    );
+    this.#access = new ProviderAccess(options.control, this.#limits);
     const workers = options.bindingWorkers ?? 32;
     this.#queue = new WorkQueue({
       workers,
@@ -224,6 +233,21 @@ export class BindingController {
     this.#queue.start();
     this.#resync = setInterval(all, this.#o.resyncMs ?? 15_000);
     this.#resync.unref();
+  }
+
+  /** The provider namespaces of namespace tenant's bindings, by name; undefined until listed. */
+  #providerNamespacesOf(tenant: string): Set<string> | undefined {
+    if (this.#providerNamespaces === undefined) {
+      const held = this.#o.controlInformers.acquire(refs.namespaces, { labelSelector: labels.binding });
+      this.#providerNamespaces = held.informer;
+      this.#release.push(held.release);
+    }
+    if (!this.#providerNamespaces.hasSynced()) return undefined;
+    const uids = new Set(this.#allBindings().flatMap((b) => (b.metadata.namespace === tenant ? [b.metadata.uid] : [])));
+    const names = this.#providerNamespaces
+      .list()
+      .flatMap((ns) => (uids.has(ns.metadata.labels?.[labels.binding]) ? [ns.metadata.name] : []));
+    return new Set(names);
   }
 
   #seen(binding: KubeObject): void {
@@ -773,7 +797,8 @@ export class BindingController {
       binding: state.ref,
       ref,
       claims,
-      control: client(this.#o.control),
+      // one tenant's requests wait their turn among its own (tenant-share.ts), not before everyone's
+      control: client(this.#o.control.forTenant(state.ref.namespace)),
       app: client(state.app as KubeClient),
       log,
       metrics: this.#o.metrics,
@@ -794,6 +819,7 @@ export class BindingController {
           }
         : {}),
       reportConflict: (text) => void this.#events.warn(bindingObject(state.ref), "NameConflict", text),
+      controlWatch: () => this.#limits.takeWatch(state.ref.namespace),
       stage: stageLog(log, state.seenAt),
     };
   }

@@ -14,6 +14,7 @@ import type { KubeconfigSecretPolicy } from "./kubeconfig-secret.ts";
 import { LeaderElector, type LeaderOptions } from "./leader.ts";
 import { SyncMetrics } from "./metrics.ts";
 import { ShardCoordinator, type ShardOptions } from "./shards.ts";
+import type { TenantLimitValues } from "./tenant-limits.ts";
 
 export type SyncOptions = {
   control: KubeClient;
@@ -24,6 +25,8 @@ export type SyncOptions = {
   bindingWorkersPerNamespace?: number;
   /** what one namespace's app cluster caches hold at most (BindingControllerOptions) */
   appCacheLimits?: CacheLimits;
+  /** provider namespaces and control-plane watches of one namespace's bindings at most (BindingControllerOptions) */
+  tenantLimits?: TenantLimitValues;
   namespace?: string;
   appClientOptions?: ClientOptions;
   /** which Secrets may hold a binding's kubeconfig (see kubeconfig-secret.ts); default marked */
@@ -89,6 +92,7 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.bindingWorkersPerNamespace ? { bindingWorkersPerNamespace: options.bindingWorkersPerNamespace } : {}),
     ...(options.namespace ? { namespace: options.namespace } : {}),
     ...(options.appCacheLimits ? { appCacheLimits: options.appCacheLimits } : {}),
+    ...(options.tenantLimits ? { tenantLimits: options.tenantLimits } : {}),
     ...(options.appClientOptions ? { appClientOptions: options.appClientOptions } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
     ...(options.kubeconfigSecrets ? { kubeconfigSecrets: options.kubeconfigSecrets } : {}),
