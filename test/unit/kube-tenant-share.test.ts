@@ -39,7 +39,7 @@ current-context: fake
   await eventually("the flood's first requests at the server", () => assert.equal(held.length, 2));
   const answered = await Promise.race([
     client.forTenant("tenant-b").request<{ ok: boolean }>("GET", "/other"),
-    new Promise<undefined>((resolve) => setTimeout(resolve, 20_000).unref()),
+    new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000).unref()),
   ]);
   assert.deepEqual(answered, { ok: true }, "tenant b's request waited behind tenant a's flood");
   assert.equal(reached, 3, "tenant a had two requests at the server, b one");
