@@ -1,0 +1,228 @@
+// One tenant binds 120 app namespaces at once: what the sync makes for it on the shared control
+// plane stays within its limits (provider namespaces, their RoleBindings, watches), its binding
+// says which limit and flag hold the rest, another tenant's object syncs meanwhile, nothing is
+// deleted, and the rest syncs once the limit is raised.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { pino } from "pino";
+import { claimsRoleAnnotation } from "../../src/export/plan.ts";
+import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
+import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
+import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
+import { type RunningSync, startSync } from "../../src/sync/manager.ts";
+import { labels, providerNamespace } from "../../src/sync/naming.ts";
+import { refs } from "../../src/sync/resources.ts";
+import type { Cluster } from "../support/cluster.ts";
+import { clientConfig, freshCluster, onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
+import { eventually } from "../support/eventually.ts";
+import { exportedCrd, syncEnv } from "../support/sync-env.ts";
+import { tool } from "../support/tools.ts";
+
+const run = promisify(execFile);
+const fanOut = 120;
+const limits = { providerNamespaces: 20, controlWatches: 12 };
+
+/** Watches the control plane serves now (its apiserver_longrunning_requests gauge). */
+async function serverWatches(cluster: Cluster): Promise<number> {
+  const { stdout } = await run(tool("kubectl"), ["--kubeconfig", cluster.kubeconfigPath, "get", "--raw", "/metrics"], {
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  return [...stdout.matchAll(/^apiserver_longrunning_requests\{[^}]*verb="WATCH"[^}]*\} (\d+)/gm)].reduce(
+    (sum, m) => sum + Number(m[1]),
+    0,
+  );
+}
+
+/** Control-plane requests the sync sent so far (its own metric). */
+async function controlRequests(sync: RunningSync): Promise<number> {
+  const text = await sync.metrics.registry.metrics();
+  return [...text.matchAll(/^klutch_bind_api_requests_total\{[^}]*cluster="control"[^}]*\} (\d+)/gm)].reduce(
+    (sum, m) => sum + Number(m[1]),
+    0,
+  );
+}
+
+describe("per-tenant limits on the control plane", () => {
+  it("keeps one tenant's 120-namespace fan-out within its limits, says so, and serves another tenant meanwhile", async (t) => {
+    // a control plane of its own: the sync serves every namespace, and its watches are counted there
+    const control = await freshCluster("limits-control");
+    const env = await syncEnv({ control, inProcess: false });
+    const tenantA = env.bindingNamespace;
+    const logger = pino({ level: process.env.KLB_TEST_LOG ?? "silent" });
+
+    // tenant A: a template whose claim (provider-owned secrets) needs a watch and a RoleBinding per provider namespace
+    await env.controlClient.apply(
+      refs.templates,
+      {
+        apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportTemplate",
+        metadata: { name: "postgresqlinstances", namespace: tenantA, annotations: { [claimsRoleAnnotation]: "edit" } },
+        spec: {
+          APIServiceSelector: { group: env.ref.group, resource: env.ref.resource, version: "v1" },
+          permissionClaims: [
+            {
+              group: "",
+              resource: "secrets",
+              version: "v1",
+              selector: { owner: "Provider", labelSelector: { matchLabels: { "klutch.test/credentials": "true" } } },
+            },
+          ],
+        },
+      },
+      "test",
+      true,
+    );
+    await env.kubeconfigSecret("flood", env.appKubeconfig);
+    const bindingA = await env.controlClient.create(refs.bindings, binding("flood", tenantA, env.ref.group));
+    const uidA = bindingA.metadata.uid ?? "";
+
+    // tenant B: an API of its own, bound from another namespace to the same app cluster
+    const tenantB = await testNamespace(control, "tenant-b");
+    const groupB = `t${uniqueSuffix()}.klutch-bind.test`;
+    const crdB = exportedCrd(groupB, "Namespaced");
+    const refB: ResourceRef = { ...env.ref, group: groupB };
+    await env.controlClient.apply(refs.crds, crdB, "test", true);
+    onFileDone(async () => {
+      const objects = await env.appClient.list(refB).catch(() => ({ items: [] as KubeObject[] }));
+      for (const obj of objects.items) {
+        await env.appClient.update(refB, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
+      }
+      await env.appClient.delete(refs.crds, crdB.metadata.name);
+    });
+    await eventually("tenant B's CRD established", async () =>
+      assert.ok(isEstablished(await env.controlClient.get(refs.crds, crdB.metadata.name))),
+    );
+    await env.controlClient.apply(
+      refs.templates,
+      {
+        apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportTemplate",
+        metadata: { name: "postgresqlinstances", namespace: tenantB },
+        spec: { APIServiceSelector: { group: groupB, resource: env.ref.resource, version: "v1" } },
+      },
+      "test",
+      true,
+    );
+    await env.controlClient.create(refs.secrets, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "other-kubeconfig", namespace: tenantB, ...kubeconfigSecretMarks("other") },
+      data: { kubeconfig: Buffer.from(env.appKubeconfig).toString("base64") },
+    });
+    const bindingB = await env.controlClient.create(refs.bindings, binding("other", tenantB, groupB));
+    const uidB = bindingB.metadata.uid ?? "";
+
+    // the sync's own client, so that its request count is its own
+    const start = async (tenantLimits: typeof limits) => {
+      const client = KubeClient.fromConfig(clientConfig(control), { userAgent: "limits-sync" });
+      const sync = await startSync({
+        control: client,
+        logger,
+        workers: 4,
+        resyncMs: 1000,
+        templateNamespaces: [tenantA, tenantB],
+        tenantLimits,
+      });
+      return {
+        sync,
+        stop: async () => {
+          await sync.stop();
+          client.close();
+        },
+      };
+    };
+    const first = await start(limits);
+    let stopFirst: (() => Promise<void>) | undefined = first.stop;
+    onFileDone(async () => stopFirst?.());
+    const ready = (name: string, namespace: string) =>
+      eventually(`binding ${namespace}/${name} Ready`, async () => {
+        const read = await env.controlClient.get(refs.bindings, name, namespace);
+        assert.equal(conditionOf(read, "Ready")?.status, "True", JSON.stringify(read?.status));
+      });
+    await ready("flood", tenantA);
+    await ready("other", tenantB);
+    await sleep(1000); // the first lists' watches open
+    const watchesBefore = await serverWatches(control);
+
+    // the flood: one bound object in each of 120 app namespaces
+    const suffix = uniqueSuffix();
+    const appNamespaces = Array.from({ length: fanOut }, (_, i) => `flood-${suffix}-${i}`);
+    const requestsBefore = await controlRequests(first.sync);
+    const flooded = performance.now();
+    for (let i = 0; i < appNamespaces.length; i += 20) {
+      await Promise.all(appNamespaces.slice(i, i + 20).map((ns) => env.appObject(ns, "db")));
+    }
+    // tenant B's object, while A's fan-out is under way
+    const nsB = `other-${suffix}`;
+    await env.appClient.create(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name: nsB } });
+    const askedB = performance.now();
+    await env.appClient.create(refB, {
+      apiVersion: `${groupB}/v1`,
+      kind: "PostgresqlInstance",
+      metadata: { name: "db", namespace: nsB },
+      spec: { size: "s" },
+    });
+    onFileDone(async () => {
+      for (const ns of [...appNamespaces, nsB]) await env.appClient.delete(refs.namespaces, ns).catch(() => {});
+    });
+    await eventually("tenant B's copy on the control plane", async () =>
+      assert.ok(await env.controlClient.get(refB, "db", providerNamespace(uidB, nsB))),
+    );
+    const tenantBSeconds = (performance.now() - askedB) / 1000;
+
+    await eventually("tenant A's binding names the limits", async () => {
+      const read = await env.controlClient.get(refs.bindings, "flood", tenantA);
+      const readyA = conditionOf(read, "Ready");
+      assert.equal(readyA?.status, "False");
+      assert.match(readyA?.message ?? "", /--provider-namespaces-per-namespace \(20\)/);
+      assert.match(readyA?.message ?? "", /--control-watches-per-namespace \(12\)/);
+      assert.match(readyA?.message ?? "", /nothing is deleted/);
+    });
+    const sinceFlood = performance.now() - flooded;
+    if (sinceFlood < 15_000) await sleep(15_000 - sinceFlood);
+    const requestsIn15s = (await controlRequests(first.sync)) - requestsBefore;
+
+    const mine = { labelSelector: `${labels.binding}=${uidA}` };
+    const providerNamespaces = (await env.controlClient.list(refs.namespaces, mine)).items.length;
+    const roleBindings = (await env.controlClient.list(refs.roleBindings, mine)).items.length;
+    const addedWatches = (await serverWatches(control)) - watchesBefore;
+    t.diagnostic(
+      `limits ${JSON.stringify(limits)}: ${providerNamespaces} provider namespaces, ${roleBindings} RoleBindings, ` +
+        `${addedWatches} more control-plane watches, ${requestsIn15s} control-plane requests in the first 15 s; ` +
+        `tenant B's object synced in ${tenantBSeconds.toFixed(1)} s`,
+    );
+    assert.equal(providerNamespaces, limits.providerNamespaces, "provider namespaces of tenant A");
+    assert.equal(roleBindings, limits.providerNamespaces, "RoleBindings: one per provider namespace");
+    assert.ok(addedWatches <= limits.controlWatches, `${addedWatches} more watches on the control plane`);
+    // a bound, not a timing: far below what waits for A's fan-out to finish would take
+    assert.ok(tenantBSeconds < 30, `tenant B's object took ${tenantBSeconds} s`);
+
+    // nothing was deleted; raised limits let the rest sync
+    await stopFirst();
+    stopFirst = undefined;
+    assert.equal((await env.appClient.list(env.ref)).items.filter((o) => o.metadata.name === "db").length, fanOut);
+    const second = await start({ providerNamespaces: 200, controlWatches: 400 });
+    onFileDone(second.stop);
+    await eventually(
+      "every app namespace synced under the raised limit",
+      async () => assert.equal((await env.controlClient.list(refs.namespaces, mine)).items.length, fanOut),
+      120_000,
+    );
+    await ready("flood", tenantA);
+  });
+});
+
+function binding(name: string, namespace: string, group: string): KubeObject {
+  return {
+    apiVersion: "bind.klutch.dev/v1alpha1",
+    kind: "AppClusterBinding",
+    metadata: { name, namespace },
+    spec: {
+      kubeconfigSecretRef: { name: `${name}-kubeconfig` },
+      exports: [{ group, resource: "postgresqlinstances" }],
+    },
+  };
+}
