@@ -51,6 +51,8 @@ export class ExportSync {
   readonly #appAccess = new Set<string>();
   /** what waits for room under a tenant limit (tenant-limits.ts), by limit and app namespace: its message and when refused */
   readonly #limited = new Map<string, { text: string; at: number }>();
+  /** claim sides whose watch waits for room, looked at again on a timer (one each) */
+  readonly #watchRetries = new Set<string>();
   #stopped = false;
 
   constructor(ctx: ExportContext, registries: { control: InformerRegistry; app: InformerRegistry }, workers: number) {
@@ -318,7 +320,13 @@ export class ExportSync {
       const first = !this.#limited.has(waiting);
       this.#limited.set(waiting, { text: slot.message, at: Date.now() });
       if (first) this.ctx.log.warn({ namespace: appNs }, slot.message);
-      setTimeout(() => this.#watchClaimSide(index, side, namespace, appNs), conflictRecheckMs).unref();
+      if (!this.#watchRetries.has(id)) {
+        this.#watchRetries.add(id);
+        setTimeout(() => {
+          this.#watchRetries.delete(id);
+          this.#watchClaimSide(index, side, namespace, appNs);
+        }, conflictRecheckMs).unref();
+      }
       return;
     }
     this.#limited.delete(`watches:${appNs}`);
