@@ -9,14 +9,21 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { pino } from "pino";
 import { claimsRoleAnnotation } from "../../src/export/plan.ts";
-import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
+import { type ClientOptions, KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
 import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { type RunningSync, startSync } from "../../src/sync/manager.ts";
 import { labels, providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
 import type { Cluster } from "../support/cluster.ts";
-import { clientConfig, freshCluster, onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
+import {
+  clientConfig,
+  freshCluster,
+  ignoreNotFound,
+  onFileDone,
+  testNamespace,
+  uniqueSuffix,
+} from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { exportedCrd, syncEnv } from "../support/sync-env.ts";
 import { tool } from "../support/tools.ts";
@@ -45,115 +52,125 @@ async function controlRequests(sync: RunningSync): Promise<number> {
   );
 }
 
-describe("per-tenant limits on the control plane", () => {
-  it("keeps one tenant's 120-namespace fan-out within its limits, says so, and serves another tenant meanwhile", async (t) => {
-    // a control plane of its own: the sync serves every namespace, and its watches are counted there
-    const control = await freshCluster("limits-control");
-    const env = await syncEnv({ control, inProcess: false });
-    const tenantA = env.bindingNamespace;
-    const logger = pino({ level: process.env.KLB_TEST_LOG ?? "silent" });
+/**
+ * A control plane of its own (the sync serves every namespace there, and its watches are counted
+ * there) with two tenants binding the shared app cluster: A the test API (with a claim when
+ * claims), B an API of its own from another namespace.
+ */
+async function twoTenants(name: string, claims: boolean) {
+  const control = await freshCluster(name);
+  const env = await syncEnv({ control, inProcess: false });
+  const tenantA = env.bindingNamespace;
+  const logger = pino({ level: process.env.KLB_TEST_LOG ?? "silent" });
 
-    // tenant A: a template whose claim (provider-owned secrets) needs a watch and a RoleBinding per provider namespace
-    await env.controlClient.apply(
-      refs.templates,
-      {
-        apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
-        kind: "APIServiceExportTemplate",
-        metadata: { name: "postgresqlinstances", namespace: tenantA, annotations: { [claimsRoleAnnotation]: "edit" } },
-        spec: {
-          APIServiceSelector: { group: env.ref.group, resource: env.ref.resource, version: "v1" },
-          permissionClaims: [
-            {
-              group: "",
-              resource: "secrets",
-              version: "v1",
-              selector: { owner: "Provider", labelSelector: { matchLabels: { "klutch.test/credentials": "true" } } },
-            },
-          ],
-        },
+  // tenant A: with claims, a template whose claim (provider-owned secrets) needs a watch and a
+  // RoleBinding per provider namespace
+  await env.controlClient.apply(
+    refs.templates,
+    {
+      apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+      kind: "APIServiceExportTemplate",
+      metadata: { name: "postgresqlinstances", namespace: tenantA, annotations: { [claimsRoleAnnotation]: "edit" } },
+      spec: {
+        APIServiceSelector: { group: env.ref.group, resource: env.ref.resource, version: "v1" },
+        permissionClaims: claims
+          ? [
+              {
+                group: "",
+                resource: "secrets",
+                version: "v1",
+                selector: {
+                  owner: "Provider",
+                  labelSelector: { matchLabels: { "klutch.test/credentials": "true" } },
+                },
+              },
+            ]
+          : [],
       },
-      "test",
-      true,
-    );
-    await env.kubeconfigSecret("flood", env.appKubeconfig);
-    const bindingA = await env.controlClient.create(refs.bindings, binding("flood", tenantA, env.ref.group));
-    const uidA = bindingA.metadata.uid ?? "";
+    },
+    "test",
+    true,
+  );
+  await env.kubeconfigSecret("flood", env.appKubeconfig);
+  const bindingA = await env.controlClient.create(refs.bindings, binding("flood", tenantA, env.ref.group));
+  const uidA = bindingA.metadata.uid ?? "";
 
-    // tenant B: an API of its own, bound from another namespace to the same app cluster
-    const tenantB = await testNamespace(control, "tenant-b");
-    const groupB = `t${uniqueSuffix()}.klutch-bind.test`;
-    const crdB = exportedCrd(groupB, "Namespaced");
-    const refB: ResourceRef = { ...env.ref, group: groupB };
-    await env.controlClient.apply(refs.crds, crdB, "test", true);
+  // tenant B: an API of its own, bound from another namespace to the same app cluster
+  const tenantB = await testNamespace(control, "tenant-b");
+  const groupB = `t${uniqueSuffix()}.klutch-bind.test`;
+  const crdB = exportedCrd(groupB, "Namespaced");
+  const refB: ResourceRef = { ...env.ref, group: groupB };
+  await env.controlClient.apply(refs.crds, crdB, "test", true);
+  onFileDone(async () => {
+    const objects = await env.appClient.list(refB).catch(() => ({ items: [] as KubeObject[] }));
+    for (const obj of objects.items) {
+      await env.appClient.update(refB, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
+    }
+    await env.appClient.delete(refs.crds, crdB.metadata.name);
+  });
+  await eventually("tenant B's CRD established", async () =>
+    assert.ok(isEstablished(await env.controlClient.get(refs.crds, crdB.metadata.name))),
+  );
+  await env.controlClient.apply(
+    refs.templates,
+    {
+      apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+      kind: "APIServiceExportTemplate",
+      metadata: { name: "postgresqlinstances", namespace: tenantB },
+      spec: { APIServiceSelector: { group: groupB, resource: env.ref.resource, version: "v1" } },
+    },
+    "test",
+    true,
+  );
+  await env.controlClient.create(refs.secrets, {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "other-kubeconfig", namespace: tenantB, ...kubeconfigSecretMarks("other") },
+    data: { kubeconfig: Buffer.from(env.appKubeconfig).toString("base64") },
+  });
+  const bindingB = await env.controlClient.create(refs.bindings, binding("other", tenantB, groupB));
+  const uidB = bindingB.metadata.uid ?? "";
+
+  // the sync's own client, so that its request count is its own
+  const running: RunningSync[] = [];
+  const stopAll = async () => {
+    for (const sync of running.splice(0)) await sync.stop();
+  };
+  onFileDone(stopAll);
+  const start = async (tenantLimits: typeof limits, clientOptions: ClientOptions = {}) => {
+    const client = KubeClient.fromConfig(clientConfig(control), { ...clientOptions, userAgent: "limits-sync" });
+    onFileDone(async () => client.close());
+    const sync = await startSync({
+      control: client,
+      logger,
+      workers: 4,
+      resyncMs: 1000,
+      templateNamespaces: [tenantA, tenantB],
+      tenantLimits,
+    });
+    running.push(sync);
+    return sync;
+  };
+  const ready = (bindingName: string, namespace: string) =>
+    eventually(`binding ${namespace}/${bindingName} Ready`, async () => {
+      const read = await env.controlClient.get(refs.bindings, bindingName, namespace);
+      assert.equal(conditionOf(read, "Ready")?.status, "True", JSON.stringify(read?.status));
+    });
+  /** tenant A's object in each of appNamespaces, 20 at a time; tenant B's in its own namespace after the first 60 */
+  const flood = async (appNamespaces: string[], nsB: string): Promise<{ askedB: number }> => {
     onFileDone(async () => {
-      const objects = await env.appClient.list(refB).catch(() => ({ items: [] as KubeObject[] }));
-      for (const obj of objects.items) {
-        await env.appClient.update(refB, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
+      // the syncs stopped, the objects' finalizers gone (nothing else changes them then), the namespaces can go
+      await stopAll();
+      for (const ref of [env.ref, refB]) {
+        for (const obj of (await env.appClient.list(ref)).items) {
+          if (!appNamespaces.includes(obj.metadata.namespace ?? "") && obj.metadata.namespace !== nsB) continue;
+          await env.appClient
+            .mergePatch(ref, obj.metadata.name, obj.metadata.namespace, {
+              metadata: { finalizers: null },
+            })
+            .catch(ignoreNotFound);
+        }
       }
-      await env.appClient.delete(refs.crds, crdB.metadata.name);
-    });
-    await eventually("tenant B's CRD established", async () =>
-      assert.ok(isEstablished(await env.controlClient.get(refs.crds, crdB.metadata.name))),
-    );
-    await env.controlClient.apply(
-      refs.templates,
-      {
-        apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
-        kind: "APIServiceExportTemplate",
-        metadata: { name: "postgresqlinstances", namespace: tenantB },
-        spec: { APIServiceSelector: { group: groupB, resource: env.ref.resource, version: "v1" } },
-      },
-      "test",
-      true,
-    );
-    await env.controlClient.create(refs.secrets, {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: "other-kubeconfig", namespace: tenantB, ...kubeconfigSecretMarks("other") },
-      data: { kubeconfig: Buffer.from(env.appKubeconfig).toString("base64") },
-    });
-    const bindingB = await env.controlClient.create(refs.bindings, binding("other", tenantB, groupB));
-    const uidB = bindingB.metadata.uid ?? "";
-
-    // the sync's own client, so that its request count is its own
-    const start = async (tenantLimits: typeof limits) => {
-      const client = KubeClient.fromConfig(clientConfig(control), { userAgent: "limits-sync" });
-      const sync = await startSync({
-        control: client,
-        logger,
-        workers: 4,
-        resyncMs: 1000,
-        templateNamespaces: [tenantA, tenantB],
-        tenantLimits,
-      });
-      return {
-        sync,
-        stop: async () => {
-          await sync.stop();
-          client.close();
-        },
-      };
-    };
-    const first = await start(limits);
-    let stopFirst: (() => Promise<void>) | undefined = first.stop;
-    onFileDone(async () => stopFirst?.());
-    const ready = (name: string, namespace: string) =>
-      eventually(`binding ${namespace}/${name} Ready`, async () => {
-        const read = await env.controlClient.get(refs.bindings, name, namespace);
-        assert.equal(conditionOf(read, "Ready")?.status, "True", JSON.stringify(read?.status));
-      });
-    await ready("flood", tenantA);
-    await ready("other", tenantB);
-    await sleep(1000); // the first lists' watches open
-    const watchesBefore = await serverWatches(control);
-
-    // the flood: one bound object in each of 120 app namespaces
-    const suffix = uniqueSuffix();
-    const appNamespaces = Array.from({ length: fanOut }, (_, i) => `flood-${suffix}-${i}`);
-    const requestsBefore = await controlRequests(first.sync);
-    const flooded = performance.now();
-    const nsB = `other-${suffix}`;
-    onFileDone(async () => {
       for (const ns of [...appNamespaces, nsB]) await env.appClient.delete(refs.namespaces, ns).catch(() => {});
     });
     await env.appClient.create(refs.namespaces, { apiVersion: "v1", kind: "Namespace", metadata: { name: nsB } });
@@ -161,7 +178,6 @@ describe("per-tenant limits on the control plane", () => {
     for (let i = 0; i < appNamespaces.length; i += 20) {
       await Promise.all(appNamespaces.slice(i, i + 20).map((ns) => env.appObject(ns, "db")));
       if (i !== 40) continue;
-      // tenant B's object, in the midst of A's fan-out
       askedB = performance.now();
       await env.appClient.create(refB, {
         apiVersion: `${groupB}/v1`,
@@ -170,6 +186,30 @@ describe("per-tenant limits on the control plane", () => {
         spec: { size: "s" },
       });
     }
+    return { askedB };
+  };
+  return { control, env, tenantA, tenantB, uidA, uidB, refB, start, stopAll, ready, flood };
+}
+
+describe("per-tenant limits on the control plane", () => {
+  it("keeps one tenant's 120-namespace fan-out within its limits, says so, and serves another tenant meanwhile", async (t) => {
+    const { control, env, tenantA, tenantB, uidA, uidB, refB, start, stopAll, ready, flood } = await twoTenants(
+      "limits-control",
+      true,
+    );
+    const first = await start(limits);
+    await ready("flood", tenantA);
+    await ready("other", tenantB);
+    await sleep(1000); // the first lists' watches open
+    const watchesBefore = await serverWatches(control);
+
+    // the flood: one bound object in each of 120 app namespaces
+    const suffix = uniqueSuffix();
+    const appNamespaces = Array.from({ length: fanOut }, (_, i) => `flood-${suffix}-${i}`);
+    const requestsBefore = await controlRequests(first);
+    const flooded = performance.now();
+    const nsB = `other-${suffix}`;
+    const { askedB } = await flood(appNamespaces, nsB);
     await eventually("tenant B's copy on the control plane", async () =>
       assert.ok(await env.controlClient.get(refB, "db", providerNamespace(uidB, nsB))),
     );
@@ -177,7 +217,7 @@ describe("per-tenant limits on the control plane", () => {
 
     const sinceFlood = performance.now() - flooded;
     if (sinceFlood < 15_000) await sleep(15_000 - sinceFlood);
-    const requestsIn15s = (await controlRequests(first.sync)) - requestsBefore;
+    const requestsIn15s = (await controlRequests(first)) - requestsBefore;
     const mine = { labelSelector: `${labels.binding}=${uidA}` };
     const counts = async () => ({
       providerNamespaces: (await env.controlClient.list(refs.namespaces, mine)).items.length,
@@ -214,17 +254,40 @@ describe("per-tenant limits on the control plane", () => {
     );
 
     // nothing was deleted; raised limits let the rest sync
-    await stopFirst();
-    stopFirst = undefined;
+    await stopAll();
     assert.equal((await env.appClient.list(env.ref)).items.filter((o) => o.metadata.name === "db").length, fanOut);
-    const second = await start({ providerNamespaces: 200, controlWatches: 400 });
-    onFileDone(second.stop);
+    await start({ providerNamespaces: 200, controlWatches: 400 });
     await eventually(
       "every app namespace synced under the raised limit",
       async () => assert.equal((await env.controlClient.list(refs.namespaces, mine)).items.length, fanOut),
       120_000,
     );
     await ready("flood", tenantA);
+  });
+
+  it("serves another tenant's object promptly while one tenant's fan-out fills a slow client's rate limit", async (t) => {
+    const { env, tenantA, tenantB, uidB, start, ready, flood, refB } = await twoTenants("share-control", false);
+    // a rate limit A's fan-out (some 400 requests) takes most of a minute to get through
+    await start({ providerNamespaces: 1000, controlWatches: 1000 }, { qps: 10, burst: 10 });
+    await ready("flood", tenantA);
+    await ready("other", tenantB);
+    const suffix = uniqueSuffix();
+    const appNamespaces = Array.from({ length: fanOut }, (_, i) => `share-${suffix}-${i}`);
+    const nsB = `share-other-${suffix}`;
+    const { askedB } = await flood(appNamespaces, nsB);
+    await eventually(
+      "tenant B's copy on the control plane",
+      async () => assert.ok(await env.controlClient.get(refB, "db", providerNamespace(uidB, nsB))),
+      120_000,
+    );
+    const tenantBSeconds = (performance.now() - askedB) / 1000;
+    const copiesOfA = (await env.controlClient.list(env.ref)).items.length;
+    t.diagnostic(
+      `at 10 requests/s: tenant B's object synced in ${tenantBSeconds.toFixed(1)} s, when ${copiesOfA} of tenant A's ${fanOut} were`,
+    );
+    // B's few requests wait behind A's share (16 at a time), not behind A's whole fan-out
+    assert.ok(copiesOfA < fanOut, "tenant A's fan-out was over before B's object synced: nothing was measured");
+    assert.ok(tenantBSeconds < 20, `tenant B's object took ${tenantBSeconds.toFixed(1)} s behind tenant A's fan-out`);
   });
 });
 
