@@ -253,13 +253,23 @@ describe("per-tenant limits on the control plane", () => {
       }),
     );
 
-    // nothing was deleted; raised limits let the rest sync
+    // an object that waits is the tenant's to delete: it goes, nothing holds it
+    const made = new Set((await env.controlClient.list(refs.namespaces, mine)).items.map((n) => n.metadata.name));
+    const waiting = appNamespaces.find((ns) => !made.has(providerNamespace(uidA, ns))) ?? "";
+    await env.appClient.delete(env.ref, "db", waiting);
+    await eventually("the waiting object deleted", async () =>
+      assert.equal(await env.appClient.get(env.ref, "db", waiting), undefined),
+    );
+    // nothing else was deleted; raised limits let the rest sync
     await stopAll();
-    assert.equal((await env.appClient.list(env.ref)).items.filter((o) => o.metadata.name === "db").length, fanOut);
+    const left = (await env.appClient.list(env.ref)).items.filter((o) =>
+      appNamespaces.includes(o.metadata.namespace ?? ""),
+    );
+    assert.equal(left.length, fanOut - 1);
     await start({ providerNamespaces: 200, controlWatches: 400 });
     await eventually(
       "every app namespace synced under the raised limit",
-      async () => assert.equal((await env.controlClient.list(refs.namespaces, mine)).items.length, fanOut),
+      async () => assert.equal((await env.controlClient.list(refs.namespaces, mine)).items.length, fanOut - 1),
       120_000,
     );
     await ready("flood", tenantA);
