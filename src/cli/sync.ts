@@ -13,6 +13,7 @@ import { type HealthReport, type HealthServer, serveHealth, standby } from "../s
 import { isKubeconfigSecretPolicy, kubeconfigSecretPolicies } from "../sync/kubeconfig-secret.ts";
 import { LeaderElector } from "../sync/leader.ts";
 import { startSync } from "../sync/manager.ts";
+import { tenantLimitDefaults } from "../sync/tenant-limits.ts";
 import { type RunningWeb, startWebServer, webClient } from "../web/server.ts";
 import { UsageError } from "./usage.ts";
 
@@ -55,6 +56,10 @@ const flags = {
   "app-cache-mib-per-namespace": { type: "string", default: String(appCacheDefaults.maxBytes / 1024 / 1024) },
   // what the app cluster lists being read hold together (default a sixteenth of the heap limit)
   "app-lists-mib-in-flight": { type: "string" },
+  // what one namespace's bindings (one tenant's) make on the control plane, and its requests in flight there
+  "provider-namespaces-per-namespace": { type: "string", default: String(tenantLimitDefaults.providerNamespaces) },
+  "control-watches-per-namespace": { type: "string", default: String(tenantLimitDefaults.controlWatches) },
+  "control-requests-per-namespace": { type: "string", default: "16" },
   "web-address": { type: "string", default: "" },
   "web-tls-cert": { type: "string" },
   "web-tls-key": { type: "string" },
@@ -156,7 +161,10 @@ export async function runSync(args: string[]): Promise<number> {
     burst: positive("burst", values.burst),
     userAgent: "klutch-bind-sync",
   };
-  const control = KubeClient.fromConfig(kubeconfig, clientOptions);
+  const control = KubeClient.fromConfig(kubeconfig, {
+    ...clientOptions,
+    maxRequestsPerTenant: positive("control-requests-per-namespace", values["control-requests-per-namespace"]),
+  });
   // Leases get a client of their own: with 3 replicas cold-starting 10,000 objects on 2 cores, shard
   // renewals queued behind the bulk requests missed their deadline and the replicas stopped (bench)
   const leases = KubeClient.fromConfig(kubeconfig, { ...clientOptions, userAgent: "klutch-bind-sync-leases" });
@@ -264,6 +272,10 @@ export async function runSync(args: string[]): Promise<number> {
     ...(values["app-lists-mib-in-flight"] === undefined
       ? {}
       : { appListBytesInFlight: positive("app-lists-mib-in-flight", values["app-lists-mib-in-flight"]) * 1024 * 1024 }),
+    tenantLimits: {
+      providerNamespaces: positive("provider-namespaces-per-namespace", values["provider-namespaces-per-namespace"]),
+      controlWatches: positive("control-watches-per-namespace", values["control-watches-per-namespace"]),
+    },
     appClientOptions,
     allowLoopbackAppServers: serverAddresses.allowLoopback,
     serviceNetworks: serverAddresses.serviceNetworks,

@@ -29,6 +29,7 @@ import { type AnswerStream, H2Answer, H2Sessions, negotiateH2 } from "./h2.ts";
 import { type ClusterAccess, clusterAccess, type ParsedKubeconfig, parseKubeconfig } from "./kubeconfig.ts";
 import { assertSelfContained } from "./self-contained.ts";
 import { checkServerUrl, guardedLookup, type ServerAddressPolicy } from "./server-addresses.ts";
+import { ShareTimeout, TenantShare } from "./tenant-share.ts";
 
 export { KubeApiError, KubeDecodeError, type Status } from "./errors.ts";
 
@@ -89,6 +90,11 @@ export type ClientOptions = {
    * tenant's word; checked before each connection, nothing is sent to a refused address
    */
   serverAddresses?: ServerAddressPolicy;
+  /**
+   * requests of one tenant (forTenant) in flight at most, its waits for the rate limit and a slot
+   * included (default 16); more wait in the tenant's own line (tenant-share.ts)
+   */
+  maxRequestsPerTenant?: number;
 };
 
 /**
@@ -147,6 +153,8 @@ type Deadline = { at: number; ms: number };
  * (bench: 16 was too few for the control plane, requests waited seconds for one).
  */
 const defaultMaxConnections = 64;
+/** a quarter of the request slots: four flooding tenants leave others waiting on no more than those */
+const defaultMaxRequestsPerTenant = 16;
 /** idle watch connections kept for the next watch (a watch's connection is free again once it ends) */
 const maxFreeWatchSockets = 4;
 const defaultQps = 500;
@@ -238,6 +246,7 @@ export type WriteGate = () => Error | undefined;
 class Connection {
   readonly access: ClusterAccess;
   readonly limiter: RateLimiter;
+  readonly share: TenantShare;
   readonly maxConnections: number;
   readonly http2: boolean;
   /** the deadline of a new connection's handshake (the client's request timeout) */
@@ -261,10 +270,12 @@ class Connection {
       connectTimeoutMs: number;
       lookup?: LookupFunction;
       serverAddresses?: ServerAddressPolicy;
+      maxRequestsPerTenant?: number;
     },
   ) {
     this.access = access;
     this.limiter = limiter;
+    this.share = new TenantShare(options.maxRequestsPerTenant ?? defaultMaxRequestsPerTenant);
     this.maxConnections = options.maxConnections;
     this.http2 = options.http2;
     this.connectTimeoutMs = options.connectTimeoutMs;
@@ -432,6 +443,8 @@ type Parts = {
   maxListBytes: number;
   impersonationHeaders: Record<string, string | string[]>;
   gates: readonly WriteGate[];
+  /** whose requests these are (forTenant): each tenant's requests in flight are bounded */
+  tenant?: string;
   /** made from another client (gated, impersonating): closing it leaves the connections open */
   view: boolean;
 };
@@ -463,6 +476,7 @@ export class KubeClient {
         connectTimeoutMs: timeoutMs,
         ...(options.lookup ? { lookup: options.lookup } : {}),
         ...(options.serverAddresses ? { serverAddresses: options.serverAddresses } : {}),
+        ...(options.maxRequestsPerTenant ? { maxRequestsPerTenant: options.maxRequestsPerTenant } : {}),
       }),
       tally: { requests: 0, observer: undefined },
       userAgent: options.userAgent ?? "klutch-bind",
@@ -525,6 +539,15 @@ export class KubeClient {
    */
   gated(gate: WriteGate): KubeClient {
     return new KubeClient({ ...this.#parts, gates: [...this.#gates, gate], view: true });
+  }
+
+  /**
+   * A view of this client whose requests (not watches) are tenant's: at most maxRequestsPerTenant
+   * of them in flight, the rest wait their turn in tenant's own line before the shared rate limit
+   * and request slots. It shares everything else with this client, as gated() does.
+   */
+  forTenant(tenant: string): KubeClient {
+    return new KubeClient({ ...this.#parts, tenant, view: true });
   }
 
   /**
@@ -966,7 +989,9 @@ export class KubeClient {
     for (let attempt = 0; ; attempt++) {
       const timing = { called: performance.now(), sent: Number.NaN };
       let response: Response;
+      let leave = () => {};
       try {
+        leave = await this.#turn(method, path, deadline, options.signal);
         const res = await this.#open(method, path, options, options.signal, deadline, timing);
         response = await readResponse(
           res,
@@ -978,6 +1003,8 @@ export class KubeClient {
       } catch (err) {
         this.#observe(method, 0, timing);
         throw err;
+      } finally {
+        leave();
       }
       this.#observe(method, response.status, timing);
       if (response.status === 401) this.#connection.forgetAuth();
@@ -990,6 +1017,18 @@ export class KubeClient {
       }
       return response;
     }
+  }
+
+  /** The tenant's turn (forTenant): resolves with its release; at once for a client of no tenant. */
+  async #turn(method: string, path: string, deadline: Deadline, signal?: AbortSignal): Promise<() => void> {
+    const tenant = this.#parts.tenant;
+    if (tenant === undefined) return () => {};
+    return this.#connection.share.enter(tenant, deadline.at, signal).catch((err: unknown) => {
+      if (!(err instanceof ShareTimeout)) throw err;
+      throw new Error(
+        `${method} ${path}: no complete answer from ${this.server} within ${deadline.ms} ms (waited for a turn among tenant ${tenant}'s requests)`,
+      );
+    });
   }
 
   #observe(method: string, status: number, timing: { called: number; sent: number }): void {

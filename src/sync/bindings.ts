@@ -56,6 +56,7 @@ import { WorkQueue } from "./queue.ts";
 import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
 import { refs } from "./resources.ts";
 import { type StageLog, stageLog } from "./stages.ts";
+import { TenantLimits, type TenantLimitValues, tenantLimitDefaults } from "./tenant-limits.ts";
 import { type AppAccess, appAccessOf, renewIfDue } from "./token-renewal.ts";
 
 // passing states of an export: shown on the status, not worth an event
@@ -145,6 +146,8 @@ export type BindingControllerOptions = {
    * defaultListCeilingBytes(): a sixteenth of the heap limit); one namespace's hold half of it at most
    */
   appListBytesInFlight?: number;
+  /** what one namespace's bindings (one tenant's) make on the control plane at most (default tenantLimitDefaults) */
+  tenantLimits?: TenantLimitValues;
 };
 
 export const appCacheDefaults: CacheLimits = { maxObjects: 50_000, maxBytes: 256 * 1024 * 1024 };
@@ -168,6 +171,9 @@ export class BindingController {
   #release: Array<() => Promise<void>> = [];
   #resync: NodeJS.Timeout | undefined;
   readonly #access: ProviderAccess;
+  readonly #limits: TenantLimits;
+  /** every binding's provider namespaces (the export syncs' cache), held once a tenant limit is first asked */
+  #providerNamespaces: Informer | undefined;
   /** handOver() callers, by binding key */
   readonly #handOvers = new Map<string, Array<() => void>>();
   /** when a binding without state yet was first seen, by uid, while debug lines are on (stages.ts) */
@@ -176,7 +182,10 @@ export class BindingController {
   constructor(options: BindingControllerOptions) {
     this.#o = options;
     this.#events = new EventRecorder(options.control, options.logger);
-    this.#access = new ProviderAccess(options.control);
+    this.#limits = new TenantLimits(options.tenantLimits ?? tenantLimitDefaults, (tenant) =>
+      this.#providerNamespacesOf(tenant),
+    );
+    this.#access = new ProviderAccess(options.control, this.#limits);
     this.#listCeiling = new ListCeiling(
       options.appListBytesInFlight ?? defaultListCeilingBytes(),
       "--app-lists-mib-in-flight",
@@ -236,6 +245,21 @@ export class BindingController {
     this.#queue.start();
     this.#resync = setInterval(all, this.#o.resyncMs ?? 15_000);
     this.#resync.unref();
+  }
+
+  /** The provider namespaces of namespace tenant's bindings, by name; undefined until listed. */
+  #providerNamespacesOf(tenant: string): Set<string> | undefined {
+    if (this.#providerNamespaces === undefined) {
+      const held = this.#o.controlInformers.acquire(refs.namespaces, { labelSelector: labels.binding });
+      this.#providerNamespaces = held.informer;
+      this.#release.push(held.release);
+    }
+    if (!this.#providerNamespaces.hasSynced()) return undefined;
+    const uids = new Set(this.#allBindings().flatMap((b) => (b.metadata.namespace === tenant ? [b.metadata.uid] : [])));
+    const names = this.#providerNamespaces
+      .list()
+      .flatMap((ns) => (uids.has(ns.metadata.labels?.[labels.binding]) ? [ns.metadata.name] : []));
+    return new Set(names);
   }
 
   #seen(binding: KubeObject): void {
@@ -786,7 +810,8 @@ export class BindingController {
       binding: state.ref,
       ref,
       claims,
-      control: client(this.#o.control),
+      // one tenant's requests wait their turn among its own (tenant-share.ts), not before everyone's
+      control: client(this.#o.control.forTenant(state.ref.namespace)),
       app: client(state.app as KubeClient),
       log,
       metrics: this.#o.metrics,
@@ -807,6 +832,7 @@ export class BindingController {
           }
         : {}),
       reportConflict: (text) => void this.#events.warn(bindingObject(state.ref), "NameConflict", text),
+      controlWatch: () => this.#limits.takeWatch(state.ref.namespace),
       stage: stageLog(log, state.seenAt),
     };
   }

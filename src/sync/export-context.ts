@@ -3,6 +3,7 @@ import type { PermissionClaim } from "../export/types.ts";
 import type { KubeClient, ResourceRef } from "../kube/client.ts";
 import type { SyncMetrics } from "./metrics.ts";
 import type { StageLog } from "./stages.ts";
+import type { TenantLimitReached } from "./tenant-limits.ts";
 
 /** apiVersion: the binding's kind (ours when absent) */
 export type BindingRef = { uid: string; name: string; namespace: string; apiVersion?: string };
@@ -27,6 +28,11 @@ export type ExportContext = {
   ensureAppNamespaceAccess?: (appNamespace: string) => Promise<void>;
   /** a name conflict the user must act on: a Warning event on the binding (the export's status shows it while it lasts) */
   reportConflict: (message: string) => void;
+  /**
+   * one more control-plane watch for the binding's namespace (tenant-limits.ts): its release, or
+   * why not; every watch is allowed when absent
+   */
+  controlWatch?: () => (() => void) | TenantLimitReached;
   /** the stages of the export's start, with debug lines only (stages.ts) */
   stage?: StageLog;
 };

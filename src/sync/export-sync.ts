@@ -21,10 +21,13 @@ import { type Lane, WorkQueue } from "./queue.ts";
 import { RecentWrites } from "./recent-writes.ts";
 import { refs } from "./resources.ts";
 import { serverFieldSelector } from "./selector.ts";
+import { TenantLimitReached } from "./tenant-limits.ts";
 
 type Held = { informer: Informer; release: () => Promise<void> };
 
 const conflictRecheckMs = 10_000;
+/** a wait for room under a tenant limit is shown this long after it was last refused (retries come sooner) */
+const limitShownMs = 90_000;
 
 export class ExportSync {
   readonly ctx: ExportContext;
@@ -46,6 +49,10 @@ export class ExportSync {
   readonly #conflicts = new Map<string, string>();
   /** app namespaces where the binding's account may reach claimed resources (see app-access.ts) */
   readonly #appAccess = new Set<string>();
+  /** what waits for room under a tenant limit (tenant-limits.ts), by limit and app namespace: its message and when refused */
+  readonly #limited = new Map<string, { text: string; at: number }>();
+  /** claim sides whose watch waits for room, looked at again on a timer (one each) */
+  readonly #watchRetries = new Set<string>();
   #stopped = false;
 
   constructor(ctx: ExportContext, registries: { control: InformerRegistry; app: InformerRegistry }, workers: number) {
@@ -59,9 +66,10 @@ export class ExportSync {
       onError: (key, err, retries) => {
         // a write refused while this replica hands the binding over (fence.ts): expected, and the
         // hand-over stops this sync soon; a warning each time drowned real trouble (6,594 in one bench run)
-        const handingOver = err instanceof NotServedError;
-        if (!handingOver) ctx.metrics.failed(ctx);
-        const level = retries > 3 && !handingOver ? "warn" : "debug";
+        // so is a wait for room under a tenant limit: the binding's status says so, once
+        const expected = err instanceof NotServedError || err instanceof TenantLimitReached;
+        if (!expected) ctx.metrics.failed(ctx);
+        const level = retries > 3 && !expected ? "warn" : "debug";
         ctx.log[level](
           { key, retries, err: err instanceof Error ? err.message : String(err) },
           "reconcile failed; retrying",
@@ -155,8 +163,26 @@ export class ExportSync {
       objects,
       lastSync: this.#lastSync,
       synced: this.#app?.hasSynced() === true && this.#provider.hasSynced(),
-      conflicts: [...this.#conflicts.values()],
+      conflicts: [...this.#conflicts.values(), ...this.#limitsReached()],
     };
+  }
+
+  /** per limit reached lately: its message, and which app namespaces wait */
+  #limitsReached(): string[] {
+    const byText = new Map<string, string[]>();
+    const now = Date.now();
+    for (const [key, { text, at }] of this.#limited) {
+      if (now - at > limitShownMs) {
+        this.#limited.delete(key);
+        continue;
+      }
+      byText.set(text, [...(byText.get(text) ?? []), key.slice(key.indexOf(":") + 1)]);
+    }
+    return [...byText].map(([text, namespaces]) => {
+      const named =
+        namespaces.slice(0, 5).join(", ") + (namespaces.length > 5 ? ` and ${namespaces.length - 5} more` : "");
+      return `${text}; waiting: app namespace(s) ${named}`;
+    });
   }
 
   /** Why the app cluster's objects (bound or claimed) cannot be listed or watched now, if they cannot. */
@@ -287,7 +313,23 @@ export class ExportSync {
   #watchClaimSide(index: number, side: "provider" | "consumer", namespace: string, appNs: string): void {
     const id = claimSideId(index, side, namespace);
     const claim = this.ctx.claims[index];
-    if (claim === undefined || this.#claimSides.has(id)) return;
+    if (claim === undefined || this.#claimSides.has(id) || this.#stopped) return;
+    const slot = side === "provider" ? this.ctx.controlWatch?.() : undefined;
+    if (slot instanceof TenantLimitReached) {
+      const waiting = `watches:${appNs}`;
+      const first = !this.#limited.has(waiting);
+      this.#limited.set(waiting, { text: slot.message, at: Date.now() });
+      if (first) this.ctx.log.warn({ namespace: appNs }, slot.message);
+      if (!this.#watchRetries.has(id)) {
+        this.#watchRetries.add(id);
+        setTimeout(() => {
+          this.#watchRetries.delete(id);
+          this.#watchClaimSide(index, side, namespace, appNs);
+        }, conflictRecheckMs).unref();
+      }
+      return;
+    }
+    this.#limited.delete(`watches:${appNs}`);
     const registry = side === "provider" ? this.#control : this.#appRegistry;
     const fieldSelector = serverFieldSelector(claim.selector);
     // copies on the provider side are of consumer-owned originals, and the reverse
@@ -295,12 +337,17 @@ export class ExportSync {
     const options = watchedInFull(claim)[side]
       ? { namespace, ...(fieldSelector ? { fieldSelector } : {}) }
       : { namespace, labelSelector: `${labels.binding}=${this.ctx.binding.uid},${labels.copyOf}=${copyOf}` };
+    const tenant = side === "provider" ? { tenant: this.ctx.binding.namespace } : {};
     const held = registry.acquire(
       claimRef(claim),
-      options,
+      { ...options, ...tenant },
       this.#onEvent((obj) => this.#queue.add(claimKey(index, appNs, obj.metadata.name))),
     );
-    this.#claimSides.set(id, held);
+    const release = () => {
+      slot?.();
+      return held.release();
+    };
+    this.#claimSides.set(id, { informer: held.informer, release });
   }
 
   async #process(key: string): Promise<void> {
@@ -331,7 +378,12 @@ export class ExportSync {
         if (provider && consumer)
           await adoptProviderObject(this.ctx, informers, provider, consumer.namespace, consumer.name);
       } else {
-        await reconcileBoundObject(this.ctx, informers, namespace, name);
+        await reconcileBoundObject(this.ctx, informers, namespace, name).catch((err: unknown) => {
+          if (err instanceof TenantLimitReached)
+            this.#limited.set(`namespaces:${ns}`, { text: err.message, at: Date.now() });
+          throw err;
+        });
+        this.#limited.delete(`namespaces:${ns}`);
       }
     }
     this.#lastSync = new Date();
@@ -347,6 +399,11 @@ export class ExportSync {
     const mirrors = marks?.[labels.binding] === this.ctx.binding.uid && marks[labels.consumerNamespace] === appNs;
     const provider = mirrors ? this.#claimSides.get(claimSideId(index, "provider", mapped)) : undefined;
     const consumer = this.#claimSides.get(claimSideId(index, "consumer", appNs));
+    if (mirrors && provider === undefined) {
+      // its provider namespace's watch waits for room (tenant-limits.ts): nothing seen there proves anything
+      this.#queue.addAfter(key, conflictRecheckMs);
+      return;
+    }
     if (consumer === undefined) {
       // the access in the app namespace (or its provider namespace) is not there yet
       this.#queue.addAfter(key, 1000);

@@ -26,11 +26,12 @@ export class InformerRegistry {
   /**
    * The shared informer for ref and options, with handlers added to it. release() removes the
    * handlers at once (before it resolves), so a stopped user gets no more events even while others
-   * keep the informer running.
+   * keep the informer running. tenant: whose lists a new informer's are (KubeClient.forTenant),
+   * for a selection only that tenant's syncs ask for.
    */
   acquire(
     ref: ResourceRef,
-    options: ListOptions & { lean?: boolean } = {},
+    options: ListOptions & { lean?: boolean; tenant?: string } = {},
     handlers?: InformerHandlers,
   ): { informer: Informer; release: () => Promise<void> } {
     const lean = options.lean === true;
@@ -45,8 +46,9 @@ export class InformerRegistry {
     ]);
     let entry = this.#entries.get(key);
     if (entry === undefined) {
-      const { lean: _lean, ...listOptions } = options;
-      const informer = new Informer(this.client, ref, {
+      const { lean: _lean, tenant, ...listOptions } = options;
+      const client = tenant === undefined ? this.client : this.client.forTenant(tenant);
+      const informer = new Informer(client, ref, {
         ...listOptions,
         logger: this.#logger,
         transform: lean ? leanObject : withoutManagedFields,

@@ -16,6 +16,7 @@ import type { KubeconfigSecretPolicy } from "./kubeconfig-secret.ts";
 import { LeaderElector, type LeaderOptions } from "./leader.ts";
 import { SyncMetrics } from "./metrics.ts";
 import { ShardCoordinator, type ShardOptions } from "./shards.ts";
+import type { TenantLimitValues } from "./tenant-limits.ts";
 
 export type SyncOptions = {
   control: KubeClient;
@@ -28,6 +29,8 @@ export type SyncOptions = {
   appCacheLimits?: CacheLimits;
   /** what the app cluster lists being read hold together at most (BindingControllerOptions) */
   appListBytesInFlight?: number;
+  /** provider namespaces and control-plane watches of one namespace's bindings at most (BindingControllerOptions) */
+  tenantLimits?: TenantLimitValues;
   namespace?: string;
   appClientOptions?: ClientOptions;
   /**
@@ -111,6 +114,7 @@ export async function startSync(given: SyncOptions): Promise<RunningSync> {
         serviceNetworks: options.serviceNetworks ?? [],
       },
     },
+    ...(options.tenantLimits ? { tenantLimits: options.tenantLimits } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
     ...(options.kubeconfigSecrets ? { kubeconfigSecrets: options.kubeconfigSecrets } : {}),
     ...(options.templateNamespaces ? { templateNamespaces: options.templateNamespaces } : {}),

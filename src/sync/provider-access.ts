@@ -13,6 +13,7 @@ import {
 } from "./naming.ts";
 import { claimsAccessName } from "./release.ts";
 import { refs } from "./resources.ts";
+import type { TenantLimits } from "./tenant-limits.ts";
 
 type Subject = { kind: string; name: string; namespace?: string; apiGroup?: string };
 
@@ -21,9 +22,12 @@ export class ProviderAccess {
   #self: Promise<Subject> | undefined;
   /** ensureNamespace and ensureClaimsAccess under way, by what they make: every worker waits for the one */
   readonly #pending = new Map<string, Promise<unknown>>();
+  readonly #limits: TenantLimits | undefined;
 
-  constructor(control: KubeClient) {
+  /** limits: how many provider namespaces a binding namespace's bindings may have (none when absent) */
+  constructor(control: KubeClient, limits?: TenantLimits) {
     this.#control = control;
+    this.#limits = limits;
   }
 
   /**
@@ -33,6 +37,8 @@ export class ProviderAccess {
   async ensureNamespace(binding: BindingRef, appNs: string, done: Set<string>): Promise<string> {
     const name = providerNamespace(binding.uid, appNs);
     if (done.has(name)) return name;
+    // before any request: what waits for room costs the control plane nothing
+    this.#limits?.admitNamespace(binding.namespace, name);
     await this.#once(`ns:${name}`, () => this.#makeNamespace(binding, appNs, name, done));
     return name;
   }
@@ -49,11 +55,11 @@ export class ProviderAccess {
 
   async #makeNamespace(binding: BindingRef, appNs: string, name: string, done: Set<string>): Promise<void> {
     if (done.has(name)) return;
-    let ns = await this.#control.get(refs.namespaces, name);
+    let ns = await this.#control.forTenant(binding.namespace).get(refs.namespaces, name);
     if (ns === undefined) {
       await this.#refuseEarlierName(binding, appNs, name);
       try {
-        ns = await this.#control.create(refs.namespaces, {
+        ns = await this.#control.forTenant(binding.namespace).create(refs.namespaces, {
           apiVersion: "v1",
           kind: "Namespace",
           metadata: {
@@ -68,7 +74,7 @@ export class ProviderAccess {
         });
       } catch (err) {
         if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
-        ns = await this.#control.get(refs.namespaces, name);
+        ns = await this.#control.forTenant(binding.namespace).get(refs.namespaces, name);
       }
     }
     if (ns?.metadata.labels?.[labels.binding] !== binding.uid) {
@@ -89,7 +95,7 @@ export class ProviderAccess {
   async #refuseEarlierName(binding: BindingRef, appNs: string, name: string): Promise<void> {
     const earlier = earlierProviderNamespace(binding.uid, appNs);
     if (earlier === name) return;
-    const found = await this.#control.get(refs.namespaces, earlier);
+    const found = await this.#control.forTenant(binding.namespace).get(refs.namespaces, earlier);
     const labelled = found?.metadata.labels;
     if (labelled?.[labels.binding] !== binding.uid || labelled?.[labels.consumerNamespace] !== appNs) return;
     throw new ProviderNamespaceConflict(
@@ -125,7 +131,7 @@ export class ProviderAccess {
     done: Set<string>,
   ): Promise<void> {
     if (done.has(cacheKey)) return;
-    await this.#control.apply(
+    await this.#control.forTenant(binding.namespace).apply(
       refs.roleBindings,
       {
         apiVersion: "rbac.authorization.k8s.io/v1",

@@ -127,6 +127,8 @@ describe("the sync's identity on the control plane", () => {
         applied.push(obj);
         return obj;
       },
+      // a tenant's view of the client (KubeClient.forTenant): the same fake
+      forTenant: () => client,
     } as unknown as KubeClient;
     return { access: new ProviderAccess(client), applied };
   }
