@@ -147,6 +147,7 @@ async function twoTenants(name: string, claims: boolean) {
       resyncMs: 1000,
       templateNamespaces: [tenantA, tenantB],
       tenantLimits,
+      allowLoopbackAppServers: true,
     });
     running.push(sync);
     return sync;
