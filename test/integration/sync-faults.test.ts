@@ -15,24 +15,13 @@ import { startCluster, stopCluster } from "../support/cluster.ts";
 import { freshCluster, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { freePort } from "../support/net.ts";
-import { stopProcess } from "../support/processes.ts";
+import { stopProcess, testSyncFlags } from "../support/processes.ts";
 import { syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
-// the test's app clusters listen on 127.0.0.1
-const quiet = [
-  "--metrics-address",
-  "",
-  "--health-address",
-  "",
-  "--status-interval",
-  "1",
-  "--allow-loopback-app-servers",
-];
-
 function startSyncProcess(kubeconfig: string, namespace: string, ...extra: string[]): ChildProcess {
   const args = [join(repoRoot, "src/cli/main.ts"), "sync", "--kubeconfig", kubeconfig, "--namespace", namespace];
-  return spawn(process.execPath, [...args, ...quiet, ...extra], {
+  return spawn(process.execPath, [...args, ...testSyncFlags, ...extra], {
     stdio: ["ignore", extra.length > 0 ? "pipe" : "ignore", "inherit"],
   });
 }

@@ -15,7 +15,7 @@ import { refs } from "../../src/sync/resources.ts";
 import { freshCluster, onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { type LoopingServer, startLoopingServer } from "../support/hostile-cluster.ts";
-import { stopProcess } from "../support/processes.ts";
+import { stopProcess, testSyncFlags } from "../support/processes.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -77,13 +77,7 @@ async function attack(spread: "one tenant" | "a tenant each", extra: string[], r
     "sync",
     "--kubeconfig",
     control.kubeconfigPath,
-    "--metrics-address",
-    "",
-    "--health-address",
-    "",
-    "--status-interval",
-    "1",
-    "--allow-loopback-app-servers",
+    ...testSyncFlags,
     ...templateNamespaces.flatMap((ns) => ["--template-namespace", ns]),
     ...extra,
   ];

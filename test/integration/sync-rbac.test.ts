@@ -19,7 +19,7 @@ import { kubeConfig, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { desiredJson, request } from "../support/function-client.ts";
 import { apply, readManifests } from "../support/manifests.ts";
-import { stopProcess } from "../support/processes.ts";
+import { stopProcess, testSyncFlags } from "../support/processes.ts";
 import { syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -89,21 +89,7 @@ describe("the sync with least privilege", () => {
 
     const sync: ChildProcess = spawn(
       process.execPath,
-      [
-        join(repoRoot, "src/cli/main.ts"),
-        "sync",
-        "--allow-loopback-app-servers",
-        "--kubeconfig",
-        kubeconfigPath,
-        "--namespace",
-        ns,
-        "--metrics-address",
-        "",
-        "--health-address",
-        "",
-        "--status-interval",
-        "1",
-      ],
+      [join(repoRoot, "src/cli/main.ts"), "sync", "--kubeconfig", kubeconfigPath, "--namespace", ns, ...testSyncFlags],
       { stdio: ["ignore", "ignore", "inherit"] },
     );
     onFileDone(() => stopProcess(sync));

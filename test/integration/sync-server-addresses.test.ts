@@ -10,7 +10,7 @@ import { refs } from "../../src/sync/resources.ts";
 import { onFileDone } from "../support/clusters.ts";
 import { type CountingListener, countingListener } from "../support/counting-listener.ts";
 import { eventually } from "../support/eventually.ts";
-import { stopProcess } from "../support/processes.ts";
+import { stopProcess, testSyncFlags } from "../support/processes.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -101,13 +101,7 @@ describe("app cluster servers the sync must not reach", () => {
         env.control.kubeconfigPath,
         "--namespace",
         env.bindingNamespace,
-        "--metrics-address",
-        "",
-        "--health-address",
-        "",
-        "--status-interval",
-        "1",
-        "--allow-loopback-app-servers",
+        ...testSyncFlags,
         // the test's app cluster stands in for a service of the control plane's cluster
         "--service-cidr",
         "10.96.0.0/12,127.0.0.0/8",

@@ -1,6 +1,7 @@
 // The web page at the HTTP level: TLS and cookie settings, security headers, sign-in, and what a
 // bind refuses before it touches the control plane; sessions that end with their token, and
 // privileged identities refused. The browser flows are in web-browser.test.ts.
+
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -29,8 +30,7 @@ import { apply, readManifests } from "../support/manifests.ts";
 import { stopProcess } from "../support/processes.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
-
-type Answer = { status: number; headers: Headers; body: string };
+import { WebAgent as Agent } from "../support/web-agent.ts";
 
 /** No credential or command of the posted kubeconfig is in the page. */
 function assertNotEchoed(page: string, kubeconfig: string): void {
@@ -62,54 +62,6 @@ async function whoAmI(client: KubeClient): Promise<{ username: string; groups: s
     { body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } },
   );
   return { username: review.status.userInfo.username, groups: [...(review.status.userInfo.groups ?? [])].sort() };
-}
-
-/** A browser stand-in: keeps cookies, follows nothing. */
-class Agent {
-  readonly cookies = new Map<string, string>();
-  readonly base: string;
-  constructor(base: string) {
-    this.base = base;
-  }
-
-  async send(method: string, path: string, form?: Record<string, string | string[]>): Promise<Answer> {
-    const body = new URLSearchParams();
-    for (const [k, v] of Object.entries(form ?? {})) for (const one of [v].flat()) body.append(k, one);
-    const response = await fetch(`${this.base}${path}`, {
-      method,
-      redirect: "manual",
-      headers: {
-        cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; "),
-        ...(form ? { "content-type": "application/x-www-form-urlencoded", origin: this.base } : {}),
-      },
-      ...(form ? { body: body.toString() } : {}),
-    });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair = ""] = line.split(";");
-      const at = pair.indexOf("=");
-      this.cookies.set(pair.slice(0, at), pair.slice(at + 1));
-    }
-    return { status: response.status, headers: response.headers, body: await response.text() };
-  }
-
-  csrf(page: string): string {
-    const token = /name="_csrf" value="([^"]+)"/.exec(page)?.[1];
-    assert.ok(token, "the page carries a CSRF token");
-    return token;
-  }
-
-  async signIn(token: string): Promise<string> {
-    const signedIn = await this.tryToken(token);
-    assert.equal(signedIn.status, 303, signedIn.body);
-    const home = await this.send("GET", "/");
-    assert.equal(home.status, 200);
-    return this.csrf(home.body);
-  }
-
-  async tryToken(token: string): Promise<Answer> {
-    const login = await this.send("GET", "/login");
-    return this.send("POST", "/login", { _csrf: this.csrf(login.body), token });
-  }
 }
 
 describe("the web page over HTTP", () => {

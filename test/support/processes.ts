@@ -22,3 +22,17 @@ export function exitAndOutput(
   child.stderr.on("data", collect);
   return new Promise((resolve) => child.on("exit", (code) => resolve({ code: code ?? 1, output })));
 }
+
+/**
+ * Flags of a `klutch-bind sync` child in a test: no metrics or health listeners, the status every
+ * second, and app clusters on 127.0.0.1 (every test cluster's address) allowed.
+ */
+export const testSyncFlags = [
+  "--metrics-address",
+  "",
+  "--health-address",
+  "",
+  "--status-interval",
+  "1",
+  "--allow-loopback-app-servers",
+];
