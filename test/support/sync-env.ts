@@ -252,7 +252,11 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     await controlClient.create(refs.secrets, {
       apiVersion: "v1",
       kind: "Secret",
-      metadata: { name: `${name}-kubeconfig`, namespace: bindingNamespace, ...kubeconfigSecretMarks(name) },
+      metadata: {
+        name: `${name}-kubeconfig`,
+        namespace: bindingNamespace,
+        ...kubeconfigSecretMarks({ group: refs.bindings.group, namespace: bindingNamespace, name }),
+      },
       data: { kubeconfig: Buffer.from(text).toString("base64") },
     });
   }
