@@ -5,6 +5,7 @@ import { InputError } from "../export/errors.ts";
 import type { PermissionClaim } from "../export/types.ts";
 import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
 import { refs } from "../sync/resources.ts";
+import { conflictMessage } from "../sync/template-choice.ts";
 
 export type BindableApi = {
   /** RESOURCE.GROUP, as --export takes it */
@@ -17,6 +18,8 @@ export type BindableApi = {
   claims: string[];
   /** the claims themselves, as the binding records them when they are accepted */
   permissionClaims?: PermissionClaim[];
+  /** set when other templates export the same API: the sync refuses bindings of it, saying this */
+  conflict?: string;
 };
 
 export function bindableApi(template: KubeObject): BindableApi {
@@ -49,7 +52,19 @@ export function bindableApi(template: KubeObject): BindableApi {
 /** The templates on the control plane, in one namespace or in all. */
 export async function listBindable(client: KubeClient, namespace?: string): Promise<BindableApi[]> {
   const { items } = await client.list(refs.templates, namespace ? { namespace } : {});
-  return items.map(bindableApi).sort((a, b) => a.id.localeCompare(b.id));
+  return withConflicts(items.map(bindableApi)).sort(
+    (a, b) => a.id.localeCompare(b.id) || a.template.localeCompare(b.template),
+  );
+}
+
+/** Each API exported by more than one template says so, naming all of them. */
+export function withConflicts(apis: BindableApi[]): BindableApi[] {
+  const byId = new Map<string, string[]>();
+  for (const a of apis) byId.set(a.id, [...(byId.get(a.id) ?? []), a.template]);
+  return apis.map((a) => {
+    const templates = byId.get(a.id) ?? [];
+    return templates.length > 1 ? { ...a, conflict: conflictMessage(a.id, templates) } : a;
+  });
 }
 
 /**
@@ -73,6 +88,7 @@ export function pickExports(bindable: BindableApi[], wanted: string[]): Bindable
     if (api === undefined) {
       throw new Error(`unknown export "${id}"; bindable: ${bindable.map((a) => a.id).join(", ") || "none"}`);
     }
+    if (api.conflict !== undefined) throw new Error(`export "${id}": ${api.conflict}`);
     return api;
   });
 }

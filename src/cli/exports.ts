@@ -22,8 +22,13 @@ export async function runExports(args: string[]): Promise<number> {
         apis.map((a) => [a.id, a.version || "-", a.template, `${a.claims.length}`]),
       ),
     );
+    // one line per API that several templates export: bindings of it are refused
+    const conflicts = [...new Set(apis.flatMap((a) => (a.conflict ? [a.conflict] : [])))];
+    if (conflicts.length > 0) process.stdout.write(`\nCONFLICT:\n${conflicts.map((c) => `  - ${c}`).join("\n")}\n`);
     for (const api of apis.filter((a) => a.claims.length > 0)) {
-      process.stdout.write(`\n${api.id}:\n${api.claims.map((c) => `  - ${c}`).join("\n")}\n`);
+      process.stdout.write(
+        `\n${api.id}${apis.filter((a) => a.id === api.id).length > 1 ? ` (${api.template})` : ""}:\n${api.claims.map((c) => `  - ${c}`).join("\n")}\n`,
+      );
     }
     return 0;
   } finally {

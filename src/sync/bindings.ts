@@ -55,6 +55,7 @@ import { WorkQueue } from "./queue.ts";
 import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
 import { refs } from "./resources.ts";
 import { type StageLog, stageLog } from "./stages.ts";
+import { exportTemplate } from "./template-choice.ts";
 import { type AppAccess, appAccessOf, renewIfDue } from "./token-renewal.ts";
 
 // passing states of an export: shown on the status, not worth an event
@@ -650,14 +651,17 @@ export class BindingController {
       await this.#stopExport(state, id);
       return { ...base, message: refused };
     }
-    const template = this.#templates
-      .flatMap((i) => i.list())
-      .find((t) => {
-        const selector = (t.spec as { APIServiceSelector?: { group?: string; resource?: string } } | undefined)
-          ?.APIServiceSelector;
-        return selector?.group === group && selector.resource === resource;
-      });
-    if (template === undefined) return { ...base, message: `no APIServiceExportTemplate exports ${id}` };
+    const chosen = exportTemplate(
+      this.#templates.flatMap((i) => i.list()),
+      group,
+      resource,
+    );
+    if ("message" in chosen) {
+      // two templates of one API: which claims apply would depend on cache order; neither does
+      if (chosen.conflict) await this.#stopExport(state, id);
+      return { ...base, message: chosen.message };
+    }
+    const template = chosen.template;
     const templateSpec = template.spec as { APIServiceSelector: { version?: string }; permissionClaims?: unknown };
     let claims: PermissionClaim[];
     try {

@@ -120,7 +120,7 @@ export function dashboardPage(view: {
       : html`<table id="apis"><thead><tr><th>API</th><th>Version</th><th>Template</th><th>Permission claims</th></tr></thead><tbody>
 ${view.apis.map(
   (a) =>
-    html`<tr><td>${a.id}</td><td>${a.version}</td><td class="muted">${a.template}</td><td>${
+    html`<tr><td>${a.id}${a.conflict ? html`<div class="error" data-conflict="${a.id}">${a.conflict}</div>` : ""}</td><td>${a.version}</td><td class="muted">${a.template}</td><td>${
       a.claims.length
         ? html`<ul class="claims">${a.claims.map((c) => html`<li>${c}</li>`)}</ul>`
         : html`<span class="muted">none</span>`
