@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
-import { notActedOn } from "../export/claim-behaviour.ts";
+import { clusterScopedNotSynced, isClusterScopedClaim, notActedOn } from "../export/claim-behaviour.ts";
 import { parseClaims } from "../export/claims.ts";
 import { InputError } from "../export/errors.ts";
 import { claimsRoleAnnotation } from "../export/plan.ts";
@@ -687,8 +687,14 @@ export class BindingController {
       await this.#stopExport(state, id);
       return { ...base, message: `required claims not accepted: ${blocking.map(named).join(", ")}` };
     }
+    const unsynced = claims.filter((c) => c.required === true && isClusterScopedClaim(c));
+    if (unsynced.length > 0) {
+      await this.#stopExport(state, id);
+      return { ...base, message: `required claims ${unsynced.map(named).join(", ")}: ${clusterScopedNotSynced}` };
+    }
     const ignored = claims.flatMap((c) => notActedOn(c).map((f) => `${named(c)} ${f}`));
     if (ignored.length > 0) base.claimsNotActedOn = ignored.join("; ");
+    claims = claims.filter((c) => !isClusterScopedClaim(c));
     const providerCrd = await this.#o.control.get(refs.crds, id);
     if (providerCrd === undefined) return { ...base, message: `the control plane has no CRD ${id}` };
     const crdSpec = providerCrd.spec as {
