@@ -4,17 +4,23 @@
 // its kubeconfig holds; with --kubeconfig-secrets same-namespace (where it may use the Secret) its
 // deletion still takes neither.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { promisify } from "node:util";
 import { grantAppAccess } from "../../src/bind/app-access.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
 import { removeAppAccount } from "../../src/sync/app-access.ts";
-import { appAccessAnnotation, appAccessServiceAccount } from "../../src/sync/app-account.ts";
-import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
+import { accountFor, appAccessAnnotation, appAccessServiceAccount } from "../../src/sync/app-account.ts";
+import { kubeconfigForAnnotation, kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { finalizer } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
+import { repoRoot } from "../support/tools.ts";
+
+const run = promisify(execFile);
 
 /** The victim: klutch-bind's AppClusterBinding NAME and its Secret, as bind writes them (a service account's token). */
 async function victim(env: SyncEnv, name: string) {
@@ -117,5 +123,65 @@ describe("a binding of the other kind with the victim's name", () => {
       assert.equal(conditionOf(read, "SecretValid")?.status, "True", JSON.stringify(read?.status));
     });
     await deleteImpostor(env, name, account);
+  });
+});
+
+describe("a Secret with the old mark (NAME, before marks named the kind)", () => {
+  it("serves no binding, the condition says how to re-mark, and klutch-bind bind re-marks it", async () => {
+    const env = await syncEnv();
+    const { controlClient, bindingNamespace: ns } = env;
+    await env.template([]);
+    const name = `upgraded-${uniqueSuffix()}`;
+    await controlClient.create(refs.secrets, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: {
+        name: `${name}-kubeconfig`,
+        namespace: ns,
+        labels: { "app.kubernetes.io/managed-by": "klutch-bind" },
+        annotations: { [kubeconfigForAnnotation]: name },
+      },
+      data: { kubeconfig: Buffer.from(env.appKubeconfig).toString("base64") },
+    });
+    await controlClient.create(refs.klutchBindings, {
+      apiVersion: "klutch.anynines.com/v1alpha1",
+      kind: "AppClusterBinding",
+      metadata: { name, namespace: ns },
+      spec: {
+        kubeconfigSecretRef: { name: `${name}-kubeconfig`, namespace: ns, key: "kubeconfig" },
+        apiExports: [{ group: env.ref.group, resource: env.ref.resource }],
+      },
+    });
+    onFileDone(async () => {
+      await removeAppAccount(env.appClient, accountFor(ns, name));
+      const left = await controlClient.get(refs.klutchBindings, name, ns);
+      if (left?.metadata.finalizers?.length) {
+        await controlClient.update(refs.klutchBindings, { ...left, metadata: { ...left.metadata, finalizers: [] } });
+      }
+    });
+    const mark = `klutch.anynines.com/${ns}/${name}`;
+    await eventually("refused, saying how to re-mark", async () => {
+      const read = await controlClient.get(refs.klutchBindings, name, ns);
+      const valid = conditionOf(read, "SecretValid");
+      assert.equal(valid?.reason, "KubeconfigNotMarked", JSON.stringify(read?.status));
+      assert.match(valid?.message ?? "", /carries the old mark bind\.klutch\.dev\/kubeconfig-for/);
+      assert.ok(valid?.message?.includes(`re-mark it bind.klutch.dev/kubeconfig-for=${mark}`), valid?.message);
+      assert.match(valid?.message ?? "", /or run klutch-bind bind again/);
+    });
+
+    const exportId = `${env.ref.resource}.${env.ref.group}`;
+    const cli = join(repoRoot, "src/cli/main.ts");
+    const bound = await run(
+      process.execPath,
+      [
+        cli,
+        ...["bind", "--name", name, "--app-kubeconfig", env.app.kubeconfigPath, "--export", exportId],
+        ...["--accept-claims", "--kubeconfig", env.control.kubeconfigPath, "-n", ns],
+      ],
+      { cwd: repoRoot },
+    );
+    assert.match(bound.stdout, new RegExp(`✓ ${name} is Ready after`));
+    const secret = await controlClient.get(refs.secrets, `${name}-kubeconfig`, ns);
+    assert.equal(secret?.metadata.annotations?.[kubeconfigForAnnotation], mark);
   });
 });
