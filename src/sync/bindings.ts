@@ -651,11 +651,8 @@ export class BindingController {
       await this.#stopExport(state, id);
       return { ...base, message: refused };
     }
-    const chosen = exportTemplate(
-      this.#templates.flatMap((i) => i.list()),
-      group,
-      resource,
-    );
+    const templates = this.#templates.flatMap((i) => i.list());
+    const chosen = exportTemplate(templates, group, resource, binding.metadata.namespace ?? "");
     if ("message" in chosen) {
       // two templates of one API: which claims apply would depend on cache order; neither does
       if (chosen.conflict) await this.#stopExport(state, id);

@@ -18,9 +18,10 @@ const apis = withConflicts(
     template("crossplane-system", "pg-a", "postgresqlinstances"),
     template("crossplane-system", "redis", "redisinstances"),
   ].map(bindableApi),
+  "team-z",
 );
 const conflict =
-  "templates crossplane-system/pg-a and team-a/pg-b all export postgresqlinstances.anynines.com: refused until only one does (delete the others, or change their spec.APIServiceSelector)";
+  "templates crossplane-system/pg-a and team-a/pg-b all export postgresqlinstances.anynines.com: refused until only one does (delete the others, or change their spec.APIServiceSelector; one in the binding's own namespace would come first)";
 
 describe("an API that two templates export", () => {
   it("each of its entries names both templates; other APIs are untouched", () => {
@@ -39,6 +40,28 @@ describe("an API that two templates export", () => {
       message: `export "postgresqlinstances.anynines.com": ${conflict}`,
     });
     assert.equal(pickExports(apis, ["redisinstances.anynines.com"])[0]?.template, "crossplane-system/redis");
+  });
+
+  it("for a binding of a namespace with its own template: that one is followed, the other shown as not followed", () => {
+    const own = withConflicts(
+      [
+        template("crossplane-system", "pg-a", "postgresqlinstances"),
+        template("team-a", "pg-b", "postgresqlinstances"),
+      ].map(bindableApi),
+      "team-a",
+    );
+    assert.deepEqual(
+      own.map((a) => [a.template, a.conflict, a.shadowed]),
+      [
+        [
+          "crossplane-system/pg-a",
+          undefined,
+          "not followed by bindings in namespace team-a: team-a/pg-b of that namespace comes first",
+        ],
+        ["team-a/pg-b", undefined, undefined],
+      ],
+    );
+    assert.equal(pickExports(own, ["postgresqlinstances.anynines.com"])[0]?.template, "team-a/pg-b");
   });
 
   it("the web page shows the conflict on the API's rows", () => {
