@@ -25,7 +25,7 @@ import { parseAllDocuments } from "yaml";
 import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../src/kube/conditions.ts";
 import { bindingKey } from "../src/sync/binding-spec.ts";
-import { kubeconfigForAnnotation, kubeconfigSecretLabels } from "../src/sync/kubeconfig-secret.ts";
+import { kubeconfigForAnnotation, kubeconfigSecretLabels, markOf } from "../src/sync/kubeconfig-secret.ts";
 import { annotations, finalizer, providerNamespace } from "../src/sync/naming.ts";
 import { refs } from "../src/sync/resources.ts";
 import { widgetCrd } from "../test/fixtures/crds.ts";
@@ -173,7 +173,7 @@ for (const [i, app] of apps.entries()) {
         annotations: {
           [kubeconfigForAnnotation]: bindings
             .filter((b) => b.app === app)
-            .map((b) => b.name)
+            .map((b) => markOf({ group: refs.bindings.group, namespace: ns, name: b.name }))
             .join(","),
         },
       },
@@ -921,7 +921,13 @@ if (everyPhase) {
     );
     boundHere.push(name);
     await control.mergePatch(refs.secrets, appNames[0] as string, ns, {
-      metadata: { annotations: { [kubeconfigForAnnotation]: boundHere.join(",") } },
+      metadata: {
+        annotations: {
+          [kubeconfigForAnnotation]: boundHere
+            .map((n) => markOf({ group: refs.bindings.group, namespace: ns, name: n }))
+            .join(","),
+        },
+      },
     });
     return ref;
   }

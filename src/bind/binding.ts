@@ -9,7 +9,14 @@ import { refusedServerAddress, type ServerAddressPolicy } from "../kube/server-a
 import { type AppAccount, appAccessAnnotation, appAccessServiceAccount } from "../sync/app-account.ts";
 import { specOf } from "../sync/binding-spec.ts";
 import type { RecordedClaim } from "../sync/consent.ts";
-import { kubeconfigSecretLabels, kubeconfigSecretMarks, notMarkedFor } from "../sync/kubeconfig-secret.ts";
+import {
+  kubeconfigForAnnotation,
+  kubeconfigSecretLabels,
+  kubeconfigSecretMarks,
+  type MarkedBinding,
+  markOf,
+  remarked,
+} from "../sync/kubeconfig-secret.ts";
 import { labels } from "../sync/naming.ts";
 import { apiVersionOf, refs } from "../sync/resources.ts";
 import { grantAppAccess } from "./app-access.ts";
@@ -129,7 +136,8 @@ export async function createBinding(
     ...(binding.lookup ? { lookup: binding.lookup } : {}),
     ...(binding.serverAddresses ? { serverAddresses: binding.serverAddresses } : {}),
   });
-  const marks = kubeconfigSecretMarks(binding.name);
+  const marked = { group: target.ref.group, namespace: binding.namespace, name: binding.name };
+  const marks = kubeconfigSecretMarks(marked);
   const secret: KubeObject = {
     apiVersion: "v1",
     kind: "Secret",
@@ -156,15 +164,19 @@ export async function createBinding(
       if (readErr instanceof KubeApiError && readErr.code === 403) return undefined;
       throw failed(readErr);
     });
-    if (existing !== undefined && notMarkedFor(existing, binding.name, binding.namespace) === undefined) {
+    if (existing !== undefined && isOurs(existing, marked)) {
       await client
         .update(refs.secrets, {
           ...secret,
-          // other bindings the Secret serves keep their marks
+          // other bindings the Secret serves keep their marks; an old mark of this one is renewed
           metadata: {
             ...secret.metadata,
             labels: { ...existing.metadata.labels, ...secret.metadata.labels },
-            annotations: { ...secret.metadata.annotations, ...existing.metadata.annotations },
+            annotations: {
+              ...secret.metadata.annotations,
+              ...existing.metadata.annotations,
+              [kubeconfigForAnnotation]: remarked(existing, marked),
+            },
             resourceVersion: existing.metadata.resourceVersion,
           },
         })
@@ -207,6 +219,18 @@ export async function createBinding(
       throw explain(err, `create AppClusterBinding ${binding.name}`, client.server, binding.namespace);
     });
   return { secretName, kept, ref, older: target.older, account: access.account, expires: access.expires };
+}
+
+/**
+ * An existing Secret bind may write for binding: marked for it, or carrying the old mark (NAME or
+ * NAMESPACE/NAME, before marks named the kind), which binding again renews.
+ */
+function isOurs(secret: KubeObject, binding: MarkedBinding): boolean {
+  if (secret.metadata.labels?.[labels.managedBy] !== kubeconfigSecretLabels[labels.managedBy]) return false;
+  const listed = (secret.metadata.annotations?.[kubeconfigForAnnotation] ?? "").split(",").map((n) => n.trim());
+  const named = [markOf(binding), `${binding.namespace}/${binding.name}`];
+  if (secret.metadata.namespace === binding.namespace) named.push(binding.name);
+  return listed.some((n) => named.includes(n));
 }
 
 /** The binding's exports with the claims the user was shown, each accepted or rejected: the sync syncs only the accepted. */

@@ -7,9 +7,10 @@ import { table } from "./table.ts";
 export async function runExports(args: string[]): Promise<number> {
   // without --namespace: the templates of every namespace
   const { values } = parseArgs({ args, options: contextFlags, strict: true });
-  const { client } = controlPlane(values);
+  const { client, namespace } = controlPlane(values);
   try {
-    const apis = await listBindable(client, values.namespace);
+    // conflicts as the sync sees them for a binding of the command's namespace
+    const apis = await listBindable(client, values.namespace, namespace);
     if (apis.length === 0) {
       process.stdout.write(
         `no bindable APIs${values.namespace ? ` in namespace ${values.namespace}` : ""} (no APIServiceExportTemplates)\n`,
@@ -22,8 +23,15 @@ export async function runExports(args: string[]): Promise<number> {
         apis.map((a) => [a.id, a.version || "-", a.template, `${a.claims.length}`]),
       ),
     );
+    // one line per API that several templates export: bindings of it are refused
+    const conflicts = [...new Set(apis.flatMap((a) => (a.conflict ? [a.conflict] : [])))];
+    if (conflicts.length > 0) process.stdout.write(`\nCONFLICT:\n${conflicts.map((c) => `  - ${c}`).join("\n")}\n`);
+    const shadowed = apis.flatMap((a) => (a.shadowed ? [`${a.template}: ${a.shadowed}`] : []));
+    if (shadowed.length > 0) process.stdout.write(`\nNOT FOLLOWED:\n${shadowed.map((c) => `  - ${c}`).join("\n")}\n`);
     for (const api of apis.filter((a) => a.claims.length > 0)) {
-      process.stdout.write(`\n${api.id}:\n${api.claims.map((c) => `  - ${c}`).join("\n")}\n`);
+      process.stdout.write(
+        `\n${api.id}${apis.filter((a) => a.id === api.id).length > 1 ? ` (${api.template})` : ""}:\n${api.claims.map((c) => `  - ${c}`).join("\n")}\n`,
+      );
     }
     return 0;
   } finally {

@@ -173,7 +173,7 @@ export async function runUnbind(args: string[]): Promise<number> {
         (await ctx.client.get(refs.secrets, secret.metadata.name, secretRef.namespace).catch(() => secret)) ===
         undefined;
       say(
-        `${gone ? "✓" : "!"} Secret ${secretRef.namespace}/${secret.metadata.name} ${gone ? "deleted with the binding" : "kept (it serves other bindings too)"}`,
+        `${gone ? "✓" : "!"} Secret ${secretRef.namespace}/${secret.metadata.name} ${gone ? "deleted with the binding" : "kept (its mark names other bindings too, or not this binding exactly)"}`,
       );
     }
     app?.close();

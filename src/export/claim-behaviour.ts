@@ -3,7 +3,7 @@
 import { list, object, optionalBoolean, optionalObject, optionalStringList, string } from "./decode.ts";
 import { InputError } from "./errors.ts";
 import { parseJsonPath } from "./json-path.ts";
-import type { ClaimBehaviour, KeyPattern } from "./types.ts";
+import type { ClaimBehaviour, ClaimSelector, KeyPattern } from "./types.ts";
 
 function patterns(value: unknown, field: string): KeyPattern[] | undefined {
   if (value === undefined || value === null) return undefined;
@@ -80,12 +80,27 @@ export function parseBehaviour(claim: Record<string, unknown>, field: string): C
 }
 
 /**
- * The parts of a claim the sync does not act on: update.fields and update.preserving paths it
- * cannot read as one place in the synced content (wildcards, filters, metadata, status). Said on
- * the binding, never silently taken as done.
+ * klutch-bind's cluster-scoped claim: selector.namespaces set to [] explicitly (its default is
+ * ["*"]). The sync copies namespaced objects only, between mapped namespaces, so it syncs nothing
+ * of such a claim: it is left out of the sync and said on the binding (notActedOn), and a required
+ * one keeps its export from being Ready. Acting on it would need cluster-wide access on both sides
+ * and a least-privilege proof the sync does not have yet.
  */
-export function notActedOn(claim: ClaimBehaviour): string[] {
+export function isClusterScopedClaim(claim: { selector?: ClaimSelector }): boolean {
+  return claim.selector?.namespaces?.length === 0;
+}
+
+export const clusterScopedNotSynced =
+  "selector.namespaces is [] (a cluster-scoped claim): the sync syncs namespaced objects only, so nothing of this claim is synced";
+
+/**
+ * The parts of a claim the sync does not act on: a cluster-scoped claim (selector.namespaces []),
+ * update.fields and update.preserving paths it cannot read as one place in the synced content
+ * (wildcards, filters, metadata, status). Said on the binding, never silently taken as done.
+ */
+export function notActedOn(claim: ClaimBehaviour & { selector?: ClaimSelector }): string[] {
   const said: string[] = [];
+  if (isClusterScopedClaim(claim)) said.push(clusterScopedNotSynced);
   for (const key of ["fields", "preserving"] as const) {
     for (const text of claim.update?.[key] ?? []) {
       const parsed = parseJsonPath(text);

@@ -9,7 +9,8 @@ function selection(claim: PermissionClaim): string {
   const parts: string[] = [];
   const { names, namespaces, labelSelector } = claim.selector;
   if (names && !(names.length === 1 && names[0] === "*")) parts.push(`named ${names.join(", ")}`);
-  if (namespaces && !(namespaces.length === 1 && namespaces[0] === "*"))
+  if (namespaces?.length === 0) parts.push("cluster-scoped (selector.namespaces: []), which the sync does not sync");
+  else if (namespaces && !(namespaces.length === 1 && namespaces[0] === "*"))
     parts.push(`in namespaces ${namespaces.join(", ")}`);
   const labels = Object.entries(labelSelector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
   const expressions = (labelSelector?.matchExpressions ?? []).map(

@@ -5,7 +5,7 @@ import { InputError } from "../export/errors.ts";
 import type { PermissionClaim } from "../export/types.ts";
 import { type ClientOptions, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import { acceptAll, type Consent, consent, parseRecorded, type RecordedClaim } from "./consent.ts";
-import { type KubeconfigSecretPolicy, notMarkedFor } from "./kubeconfig-secret.ts";
+import { type KubeconfigSecretPolicy, type MarkedBinding, notMarkedFor } from "./kubeconfig-secret.ts";
 import type { DeletionPolicy } from "./release.ts";
 import { refs } from "./resources.ts";
 
@@ -69,6 +69,14 @@ export function bindingKey(binding: { apiVersion?: string; metadata: { namespace
   return `${kindOf(binding).ref.group}/${binding.metadata.namespace ?? ""}/${binding.metadata.name}`;
 }
 
+/** The binding as a kubeconfig Secret's mark names it: its kind's group, namespace and name. */
+export function markedBinding(binding: {
+  apiVersion?: string;
+  metadata: { namespace?: string; name: string };
+}): MarkedBinding {
+  return { group: kindOf(binding).ref.group, namespace: binding.metadata.namespace ?? "", name: binding.metadata.name };
+}
+
 /** The kind, namespace and name of a bindingKey. */
 export function parseBindingKey(key: string): { kind: BindingKind; namespace: string; name: string } {
   const [group = "", namespace = "", name = ""] = key.split("/");
@@ -124,7 +132,7 @@ export async function readKubeconfig(
       message: `secret ${namespace}/${name} ${what}`,
     };
   }
-  const unmarked = notMarkedFor(secret, binding.metadata.name, binding.metadata.namespace ?? "", policy);
+  const unmarked = notMarkedFor(secret, markedBinding(binding), policy);
   if (unmarked !== undefined) return { ok: false, secret, reason: "KubeconfigNotMarked", message: unmarked };
   return { ok: true, secret, key, text: Buffer.from(encoded, "base64").toString("utf8") };
 }

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
-import { notActedOn } from "../export/claim-behaviour.ts";
+import { clusterScopedNotSynced, isClusterScopedClaim, notActedOn } from "../export/claim-behaviour.ts";
 import { parseClaims } from "../export/claims.ts";
 import { InputError } from "../export/errors.ts";
 import { claimsRoleAnnotation } from "../export/plan.ts";
@@ -57,6 +57,7 @@ import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
 import { refs } from "./resources.ts";
 import { type StageLog, stageLog } from "./stages.ts";
 import { TenantLimits, type TenantLimitValues, tenantLimitDefaults } from "./tenant-limits.ts";
+import { exportTemplate } from "./template-choice.ts";
 import { type AppAccess, appAccessOf, renewIfDue } from "./token-renewal.ts";
 
 // passing states of an export: shown on the status, not worth an event
@@ -687,14 +688,14 @@ export class BindingController {
       await this.#stopExport(state, id);
       return { ...base, message: refused };
     }
-    const template = this.#templates
-      .flatMap((i) => i.list())
-      .find((t) => {
-        const selector = (t.spec as { APIServiceSelector?: { group?: string; resource?: string } } | undefined)
-          ?.APIServiceSelector;
-        return selector?.group === group && selector.resource === resource;
-      });
-    if (template === undefined) return { ...base, message: `no APIServiceExportTemplate exports ${id}` };
+    const templates = this.#templates.flatMap((i) => i.list());
+    const chosen = exportTemplate(templates, group, resource, binding.metadata.namespace ?? "");
+    if ("message" in chosen) {
+      // two templates of one API: which claims apply would depend on cache order; neither does
+      if (chosen.conflict) await this.#stopExport(state, id);
+      return { ...base, message: chosen.message };
+    }
+    const template = chosen.template;
     const templateSpec = template.spec as { APIServiceSelector: { version?: string }; permissionClaims?: unknown };
     let claims: PermissionClaim[];
     try {
@@ -720,8 +721,14 @@ export class BindingController {
       await this.#stopExport(state, id);
       return { ...base, message: `required claims not accepted: ${blocking.map(named).join(", ")}` };
     }
+    const unsynced = claims.filter((c) => c.required === true && isClusterScopedClaim(c));
+    if (unsynced.length > 0) {
+      await this.#stopExport(state, id);
+      return { ...base, message: `required claims ${unsynced.map(named).join(", ")}: ${clusterScopedNotSynced}` };
+    }
     const ignored = claims.flatMap((c) => notActedOn(c).map((f) => `${named(c)} ${f}`));
     if (ignored.length > 0) base.claimsNotActedOn = ignored.join("; ");
+    claims = claims.filter((c) => !isClusterScopedClaim(c));
     const providerCrd = await this.#o.control.get(refs.crds, id);
     if (providerCrd === undefined) return { ...base, message: `the control plane has no CRD ${id}` };
     const crdSpec = providerCrd.spec as {

@@ -11,10 +11,10 @@ import {
   type ResourceRef,
 } from "../kube/client.ts";
 import { removeAppAccount } from "./app-access.ts";
-import { appClient, bindingKey, distinctExports, readKubeconfig, specOf } from "./binding-spec.ts";
+import { appClient, bindingKey, distinctExports, markedBinding, readKubeconfig, specOf } from "./binding-spec.ts";
 import { unmarkApi } from "./consumer-crd.ts";
 import { bindingObject, type EventRecorder } from "./events.ts";
-import { type KubeconfigSecretPolicy, kubeconfigForAnnotation } from "./kubeconfig-secret.ts";
+import { type KubeconfigSecretPolicy, markedForOnly } from "./kubeconfig-secret.ts";
 import { finalizer, labels } from "./naming.ts";
 import { refs } from "./resources.ts";
 import { appAccessOf } from "./token-renewal.ts";
@@ -185,8 +185,11 @@ export async function releaseBinding(deps: ReleaseDeps, binding: KubeObject): Pr
       await releaseExport(target, ref, id);
     }
     await releaseNamespaces(target);
-    // the binding's service account in the app cluster, if bind made one: it goes with the binding
-    const access = kubeconfig.ok ? appAccessOf(kubeconfig.secret, kubeconfig.text) : undefined;
+    // the binding's service account in the app cluster, if bind made one, and the kubeconfig Secret
+    // go with the binding only when the Secret was made for this binding alone: its mark names it
+    // exactly (kind, namespace, name) and no other binding
+    const own = kubeconfig.ok && markedForOnly(kubeconfig.secret, markedBinding(binding));
+    const access = own ? appAccessOf(kubeconfig.secret, kubeconfig.text) : undefined;
     if (app !== undefined && access !== undefined) {
       const removed = await removeAppAccount(app, access.account);
       target.log.info(
@@ -194,9 +197,8 @@ export async function releaseBinding(deps: ReleaseDeps, binding: KubeObject): Pr
         "removed the binding's app cluster account",
       );
     }
-    // the kubeconfig goes with the binding when it was made for this binding alone
     const secret = kubeconfig.secret;
-    if (kubeconfig.ok && secret?.metadata.annotations?.[kubeconfigForAnnotation] === binding.metadata.name) {
+    if (own && secret !== undefined) {
       await deps.control
         .delete(refs.secrets, secret.metadata.name, secret.metadata.namespace, { uid: secret.metadata.uid })
         .catch((err: unknown) =>

@@ -120,7 +120,9 @@ export function dashboardPage(view: {
       : html`<table id="apis"><thead><tr><th>API</th><th>Version</th><th>Template</th><th>Permission claims</th></tr></thead><tbody>
 ${view.apis.map(
   (a) =>
-    html`<tr><td>${a.id}</td><td>${a.version}</td><td class="muted">${a.template}</td><td>${
+    html`<tr><td>${a.id}${a.conflict ? html`<div class="error" data-conflict="${a.id}">${a.conflict}</div>` : ""}${
+      a.shadowed ? html`<div class="muted" data-shadowed="${a.id}">${a.shadowed}</div>` : ""
+    }</td><td>${a.version}</td><td class="muted">${a.template}</td><td>${
       a.claims.length
         ? html`<ul class="claims">${a.claims.map((c) => html`<li>${c}</li>`)}</ul>`
         : html`<span class="muted">none</span>`
@@ -155,14 +157,19 @@ ${view.bindings.map(
   ${
     view.apis.length === 0
       ? html`<span class="muted">nothing to bind</span>`
-      : view.apis.map(
-          (a) =>
-            html`<label><input type="checkbox" name="export" value="${a.id}"${view.form.exports.includes(a.id) ? html` checked` : ""}> ${a.id}</label>`,
-        )
+      : view.apis
+          .filter((a) => a.shadowed === undefined)
+          .map(
+            (a) =>
+              html`<label><input type="checkbox" name="export" value="${a.id}"${view.form.exports.includes(a.id) ? html` checked` : ""}> ${a.id}</label>`,
+          )
   }
   </fieldset>
   <fieldset id="claims"><legend>Permission claims to accept</legend>
-  ${claimBoxes(view.apis, view.form.claims)}
+  ${claimBoxes(
+    view.apis.filter((a) => a.shadowed === undefined),
+    view.form.claims,
+  )}
   </fieldset>
   <button type="submit">Bind app cluster</button>
 </form>`;

@@ -59,7 +59,7 @@ const secret = (name: string, namespace: string, value: string): KubeObject => (
 /** The kubeconfig Secret and the binding that names it, as bind writes them (renewed: marked for token renewal). */
 async function storeBinding(env: SyncEnv, name: string, kubeconfig: string, { renewed }: { renewed: boolean }) {
   const { controlClient, bindingNamespace: namespace } = env;
-  const marks = kubeconfigSecretMarks(name);
+  const marks = kubeconfigSecretMarks({ group: refs.bindings.group, namespace, name });
   await controlClient.create(refs.secrets, {
     apiVersion: "v1",
     kind: "Secret",

@@ -53,7 +53,11 @@ describe("app cluster caches bounded per namespace", () => {
     await env.controlClient.create(refs.secrets, {
       apiVersion: "v1",
       kind: "Secret",
-      metadata: { name: "healthy-kubeconfig", namespace: other, ...kubeconfigSecretMarks("healthy") },
+      metadata: {
+        name: "healthy-kubeconfig",
+        namespace: other,
+        ...kubeconfigSecretMarks({ group: refs.bindings.group, namespace: other, name: "healthy" }),
+      },
       data: { kubeconfig: Buffer.from(env.appKubeconfig).toString("base64") },
     });
     const healthy = await env.controlClient.create(refs.bindings, {

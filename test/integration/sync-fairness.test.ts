@@ -44,7 +44,11 @@ describe("binding workers shared between tenants", () => {
     await env.controlClient.create(refs.secrets, {
       apiVersion: "v1",
       kind: "Secret",
-      metadata: { name: "healthy-kubeconfig", namespace: other, ...kubeconfigSecretMarks("healthy") },
+      metadata: {
+        name: "healthy-kubeconfig",
+        namespace: other,
+        ...kubeconfigSecretMarks({ group: refs.bindings.group, namespace: other, name: "healthy" }),
+      },
       data: { kubeconfig: Buffer.from(env.appKubeconfig).toString("base64") },
     });
     await env.controlClient.create(refs.bindings, {

@@ -20,7 +20,11 @@ describe("klutch-bind's AppClusterBinding", () => {
     await env.controlClient.create(refs.secrets, {
       apiVersion: "v1",
       kind: "Secret",
-      metadata: { name: "team-a-cluster", namespace: secrets, ...kubeconfigSecretMarks(`${ns}/team-a`) },
+      metadata: {
+        name: "team-a-cluster",
+        namespace: secrets,
+        ...kubeconfigSecretMarks({ group: refs.klutchBindings.group, namespace: ns, name: "team-a" }),
+      },
       data: { kubeconfig: Buffer.from(env.appKubeconfig).toString("base64") },
     });
     const binding = await env.controlClient.create(refs.klutchBindings, {
@@ -107,7 +111,10 @@ describe("klutch-bind's AppClusterBinding", () => {
       assert.equal(valid?.status, "False", JSON.stringify(read?.status));
       assert.equal(valid?.reason, "KubeconfigNotMarked");
       assert.match(valid?.message ?? "", /label it app\.kubernetes\.io\/managed-by=klutch-bind/);
-      assert.match(valid?.message ?? "", /annotate it bind\.klutch\.dev\/kubeconfig-for=unmarked/);
+      assert.match(
+        valid?.message ?? "",
+        new RegExp(`annotate it bind\\.klutch\\.dev/kubeconfig-for=klutch\\.anynines\\.com/${ns}/unmarked`),
+      );
       // the default (marked) names the opt-in that would take this Secret as it is
       assert.match(valid?.message ?? "", /or run the sync with --kubeconfig-secrets same-namespace/);
       assert.equal(conditionOf(read, "Ready")?.status, "False");

@@ -183,7 +183,7 @@ describe("klutch-bind's template and AppClusterBinding, unchanged, end to end", 
       assert.match(
         valid?.message ?? "",
         new RegExp(
-          `secret ${elsewhere}/team-orders-kubeconfig is not a klutch-bind kubeconfig Secret: label it app\\.kubernetes\\.io/managed-by=klutch-bind and annotate it bind\\.klutch\\.dev/kubeconfig-for=${env.bindingNamespace}/elsewhere`,
+          `secret ${elsewhere}/team-orders-kubeconfig is not a klutch-bind kubeconfig Secret: label it app\\.kubernetes\\.io/managed-by=klutch-bind and annotate it bind\\.klutch\\.dev/kubeconfig-for=klutch\\.anynines\\.com/${env.bindingNamespace}/elsewhere`,
         ),
       );
       assert.match(valid?.message ?? "", /must be marked, also with --kubeconfig-secrets same-namespace/);

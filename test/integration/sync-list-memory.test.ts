@@ -32,7 +32,11 @@ async function bindIn(env: SyncEnv, namespace: string, name: string, kubeconfig:
   await env.controlClient.create(refs.secrets, {
     apiVersion: "v1",
     kind: "Secret",
-    metadata: { name: `${name}-kubeconfig`, namespace, ...kubeconfigSecretMarks(name) },
+    metadata: {
+      name: `${name}-kubeconfig`,
+      namespace,
+      ...kubeconfigSecretMarks({ group: refs.bindings.group, namespace, name }),
+    },
     data: { kubeconfig: Buffer.from(kubeconfig).toString("base64") },
   });
   return env.controlClient.create(refs.bindings, {

@@ -125,7 +125,11 @@ async function twoTenants(name: string, claims: boolean) {
   await env.controlClient.create(refs.secrets, {
     apiVersion: "v1",
     kind: "Secret",
-    metadata: { name: "other-kubeconfig", namespace: tenantB, ...kubeconfigSecretMarks("other") },
+    metadata: {
+      name: "other-kubeconfig",
+      namespace: tenantB,
+      ...kubeconfigSecretMarks({ group: refs.bindings.group, namespace: tenantB, name: "other" }),
+    },
     data: { kubeconfig: Buffer.from(env.appKubeconfig).toString("base64") },
   });
   const bindingB = await env.controlClient.create(refs.bindings, binding("other", tenantB, groupB));

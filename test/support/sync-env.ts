@@ -37,7 +37,7 @@ export type SyncEnv = {
     kubeconfigText: string,
     options?: { exports?: Array<{ group: string; resource: string }>; deletionPolicy?: "Orphan" | "Delete" },
   ) => Promise<KubeObject>;
-  /** the Secret NAME-kubeconfig holding text, marked for binding NAME as the sync requires */
+  /** the Secret NAME-kubeconfig holding text, marked for our kind's (bind.klutch.dev) binding NAME as the sync requires */
   kubeconfigSecret: (name: string, text: string) => Promise<void>;
   /** applies the exported API's template (in the binding namespace) without binding it */
   template: (
@@ -253,12 +253,16 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
     });
   }
 
-  /** The Secret NAME-kubeconfig, marked for binding NAME as the sync requires. */
+  /** The Secret NAME-kubeconfig, marked for our kind's binding NAME as the sync requires. */
   async function kubeconfigSecret(name: string, text: string): Promise<void> {
     await controlClient.create(refs.secrets, {
       apiVersion: "v1",
       kind: "Secret",
-      metadata: { name: `${name}-kubeconfig`, namespace: bindingNamespace, ...kubeconfigSecretMarks(name) },
+      metadata: {
+        name: `${name}-kubeconfig`,
+        namespace: bindingNamespace,
+        ...kubeconfigSecretMarks({ group: refs.bindings.group, namespace: bindingNamespace, name }),
+      },
       data: { kubeconfig: Buffer.from(text).toString("base64") },
     });
   }
