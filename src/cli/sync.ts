@@ -6,7 +6,7 @@ import { KubeClient } from "../kube/client.ts";
 import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "../kube/kubeconfig.ts";
 import { createLogger } from "../log.ts";
 import { minTokenSeconds } from "../sync/app-account.ts";
-import { appCacheDefaults } from "../sync/bindings.ts";
+import { appCacheDefaults, defaultMaxExportsPerBinding } from "../sync/bindings.ts";
 import { fenced } from "../sync/fence.ts";
 import { type HealthReport, type HealthServer, serveHealth, standby } from "../sync/health.ts";
 import { isKubeconfigSecretPolicy, kubeconfigSecretPolicies } from "../sync/kubeconfig-secret.ts";
@@ -48,6 +48,8 @@ const flags = {
   // what the app cluster caches of one namespace's bindings (one tenant's) hold together at most
   "app-cache-objects-per-namespace": { type: "string", default: String(appCacheDefaults.maxObjects) },
   "app-cache-mib-per-namespace": { type: "string", default: String(appCacheDefaults.maxBytes / 1024 / 1024) },
+  // a binding listing more exports syncs none of them (a condition names this flag)
+  "max-exports-per-binding": { type: "string", default: String(defaultMaxExportsPerBinding) },
   "web-address": { type: "string", default: "" },
   "web-tls-cert": { type: "string" },
   "web-tls-key": { type: "string" },
@@ -227,6 +229,7 @@ export async function runSync(args: string[]): Promise<number> {
       maxObjects: positive("app-cache-objects-per-namespace", values["app-cache-objects-per-namespace"]),
       maxBytes: positive("app-cache-mib-per-namespace", values["app-cache-mib-per-namespace"]) * 1024 * 1024,
     },
+    maxExportsPerBinding: positive("max-exports-per-binding", values["max-exports-per-binding"]),
     appClientOptions,
     kubeconfigSecrets,
     appTokenRenewFraction: renewAt,

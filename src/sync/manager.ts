@@ -24,6 +24,10 @@ export type SyncOptions = {
   bindingWorkersPerNamespace?: number;
   /** what one namespace's app cluster caches hold at most (BindingControllerOptions) */
   appCacheLimits?: CacheLimits;
+  /** a binding listing more exports syncs none (BindingControllerOptions; default 50) */
+  maxExportsPerBinding?: number;
+  /** how long a hand-over waits for a binding's reconcile before cancelling it (BindingControllerOptions) */
+  handOverWaitMs?: number;
   namespace?: string;
   appClientOptions?: ClientOptions;
   /** which Secrets may hold a binding's kubeconfig (see kubeconfig-secret.ts); default marked */
@@ -89,6 +93,8 @@ export async function startSync(options: SyncOptions): Promise<RunningSync> {
     ...(options.bindingWorkersPerNamespace ? { bindingWorkersPerNamespace: options.bindingWorkersPerNamespace } : {}),
     ...(options.namespace ? { namespace: options.namespace } : {}),
     ...(options.appCacheLimits ? { appCacheLimits: options.appCacheLimits } : {}),
+    ...(options.maxExportsPerBinding ? { maxExportsPerBinding: options.maxExportsPerBinding } : {}),
+    ...(options.handOverWaitMs ? { handOverWaitMs: options.handOverWaitMs } : {}),
     ...(options.appClientOptions ? { appClientOptions: options.appClientOptions } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
     ...(options.kubeconfigSecrets ? { kubeconfigSecrets: options.kubeconfigSecrets } : {}),
