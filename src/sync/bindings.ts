@@ -399,7 +399,10 @@ export class BindingController {
     return sum;
   }
 
-  /** Stops the binding's syncs, informers and client; what it stops is taken off state at once (a cancel and a reconcile may both call it). */
+  /**
+   * Stops the binding's syncs, informers and client; what it stops is taken off state at once (a
+   * cancel and a reconcile may both call it).
+   */
   async #stopBinding(state: BindingState): Promise<void> {
     const syncs = [...state.exports.values()].map((e) => e.sync);
     const informers = state.appInformers;
@@ -413,11 +416,15 @@ export class BindingController {
     state.clientSource = undefined;
     state.access = undefined;
     state.namespaceAccess = undefined;
+    // a cancel while the syncs stop (they may wait on the cluster) closes the client at once
+    const close = () => owner?.close();
+    state.cancelled.signal.addEventListener("abort", close, { once: true });
     try {
       await Promise.all(syncs.map((sync) => sync.stop()));
       await informers?.stopAll();
     } finally {
-      owner?.close();
+      state.cancelled.signal.removeEventListener("abort", close);
+      close();
     }
   }
 
