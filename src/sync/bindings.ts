@@ -566,7 +566,8 @@ export class BindingController {
     }
     conditions.push(secretValid(connected), connected, claimFieldsActedOn(exportStatuses));
     if (kindOf(binding).ref.group === refs.klutchBindings.group) conditions.push(konnectorDeployed(binding));
-    const ready = connected.status === "True" && exportStatuses.every((e) => e.message === undefined);
+    const ready =
+      tooMany === undefined && connected.status === "True" && exportStatuses.every((e) => e.message === undefined);
     const repeats =
       repeated > 0
         ? `; spec.${kindOf(binding).exportsField} lists ${repeated} more entries of the same group and resource, ignored`
