@@ -7,7 +7,7 @@ import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "..
 import { defaultServiceNetworks, type Network, parseNetwork } from "../kube/server-addresses.ts";
 import { createLogger } from "../log.ts";
 import { minTokenSeconds } from "../sync/app-account.ts";
-import { appCacheDefaults } from "../sync/bindings.ts";
+import { appCacheDefaults, defaultMaxExportsPerBinding } from "../sync/bindings.ts";
 import { fenced } from "../sync/fence.ts";
 import { type HealthReport, type HealthServer, serveHealth, standby } from "../sync/health.ts";
 import { isKubeconfigSecretPolicy, kubeconfigSecretPolicies } from "../sync/kubeconfig-secret.ts";
@@ -60,6 +60,8 @@ const flags = {
   "provider-namespaces-per-namespace": { type: "string", default: String(tenantLimitDefaults.providerNamespaces) },
   "control-watches-per-namespace": { type: "string", default: String(tenantLimitDefaults.controlWatches) },
   "control-requests-per-namespace": { type: "string", default: "16" },
+  // a binding listing more exports syncs none of them (a condition names this flag)
+  "max-exports-per-binding": { type: "string", default: String(defaultMaxExportsPerBinding) },
   "web-address": { type: "string", default: "" },
   "web-tls-cert": { type: "string" },
   "web-tls-key": { type: "string" },
@@ -276,6 +278,7 @@ export async function runSync(args: string[]): Promise<number> {
       providerNamespaces: positive("provider-namespaces-per-namespace", values["provider-namespaces-per-namespace"]),
       controlWatches: positive("control-watches-per-namespace", values["control-watches-per-namespace"]),
     },
+    maxExportsPerBinding: positive("max-exports-per-binding", values["max-exports-per-binding"]),
     appClientOptions,
     allowLoopbackAppServers: serverAddresses.allowLoopback,
     serviceNetworks: serverAddresses.serviceNetworks,

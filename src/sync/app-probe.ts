@@ -18,15 +18,26 @@ export class AppProbe {
   clusterUid: string | undefined;
   #next = 0;
   #failures = 0;
+  #looking: Promise<Condition> | undefined;
 
   /** The next look happens at the next call, whatever the pause. */
   expire(): void {
     this.#next = 0;
   }
 
-  /** The Connected condition; onRetry(ms) asks for another look after a failure. */
-  async look(app: KubeClient, log: Logger, onRetry: (ms: number) => void): Promise<Condition> {
-    if (this.condition !== undefined && Date.now() < this.#next) return this.condition;
+  /**
+   * The Connected condition; onRetry(ms) asks for another look after a failure. Looks asked for
+   * while one is under way (a binding's exports, looked at concurrently) share it.
+   */
+  look(app: KubeClient, log: Logger, onRetry: (ms: number) => void): Promise<Condition> {
+    if (this.condition !== undefined && Date.now() < this.#next) return Promise.resolve(this.condition);
+    this.#looking ??= this.#look(app, log, onRetry).finally(() => {
+      this.#looking = undefined;
+    });
+    return this.#looking;
+  }
+
+  async #look(app: KubeClient, log: Logger, onRetry: (ms: number) => void): Promise<Condition> {
     try {
       const version = await app.serverVersion();
       this.clusterUid ??= await this.#clusterUid(app, log);

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { clusterScopedNotSynced, isClusterScopedClaim, notActedOn } from "../export/claim-behaviour.ts";
 import { parseClaims } from "../export/claims.ts";
@@ -55,9 +56,10 @@ import { ProviderAccess } from "./provider-access.ts";
 import { WorkQueue } from "./queue.ts";
 import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
 import { refs } from "./resources.ts";
+import { Slots } from "./slots.ts";
 import { type StageLog, stageLog } from "./stages.ts";
-import { TenantLimits, type TenantLimitValues, tenantLimitDefaults } from "./tenant-limits.ts";
 import { exportTemplate } from "./template-choice.ts";
+import { TenantLimits, type TenantLimitValues, tenantLimitDefaults } from "./tenant-limits.ts";
 import { type AppAccess, appAccessOf, renewIfDue } from "./token-renewal.ts";
 
 // passing states of an export: shown on the status, not worth an event
@@ -94,6 +96,11 @@ type BindingState = {
   namespaceAccess?: AppNamespaceAccess;
   /** performance.now() when the controller first saw this binding object */
   seenAt: number;
+  /**
+   * aborted when a hand-over stopped waiting for this binding's work (or the controller stops): its
+   * clients are closed, its writes refused, and a reconcile still under way starts nothing more
+   */
+  cancelled: AbortController;
   /** the stages of its start, with debug lines only (stages.ts) */
   stage?: StageLog;
 };
@@ -149,9 +156,19 @@ export type BindingControllerOptions = {
   appListBytesInFlight?: number;
   /** what one namespace's bindings (one tenant's) make on the control plane at most (default tenantLimitDefaults) */
   tenantLimits?: TenantLimitValues;
+  /**
+   * how long a hand-over (or stop) waits for a binding's reconcile under way before it cancels it
+   * (default 1 s): a tenant's cluster that never answers must not hold the Lease's list
+   */
+  handOverWaitMs?: number;
+  /** a binding listing more exports syncs none of them (default 50; --max-exports-per-binding) */
+  maxExportsPerBinding?: number;
+  /** exports of one namespace's bindings (one tenant's) reconciled at once at most (default 16) */
+  exportsPerNamespace?: number;
 };
 
 export const appCacheDefaults: CacheLimits = { maxObjects: 50_000, maxBytes: 256 * 1024 * 1024 };
+export const defaultMaxExportsPerBinding = 50;
 
 export class BindingController {
   readonly #o: BindingControllerOptions;
@@ -162,6 +179,8 @@ export class BindingController {
   readonly #listCeiling: ListCeiling;
   /** one namespace's (one tenant's) host name lookups run two at a time (lookup.ts) */
   readonly #lookups = new LookupGate();
+  /** one namespace's (one tenant's) exports reconciled at once, all its bindings together */
+  readonly #exportSlots = new Map<string, Slots>();
   /** requests of app clients already closed, so appRequests never goes back */
   #retiredAppRequests = 0;
   readonly #events: EventRecorder;
@@ -270,7 +289,11 @@ export class BindingController {
 
   async stop(): Promise<void> {
     clearInterval(this.#resync);
-    await this.#queue.stop();
+    const drained = this.#queue.stop();
+    // reconciles waiting on a tenant's cluster are cancelled, not awaited, beyond a short bound
+    const waited = await Promise.race([drained.then(() => true), sleep(this.#handOverWaitMs, false)]);
+    if (!waited) for (const state of this.#states.values()) this.#cancel(state);
+    await drained;
     await Promise.all([...this.#states.values()].map((s) => this.#stopBinding(s)));
     for (const key of [...this.#handOvers.keys()]) this.#handedOver(key);
     await Promise.all(this.#release.map((r) => r()));
@@ -307,7 +330,10 @@ export class BindingController {
 
   /**
    * Resolves once each binding was reconciled as one this replica does not serve (shard.serves
-   * says no): its syncs stopped, nothing released. A reconcile under way finishes first.
+   * says no): its syncs stopped, nothing released. A reconcile under way gets handOverWaitMs to
+   * finish; then it is cancelled (#cancel) and the hand-over goes on without it: a tenant's
+   * cluster never holds it longer. Its late writes are refused (mayWrite says no once the
+   * coordinator let go of the binding, and the cancelled state refuses them anyway).
    */
   handOver(keys: string[]): Promise<void> {
     const waits = keys.map(
@@ -317,7 +343,57 @@ export class BindingController {
           this.#queue.add(key);
         }),
     );
-    return Promise.all(waits).then(() => undefined);
+    const timer = setTimeout(() => {
+      const late = keys.filter((key) => this.#handOvers.has(key));
+      for (const key of late) {
+        const state = this.#states.get(key);
+        if (state !== undefined) this.#cancel(state);
+        this.#handedOver(key);
+      }
+      if (late.length > 0) {
+        this.#o.logger.warn(
+          { bindings: late, waitedMs: this.#handOverWaitMs },
+          "bindings' reconciles still under way at the hand-over: cancelled; their late writes are refused",
+        );
+      }
+    }, this.#handOverWaitMs);
+    return Promise.all(waits).then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer),
+    );
+  }
+
+  get #handOverWaitMs(): number {
+    return this.#o.handOverWaitMs ?? 1000;
+  }
+
+  /**
+   * Cancels a binding's work without waiting for it: requests under way to its app cluster fail
+   * now (its client is closed), its writes are refused, its syncs stop in the background. The
+   * state stays until the binding's next reconcile, which stops it for good (or starts it anew).
+   */
+  #cancel(state: BindingState): void {
+    if (state.cancelled.signal.aborted) return;
+    state.cancelled.abort();
+    state.appOwner?.close();
+    this.#stopBinding(state).catch((err: unknown) =>
+      this.#o.logger.warn({ binding: state.key, err: message(err) }, "stopping a cancelled binding failed"),
+    );
+  }
+
+  /** Throws when the binding's work was cancelled (a hand-over stopped waiting for it). */
+  #live(state: BindingState): void {
+    if (state.cancelled.signal.aborted) throw new NotServedError(`binding ${state.key}`);
+  }
+
+  /**
+   * client as every write made for a binding must use it (fence.ts): with --shards, writes go out
+   * only while this replica may write for the binding, and, for state's work, until it was cancelled.
+   */
+  #fence(client: KubeClient, uid: string, key: string, state?: BindingState): KubeClient {
+    const shard = this.#o.shard;
+    if (shard === undefined) return client;
+    return fenced(client, () => shard.mayWrite(uid) && state?.cancelled.signal.aborted !== true, `binding ${key}`);
   }
 
   #handedOver(key: string): void {
@@ -361,12 +437,16 @@ export class BindingController {
     return sum;
   }
 
+  /**
+   * Stops the binding's syncs, informers and client; what it stops is taken off state at once (a
+   * cancel and a reconcile may both call it).
+   */
   async #stopBinding(state: BindingState): Promise<void> {
-    await Promise.all([...state.exports.values()].map((e) => e.sync.stop()));
+    const syncs = [...state.exports.values()].map((e) => e.sync);
+    const informers = state.appInformers;
+    const owner = state.appOwner;
     state.exports.clear();
-    await state.appInformers?.stopAll();
     this.#retiredAppRequests += state.app?.requests ?? 0;
-    state.appOwner?.close();
     state.app = undefined;
     state.appOwner = undefined;
     state.appInformers = undefined;
@@ -374,6 +454,16 @@ export class BindingController {
     state.clientSource = undefined;
     state.access = undefined;
     state.namespaceAccess = undefined;
+    // a cancel while the syncs stop (they may wait on the cluster) closes the client at once
+    const close = () => owner?.close();
+    state.cancelled.signal.addEventListener("abort", close, { once: true });
+    try {
+      await Promise.all(syncs.map((sync) => sync.stop()));
+      await informers?.stopAll();
+    } finally {
+      state.cancelled.signal.removeEventListener("abort", close);
+      close();
+    }
   }
 
   async #reconcile(key: string): Promise<void> {
@@ -400,23 +490,25 @@ export class BindingController {
       }
       // our finalizer holds the binding until everything of it in both clusters is released
       if (binding?.metadata.finalizers?.includes(finalizer)) {
+        const fence = (c: KubeClient) => this.#fence(c, binding.metadata.uid ?? "", key);
         await releaseBinding(
           {
-            control: this.#o.control,
+            control: fence(this.#o.control),
             appClientOptions: this.#appClientOptions(namespace),
             logger: this.#o.logger,
             events: this.#events,
             kubeconfigSecrets: this.#o.kubeconfigSecrets ?? "marked",
+            fence,
           },
           binding,
         );
         const finalizers = binding.metadata.finalizers.filter((f) => f !== finalizer);
-        await this.#o.control.update(kind.ref, { ...binding, metadata: { ...binding.metadata, finalizers } });
+        await fence(this.#o.control).update(kind.ref, { ...binding, metadata: { ...binding.metadata, finalizers } });
       }
       return;
     }
     if (!binding.metadata.finalizers?.includes(finalizer)) {
-      await this.#o.control.update(kind.ref, {
+      await this.#fence(this.#o.control, binding.metadata.uid ?? "", key).update(kind.ref, {
         ...binding,
         metadata: { ...binding.metadata, finalizers: [...(binding.metadata.finalizers ?? []), finalizer] },
       });
@@ -426,17 +518,37 @@ export class BindingController {
     }
     const uid = binding.metadata.uid ?? "";
     let state = existing;
-    if (state === undefined || state.ref.uid !== uid) {
+    // a cancelled state (a hand-over gave up waiting for it) is never used again: the binding starts anew
+    if (state === undefined || state.ref.uid !== uid || state.cancelled.signal.aborted) {
       if (state) await this.#stopBinding(state);
       const ref = { uid, name, namespace, apiVersion: binding.apiVersion };
       const seenAt = this.#seenAt.get(uid) ?? performance.now();
       this.#seenAt.delete(uid);
       const stage = stageLog(this.#o.logger, seenAt, { binding: key });
-      state = { key, ref, exports: new Map(), namespaces: new Set(), probe: new AppProbe(), seenAt, stage };
+      state = {
+        key,
+        ref,
+        exports: new Map(),
+        namespaces: new Set(),
+        probe: new AppProbe(),
+        seenAt,
+        stage,
+        cancelled: new AbortController(),
+      };
       this.#states.set(key, state);
       stage?.("first reconcile");
     }
     const { exports: listed, repeated } = distinctExports(binding);
+    const control = this.#fence(this.#o.control, uid, key, state);
+    const maxExports = this.#o.maxExportsPerBinding ?? defaultMaxExportsPerBinding;
+    const tooMany =
+      listed.length > maxExports
+        ? `spec.${kindOf(binding).exportsField} lists ${listed.length} exports, more than --max-exports-per-binding (${maxExports}) allows: none is synced`
+        : undefined;
+    if (tooMany !== undefined) {
+      // nothing released: the spec may shrink again, and the copies stay meanwhile
+      await Promise.all([...state.exports.keys()].map((id) => this.#stopExport(state, id)));
+    }
     const conditions: Condition[] = [];
     const exportStatuses: ExportStatus[] = [];
 
@@ -451,26 +563,19 @@ export class BindingController {
       // /version answers, but lists or watches of the bound objects do not: nothing is synced
       connected = { type: "Connected", status: "False", reason: "ListWatchFailing", message: failing.join("; ") };
     }
-    if (state.probe.condition?.status === "True" && state.app && state.appInformers) {
-      const wanted = new Set<string>();
-      for (const e of listed) {
-        wanted.add(`${e.resource}.${e.group}`);
-        exportStatuses.push(await this.#syncExport(state, binding, e.group, e.resource));
-      }
+    if (tooMany === undefined && state.probe.condition?.status === "True" && state.app && state.appInformers) {
+      const wanted = new Set(listed.map((e) => `${e.resource}.${e.group}`));
+      exportStatuses.push(...(await this.#syncExports(state, binding, listed)));
       for (const [id, running] of state.exports) {
         if (!wanted.has(id)) {
           // an export left the spec: let go of it as of the whole binding
           await running.sync.stop();
           state.exports.delete(id);
-          await releaseExport(
-            releaseTarget(this.#o.control, this.#o.logger, binding, state.app),
-            running.sync.ctx.ref,
-            id,
-          );
+          await releaseExport(releaseTarget(control, this.#o.logger, binding, state.app), running.sync.ctx.ref, id);
         }
       }
     } else {
-      for (const e of listed) {
+      for (const e of tooMany === undefined ? listed : []) {
         const running = state.exports.get(`${e.resource}.${e.group}`)?.sync.status();
         exportStatuses.push({
           group: e.group,
@@ -499,7 +604,8 @@ export class BindingController {
     }
     conditions.push(secretValid(connected), connected, claimFieldsActedOn(exportStatuses));
     if (kindOf(binding).ref.group === refs.klutchBindings.group) conditions.push(konnectorDeployed(binding));
-    const ready = connected.status === "True" && exportStatuses.every((e) => e.message === undefined);
+    const ready =
+      tooMany === undefined && connected.status === "True" && exportStatuses.every((e) => e.message === undefined);
     const repeats =
       repeated > 0
         ? `; spec.${kindOf(binding).exportsField} lists ${repeated} more entries of the same group and resource, ignored`
@@ -515,10 +621,13 @@ export class BindingController {
         : {
             type: "Ready",
             status: "False",
-            reason: connected.status === "True" ? "ExportsNotReady" : "Disconnected",
+            reason: tooMany ? "TooManyExports" : connected.status === "True" ? "ExportsNotReady" : "Disconnected",
             message: `${
-              exportStatuses.flatMap((e) => (e.message ? [`${e.resource}.${e.group}: ${e.message}`] : [])).join("; ") ||
-              connected.message
+              tooMany ??
+              (exportStatuses
+                .flatMap((e) => (e.message ? [`${e.resource}.${e.group}: ${e.message}`] : []))
+                .join("; ") ||
+                connected.message)
             }${repeats}`,
           },
     );
@@ -544,19 +653,18 @@ export class BindingController {
     // binding already, and the hand-over's reconcile (queued) stops it here
     if (this.#o.shard !== undefined && !this.#o.shard.serves(uid)) return;
     if (connected.status !== "True")
-      void this.#events.warn(bindingObject(state.ref), connected.reason, connected.message);
+      void this.#events.warn(bindingObject(state.ref), connected.reason, connected.message, control);
+    if (tooMany !== undefined) void this.#events.warn(bindingObject(state.ref), "TooManyExports", tooMany, control);
     for (const e of exportStatuses) {
-      if (e.message && !transient.has(e.message) && connected.status === "True")
-        void this.#events.warn(bindingObject(state.ref), "ExportNotReady", `${e.resource}.${e.group}: ${e.message}`);
+      if (e.message && !transient.has(e.message) && connected.status === "True" && tooMany === undefined)
+        void this.#events.warn(
+          bindingObject(state.ref),
+          "ExportNotReady",
+          `${e.resource}.${e.group}: ${e.message}`,
+          control,
+        );
     }
-    await writeStatus(
-      this.#o.control,
-      binding,
-      conditions,
-      exportStatuses,
-      state.probe.clusterUid,
-      this.#o.shard?.identity,
-    );
+    await writeStatus(control, binding, conditions, exportStatuses, state.probe.clusterUid, this.#o.shard?.identity);
     state.stage?.("status written");
   }
 
@@ -577,11 +685,13 @@ export class BindingController {
     if (state.clientSource !== source) {
       const kubeconfigChanged = state.clientSource !== undefined;
       await this.#stopBinding(state);
+      this.#live(state); // a cancelled binding opens no client
       try {
         const app = appClient(kubeconfig, this.#appClientOptions(binding.metadata.namespace ?? ""));
         app.observeRequests(this.#o.metrics.apiRequests("app"));
         const gate = this.#o.writeGate;
-        state.app = gate ? fenced(app, gate, `binding ${state.key}: this replica (no longer the leader)`) : app;
+        const view = gate ? fenced(app, gate, `binding ${state.key}: this replica (no longer the leader)`) : app;
+        state.app = this.#fence(view, state.ref.uid, state.key, state);
         state.appOwner = app;
       } catch (err) {
         return stopped("InvalidKubeconfig", message(err));
@@ -618,7 +728,8 @@ export class BindingController {
     app: KubeClient,
   ): Promise<string | undefined> {
     if (state.access === undefined) return undefined;
-    const outcome = await renewIfDue(this.#o.control, app, kubeconfig, state.access, {
+    const control = this.#fence(this.#o.control, state.ref.uid, state.key, state);
+    const outcome = await renewIfDue(control, app, kubeconfig, state.access, {
       fraction: this.#o.appTokenRenewFraction ?? defaultRenewFraction,
       ...(this.#o.appTokenSeconds ? { seconds: this.#o.appTokenSeconds } : {}),
       ...(state.lastRenewal !== undefined ? { lastRenewal: state.lastRenewal } : {}),
@@ -631,7 +742,8 @@ export class BindingController {
       state.access = outcome.access;
       state.lastRenewal = outcome.access.times.issuedAt;
     }
-    if (outcome.kind === "failed") void this.#events.warn(bindingObject(state.ref), "TokenNotRenewed", outcome.message);
+    if (outcome.kind === "failed")
+      void this.#events.warn(bindingObject(state.ref), "TokenNotRenewed", outcome.message, control);
     // a timer at most an hour ahead (the periodic resync looks anyway)
     this.#queue.addAfter(state.key, Math.min(Math.max(outcome.ms, 100), 3_600_000));
     return undefined;
@@ -661,6 +773,39 @@ export class BindingController {
     const all = this.#allBindings().map(view);
     const verdict = ownership(state.ref.uid, state.probe.clusterUid, exportId, named, all, !this.#o.namespace);
     return verdict.owner ? undefined : refusal(verdict, exportId, describeBinding);
+  }
+
+  /**
+   * The binding's exports, looked at concurrently within its namespace's share (exportsPerNamespace
+   * at once, all of that tenant's bindings together): a cluster that never answers costs one
+   * request timeout, not one per export. Statuses in spec order; the first error thrown, once all ended.
+   */
+  async #syncExports(
+    state: BindingState,
+    binding: KubeObject,
+    listed: Array<{ group: string; resource: string }>,
+  ): Promise<ExportStatus[]> {
+    const namespace = state.ref.namespace;
+    let slots = this.#exportSlots.get(namespace);
+    if (slots === undefined) {
+      slots = new Slots(this.#o.exportsPerNamespace ?? 16);
+      this.#exportSlots.set(namespace, slots);
+    }
+    const taken = slots;
+    const done = await Promise.allSettled(
+      listed.map(async (e) => {
+        const release = await taken.take();
+        try {
+          this.#live(state);
+          return await this.#syncExport(state, binding, e.group, e.resource);
+        } finally {
+          release();
+        }
+      }),
+    );
+    const failed = done.find((d) => d.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
+    return done.flatMap((d) => (d.status === "fulfilled" ? [d.value] : []));
   }
 
   async #syncExport(state: BindingState, binding: KubeObject, group: string, resource: string): Promise<ExportStatus> {
@@ -772,6 +917,7 @@ export class BindingController {
     const signature = JSON.stringify({ ref, claims, claimsRole });
     if (running === undefined || running.signature !== signature) {
       await running?.sync.stop();
+      this.#live(state); // a cancelled binding starts no sync
       const sync = new ExportSync(
         this.#exportContext(state, ref, claims, claimsRole),
         { control: this.#o.controlInformers, app: state.appInformers as InformerRegistry },
@@ -811,7 +957,7 @@ export class BindingController {
     const id = `${ref.resource}.${ref.group}`;
     const namespaceAccess = state.namespaceAccess;
     const shard = this.#o.shard;
-    const mayWrite = () => shard === undefined || shard.mayWrite(state.ref.uid);
+    const mayWrite = () => shard === undefined || (shard.mayWrite(state.ref.uid) && !state.cancelled.signal.aborted);
     const client = (c: KubeClient) => (shard === undefined ? c : fenced(c, mayWrite, `binding ${state.key}`));
     return {
       binding: state.ref,

@@ -32,8 +32,11 @@ export class EventRecorder {
     this.#logger = logger;
   }
 
-  /** Resolves once the event is recorded, or skipped as a repeat; never rejects. */
-  warn(object: InvolvedObject, reason: string, message: string): Promise<void> {
+  /**
+   * Resolves once the event is recorded, or skipped as a repeat; never rejects. via: the client to
+   * write it with (a binding's fenced one, bindings.ts), default the recorder's.
+   */
+  warn(object: InvolvedObject, reason: string, message: string, via?: KubeClient): Promise<void> {
     const key = `${object.kind}/${object.namespace ?? ""}/${object.name}/${object.uid ?? ""}/${reason}/${message}`;
     const last = this.#recent.get(key);
     const now = Date.now();
@@ -41,7 +44,7 @@ export class EventRecorder {
     this.#recent.set(key, now);
     for (const [k, at] of this.#recent) if (now - at > quietMs) this.#recent.delete(k);
     const time = kubeTime(new Date(now));
-    return this.#client
+    return (via ?? this.#client)
       .create(refs.events, {
         apiVersion: "v1",
         kind: "Event",

@@ -31,6 +31,10 @@ export type SyncOptions = {
   appListBytesInFlight?: number;
   /** provider namespaces and control-plane watches of one namespace's bindings at most (BindingControllerOptions) */
   tenantLimits?: TenantLimitValues;
+  /** a binding listing more exports syncs none (BindingControllerOptions; default 50) */
+  maxExportsPerBinding?: number;
+  /** how long a hand-over waits for a binding's reconcile before cancelling it (BindingControllerOptions) */
+  handOverWaitMs?: number;
   namespace?: string;
   appClientOptions?: ClientOptions;
   /**
@@ -115,6 +119,8 @@ export async function startSync(given: SyncOptions): Promise<RunningSync> {
       },
     },
     ...(options.tenantLimits ? { tenantLimits: options.tenantLimits } : {}),
+    ...(options.maxExportsPerBinding ? { maxExportsPerBinding: options.maxExportsPerBinding } : {}),
+    ...(options.handOverWaitMs ? { handOverWaitMs: options.handOverWaitMs } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
     ...(options.kubeconfigSecrets ? { kubeconfigSecrets: options.kubeconfigSecrets } : {}),
     ...(options.templateNamespaces ? { templateNamespaces: options.templateNamespaces } : {}),

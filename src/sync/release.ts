@@ -141,6 +141,8 @@ export type ReleaseDeps = {
   logger: Logger;
   events: EventRecorder;
   kubeconfigSecrets?: KubeconfigSecretPolicy;
+  /** makes the app client's view every write goes through (bindings.ts: fenced with --shards) */
+  fence?: (client: KubeClient) => KubeClient;
 };
 
 /**
@@ -151,12 +153,13 @@ export type ReleaseDeps = {
  */
 export async function releaseBinding(deps: ReleaseDeps, binding: KubeObject): Promise<void> {
   const kubeconfig = await readKubeconfig(deps.control, binding, deps.kubeconfigSecrets);
-  let app: KubeClient | undefined;
+  let owner: KubeClient | undefined;
   try {
-    app = kubeconfig.ok ? appClient(kubeconfig, deps.appClientOptions) : undefined;
+    owner = kubeconfig.ok ? appClient(kubeconfig, deps.appClientOptions) : undefined;
   } catch {
-    app = undefined;
+    owner = undefined;
   }
+  const app = owner && deps.fence ? deps.fence(owner) : owner;
   if (app === undefined) {
     await deps.events.warn(
       bindingObject({
@@ -166,6 +169,7 @@ export async function releaseBinding(deps: ReleaseDeps, binding: KubeObject): Pr
       }),
       "AppObjectsNotReleased",
       "the binding's kubeconfig Secret is gone or unusable: the app cluster's objects keep the finalizer bind.klutch.dev/sync; remove it there by hand",
+      deps.control,
     );
   }
   const target = releaseTarget(deps.control, deps.logger, binding, app);
@@ -209,6 +213,6 @@ export async function releaseBinding(deps: ReleaseDeps, binding: KubeObject): Pr
         );
     }
   } finally {
-    app?.close();
+    owner?.close();
   }
 }

@@ -64,6 +64,10 @@ export type AuthProxy = {
   mutated: number;
   /** requests answered with the sign-in page or cut so far */
   refused: number;
+  /** when set and it returns a promise for a request, the request is forwarded once that settles */
+  hold?: (url: URL, method: string) => Promise<void> | undefined;
+  /** every request but GET that reached the proxy, in order, with Date.now() */
+  writes: Array<{ method: string; path: string; at: number }>;
   stop: () => Promise<void>;
 };
 
@@ -85,12 +89,16 @@ export async function startAuthProxy(cluster: Cluster): Promise<AuthProxy> {
     },
     refused: 0,
     mutated: 0,
+    writes: [],
     stop: async () => {
       await close(listening);
       agent.destroy();
     },
   };
-  const listening = await listenLoopback((req, res) => {
+  const listening = await listenLoopback(async (req, res) => {
+    if (req.method !== "GET") proxy.writes.push({ method: req.method ?? "", path: req.url ?? "", at: Date.now() });
+    const held = proxy.hold?.(new URL(req.url ?? "/", "http://proxy"), req.method ?? "");
+    if (held !== undefined) await held;
     if (proxy.mode === "signin") {
       proxy.refused++;
       if ((req.url ?? "").includes("watch=true")) {
@@ -251,6 +259,25 @@ export async function startHostileServer(behaviour: HostileBehaviour): Promise<H
     for (const t of timers) clearInterval(t);
     await close(listening);
   };
+  return state;
+}
+
+/**
+ * A slow tenant's cluster: /version answers like a real one, every other request is taken and
+ * never answered (until stop).
+ */
+export async function startVersionOnlyServer(): Promise<HostileServer> {
+  const state: HostileServer = { port: 0, kubeconfig: "", requests: 0, stop: async () => undefined };
+  const listening = await listenLoopback((req, res) => {
+    state.requests++;
+    res.on("error", () => undefined);
+    if (new URL(req.url ?? "/", "http://x").pathname !== "/version") return;
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ major: "1", minor: "37", gitVersion: "v1.37.2-slow" }));
+  });
+  state.port = listening.port;
+  state.kubeconfig = loopbackKubeconfig(listening.port);
+  state.stop = () => close(listening);
   return state;
 }
 
