@@ -959,20 +959,21 @@ export class BindingController {
     const shard = this.#o.shard;
     const mayWrite = () => shard === undefined || (shard.mayWrite(state.ref.uid) && !state.cancelled.signal.aborted);
     const client = (c: KubeClient) => (shard === undefined ? c : fenced(c, mayWrite, `binding ${state.key}`));
+    // one tenant's requests wait their turn among its own (tenant-share.ts), not before everyone's
+    const control = client(this.#o.control.forTenant(state.ref.namespace));
     return {
       binding: state.ref,
       ref,
       claims,
-      // one tenant's requests wait their turn among its own (tenant-share.ts), not before everyone's
-      control: client(this.#o.control.forTenant(state.ref.namespace)),
+      control,
       app: client(state.app as KubeClient),
       log,
       metrics: this.#o.metrics,
       ensureProviderNamespace: async (appNs) => {
         if (!mayWrite()) throw new NotServedError(`binding ${state.key}`);
-        const ns = await this.#access.ensureNamespace(state.ref, appNs, state.namespaces);
+        const ns = await this.#access.ensureNamespace(state.ref, appNs, state.namespaces, control);
         if (claimsRole !== undefined && claims.length > 0) {
-          await this.#access.ensureClaimsAccess(state.ref, ns, id, claimsRole, state.namespaces);
+          await this.#access.ensureClaimsAccess(state.ref, ns, id, claimsRole, state.namespaces, control);
         }
         return ns;
       },
@@ -984,7 +985,7 @@ export class BindingController {
             },
           }
         : {}),
-      reportConflict: (text) => void this.#events.warn(bindingObject(state.ref), "NameConflict", text),
+      reportConflict: (text) => void this.#events.warn(bindingObject(state.ref), "NameConflict", text, control),
       controlWatch: () => this.#limits.takeWatch(state.ref.namespace),
       stage: stageLog(log, state.seenAt),
     };

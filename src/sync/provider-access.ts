@@ -31,16 +31,22 @@ export class ProviderAccess {
   }
 
   /**
-   * Creates (once) the provider namespace mirroring appNs for binding; done remembers what exists
-   * already. Refuses a namespace of that name that is not the binding's or mirrors another app namespace.
+   * Creates (once) the provider namespace mirroring appNs for binding, asking via the binding's
+   * own (fenced) client when given; done remembers what exists already. Refuses a namespace of that name that is not the binding's or mirrors another app namespace.
    */
-  async ensureNamespace(binding: BindingRef, appNs: string, done: Set<string>): Promise<string> {
+  async ensureNamespace(binding: BindingRef, appNs: string, done: Set<string>, via?: KubeClient): Promise<string> {
     const name = providerNamespace(binding.uid, appNs);
     if (done.has(name)) return name;
     // before any request: what waits for room costs the control plane nothing
     this.#limits?.admitNamespace(binding.namespace, name);
-    await this.#once(`ns:${name}`, () => this.#makeNamespace(binding, appNs, name, done));
+    const client = via ?? this.#tenant(binding);
+    await this.#once(`ns:${name}`, () => this.#makeNamespace(client, binding, appNs, name, done));
     return name;
+  }
+
+  /** The binding's tenant's view of the control plane client: its requests wait in its own line. */
+  #tenant(binding: BindingRef): KubeClient {
+    return this.#control.forTenant(binding.namespace);
   }
 
   /** Runs make once for key while it is under way (measured: 117 creates for 10 namespaces without). */
@@ -53,13 +59,19 @@ export class ProviderAccess {
     await pending;
   }
 
-  async #makeNamespace(binding: BindingRef, appNs: string, name: string, done: Set<string>): Promise<void> {
+  async #makeNamespace(
+    client: KubeClient,
+    binding: BindingRef,
+    appNs: string,
+    name: string,
+    done: Set<string>,
+  ): Promise<void> {
     if (done.has(name)) return;
-    let ns = await this.#control.forTenant(binding.namespace).get(refs.namespaces, name);
+    let ns = await client.get(refs.namespaces, name);
     if (ns === undefined) {
-      await this.#refuseEarlierName(binding, appNs, name);
+      await this.#refuseEarlierName(client, binding, appNs, name);
       try {
-        ns = await this.#control.forTenant(binding.namespace).create(refs.namespaces, {
+        ns = await client.create(refs.namespaces, {
           apiVersion: "v1",
           kind: "Namespace",
           metadata: {
@@ -74,7 +86,7 @@ export class ProviderAccess {
         });
       } catch (err) {
         if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
-        ns = await this.#control.forTenant(binding.namespace).get(refs.namespaces, name);
+        ns = await client.get(refs.namespaces, name);
       }
     }
     if (ns?.metadata.labels?.[labels.binding] !== binding.uid) {
@@ -92,10 +104,10 @@ export class ProviderAccess {
   }
 
   /** A long app namespace's provider namespace as an earlier version named it holds its copies: no second set. */
-  async #refuseEarlierName(binding: BindingRef, appNs: string, name: string): Promise<void> {
+  async #refuseEarlierName(client: KubeClient, binding: BindingRef, appNs: string, name: string): Promise<void> {
     const earlier = earlierProviderNamespace(binding.uid, appNs);
     if (earlier === name) return;
-    const found = await this.#control.forTenant(binding.namespace).get(refs.namespaces, earlier);
+    const found = await client.get(refs.namespaces, earlier);
     const labelled = found?.metadata.labels;
     if (labelled?.[labels.binding] !== binding.uid || labelled?.[labels.consumerNamespace] !== appNs) return;
     throw new ProviderNamespaceConflict(
@@ -113,16 +125,19 @@ export class ProviderAccess {
     exportId: string,
     role: string,
     done: Set<string>,
+    via?: KubeClient,
   ): Promise<void> {
     const name = claimsAccessName(exportId);
     const cacheKey = `${namespace}/${name}`;
     if (done.has(cacheKey)) return;
+    const client = via ?? this.#tenant(binding);
     await this.#once(`access:${binding.uid}:${cacheKey}`, () =>
-      this.#grantClaimsAccess(binding, namespace, role, name, cacheKey, done),
+      this.#grantClaimsAccess(client, binding, namespace, role, name, cacheKey, done),
     );
   }
 
   async #grantClaimsAccess(
+    client: KubeClient,
     binding: BindingRef,
     namespace: string,
     role: string,
@@ -131,7 +146,7 @@ export class ProviderAccess {
     done: Set<string>,
   ): Promise<void> {
     if (done.has(cacheKey)) return;
-    await this.#control.forTenant(binding.namespace).apply(
+    await client.apply(
       refs.roleBindings,
       {
         apiVersion: "rbac.authorization.k8s.io/v1",
