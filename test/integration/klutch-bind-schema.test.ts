@@ -51,6 +51,8 @@ function rendered(name: string, permissionClaims: unknown[]): Template {
         spec: { xrd: "postgresqlinstances.anynines.com", permissionClaims },
       },
       required: { xrd: [xrd({})] },
+      // the claims below include custom resources of example.org, which the input must allow
+      input: { apiVersion: "bind.klutch.dev/v1alpha1", kind: "Input", allowedClaimGroups: ["example.org"] },
     }),
   );
   const template = desiredJson(rsp)[composedKeys.template];
