@@ -38,7 +38,11 @@ describe("the docs' runnable commands", () => {
   for (const block of blocks) {
     it(`${block.file}:${block.line} runs`, { timeout: 180_000 }, async () => {
       const result = await runBlock(block, { cwd: repoRoot, env, timeoutMs: 150_000 });
-      assert.equal(result.code, 0, `${block.file}:${block.line} failed:\n${block.script}\n--- output\n${result.output}`);
+      assert.equal(
+        result.code,
+        0,
+        `${block.file}:${block.line} failed:\n${block.script}\n--- output\n${result.output}`,
+      );
     });
   }
 });

@@ -27,7 +27,9 @@ export function runnableBlocks(file: string, text: string): DocBlock[] {
       const words = info.trim().split(/\s+/);
       const runnable = words.includes("runnable");
       if (runnable && !shells.has(words[0] ?? "")) {
-        throw new Error(`${file}:${index + 1}: a runnable block must be a shell block (sh runnable), got "${info.trim()}"`);
+        throw new Error(
+          `${file}:${index + 1}: a runnable block must be a shell block (sh runnable), got "${info.trim()}"`,
+        );
       }
       open = { fence, runnable, line: index + 1, body: [] };
       continue;

@@ -30,8 +30,14 @@ describe("runnable doc blocks", () => {
   });
 
   it("refuses a runnable marker on a block that is not shell, and an unclosed fence", () => {
-    assert.throws(() => runnableBlocks("x.md", `${fence}yaml runnable\na: 1\n${fence}\n`), /x\.md:1: a runnable block must be a shell block/);
-    assert.throws(() => runnableBlocks("x.md", `text\n${fence}sh runnable\nmake help\n`), /x\.md:2: a fenced block is never closed/);
+    assert.throws(
+      () => runnableBlocks("x.md", `${fence}yaml runnable\na: 1\n${fence}\n`),
+      /x\.md:1: a runnable block must be a shell block/,
+    );
+    assert.throws(
+      () => runnableBlocks("x.md", `text\n${fence}sh runnable\nmake help\n`),
+      /x\.md:2: a fenced block is never closed/,
+    );
   });
 
   it("finds runnable blocks in the README and in docs/", () => {
@@ -54,7 +60,10 @@ describe("runnable doc blocks", () => {
   });
 
   it("kills a block that runs past its time", async () => {
-    const result = await runBlock({ file: "x.md", line: 1, script: "sleep 30" }, { cwd: repoRoot, env: process.env, timeoutMs: 200 });
+    const result = await runBlock(
+      { file: "x.md", line: 1, script: "sleep 30" },
+      { cwd: repoRoot, env: process.env, timeoutMs: 200 },
+    );
     assert.equal(result.signal, "SIGKILL");
     assert.match(result.output, /killed after 200 ms/);
   });
