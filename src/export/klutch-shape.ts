@@ -6,7 +6,7 @@
 //     maps, any one of which selects), combined with any labelSelectors given: exactly the same set;
 //   - NotIn, Exists and DoesNotExist cannot be written as equality maps, and name or namespace
 //     globs other than "*" are exact strings to klutch-bind: these are refused, naming the field.
-// A template written by hand for this project's own CRD may still use both (see the README).
+// A template written by hand for this project's own CRD may still use both (see docs/coming-from-klutch-bind.md).
 import { InputError } from "./errors.ts";
 import type { LabelSelector, Owner, PermissionClaim } from "./types.ts";
 
