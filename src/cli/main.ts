@@ -32,7 +32,12 @@ async function main(argv: string[]): Promise<number> {
     (argv[0]?.startsWith("-") && !["-h", "--help"].includes(argv[0])) ||
     (argv.length === 0 && process.env.TLS_SERVER_CERTS_DIR);
   const [name, ...rest] = functionServer ? ["function", ...argv] : argv;
-  if (name === undefined || name === "--help" || name === "-h" || (name === "help" && rest.length === 0)) {
+  if (
+    name === undefined ||
+    name === "--help" ||
+    name === "-h" ||
+    (name === "help" && (rest[0] === undefined || rest[0].startsWith("-")))
+  ) {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }

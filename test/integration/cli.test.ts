@@ -65,7 +65,7 @@ for (const entry of ["src/cli/main.ts", "dist/cli/main.js"]) {
       assert.equal(viaHelp.code, 0);
       assert.equal(viaHelp.stdout, viaFlag.stdout);
       assert.match(viaHelp.stdout, /--metrics-address HOST:PORT/);
-      for (const args of [["--help"], ["help"], ["-h"]]) {
+      for (const args of [["--help"], ["help"], ["-h"], ["help", "--help"]]) {
         const list = await klutchBind(entry, ...args);
         assert.equal(list.code, 0, args.join(" "));
         for (const [name, command] of Object.entries(commands)) {
