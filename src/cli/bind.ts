@@ -17,6 +17,7 @@ import { conditionOf } from "../kube/conditions.ts";
 import { defaultTokenSeconds, minTokenSeconds } from "../sync/app-account.ts";
 import { apiVersionOf } from "../sync/resources.ts";
 import { contextFlags, controlPlane } from "./context.ts";
+import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { UsageError } from "./usage.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -65,6 +66,69 @@ export async function decideClaims(
   );
 }
 
+export const bindFlags = {
+  ...contextFlags,
+  name: { type: "string", value: "NAME", description: "the binding's name (required)" },
+  "app-kubeconfig": {
+    type: "string",
+    value: "FILE",
+    description:
+      "a kubeconfig for the app cluster, used once to create the binding's own service account there " +
+      "(never stored); required unless --print-rbac",
+  },
+  export: {
+    type: "string",
+    multiple: true,
+    value: "RESOURCE.GROUP",
+    description: "an API to bind, as klutch-bind exports lists it (at least one)",
+  },
+  "accept-claims": {
+    type: "string",
+    multiple: true,
+    value: "all|none|ENTRY,...",
+    description:
+      "which permission claims to accept, every other one is rejected: all (also the flag alone), none, or " +
+      "entries [EXPORT:]RESOURCE[.GROUP][/OWNER] (e.g. secrets.core/Provider); an entry matching no claim is " +
+      "refused. Without it, bind asks on a terminal; with claims to decide and no terminal, it refuses (exit 2)",
+  },
+  timeout: {
+    type: "string",
+    default: "120",
+    value: "SECONDS",
+    description: "how long to wait for the binding to be Ready",
+  },
+  wait: { type: "boolean", default: true, description: "wait until the sync reports the binding Ready" },
+  "print-rbac": {
+    type: "boolean",
+    default: false,
+    description:
+      "print the app cluster's RBAC for the binding as YAML (for admins who apply it themselves) and write nothing",
+  },
+  "app-token-seconds": {
+    type: "string",
+    default: String(defaultTokenSeconds),
+    value: "SECONDS",
+    description: `the lifetime of the app cluster token, at least ${minTokenSeconds} (the sync renews it before it expires)`,
+  },
+} as const satisfies FlagDefinitions;
+
+export const bindHelp: CommandHelp = {
+  usage: "bind --name NAME --export RESOURCE.GROUP... --app-kubeconfig FILE [flags]",
+  description:
+    "Binds exported APIs into an app cluster: checks that each is bindable and decides its permission claims, " +
+    "creates in the app cluster a service account with only what the sync needs, stores that account's " +
+    "kubeconfig as the Secret NAME-kubeconfig on the control plane, writes the AppClusterBinding NAME and " +
+    "waits until the sync reports it Ready. Binding again under the same name records the new answers.",
+  flags: bindFlags,
+  negatable: true,
+  examples: [
+    "klutch-bind bind -n crossplane-system --name team-orders --app-kubeconfig team-orders.yaml \\\n" +
+      "      --export postgresqlinstances.anynines.com --accept-claims secrets.core/Provider",
+    "klutch-bind bind -n crossplane-system --name team-orders --export postgresqlinstances.anynines.com \\\n" +
+      "      --accept-claims all --print-rbac > rbac.yaml",
+  ],
+};
+
 /** `klutch-bind bind`: bind exported APIs into an app cluster, and wait until it is in sync. */
 export async function runBind(
   args: string[],
@@ -72,19 +136,7 @@ export async function runBind(
 ): Promise<number> {
   const { values } = parseArgs({
     args: bareAcceptMeansAll(args),
-    options: {
-      ...contextFlags,
-      name: { type: "string" },
-      "app-kubeconfig": { type: "string" },
-      export: { type: "string", multiple: true },
-      "accept-claims": { type: "string", multiple: true },
-      timeout: { type: "string", default: "120" },
-      wait: { type: "boolean", default: true },
-      // the app-side RBAC as YAML, for app cluster admins who apply it themselves; nothing is written
-      "print-rbac": { type: "boolean", default: false },
-      // the lifetime of the app cluster token (the sync renews it before it expires)
-      "app-token-seconds": { type: "string", default: String(defaultTokenSeconds) },
-    },
+    options: bindFlags,
     allowPositionals: true,
     // --no-wait
     allowNegative: true,

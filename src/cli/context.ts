@@ -2,11 +2,24 @@
 // ~/.kube/config (or in-cluster), and --namespace or the context's namespace or "default".
 import { KubeClient } from "../kube/client.ts";
 import { clusterAccess, defaultKubeconfig, readKubeconfigFile } from "../kube/kubeconfig.ts";
+import type { FlagDefinitions } from "./help.ts";
 
 export const contextFlags = {
-  kubeconfig: { type: "string" },
-  namespace: { type: "string", short: "n" },
-} as const;
+  kubeconfig: {
+    type: "string",
+    value: "FILE",
+    description: "the control plane's kubeconfig; without it, the files in KUBECONFIG, merged as kubectl does",
+    env: "KUBECONFIG",
+    defaultText: "~/.kube/config, else the pod's service account",
+  },
+  namespace: {
+    type: "string",
+    short: "n",
+    value: "NAMESPACE",
+    description: "the namespace of the bindings on the control plane",
+    defaultText: 'the kubeconfig context\'s namespace, else "default"',
+  },
+} as const satisfies FlagDefinitions;
 
 export type CommandContext = { client: KubeClient; namespace: string };
 

@@ -1,12 +1,32 @@
 import { parseArgs } from "node:util";
 import { listBindable } from "../bind/bindable.ts";
 import { contextFlags, controlPlane } from "./context.ts";
+import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { table } from "./table.ts";
+
+export const exportsFlags = {
+  ...contextFlags,
+  namespace: {
+    ...contextFlags.namespace,
+    description: "list the APIServiceExportTemplates of this namespace only; conflicts are judged for a binding in it",
+    defaultText:
+      'the templates of every namespace, conflicts judged for the kubeconfig context\'s namespace (else "default")',
+  },
+} as const satisfies FlagDefinitions;
+
+export const exportsHelp: CommandHelp = {
+  usage: "exports [flags]",
+  description:
+    "Lists what an app cluster can bind: each exported API (RESOURCE.GROUP), its version and template, " +
+    "and in words what each of its permission claims copies between the clusters. APIs that several " +
+    "templates export are listed under CONFLICT (bindings of them are refused).",
+  flags: exportsFlags,
+  examples: ["klutch-bind exports", "klutch-bind exports -n crossplane-system --kubeconfig control.yaml"],
+};
 
 /** `klutch-bind exports`: what an app cluster can bind, and what each binding will copy. */
 export async function runExports(args: string[]): Promise<number> {
-  // without --namespace: the templates of every namespace
-  const { values } = parseArgs({ args, options: contextFlags, strict: true });
+  const { values } = parseArgs({ args, options: exportsFlags, strict: true });
   const { client, namespace } = controlPlane(values);
   try {
     // conflicts as the sync sees them for a binding of the command's namespace

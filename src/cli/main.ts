@@ -1,64 +1,55 @@
 #!/usr/bin/env node
 // The klutch-bind command: one binary, one subcommand per program of the product.
+import { type Command, commands } from "./commands.ts";
+import { renderHelp, wantsHelp } from "./help.ts";
 import { isUsageError } from "./usage.ts";
-
-type Command = { summary: string; run: (args: string[]) => Promise<number> };
-
-// Each command's code is loaded only when it runs: the function server stays free of the
-// Kubernetes client, the sync and the web page, which keeps its heap, and so its GC pauses, small.
-const commands: Record<string, Command> = {
-  exports: {
-    summary: "list the APIs the control plane offers for binding, with their claims",
-    run: async (args) => (await import("./exports.ts")).runExports(args),
-  },
-  bind: {
-    summary: "bind exported APIs into an app cluster and wait until it is Ready",
-    run: async (args) => (await import("./bind.ts")).runBind(args),
-  },
-  unbind: {
-    summary: "stop binding an app cluster (--delete or --orphan its objects)",
-    run: async (args) => (await import("./unbind.ts")).runUnbind(args),
-  },
-  status: {
-    summary: "show the health and counts of the bindings",
-    run: async (args) => (await import("./status.ts")).runStatus(args),
-  },
-  function: {
-    summary: "serve the Crossplane composition function (gRPC, port 9443)",
-    run: async (args) => (await import("./function.ts")).runFunction(args),
-  },
-  sync: {
-    summary: "mirror bound objects and claimed resources between control plane and app clusters",
-    run: async (args) => (await import("./sync.ts")).runSync(args),
-  },
-  version: {
-    summary: "print the version of klutch-bind and its runtime",
-    run: async (args) => (await import("./version.ts")).runVersion(args),
-  },
-};
-const runFunction = (args: string[]) => (commands.function as Command).run(args);
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
-  return ["usage: klutch-bind <command> [flags]", "", "commands:", ...lines, ""].join("\n");
+  return [
+    "usage: klutch-bind <command> [flags]",
+    "",
+    "commands:",
+    ...lines,
+    "",
+    "klutch-bind help COMMAND (or klutch-bind COMMAND --help) shows a command's flags.",
+    "",
+  ].join("\n");
 }
+
+async function showHelp(name: string, command: Command): Promise<number> {
+  process.stdout.write(renderHelp(name, command.summary, (await command.load()).help));
+  return 0;
+}
+
+/** The command a usage error is about, for the hint to its --help. */
+let current: string | undefined;
 
 async function main(argv: string[]): Promise<number> {
   // Crossplane and `crossplane render` start the image with only flags (--insecure), or with none
   // and TLS_SERVER_CERTS_DIR set: both mean the function server.
-  if (argv[0]?.startsWith("-") && !["-h", "--help"].includes(argv[0])) return runFunction(argv);
-  if (argv.length === 0 && process.env.TLS_SERVER_CERTS_DIR) return runFunction(argv);
-  const [name, ...rest] = argv;
-  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+  const functionServer =
+    (argv[0]?.startsWith("-") && !["-h", "--help"].includes(argv[0])) ||
+    (argv.length === 0 && process.env.TLS_SERVER_CERTS_DIR);
+  const [name, ...rest] = functionServer ? ["function", ...argv] : argv;
+  if (
+    name === undefined ||
+    name === "--help" ||
+    name === "-h" ||
+    (name === "help" && (rest[0] === undefined || rest[0].startsWith("-")))
+  ) {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
-  const command = commands[name];
+  const wanted = name === "help" ? (rest[0] ?? "") : name;
+  const command = commands[wanted];
   if (command === undefined) {
-    process.stderr.write(`klutch-bind: unknown command "${name}"\n\n${usage()}`);
+    process.stderr.write(`klutch-bind: unknown command "${wanted}"\n\n${usage()}`);
     return 2;
   }
-  return command.run(rest);
+  if (name === "help" || wantsHelp(rest)) return showHelp(wanted, command);
+  current = name;
+  return (await command.load()).run(rest);
 }
 
 main(process.argv.slice(2)).then(
@@ -67,7 +58,8 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (isUsageError(err)) {
-      process.stderr.write(`klutch-bind: ${err.message}\n`);
+      const hint = current ? `try 'klutch-bind ${current} --help'` : "try 'klutch-bind --help'";
+      process.stderr.write(`klutch-bind: ${err.message}\n(${hint})\n`);
       process.exitCode = 2;
       return;
     }

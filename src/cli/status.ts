@@ -3,13 +3,26 @@ import { explain } from "../bind/explain.ts";
 import { groupOf, listBindings } from "../bind/find-bindings.ts";
 import { conditionOf } from "../kube/conditions.ts";
 import { contextFlags, controlPlane } from "./context.ts";
+import type { CommandHelp } from "./help.ts";
 import { table } from "./table.ts";
 
 type ExportStatus = { group: string; resource: string; objects?: number; lastSync?: string; message?: string };
 
+export const statusFlags = contextFlags;
+
+export const statusHelp: CommandHelp = {
+  usage: "status [NAME...] [flags]",
+  description:
+    "Shows the AppClusterBindings of the namespace (of both API groups, klutch.anynines.com and " +
+    "bind.klutch.dev), or those named: whether each is Connected and Ready, its objects per export, " +
+    "its last sync, and why one is not Ready. Exits 1 when none of the named bindings exists.",
+  flags: statusFlags,
+  examples: ["klutch-bind status -n crossplane-system", "klutch-bind status -n crossplane-system team-orders"],
+};
+
 /** `klutch-bind status [NAME]`: every binding's health and counts. */
 export async function runStatus(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: contextFlags, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args, options: statusFlags, allowPositionals: true, strict: true });
   const ctx = controlPlane(values);
   try {
     // klutch-bind's AppClusterBindings and ours made before (bind.klutch.dev): both are served

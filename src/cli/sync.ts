@@ -15,63 +15,263 @@ import { LeaderElector } from "../sync/leader.ts";
 import { startSync } from "../sync/manager.ts";
 import { tenantLimitDefaults } from "../sync/tenant-limits.ts";
 import { type RunningWeb, startWebServer, webClient } from "../web/server.ts";
+import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { UsageError } from "./usage.ts";
 
-const flags = {
-  kubeconfig: { type: "string" },
-  namespace: { type: "string", short: "n" },
-  workers: { type: "string", default: "8" },
-  // bindings reconciled at once, and at most per namespace (one tenant's hanging app clusters hold no more)
-  "binding-workers": { type: "string", default: "32" },
-  // default a quarter of --binding-workers
-  "binding-workers-per-namespace": { type: "string" },
-  qps: { type: "string", default: "500" },
-  burst: { type: "string", default: "1000" },
-  "status-interval": { type: "string", default: "15" },
-  "leader-elect": { type: "boolean", default: false },
-  // "auto": replicas share the bindings, each holding a Lease (src/sync/shards.ts)
-  shards: { type: "string", default: "" },
-  "auto-export": { type: "boolean", default: true },
-  "no-auto-export": { type: "boolean", default: false },
-  "leader-election-namespace": { type: "string" },
-  "lease-duration": { type: "string", default: "15" },
-  "metrics-address": { type: "string", default: ":8080" },
-  "health-address": { type: "string", default: ":8081" },
-  "app-request-timeout": { type: "string", default: "10" },
-  // app cluster servers on this host (127.0.0.1, ::1): for development and tests only
-  "allow-loopback-app-servers": { type: "boolean", default: false },
-  // the control plane's service network, refused for app cluster servers (default: from KUBERNETES_SERVICE_HOST)
-  "service-cidr": { type: "string", multiple: true },
-  // which Secrets may hold a binding's kubeconfig: marked ones (default) or any of the binding's namespace too
-  "kubeconfig-secrets": { type: "string", default: "marked" },
-  "template-namespace": { type: "string", multiple: true },
-  // a binding's app cluster service account token is renewed at this share of its lifetime
-  "app-token-renew-at": { type: "string", default: "0.8" },
-  // the lifetime of renewed tokens (default: that of the token bind issued)
-  "app-token-seconds": { type: "string" },
-  "max-response-mib": { type: "string", default: "64" },
-  "max-watch-event-mib": { type: "string", default: "16" },
-  // what the app cluster caches of one namespace's bindings (one tenant's) hold together at most
-  "app-cache-objects-per-namespace": { type: "string", default: String(appCacheDefaults.maxObjects) },
-  "app-cache-mib-per-namespace": { type: "string", default: String(appCacheDefaults.maxBytes / 1024 / 1024) },
-  // what the app cluster lists being read hold together (default a sixteenth of the heap limit)
-  "app-lists-mib-in-flight": { type: "string" },
-  // what one namespace's bindings (one tenant's) make on the control plane, and its requests in flight there
-  "provider-namespaces-per-namespace": { type: "string", default: String(tenantLimitDefaults.providerNamespaces) },
-  "control-watches-per-namespace": { type: "string", default: String(tenantLimitDefaults.controlWatches) },
-  "control-requests-per-namespace": { type: "string", default: "16" },
-  // a binding listing more exports syncs none of them (a condition names this flag)
-  "max-exports-per-binding": { type: "string", default: String(defaultMaxExportsPerBinding) },
-  "web-address": { type: "string", default: "" },
-  "web-tls-cert": { type: "string" },
-  "web-tls-key": { type: "string" },
-  "web-namespace": { type: "string" },
-  // the page's own identity (klutch-bind-web, deploy/control-plane/web-rbac.yaml); else the sync's
-  "web-kubeconfig": { type: "string" },
-  // V8 grows its heap by this percent after each full collection; 0 leaves V8's own growth
-  "heap-growth": { type: "string", default: "25" },
-  debug: { type: "boolean", short: "d", default: false },
-} as const;
+export const syncFlags = {
+  kubeconfig: {
+    type: "string",
+    value: "FILE",
+    description:
+      "the control plane's kubeconfig; without it, the files in KUBECONFIG, merged as kubectl does (never ~/.kube/config)",
+    env: "KUBECONFIG",
+    defaultText: "the pod's service account",
+  },
+  namespace: {
+    type: "string",
+    short: "n",
+    value: "NAMESPACE",
+    description:
+      "serve only the bindings of this namespace (such a sync cannot see other namespaces' bindings, so it " +
+      "respects their marks on app clusters)",
+    defaultText: "every namespace",
+  },
+  workers: { type: "string", default: "8", value: "N", description: "workers per export" },
+  "binding-workers": { type: "string", default: "32", value: "N", description: "bindings reconciled at once" },
+  "binding-workers-per-namespace": {
+    type: "string",
+    value: "N",
+    description:
+      "bindings of one namespace (one tenant's) reconciled at once, so that one tenant's hanging app clusters " +
+      "cannot stall other tenants' bindings",
+    defaultText: "a quarter of --binding-workers",
+  },
+  qps: {
+    type: "string",
+    default: "500",
+    value: "N",
+    description: "requests per second of each client: to the control plane, and to each app cluster",
+  },
+  burst: {
+    type: "string",
+    default: "1000",
+    value: "N",
+    description: "requests allowed in a burst above the steady --qps",
+  },
+  "status-interval": {
+    type: "string",
+    default: "15",
+    value: "SECONDS",
+    description: "how often every binding is reconciled again, its status brought up to date",
+  },
+  "leader-elect": {
+    type: "boolean",
+    default: false,
+    description: "one replica serves, holding a Lease (klutch-bind-sync); the others stand by",
+  },
+  shards: {
+    type: "string",
+    default: "",
+    value: "auto",
+    description:
+      '"auto": every replica serves a share of the bindings, each share held by a Lease; replicas come and go ' +
+      "freely (excludes --leader-elect)",
+    defaultText: "off",
+  },
+  "auto-export": {
+    type: "boolean",
+    default: true,
+    description: 'keep one ServiceExport per XRD labelled bind.klutch.dev/export: "true"',
+  },
+  "no-auto-export": { type: "boolean", default: false, description: "turn --auto-export off" },
+  "leader-election-namespace": {
+    type: "string",
+    value: "NAMESPACE",
+    description: "the namespace of the Leases of --leader-elect and --shards",
+    env: "POD_NAMESPACE",
+    defaultText: "crossplane-system",
+  },
+  "lease-duration": {
+    type: "string",
+    default: "15",
+    value: "SECONDS",
+    description: "how long a Lease of --leader-elect or --shards holds without renewal",
+  },
+  "metrics-address": {
+    type: "string",
+    default: ":8080",
+    value: "HOST:PORT",
+    description: "where to serve Prometheus metrics (/metrics); empty for none",
+  },
+  "health-address": {
+    type: "string",
+    default: ":8081",
+    value: "HOST:PORT",
+    description:
+      "where to serve /healthz and /readyz; they judge the process (the control plane's caches listed, the " +
+      "work queue running), never an app cluster, and answer from the start, also while waiting for leadership; " +
+      "empty for none",
+  },
+  "app-request-timeout": {
+    type: "string",
+    default: "10",
+    value: "SECONDS",
+    description: "the time allowed each request to an app cluster",
+  },
+  "allow-loopback-app-servers": {
+    type: "boolean",
+    default: false,
+    description:
+      "allow app cluster servers on this host (127.0.0.1, ::1), for development and tests only; link-local " +
+      "addresses are always refused",
+  },
+  "service-cidr": {
+    type: "string",
+    multiple: true,
+    value: "CIDR,...",
+    description:
+      'the control plane\'s service network, refused for app cluster servers; comma-separated too; "none" for no network',
+    defaultText: "the /12 (IPv6: /108) holding KUBERNETES_SERVICE_HOST; outside a cluster none",
+  },
+  "kubeconfig-secrets": {
+    type: "string",
+    default: "marked",
+    value: "POLICY",
+    description:
+      'which Secrets may hold a binding\'s kubeconfig: "marked" ones only, or "same-namespace": any Secret ' +
+      'of the binding\'s own namespace too (README, "Security model")',
+  },
+  "template-namespace": {
+    type: "string",
+    multiple: true,
+    value: "NAMESPACE",
+    description: "a namespace whose APIServiceExportTemplates are followed; templates come from these only",
+    defaultText: "the sync's own namespace (POD_NAMESPACE, else crossplane-system) and --namespace",
+  },
+  "app-token-renew-at": {
+    type: "string",
+    default: "0.8",
+    value: "SHARE",
+    description: "a binding's app cluster service account token is renewed at this share of its lifetime",
+  },
+  "app-token-seconds": {
+    type: "string",
+    value: "SECONDS",
+    description: `the lifetime of renewed app cluster tokens, at least ${minTokenSeconds}`,
+    defaultText: "that of the token bind issued",
+  },
+  "max-response-mib": {
+    type: "string",
+    default: "64",
+    value: "MIB",
+    description: "the largest response accepted from an app cluster, in MiB",
+  },
+  "max-watch-event-mib": {
+    type: "string",
+    default: "16",
+    value: "MIB",
+    description: "the largest watch event accepted from an app cluster, in MiB",
+  },
+  "app-cache-objects-per-namespace": {
+    type: "string",
+    default: String(appCacheDefaults.maxObjects),
+    value: "N",
+    description:
+      "the objects the app cluster caches of one namespace's bindings (one tenant's) hold together at most; past " +
+      "it a binding says Connected=False, ListWatchFailing naming this flag, and what is beyond is not synced",
+  },
+  "app-cache-mib-per-namespace": {
+    type: "string",
+    default: String(appCacheDefaults.maxBytes / 1024 / 1024),
+    value: "MIB",
+    description:
+      "the MiB the app cluster caches of one namespace's bindings (one tenant's) hold together at most; past it " +
+      "a binding says Connected=False, ListWatchFailing naming this flag, and what is beyond is not synced",
+  },
+  "app-lists-mib-in-flight": {
+    type: "string",
+    value: "MIB",
+    description: "the MiB that lists still being read from app clusters hold together at most",
+    defaultText: "a sixteenth of the heap limit",
+  },
+  "provider-namespaces-per-namespace": {
+    type: "string",
+    default: String(tenantLimitDefaults.providerNamespaces),
+    value: "N",
+    description: "the provider namespaces one namespace's bindings (one tenant's) make on the control plane at most",
+  },
+  "control-watches-per-namespace": {
+    type: "string",
+    default: String(tenantLimitDefaults.controlWatches),
+    value: "N",
+    description: "the control plane watches one namespace's bindings (one tenant's) hold at most, per replica",
+  },
+  "control-requests-per-namespace": {
+    type: "string",
+    default: "16",
+    value: "N",
+    description: "the control plane requests one namespace's bindings (one tenant's) have in flight at once",
+  },
+  "max-exports-per-binding": {
+    type: "string",
+    default: String(defaultMaxExportsPerBinding),
+    value: "N",
+    description: "a binding listing more exports syncs none of them (a condition names this flag)",
+  },
+  "web-address": {
+    type: "string",
+    default: "",
+    value: "HOST:PORT",
+    description: "serve the web page for binding here (every replica serves it, leader or not)",
+    defaultText: "off",
+  },
+  "web-tls-cert": {
+    type: "string",
+    value: "FILE",
+    description: "the web page's TLS certificate (PEM), with --web-tls-key; without both it serves plain HTTP",
+  },
+  "web-tls-key": { type: "string", value: "FILE", description: "the web page's TLS key (PEM), with --web-tls-cert" },
+  "web-namespace": {
+    type: "string",
+    value: "NAMESPACE",
+    description: "the namespace the web page shows and binds into when its address names none",
+    defaultText: "--namespace, else POD_NAMESPACE, else crossplane-system",
+  },
+  "web-kubeconfig": {
+    type: "string",
+    value: "FILE",
+    description:
+      "the web page's own identity on the control plane (klutch-bind-web, deploy/control-plane/web-rbac.yaml)",
+    defaultText: "the sync's",
+  },
+  "heap-growth": {
+    type: "string",
+    default: "25",
+    value: "PERCENT",
+    description:
+      "V8 grows its heap by this percent after each full collection (smaller peaks for a little more CPU); " +
+      "0 leaves V8's own growth",
+  },
+  debug: {
+    type: "boolean",
+    short: "d",
+    default: false,
+    description: "log at debug level, and errors with their stack",
+  },
+} as const satisfies FlagDefinitions;
+
+export const syncHelp: CommandHelp = {
+  usage: "sync [flags]",
+  description:
+    "Mirrors every AppClusterBinding's exports until SIGTERM or SIGINT: the app cluster's objects of the bound " +
+    "APIs to the control plane, their status and the objects of accepted permission claims back. It keeps " +
+    "ServiceExports of labelled XRDs (--auto-export) and can serve the web page for binding (--web-address).",
+  flags: syncFlags,
+  examples: [
+    "klutch-bind sync --kubeconfig control.yaml --allow-loopback-app-servers --web-address 127.0.0.1:8090",
+    "klutch-bind sync --shards auto --kubeconfig-secrets=marked   # in the control plane's pod",
+  ],
+};
 
 function readPem(flag: string, path: string): Buffer {
   try {
@@ -103,7 +303,7 @@ function positive(name: string, value: string): number {
 
 /** `klutch-bind sync`: mirror every AppClusterBinding's exports until SIGTERM or SIGINT. */
 export async function runSync(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: flags, strict: true });
+  const { values } = parseArgs({ args, options: syncFlags, strict: true });
   const kubeconfigSecrets = values["kubeconfig-secrets"];
   if (!isKubeconfigSecretPolicy(kubeconfigSecrets)) {
     throw new UsageError(

@@ -7,28 +7,58 @@ import { kindOf, specOf } from "../sync/binding-spec.ts";
 import { finalizer, labels } from "../sync/naming.ts";
 import { refs } from "../sync/resources.ts";
 import { contextFlags, controlPlane } from "./context.ts";
+import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { UsageError } from "./usage.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const unbindFlags = {
+  ...contextFlags,
+  delete: {
+    type: "boolean",
+    default: false,
+    description:
+      "delete the provider copies (the services behind them!), the binding's provider namespaces and the app " +
+      "cluster's bound objects",
+  },
+  orphan: {
+    type: "boolean",
+    default: false,
+    description: "keep the provider copies and the app cluster's objects; they are no longer synced",
+  },
+  timeout: {
+    type: "string",
+    default: "300",
+    value: "SECONDS",
+    description: "how long to wait for each step (objects deleted, the sync letting go of the binding)",
+  },
+  "api-group": {
+    type: "string",
+    value: "GROUP",
+    description:
+      "klutch.anynines.com or bind.klutch.dev: which binding to unbind when both kinds have one of that name",
+  },
+} as const satisfies FlagDefinitions;
+
+export const unbindHelp: CommandHelp = {
+  usage: "unbind NAME --delete|--orphan [flags]",
+  description:
+    "Stops binding an app cluster: deletes the AppClusterBinding NAME and waits until the sync has released " +
+    "its objects. One of --delete and --orphan is required. The binding's own kubeconfig Secret (one marked for it " +
+    "alone) and the service account bind made in the app cluster go with it.",
+  flags: unbindFlags,
+  examples: [
+    "klutch-bind unbind -n crossplane-system team-orders --orphan",
+    "klutch-bind unbind -n crossplane-system team-orders --delete --timeout 600",
+  ],
+};
 
 /**
  * `klutch-bind unbind NAME --delete | --orphan`: stop binding an app cluster. --delete deletes the
  * provider copies (the services behind them) and the app objects; --orphan leaves both, unsynced.
  */
 export async function runUnbind(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      ...contextFlags,
-      delete: { type: "boolean", default: false },
-      orphan: { type: "boolean", default: false },
-      timeout: { type: "string", default: "300" },
-      // klutch.anynines.com or bind.klutch.dev, when both kinds have a binding of that name
-      "api-group": { type: "string" },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
+  const { values, positionals } = parseArgs({ args, options: unbindFlags, allowPositionals: true, strict: true });
   const [name] = positionals;
   if (!name) throw new UsageError("unbind: name the binding: klutch-bind unbind NAME --delete|--orphan");
   const timeoutSeconds = Number(values.timeout);

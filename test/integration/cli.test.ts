@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
+import { commands } from "../../src/cli/commands.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
@@ -28,6 +29,58 @@ for (const entry of ["src/cli/main.ts", "dist/cli/main.js"]) {
       assert.equal((JSON.parse(json.stdout) as { node: string }).node, process.versions.node);
     });
 
+    for (const [name, command] of Object.entries(commands)) {
+      it(`${name} --help exits 0 and names every flag its parser accepts, with its default and environment`, async () => {
+        // the very definitions the command hands to parseArgs
+        const { help } = await command.load();
+        const result = await klutchBind(entry, name, "--help");
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(result.stderr, "");
+        assert.ok(result.stdout.startsWith(`klutch-bind ${name}: ${command.summary}\n`), result.stdout);
+        const words = result.stdout.replace(/\s+/g, " ");
+        const flags = Object.entries(help.flags);
+        assert.ok(flags.length > 0);
+        for (const [flag, def] of flags) {
+          const names = `${def.short ? `-${def.short}, ` : ""}--${flag}`;
+          assert.match(result.stdout, new RegExp(`^  ${names}( |,|$)`, "m"), `--${flag} has a line of its own`);
+          assert.ok(
+            typeof def.description === "string" && def.description.trim() !== "",
+            `--${flag} has a description`,
+          );
+          assert.ok(words.includes(def.description.replace(/\s+/g, " ")), `--${flag}'s description is shown`);
+          if (def.env) assert.ok(words.includes(`environment: ${def.env}`), `--${flag} names ${def.env}`);
+          const constant = def.type === "string" && def.default ? def.default : undefined;
+          const shown = def.defaultText ?? constant;
+          if (shown) assert.ok(words.includes(`default: ${shown}`), `--${flag} shows its default ${shown}`);
+        }
+        assert.match(result.stdout, /^examples?:\n {2}klutch-bind /m);
+      });
+    }
+
+    it("help COMMAND prints what COMMAND --help does; --help and help list every command", async () => {
+      const [viaHelp, viaFlag] = await Promise.all([
+        klutchBind(entry, "help", "sync"),
+        klutchBind(entry, "sync", "--help"),
+      ]);
+      assert.equal(viaHelp.code, 0);
+      assert.equal(viaHelp.stdout, viaFlag.stdout);
+      assert.match(viaHelp.stdout, /--metrics-address HOST:PORT/);
+      for (const args of [["--help"], ["help"], ["-h"], ["help", "--help"]]) {
+        const list = await klutchBind(entry, ...args);
+        assert.equal(list.code, 0, args.join(" "));
+        for (const [name, command] of Object.entries(commands)) {
+          assert.ok(
+            list.stdout.includes(`  ${name.padEnd(12)} ${command.summary}\n`),
+            `${args.join(" ")} lists ${name}`,
+          );
+        }
+        assert.match(list.stdout, /klutch-bind help COMMAND/);
+      }
+      const unknown = await klutchBind(entry, "help", "frobnicate");
+      assert.equal(unknown.code, 2);
+      assert.match(unknown.stderr, /unknown command "frobnicate"/);
+    });
+
     it("rejects an unknown command and an unknown output format with exit code 2", async () => {
       const unknown = await klutchBind(entry, "frobnicate");
       assert.equal(unknown.code, 2);
@@ -43,6 +96,10 @@ it("reports an unknown flag as a usage error, not a crash", async () => {
   const result = await klutchBind("src/cli/main.ts", "version", "--colour");
   assert.equal(result.code, 2);
   assert.match(result.stderr, /^klutch-bind: Unknown option '--colour'/);
+  assert.match(result.stderr, /try 'klutch-bind version --help'/);
+  const sync = await klutchBind("src/cli/main.ts", "sync", "--metrics-adress", ":9090");
+  assert.equal(sync.code, 2);
+  assert.match(sync.stderr, /Unknown option '--metrics-adress'.*\n\(try 'klutch-bind sync --help'\)\n$/s);
 });
 
 it("refuses a --kubeconfig-secrets policy it does not know, naming the ones it does", async () => {
