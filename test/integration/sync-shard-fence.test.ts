@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import { KubeClient, type ResourceRef } from "../../src/kube/client.ts";
 import { isEstablished } from "../../src/kube/conditions.ts";
+import { parseKubeconfig } from "../../src/kube/kubeconfig.ts";
 import { bindingKey } from "../../src/sync/binding-spec.ts";
 import { BindingController } from "../../src/sync/bindings.ts";
 import { InformerRegistry } from "../../src/sync/informers.ts";
@@ -170,5 +171,74 @@ describe("a binding's own writes on a replica of several", () => {
     );
     const appObject = await env.appClient.get(dropped, "db", appNs);
     assert.ok(appObject?.metadata.finalizers?.includes(finalizer), "the app object keeps our finalizer");
+  });
+});
+
+describe("a binding's provider namespaces on a replica of several", () => {
+  it("are not created once the binding is handed over, though asked for before", async () => {
+    const env = await syncEnv({ inProcess: false });
+    const ns = env.bindingNamespace;
+    await env.template([]);
+    // the controller talks to the control plane through a proxy that can hold a request
+    const proxy = await startAuthProxy(env.control);
+    onFileDone(() => proxy.stop());
+    const control = KubeClient.fromConfig(parseKubeconfig(proxy.kubeconfig));
+    const logger = pino({ level: "silent" });
+    let served = true;
+    const controlInformers = new InformerRegistry(control, logger);
+    const controller = new BindingController({
+      control,
+      controlInformers,
+      logger,
+      metrics: new SyncMetrics(),
+      workers: 2,
+      namespace: ns,
+      resyncMs: 1000,
+      templateNamespaces: [ns],
+      shard: { identity: "replica-test", serves: () => served, mayWrite: () => served },
+    });
+    controller.start();
+    onFileDone(async () => {
+      await controller.stop();
+      await controlInformers.stopAll();
+      control.close();
+    });
+    const binding = await env.bindWith("namespaces", env.appKubeconfig);
+    await env.ready("namespaces");
+
+    // an object in a new app namespace: its provider namespace is looked up first, and that GET is held
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held = 0;
+    proxy.hold = (url, method) => {
+      if (method !== "GET" || !/^\/api\/v1\/namespaces\/klb-[^/]+$/.test(url.pathname)) return undefined;
+      held++;
+      return gate;
+    };
+    const appNs = `fence-ns-${uniqueSuffix()}`;
+    await env.appObject(appNs, "db");
+    await eventually("the provider namespace's lookup held", () => assert.ok(held > 0));
+
+    served = false;
+    const handedOverAt = Date.now();
+    const handedOver = controller.handOver([bindingKey(binding)]);
+    await Promise.race([handedOver, sleep(3000)]);
+    release();
+    await handedOver;
+    proxy.hold = undefined;
+    // the lookup's answer (404) comes after the hand-over, and a create would follow it at once
+    await sleep(2000);
+    const creates = proxy.writes.filter((w) => w.at >= handedOverAt && w.path.startsWith("/api/v1/namespaces"));
+    assert.deepEqual(creates, [], "no provider namespace created after the hand-over");
+    const providerNamespaces = await env.controlClient.list(refs.namespaces, {
+      labelSelector: `${labels.binding}=${binding.metadata.uid ?? ""}`,
+    });
+    assert.deepEqual(
+      providerNamespaces.items.map((n) => n.metadata.name),
+      [],
+      "the replica that serves the binding now makes its provider namespaces",
+    );
   });
 });
