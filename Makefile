@@ -72,11 +72,38 @@ check: typecheck lint ## type check and lint
 test-unit: deps ## unit tests only (no clusters)
 	@node --test 'test/unit/**/*.test.ts'
 
+# Test files run in two groups, each one `node --test` with the global setup (a pair of clusters).
+# The concurrent group runs TEST_CONCURRENCY files at once: they share the clusters and keep to a
+# CRD group and namespaces of their own. The serial group runs after it, one file at a time: files
+# that measure time, count or fill what the whole machine or cluster shares (memory, caches, Leases,
+# processes), run Crossplane, Chromium or the image, or start many processes. A new file runs in
+# the concurrent group unless it is listed here.
+SERIAL_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
+  crossplane-core demo image web-browser \
+  function-fuzz kube-answer-fuzz sync-answer-fuzz sync-faults \
+  sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
+  sync-fairness sync-tenant-limits informer-budget sync-cache-budget sync-list-memory \
+  sync-hostile sync-export-cap sync-ready sync-requests auto-export))
+TEST_FILES       := $(shell find test -name '*.test.ts' | sort)
+CONCURRENT_TESTS := $(filter-out $(SERIAL_TESTS),$(TEST_FILES))
+TEST_CONCURRENCY ?= 3
+NODE_TEST        := node --test --test-global-setup=test/support/global-setup.ts
+
+# both groups run whatever the first's result, and the target fails if either did
+define run-test-groups
+	@rc=0; \
+	echo "[test] $(words $(1)) files, $(TEST_CONCURRENCY) at once"; \
+	$(NODE_TEST) --test-concurrency=$(TEST_CONCURRENCY) $(1) || rc=$$?; \
+	echo "[test] $(words $(SERIAL_TESTS)) files one at a time"; \
+	$(NODE_TEST) --test-concurrency=1 $(SERIAL_TESTS) || rc=$$?; \
+	exit $$rc
+endef
+
 test-integration: build tools browser test-image ## integration tests against real API servers
-	@node --test --test-global-setup=test/support/global-setup.ts 'test/integration/**/*.test.ts'
+	$(call run-test-groups,$(filter test/integration/%,$(CONCURRENT_TESTS)))
 
 test: check build tools browser test-image ## everything: type check, lint, unit and integration tests
-	@node --test --test-global-setup=test/support/global-setup.ts 'test/**/*.test.ts'
+	$(call run-test-groups,$(CONCURRENT_TESTS))
 
 dev-clusters: deps tools ## start the local clusters named in CLUSTERS (default: control app)
 	@node test/support/dev-clusters.ts up $(CLUSTERS)
