@@ -79,7 +79,7 @@ test-unit: deps ## unit tests only (no clusters)
 # processes), run Crossplane, Chromium or the image, or start many processes. A new file runs in
 # the concurrent group unless it is listed here.
 SERIAL_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
-  crossplane-core demo image web-browser \
+  demo image web-browser \
   function-fuzz kube-answer-fuzz sync-answer-fuzz sync-faults \
   sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
   sync-fairness sync-tenant-limits informer-budget sync-cache-budget sync-list-memory \

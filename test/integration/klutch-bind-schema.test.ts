@@ -51,6 +51,8 @@ function rendered(name: string, permissionClaims: unknown[]): Template {
         spec: { xrd: "postgresqlinstances.anynines.com", permissionClaims },
       },
       required: { xrd: [xrd({})] },
+      // the platform team allows its own backups API, as a claim of a custom resource must be
+      input: { apiVersion: "bind.klutch.dev/v1alpha1", kind: "Input", allowedClaimGroups: ["example.org"] },
     }),
   );
   const template = desiredJson(rsp)[composedKeys.template];
