@@ -88,7 +88,7 @@ SERIAL_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
 CROSSPLANE_TEST  := test/integration/crossplane-core.test.ts
 TEST_FILES       := $(shell find test -name '*.test.ts' | sort)
 CONCURRENT_TESTS := $(filter-out $(SERIAL_TESTS) $(CROSSPLANE_TEST),$(TEST_FILES))
-TEST_CONCURRENCY ?= 3
+TEST_CONCURRENCY ?= 4
 NODE_TEST        := node --test --test-global-setup=test/support/global-setup.ts
 
 # every group runs whatever the others' results, and the target fails if any did
