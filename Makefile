@@ -74,13 +74,13 @@ test-unit: deps ## unit tests only (no clusters)
 
 # Test files run in two groups, each one `node --test` with the global setup (a pair of clusters).
 # The concurrent group runs TEST_CONCURRENCY files at once: they share the clusters and keep to a
-# CRD group and namespaces of their own. The serial group runs after it, one file at a time: files
-# that measure time, count or fill what the whole machine or cluster shares (memory, caches, Leases,
-# processes), fuzz, or run Chromium, the image or the demo. A new file runs in the concurrent group
-# unless it is listed here.
+# CRD group and namespaces of their own (or clusters of their own, as the demo and the fuzzers'
+# properties need nothing more). The serial group runs after it, one file at a time: files that
+# measure time, count or fill what the whole machine or cluster shares (memory, caches, Leases,
+# processes, cluster-wide controllers), or run Chromium or the image. A new file runs in the
+# concurrent group unless it is listed here.
 SERIAL_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
-  demo image web-browser function-fuzz kube-answer-fuzz sync-answer-fuzz \
-  sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
+  image web-browser sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
   sync-fairness sync-tenant-limits informer-budget sync-cache-budget sync-list-memory \
   sync-hostile sync-export-cap sync-ready sync-requests auto-export))
 # The real Crossplane core, in a network namespace with clusters of its own, runs beside the serial
