@@ -74,8 +74,8 @@ test-unit: deps ## unit tests only (no clusters)
 
 # Test files run in two groups, each one `node --test` with the global setup (a pair of clusters).
 # The concurrent group runs TEST_CONCURRENCY files at once: they share the clusters and keep to a
-# CRD group and namespaces of their own (or clusters of their own, as the demo and the fuzzers'
-# properties need nothing more). The serial group runs after it, one file at a time: files that
+# CRD group and namespaces of their own, or start clusters of their own (the demo); the fuzzers
+# assert properties, not times. The serial group runs after it, one file at a time: files that
 # measure time, count or fill what the whole machine or cluster shares (memory, caches, Leases,
 # processes, cluster-wide controllers), or run Chromium or the image. A new file runs in the
 # concurrent group unless it is listed here.
