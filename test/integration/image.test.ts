@@ -30,6 +30,7 @@ import { seedClaims, xrd } from "../fixtures/xrds.ts";
 import { makePki } from "../support/certs.ts";
 import { testClusters } from "../support/clusters.ts";
 import { desiredJson, functionClient, request } from "../support/function-client.ts";
+import { applyCrds } from "../support/manifests.ts";
 import { freePort, waitForPort } from "../support/net.ts";
 import { crossplaneUnavailable, devDir, repoRoot } from "../support/tools.ts";
 
@@ -234,6 +235,9 @@ describe("the runtime image (make image)", { skip }, () => {
 
   it("runs the Kubernetes client of the CLI and the sync: klutch-bind exports against the control cluster", async () => {
     const { control } = await testClusters();
+    // this file may be the first of its run on these clusters: our CRDs are not there by themselves
+    for (const crd of ["apiserviceexporttemplate", "appclusterbinding", "klutch-appclusterbinding"])
+      await applyCrds(control, `deploy/control-plane/${crd}-crd.yaml`);
     copyFileSync(control.kubeconfigPath, join(root, "tmp/control.kubeconfig"));
     if (asRoot) chownSync(join(root, "tmp/control.kubeconfig"), 65532, 65532);
     const argv = [...(image.config.config.Entrypoint ?? []), "exports", "--kubeconfig=/tmp/control.kubeconfig"];

@@ -51,11 +51,13 @@ describe("informers sharing a cache budget", () => {
     assert.equal(informerB.list().length, 10, "b untouched");
     assert.equal(informerB.failing, false);
 
-    // b shrinks: a's next relist fits
+    // b shrinks: a's next relist fits. The budget counts both caches, so it is checked once b's
+    // cache has seen its last deletion too, not only a's relist (which can come first).
     for (let i = 0; i < 10; i++) await client.delete(configMaps, `cm-${i}`, b);
     await eventually(
-      "a recovered",
+      "a recovered and b saw its deletions",
       () => {
+        assert.equal(informerB.list().length, 0);
         assert.equal(informerA.list().length, 20);
         assert.equal(informerA.failing, false);
       },

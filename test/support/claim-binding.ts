@@ -1,9 +1,11 @@
 // A binding of the test API whose template has the given claims (written as klutch-bind users
 // write them), and the Secrets the claim tests copy.
+import assert from "node:assert/strict";
 import type { KubeObject } from "../../src/kube/client.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
 import { uniqueSuffix } from "./clusters.ts";
+import { eventually } from "./eventually.ts";
 import type { SyncEnv } from "./sync-env.ts";
 
 export type Claim = Record<string, unknown>;
@@ -33,11 +35,14 @@ export async function boundWith(
     },
   });
   const ns = `fields-${uniqueSuffix()}`;
+  const pns = providerNamespace(binding.metadata.uid ?? "", ns);
   if (accepted) {
     await env.ready(name);
     await env.appObject(ns, "db");
+    // the provider namespace exists once the object's copy does: a test may write into it next
+    await eventually(`db copied into ${pns}`, async () => assert.ok(await env.controlClient.get(env.ref, "db", pns)));
   }
-  return { ns, pns: providerNamespace(binding.metadata.uid ?? "", ns) };
+  return { ns, pns };
 }
 
 export function secret(

@@ -3,6 +3,15 @@ import { it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { WorkQueue } from "../../src/sync/queue.ts";
 
+/** Waits (up to 2 s, turning the event loop, so mocked timers too) until what is awaited happened. */
+async function until(what: string, done: () => boolean): Promise<void> {
+  const started = performance.now();
+  while (!done()) {
+    assert.ok(performance.now() - started < 2000, `still waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 it("de-duplicates queued keys and never runs one key twice at once", async () => {
   const running = new Set<string>();
   const runs: string[] = [];
@@ -20,63 +29,85 @@ it("de-duplicates queued keys and never runs one key twice at once", async () =>
   for (let i = 0; i < 10; i++) queue.add("a");
   queue.add("b");
   queue.start();
-  await sleep(5);
+  await until("a running", () => running.has("a"));
   queue.add("a"); // while "a" runs: once more afterwards
-  await sleep(80);
+  await until("three runs", () => runs.length === 3 && running.size === 0);
   await queue.stop();
   assert.equal(overlap, false);
   assert.deepEqual(runs.sort(), ["a", "a", "b"]);
 });
 
-it("retries a failing key with growing delays until it succeeds", async () => {
+it("retries a failing key with growing delays until it succeeds", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"] });
   const attempts: number[] = [];
   const errors: number[] = [];
   const queue = new WorkQueue({
     workers: 1,
     baseDelayMs: 10,
     process: async () => {
-      attempts.push(performance.now());
+      attempts.push(Date.now());
       if (attempts.length < 4) throw new Error("not yet");
     },
     onError: (_key, _err, retries) => errors.push(retries),
   });
   queue.start();
   queue.add("k");
-  const started = performance.now();
-  while (attempts.length < 4 && performance.now() - started < 2000) await sleep(5);
+  // the clock moves only here, a millisecond at a time: each gap is the delay the queue chose
+  for (let ms = 0; attempts.length < 4 && ms < 1000; ms++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    t.mock.timers.tick(1);
+  }
   await queue.stop();
   assert.equal(attempts.length, 4);
   assert.deepEqual(errors, [1, 2, 3]);
-  const gaps = attempts.slice(1).map((t, i) => t - (attempts[i] ?? t));
-  assert.ok((gaps[2] ?? 0) > (gaps[0] ?? 0), `backoff grows: ${gaps.map((g) => g.toFixed(0)).join(", ")} ms`);
+  const gaps = attempts.slice(1).map((at, i) => at - (attempts[i] ?? at));
+  // 10, 20, 40 ms, each within the ±20 % jitter (and the tick that fired it)
+  for (const [i, gap] of gaps.entries()) {
+    const base = 10 * 2 ** i;
+    assert.ok(gap >= 0.8 * base && gap <= 1.2 * base + 1, `backoff ${i + 1}: ${gap} ms, not about ${base}`);
+  }
 });
 
-it("keeps the earlier time when a waiting key is added again after a shorter delay", async () => {
+it("keeps the earlier time when a waiting key is added again after a shorter delay", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"] });
   const runs: number[] = [];
-  const queue = new WorkQueue({ workers: 1, process: async () => void runs.push(performance.now()) });
+  const queue = new WorkQueue({ workers: 1, process: async () => void runs.push(Date.now()) });
   queue.start();
-  const started = performance.now();
+  const started = Date.now();
   queue.addAfter("k", 10_000); // e.g. a long backoff
   queue.addAfter("k", 20); // then a reason to look again soon
   queue.addAfter("k", 5_000); // a later time changes nothing
-  while (runs.length === 0 && performance.now() - started < 2000) await sleep(5);
+  t.mock.timers.tick(19);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(runs.length, 0, "not before the short delay");
+  t.mock.timers.tick(1);
+  await until("the run after the short delay", () => runs.length === 1);
+  assert.equal(runs[0], started + 20);
+  t.mock.timers.tick(10_000);
+  await new Promise((resolve) => setImmediate(resolve));
   await queue.stop();
-  assert.equal(runs.length, 1);
-  assert.ok((runs[0] ?? Number.POSITIVE_INFINITY) - started < 1000, "ran after the short delay, not the long one");
+  assert.equal(runs.length, 1, "the later times were dropped, not kept beside it");
 });
 
 it("reports how long a key waited since it was first added, re-adds keeping that time", async () => {
   const waited: number[] = [];
-  const queue = new WorkQueue({ workers: 1, process: async () => sleep(30), onTaken: (ms) => waited.push(ms) });
+  const taken: string[] = [];
+  const queue = new WorkQueue({
+    workers: 1,
+    process: async (key) => {
+      taken.push(key);
+      await sleep(30);
+    },
+    onTaken: (ms) => waited.push(ms),
+  });
   queue.add("a", "backlog");
   await sleep(40);
   queue.add("a"); // moves to the live lane, still waiting since the first add
   queue.add("b");
   queue.start();
-  await sleep(10);
+  await until("a running", () => taken.length === 1);
   queue.add("a"); // while "a" runs: waits for that run to end
-  const started = performance.now();
-  while (waited.length < 3 && performance.now() - started < 2000) await sleep(5);
+  await until("three keys taken", () => waited.length === 3);
   await queue.stop();
   assert.equal(waited.length, 3);
   const [a, b, again] = waited as [number, number, number];
@@ -110,16 +141,15 @@ it("runs at most maxPerGroup keys of one group at once, and the other groups' ke
   queue.add("other:a");
   queue.add("other:b", "backlog");
   queue.start();
-  await sleep(30);
   // two workers hang on the slow group; the others served the other group
+  await until("the other group served", () => done.length === 2);
   assert.deepEqual(done.sort(), ["other:a", "other:b"]);
   assert.equal(queue.depth, 4, "the slow group's other keys wait, still queued");
   queue.add("slow:4"); // waiting already: not twice
   queue.add("other:c");
-  await sleep(30);
-  assert.ok(done.includes("other:c"));
+  await until("other:c served", () => done.includes("other:c"));
   release();
-  await sleep(50);
+  await until("the slow group done", () => done.length === 9);
   await queue.stop();
   assert.equal(most, 2);
   assert.deepEqual(
