@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { KubeClient, type ResourceRef } from "../../src/kube/client.ts";
 import { isEstablished } from "../../src/kube/conditions.ts";
 import { parseKubeconfig } from "../../src/kube/kubeconfig.ts";
@@ -20,6 +20,39 @@ import { clientConfig, ignoreNotFound, onFileDone, uniqueSuffix } from "../suppo
 import { eventually } from "../support/eventually.ts";
 import { startAuthProxy } from "../support/hostile-cluster.ts";
 import { exportedCrd, syncEnv } from "../support/sync-env.ts";
+
+/** A binding controller serving ns on control, as a replica that serves its bindings until it lets go of them. */
+function startReplica(
+  control: KubeClient,
+  logger: Logger,
+  ns: string,
+): { controller: BindingController; letGo: () => void } {
+  let served = true;
+  const controlInformers = new InformerRegistry(control, logger);
+  const controller = new BindingController({
+    control,
+    controlInformers,
+    logger,
+    metrics: new SyncMetrics(),
+    workers: 2,
+    namespace: ns,
+    resyncMs: 1000,
+    templateNamespaces: [ns],
+    shard: { identity: "replica-test", serves: () => served, mayWrite: () => served },
+  });
+  controller.start();
+  onFileDone(async () => {
+    await controller.stop();
+    await controlInformers.stopAll();
+    control.close();
+  });
+  return {
+    controller,
+    letGo: () => {
+      served = false;
+    },
+  };
+}
 
 describe("a binding's own writes on a replica of several", () => {
   it("stop the moment the binding is handed over, even in a reconcile under way, on both clusters", async () => {
@@ -78,25 +111,8 @@ describe("a binding's own writes on a replica of several", () => {
         },
       }),
     );
-    let served = true;
-    const controlInformers = new InformerRegistry(control, logger);
-    const controller = new BindingController({
-      control,
-      controlInformers,
-      logger,
-      metrics: new SyncMetrics(),
-      workers: 2,
-      namespace: ns,
-      resyncMs: 1000,
-      templateNamespaces: [ns],
-      shard: { identity: "replica-test", serves: () => served, mayWrite: () => served },
-    });
-    controller.start();
-    onFileDone(async () => {
-      await controller.stop();
-      await controlInformers.stopAll();
-      control.close();
-    });
+    const replica = startReplica(control, logger, ns);
+    const controller = replica.controller;
 
     const binding = await env.bindWith("fenced", proxy.kubeconfig, {
       exports: [
@@ -145,7 +161,7 @@ describe("a binding's own writes on a replica of several", () => {
     });
     await eventually("the release's list held", () => assert.ok(held > 0));
 
-    served = false;
+    replica.letGo();
     const handedOverAt = Date.now();
     const handedOver = controller.handOver([bindingKey(binding)]);
     // the held list is answered late: after the hand-over gave up waiting, or after a while
@@ -184,25 +200,8 @@ describe("a binding's provider namespaces on a replica of several", () => {
     onFileDone(() => proxy.stop());
     const control = KubeClient.fromConfig(parseKubeconfig(proxy.kubeconfig));
     const logger = pino({ level: "silent" });
-    let served = true;
-    const controlInformers = new InformerRegistry(control, logger);
-    const controller = new BindingController({
-      control,
-      controlInformers,
-      logger,
-      metrics: new SyncMetrics(),
-      workers: 2,
-      namespace: ns,
-      resyncMs: 1000,
-      templateNamespaces: [ns],
-      shard: { identity: "replica-test", serves: () => served, mayWrite: () => served },
-    });
-    controller.start();
-    onFileDone(async () => {
-      await controller.stop();
-      await controlInformers.stopAll();
-      control.close();
-    });
+    const replica = startReplica(control, logger, ns);
+    const controller = replica.controller;
     const binding = await env.bindWith("namespaces", env.appKubeconfig);
     await env.ready("namespaces");
 
@@ -221,7 +220,7 @@ describe("a binding's provider namespaces on a replica of several", () => {
     await env.appObject(appNs, "db");
     await eventually("the provider namespace's lookup held", () => assert.ok(held > 0));
 
-    served = false;
+    replica.letGo();
     const handedOverAt = Date.now();
     const handedOver = controller.handOver([bindingKey(binding)]);
     await Promise.race([handedOver, sleep(3000)]);
