@@ -15,7 +15,7 @@ import { accountFor, appAccessAnnotation, appAccessServiceAccount } from "../../
 import { kubeconfigForAnnotation, kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { finalizer } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
-import { onFileDone, uniqueSuffix } from "../support/clusters.ts";
+import { dropFinalizers, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
@@ -154,10 +154,7 @@ describe("a Secret with the old mark (NAME, before marks named the kind)", () =>
     });
     onFileDone(async () => {
       await removeAppAccount(env.appClient, accountFor(ns, name));
-      const left = await controlClient.get(refs.klutchBindings, name, ns);
-      if (left?.metadata.finalizers?.length) {
-        await controlClient.update(refs.klutchBindings, { ...left, metadata: { ...left.metadata, finalizers: [] } });
-      }
+      await dropFinalizers(controlClient, refs.klutchBindings, name, ns);
     });
     const mark = `klutch.anynines.com/${ns}/${name}`;
     await eventually("refused, saying how to re-mark", async () => {

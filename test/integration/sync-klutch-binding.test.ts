@@ -6,7 +6,7 @@ import { conditionOf } from "../../src/kube/conditions.ts";
 import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { finalizer, providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
-import { onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
+import { dropFinalizers, onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { syncEnv } from "../support/sync-env.ts";
 
@@ -38,13 +38,7 @@ describe("klutch-bind's AppClusterBinding", () => {
       },
     });
     onFileDone(async () => {
-      const left = await env.controlClient.get(refs.klutchBindings, "team-a", ns);
-      if (left?.metadata.finalizers?.length) {
-        await env.controlClient.update(refs.klutchBindings, {
-          ...left,
-          metadata: { ...left.metadata, finalizers: [] },
-        });
-      }
+      await dropFinalizers(env.controlClient, refs.klutchBindings, "team-a", ns);
     });
     await eventually("Ready", async () => {
       const read = await env.controlClient.get(refs.klutchBindings, "team-a", ns);

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
 import { CoreV1Api, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { KubeApiError, type KubeClient, type ResourceRef } from "../../src/kube/client.ts";
 import { type ParsedKubeconfig, readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
 import {
   type Cluster,
@@ -98,6 +99,29 @@ export function objects(cluster: Cluster): KubernetesObjectApi {
 export function ignoreNotFound(err: unknown): void {
   if (typeof err === "object" && err !== null && "code" in err && err.code === 404) return;
   throw err;
+}
+
+/**
+ * For cleanups: takes every finalizer off an object, read anew when a controller changed it
+ * meanwhile (409); an object already gone is fine.
+ */
+export async function dropFinalizers(
+  client: KubeClient,
+  ref: ResourceRef,
+  name: string,
+  namespace?: string,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const left = await client.get(ref, name, namespace);
+    if (!left?.metadata.finalizers?.length) return;
+    try {
+      await client.update(ref, { ...left, metadata: { ...left.metadata, finalizers: [] } });
+      return;
+    } catch (err) {
+      if (err instanceof KubeApiError && err.code === 404) return;
+      if (!(err instanceof KubeApiError) || err.code !== 409 || attempt >= 10) throw err;
+    }
+  }
 }
 
 /** A short random suffix for names that must not collide between tests and runs. */
