@@ -7,7 +7,7 @@
 //
 //   node bench/kube-client.ts [--watch-seconds 120] [--gets 500] [--failing-seconds 10]
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
 import * as net from "node:net";
@@ -39,8 +39,12 @@ const watchSeconds = whole("watch-seconds");
 const failingSeconds = whole("failing-seconds");
 const gets = whole("gets");
 const concurrent = whole("concurrent");
-const say = (text: string) => console.error(`[bench] ${text}`);
 const repo = join(import.meta.dirname, "..");
+/** the built client when there is one (make build): importing the .ts source adds Node's type stripper */
+const ourModule = existsSync(join(repo, "dist/kube/client.js"))
+  ? join(repo, "dist/kube/client.js")
+  : join(repo, "src/kube/client.ts");
+const say = (text: string) => console.error(`[bench] ${text}`);
 
 type ClientName = "KubeClient (ours)" | "@kubernetes/client-node" | "undici (allowH2)";
 /** one client under test: a GET of the default namespace, made against a kubeconfig */
@@ -316,7 +320,7 @@ try {
   admin.close();
 
   const makers: { name: ClientName; make(kubeconfig: string): Getter | Promise<Getter>; module: string }[] = [
-    { name: "KubeClient (ours)", make: ours, module: pathToFileURL(join(repo, "src/kube/client.ts")).href },
+    { name: "KubeClient (ours)", make: ours, module: pathToFileURL(ourModule).href },
     { name: "@kubernetes/client-node", make: clientNode, module: "@kubernetes/client-node" },
     { name: "undici (allowH2)", make: undiciH2, module: "undici" },
   ];
@@ -379,22 +383,21 @@ const fixed = (v: number, digits: number) => v.toFixed(digits);
 const table = [
   `| client | TLS connections, ${concurrent} concurrent GETs | their wall time | client CPU per GET | RSS an import costs | quiet list-and-watch, ${watchSeconds} s: requests (lists + watches), bookmarks asked | watch answered 500, ${failingSeconds} s: requests (lists + watches) |`,
   "|---|---|---|---|---|---|---|",
-  ...rows.map((r) =>
-    [
-      "",
-      r.client,
-      String(r.tlsConnections),
-      `${fixed(r.concurrentGetMs, 0)} ms`,
-      `${fixed(r.cpuMsPerGet, 3)} ms`,
-      `${fixed(r.importRssMiB, 1)} MiB`,
-      r.watch === undefined
-        ? "n/a (no informer or watch helper)"
-        : `${r.watch.requests} (${r.watch.lists} + ${r.watch.watches}), ${r.watch.asksBookmarks ? "yes" : "no"}`,
-      r.failingWatch === undefined
-        ? "n/a"
-        : `${r.failingWatch.requests} (${r.failingWatch.lists} + ${r.failingWatch.watches}): ${r.failingWatch.verdict}`,
-      "",
-    ].join(" | "),
+  ...rows.map(
+    (r) =>
+      `| ${[
+        r.client,
+        String(r.tlsConnections),
+        `${fixed(r.concurrentGetMs, 0)} ms`,
+        `${fixed(r.cpuMsPerGet, 3)} ms`,
+        `${fixed(r.importRssMiB, 1)} MiB`,
+        r.watch === undefined
+          ? "n/a (no informer or watch helper)"
+          : `${r.watch.requests} (${r.watch.lists} + ${r.watch.watches}), ${r.watch.asksBookmarks ? "yes" : "no"}`,
+        r.failingWatch === undefined
+          ? "n/a"
+          : `${r.failingWatch.requests} (${r.failingWatch.lists} + ${r.failingWatch.watches}): ${r.failingWatch.verdict}`,
+      ].join(" | ")} |`,
   ),
 ].join("\n");
 console.log(table);
