@@ -1,6 +1,6 @@
 // BENCHMARKS.md and its charts, from one results file of bench/run.ts.
 //   node bench/report.ts bench/results/DATE.json   (re-renders the published report)
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { lineCharts, type RangePanel, rangeCharts } from "./charts.ts";
 import { type Scale, type SyncResult, syncSection } from "./report-sync.ts";
@@ -28,6 +28,12 @@ const num = (n: number, digits = 0) =>
 const ratio = (a: number, b: number) => (a > 0 && b > 0 ? `${(a / b).toFixed(2)}×` : "-");
 /** a latency, or "-" when the cell completed no call (JSON turns NaN into null) */
 const ms = (v: number | null) => (v === null || Number.isNaN(v) ? "-" : String(v));
+
+/** The Kubernetes client comparison: its own command (bench/kube-client.ts), its section kept in a file. */
+function kubeClientSection(): string {
+  const file = join(import.meta.dirname, "results", "kube-client.md");
+  return existsSync(file) ? `${readFileSync(file, "utf8").trim()}\n` : "";
+}
 
 export function renderReport(results: Results, dir: string, chartsDir: string, source: string): void {
   const fn = results.function as { loadGenerator: string; seconds: number; rows: FunctionRow[] };
@@ -162,6 +168,7 @@ ${peers.length ? `**Largest gap:** ${gap.text} (${gap.ratio.toFixed(2)}×).` : "
 
 ${fuzzSection}
 ${syncSection(sync, results.scale as Scale | undefined, dir, chartsDir)}
+${kubeClientSection()}
 ## Not measured
 
 ${Object.entries(results.notRun)

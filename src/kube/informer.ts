@@ -1,5 +1,9 @@
 // A list-and-watch cache of one resource type (optionally one namespace and selectors), with
 // add/update/delete handlers: the reflector + indexer + shared informer of client-go, reduced.
+// Why hand-written: measured (bench/kube-client.ts, one run on 2 cores), a quiet one made 2 requests
+// in 120 s (a list, one watch with bookmarks) against 6 for client-node's makeInformer (no
+// bookmarks); with every watch answered 500 it relisted with backoff (12 requests in 10 s), where
+// client-node's stopped after the first 500. undici has no watch helper.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { untilAborted } from "./abort.ts";
