@@ -1,5 +1,5 @@
-// One client shared by tenants: each has a few requests in flight at most, the rest wait in its own
-// line. One tenant's flood then holds no more than its share of the client's rate limit and request
+// Work shared by tenants (a client's requests, the binding controller's exports): each tenant has a
+// few in flight at most, the rest wait in its own line. One tenant's flood then holds no more than its share of the client's rate limit and request
 // slots, and another tenant's request goes out behind a few of them, not behind the whole flood.
 
 /** The wait for a tenant's turn outlasted the request's deadline. */
@@ -17,9 +17,10 @@ export class TenantShare {
 
   /**
    * Resolves with a release once tenant has fewer than max requests in flight, in the order asked;
-   * rejects with ShareTimeout at until (performance.now() time), or with signal's reason.
+   * rejects with ShareTimeout at until (performance.now() time; never when undefined), or with
+   * signal's reason.
    */
-  async enter(tenant: string, until: number, signal?: AbortSignal): Promise<() => void> {
+  async enter(tenant: string, until?: number, signal?: AbortSignal): Promise<() => void> {
     signal?.throwIfAborted();
     const held = this.#inFlight.get(tenant) ?? 0;
     if (held < this.#max) this.#inFlight.set(tenant, held + 1);
@@ -37,7 +38,7 @@ export class TenantShare {
     return this.#inFlight.get(tenant) ?? 0;
   }
 
-  #wait(tenant: string, until: number, signal: AbortSignal | undefined): Promise<void> {
+  #wait(tenant: string, until: number | undefined, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const line = this.#waiting.get(tenant) ?? [];
       this.#waiting.set(tenant, line);
@@ -50,8 +51,11 @@ export class TenantShare {
         reject(err);
       };
       const onAbort = () => giveUp(signal?.reason);
-      const timer = setTimeout(() => giveUp(new ShareTimeout()), Math.max(0, until - performance.now()));
-      timer.unref();
+      const timer =
+        until === undefined
+          ? undefined
+          : setTimeout(() => giveUp(new ShareTimeout()), Math.max(0, until - performance.now()));
+      timer?.unref();
       // the slot passes on to the waiter: the count stays
       const waiter = () => {
         clearTimeout(timer);

@@ -18,6 +18,7 @@ import { isEstablished } from "../kube/conditions.ts";
 import type { Informer } from "../kube/informer.ts";
 import { defaultListCeilingBytes, ListCeiling } from "../kube/list-ceiling.ts";
 import { LookupGate } from "../kube/lookup.ts";
+import { TenantShare } from "../kube/tenant-share.ts";
 import { kubeTime } from "../kube/time.ts";
 import { AppNamespaceAccess } from "./app-access.ts";
 import { appAccessAnnotation, defaultRenewFraction } from "./app-account.ts";
@@ -56,7 +57,6 @@ import { ProviderAccess } from "./provider-access.ts";
 import { WorkQueue } from "./queue.ts";
 import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
 import { refs } from "./resources.ts";
-import { Slots } from "./slots.ts";
 import { type StageLog, stageLog } from "./stages.ts";
 import { exportTemplate } from "./template-choice.ts";
 import { TenantLimits, type TenantLimitValues, tenantLimitDefaults } from "./tenant-limits.ts";
@@ -180,7 +180,7 @@ export class BindingController {
   /** one namespace's (one tenant's) host name lookups run two at a time (lookup.ts) */
   readonly #lookups = new LookupGate();
   /** one namespace's (one tenant's) exports reconciled at once, all its bindings together */
-  readonly #exportSlots = new Map<string, Slots>();
+  readonly #exportSlots: TenantShare;
   /** requests of app clients already closed, so appRequests never goes back */
   #retiredAppRequests = 0;
   readonly #events: EventRecorder;
@@ -210,6 +210,7 @@ export class BindingController {
       options.appListBytesInFlight ?? defaultListCeilingBytes(),
       "--app-lists-mib-in-flight",
     );
+    this.#exportSlots = new TenantShare(options.exportsPerNamespace ?? 16);
     const workers = options.bindingWorkers ?? 32;
     this.#queue = new WorkQueue({
       workers,
@@ -785,16 +786,10 @@ export class BindingController {
     binding: KubeObject,
     listed: Array<{ group: string; resource: string }>,
   ): Promise<ExportStatus[]> {
-    const namespace = state.ref.namespace;
-    let slots = this.#exportSlots.get(namespace);
-    if (slots === undefined) {
-      slots = new Slots(this.#o.exportsPerNamespace ?? 16);
-      this.#exportSlots.set(namespace, slots);
-    }
-    const taken = slots;
     const done = await Promise.allSettled(
       listed.map(async (e) => {
-        const release = await taken.take();
+        // a cancelled binding stops waiting for its tenant's turn
+        const release = await this.#exportSlots.enter(state.ref.namespace, undefined, state.cancelled.signal);
         try {
           this.#live(state);
           return await this.#syncExport(state, binding, e.group, e.resource);

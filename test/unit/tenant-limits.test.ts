@@ -85,6 +85,22 @@ describe("tenant share of a client", () => {
     assert.equal(share.inFlight("b"), 0);
   });
 
+  it("without a deadline, waits as long as it takes, and counts a release once", async () => {
+    const share = new TenantShare(1);
+    const first = await share.enter("a");
+    let entered = false;
+    const second = share.enter("a").then((release) => {
+      entered = true;
+      return release;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(entered, false, "no deadline: the wait goes on");
+    first();
+    first(); // a second call frees nothing more
+    (await second)();
+    assert.equal(share.inFlight("a"), 0);
+  });
+
   it("gives up a wait at the deadline or on abort, and the line goes on", async () => {
     const share = new TenantShare(1);
     const held = await share.enter("a", performance.now() + 60_000);
