@@ -4,12 +4,14 @@
 // the sync ask there and tell the tenant status codes and sizes. So every address is checked where
 // the connection is made: an IP literal before it, a host name in the lookup that the connection
 // uses (every address it resolves to, on every connection: a name answering differently later, DNS
-// rebinding, is checked again). IPv4-mapped IPv6 addresses are checked as the IPv4 address.
+// rebinding, is checked again). IPv4-mapped IPv6 addresses are checked as the IPv4 address: the
+// checks are net.BlockList's, which matches an IPv4 network against them in every spelling, and an
+// IPv4-mapped network against IPv4 addresses.
 import { lookup as systemLookup } from "node:dns";
-import { isIP, type LookupFunction } from "node:net";
+import { BlockList, isIP, type LookupFunction } from "node:net";
 
-/** A network: its address as bytes (4 or 16) and prefix length; text as given, for messages. */
-export type Network = { bytes: Uint8Array; prefix: number; text: string };
+/** A network: text as given (ADDRESS/PREFIX), for messages; list holds it, for checks. */
+export type Network = { readonly text: string; readonly list: BlockList };
 
 export type ServerAddressPolicy = {
   /** loopback servers too (--allow-loopback-app-servers: the demo, tests, dev clusters) */
@@ -39,8 +41,8 @@ export function refusedServerAddress(err: unknown): ServerAddressRefused | undef
   return undefined;
 }
 
-const loopback = ["127.0.0.0/8", "0.0.0.0/8", "::1/128", "::/128"].map((n) => parseNetwork(n, "loopback"));
-const linkLocal = ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"].map((n) => parseNetwork(n, "link-local"));
+const loopback = blockList(["127.0.0.0/8", "0.0.0.0/8", "::1/128", "::/128"]);
+const linkLocal = blockList(["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"]);
 
 /**
  * Why address (an IP address) may not be an app cluster's server, or undefined. host: the name it
@@ -51,22 +53,24 @@ export function checkServerAddress(
   policy: ServerAddressPolicy,
   host?: string,
 ): ServerAddressRefused | undefined {
-  const bytes = ipBytes(address);
-  if (bytes === undefined) return undefined; // not an address: the connection fails on its own
+  const ip = address.replace(/%.*$/, ""); // a zone (fe80::1%eth0) is no part of the address
+  const version = isIP(ip);
+  if (version === 0) return undefined; // not an address: the connection fails on its own
+  const type = version === 4 ? "ipv4" : "ipv6";
   const at = host !== undefined && host !== address ? `${host} resolves to ${address}` : address;
-  if (!policy.allowLoopback && loopback.some((n) => contains(n, bytes))) {
+  if (!policy.allowLoopback && loopback.check(ip, type)) {
     return new ServerAddressRefused(
       "loopback",
       `${at}, a loopback address (this host): app cluster servers there are refused (--allow-loopback-app-servers allows them, for development)`,
     );
   }
-  if (linkLocal.some((n) => contains(n, bytes))) {
+  if (linkLocal.check(ip, type)) {
     return new ServerAddressRefused(
       "link-local",
       `${at}, a link-local address (where cloud metadata services answer): app cluster servers there are always refused`,
     );
   }
-  const service = policy.serviceNetworks.find((n) => contains(n, bytes));
+  const service = policy.serviceNetworks.find((n) => n.list.check(ip, type));
   if (service !== undefined) {
     return new ServerAddressRefused(
       "service-network",
@@ -114,33 +118,34 @@ export function guardedLookup(policy: ServerAddressPolicy, lookup: LookupFunctio
  */
 export function defaultServiceNetworks(env: NodeJS.ProcessEnv = process.env): Network[] {
   const host = env.KUBERNETES_SERVICE_HOST?.trim() ?? "";
-  const version = isIP(host);
-  if (version === 0) return [];
-  const network = parseNetwork(`${host}/${version === 4 ? 12 : 108}`, "KUBERNETES_SERVICE_HOST");
-  const bytes = masked(network.bytes, network.prefix);
-  return [{ bytes, prefix: network.prefix, text: `${formatBytes(bytes)}/${network.prefix}` }];
+  const bytes = ipBytes(host);
+  if (bytes === undefined) return [];
+  const prefix = bytes.length === 4 ? 12 : 108;
+  return [parseNetwork(`${formatBytes(masked(bytes, prefix))}/${prefix}`, "KUBERNETES_SERVICE_HOST")];
 }
 
 /** Parses ADDRESS/PREFIX; throws naming what (a flag, say) when it is not one. */
 export function parseNetwork(text: string, what: string): Network {
   const [address = "", prefixText, ...rest] = text.trim().split("/");
-  const bytes = ipBytes(address);
-  const prefix = Number(prefixText);
-  if (bytes === undefined || rest.length > 0 || prefixText === undefined || !/^\d{1,3}$/.test(prefixText)) {
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0 || prefixText === undefined || !/^\d{1,3}$/.test(prefixText)) {
     throw new Error(`${what}: "${text}" is not a network (ADDRESS/PREFIX, e.g. 10.96.0.0/12)`);
   }
-  if (prefix > bytes.length * 8) throw new Error(`${what}: "${text}" has a prefix longer than its address`);
-  return { bytes, prefix, text: text.trim() };
+  const prefix = Number(prefixText);
+  if (prefix > (version === 4 ? 32 : 128)) throw new Error(`${what}: "${text}" has a prefix longer than its address`);
+  const list = new BlockList();
+  list.addSubnet(address, prefix, version === 4 ? "ipv4" : "ipv6");
+  return { text: text.trim(), list };
 }
 
-function contains(network: Network, address: Uint8Array): boolean {
-  if (network.bytes.length !== address.length) return false;
-  for (let bit = 0; bit < network.prefix; bit += 8) {
-    const mask = network.prefix - bit >= 8 ? 0xff : (0xff << (8 - (network.prefix - bit))) & 0xff;
-    const i = bit / 8;
-    if (((network.bytes[i] ?? 0) & mask) !== ((address[i] ?? 0) & mask)) return false;
+/** One BlockList of networks written as ADDRESS/PREFIX. */
+function blockList(networks: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const network of networks) {
+    const [address = "", prefix] = network.split("/");
+    list.addSubnet(address, Number(prefix), isIP(address) === 4 ? "ipv4" : "ipv6");
   }
-  return true;
+  return list;
 }
 
 function masked(bytes: Uint8Array, prefix: number): Uint8Array {
@@ -159,7 +164,8 @@ function formatBytes(bytes: Uint8Array): string {
 
 /**
  * An IP address as bytes: 4 for IPv4 and for IPv4-mapped IPv6 (::ffff:a.b.c.d), else 16; undefined
- * when text is no address. A zone (fe80::1%eth0) is dropped.
+ * when text is no address. A zone (fe80::1%eth0) is dropped. (For the default service network's
+ * text: net.BlockList checks addresses, but neither masks nor prints a network.)
  */
 export function ipBytes(text: string): Uint8Array | undefined {
   const address = text.replace(/%.*$/, "");

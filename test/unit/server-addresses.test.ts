@@ -70,6 +70,29 @@ describe("server addresses of app clusters", () => {
     assert.equal(kindOf("169.254.1.1", { allowLoopback: true, serviceNetworks: [] }), "link-local");
   });
 
+  it("matches IPv4-mapped IPv6 addresses in every spelling against IPv4 networks, and the reverse", () => {
+    for (const address of ["::ffff:10.96.0.1", "::ffff:a60:1", "0:0:0:0:0:ffff:0a60:0001", "::FFFF:10.111.255.254"]) {
+      assert.equal(kindOf(address, withService), "service-network", address);
+    }
+    for (const address of ["::ffff:a9fe:a9fe", "0:0:0:0:0:ffff:a9fe:1", "::ffff:169.254.0.1%eth0"]) {
+      assert.equal(kindOf(address, allowing), "link-local", address);
+    }
+    assert.equal(kindOf("::ffff:7f00:2", strict), "loopback");
+    assert.equal(kindOf("::ffff:0.1.2.3", strict), "loopback");
+    // a service network given as IPv4-mapped IPv6 holds the IPv4 addresses too
+    const mapped = { allowLoopback: false, serviceNetworks: [parseNetwork("::ffff:10.96.0.0/108", "test")] };
+    assert.equal(kindOf("10.96.0.1", mapped), "service-network");
+    assert.equal(kindOf("10.112.0.1", mapped), undefined);
+    // only ::ffff:0:0/96 is IPv4-mapped: other addresses ending in an IPv4 address are IPv6 of their own
+    for (const address of ["::ffff:0:a60:1", "64:ff9b::a60:1", "::ffff:8.8.8.8"]) {
+      assert.equal(kindOf(address, withService), undefined, address);
+    }
+    assert.deepEqual(
+      defaultServiceNetworks({ KUBERNETES_SERVICE_HOST: "::ffff:10.96.0.1" }).map((n) => n.text),
+      ["10.96.0.0/12"],
+    );
+  });
+
   it("checks IP literals of server URLs, not names (looked up when connecting)", () => {
     assert.equal(checkServerUrl(new URL("https://127.0.0.1:6443"), strict)?.kind, "loopback");
     assert.equal(checkServerUrl(new URL("https://[::1]:6443"), strict)?.kind, "loopback");
@@ -104,6 +127,8 @@ describe("server addresses of app clusters", () => {
     assert.throws(() => parseNetwork("10.96.0.0", "--service-cidr"), /--service-cidr: "10.96.0.0" is not a network/);
     assert.throws(() => parseNetwork("10.96.0.0/33", "--service-cidr"), /prefix longer than its address/);
     assert.throws(() => parseNetwork("nope/12", "--service-cidr"), /not a network/);
+    assert.throws(() => parseNetwork("fd00::/129", "--service-cidr"), /prefix longer than its address/);
+    assert.throws(() => parseNetwork("10.96.0.0/12/3", "--service-cidr"), /not a network/);
   });
 });
 
