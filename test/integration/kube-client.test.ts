@@ -104,6 +104,30 @@ describe("KubeClient", () => {
     }
   });
 
+  it("impersonates a user with several groups, each a group of its own, over HTTP/2 and HTTP/1.1", async () => {
+    // Kubernetes reads one group per Impersonate-Group field and never splits one at commas: a
+    // transport that folds repeated fields into "a, b" (undici does, on both protocols) makes that
+    // a single group no RBAC binding names
+    const text = readFileSync(cluster.kubeconfigPath, "utf8");
+    for (const http2 of [true, false]) {
+      const parent = KubeClient.fromKubeconfigText(text, { http2 });
+      onFileDone(async () => parent.close());
+      const dave = parent.impersonating({ username: "dave", groups: ["team-a", "team-b"] });
+      const review = await dave.request<{ status: { userInfo: { username: string; groups?: string[] } } }>(
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        { body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } },
+      );
+      assert.equal((await parent.connections())?.protocol, http2 ? "h2" : "http/1.1");
+      assert.equal(review.status.userInfo.username, "dave");
+      assert.deepEqual(
+        [...(review.status.userInfo.groups ?? [])].sort(),
+        ["system:authenticated", "team-a", "team-b"],
+        `over ${http2 ? "HTTP/2" : "HTTP/1.1"}`,
+      );
+    }
+  });
+
   it("answers 409 to an update with a stale resourceVersion", async () => {
     const created = await client.create(configMaps, configMap("stale", namespace, { a: "1" }));
     await client.update(configMaps, { ...created, data: { a: "2" } });
