@@ -6,7 +6,14 @@
 // as much CPU either way (0.26-0.30 ms against 0.35 ms).
 // Why hand-written: measured (bench/kube-client.ts, one run on 2 cores), 200 concurrent GETs opened
 // 1 TLS connection here, 200 with @kubernetes/client-node, 2 with undici (allowH2); client CPU per
-// GET 0.90 ms, 6.05 ms and 0.76 ms. undici is on a par with this file on both (issue 25).
+// GET 0.90 ms, 6.05 ms and 0.76 ms. undici is on a par with this file on both (issue 25), but
+// 8.13.1 cannot replace it (tried 2026-12-07): it folds a request's repeated header fields into one
+// ("a, b"), on HTTP/2 and HTTP/1.1 alike, and kube-apiserver takes one group per Impersonate-Group
+// field, never splitting at commas, so a user impersonated with groups a and b became a member of
+// one group "a, b" (test/integration/kube-client.test.ts, "several groups"). It also writes the
+// first request of a new connection before the server's SETTINGS, and keeps a connection that
+// never sends them until a PING goes unanswered; here nothing is sent before them, and such a
+// connection is given up at the request's deadline.
 
 import type { IncomingHttpHeaders } from "node:http";
 import * as http2 from "node:http2";
