@@ -32,10 +32,10 @@ import { hostname } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
-import { kubeMicroTime } from "../kube/time.ts";
-import { bindingKey } from "./binding-spec.ts";
-import { refs } from "./resources.ts";
+import { bindingKey } from "../../api/binding-spec.ts";
+import { refs } from "../../api/resources.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "../../kube/client.ts";
+import { kubeMicroTime } from "../../kube/time.ts";
 import {
   forgottenAfterMs,
   isLive,

@@ -3,12 +3,12 @@
 // side, deleted with the original. An object the sync did not create is never overwritten, unless
 // the claim says so (create.replaceExisting) or its owner hands it over (autoAdopt, autoDonate).
 import { isDeepStrictEqual } from "node:util";
-import type { Owner, PermissionClaim } from "../export/types.ts";
-import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import { annotations, labels, providerNamespace } from "../../api/naming.ts";
+import type { Owner, PermissionClaim } from "../../export/types.ts";
+import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from "../../kube/client.ts";
 import { backKeys, copyContent, payload, pick, writtenBack } from "./claim-merge.ts";
 import { decideOwnership, klutchOwnerAnnotation, type SideView } from "./claim-ownership.ts";
 import type { ExportContext } from "./export-context.ts";
-import { annotations, labels, providerNamespace } from "./naming.ts";
 import { claimSelects } from "./selector.ts";
 
 export type ClaimSide = { client: KubeClient; get: (name: string, namespace: string) => KubeObject | undefined };

@@ -1,9 +1,10 @@
 // The app cluster's copy of an exported CRD, and the roles that open it to the app team.
-import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
-import { isEstablished } from "../kube/conditions.ts";
+
+import { annotations, fieldManager, labels, managedByValue } from "../../api/naming.ts";
+import { refs } from "../../api/resources.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "../../kube/client.ts";
+import { isEstablished } from "../../kube/conditions.ts";
 import type { Named } from "./cluster-owners.ts";
-import { annotations, fieldManager, labels, managedByValue } from "./naming.ts";
-import { refs } from "./resources.ts";
 
 type CrdVersion = { name: string; served?: boolean; storage?: boolean; [field: string]: unknown };
 type CrdSpec = { group: string; names: Record<string, unknown>; scope: string; versions: CrdVersion[] };

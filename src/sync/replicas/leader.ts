@@ -2,9 +2,9 @@
 // Expiry is judged by when this process last saw the lease change, not by the holder's clock.
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
-import { kubeMicroTime } from "../kube/time.ts";
-import { refs } from "./resources.ts";
+import { refs } from "../../api/resources.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "../../kube/client.ts";
+import { kubeMicroTime } from "../../kube/time.ts";
 
 export type LeaderOptions = {
   client: KubeClient;

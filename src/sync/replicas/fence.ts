@@ -6,7 +6,7 @@
 // replica may already serve. These clients refuse such writes (the reconcile fails, and the
 // hand-over stops the sync). The client asks at each write's call and again right before it is
 // sent (KubeClient.gated): the wait for the rate limiter in between may outlast the Lease.
-import type { KubeClient } from "../kube/client.ts";
+import type { KubeClient } from "../../kube/client.ts";
 
 export class NotServedError extends Error {
   constructor(what: string) {

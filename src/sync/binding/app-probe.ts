@@ -3,10 +3,10 @@
 // answers, and with growing pauses (1 s .. 30 s) while it does not, so an unreachable cluster costs
 // little.
 import type { Logger } from "pino";
-import { type KubeClient, KubeDecodeError } from "../kube/client.ts";
-import { refusedServerAddress } from "../kube/server-addresses.ts";
-import type { Condition } from "./binding-spec.ts";
-import { refs } from "./resources.ts";
+import type { Condition } from "../../api/binding-spec.ts";
+import { refs } from "../../api/resources.ts";
+import { type KubeClient, KubeDecodeError } from "../../kube/client.ts";
+import { refusedServerAddress } from "../../kube/server-addresses.ts";
 
 const okMs = 60_000;
 const minMs = 1_000;

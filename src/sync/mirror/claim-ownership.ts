@@ -2,9 +2,10 @@
 // it; otherwise klutch-bind's owner annotation on the object, or the side that created it, turned
 // over by autoAdopt (the consumer's become the provider's) or autoDonate (the reverse). A claim with
 // an owner claims only objects of that owner; a claim without one claims both sides' objects.
-import type { Owner, PermissionClaim } from "../export/types.ts";
-import type { KubeObject } from "../kube/client.ts";
-import { annotations } from "./naming.ts";
+
+import { annotations } from "../../api/naming.ts";
+import type { Owner, PermissionClaim } from "../../export/types.ts";
+import type { KubeObject } from "../../kube/client.ts";
 
 /** klutch-bind's mark of an object's owner ("Provider" or "Consumer") */
 export const klutchOwnerAnnotation = "klutch.anynines.com/resource-owner";

@@ -2,7 +2,7 @@
 // again before the watch event of its last write has arrived (the other side's event came first)
 // reads what it wrote, not the older cache, and writes nothing twice. Measured (bench/sync, spec
 // up): without it 75 of 200 new objects were created twice, each a 409 and then a GET.
-import type { KubeObject } from "../kube/client.ts";
+import type { KubeObject } from "../../kube/client.ts";
 
 /** How long a write is believed over the cache: its watch event comes well before. */
 const trustMs = 10_000;

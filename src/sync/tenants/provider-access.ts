@@ -1,7 +1,6 @@
 // What a binding holds on the control plane besides its copies: one provider namespace per bound
 // app namespace, and in each, for exports with claims, the sync's access to the claimed resources.
-import { KubeApiError, type KubeClient } from "../kube/client.ts";
-import type { BindingRef } from "./export-context.ts";
+
 import {
   annotations,
   earlierProviderNamespace,
@@ -10,10 +9,12 @@ import {
   managedByValue,
   ProviderNamespaceConflict,
   providerNamespace,
-} from "./naming.ts";
-import { claimsAccessName } from "./release.ts";
-import { refs } from "./resources.ts";
-import type { TenantLimits } from "./tenant-limits.ts";
+} from "../../api/naming.ts";
+import { refs } from "../../api/resources.ts";
+import { KubeApiError, type KubeClient } from "../../kube/client.ts";
+import { claimsAccessName } from "../binding/release.ts";
+import type { BindingRef } from "../mirror/export-context.ts";
+import type { TenantLimits } from "./limits.ts";
 
 type Subject = { kind: string; name: string; namespace?: string; apiGroup?: string };
 

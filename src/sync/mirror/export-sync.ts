@@ -1,7 +1,14 @@
 // One bound export of one binding: the informers it needs (shared where possible), one work queue
 // with several workers, and the reconcilers of bound and claimed objects behind it.
-import type { KubeObject } from "../kube/client.ts";
-import type { Informer } from "../kube/informer.ts";
+
+import { labels, providerNamespace } from "../../api/naming.ts";
+import { refs } from "../../api/resources.ts";
+import type { KubeObject } from "../../kube/client.ts";
+import type { Informer } from "../../kube/informer.ts";
+import type { InformerRegistry } from "../informers.ts";
+import { type Lane, WorkQueue } from "../queue.ts";
+import { NotServedError } from "../replicas/fence.ts";
+import { TenantLimitReached } from "../tenants/limits.ts";
 import {
   adoptProviderObject,
   type BoundInformers,
@@ -14,14 +21,8 @@ import {
 import { watchedInFull } from "./claim-ownership.ts";
 import { type ClaimSides, claimKey, claimRef, copyLabelValue, reconcileClaimedObject } from "./claimed-objects.ts";
 import type { ExportContext } from "./export-context.ts";
-import { NotServedError } from "./fence.ts";
-import type { InformerRegistry } from "./informers.ts";
-import { labels, providerNamespace } from "./naming.ts";
-import { type Lane, WorkQueue } from "./queue.ts";
 import { RecentWrites } from "./recent-writes.ts";
-import { refs } from "./resources.ts";
 import { serverFieldSelector } from "./selector.ts";
-import { TenantLimitReached } from "./tenant-limits.ts";
 
 type Held = { informer: Informer; release: () => Promise<void> };
 
@@ -47,9 +48,9 @@ export class ExportSync {
   #lastSync: Date | undefined;
   /** name conflicts now, by queue key: gone as soon as that key reconciles without one */
   readonly #conflicts = new Map<string, string>();
-  /** app namespaces where the binding's account may reach claimed resources (see app-access.ts) */
+  /** app namespaces where the binding's account may reach claimed resources (see app-access/namespace-access.ts) */
   readonly #appAccess = new Set<string>();
-  /** what waits for room under a tenant limit (tenant-limits.ts), by limit and app namespace: its message and when refused */
+  /** what waits for room under a tenant limit (tenants/limits.ts), by limit and app namespace: its message and when refused */
   readonly #limited = new Map<string, { text: string; at: number }>();
   /** claim sides whose watch waits for room, looked at again on a timer (one each) */
   readonly #watchRetries = new Set<string>();
@@ -400,7 +401,7 @@ export class ExportSync {
     const provider = mirrors ? this.#claimSides.get(claimSideId(index, "provider", mapped)) : undefined;
     const consumer = this.#claimSides.get(claimSideId(index, "consumer", appNs));
     if (mirrors && provider === undefined) {
-      // its provider namespace's watch waits for room (tenant-limits.ts): nothing seen there proves anything
+      // its provider namespace's watch waits for room (tenants/limits.ts): nothing seen there proves anything
       this.#queue.addAfter(key, conflictRecheckMs);
       return;
     }

@@ -1,9 +1,9 @@
 // What a binding's status says: its conditions (klutch-bind's SecretValid, Ready and
 // KonnectorDeployed among them) and per export what is bound, written only when it changed.
 import { isDeepStrictEqual } from "node:util";
-import type { KubeClient, KubeObject } from "../kube/client.ts";
-import { kubeTime } from "../kube/time.ts";
-import { type Condition, kindOf, specOf } from "./binding-spec.ts";
+import { type Condition, kindOf, specOf } from "../../api/binding-spec.ts";
+import type { KubeClient, KubeObject } from "../../kube/client.ts";
+import { kubeTime } from "../../kube/time.ts";
 
 export type ExportStatus = {
   group: string;

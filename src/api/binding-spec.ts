@@ -4,9 +4,9 @@ import type { Logger } from "pino";
 import { InputError } from "../export/errors.ts";
 import type { PermissionClaim } from "../export/types.ts";
 import { type ClientOptions, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import type { DeletionPolicy } from "../sync/binding/release.ts";
 import { acceptAll, type Consent, consent, parseRecorded, type RecordedClaim } from "./consent.ts";
 import { type KubeconfigSecretPolicy, type MarkedBinding, notMarkedFor } from "./kubeconfig-secret.ts";
-import type { DeletionPolicy } from "./release.ts";
 import { refs } from "./resources.ts";
 
 export type Condition = {

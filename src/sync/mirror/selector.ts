@@ -1,7 +1,7 @@
 // Does an object fall under a permission claim's selector? names, namespaces, label selectors,
 // field selectors: every one given must select it.
-import { type FieldTerm, fieldsMatch, parseFieldSelector } from "../export/field-selector.ts";
-import type { ClaimSelector, LabelSelector } from "../export/types.ts";
+import { type FieldTerm, fieldsMatch, parseFieldSelector } from "../../export/field-selector.ts";
+import type { ClaimSelector, LabelSelector } from "../../export/types.ts";
 
 /** pattern matched against value, "*" standing for any run of characters */
 export function globMatch(pattern: string, value: string): boolean {

@@ -1,28 +1,6 @@
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { clusterScopedNotSynced, isClusterScopedClaim, notActedOn } from "../export/claim-behaviour.ts";
-import { parseClaims } from "../export/claims.ts";
-import { InputError } from "../export/errors.ts";
-import { claimsRoleAnnotation } from "../export/plan.ts";
-import type { PermissionClaim } from "../export/types.ts";
-import { CacheBudget, type CacheLimits } from "../kube/cache-budget.ts";
-import {
-  type ClientOptions,
-  KubeApiError,
-  type KubeClient,
-  type KubeObject,
-  type ResourceRef,
-} from "../kube/client.ts";
-import { isEstablished } from "../kube/conditions.ts";
-import type { Informer } from "../kube/informer.ts";
-import { defaultListCeilingBytes, ListCeiling } from "../kube/list-ceiling.ts";
-import { LookupGate } from "../kube/lookup.ts";
-import { TenantShare } from "../kube/tenant-share.ts";
-import { kubeTime } from "../kube/time.ts";
-import { AppNamespaceAccess } from "./app-access.ts";
-import { appAccessAnnotation, defaultRenewFraction } from "./app-account.ts";
-import { AppProbe } from "./app-probe.ts";
 import {
   appClient,
   bindingKey,
@@ -34,33 +12,49 @@ import {
   parseBindingKey,
   readKubeconfig,
   recordedConsent,
-} from "./binding-spec.ts";
+} from "../../api/binding-spec.ts";
+import type { KubeconfigSecretPolicy } from "../../api/kubeconfig-secret.ts";
+import { finalizer, labels } from "../../api/naming.ts";
+import { refs } from "../../api/resources.ts";
+import { exportTemplate } from "../../api/template-choice.ts";
+import { appAccessAnnotation, defaultRenewFraction } from "../../app-access/account.ts";
+import { AppNamespaceAccess } from "../../app-access/namespace-access.ts";
+import { type AppAccess, appAccessOf, renewIfDue } from "../../app-access/token-renewal.ts";
+import { clusterScopedNotSynced, isClusterScopedClaim, notActedOn } from "../../export/claim-behaviour.ts";
+import { parseClaims } from "../../export/claims.ts";
+import { InputError } from "../../export/errors.ts";
+import { claimsRoleAnnotation } from "../../export/plan.ts";
+import type { PermissionClaim } from "../../export/types.ts";
+import { CacheBudget, type CacheLimits } from "../../kube/cache-budget.ts";
 import {
-  claimFieldsActedOn,
-  type ExportStatus,
-  konnectorDeployed,
-  secretValid,
-  writeStatus,
-} from "./binding-status.ts";
+  type ClientOptions,
+  KubeApiError,
+  type KubeClient,
+  type KubeObject,
+  type ResourceRef,
+} from "../../kube/client.ts";
+import { isEstablished } from "../../kube/conditions.ts";
+import type { Informer } from "../../kube/informer.ts";
+import { defaultListCeilingBytes, ListCeiling } from "../../kube/list-ceiling.ts";
+import { LookupGate } from "../../kube/lookup.ts";
+import { TenantShare } from "../../kube/tenant-share.ts";
+import { kubeTime } from "../../kube/time.ts";
+import { bindingObject, EventRecorder } from "../events.ts";
+import type { HealthReport } from "../health.ts";
+import { InformerRegistry } from "../informers.ts";
+import type { SyncMetrics } from "../metrics.ts";
+import type { BindingRef, ExportContext } from "../mirror/export-context.ts";
+import { ExportSync } from "../mirror/export-sync.ts";
+import { WorkQueue } from "../queue.ts";
+import { fenced, NotServedError } from "../replicas/fence.ts";
+import { type StageLog, stageLog } from "../stages.ts";
+import { TenantLimits, type TenantLimitValues, tenantLimitDefaults } from "../tenants/limits.ts";
+import { ProviderAccess } from "../tenants/provider-access.ts";
+import { AppProbe } from "./app-probe.ts";
 import { type BindingView, ownership, refusal } from "./cluster-owners.ts";
 import { installApi, markApi, namedOwners } from "./consumer-crd.ts";
-import { bindingObject, EventRecorder } from "./events.ts";
-import type { BindingRef, ExportContext } from "./export-context.ts";
-import { ExportSync } from "./export-sync.ts";
-import { fenced, NotServedError } from "./fence.ts";
-import type { HealthReport } from "./health.ts";
-import { InformerRegistry } from "./informers.ts";
-import type { KubeconfigSecretPolicy } from "./kubeconfig-secret.ts";
-import type { SyncMetrics } from "./metrics.ts";
-import { finalizer, labels } from "./naming.ts";
-import { ProviderAccess } from "./provider-access.ts";
-import { WorkQueue } from "./queue.ts";
 import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
-import { refs } from "./resources.ts";
-import { type StageLog, stageLog } from "./stages.ts";
-import { exportTemplate } from "./template-choice.ts";
-import { TenantLimits, type TenantLimitValues, tenantLimitDefaults } from "./tenant-limits.ts";
-import { type AppAccess, appAccessOf, renewIfDue } from "./token-renewal.ts";
+import { claimFieldsActedOn, type ExportStatus, konnectorDeployed, secretValid, writeStatus } from "./status.ts";
 
 // passing states of an export: shown on the status, not worth an event
 const installing = "installing the API in the app cluster";

@@ -1,9 +1,9 @@
 import type { Logger } from "pino";
-import type { PermissionClaim } from "../export/types.ts";
-import type { KubeClient, ResourceRef } from "../kube/client.ts";
-import type { SyncMetrics } from "./metrics.ts";
-import type { StageLog } from "./stages.ts";
-import type { TenantLimitReached } from "./tenant-limits.ts";
+import type { PermissionClaim } from "../../export/types.ts";
+import type { KubeClient, ResourceRef } from "../../kube/client.ts";
+import type { SyncMetrics } from "../metrics.ts";
+import type { StageLog } from "../stages.ts";
+import type { TenantLimitReached } from "../tenants/limits.ts";
 
 /** apiVersion: the binding's kind (ours when absent) */
 export type BindingRef = { uid: string; name: string; namespace: string; apiVersion?: string };
@@ -29,7 +29,7 @@ export type ExportContext = {
   /** a name conflict the user must act on: a Warning event on the binding (the export's status shows it while it lasts) */
   reportConflict: (message: string) => void;
   /**
-   * one more control-plane watch for the binding's namespace (tenant-limits.ts): its release, or
+   * one more control-plane watch for the binding's namespace (tenants/limits.ts): its release, or
    * why not; every watch is allowed when absent
    */
   controlWatch?: () => (() => void) | TenantLimitReached;

@@ -4,20 +4,27 @@
 // are deleted (Delete); the sync's own access to the provider namespaces goes either way.
 import type { Logger } from "pino";
 import {
+  appClient,
+  bindingKey,
+  distinctExports,
+  markedBinding,
+  readKubeconfig,
+  specOf,
+} from "../../api/binding-spec.ts";
+import { type KubeconfigSecretPolicy, markedForOnly } from "../../api/kubeconfig-secret.ts";
+import { finalizer, labels } from "../../api/naming.ts";
+import { refs } from "../../api/resources.ts";
+import { removeAppAccount } from "../../app-access/namespace-access.ts";
+import { appAccessOf } from "../../app-access/token-renewal.ts";
+import {
   type ClientOptions,
   KubeApiError,
   type KubeClient,
   type KubeObject,
   type ResourceRef,
-} from "../kube/client.ts";
-import { removeAppAccount } from "./app-access.ts";
-import { appClient, bindingKey, distinctExports, markedBinding, readKubeconfig, specOf } from "./binding-spec.ts";
+} from "../../kube/client.ts";
+import { bindingObject, type EventRecorder } from "../events.ts";
 import { unmarkApi } from "./consumer-crd.ts";
-import { bindingObject, type EventRecorder } from "./events.ts";
-import { type KubeconfigSecretPolicy, markedForOnly } from "./kubeconfig-secret.ts";
-import { finalizer, labels } from "./naming.ts";
-import { refs } from "./resources.ts";
-import { appAccessOf } from "./token-renewal.ts";
 
 export type DeletionPolicy = "Orphan" | "Delete";
 
@@ -141,7 +148,7 @@ export type ReleaseDeps = {
   logger: Logger;
   events: EventRecorder;
   kubeconfigSecrets?: KubeconfigSecretPolicy;
-  /** makes the app client's view every write goes through (bindings.ts: fenced with --shards) */
+  /** makes the app client's view every write goes through (controller.ts: fenced with --shards) */
   fence?: (client: KubeClient) => KubeClient;
 };
 

@@ -1,11 +1,12 @@
 // What the sync does with a binding's app cluster service account besides renewing its token: it
 // binds the account's claims role in each app namespace it serves (the only place the account
 // reaches claimed resources), and removes the account when the binding goes.
+
+import { fieldManager } from "../api/naming.ts";
+import { refs } from "../api/resources.ts";
 import { KubeApiError, type KubeClient } from "../kube/client.ts";
-import { type AppAccount, accountObjects } from "./app-account.ts";
-import { claimsRoleBinding } from "./app-rbac.ts";
-import { fieldManager } from "./naming.ts";
-import { refs } from "./resources.ts";
+import { type AppAccount, accountObjects } from "./account.ts";
+import { claimsRoleBinding } from "./rbac.ts";
 
 export class AppNamespaceAccess {
   readonly #app: KubeClient;

@@ -4,7 +4,7 @@
 // and stores on the control plane a kubeconfig for that account with a short-lived token
 // (TokenRequest). The sync renews the token before it expires and writes it back to the Secret.
 //
-// What the account may do (app-rbac.ts writes the rules):
+// What the account may do (rbac.ts writes the rules):
 // - the exported CRDs, by name: get, create, update, patch. RBAC cannot restrict a POST create by
 //   name, but a server-side apply that creates authorizes `create` with the object's name, so the
 //   sync installs and updates exactly these CRDs and no other;

@@ -1,10 +1,11 @@
-// Renewing the app cluster token of a binding made with a service account (see app-account.ts):
+// Renewing the app cluster token of a binding made with a service account (see account.ts):
 // at a share of its lifetime (default 80 %), the sync asks the app cluster for a new token for the
 // account (TokenRequest; the account may ask for itself only), writes it into the binding's
 // kubeconfig Secret and swaps it into the running client, whose informers keep their watches:
 // there is no gap in syncing. A token that expired (the sync was down longer than what was left of
 // it) cannot renew itself: the binding says to bind again.
 import type { Logger } from "pino";
+import { refs } from "../api/resources.ts";
 import { KubeApiError, type KubeClient, type KubeObject, resourcePath } from "../kube/client.ts";
 import {
   type AppAccount,
@@ -18,8 +19,7 @@ import {
   tokenAccount,
   tokenTimes,
   withToken,
-} from "./app-account.ts";
-import { refs } from "./resources.ts";
+} from "./account.ts";
 
 /** A token of a service account, and when it expires. The token is never logged nor put in a message. */
 export type IssuedToken = { token: string; expires: Date };

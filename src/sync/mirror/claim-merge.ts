@@ -6,11 +6,11 @@
 // and update.annotationsOnConsumerOwnedObjects (the provider's on consumer-owned objects). Those
 // travel from the copy back to the original; everything else from the original to the copy.
 import { isDeepStrictEqual } from "node:util";
-import { overlay, type PathSegment, parseJsonPath } from "../export/json-path.ts";
-import type { KeyPattern, Owner, PermissionClaim } from "../export/types.ts";
-import type { KubeObject } from "../kube/client.ts";
+import { ownDomain } from "../../api/naming.ts";
+import { overlay, type PathSegment, parseJsonPath } from "../../export/json-path.ts";
+import type { KeyPattern, Owner, PermissionClaim } from "../../export/types.ts";
+import type { KubeObject } from "../../kube/client.ts";
 import { klutchOwnerAnnotation } from "./claim-ownership.ts";
-import { ownDomain } from "./naming.ts";
 import { globMatch } from "./selector.ts";
 
 type Keys = { labels?: KeyPattern[]; annotations?: KeyPattern[] };

@@ -2,12 +2,6 @@
 // provider, orphans removed, objects created on the control plane adopted. Each reconcile compares
 // the two sides from the informer caches and writes only what differs.
 import { isDeepStrictEqual } from "node:util";
-import type { KubeObject, ResourceRef } from "../kube/client.ts";
-import { KubeApiError } from "../kube/client.ts";
-import type { Informer } from "../kube/informer.ts";
-import { leanObject } from "../kube/lean.ts";
-import { kubeTime } from "../kube/time.ts";
-import type { ExportContext } from "./export-context.ts";
 import {
   annotations,
   bindingPrefix,
@@ -18,9 +12,15 @@ import {
   ProviderNamespaceConflict,
   providerClusterScopedName,
   providerNamespace,
-} from "./naming.ts";
+} from "../../api/naming.ts";
+import { refs } from "../../api/resources.ts";
+import type { KubeObject, ResourceRef } from "../../kube/client.ts";
+import { KubeApiError } from "../../kube/client.ts";
+import type { Informer } from "../../kube/informer.ts";
+import { leanObject } from "../../kube/lean.ts";
+import { kubeTime } from "../../kube/time.ts";
+import type { ExportContext } from "./export-context.ts";
 import type { RecentWrites } from "./recent-writes.ts";
-import { refs } from "./resources.ts";
 
 type Condition = { type: string; status: string; reason: string; message?: string; lastTransitionTime?: string };
 
