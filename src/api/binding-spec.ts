@@ -1,12 +1,8 @@
 // What an AppClusterBinding says, read strictly enough for the controller: its spec, its
-// conditions, and the kubeconfig it names.
-import type { Logger } from "pino";
-import { InputError } from "../export/errors.ts";
-import type { PermissionClaim } from "../export/types.ts";
-import { type ClientOptions, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
-import type { DeletionPolicy } from "../sync/binding/release.ts";
-import { acceptAll, type Consent, consent, parseRecorded, type RecordedClaim } from "./consent.ts";
-import { type KubeconfigSecretPolicy, type MarkedBinding, notMarkedFor } from "./kubeconfig-secret.ts";
+// conditions, its kind, and the key it goes by. Reading the kubeconfig it names is the sync's
+// (sync/binding/app-kubeconfig.ts).
+import type { KubeObject, ResourceRef } from "../kube/client.ts";
+import type { MarkedBinding } from "./kubeconfig-secret.ts";
 import { refs } from "./resources.ts";
 
 export type Condition = {
@@ -16,6 +12,9 @@ export type Condition = {
   message: string;
   lastTransitionTime?: string;
 };
+
+/** What happens to the provider copies when a binding or an export goes (sync/binding/release.ts). */
+export type DeletionPolicy = "Orphan" | "Delete";
 
 /** A binding's spec, the same for both kinds (klutch-bind's apiExports read as exports). */
 export type BindingSpec = {
@@ -88,101 +87,4 @@ export function describeBinding(key: string): string {
   const { kind, namespace, name } = parseBindingKey(key);
   const group = kind.ref.group === refs.bindings.group ? "" : ` (${kind.ref.group})`;
   return `AppClusterBinding ${namespace}/${name}${group}`;
-}
-
-/** an app cluster answers each request within this, unless the options say otherwise */
-export const defaultAppTimeoutMs = 10_000;
-
-export type Kubeconfig =
-  | { ok: true; secret: KubeObject; key: string; text: string }
-  | { ok: false; secret: KubeObject | undefined; reason: string; message: string };
-
-/**
- * The kubeconfig a binding names: from a Secret that names the binding itself, or with policy
- * same-namespace any Secret of the binding's namespace (see kubeconfig-secret.ts), or why there is
- * none to use.
- */
-export async function readKubeconfig(
-  control: KubeClient,
-  binding: KubeObject,
-  policy: KubeconfigSecretPolicy = "marked",
-): Promise<Kubeconfig> {
-  const ref = specOf(binding).kubeconfigSecretRef;
-  const name = ref?.name;
-  const key = ref?.key ?? "kubeconfig";
-  // klutch-bind's binding may name a Secret of another namespace: the Secret must then name the
-  // binding with its namespace (see kubeconfig-secret.ts)
-  const namespace = ref?.namespace || binding.metadata.namespace;
-  if (!name) {
-    return {
-      ok: false,
-      secret: undefined,
-      reason: "InvalidSpec",
-      message: "spec.kubeconfigSecretRef.name is required",
-    };
-  }
-  const secret = await control.get(refs.secrets, name, namespace);
-  const encoded = (secret?.data as Record<string, unknown> | undefined)?.[key];
-  if (secret === undefined || typeof encoded !== "string") {
-    const what = secret === undefined ? "does not exist" : `has no key "${key}"`;
-    return {
-      ok: false,
-      secret,
-      reason: "KubeconfigMissing",
-      message: `secret ${namespace}/${name} ${what}`,
-    };
-  }
-  const unmarked = notMarkedFor(secret, markedBinding(binding), policy);
-  if (unmarked !== undefined) return { ok: false, secret, reason: "KubeconfigNotMarked", message: unmarked };
-  return { ok: true, secret, key, text: Buffer.from(encoded, "base64").toString("utf8") };
-}
-
-/** A client for the app cluster behind a kubeconfig someone else wrote; throws saying what is wrong with it. */
-export function appClient(kubeconfig: Extract<Kubeconfig, { ok: true }>, options: ClientOptions = {}): KubeClient {
-  try {
-    return KubeClient.fromUntrustedKubeconfig(kubeconfig.text, { timeoutMs: defaultAppTimeoutMs, ...options });
-  } catch (err) {
-    const { namespace, name } = kubeconfig.secret.metadata;
-    const why = err instanceof Error ? err.message : String(err);
-    throw new Error(`secret ${namespace}/${name} key "${kubeconfig.key}": ${why}`);
-  }
-}
-
-/**
- * The claims binding accepted of an export's template claims (or a message why there are none to
- * go by). A binding made before consent was recorded accepts the template's claims of now, once,
- * and records them in its spec, so that later additions wait for consent.
- */
-export async function recordedConsent(
-  control: KubeClient,
-  logger: Logger,
-  binding: KubeObject,
-  exportRef: { group: string; resource: string },
-  claims: PermissionClaim[],
-): Promise<Consent | string> {
-  const exports = specOf(binding).exports ?? [];
-  const field = kindOf(binding).exportsField;
-  const index = exports.findIndex((e) => (e.group ?? "") === exportRef.group && e.resource === exportRef.resource);
-  const entry = exports[index];
-  if (entry === undefined) return consent(claims, []);
-  let recorded: RecordedClaim[] | undefined;
-  try {
-    recorded = parseRecorded(entry.permissionClaims, `spec.${field}[${index}].permissionClaims`);
-  } catch (err) {
-    if (err instanceof InputError) return err.message;
-    throw err;
-  }
-  if (recorded !== undefined) return consent(claims, recorded);
-  await control.update(kindOf(binding).ref, {
-    ...binding,
-    spec: {
-      ...(binding.spec as Record<string, unknown>),
-      [field]: exports.map((e, i) => (i === index ? { ...e, permissionClaims: acceptAll(claims) } : e)),
-    },
-  });
-  logger.info(
-    { binding: bindingKey(binding), export: `${exportRef.resource}.${exportRef.group}` },
-    "recorded the template's claims as accepted (the binding recorded none)",
-  );
-  return consent(claims, acceptAll(claims));
 }

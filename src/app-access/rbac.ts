@@ -1,10 +1,10 @@
 // The app-side RBAC of a binding's service account (see account.ts for why each rule is
 // there): pure, from the bound exports and the claims accepted for them.
 
+import { aggregatedRoles } from "../api/aggregated-roles.ts";
 import { labels, managedByValue } from "../api/naming.ts";
 import type { PermissionClaim } from "../export/types.ts";
 import type { KubeObject } from "../kube/client.ts";
-import { aggregatedRoles } from "../sync/binding/consumer-crd.ts";
 import { type AppAccount, accountObjects } from "./account.ts";
 
 export type BoundExport = { group: string; resource: string; claims: readonly PermissionClaim[] };

@@ -1,5 +1,4 @@
 // What an app cluster can bind: one entry per APIServiceExportTemplate on the control plane.
-
 import { refs } from "../api/resources.ts";
 import { conflictMessage, followed } from "../api/template-choice.ts";
 import { parseClaims } from "../export/claims.ts";

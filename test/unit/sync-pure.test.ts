@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { aggregatedRoles } from "../../src/api/aggregated-roles.ts";
 import { acceptAll, consent, parseRecorded } from "../../src/api/consent.ts";
 import { bindingPrefix, providerClusterScopedName, providerNamespace } from "../../src/api/naming.ts";
 import { parseClaims } from "../../src/export/claims.ts";
@@ -7,7 +8,7 @@ import { describeClaim } from "../../src/export/describe.ts";
 import { parseFieldSelector } from "../../src/export/field-selector.ts";
 import type { ClaimSelector } from "../../src/export/types.ts";
 import { ownership, refusal } from "../../src/sync/binding/cluster-owners.ts";
-import { aggregatedRoles, consumerCrd } from "../../src/sync/binding/consumer-crd.ts";
+import { consumerCrd } from "../../src/sync/binding/consumer-crd.ts";
 import { claimSelects, matchesLabels, serverFieldSelector } from "../../src/sync/mirror/selector.ts";
 
 describe("provider names", () => {

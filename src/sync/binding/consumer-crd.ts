@@ -1,5 +1,5 @@
 // The app cluster's copy of an exported CRD, and the roles that open it to the app team.
-
+import { aggregatedRoles } from "../../api/aggregated-roles.ts";
 import { annotations, fieldManager, labels, managedByValue } from "../../api/naming.ts";
 import { refs } from "../../api/resources.ts";
 import { KubeApiError, type KubeClient, type KubeObject } from "../../kube/client.ts";
@@ -28,25 +28,6 @@ export function consumerCrd(provider: KubeObject): KubeObject {
       versions: served.map((v) => ({ ...v, storage: v.name === storage })),
     },
   };
-}
-
-const roles = {
-  admin: ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
-  edit: ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
-  view: ["get", "list", "watch"],
-} as const;
-
-/** ClusterRoles aggregating the bound API into the app cluster's admin, edit and view. */
-export function aggregatedRoles(group: string, plural: string): KubeObject[] {
-  return Object.entries(roles).map(([role, verbs]) => ({
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "ClusterRole",
-    metadata: {
-      name: `klutch-bind:${plural}.${group}:${role}`,
-      labels: { [`rbac.authorization.k8s.io/aggregate-to-${role}`]: "true", [labels.managedBy]: managedByValue },
-    },
-    rules: [{ apiGroups: [group], resources: [plural], verbs: [...verbs] }],
-  }));
 }
 
 /**

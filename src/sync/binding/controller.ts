@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import {
-  appClient,
   bindingKey,
   bindingKinds,
   type Condition,
@@ -10,8 +9,6 @@ import {
   distinctExports,
   kindOf,
   parseBindingKey,
-  readKubeconfig,
-  recordedConsent,
 } from "../../api/binding-spec.ts";
 import type { KubeconfigSecretPolicy } from "../../api/kubeconfig-secret.ts";
 import { finalizer, labels } from "../../api/naming.ts";
@@ -50,9 +47,11 @@ import { fenced, NotServedError } from "../replicas/fence.ts";
 import { type StageLog, stageLog } from "../stages.ts";
 import { TenantLimits, type TenantLimitValues, tenantLimitDefaults } from "../tenants/limits.ts";
 import { ProviderAccess } from "../tenants/provider-access.ts";
+import { appClient, readKubeconfig } from "./app-kubeconfig.ts";
 import { AppProbe } from "./app-probe.ts";
 import { type BindingView, ownership, refusal } from "./cluster-owners.ts";
 import { installApi, markApi, namedOwners } from "./consumer-crd.ts";
+import { recordedConsent } from "./recorded-consent.ts";
 import { releaseBinding, releaseExport, releaseTarget } from "./release.ts";
 import { claimFieldsActedOn, type ExportStatus, konnectorDeployed, secretValid, writeStatus } from "./status.ts";
 

@@ -3,14 +3,7 @@
 // lose our finalizer; provider copies stay (deletionPolicy Orphan, the default: nothing is lost) or
 // are deleted (Delete); the sync's own access to the provider namespaces goes either way.
 import type { Logger } from "pino";
-import {
-  appClient,
-  bindingKey,
-  distinctExports,
-  markedBinding,
-  readKubeconfig,
-  specOf,
-} from "../../api/binding-spec.ts";
+import { bindingKey, type DeletionPolicy, distinctExports, markedBinding, specOf } from "../../api/binding-spec.ts";
 import { type KubeconfigSecretPolicy, markedForOnly } from "../../api/kubeconfig-secret.ts";
 import { finalizer, labels } from "../../api/naming.ts";
 import { refs } from "../../api/resources.ts";
@@ -24,9 +17,8 @@ import {
   type ResourceRef,
 } from "../../kube/client.ts";
 import { bindingObject, type EventRecorder } from "../events.ts";
+import { appClient, readKubeconfig } from "./app-kubeconfig.ts";
 import { unmarkApi } from "./consumer-crd.ts";
-
-export type DeletionPolicy = "Orphan" | "Delete";
 
 export type ReleaseTarget = {
   control: KubeClient;
