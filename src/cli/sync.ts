@@ -8,7 +8,7 @@ import { KubeClient } from "../kube/client.ts";
 import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "../kube/kubeconfig.ts";
 import { defaultServiceNetworks, type Network, parseNetwork } from "../kube/server-addresses.ts";
 import { createLogger } from "../log.ts";
-import { appCacheDefaults, defaultMaxExportsPerBinding } from "../sync/binding/controller.ts";
+import { appCacheDefaults, defaultMaxExportsPerBinding } from "../sync/binding/options.ts";
 import { type HealthReport, type HealthServer, serveHealth, standby } from "../sync/health.ts";
 import { startSync } from "../sync/manager.ts";
 import { fenced } from "../sync/replicas/fence.ts";

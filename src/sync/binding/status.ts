@@ -1,7 +1,7 @@
-// What a binding's status says: its conditions (klutch-bind's SecretValid, Ready and
-// KonnectorDeployed among them) and per export what is bound, written only when it changed.
+// A binding's status: its conditions (conditions.ts computes them) and per export what is bound,
+// written only when it changed.
 import { isDeepStrictEqual } from "node:util";
-import { type Condition, kindOf, specOf } from "../../api/binding-spec.ts";
+import { type Condition, kindOf } from "../../api/binding-spec.ts";
 import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import { kubeTime } from "../../kube/time.ts";
 
@@ -62,50 +62,4 @@ export async function writeStatus(
   };
   if (isDeepStrictEqual(next, before)) return;
   await control.updateStatus(kindOf(binding).ref, { ...binding, status: next });
-}
-
-/** the reasons of a Connected=False that are the kubeconfig Secret's fault */
-const secretReasons = new Set(["InvalidSpec", "KubeconfigMissing", "KubeconfigNotMarked", "InvalidKubeconfig"]);
-
-/** klutch-bind's SecretValid: the kubeconfig Secret exists and holds a usable kubeconfig. */
-export function secretValid(connected: Condition): Condition {
-  return secretReasons.has(connected.reason)
-    ? { type: "SecretValid", status: "False", reason: connected.reason, message: connected.message }
-    : {
-        type: "SecretValid",
-        status: "True",
-        reason: "Valid",
-        message: "the kubeconfig Secret holds a usable kubeconfig",
-      };
-}
-
-/** klutch-bind's KonnectorDeployed, answered honestly: this sync runs in its own process, never a konnector. */
-export function konnectorDeployed(binding: KubeObject): Condition {
-  const asked = specOf(binding).konnector?.deploy === true;
-  return {
-    type: "KonnectorDeployed",
-    status: "False",
-    reason: "SyncedInProcess",
-    message: `${asked ? "spec.konnector.deploy is ignored: " : ""}this control plane syncs the binding in klutch-bind sync's own process; no konnector is deployed`,
-  };
-}
-
-/** Whether the sync acts on every field of the claims it syncs; those it does not are named, never silently taken as done. */
-export function claimFieldsActedOn(exports: ExportStatus[]): Condition {
-  const ignored = exports.flatMap((e) =>
-    e.claimsNotActedOn ? [`${e.resource}.${e.group}: ${e.claimsNotActedOn}`] : [],
-  );
-  return ignored.length === 0
-    ? {
-        type: "ClaimFieldsActedOn",
-        status: "True",
-        reason: "AllActedOn",
-        message: "the sync acts on every field of the accepted claims",
-      }
-    : {
-        type: "ClaimFieldsActedOn",
-        status: "False",
-        reason: "NotYetSupported",
-        message: `the sync does not act on these claim fields yet (the rest of each claim is synced): ${ignored.join("; ")}`,
-      };
 }
