@@ -7,17 +7,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { bindingKey, bindingKinds, distinctExports, kindOf, parseBindingKey } from "../../api/binding-spec.ts";
 import { labels } from "../../api/naming.ts";
 import { refs } from "../../api/resources.ts";
-import { CacheBudget } from "../../kube/cache-budget.ts";
-import { type ClientOptions, KubeApiError, type KubeClient, type KubeObject } from "../../kube/client.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
-import { defaultListCeilingBytes, ListCeiling } from "../../kube/list-ceiling.ts";
-import { LookupGate } from "../../kube/lookup.ts";
 import { bindingObject, EventRecorder } from "../events.ts";
 import type { HealthReport } from "../health.ts";
 import type { ExportSync } from "../mirror/export-sync.ts";
 import { WorkQueue } from "../queue.ts";
 import { fenced } from "../replicas/fence.ts";
 import { stageLog } from "../stages.ts";
+import { TenantAppShares } from "../tenants/app-shares.ts";
 import { TenantLimits, tenantLimitDefaults } from "../tenants/limits.ts";
 import { ProviderAccess } from "../tenants/provider-access.ts";
 import { AppProbe } from "./app-probe.ts";
@@ -39,11 +37,8 @@ export class BindingController {
   readonly #o: BindingControllerOptions;
   readonly #queue: WorkQueue;
   readonly #states = new Map<string, BindingState>();
-  readonly #budgets = new Map<string, CacheBudget>();
-  /** every namespace's app cluster lists being read, together (list-ceiling.ts) */
-  readonly #listCeiling: ListCeiling;
-  /** one namespace's (one tenant's) host name lookups run two at a time (lookup.ts) */
-  readonly #lookups = new LookupGate();
+  /** what each namespace's (tenant's) app clusters may take of this process together */
+  readonly #appShares: TenantAppShares;
   /** requests of app clients already closed, so appRequests never goes back */
   #retiredAppRequests = 0;
   readonly #events: EventRecorder;
@@ -70,15 +65,12 @@ export class BindingController {
       this.#providerNamespacesOf(tenant),
     );
     const access = new ProviderAccess(options.control, this.#limits);
-    this.#listCeiling = new ListCeiling(
-      options.appListBytesInFlight ?? defaultListCeilingBytes(),
-      "--app-lists-mib-in-flight",
-    );
+    this.#appShares = new TenantAppShares(options.appCacheLimits ?? appCacheDefaults, options.appListBytesInFlight);
     this.#connection = new AppConnection({
       options,
       events: this.#events,
-      appClientOptions: (namespace) => this.#appClientOptions(namespace),
-      cacheBudget: (namespace) => this.#cacheBudget(namespace),
+      appClientOptions: (namespace) => this.#appShares.clientOptions(options.appClientOptions, namespace),
+      cacheBudget: (namespace) => this.#appShares.cacheBudget(namespace),
       fence: (client, uid, key, state) => this.#fence(client, uid, key, state),
       stopBinding: (state) => this.#stopBinding(state),
       requeue: (key, ms) => this.#queue.addAfter(key, ms),
@@ -185,25 +177,6 @@ export class BindingController {
   /** Every binding, of either kind (for shards.ts). */
   bindings(): KubeObject[] {
     return this.#allBindings();
-  }
-
-  /** A client for an app cluster of a binding of namespace: its host name lookups gated per namespace. */
-  #appClientOptions(namespace: string): ClientOptions {
-    return { ...this.#o.appClientOptions, lookup: this.#lookups.lookupFor(namespace) };
-  }
-
-  /** The app cache budget of a namespace's bindings (kept while the process runs: a few numbers each). */
-  #cacheBudget(namespace: string): CacheBudget {
-    let budget = this.#budgets.get(namespace);
-    if (budget === undefined) {
-      budget = new CacheBudget(
-        this.#o.appCacheLimits ?? appCacheDefaults,
-        `the app cluster caches of namespace ${namespace}'s bindings (--app-cache-objects-per-namespace, --app-cache-mib-per-namespace)`,
-        this.#listCeiling,
-      );
-      this.#budgets.set(namespace, budget);
-    }
-    return budget;
   }
 
   /** Reconciles these bindings soon. */
@@ -340,7 +313,14 @@ export class BindingController {
       // our finalizer holds the binding until everything of it in both clusters is released
       if (binding !== undefined && holdsFinalizer(binding)) {
         const fence = (c: KubeClient) => this.#fence(c, binding.metadata.uid ?? "", key);
-        await releaseDeleted(this.#o, this.#events, this.#appClientOptions(namespace), fence, kind, binding);
+        await releaseDeleted(
+          this.#o,
+          this.#events,
+          this.#appShares.clientOptions(this.#o.appClientOptions, namespace),
+          fence,
+          kind,
+          binding,
+        );
       }
       return;
     }
