@@ -7,6 +7,7 @@ import { pino } from "pino";
 import { bindingKey } from "../../src/api/binding-spec.ts";
 import { KubeApiError, KubeClient, type KubeObject } from "../../src/kube/client.ts";
 import { fenced, NotServedError } from "../../src/sync/replicas/fence.ts";
+import { newIdentity } from "../../src/sync/replicas/membership.ts";
 import {
   isLive,
   type MemberLease,
@@ -18,7 +19,7 @@ import {
   renewDeadlineMs,
   type ShardView,
 } from "../../src/sync/replicas/shard-assignment.ts";
-import { newIdentity, ShardCoordinator } from "../../src/sync/replicas/shards.ts";
+import { ShardCoordinator } from "../../src/sync/replicas/shards.ts";
 import { eventually } from "../support/eventually.ts";
 import { loopbackKubeconfig } from "../support/hostile-cluster.ts";
 

@@ -28,8 +28,6 @@
 //
 // Stopping a binding here is a hand-over: its syncs stop, nothing is released (release.ts runs only
 // for a deleted binding, on the replica that serves it).
-import { hostname } from "node:os";
-import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { bindingKey } from "../../api/binding-spec.ts";
@@ -37,19 +35,23 @@ import { refs } from "../../api/resources.ts";
 import { KubeApiError, type KubeClient, type KubeObject } from "../../kube/client.ts";
 import { kubeMicroTime } from "../../kube/time.ts";
 import {
+  carriedObservations,
+  Membership,
+  memberLease,
+  newIdentity,
+  servingAnnotation,
+  shardLabel,
+} from "./membership.ts";
+import {
   forgottenAfterMs,
   isLive,
   type MemberLease,
-  type Observations,
   observe,
   planShard,
   rejoinAfterMs,
   renewDeadlineMs,
 } from "./shard-assignment.ts";
-
-export const shardLabel = "bind.klutch.dev/sync-shard";
-export const servingAnnotation = "bind.klutch.dev/serving";
-const leasePrefix = "klutch-bind-sync-shard-";
+import { StallGauges } from "./stall-gauges.ts";
 
 /** What the binding controller does for the coordinator. */
 export type ShardedController = {
@@ -72,58 +74,6 @@ export type ShardOptions = {
   onLost?: (reason: string) => void;
 };
 
-/** A name fit for a Lease: POD_NAME or the host name, lowercased, and a random suffix. */
-export function newIdentity(base = process.env.POD_NAME ?? hostname()): string {
-  const clean = base
-    .toLowerCase()
-    .replace(/[^a-z0-9.-]+/g, "-")
-    .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "")
-    .slice(0, 180);
-  return `${clean || "sync"}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
-/**
- * One identity's membership: its Lease and what it serves. A lost membership is never used again:
- * answers that come for it later change nothing, and a rejoin is a new one.
- */
-class Membership {
-  readonly identity: string;
-  readonly log: Logger;
-  lease: KubeObject | undefined;
-  /** bindings running here: what serves() answers */
-  readonly serving = new Set<string>();
-  /** bindings no longer served, their syncs being stopped while the Lease still lists them */
-  readonly handingOver = new Set<string>();
-  /** what the Lease is to list: serving, and claims */
-  readonly published = new Set<string>();
-  /** what the Lease listed at its last successful write */
-  written = new Set<string>();
-  observations: Observations;
-  /** this clock when the last successful write of the Lease was sent, and when its answer came */
-  renewedSent = 0;
-  renewedAck = 0;
-  /** when the write under way was sent */
-  writing: number | undefined;
-  /** writes are serialized */
-  writes: Promise<void> = Promise.resolve();
-  /** fires when the Lease went unrenewed for too long */
-  deadline: NodeJS.Timeout | undefined;
-  /** its Lease was written once: it is this replica's membership (until lost) */
-  joined = false;
-  lost: string | undefined;
-  lostAt = 0;
-
-  constructor(identity: string, logger: Logger, observations: Observations = new Map()) {
-    this.identity = identity;
-    this.log = logger.child({ shard: identity });
-    this.observations = observations;
-  }
-
-  get leaseName(): string {
-    return `${leasePrefix}${this.identity}`;
-  }
-}
-
 export class ShardCoordinator {
   readonly #o: ShardOptions;
   readonly #durationMs: number;
@@ -139,13 +89,8 @@ export class ShardCoordinator {
   readonly #stopping = new AbortController();
   /** after a loss: the hand-over and the rejoin */
   #recovering: Promise<void> | undefined;
-  /**
-   * the event loop's delays and this process's CPU time since the last renewal (or loss), for the
-   * log of a slow renewal or a loss: a long delay with as much CPU time is this process's own work;
-   * with little, the process was not given a CPU
-   */
-  readonly #loopDelay = monitorEventLoopDelay({ resolution: 20 });
-  #cpuAtRenewal = process.cpuUsage();
+  /** for the log of a slow renewal or a loss (stall-gauges.ts) */
+  readonly #gauges = new StallGauges();
 
   constructor(options: ShardOptions) {
     this.#o = options;
@@ -192,7 +137,7 @@ export class ShardCoordinator {
   /** Creates this replica's Lease and starts renewing it and balancing bindings. */
   async start(controller: ShardedController): Promise<void> {
     this.#controller = controller;
-    this.#loopDelay.enable();
+    this.#gauges.enable();
     await this.#join(this.#m);
     this.#m.log.info(
       { lease: `${this.#o.namespace}/${this.leaseName}`, leaseDurationSeconds: this.#o.leaseDurationSeconds },
@@ -216,7 +161,7 @@ export class ShardCoordinator {
     this.#stopped = true;
     clearTimeout(this.#timer);
     clearTimeout(m.deadline);
-    this.#loopDelay.disable();
+    this.#gauges.disable();
   }
 
   /** Writes m's Lease (creating it), then makes m this replica's membership: renewals and rebalances begin. */
@@ -345,7 +290,7 @@ export class ShardCoordinator {
       { reason, serving: keys.length, ...this.#stall(m) },
       "shard lease lost: serving nothing; joining again as a new member once it expired",
     );
-    this.#resetGauges();
+    this.#gauges.reset();
     this.#o.onLost?.(reason);
     this.#recovering = this.#recover(m, keys).catch((err: unknown) =>
       m.log.error({ err: message(err) }, "shard rejoin failed (a bug; please report it)"),
@@ -363,7 +308,7 @@ export class ShardCoordinator {
     return {
       sinceRenewalMs: now - m.renewedSent,
       deadlineMissedByMs: Math.max(0, now - m.renewedSent - renewDeadlineMs(this.#durationMs)),
-      ...this.#gauges(),
+      ...this.#gauges.read(),
       ...(m.writing !== undefined ? { renewalPendingMs: now - m.writing } : {}),
     };
   }
@@ -465,23 +410,9 @@ export class ShardCoordinator {
     this.#armDeadline(m, sent);
     m.written = listed;
     if (m.renewedAck - sent > this.#durationMs / 5) {
-      m.log.warn({ tookMs: m.renewedAck - sent, ...this.#gauges() }, "shard lease renewal slow");
+      m.log.warn({ tookMs: m.renewedAck - sent, ...this.#gauges.read() }, "shard lease renewal slow");
     }
-    this.#resetGauges();
-  }
-
-  /** The event loop's longest delay and the CPU time this process used since the last renewal (or loss). */
-  #gauges(): { eventLoopDelayMaxMs: number; cpuMs: number } {
-    const cpu = process.cpuUsage(this.#cpuAtRenewal);
-    return {
-      eventLoopDelayMaxMs: Math.round(this.#loopDelay.max / 1e6),
-      cpuMs: Math.round((cpu.user + cpu.system) / 1000),
-    };
-  }
-
-  #resetGauges(): void {
-    this.#loopDelay.reset();
-    this.#cpuAtRenewal = process.cpuUsage();
+    this.#gauges.reset();
   }
 
   /** A write of m's Lease conflicted: an earlier one that timed out here went through after all. Go on from the stored Lease. */
@@ -564,28 +495,6 @@ export class ShardCoordinator {
       m.log.info({ lease: item.metadata.name }, "deleted the shard lease of a replica gone long ago");
     }
   }
-}
-
-/** What a lost membership saw of the Leases, its own as of its last renewal: a new member starts from there. */
-function carriedObservations(lost: Membership): Observations {
-  const seen = new Map(lost.observations);
-  const version = lost.lease?.metadata.resourceVersion;
-  if (version !== undefined) seen.set(lost.identity, { version, at: lost.renewedAck });
-  return seen;
-}
-
-function memberLease(lease: KubeObject): MemberLease {
-  const spec = (lease.spec ?? {}) as { holderIdentity?: string; leaseDurationSeconds?: number };
-  const serving = lease.metadata.annotations?.[servingAnnotation] ?? "";
-  return {
-    identity: lease.metadata.name.startsWith(leasePrefix)
-      ? lease.metadata.name.slice(leasePrefix.length)
-      : lease.metadata.name,
-    serving: serving === "" ? [] : serving.split(","),
-    durationMs: (spec.leaseDurationSeconds ?? 15) * 1000,
-    version: lease.metadata.resourceVersion ?? "",
-    released: spec.holderIdentity === undefined || spec.holderIdentity === "",
-  };
 }
 
 function message(err: unknown): string {
