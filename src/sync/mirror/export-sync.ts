@@ -1,7 +1,7 @@
 // One bound export of one binding: the informers it needs (shared where possible), one work queue
-// with several workers, and the reconcilers of bound and claimed objects behind it.
-
-import { labels, providerNamespace } from "../../api/naming.ts";
+// with several workers, and the reconcilers of bound and claimed objects behind it (the claims'
+// watches and reconcile in claim-watches.ts).
+import { labels } from "../../api/naming.ts";
 import { refs } from "../../api/resources.ts";
 import type { KubeObject } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
@@ -18,15 +18,12 @@ import {
   reconcileBoundObject,
   recordedConsumer,
 } from "./bound-objects.ts";
-import { watchedInFull } from "./claim-ownership.ts";
-import { type ClaimSides, claimKey, claimRef, copyLabelValue, reconcileClaimedObject } from "./claimed-objects.ts";
+import { ClaimWatches } from "./claim-watches.ts";
 import type { ExportContext } from "./export-context.ts";
 import { RecentWrites } from "./recent-writes.ts";
-import { serverFieldSelector } from "./selector.ts";
 
 type Held = { informer: Informer; release: () => Promise<void> };
 
-const conflictRecheckMs = 10_000;
 /** a wait for room under a tenant limit is shown this long after it was last refused (retries come sooner) */
 const limitShownMs = 90_000;
 
@@ -36,8 +33,8 @@ export class ExportSync {
   readonly #appRegistry: InformerRegistry;
   readonly #queue: WorkQueue;
   readonly #held: Held[] = [];
-  /** per claim, side and namespace: what the claim sees there (see #watchClaimSide) */
-  readonly #claimSides = new Map<string, Held>();
+  /** the claimed objects' watches, per claim, side and namespace */
+  readonly #claims: ClaimWatches;
   #app!: Informer;
   #provider!: Informer;
   #namespaces!: Informer;
@@ -48,12 +45,8 @@ export class ExportSync {
   #lastSync: Date | undefined;
   /** name conflicts now, by queue key: gone as soon as that key reconciles without one */
   readonly #conflicts = new Map<string, string>();
-  /** app namespaces where the binding's account may reach claimed resources (see app-access/namespace-access.ts) */
-  readonly #appAccess = new Set<string>();
   /** what waits for room under a tenant limit (tenants/limits.ts), by limit and app namespace: its message and when refused */
   readonly #limited = new Map<string, { text: string; at: number }>();
-  /** claim sides whose watch waits for room, looked at again on a timer (one each) */
-  readonly #watchRetries = new Set<string>();
   #stopped = false;
 
   constructor(ctx: ExportContext, registries: { control: InformerRegistry; app: InformerRegistry }, workers: number) {
@@ -76,6 +69,15 @@ export class ExportSync {
           "reconcile failed; retrying",
         );
       },
+    });
+    this.#claims = new ClaimWatches({
+      ctx,
+      registries,
+      queue: this.#queue,
+      stopped: () => this.#stopped,
+      informers: () => ({ app: this.#app, namespaces: this.#namespaces }),
+      conflicts: this.#conflicts,
+      limited: this.#limited,
     });
   }
 
@@ -153,7 +155,7 @@ export class ExportSync {
   async stop(): Promise<void> {
     this.#stopped = true;
     // releasing removes our handlers at once: no event reaches this sync any more
-    const released = [...this.#held, ...this.#claimSides.values()].map((h) => h.release());
+    const released = [...this.#held.map((h) => h.release()), ...this.#claims.release()];
     await this.#queue.stop();
     await Promise.all(released);
   }
@@ -189,13 +191,7 @@ export class ExportSync {
   /** Why the app cluster's objects (bound or claimed) cannot be listed or watched now, if they cannot. */
   get appError(): string | undefined {
     if (this.#app?.failing) return errorText(this.#app.lastError);
-    for (const [id, held] of this.#claimSides) {
-      const [index = "", side, namespace] = id.split(":");
-      if (side !== "consumer" || !held.informer.failing) continue;
-      const claim = this.ctx.claims[Number(index)];
-      return `claimed ${claim?.resource ?? "objects"} in namespace ${namespace}: ${errorText(held.informer.lastError)}`;
-    }
-    return undefined;
+    return this.#claims.appError();
   }
 
   get queueDepth(): number {
@@ -220,7 +216,7 @@ export class ExportSync {
   #onAppObject(obj: KubeObject): void {
     this.ctx.stage?.("first object queued");
     this.#queue.add(objectKey(obj.metadata.namespace, obj.metadata.name), this.#lane(this.#app));
-    if (obj.metadata.namespace !== undefined) this.#appNamespaceInUse(obj.metadata.namespace);
+    if (obj.metadata.namespace !== undefined) this.#claims.appNamespaceInUse(obj.metadata.namespace);
   }
 
   #onProviderObject(obj: KubeObject, lane = this.#lane(this.#provider)): void {
@@ -255,100 +251,15 @@ export class ExportSync {
     look();
   }
 
-  /**
-   * Runs then once the sync may reach claimed resources in app namespace appNs: at once with a
-   * kubeconfig of full rights, after binding the claims role there for a binding's service account.
-   */
-  #withAppAccess(appNs: string, then: () => void): void {
-    const ensure = this.ctx.ensureAppNamespaceAccess;
-    if (ensure === undefined || this.#appAccess.has(appNs)) {
-      then();
-      return;
-    }
-    const key = `access:${appNs}`;
-    ensure(appNs).then(
-      () => {
-        this.#appAccess.add(appNs);
-        this.#conflicts.delete(key);
-        if (!this.#stopped) then();
-      },
-      (err: unknown) => {
-        const text = `claimed objects of app namespace ${appNs} not synced: ${errorText(err)}`;
-        if (this.#conflicts.get(key) !== text) this.ctx.log.warn({ namespace: appNs }, text);
-        this.#conflicts.set(key, text);
-        setTimeout(() => {
-          if (!this.#stopped) this.#withAppAccess(appNs, then);
-        }, 5000).unref();
-      },
-    );
-  }
-
   /** A mapped provider namespace appeared: watch the claims' objects in it, and in its app namespace. */
   #onProviderNamespace(ns: KubeObject): void {
     const appNs = ns.metadata.labels?.[labels.consumerNamespace];
     if (appNs === undefined) return;
-    const providerNs = ns.metadata.name;
-    this.ctx.claims.forEach((_claim, index) => {
-      this.#watchClaimSide(index, "provider", providerNs, appNs);
-      this.#withAppAccess(appNs, () => this.#watchClaimSide(index, "consumer", appNs, appNs));
-    });
+    this.#claims.providerNamespace(ns.metadata.name, appNs);
     // objects created directly in the namespace before we watched it (the provider informer,
     // acquired after this one, replays its own)
     const lane = this.#lane(this.#namespaces);
     for (const obj of this.#provider?.list(ns.metadata.name) ?? []) this.#onProviderObject(obj, lane);
-  }
-
-  /** An app namespace holds bound objects: watch what the consumer may own in it. */
-  #appNamespaceInUse(appNs: string): void {
-    this.ctx.claims.forEach((claim, index) => {
-      if (watchedInFull(claim).consumer) {
-        this.#withAppAccess(appNs, () => this.#watchClaimSide(index, "consumer", appNs, appNs));
-      }
-    });
-  }
-
-  /**
-   * A claim's objects on one side in one namespace: all of them where an original may start on that
-   * side (claim-ownership.ts), else our copies only, by our labels.
-   */
-  #watchClaimSide(index: number, side: "provider" | "consumer", namespace: string, appNs: string): void {
-    const id = claimSideId(index, side, namespace);
-    const claim = this.ctx.claims[index];
-    if (claim === undefined || this.#claimSides.has(id) || this.#stopped) return;
-    const slot = side === "provider" ? this.ctx.controlWatch?.() : undefined;
-    if (slot instanceof TenantLimitReached) {
-      const waiting = `watches:${appNs}`;
-      const first = !this.#limited.has(waiting);
-      this.#limited.set(waiting, { text: slot.message, at: Date.now() });
-      if (first) this.ctx.log.warn({ namespace: appNs }, slot.message);
-      if (!this.#watchRetries.has(id)) {
-        this.#watchRetries.add(id);
-        setTimeout(() => {
-          this.#watchRetries.delete(id);
-          this.#watchClaimSide(index, side, namespace, appNs);
-        }, conflictRecheckMs).unref();
-      }
-      return;
-    }
-    this.#limited.delete(`watches:${appNs}`);
-    const registry = side === "provider" ? this.#control : this.#appRegistry;
-    const fieldSelector = serverFieldSelector(claim.selector);
-    // copies on the provider side are of consumer-owned originals, and the reverse
-    const copyOf = copyLabelValue(side === "provider" ? "Consumer" : "Provider");
-    const options = watchedInFull(claim)[side]
-      ? { namespace, ...(fieldSelector ? { fieldSelector } : {}) }
-      : { namespace, labelSelector: `${labels.binding}=${this.ctx.binding.uid},${labels.copyOf}=${copyOf}` };
-    const tenant = side === "provider" ? { tenant: this.ctx.binding.namespace } : {};
-    const held = registry.acquire(
-      claimRef(claim),
-      { ...options, ...tenant },
-      this.#onEvent((obj) => this.#queue.add(claimKey(index, appNs, obj.metadata.name))),
-    );
-    const release = () => {
-      slot?.();
-      return held.release();
-    };
-    this.#claimSides.set(id, { informer: held.informer, release });
   }
 
   async #process(key: string): Promise<void> {
@@ -357,7 +268,7 @@ export class ExportSync {
     if (kind === "claim") {
       const [index, where = ""] = splitOnce(rest, ":");
       const [appNs = "", name = ""] = splitOnce(where, "/");
-      await this.#reconcileClaim(Number(index), appNs, name, key);
+      await this.#claims.reconcile(Number(index), appNs, name, key);
     } else {
       if (!this.#app.hasSynced() || !this.#provider.hasSynced() || !this.#namespaces.hasSynced()) {
         this.ctx.stage?.("first object waits for the lists");
@@ -390,68 +301,6 @@ export class ExportSync {
     this.#lastSync = new Date();
     this.ctx.metrics.observe(this.ctx, (performance.now() - started) / 1000);
   }
-
-  async #reconcileClaim(index: number, appNs: string, name: string, key: string): Promise<void> {
-    const claim = this.ctx.claims[index];
-    if (claim === undefined) return;
-    const mapped = providerNamespace(this.ctx.binding.uid, appNs);
-    // a provider namespace mirroring another app namespace is none of appNs's (provider-access.ts refuses it)
-    const marks = this.#namespaces.get(mapped)?.metadata.labels;
-    const mirrors = marks?.[labels.binding] === this.ctx.binding.uid && marks[labels.consumerNamespace] === appNs;
-    const provider = mirrors ? this.#claimSides.get(claimSideId(index, "provider", mapped)) : undefined;
-    const consumer = this.#claimSides.get(claimSideId(index, "consumer", appNs));
-    if (mirrors && provider === undefined) {
-      // its provider namespace's watch waits for room (tenants/limits.ts): nothing seen there proves anything
-      this.#queue.addAfter(key, conflictRecheckMs);
-      return;
-    }
-    if (consumer === undefined) {
-      // the access in the app namespace (or its provider namespace) is not there yet
-      this.#queue.addAfter(key, 1000);
-      return;
-    }
-    const ready = consumer.informer.hasSynced() && this.#app.hasSynced() && this.#namespaces.hasSynced();
-    if (!ready || (provider !== undefined && !provider.informer.hasSynced())) {
-      this.#queue.addAfter(key, 200);
-      return;
-    }
-    const onConsumer = consumer.informer.get(name, appNs);
-    if (!mirrors && onConsumer?.metadata.labels?.[labels.copyOf] === "provider") {
-      // its original's namespace is not appNs's (an earlier version's name, say): nothing proves the original gone
-      this.#queue.addAfter(key, conflictRecheckMs);
-      return;
-    }
-    if (
-      provider === undefined &&
-      onConsumer !== undefined &&
-      onConsumer.metadata.labels?.[labels.copyOf] !== "provider"
-    ) {
-      // an object that may go up, and no provider namespace yet: the bound objects' reconcile creates it
-      this.#queue.addAfter(key, 1000);
-      return;
-    }
-    // No informer for the provider namespace: nothing of the claim there (a deletion asks the API server first).
-    const sides: ClaimSides = {
-      provider: { client: this.ctx.control, get: (n, ns) => provider?.informer.get(n, ns) },
-      consumer: { client: this.ctx.app, get: (n, ns) => consumer.informer.get(n, ns) },
-    };
-    const outcome = await reconcileClaimedObject(this.ctx, claim, sides, appNs, name);
-    if (outcome.conflict === undefined) {
-      this.#conflicts.delete(key);
-    } else {
-      if (this.#conflicts.get(key) !== outcome.conflict) {
-        this.ctx.log.warn({ conflict: outcome.conflict }, "name conflict: not overwriting");
-        this.#conflicts.set(key, outcome.conflict);
-      }
-      // the other object is not watched (not ours): look again later, so its removal ends the conflict
-      this.#queue.addAfter(key, conflictRecheckMs);
-    }
-    if (outcome.result === "written" || outcome.result === "deleted") this.ctx.metrics.synced(this.ctx, "claim");
-  }
-}
-
-function claimSideId(index: number, side: "provider" | "consumer", namespace: string): string {
-  return `${index}:${side}:${namespace}`;
 }
 
 function splitOnce(text: string, separator: string): [string, string | undefined] {
