@@ -11,6 +11,7 @@
 import { readFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import { annotations, finalizer } from "../src/api/naming.ts";
 import {
   KubeApiError,
   KubeClient,
@@ -19,7 +20,6 @@ import {
   resourcePath,
   type WatchEvent,
 } from "../src/kube/client.ts";
-import { annotations, finalizer } from "../src/sync/naming.ts";
 import { loopDelayMs, loopResolutionMs, stats } from "./sync-phases.ts";
 
 const [controlPath, appPath, group, copyNs, workers = "16"] = process.argv.slice(2);

@@ -8,9 +8,9 @@ import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
+import { refs } from "../src/api/resources.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../src/kube/conditions.ts";
-import { refs } from "../src/sync/resources.ts";
 import { type DevCrossplane, stateDir } from "../test/support/dev-crossplane.ts";
 import { devKubeconfig, tool } from "../test/support/tools.ts";
 

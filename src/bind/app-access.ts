@@ -1,13 +1,11 @@
 // What `klutch-bind bind` and the web page do with the app cluster's kubeconfig they are given: use
-// it once, to create the binding's service account and its roles (see sync/app-account.ts), and
+// it once, to create the binding's service account and its roles (see app-access/account.ts), and
 // return a kubeconfig of that account with a short-lived token, the only one stored. The given
 // kubeconfig is never stored. With --print-rbac the same objects are printed instead, for teams
 // who apply them themselves and then bind with the account's own kubeconfig.
 import type { LookupFunction } from "node:net";
 import { parse, stringify } from "yaml";
-import type { PermissionClaim } from "../export/types.ts";
-import { type ClientOptions, KubeApiError, KubeClient, type KubeObject } from "../kube/client.ts";
-import type { ServerAddressPolicy } from "../kube/server-addresses.ts";
+import { refs } from "../api/resources.ts";
 import {
   type AppAccount,
   accountFor,
@@ -15,10 +13,12 @@ import {
   accountObjects,
   defaultTokenSeconds,
   minTokenSeconds,
-} from "../sync/app-account.ts";
-import { appRbac, type BoundExport, ownedBy } from "../sync/app-rbac.ts";
-import { refs } from "../sync/resources.ts";
-import { requestToken } from "../sync/token-renewal.ts";
+} from "../app-access/account.ts";
+import { appRbac, type BoundExport, ownedBy } from "../app-access/rbac.ts";
+import { requestToken } from "../app-access/token-renewal.ts";
+import type { PermissionClaim } from "../export/types.ts";
+import { type ClientOptions, KubeApiError, KubeClient, type KubeObject } from "../kube/client.ts";
+import type { ServerAddressPolicy } from "../kube/server-addresses.ts";
 import type { BindableApi } from "./bindable.ts";
 
 const fieldManager = "klutch-bind";

@@ -1,11 +1,11 @@
 // What an app cluster can bind: one entry per APIServiceExportTemplate on the control plane.
+import { refs } from "../api/resources.ts";
+import { conflictMessage, followed } from "../api/template-choice.ts";
 import { parseClaims } from "../export/claims.ts";
 import { describeClaim } from "../export/describe.ts";
 import { InputError } from "../export/errors.ts";
 import type { PermissionClaim } from "../export/types.ts";
 import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
-import { refs } from "../sync/resources.ts";
-import { conflictMessage, followed } from "../sync/template-choice.ts";
 
 export type BindableApi = {
   /** RESOURCE.GROUP, as --export takes it */

@@ -3,12 +3,8 @@
 // app-access.ts), that account's kubeconfig as a Secret, and klutch-bind's AppClusterBinding
 // (klutch.anynines.com) that names it and the exports.
 import type { LookupFunction } from "node:net";
-import { isDnsLabel } from "../export/decode.ts";
-import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
-import { refusedServerAddress, type ServerAddressPolicy } from "../kube/server-addresses.ts";
-import { type AppAccount, appAccessAnnotation, appAccessServiceAccount } from "../sync/app-account.ts";
-import { specOf } from "../sync/binding-spec.ts";
-import type { RecordedClaim } from "../sync/consent.ts";
+import { specOf } from "../api/binding-spec.ts";
+import type { RecordedClaim } from "../api/consent.ts";
 import {
   kubeconfigForAnnotation,
   kubeconfigSecretLabels,
@@ -16,9 +12,13 @@ import {
   type MarkedBinding,
   markOf,
   remarked,
-} from "../sync/kubeconfig-secret.ts";
-import { labels } from "../sync/naming.ts";
-import { apiVersionOf, refs } from "../sync/resources.ts";
+} from "../api/kubeconfig-secret.ts";
+import { labels } from "../api/naming.ts";
+import { apiVersionOf, refs } from "../api/resources.ts";
+import { type AppAccount, appAccessAnnotation, appAccessServiceAccount } from "../app-access/account.ts";
+import { isDnsLabel } from "../export/decode.ts";
+import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
+import { refusedServerAddress, type ServerAddressPolicy } from "../kube/server-addresses.ts";
 import { grantAppAccess } from "./app-access.ts";
 import type { BindableApi } from "./bindable.ts";
 import type { Decisions } from "./claim-choice.ts";

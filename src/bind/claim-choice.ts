@@ -4,9 +4,9 @@
 // binding's record (spec.exports[].permissionClaims, state Accepted or Rejected).
 import { createHash } from "node:crypto";
 import { createInterface } from "node:readline";
+import type { ClaimState } from "../api/consent.ts";
 import { describeClaim } from "../export/describe.ts";
 import type { PermissionClaim } from "../export/types.ts";
-import type { ClaimState } from "../sync/consent.ts";
 import type { BindableApi } from "./bindable.ts";
 
 /** Per export id, the decision for each of its permissionClaims, in their order. */

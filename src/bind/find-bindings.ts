@@ -1,9 +1,10 @@
 // The bindings the CLI and the web page show and unbind: klutch-bind's AppClusterBinding
 // (klutch.anynines.com, what bind writes) and ours from before it (bind.klutch.dev), which are
 // still served as they are. A kind whose CRD is not installed has none.
+
+import { type BindingKind, bindingKinds, kindOf } from "../api/binding-spec.ts";
+import { refs } from "../api/resources.ts";
 import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
-import { type BindingKind, bindingKinds, kindOf } from "../sync/binding-spec.ts";
-import { refs } from "../sync/resources.ts";
 
 /** klutch-bind's kind first: it is what bind writes. */
 const shownKinds: readonly BindingKind[] = [...bindingKinds].sort((a) =>

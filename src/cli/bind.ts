@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { apiVersionOf } from "../api/resources.ts";
+import { defaultTokenSeconds, minTokenSeconds } from "../app-access/account.ts";
 import { printRbac } from "../bind/app-access.ts";
 import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bindable.ts";
 import { checkAppCluster, checkBindingName, createBinding, recordedClaims } from "../bind/binding.ts";
@@ -14,8 +16,6 @@ import {
 } from "../bind/claim-choice.ts";
 import { explain } from "../bind/explain.ts";
 import { conditionOf } from "../kube/conditions.ts";
-import { defaultTokenSeconds, minTokenSeconds } from "../sync/app-account.ts";
-import { apiVersionOf } from "../sync/resources.ts";
 import { contextFlags, controlPlane } from "./context.ts";
 import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { UsageError } from "./usage.ts";

@@ -1,11 +1,11 @@
 import { parseArgs } from "node:util";
+import { kindOf, specOf } from "../api/binding-spec.ts";
+import { finalizer, labels } from "../api/naming.ts";
+import { refs } from "../api/resources.ts";
 import { isBindingSecret } from "../bind/binding.ts";
 import { explain } from "../bind/explain.ts";
 import { findBindings, groupOf } from "../bind/find-bindings.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
-import { kindOf, specOf } from "../sync/binding-spec.ts";
-import { finalizer, labels } from "../sync/naming.ts";
-import { refs } from "../sync/resources.ts";
 import { contextFlags, controlPlane } from "./context.ts";
 import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { UsageError } from "./usage.ts";

@@ -1,6 +1,8 @@
 // Export by label: an XRD labelled bind.klutch.dev/export=true gets a ServiceExport, kept in step
 // with its bind.klutch.dev/permission-claims annotation, and removed with the label or the XRD.
 import type { Logger } from "pino";
+import { fieldManager, labels, managedByValue } from "../api/naming.ts";
+import { refs } from "../api/resources.ts";
 import { InputError } from "../export/errors.ts";
 import { claimsField, claimsFromAnnotation, exportLabel } from "../export/labelled.ts";
 import { escalationWarning } from "../export/policy.ts";
@@ -16,9 +18,7 @@ import {
 import type { Informer } from "../kube/informer.ts";
 import { EventRecorder, type InvolvedObject } from "./events.ts";
 import type { InformerRegistry } from "./informers.ts";
-import { fieldManager, labels, managedByValue } from "./naming.ts";
 import { WorkQueue } from "./queue.ts";
-import { refs } from "./resources.ts";
 
 const probeRetryMs = 30_000;
 

@@ -2,10 +2,10 @@
 // same event is not repeated within a few minutes; failing to record one is logged, never thrown.
 import { hostname } from "node:os";
 import type { Logger } from "pino";
+import { refs } from "../api/resources.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { kubeTime } from "../kube/time.ts";
-import type { BindingRef } from "./export-context.ts";
-import { refs } from "./resources.ts";
+import type { BindingRef } from "./mirror/export-context.ts";
 
 /** The object an event is about; one without a namespace (an XRD) gets its events in default. */
 export type InvolvedObject = { apiVersion: string; kind: string; name: string; namespace?: string; uid?: string };
@@ -34,7 +34,7 @@ export class EventRecorder {
 
   /**
    * Resolves once the event is recorded, or skipped as a repeat; never rejects. via: the client to
-   * write it with (a binding's fenced one, bindings.ts), default the recorder's.
+   * write it with (a binding's fenced one, binding/controller.ts), default the recorder's.
    */
   warn(object: InvolvedObject, reason: string, message: string, via?: KubeClient): Promise<void> {
     const key = `${object.kind}/${object.namespace ?? ""}/${object.name}/${object.uid ?? ""}/${reason}/${message}`;

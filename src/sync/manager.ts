@@ -2,21 +2,21 @@
 // health and metrics endpoints around them.
 import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
+import { parseBindingKey } from "../api/binding-spec.ts";
+import type { KubeconfigSecretPolicy } from "../api/kubeconfig-secret.ts";
 import type { CacheLimits } from "../kube/cache-budget.ts";
 import type { ClientOptions, KubeClient } from "../kube/client.ts";
 import type { Network } from "../kube/server-addresses.ts";
 import { listen } from "../listen.ts";
 import { withSafeErrors } from "../log.ts";
 import { AutoExportController } from "./auto-export.ts";
-import { parseBindingKey } from "./binding-spec.ts";
-import { BindingController } from "./bindings.ts";
+import { BindingController } from "./binding/controller.ts";
 import { type HealthServer, serveHealth } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
-import type { KubeconfigSecretPolicy } from "./kubeconfig-secret.ts";
-import { LeaderElector, type LeaderOptions } from "./leader.ts";
 import { SyncMetrics } from "./metrics.ts";
-import { ShardCoordinator, type ShardOptions } from "./shards.ts";
-import type { TenantLimitValues } from "./tenant-limits.ts";
+import { LeaderElector, type LeaderOptions } from "./replicas/leader.ts";
+import { ShardCoordinator, type ShardOptions } from "./replicas/shards.ts";
+import type { TenantLimitValues } from "./tenants/limits.ts";
 
 export type SyncOptions = {
   control: KubeClient;

@@ -1,7 +1,7 @@
 // Prometheus metrics of the sync, labelled per binding.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { RequestObservation } from "../kube/client.ts";
-import type { ExportContext } from "./export-context.ts";
+import type { ExportContext } from "./mirror/export-context.ts";
 
 export class SyncMetrics {
   readonly registry = new Registry();

@@ -1,9 +1,10 @@
 // The pages, as pure functions of what the handlers read. Secrets and kubeconfigs never reach
 // them: there is no field to put one in.
+
+import { refs } from "../api/resources.ts";
 import type { BindableApi } from "../bind/bindable.ts";
 import { choicesOf } from "../bind/claim-choice.ts";
 import type { Condition } from "../kube/conditions.ts";
-import { refs } from "../sync/resources.ts";
 import { type Html, html } from "./html.ts";
 
 export type BindingView = {

@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { providerNamespace } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { providerNamespace } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { startCluster, stopCluster } from "../support/cluster.ts";
 import { freshCluster, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";

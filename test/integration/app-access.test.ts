@@ -11,10 +11,9 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { pino } from "pino";
-import { grantAppAccess, printRbac } from "../../src/bind/app-access.ts";
-import type { PermissionClaim } from "../../src/export/types.ts";
-import { KubeApiError, KubeClient, type KubeObject } from "../../src/kube/client.ts";
-import { conditionOf } from "../../src/kube/conditions.ts";
+import { kubeconfigSecretMarks } from "../../src/api/kubeconfig-secret.ts";
+import { providerNamespace } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import {
   accountFor,
   accountObjects,
@@ -22,11 +21,12 @@ import {
   kubeconfigToken,
   tokenAccount,
   tokenTimes,
-} from "../../src/sync/app-account.ts";
-import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
+} from "../../src/app-access/account.ts";
+import { grantAppAccess, printRbac } from "../../src/bind/app-access.ts";
+import type { PermissionClaim } from "../../src/export/types.ts";
+import { KubeApiError, KubeClient, type KubeObject } from "../../src/kube/client.ts";
+import { conditionOf } from "../../src/kube/conditions.ts";
 import { startSync } from "../../src/sync/manager.ts";
-import { providerNamespace } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { accountKubeconfig, serviceAccount } from "../support/accounts.ts";
 import { kubeConfig, onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";

@@ -9,6 +9,8 @@ import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
+import { providerNamespace } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import { listBindable, pickExports } from "../../src/bind/bindable.ts";
 import { createBinding } from "../../src/bind/binding.ts";
 import { decide } from "../../src/bind/claim-choice.ts";
@@ -18,8 +20,6 @@ import { startFunctionServer } from "../../src/function/server.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
 import { type RunningSync, startSync } from "../../src/sync/manager.ts";
-import { providerNamespace } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { xrd } from "../fixtures/xrds.ts";
 import { clientConfig, testClusters } from "../support/clusters.ts";
 import {

@@ -8,9 +8,9 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
+import { providerNamespace } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import { createLogger } from "../../src/log.ts";
-import { providerNamespace } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { lyingList, mutators } from "../support/answer-mutations.ts";
 import { onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";

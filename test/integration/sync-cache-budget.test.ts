@@ -3,11 +3,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
+import { kubeconfigSecretMarks } from "../../src/api/kubeconfig-secret.ts";
+import { providerNamespace } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { startSync } from "../../src/sync/manager.ts";
-import { providerNamespace } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { freshCluster, onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { startLoopingServer } from "../support/hostile-cluster.ts";

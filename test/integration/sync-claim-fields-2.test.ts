@@ -4,11 +4,11 @@
 // without an owner, against real API servers. Nothing the claim does not select crosses.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { labels as ours } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import type { KubeObject, ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { klutchOwnerAnnotation } from "../../src/sync/claim-ownership.ts";
-import { labels as ours } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
+import { klutchOwnerAnnotation } from "../../src/sync/mirror/claim-ownership.ts";
 import { boundWith, secret } from "../support/claim-binding.ts";
 import { eventually } from "../support/eventually.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";

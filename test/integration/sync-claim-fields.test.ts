@@ -3,10 +3,10 @@
 // paths it cannot act on named on the binding. The further fields: sync-claim-fields-2.test.ts.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { labels as ours } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { labels as ours } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { boundWith, secret } from "../support/claim-binding.ts";
 import { eventually } from "../support/eventually.ts";
 import { syncEnv } from "../support/sync-env.ts";

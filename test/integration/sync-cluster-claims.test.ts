@@ -4,8 +4,8 @@
 // being Ready, saying why.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { refs } from "../../src/api/resources.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { boundWith, secret } from "../support/claim-binding.ts";
 import { eventually } from "../support/eventually.ts";
 import { syncEnv } from "../support/sync-env.ts";

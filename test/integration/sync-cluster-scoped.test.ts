@@ -2,14 +2,14 @@
 // objects of the same name never meet on the control plane.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { KubeObject } from "../../src/kube/client.ts";
 import {
   annotations,
   bindingPrefix,
   labels,
   providerClusterScopedName,
   providerNamespace,
-} from "../../src/sync/naming.ts";
+} from "../../src/api/naming.ts";
+import type { KubeObject } from "../../src/kube/client.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { syncEnv } from "../support/sync-env.ts";

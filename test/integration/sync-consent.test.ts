@@ -2,11 +2,11 @@
 // template whose claims grow does not extend a binding until the binding accepts them.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { acceptAll } from "../../src/api/consent.ts";
+import { providerNamespace } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import type { PermissionClaim } from "../../src/export/types.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { acceptAll } from "../../src/sync/consent.ts";
-import { providerNamespace } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { syncEnv } from "../support/sync-env.ts";

@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
+import { refs } from "../../src/api/resources.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { EventRecorder } from "../../src/sync/events.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { clientConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 
 describe("event recorder", () => {

@@ -4,11 +4,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
+import { refs } from "../../src/api/resources.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { BindingController, defaultMaxExportsPerBinding } from "../../src/sync/bindings.ts";
+import { BindingController } from "../../src/sync/binding/controller.ts";
+import { defaultMaxExportsPerBinding } from "../../src/sync/binding/options.ts";
 import { InformerRegistry } from "../../src/sync/informers.ts";
 import { SyncMetrics } from "../../src/sync/metrics.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { onFileDone } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { startVersionOnlyServer } from "../support/hostile-cluster.ts";

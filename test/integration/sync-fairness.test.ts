@@ -3,10 +3,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
+import { kubeconfigSecretMarks } from "../../src/api/kubeconfig-secret.ts";
+import { refs } from "../../src/api/resources.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { startSync } from "../../src/sync/manager.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { freshCluster, onFileDone, testNamespace } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { startHostileServer } from "../support/hostile-cluster.ts";

@@ -3,7 +3,6 @@
 // provider namespace, a provider namespace that mirrors another app namespace.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { KubeObject, ResourceRef } from "../../src/kube/client.ts";
 import {
   annotations,
   bindingPrefix,
@@ -11,8 +10,9 @@ import {
   finalizer,
   labels,
   providerNamespace,
-} from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
+} from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
+import type { KubeObject, ResourceRef } from "../../src/kube/client.ts";
 import { boundWith, secret } from "../support/claim-binding.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";

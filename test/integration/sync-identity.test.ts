@@ -2,11 +2,11 @@
 // binding's mark), never taken from what another binding's cluster says it is.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { annotations, labels, providerNamespace } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { namedOwners } from "../../src/sync/consumer-crd.ts";
-import { annotations, labels, providerNamespace } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
+import { namedOwners } from "../../src/sync/binding/consumer-crd.ts";
 import { freshCluster, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { startAuthProxy } from "../support/hostile-cluster.ts";

@@ -2,10 +2,10 @@
 // it: served like ours, with klutch-bind's conditions, and one owner per app cluster across both.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { kubeconfigSecretMarks } from "../../src/api/kubeconfig-secret.ts";
+import { finalizer, providerNamespace } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
-import { finalizer, providerNamespace } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { dropFinalizers, onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { syncEnv } from "../support/sync-env.ts";

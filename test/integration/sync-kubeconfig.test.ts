@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { refs } from "../../src/api/resources.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { eventually } from "../support/eventually.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 

@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
+import { finalizer, providerNamespace } from "../../src/api/naming.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { startSync } from "../../src/sync/manager.ts";
-import { finalizer, providerNamespace } from "../../src/sync/naming.ts";
 import { onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { startAuthProxy } from "../support/hostile-cluster.ts";

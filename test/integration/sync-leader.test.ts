@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
+import { refs } from "../../src/api/resources.ts";
 import { KubeClient } from "../../src/kube/client.ts";
-import { fenced, NotServedError } from "../../src/sync/fence.ts";
-import { LeaderElector } from "../../src/sync/leader.ts";
-import { refs } from "../../src/sync/resources.ts";
+import { fenced, NotServedError } from "../../src/sync/replicas/fence.ts";
+import { LeaderElector } from "../../src/sync/replicas/leader.ts";
 import { clientConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 

@@ -3,10 +3,10 @@
 // spec.deletionPolicy.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { annotations, finalizer, labels, providerNamespace } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { annotations, finalizer, labels, providerNamespace } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";

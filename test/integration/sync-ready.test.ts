@@ -1,8 +1,8 @@
 // A new binding reports Ready as soon as its exports are in sync, not at the next periodic resync.
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import { refs } from "../../src/api/resources.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { eventually } from "../support/eventually.ts";
 import { syncEnv } from "../support/sync-env.ts";
 

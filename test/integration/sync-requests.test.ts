@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { providerNamespace } from "../../src/sync/naming.ts";
+import { providerNamespace } from "../../src/api/naming.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";

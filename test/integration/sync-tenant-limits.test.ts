@@ -8,13 +8,13 @@ import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { pino } from "pino";
+import { kubeconfigSecretMarks } from "../../src/api/kubeconfig-secret.ts";
+import { labels, providerNamespace } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import { claimsRoleAnnotation } from "../../src/export/plan.ts";
 import { type ClientOptions, KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
-import { kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { type RunningSync, startSync } from "../../src/sync/manager.ts";
-import { labels, providerNamespace } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
 import type { Cluster } from "../support/cluster.ts";
 import {
   clientConfig,

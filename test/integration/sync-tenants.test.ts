@@ -3,10 +3,10 @@
 // one of them (a provider's credentials, another team's kubeconfig) for its binding.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { refs } from "../../src/api/resources.ts";
 import { createBinding } from "../../src/bind/binding.ts";
 import { KubeApiError, KubeClient } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { accountKubeconfig, grant, serviceAccount } from "../support/accounts.ts";
 import { kubeConfig, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";

@@ -1,7 +1,7 @@
 // Service accounts on a test cluster, with tokens from TokenRequest: real users for RBAC tests.
 import { KubeConfig } from "@kubernetes/client-node";
+import { refs } from "../../src/api/resources.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
-import { refs } from "../../src/sync/resources.ts";
 
 export type Account = { name: string; namespace: string; username: string; token: string };
 

@@ -1,9 +1,9 @@
 // A binding of the test API whose template has the given claims (written as klutch-bind users
 // write them), and the Secrets the claim tests copy.
 import assert from "node:assert/strict";
+import { providerNamespace } from "../../src/api/naming.ts";
+import { refs } from "../../src/api/resources.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
-import { providerNamespace } from "../../src/sync/naming.ts";
-import { refs } from "../../src/sync/resources.ts";
 import { uniqueSuffix } from "./clusters.ts";
 import { eventually } from "./eventually.ts";
 import type { SyncEnv } from "./sync-env.ts";

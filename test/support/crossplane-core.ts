@@ -11,10 +11,10 @@ import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_pro
 import { mkdirSync, openSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { refs } from "../../src/api/resources.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf, conditionsOf } from "../../src/kube/conditions.ts";
 import { kubeTime } from "../../src/kube/time.ts";
-import { refs } from "../../src/sync/resources.ts";
 import type { Cluster } from "./cluster.ts";
 import { eventually } from "./eventually.ts";
 import { freePort, waitForPort } from "./net.ts";

@@ -4,9 +4,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { refs } from "../../src/api/resources.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
-import { refs } from "../../src/sync/resources.ts";
 import {
   type Cluster,
   externalCluster,

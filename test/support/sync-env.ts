@@ -3,12 +3,12 @@
 // the sync itself running in this process.
 import { readFileSync } from "node:fs";
 import { type Logger, pino } from "pino";
+import { type KubeconfigSecretPolicy, kubeconfigSecretMarks } from "../../src/api/kubeconfig-secret.ts";
+import { refs } from "../../src/api/resources.ts";
 import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
-import { type KubeconfigSecretPolicy, kubeconfigSecretMarks } from "../../src/sync/kubeconfig-secret.ts";
 import { type RunningSync, startSync } from "../../src/sync/manager.ts";
-import { refs } from "../../src/sync/resources.ts";
 import type { Cluster } from "./cluster.ts";
 import { clientConfig, ignoreNotFound, onFileDone, testClusters, testNamespace, uniqueSuffix } from "./clusters.ts";
 import { eventually } from "./eventually.ts";

@@ -4,8 +4,6 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
 import { parse } from "yaml";
-import type { PermissionClaim } from "../../src/export/types.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
 import {
   accountFor,
   accountKubeconfig,
@@ -15,9 +13,11 @@ import {
   tokenAccount,
   tokenTimes,
   withToken,
-} from "../../src/sync/app-account.ts";
-import { appRbac, claimsRoleBinding, claimsRules, mainRules } from "../../src/sync/app-rbac.ts";
-import { type RenewalOutcome, renewIfDue } from "../../src/sync/token-renewal.ts";
+} from "../../src/app-access/account.ts";
+import { appRbac, claimsRoleBinding, claimsRules, mainRules } from "../../src/app-access/rbac.ts";
+import { type RenewalOutcome, renewIfDue } from "../../src/app-access/token-renewal.ts";
+import type { PermissionClaim } from "../../src/export/types.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 
 const jwt = (payload: Record<string, unknown>) =>
   `${Buffer.from('{"alg":"RS256"}').toString("base64url")}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}.sig`;

@@ -1,7 +1,6 @@
 // Which Secrets may hold a binding's kubeconfig, under each --kubeconfig-secrets policy.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { KubeObject } from "../../src/kube/client.ts";
 import {
   kubeconfigForAnnotation,
   kubeconfigSecretMarks,
@@ -9,7 +8,8 @@ import {
   markedForOnly,
   notMarkedFor,
   remarked,
-} from "../../src/sync/kubeconfig-secret.ts";
+} from "../../src/api/kubeconfig-secret.ts";
+import type { KubeObject } from "../../src/kube/client.ts";
 
 const secret = (namespace: string, marks: Partial<KubeObject["metadata"]> = {}): KubeObject => ({
   apiVersion: "v1",

@@ -11,8 +11,8 @@ import { pino } from "pino";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { intern, lastAppliedAnnotation, leanObject, withoutManagedFields } from "../../src/kube/lean.ts";
 import { InformerRegistry } from "../../src/sync/informers.ts";
+import { compareVersions, RecentWrites } from "../../src/sync/mirror/recent-writes.ts";
 import { WorkQueue } from "../../src/sync/queue.ts";
-import { compareVersions, RecentWrites } from "../../src/sync/recent-writes.ts";
 import { eventually } from "../support/eventually.ts";
 
 const widgets: ResourceRef = { group: "example.com", version: "v1", resource: "widgets", namespaced: true };

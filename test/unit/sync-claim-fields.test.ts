@@ -2,15 +2,15 @@
 // crosses from original to copy and back.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { annotations } from "../../src/api/naming.ts";
 import { notActedOn } from "../../src/export/claim-behaviour.ts";
 import { parseClaims } from "../../src/export/claims.ts";
 import { describeClaim } from "../../src/export/describe.ts";
 import { overlay, parseJsonPath } from "../../src/export/json-path.ts";
 import type { PermissionClaim } from "../../src/export/types.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
-import { copyContent, writtenBack } from "../../src/sync/claim-merge.ts";
-import { decideOwnership, klutchOwnerAnnotation, watchedInFull } from "../../src/sync/claim-ownership.ts";
-import { annotations } from "../../src/sync/naming.ts";
+import { copyContent, writtenBack } from "../../src/sync/mirror/claim-merge.ts";
+import { decideOwnership, klutchOwnerAnnotation, watchedInFull } from "../../src/sync/mirror/claim-ownership.ts";
 
 function claim(extra: Record<string, unknown> = {}, selector: Record<string, unknown> = {}): PermissionClaim {
   const [parsed] = parseClaims([{ resource: "secrets", version: "v1", selector, ...extra }], "claims");

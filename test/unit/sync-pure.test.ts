@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { aggregatedRoles } from "../../src/api/aggregated-roles.ts";
+import { acceptAll, consent, parseRecorded } from "../../src/api/consent.ts";
+import { bindingPrefix, providerClusterScopedName, providerNamespace } from "../../src/api/naming.ts";
 import { parseClaims } from "../../src/export/claims.ts";
 import { describeClaim } from "../../src/export/describe.ts";
 import { parseFieldSelector } from "../../src/export/field-selector.ts";
 import type { ClaimSelector } from "../../src/export/types.ts";
-import { ownership, refusal } from "../../src/sync/cluster-owners.ts";
-import { acceptAll, consent, parseRecorded } from "../../src/sync/consent.ts";
-import { aggregatedRoles, consumerCrd } from "../../src/sync/consumer-crd.ts";
-import { bindingPrefix, providerClusterScopedName, providerNamespace } from "../../src/sync/naming.ts";
-import { claimSelects, matchesLabels, serverFieldSelector } from "../../src/sync/selector.ts";
+import { ownership, refusal } from "../../src/sync/binding/cluster-owners.ts";
+import { consumerCrd } from "../../src/sync/binding/consumer-crd.ts";
+import { claimSelects, matchesLabels, serverFieldSelector } from "../../src/sync/mirror/selector.ts";
 
 describe("provider names", () => {
   it("map one app namespace to one provider namespace per binding, readable and valid", () => {
@@ -134,7 +135,7 @@ describe("the consumer CRD", () => {
 
 describe("cluster-local objects", () => {
   it("are never claimed: each cluster's root CA configmap and service account tokens", async () => {
-    const { clusterLocal } = await import("../../src/sync/claimed-objects.ts");
+    const { clusterLocal } = await import("../../src/sync/mirror/claimed-objects.ts");
     const meta = (name: string) => ({ name, namespace: "n" });
     assert.equal(clusterLocal({ apiVersion: "v1", kind: "ConfigMap", metadata: meta("kube-root-ca.crt") }), true);
     assert.equal(

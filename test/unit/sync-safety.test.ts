@@ -3,19 +3,19 @@
 // namespace, and the sync's own identity asked again after a failure.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseClaims } from "../../src/export/claims.ts";
-import { boundedName } from "../../src/export/names.ts";
-import type { PermissionClaim } from "../../src/export/types.ts";
-import type { KubeClient, KubeObject } from "../../src/kube/client.ts";
-import { decideOwnership } from "../../src/sync/claim-ownership.ts";
 import {
   annotations,
   bindingPrefix,
   earlierProviderNamespace,
   providerClusterScopedName,
   providerNamespace,
-} from "../../src/sync/naming.ts";
-import { ProviderAccess } from "../../src/sync/provider-access.ts";
+} from "../../src/api/naming.ts";
+import { parseClaims } from "../../src/export/claims.ts";
+import { boundedName } from "../../src/export/names.ts";
+import type { PermissionClaim } from "../../src/export/types.ts";
+import type { KubeClient, KubeObject } from "../../src/kube/client.ts";
+import { decideOwnership } from "../../src/sync/mirror/claim-ownership.ts";
+import { ProviderAccess } from "../../src/sync/tenants/provider-access.ts";
 
 function claim(extra: Record<string, unknown> = {}, selector: Record<string, unknown> = {}): PermissionClaim {
   const [parsed] = parseClaims([{ resource: "secrets", version: "v1", selector, ...extra }], "claims");

@@ -4,9 +4,10 @@ import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
+import { bindingKey } from "../../src/api/binding-spec.ts";
 import { KubeApiError, KubeClient, type KubeObject } from "../../src/kube/client.ts";
-import { bindingKey } from "../../src/sync/binding-spec.ts";
-import { fenced, NotServedError } from "../../src/sync/fence.ts";
+import { fenced, NotServedError } from "../../src/sync/replicas/fence.ts";
+import { newIdentity } from "../../src/sync/replicas/membership.ts";
 import {
   isLive,
   type MemberLease,
@@ -17,8 +18,8 @@ import {
   rejoinAfterMs,
   renewDeadlineMs,
   type ShardView,
-} from "../../src/sync/shard-assignment.ts";
-import { newIdentity, ShardCoordinator } from "../../src/sync/shards.ts";
+} from "../../src/sync/replicas/shard-assignment.ts";
+import { ShardCoordinator } from "../../src/sync/replicas/shards.ts";
 import { eventually } from "../support/eventually.ts";
 import { loopbackKubeconfig } from "../support/hostile-cluster.ts";
 

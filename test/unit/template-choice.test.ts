@@ -2,8 +2,8 @@
 // selecting its API; two or more at the same rank are refused, in whatever order a cache lists them.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { exportTemplate, templateApi } from "../../src/api/template-choice.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
-import { exportTemplate, templateApi } from "../../src/sync/template-choice.ts";
 
 const template = (namespace: string, name: string, selector: Record<string, unknown> | undefined): KubeObject => ({
   apiVersion: "example-backend.klutch.anynines.com/v1alpha1",

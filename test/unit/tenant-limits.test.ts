@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ShareTimeout, TenantShare } from "../../src/kube/tenant-share.ts";
-import { TenantLimitReached, TenantLimits } from "../../src/sync/tenant-limits.ts";
+import { TenantLimitReached, TenantLimits } from "../../src/sync/tenants/limits.ts";
 
 describe("tenant limits", () => {
   it("admits provider namespaces up to the limit, counting those being made, and names the flag beyond", () => {
