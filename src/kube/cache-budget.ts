@@ -3,7 +3,7 @@
 // and changes nothing, so a server that sends endless objects fills a budget, never the process.
 // Lists count as they are read, chunk by chunk (startList): a list that would pass the budget
 // ends there, before its pages pile up in memory.
-import type { ListCeiling } from "./list-ceiling.ts";
+import { type ListCeiling, mib } from "./list-ceiling.ts";
 
 /** An informer's list or watch would take its budget past its limit. */
 export class CacheFullError extends Error {
@@ -17,8 +17,6 @@ export type CacheLimits = { maxObjects: number; maxBytes: number };
 
 /** The bytes of one list being read: take() as they arrive, release() once it is done (whatever its outcome). */
 export type ListCharge = { take: (bytes: number) => void; release: () => void };
-
-const mib = (n: number) => `${Math.ceil(n / 1024 / 1024)} MiB`;
 
 export class CacheBudget {
   readonly limits: CacheLimits;

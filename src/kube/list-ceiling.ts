@@ -5,6 +5,9 @@
 // so one tenant's lists cannot keep every other tenant's from being read.
 import { getHeapStatistics } from "node:v8";
 
+/** Bytes for a message, in MiB rounded up: "8 MiB". */
+export const mib = (n: number): string => `${Math.ceil(n / 1024 / 1024)} MiB`;
+
 /** A list's bytes would take the lists being read past the ceiling. */
 export class ListCeilingError extends Error {
   constructor(message: string) {
@@ -47,7 +50,6 @@ export class ListCeiling {
    * ListCeilingError, taking nothing, past the ceiling or past half of it for one namespace.
    */
   take(bytes: number, namespaceBytes: number): void {
-    const mib = (n: number) => `${Math.ceil(n / 1024 / 1024)} MiB`;
     if (this.#bytes + bytes > this.maxBytes) {
       throw new ListCeilingError(
         `the lists being read from app clusters would hold more than ${mib(this.maxBytes)} together ` +

@@ -45,6 +45,12 @@ export class SyncMetrics {
     buckets: [0.0001, 0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30],
     registers: [this.registry],
   });
+  readonly #bindingReconciles = new Counter({
+    name: "klutch_bind_binding_reconciles_total",
+    help: "Reconciles of a binding this process finished, failed ones too, by binding (namespace/name).",
+    labelNames: ["binding"],
+    registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({
     name: "klutch_bind_queue_depth",
     help: "Keys waiting in the work queue of a bound export.",
@@ -99,6 +105,10 @@ export class SyncMetrics {
 
   synced(ctx: Pick<ExportContext, "binding" | "ref">, direction: "spec" | "status" | "claim"): void {
     this.#synced.inc({ ...SyncMetrics.labels(ctx), direction });
+  }
+
+  reconciledBinding(binding: { namespace: string; name: string }): void {
+    this.#bindingReconciles.inc({ binding: `${binding.namespace}/${binding.name}` });
   }
 
   failed(ctx: Pick<ExportContext, "binding" | "ref">): void {

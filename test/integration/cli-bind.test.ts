@@ -6,7 +6,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { consent, parseRecorded } from "../../src/api/consent.ts";
 import { finalizer, labels, providerNamespace } from "../../src/api/naming.ts";
@@ -348,10 +347,10 @@ describe("klutch-bind bind: accepting and rejecting each claim", () => {
       metadata: { name: "db-credentials", namespace: pns },
       data: { password: Buffer.from("s3cret").toString("base64") },
     });
+    // made after the configmap: once its copy is down, the claims the sync runs have seen the configmap
     await eventually("the accepted claim's secret comes down", async () =>
       assert.ok(await env.appClient.get(refs.secrets, "db-credentials", ns)),
     );
-    await sleep(2000);
     assert.equal(
       await env.controlClient.get(refs.configMaps, "app-settings", pns),
       undefined,

@@ -17,6 +17,7 @@ import { grantAppAccess } from "../../src/bind/app-access.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
 import { dropFinalizers, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
+import { klutchBinding, markedKubeconfigSecret } from "../support/klutch-binding.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -24,7 +25,7 @@ const run = promisify(execFile);
 
 /** The victim: klutch-bind's AppClusterBinding NAME and its Secret, as bind writes them (a service account's token). */
 async function victim(env: SyncEnv, name: string) {
-  const { controlClient, appClient, bindingNamespace: ns } = env;
+  const { appClient, bindingNamespace: ns } = env;
   await env.template([]);
   const granted = await grantAppAccess(env.appKubeconfig, {
     bindingNamespace: ns,
@@ -36,26 +37,11 @@ async function victim(env: SyncEnv, name: string) {
     await removeAppAccount(appClient, granted.account);
   });
   const marks = kubeconfigSecretMarks({ group: refs.klutchBindings.group, namespace: ns, name });
-  await controlClient.create(refs.secrets, {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: {
-      name: `${name}-kubeconfig`,
-      namespace: ns,
-      labels: marks.labels,
-      annotations: { ...marks.annotations, [appAccessAnnotation]: appAccessServiceAccount },
-    },
-    data: { kubeconfig: Buffer.from(granted.kubeconfig).toString("base64") },
+  await markedKubeconfigSecret(env, name, granted.kubeconfig, {
+    labels: marks.labels,
+    annotations: { ...marks.annotations, [appAccessAnnotation]: appAccessServiceAccount },
   });
-  await controlClient.create(refs.klutchBindings, {
-    apiVersion: "klutch.anynines.com/v1alpha1",
-    kind: "AppClusterBinding",
-    metadata: { name, namespace: ns },
-    spec: {
-      kubeconfigSecretRef: { name: `${name}-kubeconfig`, namespace: ns, key: "kubeconfig" },
-      apiExports: [{ group: env.ref.group, resource: env.ref.resource }],
-    },
-  });
+  await klutchBinding(env, name);
   await env.ready(name);
   return granted.account;
 }
@@ -132,26 +118,11 @@ describe("a Secret with the old mark (NAME, before marks named the kind)", () =>
     const { controlClient, bindingNamespace: ns } = env;
     await env.template([]);
     const name = `upgraded-${uniqueSuffix()}`;
-    await controlClient.create(refs.secrets, {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: {
-        name: `${name}-kubeconfig`,
-        namespace: ns,
-        labels: { "app.kubernetes.io/managed-by": "klutch-bind" },
-        annotations: { [kubeconfigForAnnotation]: name },
-      },
-      data: { kubeconfig: Buffer.from(env.appKubeconfig).toString("base64") },
+    await markedKubeconfigSecret(env, name, env.appKubeconfig, {
+      labels: { "app.kubernetes.io/managed-by": "klutch-bind" },
+      annotations: { [kubeconfigForAnnotation]: name },
     });
-    await controlClient.create(refs.klutchBindings, {
-      apiVersion: "klutch.anynines.com/v1alpha1",
-      kind: "AppClusterBinding",
-      metadata: { name, namespace: ns },
-      spec: {
-        kubeconfigSecretRef: { name: `${name}-kubeconfig`, namespace: ns, key: "kubeconfig" },
-        apiExports: [{ group: env.ref.group, resource: env.ref.resource }],
-      },
-    });
+    await klutchBinding(env, name);
     onFileDone(async () => {
       await removeAppAccount(env.appClient, accountFor(ns, name));
       await dropFinalizers(controlClient, refs.klutchBindings, name, ns);

@@ -12,7 +12,7 @@ import {
 import type { KubeObject } from "../../src/kube/client.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { syncEnv } from "../support/sync-env.ts";
+import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 
 describe("a cluster-scoped export", () => {
   it("copies spec up under a per-binding prefix, status down, and deletes through it", async () => {
@@ -48,6 +48,27 @@ describe("a cluster-scoped export", () => {
   });
 });
 
+/**
+ * Gives the copy a status and waits until it reached the consumer object: the sync reconciled
+ * that object again after its copy was made (a reconcile that rewrote or re-created the copy
+ * has then run too). Resolves with the copy's resourceVersion after that status write.
+ */
+async function reconciledAfterStatus(
+  env: SyncEnv,
+  copy: KubeObject | undefined,
+  name: string,
+  namespace?: string,
+): Promise<string | undefined> {
+  assert.ok(copy);
+  const endpoint = `marker-${uniqueSuffix()}`;
+  const marked = await env.controlClient.updateStatus(env.ref, { ...copy, status: { endpoint } });
+  await eventually("the copy's status reached the consumer", async () => {
+    const consumer = await env.appClient.get(env.ref, name, namespace);
+    assert.equal((consumer?.status as { endpoint?: string } | undefined)?.endpoint, endpoint);
+  });
+  return marked.metadata.resourceVersion;
+}
+
 describe("names at the length limit", () => {
   // 253 characters, a valid DNS subdomain: four labels of 62 and one of 1
   const longName = (seed: string) =>
@@ -72,10 +93,10 @@ describe("names at the length limit", () => {
       copy = await env.controlClient.get(env.ref, copyName);
       assert.equal(copy?.metadata.annotations?.[annotations.consumerName], name);
     });
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const marked = await reconciledAfterStatus(env, copy, name);
     const later = await env.controlClient.get(env.ref, copyName);
     assert.equal(later?.metadata.uid, copy?.metadata.uid, "the same copy, never deleted and re-created");
-    assert.equal(later?.metadata.resourceVersion, copy?.metadata.resourceVersion, "and not written again");
+    assert.equal(later?.metadata.resourceVersion, marked, "and not written again but for the test's status");
     await env.appClient.delete(env.ref, name);
     await eventually("gone with its consumer", async () =>
       assert.equal(await env.controlClient.get(env.ref, copyName), undefined),
@@ -95,9 +116,9 @@ describe("names at the length limit", () => {
       copy = await env.controlClient.get(env.ref, name, where);
       assert.equal(copy?.metadata.annotations?.[annotations.consumerNamespace], ns);
     });
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const marked = await reconciledAfterStatus(env, copy, name, ns);
     const later = await env.controlClient.get(env.ref, name, where);
     assert.equal(later?.metadata.uid, copy?.metadata.uid);
-    assert.equal(later?.metadata.resourceVersion, copy?.metadata.resourceVersion);
+    assert.equal(later?.metadata.resourceVersion, marked);
   });
 });

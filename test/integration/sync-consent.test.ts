@@ -75,7 +75,17 @@ describe("templates and consent", () => {
       assert.match(claims?.message ?? "", /configmaps\.core \(owner Consumer\)/);
       assert.equal(conditionOf(read, "Ready")?.status, "True", "what was accepted still syncs");
     });
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // a Secret of the accepted claim, made after the ConfigMap, comes down: the claims the sync
+    // runs now have seen later changes than the ConfigMap
+    await env.controlClient.create(refs.secrets, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "consent-probe", namespace: pns },
+      stringData: { probe: "1" },
+    });
+    await eventually("the accepted claim still syncs", async () =>
+      assert.ok(await env.appClient.get(refs.secrets, "consent-probe", ns)),
+    );
     assert.equal(await env.controlClient.get(refs.configMaps, "app-settings", pns), undefined, "not synced unaccepted");
 
     // accepting it (as klutch-bind bind or the web page would record it)

@@ -16,6 +16,7 @@ import type { KubeObject, ResourceRef } from "../../src/kube/client.ts";
 import { boundWith, secret } from "../support/claim-binding.ts";
 import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
+import { objectReconciles, objectsReconciled } from "../support/sync-counts.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 
 function text(obj: KubeObject | undefined, key: string): string | undefined {
@@ -32,6 +33,28 @@ async function conflictsOf(env: SyncEnv, binding: string): Promise<string[]> {
 async function eventsOf(env: SyncEnv): Promise<string[]> {
   const events = await env.controlClient.list(refs.events, { namespace: env.bindingNamespace });
   return events.items.filter((e) => e.reason === "NameConflict").map((e) => String(e.message));
+}
+
+/**
+ * Touches each app object (an annotation: a change the sync looks at and writes nothing for) the
+ * given number of times, waiting each time until the sync finished as many more reconciles of the
+ * binding's objects as there are objects.
+ */
+async function reconcilesAfterTouching(
+  env: SyncEnv,
+  binding: string,
+  objects: Array<[ResourceRef, string, string]>,
+  times = 1,
+): Promise<void> {
+  for (let round = 1; round <= times; round++) {
+    const from = await objectReconciles(env, binding);
+    for (const [ref, namespace, name] of objects) {
+      await env.appClient.mergePatch(ref, name, namespace, {
+        metadata: { annotations: { "test.klutch-bind/touched": String(round) } },
+      });
+    }
+    await objectsReconciled(env, binding, from, objects.length);
+  }
 }
 
 describe("a forged transferred-from annotation", () => {
@@ -104,7 +127,7 @@ describe("a forged transferred-from annotation", () => {
     await env.controlClient.create(refs.secrets, secret(pns, "db-conn", { password: "provider's" }));
     const before = await forge(env, "forged-adopting", refs.secrets, ns, pns, "db-conn");
     // a few reconciles more: the verdict was once "delete at once"
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await reconcilesAfterTouching(env, "forged-adopting", [[refs.secrets, ns, "db-conn"]], 2);
     assertUntouched(await env.controlClient.get(refs.secrets, "db-conn", pns), before);
     const tenant = await env.appClient.get(refs.secrets, "db-conn", ns);
     assert.equal(text(tenant, "password"), "tenant's", "the tenant's object is left alone too");
@@ -226,8 +249,12 @@ describe("one provider namespace per app namespace", () => {
         JSON.stringify(messages),
       );
     });
-    // a few reconciles more
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // a few reconciles more, of each object
+    await reconcilesAfterTouching(env, "taken", [
+      [env.ref, ns, "db"],
+      [env.ref, ns, "fresh"],
+      [refs.secrets, ns, "creds"],
+    ]);
     const now = await env.controlClient.get(env.ref, "db", pns);
     assert.equal(now?.metadata.resourceVersion, copy.metadata.resourceVersion, "the other's copy is not written");
     const creds = await env.controlClient.get(refs.secrets, "creds", pns);
@@ -241,7 +268,13 @@ describe("one provider namespace per app namespace", () => {
       assert.equal(await env.appClient.get(env.ref, "db", ns), undefined);
       assert.equal(await env.appClient.get(env.ref, "fresh", ns), undefined);
     });
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // an object made after the deletions, on the same watch and queue, is copied: their events were
+    // taken before it
+    const later = `later-${uniqueSuffix()}`;
+    await env.appObject(later, "probe");
+    await eventually("a later object is copied", async () =>
+      assert.ok(await env.controlClient.get(env.ref, "probe", providerNamespace(uid, later))),
+    );
     const kept = await env.controlClient.get(env.ref, "db", pns);
     assert.ok(kept && kept.metadata.deletionTimestamp === undefined, "the other's copy is not deleted");
     const keptCreds = await env.controlClient.get(refs.secrets, "creds", pns);

@@ -83,7 +83,15 @@ describe("klutch-bind's claim selectors", () => {
       assert.ok(await env.appClient.get(refs.secrets, "selected-as-shared", ns));
       assert.ok(await env.controlClient.get(refs.configMaps, "app-config", pns));
     });
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // later changes of what is selected, on the same watches: once they are synced, the sync has
+    // seen the objects made before them
+    await env.controlClient.create(refs.secrets, secret(pns, "selected-later", { "example.com/role": "credentials" }));
+    await env.appClient.mergePatch(refs.configMaps, "app-config", ns, { data: { name: "app-config", later: "yes" } });
+    await eventually("the later changes arrive", async () => {
+      assert.ok(await env.appClient.get(refs.secrets, "selected-later", ns));
+      const copy = await env.controlClient.get(refs.configMaps, "app-config", pns);
+      assert.equal((copy?.data as Record<string, string> | undefined)?.later, "yes");
+    });
     for (const name of ["other-role", "no-labels", "tls-credentials"]) {
       assert.equal(await env.appClient.get(refs.secrets, name, ns), undefined, `${name} never reaches the app cluster`);
     }

@@ -16,10 +16,10 @@ import { parseKubeconfig } from "../../src/kube/kubeconfig.ts";
 import { BindingController } from "../../src/sync/binding/controller.ts";
 import { InformerRegistry } from "../../src/sync/informers.ts";
 import { SyncMetrics } from "../../src/sync/metrics.ts";
-import { clientConfig, ignoreNotFound, onFileDone, uniqueSuffix } from "../support/clusters.ts";
+import { clientConfig, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { startAuthProxy } from "../support/hostile-cluster.ts";
-import { exportedCrd, syncEnv } from "../support/sync-env.ts";
+import { dropExportedApi, exportedCrd, syncEnv } from "../support/sync-env.ts";
 
 /** A binding controller serving ns on control, as a replica that serves its bindings until it lets go of them. */
 function startReplica(
@@ -65,19 +65,7 @@ describe("a binding's own writes on a replica of several", () => {
     const group = `f${uniqueSuffix()}.klutch-bind.test`;
     const dropped: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced: true };
     await env.controlClient.apply(refs.crds, exportedCrd(group, "Namespaced"), "test", true);
-    onFileDone(async () => {
-      for (const client of [env.appClient, env.controlClient]) {
-        const objects = await client.list(dropped).catch((err: unknown) => {
-          ignoreNotFound(err);
-          return { items: [] };
-        });
-        for (const obj of objects.items) {
-          if (obj.metadata.finalizers?.length)
-            await client.update(dropped, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
-        }
-        await client.delete(refs.crds, `postgresqlinstances.${group}`);
-      }
-    });
+    onFileDone(() => dropExportedApi([env.appClient, env.controlClient], dropped));
     await env.controlClient.apply(
       refs.templates,
       {

@@ -6,30 +6,29 @@
 // Runs the replicas without --namespace (two tenants' namespaces): on a private pair of clusters
 // when KLB_TEST_CONTROL_KUBECONFIG is unset.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { kubeconfigSecretMarks } from "../../src/api/kubeconfig-secret.ts";
 import { refs } from "../../src/api/resources.ts";
-import type { ResourceRef } from "../../src/kube/client.ts";
-import { isEstablished } from "../../src/kube/conditions.ts";
 import { ownerOf } from "../../src/sync/replicas/shard-assignment.ts";
-import { ignoreNotFound, onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
+import { onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { startVersionOnlyServer } from "../support/hostile-cluster.ts";
 import { stopProcess, testSyncFlags } from "../support/processes.ts";
-import { exportedCrd, syncEnv } from "../support/sync-env.ts";
-import { repoRoot } from "../support/tools.ts";
+import {
+  type BoundApi,
+  bindApis,
+  exportApis,
+  type Replica,
+  startReplica,
+  watchServedBy,
+} from "../support/shard-replicas.ts";
+import { syncEnv } from "../support/sync-env.ts";
 
 const leaseSeconds = 10;
 const graceSeconds = 30; // the pod's terminationGracePeriodSeconds
 const goodCount = 12;
 const slowCount = 10;
 const slowExports = 30;
-
-type Replica = { child: ChildProcess; identity: Promise<string> };
 
 describe("a shard hand-over with a slow tenant", () => {
   it("moves another team's bindings within one lease duration on a join and on SIGTERM, and SIGTERM ends within the grace period", async () => {
@@ -41,105 +40,32 @@ describe("a shard hand-over with a slow tenant", () => {
     const suffix = uniqueSuffix();
 
     // the other team: one exported API per binding (one binding per app cluster and API)
-    const apis: Array<{ ref: ResourceRef; binding: string }> = Array.from({ length: goodCount }, (_, i) => ({
+    const apis: BoundApi[] = Array.from({ length: goodCount }, (_, i) => ({
       ref: {
         group: `h${i}-${suffix}.klutch-bind.test`,
         version: "v1",
         resource: "postgresqlinstances",
         namespaced: true,
       },
+      template: `team-${String(i).padStart(2, "0")}`,
       binding: `team-${String(i).padStart(2, "0")}`,
     }));
-    onFileDone(async () => {
-      for (const { ref } of apis) {
-        for (const client of [env.appClient, env.controlClient]) {
-          const objects = await client.list(ref).catch((err: unknown) => {
-            ignoreNotFound(err);
-            return { items: [] };
-          });
-          for (const obj of objects.items) {
-            if (obj.metadata.finalizers?.length)
-              await client.update(ref, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
-          }
-          await client.delete(refs.crds, `postgresqlinstances.${ref.group}`);
-        }
-      }
-    });
-    await Promise.all(
-      apis.map(async ({ ref, binding }) => {
-        await env.controlClient.apply(refs.crds, exportedCrd(ref.group, "Namespaced"), "test", true);
-        await env.controlClient.apply(
-          refs.templates,
-          {
-            apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
-            kind: "APIServiceExportTemplate",
-            metadata: { name: binding, namespace: ns },
-            spec: {
-              APIServiceSelector: { group: ref.group, resource: ref.resource, version: "v1" },
-              permissionClaims: [],
-            },
-          },
-          "test",
-          true,
-        );
-      }),
-    );
-    await eventually("exported CRDs established", async () => {
-      for (const { ref } of apis) {
-        assert.ok(isEstablished(await env.controlClient.get(refs.crds, `postgresqlinstances.${ref.group}`)));
-      }
-    });
+    await exportApis(env, apis);
 
-    const start = (name: string): Replica => {
-      const child = spawn(
-        process.execPath,
-        [
-          join(repoRoot, "src/cli/main.ts"),
-          "sync",
-          "--kubeconfig",
-          env.control.kubeconfigPath,
-          "--template-namespace",
-          ns,
-          "--shards",
-          "auto",
-          "--leader-election-namespace",
-          ns,
-          "--lease-duration",
-          String(leaseSeconds),
-          ...testSyncFlags,
-          "--status-interval",
-          "2",
-        ],
-        { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POD_NAME: name } },
-      );
-      const identity = new Promise<string>((resolve, reject) => {
-        createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-          const entry = JSON.parse(line) as { msg?: string; shard?: string };
-          if (entry.msg === "shard member") resolve(entry.shard ?? "");
-        });
-        child.once("exit", (code) => reject(new Error(`${name} exited (${code}) before it joined`)));
-      });
-      identity.catch(() => undefined);
-      onFileDone(() => stopProcess(child));
-      return { child, identity };
-    };
+    const start = (name: string): Replica =>
+      startReplica(env, name, [
+        "--template-namespace",
+        ns,
+        "--lease-duration",
+        String(leaseSeconds),
+        ...testSyncFlags,
+        "--status-interval",
+        "2",
+      ]);
 
     const a = start("replica-a");
     const idA = await a.identity;
-    const uids = new Map<string, string>();
-    for (const { ref, binding } of apis) {
-      await env.kubeconfigSecret(binding, env.appKubeconfig);
-      const created = await env.controlClient.create(refs.bindings, {
-        apiVersion: "bind.klutch.dev/v1alpha1",
-        kind: "AppClusterBinding",
-        metadata: { name: binding, namespace: ns },
-        spec: {
-          kubeconfigSecretRef: { name: `${binding}-kubeconfig` },
-          exports: [{ group: ref.group, resource: ref.resource }],
-        },
-      });
-      uids.set(binding, created.metadata.uid ?? "");
-    }
+    const uids = await bindApis(env, apis);
     // the slow tenant: 30 exports per binding, on a cluster that never answers but /version
     const slowUids: string[] = [];
     for (let i = 0; i < slowCount; i++) {
@@ -170,25 +96,14 @@ describe("a shard hand-over with a slow tenant", () => {
     }
 
     // the first time each of the team's bindings showed each replica as its server
-    const firstServed = new Map<string, number>();
-    const polling = new AbortController();
-    onFileDone(async () => polling.abort());
-    const polled = (async () => {
-      while (!polling.signal.aborted) {
-        const listed = await env.controlClient.list(refs.bindings, { namespace: ns });
-        for (const b of listed.items) {
-          const servedBy = (b.status as { servedBy?: string } | undefined)?.servedBy;
-          const seen = `${b.metadata.name}/${servedBy}`;
-          if (servedBy !== undefined && !firstServed.has(seen)) firstServed.set(seen, Date.now());
-        }
-        await sleep(200);
-      }
-    })();
+    const served = await watchServedBy(env);
+    const firstServedBy = (binding: string, id: string) =>
+      served.writes.get(binding)?.find((w) => w.servedBy === id)?.at;
     const servedBy = (bindings: string[], id: string, what: string, timeoutMs: number) =>
       eventually(
         what,
         () => {
-          const waiting = bindings.filter((b) => !firstServed.has(`${b}/${id}`));
+          const waiting = bindings.filter((b) => firstServedBy(b, id) === undefined);
           assert.deepEqual(waiting, []);
         },
         timeoutMs,
@@ -210,7 +125,7 @@ describe("a shard hand-over with a slow tenant", () => {
       `moved: ${moved.length} of the team, ${slowMoved.length} slow`,
     );
     await servedBy(moved, idB, "the moved share of the team served by the new replica", 120_000);
-    const joinGapMs = Math.max(...moved.map((name) => (firstServed.get(`${name}/${idB}`) ?? 0) - joinedAt));
+    const joinGapMs = Math.max(...moved.map((name) => (firstServedBy(name, idB) ?? 0) - joinedAt));
 
     // the first replica stops (SIGTERM) while still serving slow bindings: it exits within the grace
     // period, and the team's bindings it served move within one lease duration
@@ -220,9 +135,8 @@ describe("a shard hand-over with a slow tenant", () => {
     const stopSeconds = (Date.now() - stoppingAt) / 1000;
     assert.equal(a.child.exitCode, 0);
     await servedBy(stayed, idB, "the rest of the team served by the remaining replica", 120_000);
-    const stopGapMs = Math.max(...stayed.map((name) => (firstServed.get(`${name}/${idB}`) ?? 0) - stoppingAt));
-    polling.abort();
-    await polled;
+    const stopGapMs = Math.max(...stayed.map((name) => (firstServedBy(name, idB) ?? 0) - stoppingAt));
+    await served.stop();
 
     console.log(
       `slow tenant (${slowCount} bindings x ${slowExports} exports, ${slowMoved.length} moved): a join moved ${moved.length} ` +

@@ -4,41 +4,32 @@
 // SIGKILL during a burst. Every binding converges, each object has one provider copy, and no
 // binding's status is ever written by two replicas in turn (only a hand-over changes the writer).
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { appendFileSync } from "node:fs";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { providerNamespace } from "../../src/api/naming.ts";
 import { refs } from "../../src/api/resources.ts";
-import type { KubeObject, ResourceRef } from "../../src/kube/client.ts";
-import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
+import type { KubeObject } from "../../src/kube/client.ts";
+import { conditionOf } from "../../src/kube/conditions.ts";
 import { ownerOf } from "../../src/sync/replicas/shard-assignment.ts";
-import { ignoreNotFound, onFileDone, uniqueSuffix } from "../support/clusters.ts";
+import { uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { freePort } from "../support/net.ts";
 import { stopProcess } from "../support/processes.ts";
-import { exportedCrd, syncEnv } from "../support/sync-env.ts";
-import { repoRoot } from "../support/tools.ts";
+import {
+  type BoundApi,
+  bindApis,
+  exportApis,
+  inBatches,
+  type Replica,
+  startReplica,
+  watchServedBy,
+} from "../support/shard-replicas.ts";
+import { syncEnv } from "../support/sync-env.ts";
 
 const leaseSeconds = 5;
 const bindingCount = 30;
 const objectsPerBinding = 10;
-
-type LogEntry = { msg?: string; shard?: string; [field: string]: unknown };
-type Replica = {
-  child: ChildProcess;
-  identity: Promise<string>;
-  name: string;
-  /** resolves with the first log entry with this message (from the start) */
-  logged: (msg: string) => Promise<LogEntry>;
-};
-
-async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
-}
 
 describe("the sync sharded over replicas", () => {
   it("shares 30 bindings among three replicas; a join moves only its share, a frozen one's share moves and it joins again, a SIGKILL moves the dead one's within the lease, never two writers", async () => {
@@ -47,160 +38,43 @@ describe("the sync sharded over replicas", () => {
     const suffix = uniqueSuffix();
 
     // one exported API per binding: one binding per app cluster and API
-    const apis: Array<{ ref: ResourceRef; apiVersion: string; binding: string }> = Array.from(
-      { length: bindingCount },
-      (_, i) => {
-        const group = `s${i}-${suffix}.klutch-bind.test`;
-        return {
-          ref: { group, version: "v1", resource: "postgresqlinstances", namespaced: true },
-          apiVersion: `${group}/v1`,
-          binding: `shard-${String(i).padStart(2, "0")}`,
-        };
-      },
-    );
-    onFileDone(async () => {
-      for (const { ref } of apis) {
-        for (const client of [env.appClient, env.controlClient]) {
-          const objects = await client.list(ref).catch((err: unknown) => {
-            ignoreNotFound(err);
-            return { items: [] };
-          });
-          for (const obj of objects.items) {
-            if (obj.metadata.finalizers?.length)
-              await client.update(ref, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
-          }
-          await client.delete(refs.crds, `postgresqlinstances.${ref.group}`);
-        }
-      }
+    const apis: Array<BoundApi & { apiVersion: string }> = Array.from({ length: bindingCount }, (_, i) => {
+      const group = `s${i}-${suffix}.klutch-bind.test`;
+      const binding = `shard-${String(i).padStart(2, "0")}`;
+      return {
+        ref: { group, version: "v1", resource: "postgresqlinstances", namespaced: true },
+        apiVersion: `${group}/v1`,
+        template: `postgresqlinstances-${binding}`,
+        binding,
+      };
     });
-    await inBatches(apis, 10, async ({ ref, binding }) => {
-      await env.controlClient.apply(refs.crds, exportedCrd(ref.group, "Namespaced"), "test", true);
-      await env.controlClient.apply(
-        refs.templates,
-        {
-          apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
-          kind: "APIServiceExportTemplate",
-          metadata: { name: `postgresqlinstances-${binding}`, namespace: ns },
-          spec: {
-            APIServiceSelector: { group: ref.group, resource: ref.resource, version: "v1" },
-            permissionClaims: [],
-          },
-        },
-        "test",
-        true,
-      );
-    });
-    await eventually("30 exported CRDs established", async () => {
-      for (const { ref } of apis) {
-        assert.ok(isEstablished(await env.controlClient.get(refs.crds, `postgresqlinstances.${ref.group}`)));
-      }
-    });
+    await exportApis(env, apis);
 
     // status.servedBy of every binding, at every write, in the order the API server took them
-    const writes = new Map<string, Array<{ servedBy: string | undefined; at: number }>>();
-    const watching = new AbortController();
-    onFileDone(async () => watching.abort());
-    const watched = (async () => {
-      let { resourceVersion } = await env.controlClient.list(refs.bindings, { namespace: ns });
-      while (!watching.signal.aborted) {
-        await env.controlClient
-          .watch(
-            refs.bindings,
-            { namespace: ns, resourceVersion, allowBookmarks: true, timeoutSeconds: 60 },
-            (event) => {
-              resourceVersion = event.object.metadata.resourceVersion ?? resourceVersion;
-              if (event.type !== "MODIFIED" && event.type !== "ADDED") return;
-              const servedBy = (event.object.status as { servedBy?: string } | undefined)?.servedBy;
-              const list = writes.get(event.object.metadata.name) ?? [];
-              list.push({ servedBy, at: Date.now() });
-              writes.set(event.object.metadata.name, list);
-            },
-            watching.signal,
-          )
-          .catch((err: unknown) => {
-            if (!watching.signal.aborted) throw err;
-          });
-      }
-    })();
+    const served = await watchServedBy(env);
+    const writes = served.writes;
 
-    const replicas: Replica[] = [];
-    const start = async (name: string, ...extra: string[]): Promise<Replica> => {
-      const child = spawn(
-        process.execPath,
-        [
-          join(repoRoot, "src/cli/main.ts"),
-          "sync",
-          "--allow-loopback-app-servers",
-          "--kubeconfig",
-          env.control.kubeconfigPath,
-          "--namespace",
-          ns,
-          "--shards",
-          "auto",
-          "--leader-election-namespace",
-          ns,
-          "--lease-duration",
-          String(leaseSeconds),
-          "--status-interval",
-          "1",
-          "--health-address",
-          "",
-          "--metrics-address",
-          "",
-          ...extra,
-        ],
-        { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POD_NAME: name } },
-      );
-      const entries: LogEntry[] = [];
-      const waiting: Array<{ msg: string; resolve: (entry: LogEntry) => void }> = [];
-      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-        const entry = JSON.parse(line) as LogEntry;
-        // KLB_TEST_LOG_DIR=DIR keeps each replica's log in DIR/NAME.log
-        if (process.env.KLB_TEST_LOG_DIR)
-          appendFileSync(join(process.env.KLB_TEST_LOG_DIR, `${name}.log`), `${line}\n`);
-        entries.push(entry);
-        for (const w of waiting.filter((w) => w.msg === entry.msg)) w.resolve(entry);
-      });
-      const logged = (msg: string) =>
-        new Promise<LogEntry>((resolve, reject) => {
-          const found = entries.find((e) => e.msg === msg);
-          if (found) return resolve(found);
-          waiting.push({ msg, resolve });
-          child.once("exit", (code) => reject(new Error(`${name} exited (${code}) before it logged "${msg}"`)));
-        });
-      const identity = logged("shard member").then((entry) => entry.shard ?? "");
-      identity.catch(() => undefined);
-      const replica = { child, identity, name, logged };
-      replicas.push(replica);
-      return replica;
-    };
-    onFileDone(() =>
-      Promise.all(
-        replicas.map((r) => {
-          r.child.kill("SIGCONT"); // one still frozen by a failed run
-          return stopProcess(r.child);
-        }),
-      ),
-    );
+    const start = (name: string, ...extra: string[]): Replica =>
+      startReplica(env, name, [
+        "--allow-loopback-app-servers",
+        "--namespace",
+        ns,
+        "--lease-duration",
+        String(leaseSeconds),
+        "--status-interval",
+        "1",
+        "--health-address",
+        "",
+        "--metrics-address",
+        "",
+        ...extra,
+      ]);
 
-    const a = await start("replica-a");
-    const b = await start("replica-b");
+    const a = start("replica-a");
+    const b = start("replica-b");
     const [idA, idB] = await Promise.all([a.identity, b.identity]);
 
-    const uids = new Map<string, string>();
-    await inBatches(apis, 10, async ({ ref, binding }) => {
-      await env.kubeconfigSecret(binding, env.appKubeconfig);
-      const created = await env.controlClient.create(refs.bindings, {
-        apiVersion: "bind.klutch.dev/v1alpha1",
-        kind: "AppClusterBinding",
-        metadata: { name: binding, namespace: ns },
-        spec: {
-          kubeconfigSecretRef: { name: `${binding}-kubeconfig` },
-          exports: [{ group: ref.group, resource: ref.resource }],
-        },
-      });
-      uids.set(binding, created.metadata.uid ?? "");
-    });
+    const uids = await bindApis(env, apis);
     const servedAs = async (members: string[], what: string, timeoutMs: number) => {
       await eventually(
         what,
@@ -224,7 +98,7 @@ describe("the sync sharded over replicas", () => {
 
     // a third replica joins: only its share moves, and it is served within a few renewals
     const metricsPort = await freePort();
-    const c = await start("replica-c", "--metrics-address", `127.0.0.1:${metricsPort}`);
+    const c = start("replica-c", "--metrics-address", `127.0.0.1:${metricsPort}`);
     const idC = await c.identity;
     const joinedAt = Date.now();
     const three = [idA, idB, idC];
@@ -389,8 +263,7 @@ describe("the sync sharded over replicas", () => {
     // no binding was written by two replicas in turn: its writers, run by run, are exactly its
     // owners of two, three, the two awake while the third was frozen, the three once it joined again,
     // the two surviving replicas and the last one, each taking over from the one before
-    watching.abort();
-    await watched;
+    await served.stop();
     for (const { binding } of apis) {
       const uid = uids.get(binding) ?? "";
       const owners = [[idA, idB], three, awake, afterFreeze, survivors, last].map((members) => ownerOf(uid, members));

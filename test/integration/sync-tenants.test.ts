@@ -11,6 +11,7 @@ import { accountKubeconfig, grant, serviceAccount } from "../support/accounts.ts
 import { kubeConfig, onFileDone, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { apply, readManifests } from "../support/manifests.ts";
+import { bindingReconciledAgain } from "../support/sync-counts.ts";
 import { syncEnv } from "../support/sync-env.ts";
 
 const forbidden = (err: unknown) => err instanceof KubeApiError && err.code === 403;
@@ -69,7 +70,8 @@ describe("a tenant and the Secrets of its binding namespace", () => {
       assert.equal(connected?.reason, "KubeconfigNotMarked", JSON.stringify(read?.status));
       assert.match(connected?.message ?? "", /not a klutch-bind kubeconfig Secret/);
     });
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // the verdict stands on the next reconciles too (one runs every resync, 500 ms)
+    await bindingReconciledAgain(env, "borrowed");
     const crd = await env.appClient.get(refs.crds, `${env.ref.resource}.${env.ref.group}`);
     assert.equal(crd, undefined, "nothing was installed in the cluster behind that Secret");
 

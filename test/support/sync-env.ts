@@ -96,6 +96,24 @@ export function exportedCrd(group: string, scope: "Namespaced" | "Cluster"): Kub
   };
 }
 
+/**
+ * For cleanups: an exported API's CRD in each cluster, once every object of it still holding a
+ * finalizer let go of it (the sync is stopped by then); a cluster the API never reached is fine.
+ */
+export async function dropExportedApi(clients: KubeClient[], ref: ResourceRef): Promise<void> {
+  for (const client of clients) {
+    const objects = await client.list(ref).catch((err: unknown) => {
+      ignoreNotFound(err);
+      return { items: [] };
+    });
+    for (const obj of objects.items) {
+      if (obj.metadata.finalizers?.length)
+        await client.update(ref, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
+    }
+    await client.delete(refs.crds, `${ref.resource}.${ref.group}`);
+  }
+}
+
 export type SyncEnvOptions = {
   workers?: number;
   /** the in-process sync's periodic resync; default 1 s */
@@ -146,18 +164,12 @@ export async function syncEnv(options: SyncEnvOptions = {}): Promise<SyncEnv> {
           await controlClient.update(kind, { ...b, metadata: { ...b.metadata, finalizers: [] } });
       }
     }
-    const ref: ResourceRef = { group, version: "v1", resource: "postgresqlinstances", namespaced };
-    for (const client of [appClient, controlClient]) {
-      const objects = await client.list(ref).catch((err: unknown) => {
-        ignoreNotFound(err); // the API never reached this cluster
-        return { items: [] };
-      });
-      for (const obj of objects.items) {
-        if (obj.metadata.finalizers?.length)
-          await client.update(ref, { ...obj, metadata: { ...obj.metadata, finalizers: [] } });
-      }
-      await client.delete(refs.crds, crd.metadata.name);
-    }
+    await dropExportedApi([appClient, controlClient], {
+      group,
+      version: "v1",
+      resource: "postgresqlinstances",
+      namespaced,
+    });
   });
   await eventually("exported CRD established", async () => {
     if (!isEstablished(await controlClient.get(refs.crds, crd.metadata.name))) throw new Error("not established");

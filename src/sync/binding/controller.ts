@@ -90,7 +90,7 @@ export class BindingController {
       workers,
       groupOf: (key) => parseBindingKey(key).namespace,
       maxPerGroup: options.bindingWorkersPerNamespace ?? Math.max(1, Math.floor(workers / 4)),
-      process: (key) => this.#reconcile(key),
+      process: (key) => this.#reconcile(key).finally(() => options.metrics.reconciledBinding(parseBindingKey(key))),
       onError: (key, err, retries) =>
         options.logger[retries > 3 ? "warn" : "info"](
           { binding: key, retries, err: message(err) },
