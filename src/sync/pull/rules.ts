@@ -68,11 +68,9 @@ export function providerNamespaceRules(apis: readonly ExportedApi[]): PolicyRule
       add(claim.group, claim.resource);
     }
   }
-  return [...byGroup.keys()]
-    .sort()
-    .map((group) => ({
-      apiGroups: [group],
-      resources: [...(byGroup.get(group) ?? [])].sort(),
-      verbs: [...objectVerbs],
-    }));
+  return [...byGroup.keys()].sort().map((group) => ({
+    apiGroups: [group],
+    resources: [...(byGroup.get(group) ?? [])].sort(),
+    verbs: [...objectVerbs],
+  }));
 }
