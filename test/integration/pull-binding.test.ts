@@ -15,6 +15,7 @@ import {
   pullRefs,
   serviceNamespaceTarget,
 } from "../../src/api/pull-binding.ts";
+import { claimsRoleAnnotation } from "../../src/export/plan.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
 import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
@@ -23,10 +24,22 @@ import type { RunningSync } from "../../src/sync/manager.ts";
 import { startSync } from "../../src/sync/manager.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
 import { refs } from "../../src/sync/resources.ts";
+import { grant, serviceAccount } from "../support/accounts.ts";
 import { clientConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { applyCrds } from "../support/manifests.ts";
+import { applyCrds, readManifests } from "../support/manifests.ts";
 import { exportedCrd } from "../support/sync-env.ts";
+
+function tokenKubeconfig(server: string, caData: string, token: string): string {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "c", cluster: { server, "certificate-authority-data": caData } }],
+    users: [{ name: "u", user: { token } }],
+    contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+    "current-context": "c",
+  });
+}
 
 const crdFiles = ["clusterbinding", "apiserviceexport", "apiserviceexportrequest", "apiservicenamespace"].map(
   (k) => `deploy/control-plane/klutch-${k}-crd.yaml`,
@@ -47,13 +60,18 @@ describe("pull bindings: the control plane's side", () => {
   /** the 403s proven, by what was tried */
   const proven: string[] = [];
 
-  async function bind(who: string, cluster: string, tokenSeconds?: number): Promise<Binding> {
+  async function caData(): Promise<string> {
     const kubeconfig = readKubeconfigFile((await testClusters()).control.kubeconfigPath);
-    const caData = [...kubeconfig.clusters.values()][0]?.certificateAuthorityData;
+    const data = [...kubeconfig.clusters.values()][0]?.certificateAuthorityData;
+    assert.ok(data, "the control plane's kubeconfig holds its CA");
+    return data;
+  }
+
+  async function bind(who: string, cluster: string, tokenSeconds?: number): Promise<Binding> {
     const provisioned = await provisionPullBinding(admin, {
       identity: who,
       clusterId: cluster,
-      ...(caData ? { certificateAuthorityData: caData } : {}),
+      certificateAuthorityData: await caData(),
       ...(tokenSeconds ? { tokenSeconds } : {}),
     });
     const client = KubeClient.fromKubeconfigText(provisioned.kubeconfig);
@@ -112,10 +130,64 @@ describe("pull bindings: the control plane's side", () => {
     await eventually("the exported CRD is served", async () =>
       assert.ok(isEstablished(await admin.get(refs.crds, crd.metadata.name))),
     );
+    // the sync runs as a ServiceAccount with the shipped RBAC (sync-rbac.yaml) and what the
+    // composition function grants per export (src/export/plan.ts), so the Roles it writes pass the
+    // API server's escalation check only with rights that RBAC really gives it
+    const claimsRole = `${tenantNs}:claims`;
+    const exportRole = `${tenantNs}:export`;
+    const syncRole = `${tenantNs}:sync`;
+    const shipped = readManifests("deploy/control-plane/sync-rbac.yaml").find((o) => o.kind === "ClusterRole") as
+      | (KubeObject & { rules: unknown[] })
+      | undefined;
+    assert.ok(shipped);
+    const clusterRole = (name: string, rules: unknown[]): KubeObject => ({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name },
+      rules,
+    });
+    const verbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
+    await admin.apply(refs.clusterRoles, clusterRole(syncRole, shipped.rules), "test");
+    await admin.apply(
+      refs.clusterRoles,
+      clusterRole(exportRole, [
+        { apiGroups: [group], resources: ["postgresqlinstances"], verbs: [...verbs, "deletecollection"] },
+        { apiGroups: [group], resources: ["postgresqlinstances/status"], verbs: ["get", "update", "patch"] },
+        {
+          apiGroups: ["rbac.authorization.k8s.io"],
+          resources: ["clusterroles"],
+          resourceNames: [claimsRole],
+          verbs: ["bind"],
+        },
+        {
+          apiGroups: ["apiextensions.k8s.io"],
+          resources: ["customresourcedefinitions"],
+          resourceNames: [crd.metadata.name],
+          verbs: ["get"],
+        },
+      ]),
+      "test",
+    );
+    await admin.apply(
+      refs.clusterRoles,
+      clusterRole(claimsRole, [{ apiGroups: [""], resources: ["configmaps"], verbs }]),
+      "test",
+    );
+    const account = await serviceAccount(admin, tenantNs, "pull-sync");
+    for (const role of [syncRole, exportRole]) {
+      await grant(admin, account, role);
+      const binding = `${account.namespace}-${account.name}-${role.replaceAll(":", "-")}`;
+      onFileDone(() => admin.delete(refs.clusterRoleBindings, binding));
+    }
+    for (const role of [syncRole, exportRole, claimsRole]) onFileDone(() => admin.delete(refs.clusterRoles, role));
     await admin.create(refs.templates, {
       apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
       kind: "APIServiceExportTemplate",
-      metadata: { name: "postgresqlinstances", namespace: tenantNs },
+      metadata: {
+        name: "postgresqlinstances",
+        namespace: tenantNs,
+        annotations: { [claimsRoleAnnotation]: claimsRole },
+      },
       spec: {
         APIServiceSelector: { group, resource: "postgresqlinstances", version: "v1" },
         permissionClaims: [configmapClaim],
@@ -127,8 +199,10 @@ describe("pull bindings: the control plane's side", () => {
       metadata: { name: "tenant-secret", namespace: tenantNs },
       stringData: { password: "not yours" },
     });
+    const asSync = KubeClient.fromKubeconfigText(tokenKubeconfig(admin.server, await caData(), account.token));
+    onFileDone(async () => asSync.close());
     sync = await startSync({
-      control: admin,
+      control: asSync,
       logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
       workers: 1,
       namespace: tenantNs,
@@ -235,6 +309,16 @@ describe("pull bindings: the control plane's side", () => {
     assert.equal(providerNs, providerNamespace(a.uid, "default"), "named as push bindings name theirs");
     const made = await admin.get(refs.namespaces, providerNs);
     assert.equal(made?.metadata.labels?.[pullLabels.ownedBy], a.ns);
+    const access = await admin.get(
+      refs.roleBindings,
+      `klutch-bind:claims:postgresqlinstances.${api.group}`,
+      providerNs,
+    );
+    assert.equal(
+      (access?.roleRef as { name?: string } | undefined)?.name,
+      `${tenantNs}:claims`,
+      "the sync holds the claims role there",
+    );
     await eventually("the konnector writes the bound API and the claimed resource there", async () => {
       await a.client.apply(
         api,

@@ -22,13 +22,16 @@ import {
   serviceNamespaceTarget,
 } from "../../api/pull-binding.ts";
 import { InputError } from "../../export/errors.ts";
+import { claimsRoleAnnotation } from "../../export/plan.ts";
 import { KubeApiError, type KubeClient, type KubeObject } from "../../kube/client.ts";
 import type { Condition } from "../../kube/conditions.ts";
 import type { Informer } from "../../kube/informer.ts";
 import type { InformerRegistry } from "../informers.ts";
 import { fieldManager, labels, managedByValue, providerNamespace } from "../naming.ts";
+import { ProviderAccess } from "../provider-access.ts";
 import { WorkQueue } from "../queue.ts";
 import { refs } from "../resources.ts";
+import { exportTemplate } from "../template-choice.ts";
 import { answerRequest } from "./export-request.ts";
 import { heartbeatHealth, sameConditions, withConditions } from "./heartbeat.ts";
 import { type ExportedApi, providerNamespaceRules } from "./rules.ts";
@@ -60,9 +63,14 @@ export class PullBindingController {
   readonly #templates: Informer[] = [];
   readonly #release: Array<() => Promise<void>> = [];
   #resync: NodeJS.Timeout | undefined;
+  /** the sync's own access to claimed resources in provider namespaces (as in push mode) */
+  readonly #access: ProviderAccess;
+  /** claims access granted already, as NAMESPACE/NAME */
+  readonly #granted = new Set<string>();
 
   constructor(options: PullControllerOptions) {
     this.#o = options;
+    this.#access = new ProviderAccess(options.control);
     this.#queue = new WorkQueue({
       workers: options.workers ?? 4,
       process: (ns) => this.#reconcile(ns),
@@ -145,8 +153,8 @@ export class PullBindingController {
     let limited: Condition | undefined;
     if (served && binding !== undefined && bindingKey !== undefined) {
       await this.#answerRequests(clusterNs);
-      const rules = providerNamespaceRules(this.#exportedApis(clusterNs));
-      limited = await this.#serviceNamespaces(clusterNs, bindingKey, rules, wanted);
+      const apis = this.#exportedApis(clusterNs);
+      limited = await this.#serviceNamespaces(clusterNs, bindingKey, apis, wanted);
       await this.#bindingStatus(binding, limited);
     }
     await this.#collect(clusterNs, wanted);
@@ -219,10 +227,12 @@ export class PullBindingController {
   async #serviceNamespaces(
     clusterNs: string,
     bindingKey: string,
-    rules: ReturnType<typeof providerNamespaceRules>,
+    apis: readonly ExportedApi[],
     wanted: Map<string, string>,
   ): Promise<Condition | undefined> {
     const control = this.#o.control;
+    const rules = providerNamespaceRules(apis);
+    const claimsRoles = this.#claimsRoles(clusterNs, apis);
     const held = new Set(
       this.#i.providerNamespaces
         .list()
@@ -278,16 +288,31 @@ export class PullBindingController {
         continue;
       }
       held.add(name);
-      await control.apply(
-        pullRefs.roles,
-        {
-          apiVersion: "rbac.authorization.k8s.io/v1",
-          kind: "Role",
-          metadata: { name: binderAccount, namespace: name, labels: { [labels.managedBy]: managedByValue } },
-          rules,
-        },
-        fieldManager,
-      );
+      // the sync may grant only what it holds there: the claimed resources through the claims
+      // role the function composed for the export (bound to itself, as push mode does)
+      for (const { exportId, role } of claimsRoles) {
+        const ref = { uid: bindingKey, name: clusterBindingName, namespace: clusterNs };
+        await this.#access.ensureClaimsAccess(ref, name, exportId, role, this.#granted, control);
+      }
+      try {
+        await control.apply(
+          pullRefs.roles,
+          {
+            apiVersion: "rbac.authorization.k8s.io/v1",
+            kind: "Role",
+            metadata: { name: binderAccount, namespace: name, labels: { [labels.managedBy]: managedByValue } },
+            rules,
+          },
+          fieldManager,
+        );
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.code === 403)) throw err;
+        // RBAC lets no one grant what it does not hold: a claim whose template names no claims role
+        const message = `the sync may not grant the konnector its rights in ${name} (${err.message}); a template with claims needs the annotation ${claimsRoleAnnotation} the composition function sets`;
+        await this.#namespaceStatus(sn, undefined, { type: "Ready", status: "False", reason: "RoleRefused", message });
+        this.#queue.addAfter(clusterNs, 30_000);
+        continue;
+      }
       await control.apply(
         refs.roleBindings,
         {
@@ -307,6 +332,17 @@ export class PullBindingController {
       });
     }
     return limited;
+  }
+
+  /** the claims roles of the exported APIs with claims, from their templates' annotation */
+  #claimsRoles(clusterNs: string, apis: readonly ExportedApi[]): Array<{ exportId: string; role: string }> {
+    const templates = this.#templates.flatMap((t) => t.list());
+    return apis.flatMap((api) => {
+      if (api.claims.length === 0) return [];
+      const chosen = exportTemplate(templates, api.group, api.resource, clusterNs);
+      const role = "template" in chosen ? chosen.template.metadata.annotations?.[claimsRoleAnnotation] : undefined;
+      return role ? [{ exportId: `${api.resource}.${api.group}`, role }] : [];
+    });
   }
 
   /** The provider namespace, made or adopted; a message when one of that name is not this binding's. */
