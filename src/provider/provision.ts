@@ -5,6 +5,7 @@
 // that account holding a TokenRequest token with a lifetime. No token Secret is ever made; the
 // konnector renews its token itself (its Role lets it ask for its own account's token only).
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import {
   binderAccount,
   clusterBindingName,
@@ -14,6 +15,7 @@ import {
   pullRefs,
 } from "../api/pull-binding.ts";
 import type { KubeClient } from "../kube/client.ts";
+import type { ParsedKubeconfig } from "../kube/kubeconfig.ts";
 import { fieldManager, labels, managedByValue } from "../sync/naming.ts";
 import { clusterNamespaceRules } from "../sync/pull/rules.ts";
 import { refs } from "../sync/resources.ts";
@@ -53,6 +55,22 @@ export class ProvisionError extends Error {}
 export function clusterNamespaceName(identity: string, clusterId: string, prefix = defaultNamespacePrefix): string {
   const digest = createHash("sha224").update(`${identity}#${clusterId}`).digest();
   return `${prefix}${digest.readBigUInt64BE(0).toString(36)}`;
+}
+
+/**
+ * The control plane's address and CA as the kubeconfig used names them (its current context's
+ * cluster): the defaults of ProvisionOptions.server and certificateAuthorityData.
+ */
+export function controlPlaneAddress(config: ParsedKubeconfig): { server: string; certificateAuthorityData?: string } {
+  const context = config.contexts.get(config.currentContext ?? [...config.contexts.keys()][0] ?? "");
+  const cluster = context === undefined ? undefined : config.clusters.get(context.cluster);
+  if (cluster === undefined) throw new ProvisionError(`${config.origin}: its current context names no cluster`);
+  const data =
+    cluster.certificateAuthorityData ??
+    (cluster.certificateAuthority === undefined
+      ? undefined
+      : readFileSync(cluster.certificateAuthority).toString("base64"));
+  return { server: cluster.server, ...(data === undefined ? {} : { certificateAuthorityData: data }) };
 }
 
 /** Idempotent: a second call for the same identity and cluster id reuses everything and mints a new token. */

@@ -19,7 +19,7 @@ import { claimsRoleAnnotation } from "../../src/export/plan.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
 import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
-import { type Provisioned, provisionPullBinding } from "../../src/provider/provision.ts";
+import { controlPlaneAddress, type Provisioned, provisionPullBinding } from "../../src/provider/provision.ts";
 import type { RunningSync } from "../../src/sync/manager.ts";
 import { startSync } from "../../src/sync/manager.ts";
 import { providerNamespace } from "../../src/sync/naming.ts";
@@ -61,10 +61,10 @@ describe("pull bindings: the control plane's side", () => {
   const proven: string[] = [];
 
   async function caData(): Promise<string> {
-    const kubeconfig = readKubeconfigFile((await testClusters()).control.kubeconfigPath);
-    const data = [...kubeconfig.clusters.values()][0]?.certificateAuthorityData;
-    assert.ok(data, "the control plane's kubeconfig holds its CA");
-    return data;
+    const address = controlPlaneAddress(readKubeconfigFile((await testClusters()).control.kubeconfigPath));
+    assert.equal(address.server, admin.server);
+    assert.ok(address.certificateAuthorityData, "the control plane's kubeconfig holds its CA");
+    return address.certificateAuthorityData;
   }
 
   async function bind(who: string, cluster: string, tokenSeconds?: number): Promise<Binding> {

@@ -86,7 +86,12 @@ export function heartbeatHealth(heartbeat: Heartbeat, now: number): Health {
     };
   }
   return {
-    condition: { type: "Healthy", status: "True", reason: "HeartbeatReceived", message: `last heartbeat ${at}` },
+    condition: {
+      type: "Healthy",
+      status: "True",
+      reason: "HeartbeatReceived",
+      message: `heartbeats arrive within twice the konnector's interval (${heartbeat.heartbeatInterval})`,
+    },
     recheckMs: deadline - ago + 1,
   };
 }
