@@ -471,7 +471,7 @@ describe("pull bindings: the control plane's side", () => {
         pullRefs.clusterBindings,
         clusterBindingName,
         b.ns,
-        { status: { lastHeartbeatTime: new Date().toISOString(), heartbeatInterval: "1s" } },
+        { status: { lastHeartbeatTime: new Date().toISOString(), heartbeatInterval: "3s" } },
         "status",
       );
     await beat();
@@ -529,5 +529,37 @@ describe("pull bindings: the control plane's side", () => {
     assert.equal(left?.metadata.deletionTimestamp, undefined, "someone else's namespace is untouched");
     assert.equal(left?.metadata.labels?.[pullLabels.ownedBy], undefined);
     assert.ok(await admin.get(refs.namespaces, providerNamespace(a.uid, "default")), "the others stay");
+  });
+
+  it("the app side's APIServiceBinding CRD takes klutch-bind's object and refuses adopt with donate", async () => {
+    const { app } = await testClusters();
+    await applyCrds(app, "deploy/app-cluster/klutch-apiservicebinding-crd.yaml");
+    const appClient = KubeClient.fromConfig(clientConfig(app));
+    onFileDone(async () => appClient.close());
+    const ref = {
+      group: "klutch.anynines.com",
+      version: "v1alpha1",
+      resource: "apiservicebindings",
+      namespaced: false,
+    };
+    const name = `postgresqlinstances.${api.group}`;
+    const binding = (claim: Record<string, unknown>): KubeObject => ({
+      apiVersion: "klutch.anynines.com/v1alpha1",
+      kind: "APIServiceBinding",
+      metadata: { name },
+      spec: {
+        kubeconfigSecretRef: { name: "kubeconfig-abc", namespace: "klutch-bind", key: "kubeconfig" },
+        permissionClaims: [{ ...configmapClaim, ...claim }],
+      },
+    });
+    await assert.rejects(
+      appClient.create(ref, binding({ state: "Accepted", autoAdopt: true, autoDonate: true })),
+      /donate and adopt are mutually exclusive/,
+    );
+    const made = await appClient.create(ref, binding({ state: "Accepted" }));
+    onFileDone(() => appClient.delete(ref, name));
+    const claims = (made.spec as { permissionClaims: Array<{ state: string; selector: unknown }> }).permissionClaims;
+    assert.equal(claims[0]?.state, "Accepted");
+    assert.deepEqual(claims[0]?.selector, { owner: "Consumer" });
   });
 });
