@@ -6,7 +6,7 @@
 // - makes a provider namespace for each APIServiceNamespace, named as push bindings name theirs,
 //   with a Role of the konnector's rights there (rules.ts) and its RoleBinding,
 // - deletes a provider namespace only when its APIServiceNamespace is proven gone (a live 404) and
-//   the namespace carries this cluster namespace's label.
+//   the namespace carries this cluster namespace's label, while the cluster namespace is served.
 // Hostile input (bad names, unknown APIs, claims not offered, too many namespaces) ends in a status
 // saying so, never in an exception that stops other cluster namespaces.
 import type { Logger } from "pino";
@@ -151,13 +151,15 @@ export class PullBindingController {
     const wanted = new Map<string, string>(); // provider namespace -> app namespace
     const bindingKey = binding?.metadata.annotations?.[pullAnnotations.bindingUid] || binding?.metadata.uid;
     let limited: Condition | undefined;
-    if (served && binding !== undefined && bindingKey !== undefined) {
+    if (served && bindingKey !== undefined) {
       await this.#answerRequests(clusterNs);
       const apis = this.#exportedApis(clusterNs);
       limited = await this.#serviceNamespaces(clusterNs, bindingKey, apis, wanted);
       await this.#bindingStatus(binding, limited);
+      await this.#collect(clusterNs, wanted);
     }
-    await this.#collect(clusterNs, wanted);
+    // a cluster namespace going or gone takes no provider namespace with it: what an unbind
+    // deletes is its deletion policy's to say (the app side's unbind, not written yet)
   }
 
   /** the APIs (and claims) exported to this cluster namespace; an export that does not decode grants nothing */
