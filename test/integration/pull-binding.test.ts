@@ -209,6 +209,8 @@ describe("pull bindings: the control plane's side", () => {
       templateNamespaces: [tenantNs],
       tenantLimits: { providerNamespaces: namespaceLimit, controlWatches: 200 },
       pullBindings: true,
+      // replicas sharing bindings: pull bindings are served by the holder of one Lease, its writes fenced by it
+      shards: { namespace: tenantNs, leaseDurationSeconds: 15 },
     });
     onFileDone(() => sync.stop());
     const suffix = uniqueSuffix();
@@ -226,6 +228,14 @@ describe("pull bindings: the control plane's side", () => {
   after(() => {
     // the issue's "Done when" asks for the list of 403s proven
     console.log(`403s proven (${proven.length}):\n${proven.map((p) => `  - ${p}`).join("\n")}`);
+  });
+
+  it("with --shards, one replica serves pull bindings, holding the Lease klutch-bind-sync-pull", async () => {
+    const leases = { group: "coordination.k8s.io", version: "v1", resource: "leases", namespaced: true };
+    await eventually("the Lease is held", async () => {
+      const lease = await admin.get(leases, "klutch-bind-sync-pull", tenantNs);
+      assert.ok((lease?.spec as { holderIdentity?: string } | undefined)?.holderIdentity);
+    });
   });
 
   it("provisioning: a kubeconfig for klutch-binder with a token of the asked lifetime, no token Secret, reused on a second call", async () => {
