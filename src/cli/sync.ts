@@ -84,6 +84,13 @@ export const syncFlags = {
     description: 'keep one ServiceExport per XRD labelled bind.klutch.dev/export: "true"',
   },
   "no-auto-export": { type: "boolean", default: false, description: "turn --auto-export off" },
+  "pull-bindings": {
+    type: "boolean",
+    default: false,
+    description:
+      "serve pull bindings (klutch-bind's ClusterBinding, APIServiceExportRequest, APIServiceNamespace in cluster " +
+      "namespaces); their CRDs must be installed. Not yet usable end to end: the konnector comes next",
+  },
   "leader-election-namespace": {
     type: "string",
     value: "NAMESPACE",
@@ -493,6 +500,7 @@ export async function runSync(args: string[]): Promise<number> {
       ...(values.namespace ? [values.namespace] : []),
     ],
     autoExport: values["auto-export"] && !values["no-auto-export"],
+    pullBindings: values["pull-bindings"],
     leaseClient: leases,
     ...(sharded ? { shards: { namespace: leaseNamespace, leaseDurationSeconds } } : {}),
   });

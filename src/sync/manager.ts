@@ -11,12 +11,15 @@ import { listen } from "../listen.ts";
 import { withSafeErrors } from "../log.ts";
 import { AutoExportController } from "./auto-export.ts";
 import { BindingController } from "./binding/controller.ts";
+import { defaultMaxExportsPerBinding, templateNamespacesOf } from "./binding/options.ts";
 import { type HealthServer, serveHealth } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
 import { SyncMetrics } from "./metrics.ts";
+import { PullBindingController } from "./pull/controller.ts";
+import { fenced } from "./replicas/fence.ts";
 import { LeaderElector, type LeaderOptions } from "./replicas/leader.ts";
 import { ShardCoordinator, type ShardOptions } from "./replicas/shards.ts";
-import type { TenantLimitValues } from "./tenants/limits.ts";
+import { type TenantLimitValues, tenantLimitDefaults } from "./tenants/limits.ts";
 
 export type SyncOptions = {
   control: KubeClient;
@@ -71,6 +74,8 @@ export type SyncOptions = {
   leaseClient?: KubeClient;
   /** --leader-elect: writes to app clusters go out only while this says yes (fence.ts) */
   writeGate?: () => boolean;
+  /** serve pull bindings' cluster namespaces (pull/README.md; with shards, on the holder of Lease klutch-bind-sync-pull) */
+  pullBindings?: boolean;
 };
 
 export type RunningSync = {
@@ -152,6 +157,36 @@ export async function startSync(given: SyncOptions): Promise<RunningSync> {
     autoExport = controller;
   }
 
+  let pull: { stop: () => Promise<void> } | undefined;
+  if (options.pullBindings) {
+    const newPull = (control: KubeClient) =>
+      new PullBindingController({
+        control,
+        informers: controlInformers,
+        logger: options.logger.child({ controller: "pull" }),
+        templateNamespaces: templateNamespacesOf(options),
+        maxProviderNamespaces: (options.tenantLimits ?? tenantLimitDefaults).providerNamespaces,
+        maxExports: options.maxExportsPerBinding ?? defaultMaxExportsPerBinding,
+      });
+    if (shardOptions) {
+      // cluster namespaces are not sharded: one replica serves them all, writing only while it holds this Lease
+      const lease = {
+        client: options.leaseClient ?? options.control,
+        namespace: shardOptions.namespace,
+        name: "klutch-bind-sync-pull",
+        leaseDurationSeconds: shardOptions.leaseDurationSeconds,
+        logger: options.logger,
+      };
+      pull = whileLeader(lease, (holds) =>
+        newPull(fenced(options.control, holds, `this replica (no longer holding ${lease.name})`)),
+      );
+    } else {
+      const controller = newPull(options.control);
+      controller.start();
+      pull = controller;
+    }
+  }
+
   const servers: Server[] = [];
   const ports: RunningSync["ports"] = {};
   if (options.metricsAddress) {
@@ -191,6 +226,7 @@ export async function startSync(given: SyncOptions): Promise<RunningSync> {
     stop: async () => {
       await shard?.stop();
       await autoExport?.stop();
+      await pull?.stop();
       await controller.stop();
       await controlInformers.stopAll();
       await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
@@ -207,7 +243,7 @@ export async function startSync(given: SyncOptions): Promise<RunningSync> {
  */
 function whileLeader(
   options: LeaderOptions,
-  make: () => { start: () => void; stop: () => Promise<void> },
+  make: (holds: () => boolean) => { start: () => void; stop: () => Promise<void> },
 ): { stop: () => Promise<void> } {
   const stopping = new AbortController();
   let elector: LeaderElector | undefined;
@@ -222,7 +258,7 @@ function whileLeader(
         return; // stopped while standing by
       }
       if (stopping.signal.aborted) return;
-      const controller = make();
+      const controller = make(() => current.holds());
       running = controller;
       controller.start();
       const lost = await new Promise<string | undefined>((resolve) => {
