@@ -18,7 +18,7 @@ import { freshCluster, kubeConfig, onFileDone, testNamespace } from "../support/
 import { eventually } from "../support/eventually.ts";
 import { apply, readManifests } from "../support/manifests.ts";
 import { freePort } from "../support/net.ts";
-import { type OidcProvider, startOidcProvider } from "../support/oidc-provider.ts";
+import { type OidcProvider, startOidcProvider, type Tamper } from "../support/oidc-provider.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { WebAgent } from "../support/web-agent.ts";
 
@@ -322,6 +322,35 @@ describe("the web page's OpenID Connect sign-in, in Chromium", () => {
     );
     assert.equal(await page.locator("#token").count(), 0, "this page has no bearer token form");
     assert.equal(untrusted.sessions().length, 0);
+  });
+
+  it("refuses ID tokens that do not verify: a broken signature, another nonce, audience or issuer, expired", async () => {
+    const cases: Array<[string, Tamper, RegExp]> = [
+      ["broken signature", { breakSignature: true }, /JWT signature verification failed|signature/i],
+      ["another nonce", { claims: (c) => ({ ...c, nonce: "another-nonce" }) }, /"nonce"/],
+      ["another audience", { claims: (c) => ({ ...c, aud: "another-client" }) }, /"aud"/],
+      ["another issuer", { claims: (c) => ({ ...c, iss: "https://issuer.invalid" }) }, /"iss"/],
+      ["expired", { claims: (c) => ({ ...c, exp: Math.floor(Date.now() / 1000) - 600 }) }, /"exp"/],
+    ];
+    const sessionsBefore = web.sessions().length;
+    try {
+      for (const [what, how, why] of cases) {
+        provider.tamper(how);
+        const { page } = await newBrowser();
+        await atProvider(page, web.url, "alice");
+        const [response] = await Promise.all([
+          page.waitForResponse((r) => r.url().startsWith(`${web.url}/oidc/callback`)),
+          page.click("#provider-submit"),
+        ]);
+        assert.equal(response.status(), 401, what);
+        const alert = (await page.textContent("[role=alert]")) ?? "";
+        assert.match(alert, /the sign-in with https:\/\/127\.0\.0\.1:\d+ failed/, `${what}: ${alert}`);
+        assert.match(alert, why, `${what}: ${alert}`);
+      }
+    } finally {
+      provider.tamper(undefined);
+    }
+    assert.equal(web.sessions().length, sessionsBefore, "no session was made");
   });
 
   it("says so when the provider cannot be reached", async () => {

@@ -3,14 +3,23 @@
 // sign in on a small login form of ours with a name and a password; consent is implied, as for a
 // first-party client. The ID tokens it issues are recorded, so a test can look for them where
 // they must never be (pages, logs); the discovery requests are counted, so a test can wait until a
-// kube-apiserver started with this issuer has read it.
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+// kube-apiserver started with this issuer has read it. A test may also have the provider misbehave:
+// ID tokens with other claims, signed anew with its key, or with a broken signature.
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import { join } from "node:path";
 import Provider, { type ClientMetadata, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import { makePki } from "./certs.ts";
+
+/** How the ID tokens issued from now on are altered. */
+export type Tamper = {
+  /** the claims changed, the token signed anew with the provider's own key */
+  claims?: (claims: Record<string, unknown>) => Record<string, unknown>;
+  /** the signature's last bytes flipped */
+  breakSignature?: boolean;
+};
 
 export type OidcProvider = {
   /** https://127.0.0.1:PORT, as the discovery document and the ID tokens name it */
@@ -24,6 +33,8 @@ export type OidcProvider = {
   idTokens: () => readonly string[];
   /** how many times the discovery document was served */
   discoveries: () => number;
+  /** alters the ID tokens issued from now on; undefined issues them as they are again */
+  tamper: (how: Tamper | undefined) => void;
   stop: () => Promise<void>;
 };
 
@@ -56,6 +67,7 @@ export async function startOidcProvider(
   let provider: Provider | undefined;
   const issued: string[] = [];
   let discoveries = 0;
+  let tampering: Tamper | undefined;
 
   const interaction = async (p: Provider, req: IncomingMessage, res: ServerResponse, uid: string, submit: boolean) => {
     const details = await p.interactionDetails(req, res);
@@ -104,7 +116,20 @@ export async function startOidcProvider(
   if (typeof address !== "object" || address === null) throw new Error("the provider has no address");
   const issuer = `https://127.0.0.1:${address.port}`;
 
-  const signingKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "jwk" });
+  const keyPair = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const signingKey = keyPair.privateKey.export({ format: "jwk" });
+  const alter = (token: string, how: Tamper): string => {
+    const [header = "", payload = "", signature = ""] = token.split(".");
+    if (how.breakSignature) {
+      const bytes = Buffer.from(signature, "base64url");
+      bytes[bytes.length - 1] = (bytes.at(-1) ?? 0) ^ 0xff;
+      return `${header}.${payload}.${bytes.toString("base64url")}`;
+    }
+    const claims: Record<string, unknown> = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+    const changed = Buffer.from(JSON.stringify(how.claims?.(claims) ?? claims)).toString("base64url");
+    const signed = sign("sha256", Buffer.from(`${header}.${changed}`), keyPair.privateKey).toString("base64url");
+    return `${header}.${changed}.${signed}`;
+  };
   const configuration: Configuration = {
     clients,
     jwks: { keys: [{ ...signingKey, kid: "test-key", use: "sig", alg: "RS256" }] },
@@ -131,7 +156,13 @@ export async function startOidcProvider(
   const p = new Provider(issuer, configuration);
   p.on("grant.success", (ctx: KoaContextWithOIDC) => {
     const body = ctx.body as { id_token?: unknown } | undefined;
-    if (typeof body?.id_token === "string") issued.push(body.id_token);
+    const idToken = body?.id_token;
+    if (body === undefined || typeof idToken !== "string") return;
+    issued.push(idToken);
+    if (tampering === undefined) return;
+    const altered = alter(idToken, tampering);
+    body.id_token = altered;
+    issued.push(altered);
   });
   provider = p;
   handler = p.callback();
@@ -143,6 +174,9 @@ export async function startOidcProvider(
     users,
     idTokens: () => issued,
     discoveries: () => discoveries,
+    tamper: (how) => {
+      tampering = how;
+    },
     stop: async () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
