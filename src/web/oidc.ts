@@ -8,7 +8,7 @@
 // begun by another browser is refused. Each flow is used once and lives ten minutes at most.
 import { request } from "node:https";
 import * as client from "openid-client";
-import { randomToken, sameToken } from "./session.ts";
+import { sameToken } from "./session.ts";
 
 export type OidcSettings = {
   /** the issuer, exactly as its discovery document and the ID tokens name it */
@@ -206,11 +206,6 @@ export class OidcLogin {
       throw new OidcError(`the provider ${this.issuer} sent no ID token`);
     }
     return { idToken };
-  }
-
-  /** A fresh value for the browser's flow cookie. */
-  static browserId(): string {
-    return randomToken();
   }
 
   #sweep(): void {
