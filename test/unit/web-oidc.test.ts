@@ -16,7 +16,7 @@ describe("OpenID Connect settings", () => {
       [{ ...good, clientId: "" }, /--oidc-client-id is required/],
       [
         { ...good, redirectUrl: "https://page.example/callback" },
-        /^--oidc-redirect-url .*: its path must be \/oidc\/callback/,
+        /--oidc-redirect-url .*: its path must be \/oidc\/callback/,
       ],
       [{ ...good, scopes: ["email"] }, /--oidc-scopes email: must include openid/],
     ];
