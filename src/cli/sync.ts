@@ -420,6 +420,9 @@ export async function runSync(args: string[]): Promise<number> {
   if (sharded && values["leader-elect"]) {
     throw new UsageError("--shards and --leader-elect exclude each other: with --shards every replica serves a share");
   }
+  // checked here, before anything starts: a usage error later would leave clients and servers running
+  const oidc = oidcSettings(values);
+  if (values["web-oidc-only"] && oidc === undefined) throw new UsageError("--web-oidc-only needs --oidc-issuer-url");
   const heapGrowth = Number(values["heap-growth"]);
   if (!Number.isInteger(heapGrowth) || heapGrowth < 0 || heapGrowth > 1000) {
     throw new UsageError(`--heap-growth must be a whole percent from 0 to 1000, got "${values["heap-growth"]}"`);
@@ -499,8 +502,6 @@ export async function runSync(args: string[]): Promise<number> {
       throw new UsageError("--web-tls-cert and --web-tls-key go together");
     }
     const webKubeconfig = values["web-kubeconfig"];
-    const oidc = oidcSettings(values);
-    if (values["web-oidc-only"] && oidc === undefined) throw new UsageError("--web-oidc-only needs --oidc-issuer-url");
     web = await startWebServer({
       ...(webKubeconfig ? { control: webClient(webKubeconfig), closeControl: true } : { control }),
       logger: createLogger("web", values.debug),
