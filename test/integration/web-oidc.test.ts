@@ -281,11 +281,13 @@ describe("the web page's OpenID Connect sign-in, in Chromium", () => {
     assert.match((await carol.page.textContent("main")) ?? "", /forbidden|no permission|not allowed/i);
   });
 
-  it("refuses a callback with an altered state, from another browser, or a second time", async () => {
-    const { context, page } = await newBrowser();
-    await atProvider(page, web.url, "alice");
-    // the provider's answer is held back before it reaches the page: its redirects (the login form's
-    // to the authorization endpoint, that one's to the page) are followed by hand, in this browser
+  /**
+   * Signs in at the provider as user but holds its answer back before it reaches the page: the
+   * redirects (the login form's to the authorization endpoint, that one's to the page) are followed
+   * by hand, in this browser. The callback URL the page would have been sent to.
+   */
+  async function heldBackAnswer(context: BrowserContext, page: Page, user: string): Promise<string> {
+    await atProvider(page, web.url, user);
     let answer = "";
     await page.route(`${provider.issuer}/interaction/**`, async (route) => {
       const resume = (await route.fetch({ maxRedirects: 0 })).headers().location ?? "";
@@ -295,16 +297,24 @@ describe("the web page's OpenID Connect sign-in, in Chromium", () => {
     });
     await Promise.all([page.waitForResponse(`${provider.issuer}/interaction/**`), page.click("#provider-submit")]);
     await page.unrouteAll();
-    assert.match(answer, /[?&]code=/);
+    assert.match(answer, /^http:\/\/127\.0\.0\.1:\d+\/oidc\/callback\?.*code=/);
+    return answer;
+  }
+
+  /** 401, the reason shown, nobody signed in. */
+  async function refusedWith(on: Page, url: string, why: RegExp): Promise<void> {
+    const response = await on.goto(url);
+    assert.equal(response?.status(), 401, url);
+    assert.match((await on.textContent("[role=alert]")) ?? "", why);
+    assert.equal(await on.locator("#user").count(), 0, "nobody is signed in");
+  }
+
+  it("refuses a callback with an altered state, from another browser, or a second time", async () => {
+    const { context, page } = await newBrowser();
+    const answer = await heldBackAnswer(context, page, "alice");
     const tampered = new URL(answer);
     tampered.searchParams.set("state", `${tampered.searchParams.get("state")}x`);
 
-    const refusedWith = async (on: Page, url: string, why: RegExp) => {
-      const response = await on.goto(url);
-      assert.equal(response?.status(), 401, url);
-      assert.match((await on.textContent("[role=alert]")) ?? "", why);
-      assert.equal(await on.locator("#user").count(), 0, "nobody is signed in");
-    };
     await refusedWith(page, tampered.href, /does not match a sign-in in progress/);
     const other = await newBrowser();
     await refusedWith(other.page, answer, /begun in another browser/);
@@ -317,6 +327,22 @@ describe("the web page's OpenID Connect sign-in, in Chromium", () => {
     await refusedWith(page, answer, /does not match a sign-in in progress/);
     assert.equal(web.sessions().length, sessionsBefore + 1, "a replay makes no session");
     assert.ok(logLines.some((l) => l.includes("OpenID Connect sign-in refused") && l.includes("another browser")));
+  });
+
+  it("says so when the provider refuses the authorization code", async () => {
+    const { context, page } = await newBrowser();
+    const first = new URL(await heldBackAnswer(context, page, "alice"));
+    // a second sign-in in the same browser: the provider knows alice by now and answers at once
+    let next = `${web.url}/oidc/login`;
+    while (!next.startsWith(`${web.url}/oidc/callback`)) {
+      const hop = await context.request.get(next, { maxRedirects: 0 });
+      assert.equal(hop.status(), 303, `${next}: ${hop.status()}`);
+      next = new URL(hop.headers().location ?? "", next).href;
+    }
+    // the first sign-in's state with the second's code: the PKCE verifier is not the code's
+    const crossed = new URL(next);
+    crossed.searchParams.set("state", first.searchParams.get("state") ?? "");
+    await refusedWith(page, crossed.href, /the provider refused the authorization code: invalid_grant/);
   });
 
   it("refuses an ID token the API server does not accept, saying so", async () => {
