@@ -80,7 +80,7 @@ test-unit: deps ## unit tests only (no clusters)
 # processes, cluster-wide controllers), or run Chromium or the image. A new file runs in the
 # concurrent group unless it is listed here.
 SERIAL_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
-  image web-browser sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
+  image web-browser web-oidc sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
   sync-fairness sync-tenant-limits informer-budget sync-cache-budget sync-list-memory \
   sync-hostile sync-export-cap sync-ready sync-requests auto-export))
 # The real Crossplane core, in a network namespace with clusters of its own, runs beside the serial

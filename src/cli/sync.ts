@@ -14,6 +14,7 @@ import { startSync } from "../sync/manager.ts";
 import { fenced } from "../sync/replicas/fence.ts";
 import { LeaderElector } from "../sync/replicas/leader.ts";
 import { tenantLimitDefaults } from "../sync/tenants/limits.ts";
+import { checkOidcSettings, type OidcSettings } from "../web/oidc.ts";
 import { type RunningWeb, startWebServer, webClient } from "../web/server.ts";
 import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { UsageError } from "./usage.ts";
@@ -251,6 +252,57 @@ export const syncFlags = {
       "the web page's own identity on the control plane (klutch-bind-web, deploy/control-plane/web-rbac.yaml)",
     defaultText: "the sync's",
   },
+  "oidc-issuer-url": {
+    type: "string",
+    value: "URL",
+    description:
+      "let people sign in to the web page with this OpenID Connect issuer (https), which the control plane's API " +
+      "server must trust with the same client ID (kube-apiserver --oidc-issuer-url, --oidc-client-id)",
+    env: "OIDC_ISSUER_URL",
+    defaultText: "off",
+  },
+  "oidc-client-id": {
+    type: "string",
+    value: "ID",
+    description: "the web page's client ID at the OpenID Connect issuer: the audience of the ID tokens",
+    env: "OIDC_CLIENT_ID",
+  },
+  "oidc-client-secret-file": {
+    type: "string",
+    value: "FILE",
+    description:
+      "a file holding the client secret (a confidential client); else the secret is read from the environment " +
+      "variable OIDC_CLIENT_SECRET; without either the page is a public client (PKCE only)",
+  },
+  "oidc-ca-file": {
+    type: "string",
+    value: "FILE",
+    description: "the CA certificates (PEM) that signed the issuer's certificate",
+    env: "OIDC_CA_FILE",
+    defaultText: "Node.js's public CAs",
+  },
+  "oidc-redirect-url": {
+    type: "string",
+    value: "URL",
+    description:
+      "where the issuer sends people back, as registered there: the page's external URL + /oidc/callback " +
+      "(behind a proxy or ingress)",
+    env: "OIDC_REDIRECT_URL",
+    defaultText: "the page's own address + /oidc/callback",
+  },
+  "oidc-scopes": {
+    type: "string",
+    default: "openid",
+    value: "SCOPES",
+    description:
+      "the scopes asked for, comma-separated, openid among them: add those that put the API server's username " +
+      "and groups claims in the ID token (e.g. openid,email,groups)",
+  },
+  "web-oidc-only": {
+    type: "boolean",
+    default: false,
+    description: "sign people in to the web page with OpenID Connect only: no bearer token form",
+  },
   "heap-growth": {
     type: "string",
     default: "25",
@@ -286,6 +338,45 @@ function readPem(flag: string, path: string): Buffer {
   } catch (err) {
     throw new UsageError(`--${flag} ${path}: ${(err as Error).message}`);
   }
+}
+
+type OidcFlags = {
+  "oidc-issuer-url"?: string | undefined;
+  "oidc-client-id"?: string | undefined;
+  "oidc-client-secret-file"?: string | undefined;
+  "oidc-ca-file"?: string | undefined;
+  "oidc-redirect-url"?: string | undefined;
+  "oidc-scopes"?: string | undefined;
+};
+
+/** The web page's OpenID Connect settings from the --oidc-* flags and their environment variables. */
+function oidcSettings(values: OidcFlags): OidcSettings | undefined {
+  const env = (name: string) => process.env[name] || undefined;
+  const issuerUrl = values["oidc-issuer-url"] ?? env("OIDC_ISSUER_URL");
+  if (issuerUrl === undefined) return undefined;
+  const clientId = values["oidc-client-id"] ?? env("OIDC_CLIENT_ID");
+  if (clientId === undefined) throw new UsageError("--oidc-issuer-url needs --oidc-client-id");
+  const secretFile = values["oidc-client-secret-file"];
+  const clientSecret = secretFile
+    ? readPem("oidc-client-secret-file", secretFile).toString("utf8").trim()
+    : env("OIDC_CLIENT_SECRET");
+  const caFile = values["oidc-ca-file"] ?? env("OIDC_CA_FILE");
+  const redirectUrl = values["oidc-redirect-url"] ?? env("OIDC_REDIRECT_URL");
+  const scopes = (values["oidc-scopes"] ?? "openid").split(/[\s,]+/).filter((scope) => scope !== "");
+  const settings: OidcSettings = {
+    issuerUrl,
+    clientId,
+    ...(clientSecret ? { clientSecret } : {}),
+    ...(caFile ? { ca: readPem("oidc-ca-file", caFile) } : {}),
+    ...(redirectUrl ? { redirectUrl } : {}),
+    scopes,
+  };
+  try {
+    checkOidcSettings(settings);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return settings;
 }
 
 /** --service-cidr, repeated or comma-separated; "none" refuses no service network. */
@@ -336,6 +427,9 @@ export async function runSync(args: string[]): Promise<number> {
   if (sharded && values["leader-elect"]) {
     throw new UsageError("--shards and --leader-elect exclude each other: with --shards every replica serves a share");
   }
+  // checked here, before anything starts: a usage error later would leave clients and servers running
+  const oidc = oidcSettings(values);
+  if (values["web-oidc-only"] && oidc === undefined) throw new UsageError("--web-oidc-only needs --oidc-issuer-url");
   const heapGrowth = Number(values["heap-growth"]);
   if (!Number.isInteger(heapGrowth) || heapGrowth < 0 || heapGrowth > 1000) {
     throw new UsageError(`--heap-growth must be a whole percent from 0 to 1000, got "${values["heap-growth"]}"`);
@@ -423,6 +517,7 @@ export async function runSync(args: string[]): Promise<number> {
       allowLoopbackAppServers: serverAddresses.allowLoopback,
       serviceNetworks: serverAddresses.serviceNetworks,
       ...(cert && key ? { tls: { cert: readPem("web-tls-cert", cert), key: readPem("web-tls-key", key) } } : {}),
+      ...(oidc ? { oidc, tokenSignIn: !values["web-oidc-only"] } : {}),
     });
   }
 

@@ -28,6 +28,7 @@ fieldset label { font-weight: 400; margin: 4px 0; }
 label.claim { padding-left: 24px; text-indent: -24px; }
 button { background: var(--accent); color: #fff; border: 0; border-radius: 6px; padding: 8px 16px; font: inherit; cursor: pointer; margin-top: 12px; }
 button.link { background: none; color: var(--accent); padding: 0; margin: 0; }
+a.button { display: inline-block; background: var(--accent); color: #fff; border-radius: 6px; padding: 8px 16px; text-decoration: none; }
 a { color: var(--accent); }
 .login { max-width: 460px; margin: 80px auto; }
 `;

@@ -104,8 +104,13 @@ export function tokenExpiry(token: string): number | undefined {
 
 export type SignIn = { identity: Identity; user: Impersonation; token: string; expires?: number };
 
-/** Checks a token typed on the sign-in page; throws SignInError with what to show the user. */
-export async function reviewToken(control: KubeClient, token: string): Promise<SignIn> {
+const notAccepted = "the control plane did not accept this token (expired, revoked or not a token of this cluster)";
+
+/**
+ * Checks a token typed on the sign-in page, or an ID token from OpenID Connect; throws SignInError
+ * with what to show the user, refused when TokenReview does not accept the token.
+ */
+export async function reviewToken(control: KubeClient, token: string, refused = notAccepted): Promise<SignIn> {
   const trimmed = token.trim();
   if (trimmed === "") throw new SignInError("enter a bearer token of the control plane");
   if (trimmed.length > maxTokenLength) throw new SignInError(`the token is longer than ${maxTokenLength} characters`);
@@ -115,13 +120,9 @@ export async function reviewToken(control: KubeClient, token: string): Promise<S
   } catch (err) {
     throw new SignInError(`the control plane could not check the token: ${(err as Error).message}`);
   }
-  if (identity === undefined) {
-    throw new SignInError(
-      "the control plane did not accept this token (expired, revoked or not a token of this cluster)",
-    );
-  }
-  const refused = privilegedReason(identity);
-  if (refused !== undefined) throw new SignInError(refused);
+  if (identity === undefined) throw new SignInError(refused);
+  const privileged = privilegedReason(identity);
+  if (privileged !== undefined) throw new SignInError(privileged);
   const expires = tokenExpiry(trimmed);
   if (expires !== undefined && expires <= Date.now()) throw new SignInError("this token has expired");
   return { identity, user: impersonationOf(identity), token: trimmed, ...(expires !== undefined ? { expires } : {}) };

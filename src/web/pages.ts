@@ -24,7 +24,15 @@ export function bindingHref(b: { namespace: string; name: string; group: string 
   return b.group === refs.bindings.group ? `${path}?group=${encodeURIComponent(b.group)}` : path;
 }
 
-type Frame = { title: string; user?: string; csrf?: string; refreshSeconds?: number; body: Html };
+type Frame = {
+  title: string;
+  user?: string;
+  csrf?: string;
+  refreshSeconds?: number;
+  /** where the refresh goes; the page itself when not given */
+  refreshUrl?: string;
+  body: Html;
+};
 
 function layout(frame: Frame): string {
   return html`<!doctype html>
@@ -32,7 +40,11 @@ function layout(frame: Frame): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-${frame.refreshSeconds ? html`<meta http-equiv="refresh" content="${frame.refreshSeconds}">` : ""}
+${
+  frame.refreshSeconds !== undefined
+    ? html`<meta http-equiv="refresh" content="${frame.refreshSeconds}${frame.refreshUrl ? `;url=${frame.refreshUrl}` : ""}">`
+    : ""
+}
 <title>${frame.title} · klutch-bind</title>
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/app.js" defer></script>
@@ -60,24 +72,55 @@ function status(condition: Condition | undefined): Html {
   return html`<span class="status ${value}">${value}</span>`;
 }
 
-export function loginPage(options: { csrf: string; error?: string; notice?: string }): string {
+export type LoginOptions = {
+  csrf: string;
+  error?: string;
+  notice?: string;
+  /** the OpenID Connect issuer, when the page signs in with it */
+  oidcIssuer?: string;
+  /** the bearer token form (default shown) */
+  tokenForm?: boolean;
+};
+
+export function loginPage(options: LoginOptions): string {
+  const oidc = options.oidcIssuer
+    ? html`<p><a class="button" id="oidc-sign-in" href="/oidc/login">Sign in with ${options.oidcIssuer}</a></p>
+  <p class="muted">You sign in at your identity provider; the control plane checks the ID token it gives this page,
+  and what you may bind is decided by your Kubernetes RBAC.</p>`
+    : "";
   return layout({
     title: "Sign in",
     body: html`<section class="login">
   <h2>Sign in to the control plane</h2>
   ${options.notice ? html`<div class="notice" role="status">${options.notice}</div>` : ""}
   ${options.error ? html`<div class="error" role="alert">${options.error}</div>` : ""}
-  <form method="post" action="/login">
-    <input type="hidden" name="_csrf" value="${options.csrf}">
+  ${oidc}
+  ${options.tokenForm === false ? "" : tokenForm(options.csrf)}
+</section>`,
+  });
+}
+
+/** Where the OpenID Connect callback leaves the browser: the session cookie is SameSite=Strict, so
+ * the browser goes on to the dashboard from this page of ours, not in the provider's redirect chain. */
+export function signedInPage(user: string): string {
+  return layout({
+    title: "Signed in",
+    refreshSeconds: 0,
+    refreshUrl: "/",
+    body: html`<section><h2>Signed in as <span id="signed-in-user">${user}</span></h2><p><a href="/">continue</a></p></section>`,
+  });
+}
+
+function tokenForm(csrf: string): Html {
+  return html`<form method="post" action="/login">
+    <input type="hidden" name="_csrf" value="${csrf}">
     <label for="token">Bearer token</label>
     <input type="password" id="token" name="token" autocomplete="off" required>
     <p class="muted">A token of the control plane, e.g. <code>kubectl create token NAME</code>. It is checked with a
     TokenReview, then again every few minutes, and kept only in the server's memory until your session ends (at
     the latest when the token expires); what you may bind is decided by your Kubernetes RBAC.</p>
     <button type="submit">Sign in</button>
-  </form>
-</section>`,
-  });
+  </form>`;
 }
 
 /** claims: the checked claim boxes, each EXPORT/KEY (see claimKey) */

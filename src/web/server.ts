@@ -2,6 +2,8 @@
 // bindable APIs and the bindings, bind an app cluster. Every read and write is made as the signed-in
 // user (impersonation), so Kubernetes RBAC decides what each user sees and may bind. Sessions end
 // with their token (see session.ts); privileged identities are refused at sign-in (see auth.ts).
+// With OpenID Connect configured (oidc.ts), a person may instead sign in at the identity provider:
+// the page then holds the ID token as it would a pasted token, and TokenReview decides as before.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Logger } from "pino";
@@ -19,8 +21,9 @@ import type { Network, ServerAddressPolicy } from "../kube/server-addresses.ts";
 import { listen } from "../listen.ts";
 import { withSafeErrors } from "../log.ts";
 import { script, styleSheet } from "./assets.ts";
-import { checkToken, reviewToken, SignInError } from "./auth.ts";
+import { checkToken, reviewToken, type SignIn, SignInError } from "./auth.ts";
 import { RequestError, readForm } from "./form.ts";
+import { OidcError, OidcLogin, type OidcSettings, oidcCallbackPath } from "./oidc.ts";
 import {
   type BindForm,
   type BindingView,
@@ -28,7 +31,9 @@ import {
   bindingPage,
   dashboardPage,
   errorPage,
+  type LoginOptions,
   loginPage,
+  signedInPage,
 } from "./pages.ts";
 import { cookie, type EndReason, randomToken, readCookies, type Session, SessionStore, sameToken } from "./session.ts";
 
@@ -62,6 +67,10 @@ export type WebOptions = {
   maxBindsPerUser?: number;
   /** the host name lookups of the app clusters users name, gated per user (a gate of the page's own by default) */
   lookups?: LookupGate;
+  /** sign-in with OpenID Connect, besides (or instead of) bearer tokens */
+  oidc?: OidcSettings;
+  /** the bearer token form (default true); false needs oidc */
+  tokenSignIn?: boolean;
 };
 
 export type RunningWeb = {
@@ -125,6 +134,13 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   const secure = options.tls !== undefined;
   const sessionCookie = secure ? "__Host-klb-session" : "klb-session";
   const loginCookie = secure ? "__Host-klb-login" : "klb-login";
+  /** ties an OpenID Connect sign-in in progress to the browser that began it (oidc.ts) */
+  const flowCookie = secure ? "__Host-klb-oidc" : "klb-oidc";
+  const oidc = options.oidc !== undefined ? new OidcLogin(options.oidc) : undefined;
+  const tokenSignIn = options.tokenSignIn ?? true;
+  if (!tokenSignIn && oidc === undefined) throw new Error("turning the bearer token sign-in off needs OpenID Connect");
+  /** this page's own URL, known once it listens */
+  let pageUrl = "";
   const log = withSafeErrors(options.logger);
   // the app clusters users name are looked up two at a time per signed-in user (lookup.ts): never
   // per namespace typed into the form, which would give a user as many lanes as names they type
@@ -239,6 +255,73 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     return bindingHref({ namespace, name, group: ref.group });
   };
 
+  /** The sign-in page, with what this page signs in with. */
+  const signInPage = (page: Omit<LoginOptions, "oidcIssuer" | "tokenForm">): string =>
+    loginPage({ ...page, tokenForm: tokenSignIn, ...(oidc ? { oidcIssuer: oidc.issuer } : {}) });
+
+  /** The sign-in page again, with why the sign-in failed and a new form token. */
+  const refuseSignIn = (res: ServerResponse, status: number, why: string) => {
+    const token = randomToken();
+    send(res, status, signInPage({ csrf: token, error: why }), {
+      "set-cookie": cookie(loginCookie, token, { secure }),
+    });
+  };
+
+  /** A session for an identity TokenReview accepted; the cookies that tell the browser of it. */
+  const startSession = (signIn: SignIn, via: "token" | "oidc"): string[] => {
+    const created = sessions.create(
+      signIn.identity,
+      signIn.user,
+      options.control.impersonating(signIn.user),
+      signIn.token,
+      signIn.expires,
+    );
+    log.info(
+      { user: signIn.user.username, groups: signIn.user.groups, ends: new Date(created.ends).toISOString(), via },
+      "signed in",
+    );
+    return [
+      cookie(sessionCookie, created.id, { secure, maxAgeSeconds: sessions.maxAgeSeconds(created) }),
+      cookie(loginCookie, "", { secure, maxAgeSeconds: 0 }),
+    ];
+  };
+
+  /** GET /oidc/login: off to the provider, the sign-in's state, nonce and PKCE verifier kept here. */
+  const beginOidc = async (login: OidcLogin, res: ServerResponse, browserCookie: string | undefined) => {
+    const browser = browserCookie || randomToken();
+    let authorization: URL;
+    try {
+      authorization = await login.begin(browser, login.redirectUri(pageUrl));
+    } catch (err) {
+      if (!(err instanceof OidcError)) throw err;
+      log.warn({ issuer: login.issuer, reason: err.message }, "OpenID Connect sign-in could not begin");
+      return refuseSignIn(res, 502, err.message);
+    }
+    // Lax: the browser must send it back when the provider redirects it to the callback
+    redirect(res, authorization.href, {
+      "set-cookie": cookie(flowCookie, browser, { secure, sameSite: "Lax", maxAgeSeconds: 600 }),
+    });
+  };
+
+  /** GET /oidc/callback: the code for an ID token, the ID token to TokenReview, then a session. */
+  const finishOidc = async (login: OidcLogin, res: ServerResponse, query: URLSearchParams, browser?: string) => {
+    let signIn: SignIn;
+    try {
+      const { idToken } = await login.finish(browser, query);
+      signIn = await reviewToken(
+        options.control,
+        idToken,
+        `the control plane did not accept the ID token of ${login.issuer}: its API server must trust this issuer ` +
+          "and client ID (kube-apiserver --oidc-issuer-url and --oidc-client-id, or its authentication config)",
+      );
+    } catch (err) {
+      if (!(err instanceof OidcError) && !(err instanceof SignInError)) throw err;
+      log.warn({ issuer: login.issuer, reason: err.message }, "OpenID Connect sign-in refused");
+      return refuseSignIn(res, 401, err.message);
+    }
+    send(res, 200, signedInPage(signIn.user.username), { "set-cookie": startSession(signIn, "oidc") });
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://web.invalid");
     const path = url.pathname;
@@ -263,7 +346,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     const lookup = await sessions.get(cookies[sessionCookie]);
     // a session whose token could not be checked for too long may still sign out, or sign in anew
     const logout = req.method === "POST" && path === "/logout";
-    if (lookup.state === "unchecked" && !logout && path !== "/login") {
+    if (lookup.state === "unchecked" && !logout && path !== "/login" && !path.startsWith("/oidc/")) {
       const user = lookup.session.user.username;
       return send(
         res,
@@ -280,6 +363,13 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     }
     const session = lookup.state === "live" || (lookup.state === "unchecked" && logout) ? lookup.session : undefined;
     const clearSession = cookie(sessionCookie, "", { secure, maxAgeSeconds: 0 });
+    if (oidc !== undefined && req.method === "GET" && path === "/oidc/login") {
+      if (session) return redirect(res, "/");
+      return beginOidc(oidc, res, cookies[flowCookie]);
+    }
+    if (oidc !== undefined && req.method === "GET" && path === oidcCallbackPath) {
+      return finishOidc(oidc, res, url.searchParams, cookies[flowCookie]);
+    }
     if (path === "/login") {
       if (req.method === "GET") {
         if (session) return redirect(res, "/");
@@ -290,7 +380,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         return send(
           res,
           200,
-          loginPage({ csrf: token, ...(isEndReason(ended) ? { notice: endedNotices[ended] } : {}) }),
+          signInPage({ csrf: token, ...(isEndReason(ended) ? { notice: endedNotices[ended] } : {}) }),
           {
             "set-cookie": cookie(loginCookie, token, { secure }),
           },
@@ -300,32 +390,14 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         const form = await readForm(req);
         const refused = checkPost(req, form, cookies[loginCookie]);
         if (refused) return send(res, 403, errorPage({ title: "Refused", message: refused }));
+        if (!tokenSignIn) return refuseSignIn(res, 403, "this page does not sign in with bearer tokens");
         try {
           const signIn = await reviewToken(options.control, form.get("token") ?? "");
-          const created = sessions.create(
-            signIn.identity,
-            signIn.user,
-            options.control.impersonating(signIn.user),
-            signIn.token,
-            signIn.expires,
-          );
-          log.info(
-            { user: signIn.user.username, groups: signIn.user.groups, ends: new Date(created.ends).toISOString() },
-            "signed in",
-          );
-          return redirect(res, "/", {
-            "set-cookie": [
-              cookie(sessionCookie, created.id, { secure, maxAgeSeconds: sessions.maxAgeSeconds(created) }),
-              cookie(loginCookie, "", { secure, maxAgeSeconds: 0 }),
-            ],
-          });
+          return redirect(res, "/", { "set-cookie": startSession(signIn, "token") });
         } catch (err) {
           if (!(err instanceof SignInError)) throw err;
           log.info({ reason: err.message }, "sign-in refused");
-          const token = randomToken();
-          return send(res, 401, loginPage({ csrf: token, error: err.message }), {
-            "set-cookie": cookie(loginCookie, token, { secure }),
-          });
+          return refuseSignIn(res, 401, err.message);
         }
       }
     }
@@ -471,10 +543,17 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   const boundPort = await listen(server, options.address);
   const host = options.address.slice(0, options.address.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");
   const shownHost = host && host !== "0.0.0.0" && host !== "::" ? host : "localhost";
-  const url = `${secure ? "https" : "http"}://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${boundPort}`;
-  log.info({ url, tls: secure }, "web page serving");
+  pageUrl = `${secure ? "https" : "http"}://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${boundPort}`;
+  log.info(
+    {
+      url: pageUrl,
+      tls: secure,
+      ...(oidc ? { oidcIssuer: oidc.issuer, oidcRedirect: oidc.redirectUri(pageUrl) } : {}),
+    },
+    "web page serving",
+  );
   return {
-    url,
+    url: pageUrl,
     stop: async () => {
       sessions.close();
       server.closeAllConnections();

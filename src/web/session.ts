@@ -89,10 +89,14 @@ export function readCookies(req: IncomingMessage): Record<string, string> {
   return cookies;
 }
 
-export type CookieOptions = { secure: boolean; maxAgeSeconds?: number };
+/**
+ * sameSite Lax (default Strict) only for a cookie that must come back on a top-level navigation
+ * from another site: the OpenID Connect callback.
+ */
+export type CookieOptions = { secure: boolean; maxAgeSeconds?: number; sameSite?: "Strict" | "Lax" };
 
 export function cookie(name: string, value: string, options: CookieOptions): string {
-  const parts = [`${name}=${value}`, "Path=/", "HttpOnly", "SameSite=Strict"];
+  const parts = [`${name}=${value}`, "Path=/", "HttpOnly", `SameSite=${options.sameSite ?? "Strict"}`];
   if (options.secure) parts.push("Secure");
   if (options.maxAgeSeconds !== undefined) parts.push(`Max-Age=${options.maxAgeSeconds}`);
   return parts.join("; ");
