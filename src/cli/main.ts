@@ -60,7 +60,7 @@ main(process.argv.slice(2)).then(
     if (isUsageError(err)) {
       const hint = current ? `try 'klutch-bind ${current} --help'` : "try 'klutch-bind --help'";
       process.stderr.write(`klutch-bind: ${err.message}\n(${hint})\n`);
-      process.exitCode = 2;
+      exitNow(2);
       return;
     }
     // the stack helps us, not the operator: only with --debug
@@ -71,6 +71,16 @@ main(process.argv.slice(2)).then(
           : err.message
         : String(err);
     process.stderr.write(`klutch-bind: ${detail}\n`);
-    process.exitCode = 1;
+    exitNow(1);
   },
 );
+
+/**
+ * A command that failed may have opened what keeps a process alive (a health or web server, a
+ * client's connections) and taken over SIGTERM: waiting for them to drain would leave it running,
+ * deaf to SIGTERM. Its error is written (stderr is synchronous on files, pipes and terminals): exit.
+ */
+function exitNow(code: number): void {
+  process.exitCode = code;
+  process.exit();
+}

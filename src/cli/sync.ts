@@ -430,6 +430,9 @@ export async function runSync(args: string[]): Promise<number> {
   // checked here, before anything starts: a usage error later would leave clients and servers running
   const oidc = oidcSettings(values);
   if (values["web-oidc-only"] && oidc === undefined) throw new UsageError("--web-oidc-only needs --oidc-issuer-url");
+  if ((values["web-tls-cert"] === undefined) !== (values["web-tls-key"] === undefined)) {
+    throw new UsageError("--web-tls-cert and --web-tls-key go together");
+  }
   const heapGrowth = Number(values["heap-growth"]);
   if (!Number.isInteger(heapGrowth) || heapGrowth < 0 || heapGrowth > 1000) {
     throw new UsageError(`--heap-growth must be a whole percent from 0 to 1000, got "${values["heap-growth"]}"`);
@@ -505,9 +508,6 @@ export async function runSync(args: string[]): Promise<number> {
   if (values["web-address"]) {
     const cert = values["web-tls-cert"];
     const key = values["web-tls-key"];
-    if ((cert === undefined) !== (key === undefined)) {
-      throw new UsageError("--web-tls-cert and --web-tls-key go together");
-    }
     const webKubeconfig = values["web-kubeconfig"];
     web = await startWebServer({
       ...(webKubeconfig ? { control: webClient(webKubeconfig), closeControl: true } : { control }),

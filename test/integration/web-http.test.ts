@@ -7,12 +7,14 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import type { IncomingHttpHeaders } from "node:http";
+import { createServer, type IncomingHttpHeaders } from "node:http";
 import { request } from "node:https";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import { consent, parseRecorded } from "../../src/api/consent.ts";
 import { refs } from "../../src/api/resources.ts";
@@ -26,7 +28,7 @@ import type { Cluster } from "../support/cluster.ts";
 import { clientConfig, freshCluster, kubeConfig, onFileDone, testNamespace } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { apply, readManifests } from "../support/manifests.ts";
-import { stopProcess } from "../support/processes.ts";
+import { exitAndOutput, stopProcess } from "../support/processes.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 import { WebAgent as Agent } from "../support/web-agent.ts";
@@ -381,6 +383,65 @@ describe("the web page over HTTP", () => {
       sync.kill("SIGTERM");
       const [code] = await once(sync, "exit");
       assert.equal(code, 0);
+    });
+  });
+
+  // Failing to start must end the process: a health server already listening and the SIGTERM
+  // handler already taken kept a sync whose web address was taken running, deaf to SIGTERM.
+  describe("klutch-bind sync whose web page cannot start", () => {
+    const startSync = (extra: string[]) => {
+      const child = spawn(
+        process.execPath,
+        [
+          join(repoRoot, "src/cli/main.ts"),
+          "sync",
+          "--allow-loopback-app-servers",
+          "--kubeconfig",
+          env.control.kubeconfigPath,
+          "-n",
+          env.bindingNamespace,
+          "--metrics-address",
+          "",
+          "--health-address",
+          "127.0.0.1:0",
+          ...extra,
+        ],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      onFileDone(() => stopProcess(child));
+      return exitAndOutput(child);
+    };
+    const within = async <T>(ms: number, what: Promise<T>): Promise<T> => {
+      const timer = new AbortController();
+      const late = sleep(ms, undefined, { signal: timer.signal }).then(
+        () => assert.fail(`still running after ${ms / 1000} s: the failed start kept the process alive`),
+        () => undefined as never, // cancelled: the process ended in time
+      );
+      try {
+        return await Promise.race([what, late]);
+      } finally {
+        timer.abort();
+      }
+    };
+
+    it("exits 1, naming the address, when the web address is taken", async () => {
+      const taken = createServer();
+      taken.listen(0, "127.0.0.1");
+      await once(taken, "listening");
+      onFileDone(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+      const address = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
+      const { code, output } = await within(30_000, startSync(["--web-address", address]));
+      assert.equal(code, 1, output);
+      assert.match(output, /EADDRINUSE|in use/);
+    });
+
+    it("exits 2 on --web-tls-cert without --web-tls-key, before anything listens", async () => {
+      const { code, output } = await within(
+        30_000,
+        startSync(["--web-address", "127.0.0.1:0", "--web-tls-cert", "/nonexistent/tls.crt"]),
+      );
+      assert.equal(code, 2, output);
+      assert.match(output, /--web-tls-cert and --web-tls-key go together/);
     });
   });
 });
