@@ -282,8 +282,10 @@ export class H2Sessions {
     });
     session.on("goaway", drop);
     session.on("close", drop);
+    // idle means settled and without streams: one still connecting has requests waiting for it
+    // (the connect timeout bounds it); a loaded machine took longer than a short idle time to connect
     session.setTimeout(this.#idleMs, () => {
-      if (entry.streams === 0) {
+      if (entry.streams === 0 && entry.settled) {
         drop();
         session.close();
       }

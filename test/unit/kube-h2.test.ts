@@ -483,6 +483,38 @@ describe("H2Sessions", () => {
     assert.equal(server.sessions.size, 2);
   });
 
+  it("keeps a session that connects slower than its idle time for the request waiting on it", bounded, async () => {
+    const server = await serve("h2", version);
+    // a relay that holds the server's first bytes (TLS handshake, SETTINGS) back for 400 ms
+    const relayed = new Set<net.Socket>();
+    const relay = net.createServer((inbound) => {
+      const outbound = net.connect(server.port, "127.0.0.1");
+      const opened = performance.now();
+      relayed.add(inbound).add(outbound);
+      inbound.on("data", (chunk: Buffer) => outbound.write(chunk));
+      outbound.on("data", (chunk: Buffer) => {
+        const wait = Math.max(0, 400 - (performance.now() - opened));
+        if (wait === 0) inbound.write(chunk);
+        else setTimeout(() => inbound.writable && inbound.write(chunk), wait);
+      });
+      for (const socket of [inbound, outbound]) {
+        socket.on("close", () => (socket === inbound ? outbound : inbound).destroy());
+        socket.on("error", () => undefined);
+      }
+    });
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    try {
+      const origin = new URL(`https://127.0.0.1:${(relay.address() as AddressInfo).port}`);
+      const target = { secureContext: tls.createSecureContext({ ca: pki.ca }) };
+      const pool = new H2Sessions(origin, target, undefined, { idleMs: 100 });
+      pools.push(pool);
+      assert.equal(await get(pool, "/version"), 200);
+    } finally {
+      for (const socket of relayed) socket.destroy();
+      await new Promise((resolve) => relay.close(resolve));
+    }
+  });
+
   it("keeps a process alive while a session connects", bounded, async () => {
     const server = await serve("h2", version);
     const dir = mkdtempSync(join(tmpdir(), "klb-h2-"));

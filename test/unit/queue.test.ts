@@ -16,13 +16,20 @@ it("de-duplicates queued keys and never runs one key twice at once", async () =>
   const running = new Set<string>();
   const runs: string[] = [];
   let overlap = false;
+  // the first run of "a" lasts until the test lets it end: the key is added again while it runs,
+  // whatever the machine's load (a 20 ms run could end before the test looked)
+  let endFirstA = () => {};
+  const firstA = new Promise<void>((resolve) => {
+    endFirstA = resolve;
+  });
   const queue = new WorkQueue({
     workers: 4,
     process: async (key) => {
       if (running.has(key)) overlap = true;
       running.add(key);
       runs.push(key);
-      await sleep(20);
+      if (key === "a" && runs.filter((k) => k === "a").length === 1) await firstA;
+      else await sleep(5);
       running.delete(key);
     },
   });
@@ -31,6 +38,8 @@ it("de-duplicates queued keys and never runs one key twice at once", async () =>
   queue.start();
   await until("a running", () => running.has("a"));
   queue.add("a"); // while "a" runs: once more afterwards
+  queue.add("a");
+  endFirstA();
   await until("three runs", () => runs.length === 3 && running.size === 0);
   await queue.stop();
   assert.equal(overlap, false);
