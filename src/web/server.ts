@@ -9,9 +9,11 @@ import { createServer as createHttpsServer } from "node:https";
 import type { Logger } from "pino";
 import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bindable.ts";
 import { checkAppCluster, checkBindingName, createBinding } from "../bind/binding.ts";
+import { readBindingContents } from "../bind/binding-contents.ts";
 import { choicesOf, decide, stateOf } from "../bind/claim-choice.ts";
 import { ExplainedError, explain } from "../bind/explain.ts";
 import { findBindings, groupOf, listBindings } from "../bind/find-bindings.ts";
+import { deleteBinding, deletionPolicyOf, isDeletionPolicy, setDeletionPolicy } from "../bind/unbind.ts";
 import { namespaceName } from "../export/decode.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
 import { conditionOf, conditionsOf } from "../kube/conditions.ts";
@@ -22,13 +24,13 @@ import { listen } from "../listen.ts";
 import { withSafeErrors } from "../log.ts";
 import { script, styleSheet } from "./assets.ts";
 import { checkToken, reviewToken, type SignIn, SignInError } from "./auth.ts";
+import { bindingPage, bindingSubHref, unbindPage, unboundPage } from "./binding-page.ts";
 import { RequestError, readForm } from "./form.ts";
 import { OidcError, OidcLogin, type OidcSettings, oidcCallbackPath } from "./oidc.ts";
 import {
   type BindForm,
   type BindingView,
   bindingHref,
-  bindingPage,
   dashboardPage,
   errorPage,
   type LoginOptions,
@@ -117,6 +119,7 @@ function bindingView(b: KubeObject): BindingView {
     ready: conditionOf(b, "Ready"),
     exports,
     deleting: b.metadata.deletionTimestamp !== undefined,
+    deletionPolicy: deletionPolicyOf(b),
     group: groupOf(b),
   };
 }
@@ -253,6 +256,25 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       "bound an app cluster",
     );
     return bindingHref({ namespace, name, group: ref.group });
+  };
+
+  /** Unbinds as the person: the policy they chose set, the binding deleted; where the browser goes next. */
+  const unbind = async (session: Session, binding: KubeObject, form: URLSearchParams): Promise<string> => {
+    const { name, namespace = "" } = binding.metadata;
+    const policy = form.get("policy");
+    if (!isDeletionPolicy(policy)) throw new Error("choose what happens to the bound objects: Orphan or Delete");
+    if ((form.get("confirm") ?? "").trim() !== name) {
+      throw new Error(`type the binding's name, ${name}, to unbind it`);
+    }
+    const doing = `unbind AppClusterBinding ${name}`;
+    try {
+      await setDeletionPolicy(session.client, binding, policy);
+      await deleteBinding(session.client, binding);
+    } catch (err) {
+      throw explain(err, doing, options.control.server, namespace);
+    }
+    log.info({ user: session.user.username, binding: `${namespace}/${name}`, policy }, "unbound an app cluster");
+    return bindingSubHref(bindingView(binding), "", "unbinding=1");
   };
 
   /** The sign-in page, with what this page signs in with. */
@@ -419,9 +441,22 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     if (req.method === "GET" && path === "/") {
       return send(res, 200, await dashboard(session, namespace, { name: "", namespace, exports: [], claims: [] }));
     }
-    const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)$/.exec(path);
-    if (req.method === "GET" && bindingPath) {
+    const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)(\/unbind)?$/.exec(path);
+    if (bindingPath && (req.method === "GET" || (req.method === "POST" && bindingPath[3] !== undefined))) {
       const [ns, name] = [decodeURIComponent(bindingPath[1] ?? ""), decodeURIComponent(bindingPath[2] ?? "")];
+      const toUnbind = bindingPath[3] !== undefined;
+      const form = req.method === "POST" ? await readForm(req) : undefined;
+      if (form !== undefined) {
+        const refused = checkPost(req, form, session.csrf);
+        if (refused) {
+          log.warn({ user: session.user.username, path, reason: refused }, "form refused");
+          return send(
+            res,
+            403,
+            errorPage({ title: "Refused", message: refused, user: session.user.username, csrf: session.csrf }),
+          );
+        }
+      }
       // klutch-bind's kind unless the link names the older one (bind.klutch.dev)
       const group = url.searchParams.get("group") ?? undefined;
       let binding: KubeObject | undefined;
@@ -436,6 +471,10 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         );
       }
       if (binding === undefined) {
+        // the page an unbind goes to: the binding gone is what it waited for
+        if (!toUnbind && url.searchParams.get("unbinding") === "1") {
+          return send(res, 200, unboundPage({ user: session.user.username, csrf: session.csrf, namespace: ns, name }));
+        }
         return send(
           res,
           404,
@@ -447,12 +486,20 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           }),
         );
       }
-      const conditions = conditionsOf(binding);
-      return send(
-        res,
-        200,
-        bindingPage({ user: session.user.username, csrf: session.csrf, binding: bindingView(binding), conditions }),
-      );
+      const view = bindingView(binding);
+      const page = { user: session.user.username, csrf: session.csrf, binding: view };
+      if (form !== undefined) {
+        try {
+          return redirect(res, await unbind(session, binding, form));
+        } catch (err) {
+          const refusedByRbac = err instanceof ExplainedError && err.code === 403;
+          log.info({ user: session.user.username, binding: `${ns}/${name}`, reason: message(err) }, "unbind refused");
+          return send(res, refusedByRbac ? 403 : 400, unbindPage({ ...page, error: message(err) }));
+        }
+      }
+      if (toUnbind) return send(res, 200, unbindPage(page));
+      const contents = await readBindingContents(session.client, binding);
+      return send(res, 200, bindingPage({ ...page, conditions: conditionsOf(binding), contents }));
     }
     if (req.method === "POST" && (path === "/bind" || path === "/logout")) {
       const form = await readForm(req);
