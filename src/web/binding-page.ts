@@ -4,6 +4,7 @@
 // so that no click on the binding page alone unbinds. What the person may not read says so.
 import type { DeletionPolicy } from "../api/binding-spec.ts";
 import type { BindingContents, BoundCopy, ClaimedCopy, Part } from "../bind/binding-contents.ts";
+import type { PullBindingView } from "../bind/pull-binding-view.ts";
 import { deletionPolicyWords } from "../bind/unbind.ts";
 import type { Condition } from "../kube/conditions.ts";
 import { type Html, html } from "./html.ts";
@@ -21,7 +22,7 @@ function more(count: number | "some", what: string): Html | string {
   return html`<p class="muted" data-more="${what}">${count === "some" ? "and more" : `and ${count} more`} ${what} not shown</p>`;
 }
 
-function partOf<T>(part: Part<T>, id: string, shown: (items: T[]) => Html, what: string): Html {
+export function partOf<T>(part: Part<T>, id: string, shown: (items: T[]) => Html, what: string): Html {
   if (part.state === "refused")
     return html`<p class="error" data-part="${id}" data-refused>not allowed to see ${part.what}</p>`;
   if (part.state === "failed") return html`<p class="error" data-part="${id}">${part.message}</p>`;
@@ -136,5 +137,40 @@ export function unboundPage(view: { user: string; csrf: string; namespace: strin
     body: html`<section><h2>AppClusterBinding ${view.namespace}/${view.name}</h2>
   <div class="notice" role="status" id="unbound">Unbound: the binding is gone; the sync has released its objects.</div>
   <p><a href="/">back to all bindings</a></p></section>`,
+  });
+}
+
+function heartbeatLine(heartbeat: PullBindingView["heartbeat"], now: number): Html {
+  if ("invalid" in heartbeat) return html`<span class="error">${heartbeat.invalid}</span>`;
+  const at = heartbeat.lastHeartbeatTime;
+  if (at === undefined) return html`<span class="muted">none yet</span>`;
+  const ago = Math.round((now - Date.parse(at)) / 1000);
+  return html`<span id="last-heartbeat">${at}</span>${Number.isNaN(ago) ? "" : html` <span class="muted">(${ago} s ago)</span>`}${
+    heartbeat.heartbeatInterval ? html` <span class="muted">every ${heartbeat.heartbeatInterval}</span>` : ""
+  }${heartbeat.konnectorVersion ? html` <span class="muted">· konnector ${heartbeat.konnectorVersion}</span>` : ""}`;
+}
+
+/** A pull binding's page, short: its konnector's heartbeat and health, and the APIs exported to it. */
+export function pullBindingPage(view: { user: string; csrf: string; pull: PullBindingView; now: number }): string {
+  const p = view.pull;
+  return layout({
+    title: `${p.namespace} (pull)`,
+    user: view.user,
+    csrf: view.csrf,
+    body: html`<section><h2>Pull binding: ClusterBinding ${p.namespace}/cluster${p.deleting ? html` <span class="muted">(deleting)</span>` : ""}</h2>
+  <p>Last heartbeat: ${heartbeatLine(p.heartbeat, view.now)}</p>
+  <p>Healthy: <span id="healthy">${status(p.healthy)}</span> <span class="muted">${p.healthy?.reason}</span> ${p.healthy?.message}</p>
+  <h2 style="margin-top:16px">Exported APIs</h2>
+  ${partOf(
+    p.exports,
+    "exports",
+    (
+      items,
+    ) => html`<table><thead><tr><th>APIServiceExport</th><th>API</th><th>Ready</th><th>Message</th></tr></thead><tbody>
+  ${items.map((e) => html`<tr data-export="${e.name}"><td>${e.name}</td><td>${e.api}</td><td>${status(e.ready)}</td><td class="muted">${e.ready?.message}</td></tr>`)}
+  </tbody></table>`,
+    "APIServiceExports",
+  )}
+  <p><a href="/?namespace=${encodeURIComponent(p.namespace)}">back</a></p></section>`,
   });
 }

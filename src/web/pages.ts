@@ -158,6 +158,8 @@ export function dashboardPage(view: {
   apisError?: string;
   bindings: BindingView[];
   bindingsError?: string;
+  /** the namespace is a pull binding's cluster namespace, with a ClusterBinding the person may read */
+  pullBinding?: boolean;
   form: BindForm;
 }): string {
   const apis = view.apisError
@@ -226,7 +228,11 @@ ${view.bindings.map(
     user: view.user,
     csrf: view.csrf,
     body: html`<section><h2>Bindable APIs</h2>${apis}</section>
-<section><h2>Bound app clusters</h2>${bindings}</section>
+<section><h2>Bound app clusters</h2>${bindings}${
+      view.pullBinding
+        ? html`<p id="pull-binding">A pull binding's konnector binds from namespace ${view.form.namespace}: <a href="/clusters/${encodeURIComponent(view.form.namespace)}">its heartbeat and APIs</a></p>`
+        : ""
+    }</section>
 <section><h2>Bind an app cluster</h2>${form}</section>`,
   });
 }

@@ -7,12 +7,14 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Logger } from "pino";
+import { clusterBindingName, pullRefs } from "../api/pull-binding.ts";
 import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bindable.ts";
 import { checkAppCluster, checkBindingName, createBinding } from "../bind/binding.ts";
 import { readBindingContents } from "../bind/binding-contents.ts";
 import { choicesOf, decide, stateOf } from "../bind/claim-choice.ts";
 import { ExplainedError, explain } from "../bind/explain.ts";
 import { findBindings, groupOf, listBindings } from "../bind/find-bindings.ts";
+import { type PullBindingView, readPullBinding } from "../bind/pull-binding-view.ts";
 import { deleteBinding, deletionPolicyOf, isDeletionPolicy, setDeletionPolicy } from "../bind/unbind.ts";
 import { namespaceName } from "../export/decode.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
@@ -24,7 +26,7 @@ import { listen } from "../listen.ts";
 import { withSafeErrors } from "../log.ts";
 import { script, styleSheet } from "./assets.ts";
 import { checkToken, reviewToken, type SignIn, SignInError } from "./auth.ts";
-import { bindingPage, bindingSubHref, unbindPage, unboundPage } from "./binding-page.ts";
+import { bindingPage, bindingSubHref, pullBindingPage, unbindPage, unboundPage } from "./binding-page.ts";
 import { RequestError, readForm } from "./form.ts";
 import { OidcError, OidcLogin, type OidcSettings, oidcCallbackPath } from "./oidc.ts";
 import {
@@ -186,7 +188,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   };
 
   const dashboard = async (session: Session, namespace: string, form: BindForm): Promise<string> => {
-    const [apis, bindings] = await Promise.all([
+    const [apis, bindings, pull] = await Promise.all([
       listVisibleBindable(session.client, namespace).then(
         (apis) => ({ apis }),
         (err: unknown) => ({
@@ -201,8 +203,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           error: explain(err, "list AppClusterBindings", options.control.server, namespace).message,
         }),
       ),
+      // a pull binding's ClusterBinding, when the person may read it (else there is nothing to link to)
+      session.client.get(pullRefs.clusterBindings, clusterBindingName, namespace).catch(() => undefined),
     ]);
     return dashboardPage({
+      ...(pull ? { pullBinding: true } : {}),
       user: session.user.username,
       csrf: session.csrf,
       apis: apis.apis,
@@ -440,6 +445,27 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     const namespace = url.searchParams.get("namespace") || options.defaultNamespace;
     if (req.method === "GET" && path === "/") {
       return send(res, 200, await dashboard(session, namespace, { name: "", namespace, exports: [], claims: [] }));
+    }
+    const clusterPath = /^\/clusters\/([^/]+)$/.exec(path);
+    if (req.method === "GET" && clusterPath) {
+      const ns = decodeURIComponent(clusterPath[1] ?? "");
+      const page = { user: session.user.username, csrf: session.csrf };
+      let pull: PullBindingView | undefined;
+      try {
+        namespaceName(ns, "namespace");
+        pull = await readPullBinding(session.client, ns);
+      } catch (err) {
+        const why = explain(err, `read the ClusterBinding of ${ns}`, options.control.server, ns);
+        return send(res, why.code === 403 ? 403 : 400, errorPage({ title: "Refused", message: why.message, ...page }));
+      }
+      if (pull === undefined) {
+        return send(
+          res,
+          404,
+          errorPage({ title: "Not found", message: `no pull binding (ClusterBinding) in namespace ${ns}`, ...page }),
+        );
+      }
+      return send(res, 200, pullBindingPage({ ...page, pull, now: Date.now() }));
     }
     const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)(\/unbind)?$/.exec(path);
     if (bindingPath && (req.method === "GET" || (req.method === "POST" && bindingPath[3] !== undefined))) {

@@ -9,6 +9,7 @@ import { before, describe, it } from "node:test";
 import { pino } from "pino";
 import { kubeconfigSecretMarks } from "../../src/api/kubeconfig-secret.ts";
 import { labels } from "../../src/api/naming.ts";
+import { clusterBindingName, pullApiVersion, pullRefs } from "../../src/api/pull-binding.ts";
 import { refs } from "../../src/api/resources.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
 import { type RunningWeb, startWebServer } from "../../src/web/server.ts";
@@ -17,7 +18,7 @@ import { boundWith, secret } from "../support/claim-binding.ts";
 import { onFileDone, testNamespace, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { klutchBinding, markedKubeconfigSecret } from "../support/klutch-binding.ts";
-import { apply, readManifests } from "../support/manifests.ts";
+import { apply, applyCrds, readManifests } from "../support/manifests.ts";
 import { type SyncEnv, syncEnv } from "../support/sync-env.ts";
 import { WebAgent as Agent } from "../support/web-agent.ts";
 
@@ -243,5 +244,76 @@ describe("a binding's page", () => {
     const gone = await agent.send("GET", `${pageOf(name)}?unbinding=1`);
     assert.equal(gone.status, 200);
     assert.match(gone.body, /Unbound: the binding is gone/);
+  });
+
+  it("shows a pull binding's last heartbeat and Healthy condition, linked from its cluster namespace", async () => {
+    for (const kind of ["clusterbinding", "apiserviceexport"])
+      await applyCrds(env.control, `deploy/control-plane/klutch-${kind}-crd.yaml`);
+    const clusterNs = await testNamespace(env.control, "web-pull");
+    const pullReader = `${readerRole}-pull`;
+    await env.controlClient.create(refs.clusterRoles, {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: pullReader },
+      rules: [
+        {
+          apiGroups: [pullRefs.clusterBindings.group],
+          resources: ["clusterbindings", "apiserviceexports"],
+          verbs: ["get", "list"],
+        },
+      ],
+    });
+    onFileDone(() => env.controlClient.delete(refs.clusterRoles, pullReader).then(() => undefined));
+    await grant(env.controlClient, erin, pullReader, clusterNs);
+    await env.controlClient.create(pullRefs.clusterBindings, {
+      apiVersion: pullApiVersion,
+      kind: "ClusterBinding",
+      metadata: { name: clusterBindingName, namespace: clusterNs },
+      spec: { kubeconfigSecretRef: { name: "konnector", key: "kubeconfig" }, providerPrettyName: "test" },
+    });
+    const beat = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    await env.controlClient.mergePatch(
+      pullRefs.clusterBindings,
+      clusterBindingName,
+      clusterNs,
+      {
+        status: {
+          lastHeartbeatTime: beat,
+          heartbeatInterval: "30s",
+          konnectorVersion: "v9.8.7",
+          conditions: [
+            {
+              type: "Healthy",
+              status: "True",
+              reason: "HeartbeatReceived",
+              message: "the konnector is alive",
+              lastTransitionTime: beat,
+            },
+          ],
+        },
+      },
+      "status",
+    );
+
+    const agent = new Agent(web.url);
+    await agent.signIn(erin.token);
+    const home = await agent.send("GET", `/?namespace=${clusterNs}`);
+    assert.match(home.body, new RegExp(`<p id="pull-binding">[^\n]*<a href="/clusters/${clusterNs}">`));
+    const answer = await agent.send("GET", `/clusters/${clusterNs}`);
+    assert.equal(answer.status, 200, answer.body);
+    assert.ok(answer.body.includes(`<span id="last-heartbeat">${beat}</span>`));
+    assert.match(answer.body, /konnector v9\.8\.7/);
+    assert.match(
+      answer.body,
+      /<span id="healthy"><span class="status True">True<\/span><\/span> <span class="muted">HeartbeatReceived<\/span> the konnector is alive/,
+    );
+    assert.match(answer.body, /data-part="exports">none</);
+
+    const other = new Agent(web.url);
+    await other.signIn(carol.token);
+    const refused = await other.send("GET", `/clusters/${clusterNs}`);
+    assert.equal(refused.status, 403);
+    assert.match(refused.body, /no permission to read the ClusterBinding/);
+    assert.ok(!(await other.send("GET", `/?namespace=${clusterNs}`)).body.includes("pull-binding"));
   });
 });
