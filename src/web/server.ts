@@ -1,7 +1,8 @@
 // The web page of `klutch-bind sync --web-address`: sign in with a control-plane token, see the
-// bindable APIs and the bindings, bind an app cluster. Every read and write is made as the signed-in
-// user (impersonation), so Kubernetes RBAC decides what each user sees and may bind. Sessions end
-// with their token (see session.ts); privileged identities are refused at sign-in (see auth.ts).
+// bindable APIs and the bindings, bind an app cluster, see what a binding holds and unbind it. Every
+// read and write is made as the signed-in user (impersonation), so Kubernetes RBAC decides what
+// each user sees and may do. Sessions end with their token (see session.ts); privileged identities
+// are refused at sign-in (see auth.ts).
 // With OpenID Connect configured (oidc.ts), a person may instead sign in at the identity provider:
 // the page then holds the ID token as it would a pasted token, and TokenReview decides as before.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
