@@ -89,7 +89,8 @@ async function preferredVersion(client: KubeClient, group: string): Promise<stri
   return version;
 }
 
-function boundCopy(item: Record<string, unknown>): BoundCopy {
+/** A provider copy as the page shows it: Ready, else Synced; reason and message cut to a bounded length. */
+export function boundCopy(item: Record<string, unknown>): BoundCopy {
   const meta = isRecord(item.metadata) ? item.metadata : {};
   const notes = isRecord(meta.annotations) ? meta.annotations : {};
   const status = isRecord(item.status) ? item.status : {};
