@@ -5,6 +5,7 @@ import { refs } from "../api/resources.ts";
 import { isBindingSecret } from "../bind/binding.ts";
 import { explain } from "../bind/explain.ts";
 import { findBindings, groupOf } from "../bind/find-bindings.ts";
+import { deleteBinding, setDeletionPolicy } from "../bind/unbind.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import { contextFlags, controlPlane } from "./context.ts";
 import type { CommandHelp, FlagDefinitions } from "./help.ts";
@@ -117,7 +118,7 @@ export async function runUnbind(args: string[]): Promise<number> {
     // The sync does the releasing (as for a binding deleted with kubectl); we tell it how, and
     // note first what is ours in the app cluster, since releasing takes our label off.
     const policy = values.delete ? "Delete" : "Orphan";
-    await ctx.client.mergePatch(ref, name, ctx.namespace, { spec: { deletionPolicy: policy } });
+    await setDeletionPolicy(ctx.client, binding, policy);
     const exported: Array<{ id: string; ref: ResourceRef; owned: KubeObject[] }> = [];
     for (const e of spec.exports ?? []) {
       const crd = await ctx.client.get(refs.crds, `${e.resource}.${e.group ?? ""}`);
@@ -162,7 +163,7 @@ export async function runUnbind(args: string[]): Promise<number> {
       }
     }
 
-    await ctx.client.delete(ref, name, ctx.namespace);
+    await deleteBinding(ctx.client, binding);
     const waitUntil = Date.now() + timeoutSeconds * 1000;
     while ((await ctx.client.get(ref, name, ctx.namespace)) !== undefined) {
       if (Date.now() > waitUntil) {

@@ -144,6 +144,8 @@ type RequestOptions = {
   signal?: AbortSignal;
   /** told each chunk's size as the answer arrives; what it throws ends the request with that error */
   onChunk?: (bytes: number) => void;
+  /** the answer's media type; JSON unless said (e.g. a PartialObjectMetadataList: names, never contents) */
+  accept?: string;
 };
 
 /** when a request must have its answer (performance.now() time), and the time it was given, for messages */
@@ -1083,7 +1085,7 @@ export class KubeClient {
     const headers: Record<string, string | string[]> = {
       ...auth.headers,
       ...this.#parts.impersonationHeaders,
-      accept: "application/json",
+      accept: options.accept ?? "application/json",
       "user-agent": this.#parts.userAgent,
     };
     if (payload !== undefined) {

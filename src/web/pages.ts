@@ -1,6 +1,7 @@
 // The pages, as pure functions of what the handlers read. Secrets and kubeconfigs never reach
 // them: there is no field to put one in.
 
+import type { DeletionPolicy } from "../api/binding-spec.ts";
 import { refs } from "../api/resources.ts";
 import type { BindableApi } from "../bind/bindable.ts";
 import { choicesOf } from "../bind/claim-choice.ts";
@@ -14,6 +15,8 @@ export type BindingView = {
   ready: Condition | undefined;
   exports: Array<{ id: string; objects: number; message?: string }>;
   deleting: boolean;
+  /** spec.deletionPolicy as the sync reads it (Orphan unless Delete) */
+  deletionPolicy: DeletionPolicy;
   /** the API group of its kind: klutch.anynines.com, or bind.klutch.dev for bindings made before */
   group: string;
 };
@@ -24,7 +27,7 @@ export function bindingHref(b: { namespace: string; name: string; group: string 
   return b.group === refs.bindings.group ? `${path}?group=${encodeURIComponent(b.group)}` : path;
 }
 
-type Frame = {
+export type Frame = {
   title: string;
   user?: string;
   csrf?: string;
@@ -34,7 +37,7 @@ type Frame = {
   body: Html;
 };
 
-function layout(frame: Frame): string {
+export function layout(frame: Frame): string {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -67,7 +70,7 @@ ${frame.body}
 `.text;
 }
 
-function status(condition: Condition | undefined): Html {
+export function status(condition: Condition | undefined): Html {
   const value = condition?.status ?? "Unknown";
   return html`<span class="status ${value}">${value}</span>`;
 }
@@ -155,6 +158,8 @@ export function dashboardPage(view: {
   apisError?: string;
   bindings: BindingView[];
   bindingsError?: string;
+  /** the namespace is a pull binding's cluster namespace, with a ClusterBinding the person may read */
+  pullBinding?: boolean;
   form: BindForm;
 }): string {
   const apis = view.apisError
@@ -223,37 +228,12 @@ ${view.bindings.map(
     user: view.user,
     csrf: view.csrf,
     body: html`<section><h2>Bindable APIs</h2>${apis}</section>
-<section><h2>Bound app clusters</h2>${bindings}</section>
+<section><h2>Bound app clusters</h2>${bindings}${
+      view.pullBinding
+        ? html`<p id="pull-binding">A pull binding's konnector binds from namespace ${view.form.namespace}: <a href="/clusters/${encodeURIComponent(view.form.namespace)}">its heartbeat and APIs</a></p>`
+        : ""
+    }</section>
 <section><h2>Bind an app cluster</h2>${form}</section>`,
-  });
-}
-
-export function bindingPage(view: {
-  user: string;
-  csrf: string;
-  binding: BindingView;
-  conditions: Condition[];
-}): string {
-  const b = view.binding;
-  const settled = b.ready?.status === "True";
-  return layout({
-    title: b.name,
-    user: view.user,
-    csrf: view.csrf,
-    // until it is Ready, the page follows the sync's progress by itself
-    ...(settled ? {} : { refreshSeconds: 2 }),
-    body: html`<section>
-  <h2>AppClusterBinding ${b.namespace}/<span id="binding-name">${b.name}</span> <span class="muted" id="binding-group">${b.group}</span></h2>
-  <p>Ready: <span id="ready">${status(b.ready)}</span> · Connected: ${status(b.connected)}${settled ? "" : html` <span class="muted">(refreshing every 2 s)</span>`}</p>
-  <table><thead><tr><th>Condition</th><th>Status</th><th>Reason</th><th>Message</th></tr></thead><tbody>
-  ${view.conditions.map((c) => html`<tr><td>${c.type}</td><td>${status(c)}</td><td>${c.reason}</td><td class="muted">${c.message}</td></tr>`)}
-  </tbody></table>
-  <h2 style="margin-top:16px">Exports</h2>
-  <table><thead><tr><th>API</th><th>Objects</th><th>Message</th></tr></thead><tbody>
-  ${b.exports.map((e) => html`<tr><td>${e.id}</td><td>${e.objects}</td><td class="muted">${e.message}</td></tr>`)}
-  </tbody></table>
-  <p><a href="/">back to all bindings</a></p>
-</section>`,
   });
 }
 

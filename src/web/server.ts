@@ -1,17 +1,22 @@
 // The web page of `klutch-bind sync --web-address`: sign in with a control-plane token, see the
-// bindable APIs and the bindings, bind an app cluster. Every read and write is made as the signed-in
-// user (impersonation), so Kubernetes RBAC decides what each user sees and may bind. Sessions end
-// with their token (see session.ts); privileged identities are refused at sign-in (see auth.ts).
+// bindable APIs and the bindings, bind an app cluster, see what a binding holds and unbind it. Every
+// read and write is made as the signed-in user (impersonation), so Kubernetes RBAC decides what
+// each user sees and may do. Sessions end with their token (see session.ts); privileged identities
+// are refused at sign-in (see auth.ts).
 // With OpenID Connect configured (oidc.ts), a person may instead sign in at the identity provider:
 // the page then holds the ID token as it would a pasted token, and TokenReview decides as before.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Logger } from "pino";
+import { clusterBindingName, pullRefs } from "../api/pull-binding.ts";
 import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bindable.ts";
 import { checkAppCluster, checkBindingName, createBinding } from "../bind/binding.ts";
+import { readBindingContents } from "../bind/binding-contents.ts";
 import { choicesOf, decide, stateOf } from "../bind/claim-choice.ts";
 import { ExplainedError, explain } from "../bind/explain.ts";
 import { findBindings, groupOf, listBindings } from "../bind/find-bindings.ts";
+import { type PullBindingView, readPullBinding } from "../bind/pull-binding-view.ts";
+import { deleteBinding, deletionPolicyOf, isDeletionPolicy, setDeletionPolicy } from "../bind/unbind.ts";
 import { namespaceName } from "../export/decode.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
 import { conditionOf, conditionsOf } from "../kube/conditions.ts";
@@ -22,13 +27,13 @@ import { listen } from "../listen.ts";
 import { withSafeErrors } from "../log.ts";
 import { script, styleSheet } from "./assets.ts";
 import { checkToken, reviewToken, type SignIn, SignInError } from "./auth.ts";
+import { bindingPage, bindingSubHref, pullBindingPage, unbindPage, unboundPage } from "./binding-page.ts";
 import { RequestError, readForm } from "./form.ts";
 import { OidcError, OidcLogin, type OidcSettings, oidcCallbackPath } from "./oidc.ts";
 import {
   type BindForm,
   type BindingView,
   bindingHref,
-  bindingPage,
   dashboardPage,
   errorPage,
   type LoginOptions,
@@ -117,6 +122,7 @@ function bindingView(b: KubeObject): BindingView {
     ready: conditionOf(b, "Ready"),
     exports,
     deleting: b.metadata.deletionTimestamp !== undefined,
+    deletionPolicy: deletionPolicyOf(b),
     group: groupOf(b),
   };
 }
@@ -183,7 +189,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   };
 
   const dashboard = async (session: Session, namespace: string, form: BindForm): Promise<string> => {
-    const [apis, bindings] = await Promise.all([
+    const [apis, bindings, pull] = await Promise.all([
       listVisibleBindable(session.client, namespace).then(
         (apis) => ({ apis }),
         (err: unknown) => ({
@@ -198,8 +204,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           error: explain(err, "list AppClusterBindings", options.control.server, namespace).message,
         }),
       ),
+      // a pull binding's ClusterBinding, when the person may read it (else there is nothing to link to)
+      session.client.get(pullRefs.clusterBindings, clusterBindingName, namespace).catch(() => undefined),
     ]);
     return dashboardPage({
+      ...(pull ? { pullBinding: true } : {}),
       user: session.user.username,
       csrf: session.csrf,
       apis: apis.apis,
@@ -253,6 +262,25 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       "bound an app cluster",
     );
     return bindingHref({ namespace, name, group: ref.group });
+  };
+
+  /** Unbinds as the person: the policy they chose set, the binding deleted; where the browser goes next. */
+  const unbind = async (session: Session, binding: KubeObject, form: URLSearchParams): Promise<string> => {
+    const { name, namespace = "" } = binding.metadata;
+    const policy = form.get("policy");
+    if (!isDeletionPolicy(policy)) throw new Error("choose what happens to the bound objects: Orphan or Delete");
+    if ((form.get("confirm") ?? "").trim() !== name) {
+      throw new Error(`type the binding's name, ${name}, to unbind it`);
+    }
+    const doing = `unbind AppClusterBinding ${name}`;
+    try {
+      await setDeletionPolicy(session.client, binding, policy);
+      await deleteBinding(session.client, binding);
+    } catch (err) {
+      throw explain(err, doing, options.control.server, namespace);
+    }
+    log.info({ user: session.user.username, binding: `${namespace}/${name}`, policy }, "unbound an app cluster");
+    return bindingSubHref(bindingView(binding), "", "unbinding=1");
   };
 
   /** The sign-in page, with what this page signs in with. */
@@ -419,9 +447,43 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     if (req.method === "GET" && path === "/") {
       return send(res, 200, await dashboard(session, namespace, { name: "", namespace, exports: [], claims: [] }));
     }
-    const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)$/.exec(path);
-    if (req.method === "GET" && bindingPath) {
+    const clusterPath = /^\/clusters\/([^/]+)$/.exec(path);
+    if (req.method === "GET" && clusterPath) {
+      const ns = decodeURIComponent(clusterPath[1] ?? "");
+      const page = { user: session.user.username, csrf: session.csrf };
+      let pull: PullBindingView | undefined;
+      try {
+        namespaceName(ns, "namespace");
+        pull = await readPullBinding(session.client, ns);
+      } catch (err) {
+        const why = explain(err, `read the ClusterBinding of ${ns}`, options.control.server, ns);
+        return send(res, why.code === 403 ? 403 : 400, errorPage({ title: "Refused", message: why.message, ...page }));
+      }
+      if (pull === undefined) {
+        return send(
+          res,
+          404,
+          errorPage({ title: "Not found", message: `no pull binding (ClusterBinding) in namespace ${ns}`, ...page }),
+        );
+      }
+      return send(res, 200, pullBindingPage({ ...page, pull, now: Date.now() }));
+    }
+    const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)(\/unbind)?$/.exec(path);
+    if (bindingPath && (req.method === "GET" || (req.method === "POST" && bindingPath[3] !== undefined))) {
       const [ns, name] = [decodeURIComponent(bindingPath[1] ?? ""), decodeURIComponent(bindingPath[2] ?? "")];
+      const toUnbind = bindingPath[3] !== undefined;
+      const form = req.method === "POST" ? await readForm(req) : undefined;
+      if (form !== undefined) {
+        const refused = checkPost(req, form, session.csrf);
+        if (refused) {
+          log.warn({ user: session.user.username, path, reason: refused }, "form refused");
+          return send(
+            res,
+            403,
+            errorPage({ title: "Refused", message: refused, user: session.user.username, csrf: session.csrf }),
+          );
+        }
+      }
       // klutch-bind's kind unless the link names the older one (bind.klutch.dev)
       const group = url.searchParams.get("group") ?? undefined;
       let binding: KubeObject | undefined;
@@ -436,6 +498,10 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         );
       }
       if (binding === undefined) {
+        // the page an unbind goes to: the binding gone is what it waited for
+        if (!toUnbind && url.searchParams.get("unbinding") === "1") {
+          return send(res, 200, unboundPage({ user: session.user.username, csrf: session.csrf, namespace: ns, name }));
+        }
         return send(
           res,
           404,
@@ -447,12 +513,20 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           }),
         );
       }
-      const conditions = conditionsOf(binding);
-      return send(
-        res,
-        200,
-        bindingPage({ user: session.user.username, csrf: session.csrf, binding: bindingView(binding), conditions }),
-      );
+      const view = bindingView(binding);
+      const page = { user: session.user.username, csrf: session.csrf, binding: view };
+      if (form !== undefined) {
+        try {
+          return redirect(res, await unbind(session, binding, form));
+        } catch (err) {
+          const refusedByRbac = err instanceof ExplainedError && err.code === 403;
+          log.info({ user: session.user.username, binding: `${ns}/${name}`, reason: message(err) }, "unbind refused");
+          return send(res, refusedByRbac ? 403 : 400, unbindPage({ ...page, error: message(err) }));
+        }
+      }
+      if (toUnbind) return send(res, 200, unbindPage(page));
+      const contents = await readBindingContents(session.client, binding);
+      return send(res, 200, bindingPage({ ...page, conditions: conditionsOf(binding), contents }));
     }
     if (req.method === "POST" && (path === "/bind" || path === "/logout")) {
       const form = await readForm(req);

@@ -1,6 +1,6 @@
 // The web page in real headless Chromium against the real API servers: sign in with a token,
 // bind an app cluster and see it become Ready; refusals for a user without rights and for forged
-// form posts. Screenshots go to .dev/screenshots/.
+// form posts; unbinding it from its page. Screenshots go to .dev/screenshots/.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -249,6 +249,23 @@ describe("the web page, in Chromium", () => {
       assert.match(await direct.text(), /CSRF token is missing or wrong/);
     }
     assert.equal(await env.controlClient.get(refs.klutchBindings, "forged", env.bindingNamespace), undefined);
+    await context.close();
+  });
+
+  it("unbinds alice-app from its page: the policy chosen, the name typed, then the binding gone", async () => {
+    const { context, page } = await signIn(alice);
+    await page.goto(`${web.url}/bindings/${env.bindingNamespace}/alice-app`);
+    await Promise.all([
+      page.waitForURL(`${web.url}/bindings/${env.bindingNamespace}/alice-app/unbind`),
+      page.click("#unbind-link"),
+    ]);
+    assert.equal(await page.isChecked('input[name=policy][value="Orphan"]'), true, "the binding's own policy");
+    await page.fill("#confirm", "alice-app");
+    await page.screenshot({ path: join(screenshotDir, "web-5-unbind.png"), fullPage: true });
+    await page.click("#unbind-form button[type=submit]");
+    // the binding's page reloads itself until the sync has let go of the binding
+    await page.locator("#unbound").waitFor({ timeout: 60_000 });
+    assert.equal(await env.controlClient.get(refs.klutchBindings, "alice-app", env.bindingNamespace), undefined);
     await context.close();
   });
 });
