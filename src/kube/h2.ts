@@ -282,14 +282,19 @@ export class H2Sessions {
     });
     session.on("goaway", drop);
     session.on("close", drop);
-    // idle means settled and without streams: one still connecting has requests waiting for it
-    // (the connect timeout bounds it); a loaded machine took longer than a short idle time to connect
-    session.setTimeout(this.#idleMs, () => {
+    // Idle means settled and without streams: one still connecting has requests waiting for it (the
+    // connect timeout bounds it), one with streams is busy. Node fires a session's timeout once and
+    // arms it again only when asked: a session found busy asks, or it would never be closed as idle.
+    const idle = () => {
+      if (session.closed || session.destroyed) return;
       if (entry.streams === 0 && entry.settled) {
         drop();
         session.close();
+      } else {
+        session.setTimeout(this.#idleMs, idle);
       }
-    });
+    };
+    session.setTimeout(this.#idleMs, idle);
     let pinging = false;
     const health = setInterval(() => {
       if (pinging || entry.streams === 0 || !entry.settled || session.destroyed) return;

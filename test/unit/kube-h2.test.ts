@@ -483,6 +483,21 @@ describe("H2Sessions", () => {
     assert.equal(server.sessions.size, 2);
   });
 
+  it(
+    "closes a session as idle once its streams ended, though it was busy when its idle time first passed",
+    bounded,
+    async () => {
+      // the answer comes after three idle times: the session is busy then, idle only afterwards
+      const server = await serve("h2", (seen, res) => setTimeout(() => version(seen, res), 300));
+      const origin = new URL(`https://127.0.0.1:${server.port}`);
+      const target = { secureContext: tls.createSecureContext({ ca: pki.ca }) };
+      const pool = new H2Sessions(origin, target, await negotiateH2(origin, target, 5_000), { idleMs: 100 });
+      pools.push(pool);
+      assert.equal(await get(pool, "/version"), 200);
+      await eventually("the session closed once idle", () => assert.equal(pool.sessions, 0), 5_000);
+    },
+  );
+
   it("keeps a session that connects slower than its idle time for the request waiting on it", bounded, async () => {
     const server = await serve("h2", version);
     // a relay that holds the server's first bytes (TLS handshake, SETTINGS) back for 400 ms
