@@ -47,6 +47,14 @@ export const konnectorFlags = {
       "how often the heartbeat is written into each ClusterBinding's status (the control plane calls a binding " +
       "unhealthy after two intervals of silence)",
   },
+  "token-renew-at": {
+    type: "string",
+    default: "0.8",
+    value: "SHARE",
+    description:
+      "the control-plane token is renewed (TokenRequest for the binding's own account) at this share of its " +
+      "lifetime and written back into its Secret",
+  },
   "control-request-timeout": {
     type: "string",
     default: "30",
@@ -116,6 +124,12 @@ export async function runKonnector(args: string[]): Promise<number> {
   const heartbeatSeconds = positive("heartbeat-interval", values["heartbeat-interval"]);
   const timeoutMs = positive("control-request-timeout", values["control-request-timeout"]) * 1000;
   const leaseDurationSeconds = positive("lease-duration", values["lease-duration"]);
+  const renewAt = Number(values["token-renew-at"]);
+  if (!(renewAt > 0 && renewAt < 1)) {
+    throw new UsageError(
+      `--token-renew-at must be a share of the token's lifetime between 0 and 1, got "${values["token-renew-at"]}"`,
+    );
+  }
   const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "klutch-bind";
   const logger = createLogger("konnector", values.debug);
   const kubeconfig = values.kubeconfig
@@ -219,6 +233,7 @@ export async function runKonnector(args: string[]): Promise<number> {
     metrics,
     workers,
     heartbeatSeconds,
+    tokenRenewFraction: renewAt,
     version: buildInfo().version,
     controlClientOptions: { qps, burst, timeoutMs, userAgent: "klutch-bind-konnector" },
     controlClient: (text, options) => {

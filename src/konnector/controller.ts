@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import { refs } from "../api/resources.ts";
 import { InputError } from "../export/errors.ts";
-import type { ClientOptions, KubeClient, KubeObject } from "../kube/client.ts";
+import { type ClientOptions, KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { Condition } from "../kube/conditions.ts";
 import type { Informer } from "../kube/informer.ts";
 import { kubeTime } from "../kube/time.ts";
@@ -16,7 +16,7 @@ import type { SyncMetrics } from "../sync/metrics.ts";
 import type { ExportSync } from "../sync/mirror/export-sync.ts";
 import { WorkQueue } from "../sync/queue.ts";
 import { type BindingSpec, bindingRef, boundExportName, decodeBindingSpec, type SecretRef } from "./binding-spec.ts";
-import { isProblem, providerKubeconfig } from "./kubeconfig-secret.ts";
+import { isProblem, kubeconfigHash, providerKubeconfig } from "./kubeconfig-secret.ts";
 import { ProviderConnection } from "./provider.ts";
 
 export type KonnectorOptions = {
@@ -32,10 +32,13 @@ export type KonnectorOptions = {
   controlClientOptions: ClientOptions;
   /** how often each binding's status is looked at again */
   resyncMs?: number;
+  /** renew the control-plane token at this share of its lifetime (token-renewal.ts) */
+  tokenRenewFraction: number;
 };
 
 type Held = { informer: Informer; release: () => Promise<void> };
-type Connection = { provider: ProviderConnection; close: () => void; refs: SecretRef[] };
+/** hashes: the kubeconfig contents it serves (its own renewals add theirs: they restart nothing) */
+type Connection = { provider: ProviderConnection; close: () => void; refs: SecretRef[]; hashes: Set<string> };
 
 export class Konnector {
   readonly #o: KonnectorOptions;
@@ -148,7 +151,7 @@ export class Konnector {
       group.refs.push(ref);
     }
     for (const [hash, connection] of [...this.#connections]) {
-      if (!groups.has(hash)) {
+      if (![...connection.hashes].some((h) => groups.has(h))) {
         this.#o.logger.info(
           { kubeconfig: hash, clusterNamespace: connection.provider.clusterNamespace },
           "kubeconfig gone or changed: closing its connection",
@@ -158,7 +161,7 @@ export class Konnector {
     }
     const servedBy = new Map<string, ProviderConnection>();
     for (const [hash, group] of groups) {
-      let connection = this.#connections.get(hash);
+      let connection = [...this.#connections.values()].find((c) => c.hashes.has(hash));
       if (connection === undefined) {
         let made: ReturnType<KonnectorOptions["controlClient"]>;
         try {
@@ -179,10 +182,16 @@ export class Konnector {
           workers: this.#o.workers,
           heartbeatSeconds: this.#o.heartbeatSeconds,
           version: this.#o.version,
+          renewal: {
+            kubeconfig: group.text,
+            fraction: this.#o.tokenRenewFraction,
+            write: (text) => this.#renewed(fresh, text),
+          },
         });
-        provider.start();
-        connection = { provider, close: made.close, refs: group.refs };
+        const fresh: Connection = { provider, close: made.close, refs: group.refs, hashes: new Set([hash]) };
+        connection = fresh;
         this.#connections.set(hash, connection);
+        provider.start();
         this.#o.logger.info({ clusterNamespace: group.namespace, bindings: [...group.specs.keys()] }, "connected");
       }
       connection.refs = group.refs;
@@ -202,6 +211,15 @@ export class Konnector {
     }
   }
 
+  /** A connection renewed its token: the kubeconfig with it goes into every Secret the connection serves. */
+  async #renewed(connection: Connection, text: string): Promise<void> {
+    connection.hashes.add(kubeconfigHash(text));
+    const data = Buffer.from(text).toString("base64");
+    for (const ref of connection.refs) {
+      await this.#o.app.mergePatch(refs.secrets, ref.name, ref.namespace, { data: { [ref.key]: data } });
+    }
+  }
+
   async #writeReady(binding: KubeObject, condition: Condition): Promise<void> {
     const conditions =
       (binding.status as { conditions?: Array<Condition & { lastTransitionTime?: string }> })?.conditions ?? [];
@@ -218,15 +236,20 @@ export class Konnector {
       lastTransitionTime:
         current?.status === condition.status ? (current.lastTransitionTime ?? kubeTime()) : kubeTime(),
     };
-    await this.#o.app.mergePatch(
-      bindingRef,
-      binding.metadata.name,
-      undefined,
-      {
-        metadata: { resourceVersion: binding.metadata.resourceVersion },
-        status: { conditions: [...conditions.filter((c) => c.type !== "Ready"), next] },
-      },
-      "status",
-    );
+    await this.#o.app
+      .mergePatch(
+        bindingRef,
+        binding.metadata.name,
+        undefined,
+        {
+          metadata: { resourceVersion: binding.metadata.resourceVersion },
+          status: { conditions: [...conditions.filter((c) => c.type !== "Ready"), next] },
+        },
+        "status",
+      )
+      .catch((err: unknown) => {
+        // the cache is behind a write (ours, or someone's): its event brings the next look
+        if (!(err instanceof KubeApiError && err.code === 409)) throw err;
+      });
   }
 }

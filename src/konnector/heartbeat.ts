@@ -14,6 +14,7 @@ export class Heartbeat {
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | undefined;
   #failing = false;
+  #stopped = false;
 
   constructor(control: KubeClient, namespace: string, seconds: number, version: string, logger: Logger) {
     this.#control = control;
@@ -30,6 +31,7 @@ export class Heartbeat {
   }
 
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
   }
 
@@ -48,12 +50,11 @@ export class Heartbeat {
         },
         "status",
       );
-      if (this.#failing) this.#logger.info({ clusterNamespace: this.#namespace }, "heartbeat written again");
+      if (this.#failing) this.#logger.info("heartbeat written again");
       this.#failing = false;
     } catch (err) {
-      if (!this.#failing) {
-        this.#logger.warn({ clusterNamespace: this.#namespace, err: String(err) }, "heartbeat not written");
-      }
+      // one cut short by stop() is no trouble
+      if (!this.#failing && !this.#stopped) this.#logger.warn({ err: String(err) }, "heartbeat not written");
       this.#failing = true;
     }
   }

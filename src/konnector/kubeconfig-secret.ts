@@ -49,11 +49,15 @@ export function providerKubeconfig(
     if (namespace === undefined || namespace === "") {
       throw new Error(`context "${current}" names no namespace (the binding's cluster namespace)`);
     }
-    return { text, namespace, hash: createHash("sha256").update(text).digest("hex").slice(0, 16) };
+    return { text, namespace, hash: kubeconfigHash(text) };
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     return { reason: "KubeconfigInvalid", message: `${where} key "${ref.key}": ${why}` };
   }
+}
+
+export function kubeconfigHash(text: string): string {
+  return createHash("sha256").update(text).digest("hex").slice(0, 16);
 }
 
 export function isProblem(value: ProviderKubeconfig | KubeconfigProblem): value is KubeconfigProblem {

@@ -24,6 +24,7 @@ import { WorkQueue } from "../sync/queue.ts";
 import { acceptedClaims, type BindingSpec } from "./binding-spec.ts";
 import { ServiceNamespaces } from "./control-scope.ts";
 import { Heartbeat } from "./heartbeat.ts";
+import { TokenRenewal, type TokenRenewalOptions } from "./token-renewal.ts";
 
 export type ProviderOptions = {
   /** the binding account's client for the control plane (writes fenced by the konnector's Lease) */
@@ -37,6 +38,8 @@ export type ProviderOptions = {
   workers: number;
   heartbeatSeconds: number;
   version: string;
+  /** the kubeconfig, its token renewed at a share of its lifetime and written back */
+  renewal?: Pick<TokenRenewalOptions, "kubeconfig" | "fraction" | "write">;
 };
 
 type Running = { key: string; sync: ExportSync; cancel: AbortController };
@@ -48,6 +51,7 @@ export class ProviderConnection {
   readonly #binding: { informer: Informer; release: () => Promise<void> };
   readonly #exports: { informer: Informer; release: () => Promise<void> };
   readonly #heartbeat: Heartbeat;
+  readonly #renewal: TokenRenewal | undefined;
   #namespaces: ServiceNamespaces | undefined;
   #bindings = new Map<string, BindingSpec>();
   readonly #running = new Map<string, Running>();
@@ -62,8 +66,7 @@ export class ProviderConnection {
     this.#queue = new WorkQueue({
       workers: 1,
       process: () => this.#reconcile(),
-      onError: (_key, err, retries) =>
-        options.logger.warn({ clusterNamespace: ns, retries, err: String(err) }, "binding reconcile failed"),
+      onError: (_key, err, retries) => options.logger.warn({ retries, err: String(err) }, "binding reconcile failed"),
     });
     const again = { add: () => this.poke(), update: () => this.poke(), delete: () => this.poke() };
     this.#binding = this.#registry.acquire(
@@ -73,6 +76,8 @@ export class ProviderConnection {
     );
     this.#exports = this.#registry.acquire(pullRefs.exports, { namespace: ns }, again);
     this.#heartbeat = new Heartbeat(options.control, ns, options.heartbeatSeconds, options.version, options.logger);
+    this.#renewal =
+      options.renewal && new TokenRenewal({ ...options.renewal, control: options.control, logger: options.logger });
   }
 
   get clusterNamespace(): string {
@@ -82,6 +87,7 @@ export class ProviderConnection {
   start(): void {
     this.#queue.start();
     this.#heartbeat.start();
+    this.#renewal?.start();
     this.poke();
   }
 
@@ -118,6 +124,7 @@ export class ProviderConnection {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#heartbeat.stop();
+    this.#renewal?.stop();
     await this.#queue.stop();
     await Promise.all([...this.#running.values()].map((r) => this.#stopSync(r)));
     this.#running.clear();
@@ -202,7 +209,7 @@ export class ProviderConnection {
       const sync = new ExportSync(ctx, { control: this.#registry, app: this.#o.appRegistry }, this.#o.workers);
       sync.start();
       this.#running.set(name, { key, sync, cancel });
-      this.#o.logger.info({ export: name, clusterNamespace: ns, claims: claims.length }, "mirroring an export");
+      this.#o.logger.info({ export: name, claims: claims.length }, "mirroring an export");
     }
     await this.#stopAllBut(wanted);
   }

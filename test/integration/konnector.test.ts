@@ -11,6 +11,7 @@ import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { before, describe, it } from "node:test";
+import { parse } from "yaml";
 import { labels, providerNamespace } from "../../src/api/naming.ts";
 import { clusterBindingName, pullRefs } from "../../src/api/pull-binding.ts";
 import { refs } from "../../src/api/resources.ts";
@@ -30,7 +31,9 @@ const secretClaim = { group: "", resource: "secrets", version: "v1", selector: {
 const verbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
 const heartbeatSeconds = 2;
 
-type Konnector = { child: ChildProcess; metricsPort: number; exited: Promise<unknown> };
+type KubeconfigDoc = { users: Array<{ user: { token?: string } }> };
+/** messages: what it logged (msg of each line) */
+type Konnector = { child: ChildProcess; metricsPort: number; exited: Promise<unknown>; messages: string[] };
 
 describe("the konnector: a pull binding served from the app cluster", () => {
   let env: PullEnv;
@@ -49,7 +52,7 @@ describe("the konnector: a pull binding served from the app cluster", () => {
   let forbiddenSeen = 0;
   let controlRequestsSeen = 0;
 
-  function startKonnector(name: string): Konnector {
+  function startKonnector(name: string, flags: string[] = []): Konnector {
     const child = spawn(
       process.execPath,
       [
@@ -67,15 +70,18 @@ describe("the konnector: a pull binding served from the app cluster", () => {
         `127.0.0.1:${metricsPort}`,
         "--health-address",
         "",
+        ...flags,
       ],
       { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POD_NAME: name } },
     );
+    const messages: string[] = [];
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      messages.push(String((JSON.parse(line) as { msg?: unknown }).msg));
       if (process.env.KLB_TEST_LOG_DIR) appendFileSync(join(process.env.KLB_TEST_LOG_DIR, `${name}.log`), `${line}\n`);
     });
     const exited = new Promise((resolve) => child.once("exit", resolve));
     onFileDone(() => stopProcess(child));
-    return { child, metricsPort, exited };
+    return { child, metricsPort, exited, messages };
   }
   let metricsPort = 0;
 
@@ -121,7 +127,8 @@ describe("the konnector: a pull binding served from the app cluster", () => {
     konnNs = await testNamespace(clusters.app, "konn");
     appNs = await testNamespace(clusters.app, "kapp");
 
-    binding = await env.bind(`carol-${uniqueSuffix()}`, "app1");
+    // the shortest lifetime TokenRequest grants: the restarted konnector renews it at 2 % (12 s)
+    binding = await env.bind(`carol-${uniqueSuffix()}`, "app1", 600);
     providerNs = providerNamespace(binding.uid, appNs);
     // what `klutch-bind bind URL` will do: ask for the export, then record the binding in the app cluster
     await binding.client.create(pullRefs.exportRequests, {
@@ -245,6 +252,24 @@ describe("the konnector: a pull binding served from the app cluster", () => {
     });
   });
 
+  it("a binding whose kubeconfig Secret is missing says so in its Ready condition; the others go on", async () => {
+    const name = `widgets.${api.group}`;
+    await app.create(bindingRef, {
+      apiVersion: "klutch.anynines.com/v1alpha1",
+      kind: "APIServiceBinding",
+      metadata: { name },
+      spec: { kubeconfigSecretRef: { name: "nowhere", namespace: konnNs, key: "kubeconfig" } },
+    });
+    onFileDone(() => app.delete(bindingRef, name));
+    await eventually("Ready False, naming the Secret", async () => {
+      const ready = conditionOf(await app.get(bindingRef, name), "Ready");
+      assert.equal(ready?.status, "False");
+      assert.equal(ready?.reason, "KubeconfigMissing");
+      assert.equal(ready?.message, `secret ${konnNs}/nowhere does not exist`);
+    });
+    assert.equal(conditionOf(await app.get(bindingRef, `postgresqlinstances.${api.group}`), "Ready")?.status, "True");
+  });
+
   it("kill -9 and a restart: the changes made meanwhile arrive, nothing exists twice", async () => {
     const before = await controlRequests();
     controlRequestsSeen += before.total;
@@ -253,7 +278,7 @@ describe("the konnector: a pull binding served from the app cluster", () => {
     await konnector.exited;
     await app.mergePatch(api, "db1", appNs, { spec: { size: "huge" } });
     await app.create(api, pg("db2", { size: "small" }));
-    konnector = startKonnector("konnector-2");
+    konnector = startKonnector("konnector-2", ["--token-renew-at", "0.02"]);
     await eventually(
       "in sync again",
       async () => {
@@ -276,6 +301,38 @@ describe("the konnector: a pull binding served from the app cluster", () => {
       (s) => s.metadata.name === "db1-credentials",
     );
     assert.equal(secrets.length, 1);
+  });
+
+  it("token renewal: a new token of its own account in the app cluster's Secret, swapped in without a restart", async () => {
+    const tokenOf = (text: string) => (JSON.parse(JSON.stringify(parse(text))) as KubeconfigDoc).users[0]?.user.token;
+    const first = tokenOf(binding.provisioned.kubeconfig);
+    let renewed = "";
+    await eventually("the Secret holds a renewed kubeconfig", async () => {
+      const secret = await app.get(refs.secrets, "provider-kubeconfig", konnNs);
+      renewed = Buffer.from(String((secret?.data as Record<string, string>)?.kubeconfig), "base64").toString();
+      assert.ok(tokenOf(renewed));
+      assert.notEqual(tokenOf(renewed), first);
+    });
+    const client = KubeClient.fromKubeconfigText(renewed);
+    try {
+      const review = await client.request<{ status?: { userInfo?: { username?: string } } }>(
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        { body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } },
+      );
+      assert.equal(review.status?.userInfo?.username, `system:serviceaccount:${binding.ns}:klutch-binder`);
+    } finally {
+      client.close();
+    }
+    assert.ok(konnector.messages.includes("control-plane token renewed"));
+    assert.ok(
+      !konnector.messages.includes("kubeconfig gone or changed: closing its connection"),
+      "its own renewal restarts no connection",
+    );
+    await app.create(api, pg("db3", { size: "small" }));
+    await eventually("still syncing", async () =>
+      assert.deepEqual((await admin.get(api, "db3", providerNs))?.spec, { size: "small" }),
+    );
   });
 
   it("the konnector's control-plane requests were never refused (403): it stays within its binding's rights", async () => {
