@@ -39,6 +39,14 @@ export const konnectorFlags = {
     value: "N",
     description: "requests allowed in a burst above the steady --qps",
   },
+  "binding-selector": {
+    type: "string",
+    value: "SELECTOR",
+    description:
+      "serve only the APIServiceBindings matching this label selector (e.g. team=a), so that several konnectors " +
+      "can share one app cluster",
+    defaultText: "every APIServiceBinding",
+  },
   "heartbeat-interval": {
     type: "string",
     default: "60",
@@ -234,6 +242,7 @@ export async function runKonnector(args: string[]): Promise<number> {
     workers,
     heartbeatSeconds,
     tokenRenewFraction: renewAt,
+    ...(values["binding-selector"] ? { bindingSelector: values["binding-selector"] } : {}),
     version: buildInfo().version,
     controlClientOptions: { qps, burst, timeoutMs, userAgent: "klutch-bind-konnector" },
     controlClient: (text, options) => {

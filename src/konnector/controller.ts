@@ -34,6 +34,8 @@ export type KonnectorOptions = {
   resyncMs?: number;
   /** renew the control-plane token at this share of its lifetime (token-renewal.ts) */
   tokenRenewFraction: number;
+  /** serve only the APIServiceBindings with these labels (a label selector); all when absent */
+  bindingSelector?: string;
 };
 
 type Held = { informer: Informer; release: () => Promise<void> };
@@ -55,7 +57,8 @@ export class Konnector {
       process: () => this.#reconcile(),
       onError: (_key, err, retries) => options.logger.warn({ retries, err: String(err) }, "konnector reconcile failed"),
     });
-    this.#bindings = options.appRegistry.acquire(bindingRef, {}, this.#poking());
+    const selected = options.bindingSelector ? { labelSelector: options.bindingSelector } : {};
+    this.#bindings = options.appRegistry.acquire(bindingRef, selected, this.#poking());
   }
 
   #poking() {

@@ -12,8 +12,9 @@ import {
   pullApiVersion,
   pullRefs,
 } from "../api/pull-binding.ts";
+import { refs } from "../api/resources.ts";
 import type { KubeClient, KubeObject, ResourceRef } from "../kube/client.ts";
-import type { Condition } from "../kube/conditions.ts";
+import { type Condition, isEstablished } from "../kube/conditions.ts";
 import type { Informer } from "../kube/informer.ts";
 import { installApi } from "../sync/binding/consumer-crd.ts";
 import { InformerRegistry } from "../sync/informers.ts";
@@ -41,6 +42,9 @@ export type ProviderOptions = {
   /** the kubeconfig, its token renewed at a share of its lifetime and written back */
   renewal?: Pick<TokenRenewalOptions, "kubeconfig" | "fraction" | "write">;
 };
+
+/** how long a new API may take to be served in the app cluster before its mirroring starts anyway */
+const establishWaitMs = 15_000;
 
 type Running = { key: string; sync: ExportSync; cancel: AbortController };
 
@@ -202,7 +206,7 @@ export class ProviderConnection {
         this.#running.delete(name);
         await this.#stopSync(running);
       }
-      await installApi(this.#o.app, crdOf(exported));
+      await this.#installed(crdOf(exported));
       const ref: ResourceRef = { group: api.group, version, resource: api.resource, namespaced: true };
       const cancel = new AbortController();
       const ctx = this.#context(ref, claims, bindingKey, namespaces, cancel.signal);
@@ -212,6 +216,19 @@ export class ProviderConnection {
       this.#o.logger.info({ export: name, claims: claims.length }, "mirroring an export");
     }
     await this.#stopAllBut(wanted);
+  }
+
+  /**
+   * Installs the API in the app cluster and waits (bounded) until it is served: a watch of an API
+   * not served yet fails and backs off, delaying the first objects by seconds.
+   */
+  async #installed(crd: KubeObject): Promise<void> {
+    let installed = await installApi(this.#o.app, crd);
+    const until = Date.now() + establishWaitMs;
+    while (!isEstablished(installed) && Date.now() < until && !this.#stopped) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      installed = await this.#o.app.get(refs.crds, crd.metadata.name);
+    }
   }
 
   async #stopAllBut(wanted: Set<string>): Promise<void> {

@@ -70,6 +70,9 @@ describe("the konnector: a pull binding served from the app cluster", () => {
         `127.0.0.1:${metricsPort}`,
         "--health-address",
         "",
+        // the app cluster is shared with other tests: this konnector serves this file's bindings only
+        "--binding-selector",
+        `klutch-bind.test/file=${selector}`,
         ...flags,
       ],
       { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POD_NAME: name } },
@@ -84,6 +87,7 @@ describe("the konnector: a pull binding served from the app cluster", () => {
     return { child, metricsPort, exited, messages };
   }
   let metricsPort = 0;
+  const selector = `konnector-${uniqueSuffix()}`;
 
   /** the konnector's control-plane requests: all, and those answered 403 */
   async function controlRequests(): Promise<{ total: number; forbidden: number }> {
@@ -150,7 +154,7 @@ describe("the konnector: a pull binding served from the app cluster", () => {
     await app.create(bindingRef, {
       apiVersion: "klutch.anynines.com/v1alpha1",
       kind: "APIServiceBinding",
-      metadata: { name: exportName },
+      metadata: { name: exportName, labels: { "klutch-bind.test/file": selector } },
       spec: {
         kubeconfigSecretRef: { name: "provider-kubeconfig", namespace: konnNs, key: "kubeconfig" },
         permissionClaims: [{ ...secretClaim, state: "Accepted" }],
@@ -257,7 +261,7 @@ describe("the konnector: a pull binding served from the app cluster", () => {
     await app.create(bindingRef, {
       apiVersion: "klutch.anynines.com/v1alpha1",
       kind: "APIServiceBinding",
-      metadata: { name },
+      metadata: { name, labels: { "klutch-bind.test/file": selector } },
       spec: { kubeconfigSecretRef: { name: "nowhere", namespace: konnNs, key: "kubeconfig" } },
     });
     onFileDone(() => app.delete(bindingRef, name));
