@@ -328,7 +328,9 @@ describe("the konnector: a pull binding served from the app cluster", () => {
     } finally {
       client.close();
     }
-    assert.ok(konnector.messages.includes("control-plane token renewed"));
+    await eventually("the renewal is logged", () =>
+      assert.ok(konnector.messages.includes("control-plane token renewed")),
+    );
     assert.ok(
       !konnector.messages.includes("kubeconfig gone or changed: closing its connection"),
       "its own renewal restarts no connection",
