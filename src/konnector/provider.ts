@@ -22,6 +22,7 @@ import type { SyncMetrics } from "../sync/metrics.ts";
 import type { ExportContext } from "../sync/mirror/export-context.ts";
 import { ExportSync } from "../sync/mirror/export-sync.ts";
 import { WorkQueue } from "../sync/queue.ts";
+import { stageLog } from "../sync/stages.ts";
 import { acceptedClaims, type BindingSpec } from "./binding-spec.ts";
 import { ServiceNamespaces } from "./control-scope.ts";
 import { Heartbeat } from "./heartbeat.ts";
@@ -269,6 +270,7 @@ export class ProviderConnection {
       // the binding account may write no Events: the conflict is in the log and the binding's status
       reportConflict: (text) => log.warn({ conflict: text }, "name conflict"),
       controlScope: namespaces.scope(),
+      stage: stageLog(log, performance.now()),
     };
   }
 }
