@@ -69,7 +69,7 @@ describe("the konnector: a pull binding served from the app cluster", () => {
         "--metrics-address",
         `127.0.0.1:${metricsPort}`,
         "--health-address",
-        "",
+        `127.0.0.1:${healthPort}`,
         // the app cluster is shared with other tests: this konnector serves this file's bindings only
         "--binding-selector",
         `klutch-bind.test/file=${selector}`,
@@ -87,6 +87,7 @@ describe("the konnector: a pull binding served from the app cluster", () => {
     return { child, metricsPort, exited, messages };
   }
   let metricsPort = 0;
+  let healthPort = 0;
   const selector = `konnector-${uniqueSuffix()}`;
 
   /** the konnector's control-plane requests: all, and those answered 403 */
@@ -166,6 +167,7 @@ describe("the konnector: a pull binding served from the app cluster", () => {
       await dropExportedApi([app], api);
     });
     metricsPort = await freePort();
+    healthPort = await freePort();
     konnector = startKonnector("konnector-1");
   });
 
@@ -242,7 +244,7 @@ describe("the konnector: a pull binding served from the app cluster", () => {
     });
   });
 
-  it("heartbeat: written on the ClusterBinding, and the control plane says Healthy", async () => {
+  it("heartbeat: written on the ClusterBinding, and the control plane says Healthy; the konnector's health endpoints", async () => {
     await eventually("heartbeating and healthy", async () => {
       const cluster = await admin.get(pullRefs.clusterBindings, clusterBindingName, binding.ns);
       const status = cluster?.status as { heartbeatInterval?: string; konnectorVersion?: string } | undefined;
@@ -250,6 +252,10 @@ describe("the konnector: a pull binding served from the app cluster", () => {
       assert.match(status?.konnectorVersion ?? "", /^\d+\.\d+\.\d+/);
       assert.equal(conditionOf(cluster, "Healthy")?.status, "True", JSON.stringify(cluster?.status));
     });
+    for (const path of ["/healthz", "/readyz"]) {
+      const answer = await fetch(`http://127.0.0.1:${healthPort}${path}`);
+      assert.equal(answer.status, 200, path);
+    }
     await eventually("the APIServiceBinding is Ready", async () => {
       const ready = conditionOf(await app.get(bindingRef, `postgresqlinstances.${api.group}`), "Ready");
       assert.equal(ready?.status, "True", JSON.stringify(ready));
