@@ -2,9 +2,10 @@
 // --pull-bindings and holds no credential for the app cluster; `klutch-bind konnector` runs as a
 // process against the app cluster (as its cluster-admin, for this first cut) with the binding's
 // control-plane kubeconfig in an app cluster Secret, and mirrors through the sync's own mirroring:
-// spec up into the provider namespace the control plane granted, status down, an accepted
-// Provider-owned Secret down, deletion; a heartbeat the control plane turns into Healthy; no
-// control-plane request answered 403 (its metrics); kill -9 and a restart, nothing twice.
+// spec up into the provider namespace the control plane granted, status down, accepted claims both
+// ways (a Provider-owned Secret down, a Consumer-owned ConfigMap up), deletion; a heartbeat the
+// control plane turns into Healthy; no control-plane request answered 403 (its metrics); kill -9
+// and a restart, nothing twice; its token renewed.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync } from "node:fs";
@@ -28,6 +29,7 @@ import { dropExportedApi } from "../support/sync-env.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const secretClaim = { group: "", resource: "secrets", version: "v1", selector: { owner: "Provider" } };
+const configMapClaim = { group: "", resource: "configmaps", version: "v1", selector: { owner: "Consumer" } };
 const verbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
 const heartbeatSeconds = 2;
 
@@ -120,8 +122,8 @@ describe("the konnector: a pull binding served from the app cluster", () => {
   before(async () => {
     env = await pullEnv({
       prefix: "konn",
-      claims: [secretClaim],
-      claimsRules: [{ apiGroups: [""], resources: ["secrets"], verbs }],
+      claims: [secretClaim, configMapClaim],
+      claimsRules: [{ apiGroups: [""], resources: ["secrets", "configmaps"], verbs }],
     });
     ({ admin, api } = env);
     const clusters = await testClusters();
@@ -140,7 +142,11 @@ describe("the konnector: a pull binding served from the app cluster", () => {
       apiVersion: "klutch.anynines.com/v1alpha1",
       kind: "APIServiceExportRequest",
       metadata: { name: "db", namespace: binding.ns },
-      spec: { resources: [{ group: api.group, resource: "postgresqlinstances", permissionClaims: [secretClaim] }] },
+      spec: {
+        resources: [
+          { group: api.group, resource: "postgresqlinstances", permissionClaims: [secretClaim, configMapClaim] },
+        ],
+      },
     });
     const exportName = `postgresqlinstances.${api.group}`;
     await eventually("the control plane exports the API to the binding", async () =>
@@ -158,7 +164,10 @@ describe("the konnector: a pull binding served from the app cluster", () => {
       metadata: { name: exportName, labels: { "klutch-bind.test/file": selector } },
       spec: {
         kubeconfigSecretRef: { name: "provider-kubeconfig", namespace: konnNs, key: "kubeconfig" },
-        permissionClaims: [{ ...secretClaim, state: "Accepted" }],
+        permissionClaims: [
+          { ...secretClaim, state: "Accepted" },
+          { ...configMapClaim, state: "Accepted" },
+        ],
       },
     });
     // cleanups run in reverse: the konnector (registered later) stops first, then the API goes
@@ -232,6 +241,18 @@ describe("the konnector: a pull binding served from the app cluster", () => {
         "s3cret",
       );
     });
+  });
+
+  it("an accepted Consumer-owned claim goes up: a ConfigMap made in the app namespace", async () => {
+    await app.create(refs.configMaps, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "db1-settings", namespace: appNs },
+      data: { max_connections: "50" },
+    });
+    await eventually("the ConfigMap is in the provider namespace", async () =>
+      assert.deepEqual((await admin.get(refs.configMaps, "db1-settings", providerNs))?.data, { max_connections: "50" }),
+    );
   });
 
   it("deleting the app object deletes its provider copy, then the app object goes", async () => {
