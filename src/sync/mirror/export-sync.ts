@@ -84,7 +84,8 @@ export class ExportSync {
   start(): void {
     const ctx = this.ctx;
     const scope = ctx.controlScope ?? clusterWideScope(this.#control, ctx.control);
-    // one watch of every binding's provider namespaces, shared by all exports: each takes its own
+    // the sync's scope: one watch of every binding's provider namespaces, shared by all exports
+    // (each takes its own); a konnector's: its binding's granted namespaces (control-scope.ts)
     this.#namespaces = this.#keep(
       scope.namespaces(
         this.#onEvent((ns) => {
