@@ -78,11 +78,12 @@ test-unit: deps ## unit tests only (no clusters)
 # assert properties, not times. The serial group runs after it, one file at a time: files that
 # measure time, count or fill what the whole machine or cluster shares (memory, caches, Leases,
 # processes, cluster-wide controllers), or run Chromium or the image. A new file runs in the
-# concurrent group unless it is listed here.
+# concurrent group unless it is listed here. konnector: a second --pull-bindings sync would answer
+# pull-binding.test.ts's export requests (and it answer konnector's) without the other's templates.
 SERIAL_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
   image web-browser web-oidc sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
   sync-fairness sync-tenant-limits informer-budget sync-cache-budget sync-list-memory \
-  sync-hostile sync-export-cap sync-ready sync-requests auto-export))
+  sync-hostile sync-export-cap sync-ready sync-requests auto-export konnector))
 # The real Crossplane core, in a network namespace with clusters of its own, runs beside the serial
 # group: most of its 3.5 minutes wait on Crossplane's 2-minute function call deadline.
 CROSSPLANE_TEST  := test/integration/crossplane-core.test.ts

@@ -49,6 +49,13 @@ export const commands: Record<string, Command> = {
       return { run: m.runSync, help: m.syncHelp };
     },
   },
+  konnector: {
+    summary: "serve the app cluster's pull bindings: mirror their objects with the control plane (preview)",
+    load: async () => {
+      const m = await import("./konnector.ts");
+      return { run: m.runKonnector, help: m.konnectorHelp };
+    },
+  },
   version: {
     summary: "print the version of klutch-bind and its runtime",
     load: async () => {

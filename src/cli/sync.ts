@@ -90,7 +90,7 @@ export const syncFlags = {
     default: false,
     description:
       "serve pull bindings (klutch-bind's ClusterBinding, APIServiceExportRequest, APIServiceNamespace in cluster " +
-      "namespaces); their CRDs must be installed. Not yet usable end to end: the konnector comes next",
+      "namespaces); their CRDs must be installed. App clusters connect with klutch-bind konnector (preview)",
   },
   "leader-election-namespace": {
     type: "string",

@@ -7,7 +7,6 @@
 // input with a status.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { pino } from "pino";
 import { providerNamespace } from "../../src/api/naming.ts";
 import {
   binderAccount,
@@ -17,42 +16,23 @@ import {
   serviceNamespaceTarget,
 } from "../../src/api/pull-binding.ts";
 import { refs } from "../../src/api/resources.ts";
-import { claimsRoleAnnotation } from "../../src/export/plan.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
-import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
-import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
-import { controlPlaneAddress, type Provisioned, provisionPullBinding } from "../../src/provider/provision.ts";
-import type { RunningSync } from "../../src/sync/manager.ts";
-import { startSync } from "../../src/sync/manager.ts";
-import { grant, serviceAccount } from "../support/accounts.ts";
-import { clientConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "../support/clusters.ts";
+import { conditionOf } from "../../src/kube/conditions.ts";
+import { provisionPullBinding } from "../../src/provider/provision.ts";
+import { clientConfig, onFileDone, testClusters, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { applyCrds, readManifests } from "../support/manifests.ts";
-import { exportedCrd } from "../support/sync-env.ts";
+import { applyCrds } from "../support/manifests.ts";
+import { type PullBinding, type PullEnv, pullEnv } from "../support/pull-env.ts";
 
-function tokenKubeconfig(server: string, caData: string, token: string): string {
-  return JSON.stringify({
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [{ name: "c", cluster: { server, "certificate-authority-data": caData } }],
-    users: [{ name: "u", user: { token } }],
-    contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
-    "current-context": "c",
-  });
-}
-
-const crdFiles = ["clusterbinding", "apiserviceexport", "apiserviceexportrequest", "apiservicenamespace"].map(
-  (k) => `deploy/control-plane/klutch-${k}-crd.yaml`,
-);
 const configmapClaim = { group: "", resource: "configmaps", version: "v1", selector: { owner: "Consumer" } };
 /** provider namespaces one cluster namespace may have in this test (--provider-namespaces-per-namespace) */
 const namespaceLimit = 3;
 
-type Binding = { identity: string; provisioned: Provisioned; client: KubeClient; ns: string; uid: string };
+type Binding = PullBinding;
 
 describe("pull bindings: the control plane's side", () => {
+  let env: PullEnv;
   let admin: KubeClient;
-  let sync: RunningSync;
   let tenantNs: string;
   let api: ResourceRef;
   let a: Binding;
@@ -60,51 +40,9 @@ describe("pull bindings: the control plane's side", () => {
   /** the 403s proven, by what was tried */
   const proven: string[] = [];
 
-  async function caData(): Promise<string> {
-    const address = controlPlaneAddress(readKubeconfigFile((await testClusters()).control.kubeconfigPath));
-    assert.equal(address.server, admin.server);
-    assert.ok(address.certificateAuthorityData, "the control plane's kubeconfig holds its CA");
-    return address.certificateAuthorityData;
-  }
-
-  async function bind(who: string, cluster: string, tokenSeconds?: number): Promise<Binding> {
-    const provisioned = await provisionPullBinding(admin, {
-      identity: who,
-      clusterId: cluster,
-      certificateAuthorityData: await caData(),
-      ...(tokenSeconds ? { tokenSeconds } : {}),
-    });
-    const client = KubeClient.fromKubeconfigText(provisioned.kubeconfig);
-    onFileDone(async () => client.close());
-    const binding = await admin.get(pullRefs.clusterBindings, clusterBindingName, provisioned.namespace);
-    assert.ok(binding?.metadata.uid);
-    return { identity: who, provisioned, client, ns: provisioned.namespace, uid: binding.metadata.uid };
-  }
-
-  async function askNamespace(binding: Binding, name: string): Promise<KubeObject> {
-    return binding.client.create(pullRefs.serviceNamespaces, {
-      apiVersion: "klutch.anynines.com/v1alpha1",
-      kind: "APIServiceNamespace",
-      metadata: { name, namespace: binding.ns },
-      spec: {},
-    });
-  }
-
-  async function grantedNamespace(binding: Binding, name: string, timeoutMs?: number): Promise<string> {
-    let namespace = "";
-    await eventually(
-      `APIServiceNamespace ${name} has its namespace`,
-      async () => {
-        const sn = await binding.client.get(pullRefs.serviceNamespaces, name, binding.ns);
-        const status = sn?.status as { namespace?: string } | undefined;
-        assert.equal(conditionOf(sn, "Ready")?.status, "True", JSON.stringify(sn?.status));
-        assert.ok(status?.namespace);
-        namespace = status.namespace;
-      },
-      timeoutMs,
-    );
-    return namespace;
-  }
+  const askNamespace = (binding: Binding, name: string) => env.askNamespace(binding, name);
+  const grantedNamespace = (binding: Binding, name: string, timeoutMs?: number) =>
+    env.grantedNamespace(binding, name, timeoutMs);
 
   async function forbidden(what: string, call: () => Promise<unknown>): Promise<void> {
     await assert.rejects(
@@ -116,113 +54,32 @@ describe("pull bindings: the control plane's side", () => {
   }
 
   before(async () => {
-    const { control } = await testClusters();
-    admin = KubeClient.fromConfig(clientConfig(control));
-    onFileDone(async () => admin.close());
-    await applyCrds(control, "deploy/control-plane/apiserviceexporttemplate-crd.yaml");
-    for (const file of crdFiles) await applyCrds(control, file);
-    tenantNs = await testNamespace(control, "pull");
-    const group = `p${uniqueSuffix()}.klutch-bind.test`;
-    api = { group, version: "v1", resource: "postgresqlinstances", namespaced: true };
-    const crd = exportedCrd(group, "Namespaced");
-    await admin.apply(refs.crds, crd, "test", true);
-    onFileDone(() => admin.delete(refs.crds, crd.metadata.name));
-    await eventually("the exported CRD is served", async () =>
-      assert.ok(isEstablished(await admin.get(refs.crds, crd.metadata.name))),
-    );
-    // the sync runs as a ServiceAccount with the shipped RBAC (sync-rbac.yaml) and what the
-    // composition function grants per export (src/export/plan.ts), so the Roles it writes pass the
-    // API server's escalation check only with rights that RBAC really gives it
-    const claimsRole = `${tenantNs}:claims`;
-    const exportRole = `${tenantNs}:export`;
-    const syncRole = `${tenantNs}:sync`;
-    const shipped = readManifests("deploy/control-plane/sync-rbac.yaml").find((o) => o.kind === "ClusterRole") as
-      | (KubeObject & { rules: unknown[] })
-      | undefined;
-    assert.ok(shipped);
-    const clusterRole = (name: string, rules: unknown[]): KubeObject => ({
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRole",
-      metadata: { name },
-      rules,
-    });
-    const verbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
-    await admin.apply(refs.clusterRoles, clusterRole(syncRole, shipped.rules), "test");
-    await admin.apply(
-      refs.clusterRoles,
-      clusterRole(exportRole, [
-        { apiGroups: [group], resources: ["postgresqlinstances"], verbs: [...verbs, "deletecollection"] },
-        { apiGroups: [group], resources: ["postgresqlinstances/status"], verbs: ["get", "update", "patch"] },
+    env = await pullEnv({
+      prefix: "pull",
+      claims: [configmapClaim],
+      claimsRules: [
         {
-          apiGroups: ["rbac.authorization.k8s.io"],
-          resources: ["clusterroles"],
-          resourceNames: [claimsRole],
-          verbs: ["bind"],
+          apiGroups: [""],
+          resources: ["configmaps"],
+          verbs: ["get", "list", "watch", "create", "update", "patch", "delete"],
         },
-        {
-          apiGroups: ["apiextensions.k8s.io"],
-          resources: ["customresourcedefinitions"],
-          resourceNames: [crd.metadata.name],
-          verbs: ["get"],
-        },
-      ]),
-      "test",
-    );
-    await admin.apply(
-      refs.clusterRoles,
-      clusterRole(claimsRole, [{ apiGroups: [""], resources: ["configmaps"], verbs }]),
-      "test",
-    );
-    const account = await serviceAccount(admin, tenantNs, "pull-sync");
-    for (const role of [syncRole, exportRole]) {
-      await grant(admin, account, role);
-      const binding = `${account.namespace}-${account.name}-${role.replaceAll(":", "-")}`;
-      onFileDone(() => admin.delete(refs.clusterRoleBindings, binding));
-    }
-    for (const role of [syncRole, exportRole, claimsRole]) onFileDone(() => admin.delete(refs.clusterRoles, role));
-    await admin.create(refs.templates, {
-      apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
-      kind: "APIServiceExportTemplate",
-      metadata: {
-        name: "postgresqlinstances",
-        namespace: tenantNs,
-        annotations: { [claimsRoleAnnotation]: claimsRole },
-      },
-      spec: {
-        APIServiceSelector: { group, resource: "postgresqlinstances", version: "v1" },
-        permissionClaims: [configmapClaim],
-      },
+      ],
+      sync: (namespace) => ({
+        tenantLimits: { providerNamespaces: namespaceLimit, controlWatches: 200 },
+        // replicas sharing bindings: pull bindings are served by the holder of one Lease, its writes fenced by it
+        shards: { namespace, leaseDurationSeconds: 15 },
+      }),
     });
+    ({ admin, tenantNs, api } = env);
     await admin.create(refs.secrets, {
       apiVersion: "v1",
       kind: "Secret",
       metadata: { name: "tenant-secret", namespace: tenantNs },
       stringData: { password: "not yours" },
     });
-    const asSync = KubeClient.fromKubeconfigText(tokenKubeconfig(admin.server, await caData(), account.token));
-    onFileDone(async () => asSync.close());
-    sync = await startSync({
-      control: asSync,
-      logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
-      workers: 1,
-      namespace: tenantNs,
-      templateNamespaces: [tenantNs],
-      tenantLimits: { providerNamespaces: namespaceLimit, controlWatches: 200 },
-      pullBindings: true,
-      // replicas sharing bindings: pull bindings are served by the holder of one Lease, its writes fenced by it
-      shards: { namespace: tenantNs, leaseDurationSeconds: 15 },
-    });
-    onFileDone(() => sync.stop());
     const suffix = uniqueSuffix();
-    a = await bind(`alice-${suffix}`, "c1", 3600);
-    b = await bind(`bob-${suffix}`, "c2");
-    onFileDone(async () => {
-      for (const binding of [a, b]) {
-        const owned = await admin.list(refs.namespaces, { labelSelector: `${pullLabels.ownedBy}=${binding.ns}` });
-        for (const ns of owned.items) await admin.delete(refs.namespaces, ns.metadata.name);
-        await admin.delete(refs.namespaces, binding.ns);
-      }
-    });
+    a = await env.bind(`alice-${suffix}`, "c1", 3600);
+    b = await env.bind(`bob-${suffix}`, "c2");
   });
 
   after(() => {

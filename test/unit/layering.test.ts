@@ -2,7 +2,8 @@
 // read from the import statements of src/**/*.ts: src/api holds pure definitions, src/export is
 // the pure core (no Kubernetes, no gRPC, no network), nothing the CLI's bind, the web page or the
 // app account share reaches into the sync, and the sync's mirroring does without the binding
-// controller (so a konnector in the app cluster can run it, issue 26).
+// controller (so a konnector in the app cluster can run it, issue 26), which the konnector
+// (src/konnector) runs without the sync's controllers.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, posix } from "node:path";
@@ -84,6 +85,21 @@ const rules: Rule[] = [
     },
   },
   {
+    // the konnector runs the sync's mirroring, never push mode's binding lifecycle nor the control
+    // plane's side of pull bindings (only the CRD install of push mode is shared)
+    applies: inside("src/konnector"),
+    offends: (to) =>
+      (inside("src/sync/binding")(to) && to !== "src/sync/binding/consumer-crd.ts") ||
+      inside("src/sync/pull")(to) ||
+      to === "src/sync/manager.ts"
+        ? "src/konnector runs the mirroring (src/sync/mirror) with clients of its own, not the sync's controllers"
+        : undefined,
+  },
+  {
+    applies: (file) => !inside("src/konnector")(file) && !inside("src/cli")(file),
+    offends: (to) => (inside("src/konnector")(to) ? "only the CLI starts the konnector" : undefined),
+  },
+  {
     applies: inside("src/sync/mirror"),
     offends: (to) =>
       inside("src/sync/binding")(to) || to === "src/sync/manager.ts"
@@ -140,6 +156,11 @@ describe("layering of src/", () => {
       ["src/app-access/h.ts", 'import { grantAppAccess } from "../bind/app-access.ts";\n'],
       ["src/sync/binding/i.ts", 'import { reconcileBoundObject } from "../mirror/bound-objects.ts";\n'],
       ["src/cli/j.ts", '// import { a } from "../sync/manager.ts";\nimport { startSync } from "../sync/manager.ts";\n'],
+      [
+        "src/konnector/k.ts",
+        'import { installApi } from "../sync/binding/consumer-crd.ts";\nimport { BindingController } from "../sync/binding/controller.ts";\n',
+      ],
+      ["src/sync/l.ts", 'import { Konnector } from "../konnector/controller.ts";\n'],
     ]);
     assert.deepEqual(
       violations(files).map((v) => v.split(": ")[0]),
@@ -153,6 +174,8 @@ describe("layering of src/", () => {
         "src/export/f.ts imports node:http2",
         "src/sync/mirror/g.ts imports ../binding/controller.ts",
         "src/app-access/h.ts imports ../bind/app-access.ts",
+        "src/konnector/k.ts imports ../sync/binding/controller.ts",
+        "src/sync/l.ts imports ../konnector/controller.ts",
       ],
     );
     assert.match(violations(files)[0] ?? "", /may import only types from src\/kube/);

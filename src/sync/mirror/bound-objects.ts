@@ -19,6 +19,7 @@ import { KubeApiError } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
 import { leanObject } from "../../kube/lean.ts";
 import { kubeTime } from "../../kube/time.ts";
+import type { ObjectCache } from "./control-scope.ts";
 import type { ExportContext } from "./export-context.ts";
 import type { RecentWrites } from "./recent-writes.ts";
 
@@ -40,7 +41,7 @@ export function providerKey(ctx: ExportContext, namespace: string | undefined, n
 export function consumerKeyOf(
   ctx: ExportContext,
   provider: KubeObject,
-  namespaces: Informer,
+  namespaces: ObjectCache,
 ): { namespace: string | undefined; name: string } | undefined {
   let consumerNamespace: string | undefined;
   if (ctx.ref.namespaced) {
@@ -138,8 +139,8 @@ function withoutOurConditions(status: unknown): unknown {
 /** The caches of one export, and its own writes not in them yet (recent-writes.ts). */
 export type BoundInformers = {
   app: Informer;
-  provider: Informer;
-  namespaces: Informer;
+  provider: ObjectCache;
+  namespaces: ObjectCache;
   written?: { app: RecentWrites; provider: RecentWrites };
 };
 
@@ -333,7 +334,7 @@ function refuseCopyOfAnother(ctx: ExportContext, provider: KubeObject, namespace
  */
 async function notItsCopy(
   ctx: ExportContext,
-  namespaces: Informer,
+  namespaces: ObjectCache,
   provider: KubeObject,
   namespace: string | undefined,
   name: string,
@@ -341,7 +342,11 @@ async function notItsCopy(
   const where = `${provider.metadata.namespace ?? ""}/${provider.metadata.name}`;
   const providerNs = provider.metadata.namespace;
   if (ctx.ref.namespaced && providerNs !== undefined) {
-    const ns = namespaces.get(providerNs) ?? (await ctx.control.get(refs.namespaces, providerNs));
+    const ns =
+      namespaces.get(providerNs) ??
+      (await (ctx.controlScope
+        ? ctx.controlScope.readNamespace(providerNs)
+        : ctx.control.get(refs.namespaces, providerNs)));
     const mirrored = ns?.metadata.labels?.[labels.consumerNamespace];
     if (ns?.metadata.labels?.[labels.binding] !== ctx.binding.uid || mirrored !== namespace) {
       return `provider namespace ${providerNs} mirrors app namespace ${mirrored ?? "(none of this binding)"}, not ${namespace ?? ""}`;
@@ -379,7 +384,7 @@ async function setDeletingCondition(ctx: ExportContext, consumer: KubeObject): P
  */
 export async function adoptProviderObject(
   ctx: ExportContext,
-  informers: { app: Informer; provider: Informer },
+  informers: { app: Informer; provider: ObjectCache },
   provider: KubeObject,
   consumerNamespace: string | undefined,
   consumerName: string,

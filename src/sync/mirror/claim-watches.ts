@@ -10,6 +10,7 @@ import type { WorkQueue } from "../queue.ts";
 import { TenantLimitReached } from "../tenants/limits.ts";
 import { watchedInFull } from "./claim-ownership.ts";
 import { type ClaimSides, claimKey, claimRef, copyLabelValue, reconcileClaimedObject } from "./claimed-objects.ts";
+import type { ObjectCache } from "./control-scope.ts";
 import type { ExportContext } from "./export-context.ts";
 import { serverFieldSelector } from "./selector.ts";
 
@@ -24,7 +25,7 @@ export type ClaimWatchesHost = {
   queue: WorkQueue;
   stopped: () => boolean;
   /** the export's bound objects in the app cluster, and every binding's provider namespaces */
-  informers: () => { app: Informer; namespaces: Informer };
+  informers: () => { app: Informer; namespaces: ObjectCache };
   /** name conflicts now, by queue key (the export's status shows them) */
   conflicts: Map<string, string>;
   /** what waits for room under a tenant limit, by limit and app namespace: its message and when refused */

@@ -4,6 +4,7 @@ import type { KubeClient, ResourceRef } from "../../kube/client.ts";
 import type { SyncMetrics } from "../metrics.ts";
 import type { StageLog } from "../stages.ts";
 import type { TenantLimitReached } from "../tenants/limits.ts";
+import type { ControlScope } from "./control-scope.ts";
 
 /** apiVersion: the binding's kind (ours when absent) */
 export type BindingRef = { uid: string; name: string; namespace: string; apiVersion?: string };
@@ -35,4 +36,9 @@ export type ExportContext = {
   controlWatch?: () => (() => void) | TenantLimitReached;
   /** the stages of the export's start, with debug lines only (stages.ts) */
   stage?: StageLog;
+  /**
+   * where to look on the control plane for the provider namespaces and copies (control-scope.ts);
+   * absent: across the cluster, by label (the sync's rights)
+   */
+  controlScope?: ControlScope;
 };

@@ -2,7 +2,6 @@
 // with several workers, and the reconcilers of bound and claimed objects behind it (the claims'
 // watches and reconcile in claim-watches.ts).
 import { labels } from "../../api/naming.ts";
-import { refs } from "../../api/resources.ts";
 import type { KubeObject } from "../../kube/client.ts";
 import type { Informer } from "../../kube/informer.ts";
 import type { InformerRegistry } from "../informers.ts";
@@ -19,10 +18,11 @@ import {
   recordedConsumer,
 } from "./bound-objects.ts";
 import { ClaimWatches } from "./claim-watches.ts";
+import { clusterWideScope, type HeldCache, type ObjectCache } from "./control-scope.ts";
 import type { ExportContext } from "./export-context.ts";
 import { RecentWrites } from "./recent-writes.ts";
 
-type Held = { informer: Informer; release: () => Promise<void> };
+type Held = { release: () => Promise<void> };
 
 /** a wait for room under a tenant limit is shown this long after it was last refused (retries come sooner) */
 const limitShownMs = 90_000;
@@ -36,8 +36,8 @@ export class ExportSync {
   /** the claimed objects' watches, per claim, side and namespace */
   readonly #claims: ClaimWatches;
   #app!: Informer;
-  #provider!: Informer;
-  #namespaces!: Informer;
+  #provider!: ObjectCache;
+  #namespaces!: ObjectCache;
   /** our writes of bound objects that the informers have not shown yet */
   readonly #written = { app: new RecentWrites(), provider: new RecentWrites() };
   /** keys that came before every cache had its first list: queued once they all have */
@@ -83,14 +83,15 @@ export class ExportSync {
 
   start(): void {
     const ctx = this.ctx;
-    // one watch of every binding's provider namespaces, shared by all exports: each takes its own
-    this.#namespaces = this.#hold(
-      this.#control,
-      refs.namespaces,
-      { labelSelector: labels.binding },
-      this.#onEvent((ns) => {
-        if (ns.metadata.labels?.[labels.binding] === ctx.binding.uid) this.#onProviderNamespace(ns);
-      }),
+    const scope = ctx.controlScope ?? clusterWideScope(this.#control, ctx.control);
+    // the sync's scope: one watch of every binding's provider namespaces, shared by all exports
+    // (each takes its own); a konnector's: its binding's granted namespaces (control-scope.ts)
+    this.#namespaces = this.#keep(
+      scope.namespaces(
+        this.#onEvent((ns) => {
+          if (ns.metadata.labels?.[labels.binding] === ctx.binding.uid) this.#onProviderNamespace(ns);
+        }),
+      ),
     );
     // Bound objects are cached lean (no last-applied annotation): they are written back as patches only.
     this.#app = this.#hold(
@@ -114,11 +115,8 @@ export class ExportSync {
         },
       },
     );
-    this.#provider = this.#hold(
-      this.#control,
-      ctx.ref,
-      { lean: true },
-      {
+    this.#provider = this.#keep(
+      scope.copies(ctx.ref, {
         add: (obj) => {
           if (!this.#written.provider.seen(obj, false)) this.#onProviderObject(obj);
         },
@@ -129,7 +127,7 @@ export class ExportSync {
           this.#written.provider.seen(obj, true);
           this.#onProviderObject(obj);
         },
-      },
+      }),
     );
 
     // Claimed resources are watched per namespace on both sides, never cluster-wide: on the
@@ -139,7 +137,7 @@ export class ExportSync {
     const stage = ctx.stage;
     if (stage !== undefined) {
       const resource = `${ctx.ref.resource}.${ctx.ref.group}`;
-      const listed = (name: string, side: string, what: string, informer: Informer) => {
+      const listed = (name: string, side: string, what: string, informer: ObjectCache) => {
         // a shared informer may have listed long before this export
         const shared = informer.hasSynced();
         informer.onSynced(() =>
@@ -204,12 +202,17 @@ export class ExportSync {
     return held.informer;
   }
 
+  #keep(held: HeldCache): ObjectCache {
+    this.#held.push(held);
+    return held.informer;
+  }
+
   #onEvent(enqueue: (obj: KubeObject) => void) {
     return { add: enqueue, update: (_old: KubeObject, obj: KubeObject) => enqueue(obj), delete: enqueue };
   }
 
   /** A key of a first list waits behind those of later events (queue.ts). */
-  #lane(informer: Informer | undefined): Lane {
+  #lane(informer: ObjectCache | undefined): Lane {
     return informer?.hasSynced() === true ? "live" : "backlog";
   }
 

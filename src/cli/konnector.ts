@@ -1,0 +1,274 @@
+// `klutch-bind konnector`: the app cluster's side of pull bindings (src/konnector/), one replica
+// serving at a time behind a Lease in its own namespace, with the sync's health and metrics endpoints.
+import { createServer } from "node:http";
+import { delimiter } from "node:path";
+import { parseArgs } from "node:util";
+import { Konnector } from "../konnector/controller.ts";
+import { KubeClient } from "../kube/client.ts";
+import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "../kube/kubeconfig.ts";
+import { listen } from "../listen.ts";
+import { createLogger } from "../log.ts";
+import { type HealthReport, serveHealth, standby } from "../sync/health.ts";
+import { InformerRegistry } from "../sync/informers.ts";
+import { SyncMetrics } from "../sync/metrics.ts";
+import { fenced } from "../sync/replicas/fence.ts";
+import { LeaderElector } from "../sync/replicas/leader.ts";
+import { buildInfo } from "../version.ts";
+import type { CommandHelp, FlagDefinitions } from "./help.ts";
+import { UsageError } from "./usage.ts";
+
+export const konnectorFlags = {
+  kubeconfig: {
+    type: "string",
+    value: "FILE",
+    description:
+      "the app cluster's kubeconfig; without it, the files in KUBECONFIG, merged as kubectl does (never ~/.kube/config)",
+    env: "KUBECONFIG",
+    defaultText: "the pod's service account",
+  },
+  workers: { type: "string", default: "4", value: "N", description: "workers per bound export" },
+  qps: {
+    type: "string",
+    default: "50",
+    value: "N",
+    description: "requests per second of each client: to the app cluster, and to each control plane",
+  },
+  burst: {
+    type: "string",
+    default: "100",
+    value: "N",
+    description: "requests allowed in a burst above the steady --qps",
+  },
+  "binding-selector": {
+    type: "string",
+    value: "SELECTOR",
+    description:
+      "serve only the APIServiceBindings matching this label selector (e.g. team=a), so that several konnectors " +
+      "can share one app cluster",
+    defaultText: "every APIServiceBinding",
+  },
+  "heartbeat-interval": {
+    type: "string",
+    default: "60",
+    value: "SECONDS",
+    description:
+      "how often the heartbeat is written into each ClusterBinding's status (the control plane calls a binding " +
+      "unhealthy after two intervals of silence)",
+  },
+  "token-renew-at": {
+    type: "string",
+    default: "0.8",
+    value: "SHARE",
+    description:
+      "the control-plane token is renewed (TokenRequest for the binding's own account) at this share of its " +
+      "lifetime and written back into its Secret",
+  },
+  "control-request-timeout": {
+    type: "string",
+    default: "30",
+    value: "SECONDS",
+    description: "the time allowed each request to a control plane",
+  },
+  "leader-election-namespace": {
+    type: "string",
+    value: "NAMESPACE",
+    description: "the namespace of the Lease klutch-bind-konnector that one replica holds while it serves",
+    env: "POD_NAMESPACE",
+    defaultText: "klutch-bind",
+  },
+  "lease-duration": {
+    type: "string",
+    default: "15",
+    value: "SECONDS",
+    description: "how long the Lease holds without renewal",
+  },
+  "metrics-address": {
+    type: "string",
+    default: ":8080",
+    value: "HOST:PORT",
+    description: "where to serve Prometheus metrics (/metrics); empty for none",
+  },
+  "health-address": {
+    type: "string",
+    default: ":8081",
+    value: "HOST:PORT",
+    description:
+      "where to serve /healthz and /readyz (ready once the app cluster's APIServiceBindings are listed; a " +
+      "standby is ready too); empty for none",
+  },
+  debug: {
+    type: "boolean",
+    short: "d",
+    default: false,
+    description: "log at debug level, and errors with their stack",
+  },
+} as const satisfies FlagDefinitions;
+
+export const konnectorHelp: CommandHelp = {
+  usage: "konnector [flags]",
+  description:
+    "Runs in an app cluster and serves its APIServiceBindings (klutch.anynines.com/v1alpha1) until SIGTERM or " +
+    "SIGINT: with the control plane's kubeconfig each names (a Secret in the app cluster) it installs the bound " +
+    "APIs, mirrors their objects up and their status and accepted claims down, asks the control plane for " +
+    "provider namespaces, and writes a heartbeat. Preview: see docs/binding.md.",
+  flags: konnectorFlags,
+  examples: [
+    "klutch-bind konnector   # in the app cluster's pod",
+    "klutch-bind konnector --kubeconfig app.yaml --leader-election-namespace klutch-bind --heartbeat-interval 30",
+  ],
+};
+
+function positive(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive whole number, got "${value}"`);
+  return n;
+}
+
+export async function runKonnector(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: konnectorFlags, strict: true });
+  const workers = positive("workers", values.workers);
+  const qps = positive("qps", values.qps);
+  const burst = positive("burst", values.burst);
+  const heartbeatSeconds = positive("heartbeat-interval", values["heartbeat-interval"]);
+  const timeoutMs = positive("control-request-timeout", values["control-request-timeout"]) * 1000;
+  const leaseDurationSeconds = positive("lease-duration", values["lease-duration"]);
+  const renewAt = Number(values["token-renew-at"]);
+  if (!(renewAt > 0 && renewAt < 1)) {
+    throw new UsageError(
+      `--token-renew-at must be a share of the token's lifetime between 0 and 1, got "${values["token-renew-at"]}"`,
+    );
+  }
+  const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "klutch-bind";
+  const logger = createLogger("konnector", values.debug);
+  const kubeconfig = values.kubeconfig
+    ? readKubeconfigFile(values.kubeconfig)
+    : process.env.KUBECONFIG
+      ? readKubeconfigFiles(process.env.KUBECONFIG.split(delimiter))
+      : inClusterKubeconfig();
+  const app = KubeClient.fromConfig(kubeconfig, { qps, burst, userAgent: "klutch-bind-konnector" });
+  const leases = KubeClient.fromConfig(kubeconfig, { qps, burst, userAgent: "klutch-bind-konnector-leases" });
+  const metrics = new SyncMetrics();
+  const controlClients = new Set<KubeClient>();
+  metrics.countRequests(() => ({
+    control: [...controlClients].reduce((n, c) => n + c.requests, 0),
+    app: app.requests,
+  }));
+  app.observeRequests(metrics.apiRequests("app"));
+  process.on("unhandledRejection", (err) => {
+    logger.error(
+      { err: err instanceof Error ? err.message : String(err) },
+      "unhandled rejection (a bug; please report it)",
+    );
+  });
+
+  let konnector: Konnector | undefined;
+  const health: () => HealthReport = () =>
+    konnector === undefined
+      ? standby
+      : konnector.ready()
+        ? { live: true, ready: true, detail: "serving" }
+        : { live: true, ready: false, detail: "listing the app cluster's APIServiceBindings" };
+  const healthServer = values["health-address"] ? await serveHealth(values["health-address"], health) : undefined;
+  let metricsServer: ReturnType<typeof createServer> | undefined;
+  if (values["metrics-address"]) {
+    metricsServer = createServer((req, res) => {
+      if (req.url !== "/metrics") {
+        res.writeHead(404).end();
+        return;
+      }
+      metrics.queueDepth.reset();
+      for (const sync of konnector?.exportSyncs ?? [])
+        metrics.queueDepth.set(SyncMetrics.labels(sync.ctx), sync.queueDepth);
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
+        (err: unknown) => res.writeHead(500).end(String(err)),
+      );
+    });
+    await listen(metricsServer, values["metrics-address"]);
+  }
+
+  const stopping = new AbortController();
+  let stopRequested: (signal: string) => void = () => undefined;
+  const stopped = new Promise<string>((resolve) => {
+    stopRequested = resolve;
+  });
+  process.once("SIGTERM", () => stopRequested("SIGTERM"));
+  process.once("SIGINT", () => stopRequested("SIGINT"));
+  void stopped.then(() => stopping.abort());
+  const closeServers = async () => {
+    await healthServer?.stop();
+    await new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined)));
+  };
+
+  const elector = new LeaderElector({
+    client: leases,
+    namespace: leaseNamespace,
+    name: "klutch-bind-konnector",
+    leaseDurationSeconds,
+    logger,
+    ...(process.env.POD_NAME ? { identity: `${process.env.POD_NAME}-${process.pid}` } : {}),
+  });
+  logger.info(
+    { identity: elector.identity, lease: `${leaseNamespace}/klutch-bind-konnector` },
+    "waiting to become leader",
+  );
+  try {
+    await elector.acquire(stopping.signal);
+  } catch {
+    await closeServers();
+    app.close();
+    leases.close();
+    return 0;
+  }
+  if (stopping.signal.aborted) {
+    await closeServers();
+    app.close();
+    leases.close();
+    return 0;
+  }
+  let lost: string | undefined;
+  elector.keepRenewing((reason) => {
+    lost = reason;
+    stopRequested("lost leadership");
+  });
+  const holds = () => elector.holds();
+  const what = "this konnector (no longer the leader)";
+  const fencedApp = fenced(app, holds, what);
+  konnector = new Konnector({
+    app: fencedApp,
+    appRegistry: new InformerRegistry(app, logger),
+    logger,
+    metrics,
+    workers,
+    heartbeatSeconds,
+    tokenRenewFraction: renewAt,
+    ...(values["binding-selector"] ? { bindingSelector: values["binding-selector"] } : {}),
+    version: buildInfo().version,
+    controlClientOptions: { qps, burst, timeoutMs, userAgent: "klutch-bind-konnector" },
+    controlClient: (text, options) => {
+      const client = KubeClient.fromUntrustedKubeconfig(text, options);
+      client.observeRequests(metrics.apiRequests("control"));
+      controlClients.add(client);
+      return {
+        client: fenced(client, holds, what),
+        close: () => {
+          client.close();
+          controlClients.delete(client);
+        },
+      };
+    },
+  });
+  konnector.start();
+  logger.info({ heartbeatSeconds, workers }, "konnector started");
+  const signal = await stopped;
+  logger[lost ? "error" : "info"](
+    { signal, reason: lost },
+    lost ? "lost leadership: stopping at once" : "shutting down",
+  );
+  await konnector.stop();
+  await closeServers();
+  if (!lost) await elector.release();
+  app.close();
+  leases.close();
+  return lost ? 1 : 0;
+}

@@ -1,0 +1,258 @@
+// The konnector's app side: every APIServiceBinding of the app cluster, the Secret each names
+// (watched by name), and one control-plane connection (provider.ts) per distinct kubeconfig among
+// them, made anew when a Secret's kubeconfig changes and stopped when no binding names it any more.
+// Each binding's Ready condition says what it waits for or what is wrong (a missing or broken
+// kubeconfig, a missing export), written only when it changed.
+import { isDeepStrictEqual } from "node:util";
+import type { Logger } from "pino";
+import { refs } from "../api/resources.ts";
+import { InputError } from "../export/errors.ts";
+import { type ClientOptions, KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
+import type { Condition } from "../kube/conditions.ts";
+import type { Informer } from "../kube/informer.ts";
+import { kubeTime } from "../kube/time.ts";
+import type { InformerRegistry } from "../sync/informers.ts";
+import type { SyncMetrics } from "../sync/metrics.ts";
+import type { ExportSync } from "../sync/mirror/export-sync.ts";
+import { WorkQueue } from "../sync/queue.ts";
+import { type BindingSpec, bindingRef, boundExportName, decodeBindingSpec, type SecretRef } from "./binding-spec.ts";
+import { isProblem, kubeconfigHash, providerKubeconfig } from "./kubeconfig-secret.ts";
+import { ProviderConnection } from "./provider.ts";
+
+export type KonnectorOptions = {
+  app: KubeClient;
+  appRegistry: InformerRegistry;
+  logger: Logger;
+  metrics: SyncMetrics;
+  workers: number;
+  heartbeatSeconds: number;
+  version: string;
+  /** a control-plane client for a kubeconfig (its writes fenced as the app client's are), and how to close it */
+  controlClient: (kubeconfig: string, options: ClientOptions) => { client: KubeClient; close: () => void };
+  controlClientOptions: ClientOptions;
+  /** how often each binding's status is looked at again */
+  resyncMs?: number;
+  /** renew the control-plane token at this share of its lifetime (token-renewal.ts) */
+  tokenRenewFraction: number;
+  /** serve only the APIServiceBindings with these labels (a label selector); all when absent */
+  bindingSelector?: string;
+};
+
+type Held = { informer: Informer; release: () => Promise<void> };
+/** hashes: the kubeconfig contents it serves (its own renewals add theirs: they restart nothing) */
+type Connection = { provider: ProviderConnection; close: () => void; refs: SecretRef[]; hashes: Set<string> };
+
+export class Konnector {
+  readonly #o: KonnectorOptions;
+  readonly #queue: WorkQueue;
+  readonly #bindings: Held;
+  readonly #secrets = new Map<string, Held>();
+  readonly #connections = new Map<string, Connection>();
+  #resync: NodeJS.Timeout | undefined;
+
+  constructor(options: KonnectorOptions) {
+    this.#o = options;
+    this.#queue = new WorkQueue({
+      workers: 1,
+      process: () => this.#reconcile(),
+      onError: (_key, err, retries) => options.logger.warn({ retries, err: String(err) }, "konnector reconcile failed"),
+    });
+    const selected = options.bindingSelector ? { labelSelector: options.bindingSelector } : {};
+    this.#bindings = options.appRegistry.acquire(bindingRef, selected, this.#poking());
+  }
+
+  #poking() {
+    const poke = () => this.#queue.add("all");
+    return { add: poke, update: poke, delete: poke };
+  }
+
+  start(): void {
+    this.#queue.start();
+    this.#queue.add("all");
+    this.#resync = setInterval(() => this.#queue.add("all"), this.#o.resyncMs ?? 5000);
+    this.#resync.unref();
+  }
+
+  /** ready once the app cluster's bindings are listed */
+  ready(): boolean {
+    return this.#bindings.informer.hasSynced();
+  }
+
+  get exportSyncs(): ExportSync[] {
+    return [...this.#connections.values()].flatMap((c) => c.provider.exportSyncs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#resync);
+    await this.#queue.stop();
+    for (const [hash, connection] of [...this.#connections]) await this.#close(hash, connection);
+    await Promise.all([this.#bindings.release(), ...[...this.#secrets.values()].map((h) => h.release())]);
+  }
+
+  async #close(hash: string, connection: Connection): Promise<void> {
+    this.#connections.delete(hash);
+    await connection.provider.stop();
+    connection.close();
+  }
+
+  #secret(ref: SecretRef): Held {
+    const id = `${ref.namespace}/${ref.name}`;
+    let held = this.#secrets.get(id);
+    if (held === undefined) {
+      held = this.#o.appRegistry.acquire(
+        refs.secrets,
+        { namespace: ref.namespace, fieldSelector: `metadata.name=${ref.name}` },
+        this.#poking(),
+      );
+      this.#secrets.set(id, held);
+    }
+    return held;
+  }
+
+  async #reconcile(): Promise<void> {
+    if (!this.#bindings.informer.hasSynced()) {
+      this.#queue.addAfter("all", 200);
+      return;
+    }
+    const problems = new Map<string, Condition>();
+    const groups = new Map<
+      string,
+      { text: string; namespace: string; specs: Map<string, BindingSpec>; refs: SecretRef[] }
+    >();
+    const wantedSecrets = new Set<string>();
+    const bindings = this.#bindings.informer.list().filter((b) => b.metadata.deletionTimestamp === undefined);
+    for (const binding of bindings) {
+      const name = binding.metadata.name;
+      let spec: BindingSpec;
+      try {
+        boundExportName(binding);
+        spec = decodeBindingSpec(binding);
+      } catch (err) {
+        if (!(err instanceof InputError)) throw err;
+        problems.set(name, { type: "Ready", status: "False", reason: "InvalidSpec", message: err.message });
+        continue;
+      }
+      const ref = spec.kubeconfigSecretRef;
+      wantedSecrets.add(`${ref.namespace}/${ref.name}`);
+      const secrets = this.#secret(ref).informer;
+      if (!secrets.hasSynced()) {
+        problems.set(name, { type: "Ready", status: "False", reason: "Pending", message: "reading the kubeconfig" });
+        this.#queue.addAfter("all", 500);
+        continue;
+      }
+      const kubeconfig = providerKubeconfig(secrets.get(ref.name, ref.namespace), ref);
+      if (isProblem(kubeconfig)) {
+        problems.set(name, { type: "Ready", status: "False", ...kubeconfig });
+        continue;
+      }
+      let group = groups.get(kubeconfig.hash);
+      if (group === undefined) {
+        group = { text: kubeconfig.text, namespace: kubeconfig.namespace, specs: new Map(), refs: [] };
+        groups.set(kubeconfig.hash, group);
+      }
+      group.specs.set(name, spec);
+      group.refs.push(ref);
+    }
+    for (const [hash, connection] of [...this.#connections]) {
+      if (![...connection.hashes].some((h) => groups.has(h))) {
+        this.#o.logger.info(
+          { kubeconfig: hash, clusterNamespace: connection.provider.clusterNamespace },
+          "kubeconfig gone or changed: closing its connection",
+        );
+        await this.#close(hash, connection);
+      }
+    }
+    const servedBy = new Map<string, ProviderConnection>();
+    for (const [hash, group] of groups) {
+      let connection = [...this.#connections.values()].find((c) => c.hashes.has(hash));
+      if (connection === undefined) {
+        let made: ReturnType<KonnectorOptions["controlClient"]>;
+        try {
+          made = this.#o.controlClient(group.text, this.#o.controlClientOptions);
+        } catch (err) {
+          for (const name of group.specs.keys()) {
+            problems.set(name, { type: "Ready", status: "False", reason: "KubeconfigInvalid", message: String(err) });
+          }
+          continue;
+        }
+        const provider = new ProviderConnection({
+          control: made.client,
+          clusterNamespace: group.namespace,
+          app: this.#o.app,
+          appRegistry: this.#o.appRegistry,
+          logger: this.#o.logger.child({ clusterNamespace: group.namespace }),
+          metrics: this.#o.metrics,
+          workers: this.#o.workers,
+          heartbeatSeconds: this.#o.heartbeatSeconds,
+          version: this.#o.version,
+          renewal: {
+            kubeconfig: group.text,
+            fraction: this.#o.tokenRenewFraction,
+            write: (text) => this.#renewed(fresh, text),
+          },
+        });
+        const fresh: Connection = { provider, close: made.close, refs: group.refs, hashes: new Set([hash]) };
+        connection = fresh;
+        this.#connections.set(hash, connection);
+        provider.start();
+        this.#o.logger.info({ clusterNamespace: group.namespace, bindings: [...group.specs.keys()] }, "connected");
+      }
+      connection.refs = group.refs;
+      connection.provider.setBindings(group.specs);
+      for (const name of group.specs.keys()) servedBy.set(name, connection.provider);
+    }
+    for (const [id, held] of [...this.#secrets]) {
+      if (wantedSecrets.has(id)) continue;
+      this.#secrets.delete(id);
+      await held.release();
+    }
+    for (const binding of bindings) {
+      const name = binding.metadata.name;
+      const condition = problems.get(name) ??
+        servedBy.get(name)?.condition(name) ?? { type: "Ready", status: "False", reason: "Pending", message: "" };
+      await this.#writeReady(binding, condition);
+    }
+  }
+
+  /** A connection renewed its token: the kubeconfig with it goes into every Secret the connection serves. */
+  async #renewed(connection: Connection, text: string): Promise<void> {
+    connection.hashes.add(kubeconfigHash(text));
+    const data = Buffer.from(text).toString("base64");
+    for (const ref of connection.refs) {
+      await this.#o.app.mergePatch(refs.secrets, ref.name, ref.namespace, { data: { [ref.key]: data } });
+    }
+  }
+
+  async #writeReady(binding: KubeObject, condition: Condition): Promise<void> {
+    const conditions =
+      (binding.status as { conditions?: Array<Condition & { lastTransitionTime?: string }> })?.conditions ?? [];
+    const current = conditions.find((c) => c.type === "Ready");
+    const same =
+      current !== undefined &&
+      isDeepStrictEqual(
+        [current.status, current.reason, current.message ?? ""],
+        [condition.status, condition.reason, condition.message ?? ""],
+      );
+    if (same) return;
+    const next = {
+      ...condition,
+      lastTransitionTime:
+        current?.status === condition.status ? (current.lastTransitionTime ?? kubeTime()) : kubeTime(),
+    };
+    await this.#o.app
+      .mergePatch(
+        bindingRef,
+        binding.metadata.name,
+        undefined,
+        {
+          metadata: { resourceVersion: binding.metadata.resourceVersion },
+          status: { conditions: [...conditions.filter((c) => c.type !== "Ready"), next] },
+        },
+        "status",
+      )
+      .catch((err: unknown) => {
+        // the cache is behind a write (ours, or someone's): its event brings the next look
+        if (!(err instanceof KubeApiError && err.code === 409)) throw err;
+      });
+  }
+}

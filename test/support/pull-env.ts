@@ -1,0 +1,209 @@
+// A control plane ready for pull bindings (issue 26), shared by the tests of both sides
+// (pull-binding.test.ts, konnector.test.ts): the klutch CRDs, an exported API of the test's own
+// group with its template (claims as given), the sync running with --pull-bindings as a
+// ServiceAccount holding the shipped RBAC and what the composition function grants per export, and
+// a way to provision a binding and get its account's client.
+import assert from "node:assert/strict";
+import { pino } from "pino";
+import { clusterBindingName, pullLabels, pullRefs } from "../../src/api/pull-binding.ts";
+import { refs } from "../../src/api/resources.ts";
+import { claimsRoleAnnotation } from "../../src/export/plan.ts";
+import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
+import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
+import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
+import { controlPlaneAddress, type Provisioned, provisionPullBinding } from "../../src/provider/provision.ts";
+import { type RunningSync, type SyncOptions, startSync } from "../../src/sync/manager.ts";
+import { grant, serviceAccount } from "./accounts.ts";
+import { clientConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "./clusters.ts";
+import { eventually } from "./eventually.ts";
+import { applyCrds, readManifests } from "./manifests.ts";
+import { exportedCrd } from "./sync-env.ts";
+
+export function tokenKubeconfig(server: string, caData: string, token: string): string {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "c", cluster: { server, "certificate-authority-data": caData } }],
+    users: [{ name: "u", user: { token } }],
+    contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+    "current-context": "c",
+  });
+}
+
+export const pullCrdFiles = [
+  "clusterbinding",
+  "apiserviceexport",
+  "apiserviceexportrequest",
+  "apiservicenamespace",
+].map((k) => `deploy/control-plane/klutch-${k}-crd.yaml`);
+
+export type PullBinding = { identity: string; provisioned: Provisioned; client: KubeClient; ns: string; uid: string };
+
+export type PullEnv = {
+  admin: KubeClient;
+  /** the sync's namespace, holding the template */
+  tenantNs: string;
+  /** the exported API (postgresqlinstances of the test's own group) */
+  api: ResourceRef;
+  sync: RunningSync;
+  /** the control plane's CA bundle (base64), as its kubeconfig holds it */
+  caData: () => Promise<string>;
+  /** provisions a binding of identity and cluster id; its account's client closes when the file is done */
+  bind: (identity: string, clusterId: string, tokenSeconds?: number) => Promise<PullBinding>;
+  /** the binding account asks for a provider namespace for app namespace name */
+  askNamespace: (binding: PullBinding, name: string) => Promise<KubeObject>;
+  /** waits for the APIServiceNamespace name to be granted; its provider namespace */
+  grantedNamespace: (binding: PullBinding, name: string, timeoutMs?: number) => Promise<string>;
+};
+
+export type PullEnvOptions = {
+  prefix: string;
+  /** the template's permission claims */
+  claims: unknown[];
+  /** the rules of the claims role the composition function would compose for them */
+  claimsRules: unknown[];
+  /** more options of the sync */
+  sync?: (tenantNs: string) => Partial<SyncOptions>;
+};
+
+const verbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
+
+export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
+  const { control } = await testClusters();
+  const admin = KubeClient.fromConfig(clientConfig(control));
+  onFileDone(async () => admin.close());
+  const caData = async () => {
+    const address = controlPlaneAddress(readKubeconfigFile(control.kubeconfigPath));
+    assert.equal(address.server, admin.server);
+    assert.ok(address.certificateAuthorityData, "the control plane's kubeconfig holds its CA");
+    return address.certificateAuthorityData;
+  };
+  await applyCrds(control, "deploy/control-plane/apiserviceexporttemplate-crd.yaml");
+  for (const file of pullCrdFiles) await applyCrds(control, file);
+  const tenantNs = await testNamespace(control, options.prefix);
+  const group = `${options.prefix}${uniqueSuffix()}.klutch-bind.test`;
+  const api = { group, version: "v1", resource: "postgresqlinstances", namespaced: true };
+  const crd = exportedCrd(group, "Namespaced");
+  await admin.apply(refs.crds, crd, "test", true);
+  onFileDone(() => admin.delete(refs.crds, crd.metadata.name));
+  await eventually("the exported CRD is served", async () =>
+    assert.ok(isEstablished(await admin.get(refs.crds, crd.metadata.name))),
+  );
+  // the sync runs as a ServiceAccount with the shipped RBAC (sync-rbac.yaml) and what the
+  // composition function grants per export (src/export/plan.ts), so the Roles it writes pass the
+  // API server's escalation check only with rights that RBAC really gives it
+  const claimsRole = `${tenantNs}:claims`;
+  const exportRole = `${tenantNs}:export`;
+  const syncRole = `${tenantNs}:sync`;
+  const shipped = readManifests("deploy/control-plane/sync-rbac.yaml").find((o) => o.kind === "ClusterRole") as
+    | (KubeObject & { rules: unknown[] })
+    | undefined;
+  assert.ok(shipped);
+  const clusterRole = (name: string, rules: unknown[]): KubeObject => ({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRole",
+    metadata: { name },
+    rules,
+  });
+  await admin.apply(refs.clusterRoles, clusterRole(syncRole, shipped.rules), "test");
+  await admin.apply(
+    refs.clusterRoles,
+    clusterRole(exportRole, [
+      { apiGroups: [group], resources: ["postgresqlinstances"], verbs: [...verbs, "deletecollection"] },
+      { apiGroups: [group], resources: ["postgresqlinstances/status"], verbs: ["get", "update", "patch"] },
+      {
+        apiGroups: ["rbac.authorization.k8s.io"],
+        resources: ["clusterroles"],
+        resourceNames: [claimsRole],
+        verbs: ["bind"],
+      },
+      {
+        apiGroups: ["apiextensions.k8s.io"],
+        resources: ["customresourcedefinitions"],
+        resourceNames: [crd.metadata.name],
+        verbs: ["get"],
+      },
+    ]),
+    "test",
+  );
+  await admin.apply(refs.clusterRoles, clusterRole(claimsRole, options.claimsRules), "test");
+  const account = await serviceAccount(admin, tenantNs, "pull-sync");
+  for (const role of [syncRole, exportRole]) {
+    await grant(admin, account, role);
+    const binding = `${account.namespace}-${account.name}-${role.replaceAll(":", "-")}`;
+    onFileDone(() => admin.delete(refs.clusterRoleBindings, binding));
+  }
+  for (const role of [syncRole, exportRole, claimsRole]) onFileDone(() => admin.delete(refs.clusterRoles, role));
+  await admin.create(refs.templates, {
+    apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+    kind: "APIServiceExportTemplate",
+    metadata: {
+      name: "postgresqlinstances",
+      namespace: tenantNs,
+      annotations: { [claimsRoleAnnotation]: claimsRole },
+    },
+    spec: {
+      APIServiceSelector: { group, resource: "postgresqlinstances", version: "v1" },
+      permissionClaims: options.claims,
+    },
+  });
+  const asSync = KubeClient.fromKubeconfigText(tokenKubeconfig(admin.server, await caData(), account.token));
+  onFileDone(async () => asSync.close());
+  const sync = await startSync({
+    control: asSync,
+    logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
+    workers: 1,
+    namespace: tenantNs,
+    templateNamespaces: [tenantNs],
+    pullBindings: true,
+    ...options.sync?.(tenantNs),
+  });
+  onFileDone(() => sync.stop());
+
+  const made: PullBinding[] = [];
+  onFileDone(async () => {
+    for (const binding of made) {
+      const owned = await admin.list(refs.namespaces, { labelSelector: `${pullLabels.ownedBy}=${binding.ns}` });
+      for (const ns of owned.items) await admin.delete(refs.namespaces, ns.metadata.name);
+      await admin.delete(refs.namespaces, binding.ns);
+    }
+  });
+  const bind = async (identity: string, clusterId: string, tokenSeconds?: number): Promise<PullBinding> => {
+    const provisioned = await provisionPullBinding(admin, {
+      identity,
+      clusterId,
+      certificateAuthorityData: await caData(),
+      ...(tokenSeconds ? { tokenSeconds } : {}),
+    });
+    const client = KubeClient.fromKubeconfigText(provisioned.kubeconfig);
+    onFileDone(async () => client.close());
+    const binding = await admin.get(pullRefs.clusterBindings, clusterBindingName, provisioned.namespace);
+    assert.ok(binding?.metadata.uid);
+    const bound = { identity, provisioned, client, ns: provisioned.namespace, uid: binding.metadata.uid };
+    made.push(bound);
+    return bound;
+  };
+  const askNamespace = (binding: PullBinding, name: string) =>
+    binding.client.create(pullRefs.serviceNamespaces, {
+      apiVersion: "klutch.anynines.com/v1alpha1",
+      kind: "APIServiceNamespace",
+      metadata: { name, namespace: binding.ns },
+      spec: {},
+    });
+  const grantedNamespace = async (binding: PullBinding, name: string, timeoutMs?: number) => {
+    let namespace = "";
+    await eventually(
+      `APIServiceNamespace ${name} has its namespace`,
+      async () => {
+        const sn = await binding.client.get(pullRefs.serviceNamespaces, name, binding.ns);
+        const status = sn?.status as { namespace?: string } | undefined;
+        assert.equal(conditionOf(sn, "Ready")?.status, "True", JSON.stringify(sn?.status));
+        assert.ok(status?.namespace);
+        namespace = status.namespace;
+      },
+      timeoutMs,
+    );
+    return namespace;
+  };
+  return { admin, tenantNs, api, sync, caData, bind, askNamespace, grantedNamespace };
+}
