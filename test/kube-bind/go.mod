@@ -1,6 +1,7 @@
 // Pins kube-bind's own kubectl-bind and konnector, built from Go modules by test/kube/build-tools.sh
-// as peers for the binding tests: clients no one here wrote. kube-bind's go.mod replaces
-// cloud.google.com/go, so `go install ...@v0.3.0` refuses it; this module carries the same replace.
+// as peers for the binding tests: clients no one here wrote. `go install ...@v0.3.0` cannot build
+// them (kube-bind's go.mod has a replace directive, and the proxy here refuses the module's version
+// list); this module pins the version and carries the same replace of cloud.google.com/go.
 module klutch-bind.dev/test/kube-bind
 
 go 1.26
