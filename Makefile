@@ -6,6 +6,7 @@ SHELL := /bin/bash
 NODE_VERSION       := 24.21.0
 K8S_VERSION        := v1.37.2
 CROSSPLANE_VERSION := v2.1.0
+KUBE_BIND_VERSION  := v0.3.0
 TOOLS_CACHE        ?= $(HOME)/.cache/function-klutch-bind
 DEV_DIR            := $(CURDIR)/.dev
 BIN_DIR            := $(DEV_DIR)/bin
@@ -44,8 +45,8 @@ node_modules/.installed: package.json package-lock.json $(NODE_STAMP)
 
 deps: node_modules/.installed ## install the npm dependencies
 
-tools: ## build kube-apiserver, kube-controller-manager, kubectl and crossplane into the cache
-	@K8S_VERSION=$(K8S_VERSION) CROSSPLANE_VERSION=$(CROSSPLANE_VERSION) \
+tools: ## build kube-apiserver, kube-controller-manager, kubectl, crossplane and kube-bind's kubectl-bind into the cache
+	@K8S_VERSION=$(K8S_VERSION) CROSSPLANE_VERSION=$(CROSSPLANE_VERSION) KUBE_BIND_VERSION=$(KUBE_BIND_VERSION) \
 	  TOOLS_CACHE=$(TOOLS_CACHE) BIN_DIR=$(BIN_DIR) test/kube/build-tools.sh
 
 CHROMIUM_PATH ?= /usr/bin/chromium

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Builds the real Kubernetes and Crossplane binaries the tests run, from Go modules, into a cache
+# Builds the real Kubernetes, Crossplane and kube-bind binaries the tests run, from Go modules, into a cache
 # outside the repository keyed by version (and by the launcher's own source), then links them
 # into BIN_DIR. A warm cache makes this a no-op.
 set -euo pipefail
 
-: "${K8S_VERSION:?}" "${CROSSPLANE_VERSION:?}" "${TOOLS_CACHE:?}" "${BIN_DIR:?}"
+: "${K8S_VERSION:?}" "${CROSSPLANE_VERSION:?}" "${KUBE_BIND_VERSION:?}" "${TOOLS_CACHE:?}" "${BIN_DIR:?}"
 here=$(cd "$(dirname "$0")" && pwd)
 
 say() { printf '[tools] %s\n' "$*"; }
@@ -120,8 +120,62 @@ build_sample_function() {
   ln -sfn "$dir/sample-function" "$BIN_DIR/sample-function"
 }
 
+# kube-bind's own `kubectl bind` (kubectl-bind) and konnector at the version pinned in
+# test/kube-bind/go.mod: clients no one here wrote, for the tests that bind through our page as a
+# kube-bind user would. Built like Crossplane above: where the Go module proxy refuses the version,
+# .dev/bin/kubectl-bind.unavailable says so and the tests that need them skip with that reason.
+# The version is stamped the way kube-bind's release Makefile stamps it (client-go's gitVersion
+# "v1.<k8s minor>.<patch>+kube-bind-v0.3.0"): kubectl-bind checks the provider's version only when
+# its own is at least v0.3.0, and names the konnector image after it.
+build_kube_bind() {
+  local module="$here/../kube-bind" pinned client_go
+  pinned=$(awk '$1 == "github.com/kube-bind/kube-bind" { print $2 }' "$module/go.mod")
+  if [[ "$pinned" != "$KUBE_BIND_VERSION" ]]; then
+    say "KUBE_BIND_VERSION=$KUBE_BIND_VERSION but test/kube-bind/go.mod pins $pinned: change both together"
+    exit 1
+  fi
+  client_go=$(awk '$1 == "k8s.io/client-go" { print $2 }' "$module/go.mod")
+  local src_hash dir unavailable="$BIN_DIR/kubectl-bind.unavailable"
+  src_hash=$(cat "$module/go.mod" "$module/go.sum" | sha256sum | cut -c1-12)
+  dir="$TOOLS_CACHE/bin/kube-bind-$KUBE_BIND_VERSION-$src_hash"
+  rm -f "$BIN_DIR/kubectl-bind" "$BIN_DIR/konnector"
+  if [[ ! -x "$dir/kubectl-bind" ]] && grep -qs "kube-bind@$KUBE_BIND_VERSION " "$unavailable" \
+      && [[ -n "$(find "$unavailable" -mmin -1440 2>/dev/null)" ]]; then
+    say "kube-bind $KUBE_BIND_VERSION unavailable (recorded in $unavailable; retried after a day): its tests are skipped"
+    return
+  fi
+  if [[ ! -x "$dir/kubectl-bind" ]]; then
+    say "building kube-bind $KUBE_BIND_VERSION's kubectl-bind and konnector from Go modules"
+    say "  (a cold build takes about 7 minutes on 2 cores; later runs reuse $dir)"
+    local start=$SECONDS git_version="v1.${client_go#v0.}+kube-bind-$KUBE_BIND_VERSION" ldflags="-s -w"
+    for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+      ldflags+=" -X $pkg.gitVersion=$git_version -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    done
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    if ! (cd "$module" && go build -v -trimpath -ldflags "$ldflags" -o "$dir.tmp/" \
+        github.com/kube-bind/kube-bind/cmd/kubectl-bind github.com/kube-bind/kube-bind/cmd/konnector 2>&1) \
+        | tee "$dir.tmp/build.log" | progress kube-bind; then
+      if grep -qE '(403|404|410) (Forbidden|Not Found|Gone)|not available' "$dir.tmp/build.log"; then
+        grep -m1 -E 'reading https?://' "$dir.tmp/build.log" | sed 's/^/[tools]   /' || true
+        { echo "The Go module proxy refused github.com/kube-bind/kube-bind@$KUBE_BIND_VERSION on $(date -u +%F)."
+          cat "$dir.tmp/build.log"; } > "$unavailable"
+        rm -rf "$dir.tmp"
+        say "WARNING: kube-bind's kubectl-bind cannot be built on this machine: the Go module proxy refuses"
+        say "  github.com/kube-bind/kube-bind@$KUBE_BIND_VERSION. Tests that run it are skipped and say why."
+        return
+      fi
+      tail -40 "$dir.tmp/build.log"; say "kube-bind build failed (log: $dir.tmp/build.log)"; exit 1
+    fi
+    rm -rf "$dir" "$unavailable" && mv "$dir.tmp" "$dir"
+    say "  kubectl-bind and konnector built in $((SECONDS - start))s"
+  fi
+  ln -sfn "$dir/kubectl-bind" "$BIN_DIR/kubectl-bind"
+  ln -sfn "$dir/konnector" "$BIN_DIR/konnector"
+}
+
 mkdir -p "$BIN_DIR"
 build_kube
 build_crossplane
 [[ -x "$BIN_DIR/crossplane-core" ]] && build_sample_function
+build_kube_bind
 "$BIN_DIR/kube-local" version >/dev/null

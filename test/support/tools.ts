@@ -8,7 +8,15 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../.."
 export const binDir = process.env.KLB_BIN_DIR ?? join(repoRoot, ".dev", "bin");
 
 export function tool(
-  name: "kube-local" | "kubectl" | "crossplane" | "crossplane-core" | "crane" | "sample-function",
+  name:
+    | "kube-local"
+    | "kubectl"
+    | "crossplane"
+    | "crossplane-core"
+    | "crane"
+    | "sample-function"
+    | "kubectl-bind"
+    | "konnector",
 ): string {
   const path = join(binDir, name);
   if (!existsSync(path)) {
@@ -40,6 +48,18 @@ export function crossplaneUnavailable(): string | undefined {
   const recorded = join(binDir, "crossplane.unavailable");
   const first = existsSync(recorded) ? readFileSync(recorded, "utf8").split("\n")[0] : undefined;
   return `Crossplane CLI unavailable: ${first ?? "not built; run make tools"}`;
+}
+
+/**
+ * Why kube-bind's own kubectl-bind and konnector (the peers `make tools` builds from
+ * github.com/kube-bind/kube-bind) are missing, when they are: the Go module proxy's refusal is
+ * recorded in .dev/bin/kubectl-bind.unavailable. Tests that run them pass this as their skip reason.
+ */
+export function kubeBindUnavailable(): string | undefined {
+  if (existsSync(join(binDir, "kubectl-bind")) && existsSync(join(binDir, "konnector"))) return undefined;
+  const recorded = join(binDir, "kubectl-bind.unavailable");
+  const first = existsSync(recorded) ? readFileSync(recorded, "utf8").split("\n")[0] : undefined;
+  return `kube-bind's kubectl-bind unavailable: ${first ?? "not built; run make tools"}`;
 }
 
 /**
