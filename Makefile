@@ -78,13 +78,14 @@ test-unit: deps ## unit tests only (no clusters)
 # CRD group and namespaces of their own, or start clusters of their own (the demo); the fuzzers
 # assert properties, not times. The serial group runs after it, one file at a time: files that
 # measure time, count or fill what the whole machine or cluster shares (memory, caches, Leases,
-# processes, cluster-wide controllers), or run Chromium or the image. A new file runs in the
-# concurrent group unless it is listed here. konnector: a second --pull-bindings sync would answer
-# pull-binding.test.ts's export requests (and it answer konnector's) without the other's templates.
+# processes, cluster-wide controllers), or run the image or web-browser's Chromium (web-oidc runs
+# Chromium in the concurrent group: it asserts no times). A new file runs in the
+# concurrent group unless it is listed here. (Files with a --pull-bindings sync of their own give it
+# --pull-binding-selector for their own cluster namespaces: test/support/pull-env.ts.)
 SERIAL_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
-  image web-browser web-oidc sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
+  image web-browser sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
   sync-fairness sync-tenant-limits informer-budget sync-cache-budget sync-list-memory \
-  sync-hostile sync-export-cap sync-ready sync-requests auto-export konnector))
+  sync-hostile sync-export-cap sync-ready sync-requests auto-export))
 # The real Crossplane core, in a network namespace with clusters of its own, runs beside the serial
 # group: most of its 3.5 minutes wait on Crossplane's 2-minute function call deadline.
 CROSSPLANE_TEST  := test/integration/crossplane-core.test.ts

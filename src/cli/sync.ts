@@ -92,6 +92,13 @@ export const syncFlags = {
       "serve pull bindings (klutch-bind's ClusterBinding, APIServiceExportRequest, APIServiceNamespace in cluster " +
       "namespaces); their CRDs must be installed. App clusters connect with klutch-bind konnector (preview)",
   },
+  "pull-binding-selector": {
+    type: "string",
+    value: "LABELS",
+    description:
+      "with --pull-bindings: serve only the cluster namespaces that also carry these labels (key=value,...), " +
+      "e.g. to split tenants between syncs",
+  },
   "leader-election-namespace": {
     type: "string",
     value: "NAMESPACE",
@@ -429,6 +436,7 @@ export async function runSync(args: string[]): Promise<number> {
   }
   // checked here, before anything starts: a usage error later would leave clients and servers running
   const oidc = oidcSettings(values);
+  const pullBindingSelector = labelEqualities("pull-binding-selector", values["pull-binding-selector"]);
   if (values["web-oidc-only"] && oidc === undefined) throw new UsageError("--web-oidc-only needs --oidc-issuer-url");
   if ((values["web-tls-cert"] === undefined) !== (values["web-tls-key"] === undefined)) {
     throw new UsageError("--web-tls-cert and --web-tls-key go together");
@@ -596,6 +604,7 @@ export async function runSync(args: string[]): Promise<number> {
     ],
     autoExport: values["auto-export"] && !values["no-auto-export"],
     pullBindings: values["pull-bindings"],
+    ...(pullBindingSelector ? { pullBindingSelector } : {}),
     leaseClient: leases,
     ...(sharded ? { shards: { namespace: leaseNamespace, leaseDurationSeconds } } : {}),
   });
@@ -612,4 +621,15 @@ export async function runSync(args: string[]): Promise<number> {
   control.close();
   leases.close();
   return lost ? 1 : 0;
+}
+
+/** A selector of label equalities (key=value,...), checked here rather than by every list the API server refuses. */
+function labelEqualities(flag: string, value: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  const pair =
+    /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?=([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
+  for (const part of value.split(",")) {
+    if (!pair.test(part)) throw new UsageError(`--${flag}: "${part}" is not a label key=value`);
+  }
+  return value;
 }

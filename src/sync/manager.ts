@@ -76,6 +76,8 @@ export type SyncOptions = {
   writeGate?: () => boolean;
   /** serve pull bindings' cluster namespaces (pull/README.md; with shards, on the holder of Lease klutch-bind-sync-pull) */
   pullBindings?: boolean;
+  /** with pullBindings: only cluster namespaces with these labels too (key=value,...) */
+  pullBindingSelector?: string;
 };
 
 export type RunningSync = {
@@ -167,6 +169,7 @@ export async function startSync(given: SyncOptions): Promise<RunningSync> {
         templateNamespaces: templateNamespacesOf(options),
         maxProviderNamespaces: (options.tenantLimits ?? tenantLimitDefaults).providerNamespaces,
         maxExports: options.maxExportsPerBinding ?? defaultMaxExportsPerBinding,
+        ...(options.pullBindingSelector ? { namespaceSelector: options.pullBindingSelector } : {}),
       });
     if (shardOptions) {
       // cluster namespaces are not sharded: one replica serves them all, writing only while it holds this Lease

@@ -19,6 +19,9 @@ import { eventually } from "./eventually.ts";
 import { applyCrds, readManifests } from "./manifests.ts";
 import { exportedCrd } from "./sync-env.ts";
 
+/** on a cluster namespace provisioned here: the tenant namespace of the env (its sync serves only those) */
+const envLabel = "klutch-bind.test/pull-env";
+
 export function tokenKubeconfig(server: string, caData: string, token: string): string {
   return JSON.stringify({
     apiVersion: "v1",
@@ -156,6 +159,8 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
     namespace: tenantNs,
     templateNamespaces: [tenantNs],
     pullBindings: true,
+    // this file's cluster namespaces only: another file's sync serves its own
+    pullBindingSelector: `${envLabel}=${tenantNs}`,
     ...options.sync?.(tenantNs),
   });
   onFileDone(() => sync.stop());
@@ -174,6 +179,9 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
       clusterId,
       certificateAuthorityData: await caData(),
       ...(tokenSeconds ? { tokenSeconds } : {}),
+    });
+    await admin.mergePatch(refs.namespaces, provisioned.namespace, undefined, {
+      metadata: { labels: { [envLabel]: tenantNs } },
     });
     const client = KubeClient.fromKubeconfigText(provisioned.kubeconfig);
     onFileDone(async () => client.close());

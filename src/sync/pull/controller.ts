@@ -47,6 +47,8 @@ export type PullControllerOptions = {
   maxProviderNamespaces: number;
   /** APIServiceExports of one cluster namespace at most (--max-exports-per-binding) */
   maxExports: number;
+  /** labels a cluster namespace must carry besides the pull-binding mark to be served here (--pull-binding-selector) */
+  namespaceSelector?: string;
   workers?: number;
   resyncMs?: number;
 };
@@ -96,7 +98,11 @@ export class PullBindingController {
     this.#i = {
       clusterNamespaces: take(
         refs.namespaces,
-        { labelSelector: `${pullLabels.clusterNamespace}=true` },
+        {
+          labelSelector: [`${pullLabels.clusterNamespace}=true`, options.namespaceSelector]
+            .filter((s) => s !== undefined && s !== "")
+            .join(","),
+        },
         { add: enqueueName, update: (_, o) => enqueueName(o), delete: enqueueName },
       ),
       providerNamespaces: take(
