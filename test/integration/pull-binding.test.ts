@@ -3,10 +3,16 @@
 // do what its binding needs (heartbeat, ask for namespaces and exports, objects of the bound API
 // and its accepted claims in its provider namespaces, renew its own token) and nothing else: every
 // other request below is answered 403, and the test counts them. The sync answers export requests,
-// makes provider namespaces, writes the Healthy condition from the heartbeat, and refuses hostile
-// input with a status.
+// makes provider namespaces, writes the Healthy condition from the heartbeat (which `klutch-bind
+// status` shows, here with this file's sync: a second --pull-bindings sync would contend for every
+// cluster namespace), and refuses hostile input with a status.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import { providerNamespace } from "../../src/api/naming.ts";
 import {
   binderAccount,
@@ -19,10 +25,14 @@ import { refs } from "../../src/api/resources.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
 import { provisionPullBinding } from "../../src/provider/provision.ts";
+import { grant, serviceAccount } from "../support/accounts.ts";
 import { clientConfig, onFileDone, testClusters, uniqueSuffix } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { applyCrds } from "../support/manifests.ts";
-import { type PullBinding, type PullEnv, pullEnv } from "../support/pull-env.ts";
+import { type PullBinding, type PullEnv, pullEnv, tokenKubeconfig } from "../support/pull-env.ts";
+import { repoRoot } from "../support/tools.ts";
+
+const run = promisify(execFile);
 
 const configmapClaim = { group: "", resource: "configmaps", version: "v1", selector: { owner: "Consumer" } };
 /** provider namespaces one cluster namespace may have in this test (--provider-namespaces-per-namespace) */
@@ -428,5 +438,109 @@ describe("pull bindings: the control plane's side", () => {
     const claims = (made.spec as { permissionClaims: Array<{ state: string; selector: unknown }> }).permissionClaims;
     assert.equal(claims[0]?.state, "Accepted");
     assert.deepEqual(claims[0]?.selector, { owner: "Consumer" });
+  });
+
+  it("klutch-bind status shows a pull binding: Healthy True while heartbeats arrive, False HeartbeatTimeout after silence, nothing deleted", async () => {
+    const c = await env.bind(`carol-${uniqueSuffix()}`, "c3");
+    await c.client.create(pullRefs.exportRequests, {
+      apiVersion: "klutch.anynines.com/v1alpha1",
+      kind: "APIServiceExportRequest",
+      metadata: { name: "db", namespace: c.ns },
+      spec: { resources: [{ group: api.group, resource: "postgresqlinstances" }] },
+    });
+    const exportId = `postgresqlinstances.${api.group}`;
+    await eventually("the export request is answered", async () =>
+      assert.ok(await c.client.get(pullRefs.exports, exportId, c.ns)),
+    );
+    await askNamespace(c, "default");
+    const providerNs = await grantedNamespace(c, "default");
+    await eventually("the konnector writes an object of the bound API", () =>
+      c.client.apply(
+        api,
+        {
+          apiVersion: `${api.group}/v1`,
+          kind: "PostgresqlInstance",
+          metadata: { name: "db", namespace: providerNs },
+          spec: { size: "s" },
+        },
+        "konnector",
+      ),
+    );
+    const dir = mkdtempSync(join(tmpdir(), "pull-status-"));
+    const adminKubeconfig = (await testClusters()).control.kubeconfigPath;
+    // someone who may read only this cluster namespace (not list namespaces): status falls back to -n
+    const reader = await serviceAccount(admin, tenantNs, "pull-status-reader");
+    const readerRole = `${tenantNs}:pull-status-reader`;
+    await admin.apply(
+      refs.clusterRoles,
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRole",
+        metadata: { name: readerRole },
+        rules: [
+          { apiGroups: ["klutch.anynines.com"], resources: ["clusterbindings"], verbs: ["get"] },
+          { apiGroups: ["klutch.anynines.com"], resources: ["apiserviceexports"], verbs: ["list"] },
+          { apiGroups: ["klutch.anynines.com", "bind.klutch.dev"], resources: ["appclusterbindings"], verbs: ["list"] },
+        ],
+      },
+      "test",
+    );
+    onFileDone(() => admin.delete(refs.clusterRoles, readerRole));
+    await grant(admin, reader, readerRole, c.ns);
+    const readerKubeconfig = join(dir, "reader");
+    writeFileSync(readerKubeconfig, tokenKubeconfig(admin.server, await env.caData(), reader.token));
+    const status = async (kubeconfig: string, namespace: string, ...names: string[]) => {
+      const result = await run(
+        process.execPath,
+        [join(repoRoot, "src/cli/main.ts"), "status", ...names, "--kubeconfig", kubeconfig, "-n", namespace],
+        { cwd: repoRoot },
+      );
+      assert.equal(result.stderr, "");
+      return result.stdout;
+    };
+    const row = (healthy: string) =>
+      new RegExp(
+        `^${c.ns}\\s+${healthy}\\s+\\d+(?:m\\d+)?s ago\\s+v9\\.9\\.9-test\\s+${exportId.replaceAll(".", "\\.")}$`,
+        "m",
+      );
+    const beat = () =>
+      c.client.mergePatch(
+        pullRefs.clusterBindings,
+        clusterBindingName,
+        c.ns,
+        {
+          status: {
+            lastHeartbeatTime: new Date().toISOString(),
+            heartbeatInterval: "3s",
+            konnectorVersion: "v9.9.9-test",
+          },
+        },
+        "status",
+      );
+    await eventually("status shows it Healthy while heartbeats arrive", async () => {
+      await beat();
+      const shown = await status(adminKubeconfig, tenantNs, c.ns);
+      assert.match(shown, /^PULL BINDING\s+HEALTHY\s+LAST HEARTBEAT\s+KONNECTOR\s+EXPORTS$/m);
+      assert.match(shown, row("True HeartbeatReceived"), shown);
+    });
+    // the heartbeats stop
+    await eventually(
+      "status shows it timed out",
+      async () => {
+        const shown = await status(adminKubeconfig, tenantNs, c.ns);
+        assert.match(shown, row("False HeartbeatTimeout"), shown);
+        assert.match(shown, new RegExp(`^${c.ns} \\(pull\\): no heartbeat since .*nothing is deleted`, "m"));
+      },
+      60_000,
+    );
+    const unnamed = await status(adminKubeconfig, tenantNs);
+    assert.match(unnamed, row("False HeartbeatTimeout"), "listed without a name too");
+    const asReader = await status(readerKubeconfig, c.ns);
+    assert.match(asReader, row("False HeartbeatTimeout"), asReader);
+    assert.equal(asReader.match(/^\S+\s+(True|False|Unknown) /gm)?.length, 1, "only the binding it may read");
+    assert.ok(await admin.get(refs.namespaces, c.ns), "silence deletes nothing: the cluster namespace stays");
+    assert.ok(await admin.get(refs.namespaces, providerNs), "the provider namespace stays");
+    assert.ok(await admin.get(api, "db", providerNs), "its object stays");
+    assert.ok(await admin.get(pullRefs.exports, exportId, c.ns), "the export stays");
   });
 });
