@@ -134,7 +134,7 @@ export type BindForm = { name: string; namespace: string; exports: string[]; cla
  * nothing is accepted by default. Each is named by its claim's digest, and every claim shown is
  * listed (shown-claim), so a post accepts only what was shown, exactly as it was.
  */
-function claimBoxes(apis: BindableApi[], checked: string[]): Html {
+export function claimBoxes(apis: BindableApi[], checked: string[]): Html {
   const withClaims = apis.filter((a) => choicesOf([a]).length > 0);
   if (withClaims.length === 0) return html`<span class="muted">No claims to accept.</span>`;
   return html`<p class="muted">Check each claim you accept for the APIs you bind; the others are recorded as rejected and
