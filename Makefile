@@ -82,7 +82,7 @@ test-unit: deps ## unit tests only (no clusters)
 # concurrent group unless it is listed here. konnector: a second --pull-bindings sync would answer
 # pull-binding.test.ts's export requests (and it answer konnector's) without the other's templates.
 SERIAL_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
-  image web-browser web-oidc sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
+  image web-browser web-oidc web-kubectl-bind sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
   sync-fairness sync-tenant-limits informer-budget sync-cache-budget sync-list-memory \
   sync-hostile sync-export-cap sync-ready sync-requests auto-export konnector))
 # The real Crossplane core, in a network namespace with clusters of its own, runs beside the serial
