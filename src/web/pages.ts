@@ -105,12 +105,12 @@ export function loginPage(options: LoginOptions): string {
 
 /** Where the OpenID Connect callback leaves the browser: the session cookie is SameSite=Strict, so
  * the browser goes on to the dashboard from this page of ours, not in the provider's redirect chain. */
-export function signedInPage(user: string): string {
+export function signedInPage(user: string, next = "/"): string {
   return layout({
     title: "Signed in",
     refreshSeconds: 0,
-    refreshUrl: "/",
-    body: html`<section><h2>Signed in as <span id="signed-in-user">${user}</span></h2><p><a href="/">continue</a></p></section>`,
+    refreshUrl: next,
+    body: html`<section><h2>Signed in as <span id="signed-in-user">${user}</span></h2><p><a href="${next}">continue</a></p></section>`,
   });
 }
 

@@ -363,7 +363,13 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   };
 
   /** GET /oidc/callback: the code for an ID token, the ID token to TokenReview, then a session. */
-  const finishOidc = async (login: OidcLogin, res: ServerResponse, query: URLSearchParams, browser?: string) => {
+  const finishOidc = async (
+    login: OidcLogin,
+    res: ServerResponse,
+    query: URLSearchParams,
+    browser?: string,
+    cliBindId?: string,
+  ) => {
     let signIn: SignIn;
     try {
       const { idToken } = await login.finish(browser, query);
@@ -378,7 +384,9 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       log.warn({ issuer: login.issuer, reason: err.message }, "OpenID Connect sign-in refused");
       return refuseSignIn(res, 401, err.message);
     }
-    send(res, 200, signedInPage(signIn.user.username), { "set-cookie": startSession(signIn, "oidc") });
+    // back to a pending kubectl bind (its cookie is Lax: sent on the provider's redirect here)
+    const next = pendingBind(cliBindId) ? cliBindPath : "/";
+    send(res, 200, signedInPage(signIn.user.username, next), { "set-cookie": startSession(signIn, "oidc") });
   };
 
   /** GET and POST /cli-bind: the choice for a pending `kubectl bind` run, and the bind (cli-bind.ts). */
@@ -532,7 +540,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       return beginOidc(oidc, res, cookies[flowCookie]);
     }
     if (oidc !== undefined && req.method === "GET" && path === oidcCallbackPath) {
-      return finishOidc(oidc, res, url.searchParams, cookies[flowCookie]);
+      return finishOidc(oidc, res, url.searchParams, cookies[flowCookie], cookies[cliBindCookie]);
     }
     if (path === "/login") {
       if (req.method === "GET") {
