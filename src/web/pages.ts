@@ -105,12 +105,12 @@ export function loginPage(options: LoginOptions): string {
 
 /** Where the OpenID Connect callback leaves the browser: the session cookie is SameSite=Strict, so
  * the browser goes on to the dashboard from this page of ours, not in the provider's redirect chain. */
-export function signedInPage(user: string): string {
+export function signedInPage(user: string, next = "/"): string {
   return layout({
     title: "Signed in",
     refreshSeconds: 0,
-    refreshUrl: "/",
-    body: html`<section><h2>Signed in as <span id="signed-in-user">${user}</span></h2><p><a href="/">continue</a></p></section>`,
+    refreshUrl: next,
+    body: html`<section><h2>Signed in as <span id="signed-in-user">${user}</span></h2><p><a href="${next}">continue</a></p></section>`,
   });
 }
 
@@ -134,7 +134,7 @@ export type BindForm = { name: string; namespace: string; exports: string[]; cla
  * nothing is accepted by default. Each is named by its claim's digest, and every claim shown is
  * listed (shown-claim), so a post accepts only what was shown, exactly as it was.
  */
-function claimBoxes(apis: BindableApi[], checked: string[]): Html {
+export function claimBoxes(apis: BindableApi[], checked: string[]): Html {
   const withClaims = apis.filter((a) => choicesOf([a]).length > 0);
   if (withClaims.length === 0) return html`<span class="muted">No claims to accept.</span>`;
   return html`<p class="muted">Check each claim you accept for the APIs you bind; the others are recorded as rejected and

@@ -28,7 +28,18 @@ import { withSafeErrors } from "../log.ts";
 import { script, styleSheet } from "./assets.ts";
 import { checkToken, reviewToken, type SignIn, SignInError } from "./auth.ts";
 import { bindingPage, bindingSubHref, pullBindingPage, unbindPage, unboundPage } from "./binding-page.ts";
+import { CliBindRefused, finishCliBind } from "./cli-bind.ts";
+import { cliBindPage } from "./cli-bind-page.ts";
 import { RequestError, readForm } from "./form.ts";
+import {
+  AuthorizeError,
+  authorizePath,
+  bindingProvider,
+  cliBindPath,
+  discoveryPaths,
+  type PendingBind,
+  readAuthorize,
+} from "./kubectl-bind.ts";
 import { OidcError, OidcLogin, type OidcSettings, oidcCallbackPath } from "./oidc.ts";
 import {
   type BindForm,
@@ -76,6 +87,11 @@ export type WebOptions = {
   oidc?: OidcSettings;
   /** the bearer token form (default true); false needs oidc */
   tokenSignIn?: boolean;
+  /**
+   * the control plane's address and CA (base64) written into the kubeconfigs `kubectl bind` gets
+   * (default the page client's server, the system's trust)
+   */
+  externalAddress?: { server: string; certificateAuthorityData?: string };
 };
 
 export type RunningWeb = {
@@ -107,6 +123,9 @@ function isEndReason(value: string | null): value is EndReason {
 }
 
 const maxKubeconfigBytes = 256 * 1024;
+/** how long a `kubectl bind` run waits here for its person to sign in and choose */
+const pendingBindMs = 10 * 60_000;
+const maxPendingBinds = 10_000;
 
 function bindingView(b: KubeObject): BindingView {
   type ExportStatus = { group: string; resource: string; objects?: number; message?: string };
@@ -142,6 +161,18 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   const loginCookie = secure ? "__Host-klb-login" : "klb-login";
   /** ties an OpenID Connect sign-in in progress to the browser that began it (oidc.ts) */
   const flowCookie = secure ? "__Host-klb-oidc" : "klb-oidc";
+  /** ties a `kubectl bind` run's pending bind (kubectl-bind.ts) to the browser that opened its URL */
+  const cliBindCookie = secure ? "__Host-klb-cli-bind" : "klb-cli-bind";
+  /** pending `kubectl bind` runs by their cookie; kept in this process only */
+  const pendingBinds = new Map<string, PendingBind>();
+  const pendingBind = (id: string | undefined): PendingBind | undefined => {
+    const pending = id ? pendingBinds.get(id) : undefined;
+    if (pending === undefined || Date.now() - pending.created > pendingBindMs) {
+      if (id) pendingBinds.delete(id);
+      return undefined;
+    }
+    return pending;
+  };
   const oidc = options.oidc !== undefined ? new OidcLogin(options.oidc) : undefined;
   const tokenSignIn = options.tokenSignIn ?? true;
   if (!tokenSignIn && oidc === undefined) throw new Error("turning the bearer token sign-in off needs OpenID Connect");
@@ -332,7 +363,13 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   };
 
   /** GET /oidc/callback: the code for an ID token, the ID token to TokenReview, then a session. */
-  const finishOidc = async (login: OidcLogin, res: ServerResponse, query: URLSearchParams, browser?: string) => {
+  const finishOidc = async (
+    login: OidcLogin,
+    res: ServerResponse,
+    query: URLSearchParams,
+    browser?: string,
+    cliBindId?: string,
+  ) => {
     let signIn: SignIn;
     try {
       const { idToken } = await login.finish(browser, query);
@@ -347,7 +384,87 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       log.warn({ issuer: login.issuer, reason: err.message }, "OpenID Connect sign-in refused");
       return refuseSignIn(res, 401, err.message);
     }
-    send(res, 200, signedInPage(signIn.user.username), { "set-cookie": startSession(signIn, "oidc") });
+    // back to a pending kubectl bind (its cookie is Lax: sent on the provider's redirect here)
+    const next = pendingBind(cliBindId) ? cliBindPath : "/";
+    send(res, 200, signedInPage(signIn.user.username, next), { "set-cookie": startSession(signIn, "oidc") });
+  };
+
+  /** GET and POST /cli-bind: the choice for a pending `kubectl bind` run, and the bind (cli-bind.ts). */
+  const cliBind = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    session: Session,
+    namespace: string,
+    pendingId: string | undefined,
+  ): Promise<void> => {
+    const user = session.user.username;
+    const page = { user, csrf: session.csrf };
+    const form = req.method === "POST" ? await readForm(req) : undefined;
+    if (form !== undefined) {
+      const refused = checkPost(req, form, session.csrf);
+      if (refused) return send(res, 403, errorPage({ title: "Refused", message: refused, ...page }));
+    }
+    const pending = pendingBind(pendingId);
+    if (pending === undefined || pendingId === undefined) {
+      return send(
+        res,
+        400,
+        errorPage({
+          title: "No kubectl bind waiting",
+          message: "Open the URL kubectl bind printed (again) to bind an app cluster from it.",
+          ...page,
+        }),
+      );
+    }
+    // the first signed-in session to take it up owns it: no other browser session may finish it
+    pending.pageSession ??= session.id;
+    if (pending.pageSession !== session.id) {
+      return send(
+        res,
+        403,
+        errorPage({ title: "Refused", message: "this kubectl bind belongs to another sign-in", ...page }),
+      );
+    }
+    const shown = async (error?: string) => ({
+      ...page,
+      clusterId: pending.clusterId,
+      client: pending.client,
+      namespace,
+      apis: await listVisibleBindable(session.client, namespace).catch(() => [] as BindableApi[]),
+      ...(error ? { error } : {}),
+    });
+    if (form === undefined) return send(res, 200, cliBindPage(await shown()));
+    try {
+      const done = await finishCliBind({
+        control: options.control,
+        person: session.client,
+        identity: user,
+        pending,
+        form,
+        ...(options.externalAddress?.server ? { server: options.externalAddress.server } : {}),
+        ...(options.externalAddress?.certificateAuthorityData
+          ? { certificateAuthorityData: options.externalAddress.certificateAuthorityData }
+          : {}),
+      });
+      pendingBinds.delete(pendingId);
+      log.info(
+        {
+          user,
+          clusterId: pending.clusterId,
+          client: pending.client,
+          namespace: done.namespace,
+          api: done.api,
+          claims: done.accepted,
+        },
+        "bound an app cluster for kubectl bind",
+      );
+      return redirect(res, done.location, { "set-cookie": cookie(cliBindCookie, "", { secure, maxAgeSeconds: 0 }) });
+    } catch (err) {
+      const status =
+        err instanceof CliBindRefused ? err.status : err instanceof ExplainedError && err.code === 403 ? 403 : 400;
+      log.info({ user, reason: message(err) }, "kubectl bind refused");
+      return send(res, status, cliBindPage(await shown(message(err))));
+    }
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -370,6 +487,33 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     if (path === "/favicon.ico") {
       res.writeHead(204).end();
       return;
+    }
+    const discoveryFor = Object.hasOwn(discoveryPaths, path) ? discoveryPaths[path] : undefined;
+    if (req.method === "GET" && discoveryFor !== undefined) {
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify(bindingProvider(pageUrl, discoveryFor)));
+      return;
+    }
+    if (req.method === "GET" && path === authorizePath) {
+      let pending: PendingBind;
+      try {
+        pending = readAuthorize(url.searchParams, Date.now());
+      } catch (err) {
+        if (!(err instanceof AuthorizeError)) throw err;
+        log.info({ reason: err.message }, "kubectl bind authorize refused");
+        return send(res, 400, errorPage({ title: "Refused", message: err.message }));
+      }
+      if (pendingBinds.size >= maxPendingBinds) {
+        const oldest = pendingBinds.keys().next();
+        if (!oldest.done) pendingBinds.delete(oldest.value);
+      }
+      const id = randomToken();
+      pendingBinds.set(id, pending);
+      // Lax: the person arrives from a terminal's link, a navigation from no site of ours
+      return redirect(res, cliBindPath, {
+        "set-cookie": cookie(cliBindCookie, id, { secure, sameSite: "Lax", maxAgeSeconds: pendingBindMs / 1000 }),
+      });
     }
     const lookup = await sessions.get(cookies[sessionCookie]);
     // a session whose token could not be checked for too long may still sign out, or sign in anew
@@ -396,7 +540,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       return beginOidc(oidc, res, cookies[flowCookie]);
     }
     if (oidc !== undefined && req.method === "GET" && path === oidcCallbackPath) {
-      return finishOidc(oidc, res, url.searchParams, cookies[flowCookie]);
+      return finishOidc(oidc, res, url.searchParams, cookies[flowCookie], cookies[cliBindCookie]);
     }
     if (path === "/login") {
       if (req.method === "GET") {
@@ -421,7 +565,8 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         if (!tokenSignIn) return refuseSignIn(res, 403, "this page does not sign in with bearer tokens");
         try {
           const signIn = await reviewToken(options.control, form.get("token") ?? "");
-          return redirect(res, "/", { "set-cookie": startSession(signIn, "token") });
+          const next = pendingBind(cookies[cliBindCookie]) ? cliBindPath : "/";
+          return redirect(res, next, { "set-cookie": startSession(signIn, "token") });
         } catch (err) {
           if (!(err instanceof SignInError)) throw err;
           log.info({ reason: err.message }, "sign-in refused");
@@ -446,6 +591,9 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     const namespace = url.searchParams.get("namespace") || options.defaultNamespace;
     if (req.method === "GET" && path === "/") {
       return send(res, 200, await dashboard(session, namespace, { name: "", namespace, exports: [], claims: [] }));
+    }
+    if (path === cliBindPath && (req.method === "GET" || req.method === "POST")) {
+      return cliBind(req, res, session, namespace, cookies[cliBindCookie]);
     }
     const clusterPath = /^\/clusters\/([^/]+)$/.exec(path);
     if (req.method === "GET" && clusterPath) {

@@ -1,0 +1,142 @@
+// What the page says to `kubectl bind URL` (kube-bind v0.3.0's plugin, and klutch-bind's): the
+// discovery document (BindingProvider), the authorize request's parameters, and the BindingResponse
+// the browser carries to the plugin's loopback callback. Wire facts: both plugins compare the
+// discovery apiVersion with the bare "v1alpha1" and need a version of at least v0.3.0; the
+// authorize request carries only p (callback port), s (session id), c (cluster id), so which plugin
+// asks is marked in the authenticatedURL's own query (client=), which the plugins keep. The response
+// is standard base64 (with padding) of JSON whose group is the plugin's own: kube-bind.io for
+// v0.3.0, klutch.anynines.com for klutch-bind's.
+import type { PermissionClaim } from "../export/types.ts";
+
+export type BindClient = "kube-bind" | "klutch";
+
+/** the discovery routes: kube-bind's plugin is given /export, klutch-bind's /export/klutch */
+export const discoveryPaths: Record<string, BindClient> = { "/export": "kube-bind", "/export/klutch": "klutch" };
+export const authorizePath = "/authorize";
+export const cliBindPath = "/cli-bind";
+
+const groups: Record<BindClient, string> = { "kube-bind": "kube-bind.io", klutch: "klutch.anynines.com" };
+
+/** The BindingProvider document the plugin GETs from the URL it was given. */
+export function bindingProvider(pageUrl: string, client: BindClient): unknown {
+  const authorize = new URL(authorizePath, pageUrl);
+  authorize.searchParams.set("client", client);
+  return {
+    apiVersion: "v1alpha1",
+    kind: "BindingProvider",
+    providerPrettyName: "klutch-bind",
+    // the least version both plugins accept; the protocol spoken is v0.3.0's
+    version: "v0.3.0",
+    authenticationMethods: [{ method: "OAuth2CodeGrant", oauth2CodeGrant: { authenticatedURL: authorize.href } }],
+  };
+}
+
+/** A bind begun by a plugin, waiting for the person to sign in and choose. */
+export type PendingBind = {
+  client: BindClient;
+  /** the plugin's callback port on loopback */
+  port: number;
+  sessionId: string;
+  clusterId: string;
+  /** the page session that took it up first; no other may finish it */
+  pageSession?: string;
+  created: number;
+};
+
+export class AuthorizeError extends Error {}
+
+/**
+ * The authorize request's parameters, checked. The callback is always http://localhost:PORT/callback
+ * (the plugins listen on localhost): a request naming any other redirect (kube-bind's example
+ * backend takes `u`, kube-bind main `redirect_url`) is refused unless it is exactly that loopback URL.
+ */
+export function readAuthorize(query: URLSearchParams, now: number): PendingBind {
+  const client = query.get("client") ?? "kube-bind";
+  if (client !== "kube-bind" && client !== "klutch") {
+    throw new AuthorizeError(`client: must be kube-bind or klutch, got ${JSON.stringify(client)}`);
+  }
+  const portText = query.get("p") ?? "";
+  const port = Number(portText);
+  if (!/^\d{1,5}$/.test(portText) || port < 1 || port > 65535) {
+    throw new AuthorizeError(`p: must be the callback's port (1 to 65535), got ${JSON.stringify(portText)}`);
+  }
+  const sessionId = query.get("s") ?? "";
+  if (!/^[A-Za-z0-9]{1,64}$/.test(sessionId)) {
+    throw new AuthorizeError(
+      `s: must be the plugin's session id (letters and digits), got ${JSON.stringify(sessionId)}`,
+    );
+  }
+  const clusterId = query.get("c") ?? "";
+  if (!/^[A-Za-z0-9]{1,63}$/.test(clusterId)) {
+    throw new AuthorizeError(`c: must be the app cluster's id (letters and digits), got ${JSON.stringify(clusterId)}`);
+  }
+  for (const name of ["u", "redirect_url"]) {
+    const wanted = query.get(name);
+    if (wanted === null) continue;
+    if (!isLoopbackCallback(wanted, port)) {
+      throw new AuthorizeError(
+        `${name}: the callback must be http://127.0.0.1:${port}/callback or http://localhost:${port}/callback, got ${JSON.stringify(wanted)}`,
+      );
+    }
+  }
+  return { client, port, sessionId, clusterId, created: now };
+}
+
+function isLoopbackCallback(text: string, port: number): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  return (
+    url.protocol === "http:" &&
+    (url.hostname === "127.0.0.1" || url.hostname === "localhost") &&
+    url.port === String(port) &&
+    url.pathname === "/callback" &&
+    url.username === "" &&
+    url.password === ""
+  );
+}
+
+export type RequestedApi = { group: string; resource: string; version: string; claims: PermissionClaim[] };
+
+/** The APIServiceExportRequest for one API and its accepted claims, in the group given. */
+export function exportRequest(apiVersion: string, name: string, api: RequestedApi, namespace?: string) {
+  return {
+    apiVersion,
+    kind: "APIServiceExportRequest",
+    metadata: { name, ...(namespace ? { namespace } : {}) },
+    spec: {
+      resources: [
+        {
+          group: api.group,
+          resource: api.resource,
+          ...(api.version ? { versions: [api.version] } : {}),
+          ...(api.claims.length ? { permissionClaims: api.claims } : {}),
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * Where the browser goes with the binding: the plugin's callback, response = standard base64 of the
+ * BindingResponse. The kubeconfig goes nowhere else.
+ */
+export function callbackLocation(
+  pending: PendingBind,
+  answer: { identity: string; kubeconfig: string; api: RequestedApi; requestName: string },
+): string {
+  const apiVersion = `${groups[pending.client]}/v1alpha1`;
+  const response = {
+    apiVersion,
+    kind: "BindingResponse",
+    authentication: { oauth2CodeGrant: { sid: pending.sessionId, id: answer.identity } },
+    kubeconfig: Buffer.from(answer.kubeconfig).toString("base64"),
+    requests: [exportRequest(apiVersion, answer.requestName, answer.api)],
+  };
+  const callback = new URL(`http://localhost:${pending.port}/callback`);
+  callback.searchParams.set("response", Buffer.from(JSON.stringify(response)).toString("base64"));
+  return callback.href;
+}
