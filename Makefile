@@ -83,7 +83,7 @@ test-unit: deps ## unit tests only (no clusters)
 # concurrent group unless it is listed here. (Files with a --pull-bindings sync of their own give it
 # --pull-binding-selector for their own cluster namespaces: test/support/pull-env.ts.)
 SERIAL_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
-  image web-browser web-kubectl-bind sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
+  image web-browser sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
   sync-fairness sync-tenant-limits informer-budget sync-cache-budget sync-list-memory \
   sync-hostile sync-export-cap sync-ready sync-requests auto-export))
 # The real Crossplane core, in a network namespace with clusters of its own, runs beside the serial

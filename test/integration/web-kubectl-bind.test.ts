@@ -220,6 +220,7 @@ describe("kubectl bind (kube-bind v0.3.0) against the web page", { skip: kubeBin
 
       // the page made the cluster namespace of (dana, c) and its request, which the sync answered
       const clusterNs = clusterNamespaceName(dana.username, asked.get("c") ?? "");
+      await env.serve(clusterNs);
       await eventually("the sync answers the page's APIServiceExportRequest", async () => {
         const request = await env.admin.get(pullRefs.exportRequests, apiId(), clusterNs);
         assert.equal(

@@ -57,6 +57,8 @@ export type PullEnv = {
   askNamespace: (binding: PullBinding, name: string) => Promise<KubeObject>;
   /** waits for the APIServiceNamespace name to be granted; its provider namespace */
   grantedNamespace: (binding: PullBinding, name: string, timeoutMs?: number) => Promise<string>;
+  /** has this env's sync serve a cluster namespace made elsewhere (by the web page): it serves only those it is told of */
+  serve: (clusterNamespace: string) => Promise<void>;
 };
 
 export type PullEnvOptions = {
@@ -173,6 +175,11 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
       await admin.delete(refs.namespaces, binding.ns);
     }
   });
+  const serve = async (clusterNamespace: string) => {
+    await admin.mergePatch(refs.namespaces, clusterNamespace, undefined, {
+      metadata: { labels: { [envLabel]: tenantNs } },
+    });
+  };
   const bind = async (identity: string, clusterId: string, tokenSeconds?: number): Promise<PullBinding> => {
     const provisioned = await provisionPullBinding(admin, {
       identity,
@@ -180,9 +187,7 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
       certificateAuthorityData: await caData(),
       ...(tokenSeconds ? { tokenSeconds } : {}),
     });
-    await admin.mergePatch(refs.namespaces, provisioned.namespace, undefined, {
-      metadata: { labels: { [envLabel]: tenantNs } },
-    });
+    await serve(provisioned.namespace);
     const client = KubeClient.fromKubeconfigText(provisioned.kubeconfig);
     onFileDone(async () => client.close());
     const binding = await admin.get(pullRefs.clusterBindings, clusterBindingName, provisioned.namespace);
@@ -213,5 +218,5 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
     );
     return namespace;
   };
-  return { admin, tenantNs, api, sync, caData, bind, askNamespace, grantedNamespace };
+  return { admin, tenantNs, api, sync, caData, bind, askNamespace, grantedNamespace, serve };
 }
