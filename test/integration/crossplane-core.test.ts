@@ -45,6 +45,7 @@ const watchOperations: ResourceRef = {
   resource: "watchoperations",
   namespaced: false,
 };
+const operations: ResourceRef = { ...watchOperations, resource: "operations" };
 const silent = pino({ level: "silent" });
 const labelled = (obj: KubeObject): KubeObject => ({
   ...obj,
@@ -272,18 +273,31 @@ if (process.env[inOwnNetnsEnv] !== "1") {
         "klutch-bind-test",
         true,
       );
-      await eventually(
-        "the Operation applied the template, owned by the XRD",
-        async () => {
-          const template = await control.get(refs.templates, "caches.anynines.com", crossplaneNamespace);
-          assert.deepEqual(template?.spec, {
-            APIServiceSelector: { group: "anynines.com", resource: "caches", version: "v1" },
-          });
-          assert.equal(template?.metadata.ownerReferences?.[0]?.kind, "CompositeResourceDefinition");
-          assert.ok(await control.get(refs.clusterRoles, "klutch-bind:export:caches.anynines.com"));
-        },
-        120_000,
-      );
+      // on failure, what Crossplane says: the WatchOperation's conditions and those of its Operations
+      const crossplaneSays = async () => {
+        const watch = await control.get(watchOperations, "klutch-bind-auto-export");
+        const ops = await control.list(operations, {});
+        return JSON.stringify({
+          watchOperation: watch?.status,
+          operations: ops.items.map((o) => ({ name: o.metadata.name, status: o.status })),
+        }).slice(0, 4000);
+      };
+      try {
+        await eventually(
+          "the Operation applied the template, owned by the XRD",
+          async () => {
+            const template = await control.get(refs.templates, "caches.anynines.com", crossplaneNamespace);
+            assert.deepEqual(template?.spec, {
+              APIServiceSelector: { group: "anynines.com", resource: "caches", version: "v1" },
+            });
+            assert.equal(template?.metadata.ownerReferences?.[0]?.kind, "CompositeResourceDefinition");
+            assert.ok(await control.get(refs.clusterRoles, "klutch-bind:export:caches.anynines.com"));
+          },
+          120_000,
+        );
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\ncrossplane says: ${await crossplaneSays()}`);
+      }
     });
     it("reports a function that is down on the XR, and recovers when it is back", async () => {
       const touch = (value: string) =>

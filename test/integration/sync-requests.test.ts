@@ -83,7 +83,8 @@ describe("requests per object", () => {
     assert.ok(waits >= count, `${waits} queue waits observed for ${count} objects`);
     // and once, mostly: the events of the sync's own writes (its finalizer patch, the copy it
     // created) bring nothing new and queue nothing (recent-writes.ts); an event that comes before
-    // the write's answer still does
-    assert.ok(waits <= 1.7 * count, `${waits} reconciles for ${count} objects: own writes' events reconciled again`);
+    // the write's answer still does: how many do depends on timing (1.78 per object once in an idle
+    // clean-clone run, under 1.7 in most); without recent-writes.ts both writes' events come back: 3
+    assert.ok(waits < 2 * count, `${waits} reconciles for ${count} objects: own writes' events reconciled again`);
   });
 });
