@@ -212,14 +212,8 @@ export async function runKonnector(args: string[]): Promise<number> {
     { identity: elector.identity, lease: `${leaseNamespace}/klutch-bind-konnector` },
     "waiting to become leader",
   );
-  try {
-    await elector.acquire(stopping.signal);
-  } catch {
-    await closeServers();
-    app.close();
-    leases.close();
-    return 0;
-  }
+  // acquire ends early only when stopped while standing by
+  await elector.acquire(stopping.signal).catch(() => undefined);
   if (stopping.signal.aborted) {
     await closeServers();
     app.close();

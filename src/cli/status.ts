@@ -35,8 +35,11 @@ export async function runStatus(args: string[]): Promise<number> {
       throw explain(err, "list AppClusterBindings", ctx.client.server, ctx.namespace);
     });
     const bindings = items.filter((b) => positionals.length === 0 || positionals.includes(b.metadata.name));
+    // a pull binding that cannot be read says so in one line; it never hides the push bindings' table
     const pull = await readablePullBindings(ctx.client, ctx.namespace).catch((err: unknown) => {
-      throw explain(err, "read the pull bindings (ClusterBindings)", ctx.client.server, ctx.namespace);
+      const why = explain(err, "read the pull bindings (ClusterBindings)", ctx.client.server, ctx.namespace);
+      process.stderr.write(`klutch-bind: ${why.message}\n`);
+      return { views: [], more: 0 };
     });
     const pulls = pull.views.filter((v) => positionals.length === 0 || positionals.includes(v.namespace));
     const showPull = (after: boolean) => {

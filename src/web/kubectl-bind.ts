@@ -50,32 +50,35 @@ export class AuthorizeError extends Error {}
  * (the plugins listen on localhost): a request naming any other redirect (kube-bind's example
  * backend takes `u`, kube-bind main `redirect_url`) is refused unless it is exactly that loopback URL.
  */
+/** A query value as an error shows it: quoted, and cut (the query is anyone's to make long). */
+function shown(value: string): string {
+  return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
+}
+
 export function readAuthorize(query: URLSearchParams, now: number): PendingBind {
   const client = query.get("client") ?? "kube-bind";
   if (client !== "kube-bind" && client !== "klutch") {
-    throw new AuthorizeError(`client: must be kube-bind or klutch, got ${JSON.stringify(client)}`);
+    throw new AuthorizeError(`client: must be kube-bind or klutch, got ${shown(client)}`);
   }
   const portText = query.get("p") ?? "";
   const port = Number(portText);
   if (!/^\d{1,5}$/.test(portText) || port < 1 || port > 65535) {
-    throw new AuthorizeError(`p: must be the callback's port (1 to 65535), got ${JSON.stringify(portText)}`);
+    throw new AuthorizeError(`p: must be the callback's port (1 to 65535), got ${shown(portText)}`);
   }
   const sessionId = query.get("s") ?? "";
   if (!/^[A-Za-z0-9]{1,64}$/.test(sessionId)) {
-    throw new AuthorizeError(
-      `s: must be the plugin's session id (letters and digits), got ${JSON.stringify(sessionId)}`,
-    );
+    throw new AuthorizeError(`s: must be the plugin's session id (letters and digits), got ${shown(sessionId)}`);
   }
   const clusterId = query.get("c") ?? "";
   if (!/^[A-Za-z0-9]{1,63}$/.test(clusterId)) {
-    throw new AuthorizeError(`c: must be the app cluster's id (letters and digits), got ${JSON.stringify(clusterId)}`);
+    throw new AuthorizeError(`c: must be the app cluster's id (letters and digits), got ${shown(clusterId)}`);
   }
   for (const name of ["u", "redirect_url"]) {
     const wanted = query.get(name);
     if (wanted === null) continue;
     if (!isLoopbackCallback(wanted, port)) {
       throw new AuthorizeError(
-        `${name}: the callback must be http://127.0.0.1:${port}/callback or http://localhost:${port}/callback, got ${JSON.stringify(wanted)}`,
+        `${name}: the callback must be http://127.0.0.1:${port}/callback or http://localhost:${port}/callback, got ${shown(wanted)}`,
       );
     }
   }

@@ -207,6 +207,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     res.writeHead(303, { location, ...headers }).end();
   };
 
+  /** A signed-in person's form that checkPost refused: logged, and a page saying why. */
+  const refuseForm = (res: ServerResponse, session: Session, path: string, refused: string) => {
+    log.warn({ user: session.user.username, path, reason: refused }, "form refused");
+    send(res, 403, errorPage({ title: "Refused", message: refused, user: session.user.username, csrf: session.csrf }));
+  };
   /** A POST must come from this site: same origin (when the browser says) and the session's token. */
   const checkPost = (req: IncomingMessage, form: URLSearchParams, expected: string | undefined): string | undefined => {
     const origin = req.headers.origin;
@@ -402,7 +407,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     const form = req.method === "POST" ? await readForm(req) : undefined;
     if (form !== undefined) {
       const refused = checkPost(req, form, session.csrf);
-      if (refused) return send(res, 403, errorPage({ title: "Refused", message: refused, ...page }));
+      if (refused) return refuseForm(res, session, "/cli-bind", refused);
     }
     const pending = pendingBind(pendingId);
     if (pending === undefined || pendingId === undefined) {
@@ -623,14 +628,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       const form = req.method === "POST" ? await readForm(req) : undefined;
       if (form !== undefined) {
         const refused = checkPost(req, form, session.csrf);
-        if (refused) {
-          log.warn({ user: session.user.username, path, reason: refused }, "form refused");
-          return send(
-            res,
-            403,
-            errorPage({ title: "Refused", message: refused, user: session.user.username, csrf: session.csrf }),
-          );
-        }
+        if (refused) return refuseForm(res, session, path, refused);
       }
       // klutch-bind's kind unless the link names the older one (bind.klutch.dev)
       const group = url.searchParams.get("group") ?? undefined;
@@ -679,14 +677,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     if (req.method === "POST" && (path === "/bind" || path === "/logout")) {
       const form = await readForm(req);
       const refused = checkPost(req, form, session.csrf);
-      if (refused) {
-        log.warn({ user: session.user.username, path, reason: refused }, "form refused");
-        return send(
-          res,
-          403,
-          errorPage({ title: "Refused", message: refused, user: session.user.username, csrf: session.csrf }),
-        );
-      }
+      if (refused) return refuseForm(res, session, path, refused);
       if (path === "/logout") {
         sessions.end(session.id);
         return redirect(res, "/login", { "set-cookie": clearSession });

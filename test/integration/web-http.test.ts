@@ -300,17 +300,7 @@ describe("the web page over HTTP", () => {
       sync = spawn(
         process.execPath,
         [
-          join(repoRoot, "src/cli/main.ts"),
-          "sync",
-          "--allow-loopback-app-servers",
-          "--kubeconfig",
-          env.control.kubeconfigPath,
-          "-n",
-          env.bindingNamespace,
-          "--metrics-address",
-          "",
-          "--health-address",
-          "",
+          ...syncArgs(env, ""),
           "--web-address",
           "127.0.0.1:0",
           "--web-tls-cert",
@@ -390,24 +380,9 @@ describe("the web page over HTTP", () => {
   // handler already taken kept a sync whose web address was taken running, deaf to SIGTERM.
   describe("klutch-bind sync whose web page cannot start", () => {
     const startSync = (extra: string[]) => {
-      const child = spawn(
-        process.execPath,
-        [
-          join(repoRoot, "src/cli/main.ts"),
-          "sync",
-          "--allow-loopback-app-servers",
-          "--kubeconfig",
-          env.control.kubeconfigPath,
-          "-n",
-          env.bindingNamespace,
-          "--metrics-address",
-          "",
-          "--health-address",
-          "127.0.0.1:0",
-          ...extra,
-        ],
-        { stdio: ["ignore", "pipe", "pipe"] },
-      );
+      const child = spawn(process.execPath, [...syncArgs(env, "127.0.0.1:0"), ...extra], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       onFileDone(() => stopProcess(child));
       return exitAndOutput(child);
     };
@@ -746,3 +721,20 @@ describe("the web page refuses privileged identities", () => {
     });
   });
 });
+
+/** `klutch-bind sync` on env's control plane and binding namespace, no metrics, health at healthAddress ("" for none) */
+function syncArgs(env: SyncEnv, healthAddress: string): string[] {
+  return [
+    join(repoRoot, "src/cli/main.ts"),
+    "sync",
+    "--allow-loopback-app-servers",
+    "--kubeconfig",
+    env.control.kubeconfigPath,
+    "-n",
+    env.bindingNamespace,
+    "--metrics-address",
+    "",
+    "--health-address",
+    healthAddress,
+  ];
+}
