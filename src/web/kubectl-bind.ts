@@ -33,6 +33,8 @@ export function bindingProvider(pageUrl: string, client: BindClient): unknown {
 
 /** A bind begun by a plugin, waiting for the person to sign in and choose. */
 export type PendingBind = {
+  /** random: a finished bind is remembered by it, so that its cookie binds once */
+  id: string;
   client: BindClient;
   /** the plugin's callback port on loopback */
   port: number;
@@ -55,7 +57,7 @@ function shown(value: string): string {
   return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
 }
 
-export function readAuthorize(query: URLSearchParams, now: number): PendingBind {
+export function readAuthorize(query: URLSearchParams, now: number): Omit<PendingBind, "id"> {
   const client = query.get("client") ?? "kube-bind";
   if (client !== "kube-bind" && client !== "klutch") {
     throw new AuthorizeError(`client: must be kube-bind or klutch, got ${shown(client)}`);
@@ -83,6 +85,21 @@ export function readAuthorize(query: URLSearchParams, now: number): PendingBind 
     }
   }
   return { client, port, sessionId, clusterId, created: now };
+}
+
+/** A pending bind as its sealed cookie gives it back (sealed by us, so checked for shape only). */
+export function isPendingBind(value: unknown): value is PendingBind {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    typeof v.id === "string" &&
+    (v.client === "kube-bind" || v.client === "klutch") &&
+    typeof v.port === "number" &&
+    typeof v.sessionId === "string" &&
+    typeof v.clusterId === "string" &&
+    (v.pageSession === undefined || typeof v.pageSession === "string") &&
+    typeof v.created === "number"
+  );
 }
 
 function isLoopbackCallback(text: string, port: number): boolean {
@@ -128,7 +145,7 @@ export function exportRequest(apiVersion: string, name: string, api: RequestedAp
  * BindingResponse. The kubeconfig goes nowhere else.
  */
 export function callbackLocation(
-  pending: PendingBind,
+  pending: Pick<PendingBind, "client" | "port" | "sessionId">,
   answer: { identity: string; kubeconfig: string; api: RequestedApi; requestName: string },
 ): string {
   const apiVersion = `${groups[pending.client]}/v1alpha1`;

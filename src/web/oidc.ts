@@ -3,11 +3,15 @@
 // nonce are verified here; who the person is, though, is what the control plane's TokenReview says
 // of the ID token (its API server trusts the same issuer), exactly as for a pasted bearer token.
 //
-// A sign-in in progress (a "flow") is kept in this process, keyed by its state, and tied to the
-// browser that began it by a random cookie: a callback whose state is unknown, already used, or
-// begun by another browser is refused. Each flow is used once and lives ten minutes at most.
+// A sign-in in progress (a "flow": state, nonce, PKCE verifier) lives in the browser that began it,
+// in a sealed cookie (sealed-cookie.ts), never in this process: visits to /oidc/login cost the page
+// no memory, however many. A callback whose state matches no flow of that browser's cookie is
+// refused; the page clears the cookie when the sign-in ends, and the provider takes each code once.
+// A browser holds its last few flows, so sign-ins begun in two tabs both finish; each lives ten
+// minutes at most.
 import { request } from "node:https";
 import * as client from "openid-client";
+import type { CookieSealer } from "./sealed-cookie.ts";
 import { sameToken } from "./session.ts";
 
 export type OidcSettings = {
@@ -27,18 +31,13 @@ export type OidcSettings = {
 /** The sign-in failed; the message is fit to show the person and to log (it never holds a token). */
 export class OidcError extends Error {}
 
-type Flow = {
-  browser: string;
-  state: string;
-  nonce: string;
-  verifier: string;
-  redirectUri: string;
-  created: number;
-};
+type Flow = { state: string; nonce: string; verifier: string; redirectUri: string; created: number };
 
 export const oidcCallbackPath = "/oidc/callback";
-const flowLifetimeMs = 10 * 60_000;
-const maxFlows = 10_000;
+export const flowLifetimeMs = 10 * 60_000;
+/** sign-ins in progress one browser keeps (tabs); the oldest is dropped */
+const flowsPerBrowser = 3;
+const flowPurpose = "oidc-flows";
 const requestTimeoutMs = 15_000;
 const maxResponseBytes = 1024 * 1024;
 
@@ -104,14 +103,15 @@ function describe(err: unknown): string {
 export class OidcLogin {
   readonly issuer: string;
   readonly #settings: OidcSettings;
-  readonly #flows = new Map<string, Flow>();
-  #config: Promise<client.Configuration> | undefined;
+  readonly #sealer: CookieSealer;
   readonly #now: () => number;
+  #config: Promise<client.Configuration> | undefined;
 
-  constructor(settings: OidcSettings, now: () => number = Date.now) {
+  constructor(settings: OidcSettings, sealer: CookieSealer, now: () => number = Date.now) {
     checkOidcSettings(settings);
     this.issuer = settings.issuerUrl;
     this.#settings = settings;
+    this.#sealer = sealer;
     this.#now = now;
   }
 
@@ -143,23 +143,20 @@ export class OidcLogin {
   }
 
   /**
-   * Begins a sign-in for the browser holding the cookie value browser: the provider's authorization
-   * URL to send it to.
+   * Begins a sign-in in the browser whose flow cookie is flowCookie: the provider's authorization
+   * URL to send it to, and the flow cookie's new value.
    */
-  async begin(browser: string, redirectUri: string): Promise<URL> {
+  async begin(flowCookie: string | undefined, redirectUri: string): Promise<{ url: URL; flowCookie: string }> {
     const config = await this.#configuration();
-    this.#sweep();
-    if (this.#flows.size >= maxFlows) throw new OidcError("too many sign-ins in progress; try again in a few minutes");
     const flow: Flow = {
-      browser,
       state: client.randomState(),
       nonce: client.randomNonce(),
       verifier: client.randomPKCECodeVerifier(),
       redirectUri,
       created: this.#now(),
     };
-    this.#flows.set(flow.state, flow);
-    return client.buildAuthorizationUrl(config, {
+    const flows = [flow, ...this.#flows(flowCookie)].slice(0, flowsPerBrowser);
+    const url = client.buildAuthorizationUrl(config, {
       redirect_uri: redirectUri,
       scope: (this.#settings.scopes ?? ["openid"]).join(" "),
       response_type: "code",
@@ -168,25 +165,21 @@ export class OidcLogin {
       code_challenge: await client.calculatePKCECodeChallenge(flow.verifier),
       code_challenge_method: "S256",
     });
+    return { url, flowCookie: this.#sealer.seal(flowPurpose, flows, flowLifetimeMs) };
   }
 
   /**
-   * Ends the sign-in the provider sent the browser back from (query: the callback's query string):
-   * the verified ID token. Throws OidcError saying why not.
+   * Ends the sign-in the provider sent the browser back from (query: the callback's query string;
+   * flowCookie: that browser's flow cookie): the verified ID token. Throws OidcError saying why not.
    */
-  async finish(browser: string | undefined, query: URLSearchParams): Promise<{ idToken: string }> {
-    this.#sweep();
+  async finish(flowCookie: string | undefined, query: URLSearchParams): Promise<{ idToken: string }> {
     const state = query.get("state") ?? "";
-    const flow = this.#flows.get(state);
+    const flow = this.#flows(flowCookie).find((f) => sameToken(f.state, state));
     if (flow === undefined) {
       throw new OidcError(
-        "this sign-in answer does not match a sign-in in progress (unknown or altered state, used already, or older than 10 minutes); sign in again",
+        "this sign-in answer matches no sign-in in progress in this browser (begun in another browser, state altered, used already, or older than 10 minutes); sign in again",
       );
     }
-    if (!sameToken(browser, flow.browser)) {
-      throw new OidcError("this sign-in answer belongs to a sign-in begun in another browser; sign in again");
-    }
-    this.#flows.delete(state);
     const config = await this.#configuration();
     const current = new URL(flow.redirectUri);
     current.search = query.toString();
@@ -208,12 +201,31 @@ export class OidcLogin {
     return { idToken };
   }
 
-  #sweep(): void {
-    const now = this.#now();
-    for (const [state, flow] of this.#flows) {
-      if (now - flow.created > flowLifetimeMs) this.#flows.delete(state);
-    }
+  /**
+   * The flow cookie once the callback with this query has been answered, however it went: the
+   * browser's other flows, or undefined when none is left (clear the cookie).
+   */
+  remaining(flowCookie: string | undefined, query: URLSearchParams): string | undefined {
+    const state = query.get("state") ?? "";
+    const rest = this.#flows(flowCookie).filter((f) => !sameToken(f.state, state));
+    return rest.length > 0 ? this.#sealer.seal(flowPurpose, rest, flowLifetimeMs) : undefined;
   }
+
+  /** The live flows a flow cookie holds: none when it is missing, altered or expired. */
+  #flows(flowCookie: string | undefined): Flow[] {
+    const opened = this.#sealer.open(flowPurpose, flowCookie);
+    const now = this.#now();
+    return Array.isArray(opened) ? opened.filter((f) => isFlow(f) && now - f.created <= flowLifetimeMs) : [];
+  }
+}
+
+function isFlow(value: unknown): value is Flow {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    ["state", "nonce", "verifier", "redirectUri"].every((k) => typeof v[k] === "string") &&
+    typeof v.created === "number"
+  );
 }
 
 /** Throws an Error naming the flag of the first setting that cannot work. */

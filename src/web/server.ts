@@ -37,10 +37,11 @@ import {
   bindingProvider,
   cliBindPath,
   discoveryPaths,
+  isPendingBind,
   type PendingBind,
   readAuthorize,
 } from "./kubectl-bind.ts";
-import { OidcError, OidcLogin, type OidcSettings, oidcCallbackPath } from "./oidc.ts";
+import { flowLifetimeMs, OidcError, OidcLogin, type OidcSettings, oidcCallbackPath } from "./oidc.ts";
 import {
   type BindForm,
   type BindingView,
@@ -51,6 +52,7 @@ import {
   loginPage,
   signedInPage,
 } from "./pages.ts";
+import { CookieSealer } from "./sealed-cookie.ts";
 import { cookie, type EndReason, randomToken, readCookies, type Session, SessionStore, sameToken } from "./session.ts";
 
 export type WebOptions = {
@@ -125,7 +127,9 @@ function isEndReason(value: string | null): value is EndReason {
 const maxKubeconfigBytes = 256 * 1024;
 /** how long a `kubectl bind` run waits here for its person to sign in and choose */
 const pendingBindMs = 10 * 60_000;
-const maxPendingBinds = 10_000;
+/** finished binds remembered, so that a pending bind's cookie binds once */
+const maxFinishedBinds = 10_000;
+const pendingBindPurpose = "kubectl-bind";
 
 function bindingView(b: KubeObject): BindingView {
   type ExportStatus = { group: string; resource: string; objects?: number; message?: string };
@@ -163,17 +167,30 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   const flowCookie = secure ? "__Host-klb-oidc" : "klb-oidc";
   /** ties a `kubectl bind` run's pending bind (kubectl-bind.ts) to the browser that opened its URL */
   const cliBindCookie = secure ? "__Host-klb-cli-bind" : "klb-cli-bind";
-  /** pending `kubectl bind` runs by their cookie; kept in this process only */
-  const pendingBinds = new Map<string, PendingBind>();
-  const pendingBind = (id: string | undefined): PendingBind | undefined => {
-    const pending = id ? pendingBinds.get(id) : undefined;
-    if (pending === undefined || Date.now() - pending.created > pendingBindMs) {
-      if (id) pendingBinds.delete(id);
-      return undefined;
-    }
-    return pending;
+  /** what the page remembers of a browser before sign-in, in that browser's cookies (sealed-cookie.ts) */
+  const sealer = new CookieSealer();
+  /** the ids of pending binds finished, kept only as long as their cookie could still be shown */
+  const finishedBinds = new Map<string, number>();
+  /** the pending `kubectl bind` run a cliBind cookie holds, unless it is altered, expired or finished */
+  const pendingBind = (sealed: string | undefined): PendingBind | undefined => {
+    const pending = sealer.open(pendingBindPurpose, sealed);
+    return isPendingBind(pending) && !finishedBinds.has(pending.id) ? pending : undefined;
   };
-  const oidc = options.oidc !== undefined ? new OidcLogin(options.oidc) : undefined;
+  const pendingBindCookie = (pending: PendingBind) =>
+    cookie(cliBindCookie, sealer.seal(pendingBindPurpose, pending, pendingBindMs), {
+      secure,
+      sameSite: "Lax",
+      maxAgeSeconds: pendingBindMs / 1000,
+    });
+  const finishBind = (pending: PendingBind) => {
+    const now = Date.now();
+    for (const [id, at] of finishedBinds) {
+      if (now - at <= pendingBindMs && finishedBinds.size < maxFinishedBinds) break;
+      finishedBinds.delete(id);
+    }
+    finishedBinds.set(pending.id, now);
+  };
+  const oidc = options.oidc !== undefined ? new OidcLogin(options.oidc, sealer) : undefined;
   const tokenSignIn = options.tokenSignIn ?? true;
   if (!tokenSignIn && oidc === undefined) throw new Error("turning the bearer token sign-in off needs OpenID Connect");
   /** this page's own URL, known once it listens */
@@ -324,10 +341,10 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     loginPage({ ...page, tokenForm: tokenSignIn, ...(oidc ? { oidcIssuer: oidc.issuer } : {}) });
 
   /** The sign-in page again, with why the sign-in failed and a new form token. */
-  const refuseSignIn = (res: ServerResponse, status: number, why: string) => {
+  const refuseSignIn = (res: ServerResponse, status: number, why: string, cookies: string[] = []) => {
     const token = randomToken();
     send(res, status, signInPage({ csrf: token, error: why }), {
-      "set-cookie": cookie(loginCookie, token, { secure }),
+      "set-cookie": [cookie(loginCookie, token, { secure }), ...cookies],
     });
   };
 
@@ -351,19 +368,22 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   };
 
   /** GET /oidc/login: off to the provider, the sign-in's state, nonce and PKCE verifier kept here. */
-  const beginOidc = async (login: OidcLogin, res: ServerResponse, browserCookie: string | undefined) => {
-    const browser = browserCookie || randomToken();
-    let authorization: URL;
+  const beginOidc = async (login: OidcLogin, res: ServerResponse, flows: string | undefined) => {
+    let begun: { url: URL; flowCookie: string };
     try {
-      authorization = await login.begin(browser, login.redirectUri(pageUrl));
+      begun = await login.begin(flows, login.redirectUri(pageUrl));
     } catch (err) {
       if (!(err instanceof OidcError)) throw err;
       log.warn({ issuer: login.issuer, reason: err.message }, "OpenID Connect sign-in could not begin");
       return refuseSignIn(res, 502, err.message);
     }
     // Lax: the browser must send it back when the provider redirects it to the callback
-    redirect(res, authorization.href, {
-      "set-cookie": cookie(flowCookie, browser, { secure, sameSite: "Lax", maxAgeSeconds: 600 }),
+    redirect(res, begun.url.href, {
+      "set-cookie": cookie(flowCookie, begun.flowCookie, {
+        secure,
+        sameSite: "Lax",
+        maxAgeSeconds: flowLifetimeMs / 1000,
+      }),
     });
   };
 
@@ -372,12 +392,17 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     login: OidcLogin,
     res: ServerResponse,
     query: URLSearchParams,
-    browser?: string,
-    cliBindId?: string,
+    flows?: string,
+    cliBindCookieValue?: string,
   ) => {
+    // the flow this answer belongs to is used up, however the sign-in ends
+    const left = login.remaining(flows, query);
+    const flowsLeft = left
+      ? cookie(flowCookie, left, { secure, sameSite: "Lax", maxAgeSeconds: flowLifetimeMs / 1000 })
+      : cookie(flowCookie, "", { secure, maxAgeSeconds: 0 });
     let signIn: SignIn;
     try {
-      const { idToken } = await login.finish(browser, query);
+      const { idToken } = await login.finish(flows, query);
       signIn = await reviewToken(
         options.control,
         idToken,
@@ -387,11 +412,13 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     } catch (err) {
       if (!(err instanceof OidcError) && !(err instanceof SignInError)) throw err;
       log.warn({ issuer: login.issuer, reason: err.message }, "OpenID Connect sign-in refused");
-      return refuseSignIn(res, 401, err.message);
+      return refuseSignIn(res, 401, err.message, [flowsLeft]);
     }
     // back to a pending kubectl bind (its cookie is Lax: sent on the provider's redirect here)
-    const next = pendingBind(cliBindId) ? cliBindPath : "/";
-    send(res, 200, signedInPage(signIn.user.username, next), { "set-cookie": startSession(signIn, "oidc") });
+    const next = pendingBind(cliBindCookieValue) ? cliBindPath : "/";
+    send(res, 200, signedInPage(signIn.user.username, next), {
+      "set-cookie": [...startSession(signIn, "oidc"), flowsLeft],
+    });
   };
 
   /** GET and POST /cli-bind: the choice for a pending `kubectl bind` run, and the bind (cli-bind.ts). */
@@ -400,7 +427,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     res: ServerResponse,
     session: Session,
     namespace: string,
-    pendingId: string | undefined,
+    pendingCookie: string | undefined,
   ): Promise<void> => {
     const user = session.user.username;
     const page = { user, csrf: session.csrf };
@@ -409,8 +436,8 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       const refused = checkPost(req, form, session.csrf);
       if (refused) return refuseForm(res, session, "/cli-bind", refused);
     }
-    const pending = pendingBind(pendingId);
-    if (pending === undefined || pendingId === undefined) {
+    const pending = pendingBind(pendingCookie);
+    if (pending === undefined) {
       return send(
         res,
         400,
@@ -422,8 +449,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       );
     }
     // the first signed-in session to take it up owns it: no other browser session may finish it
-    pending.pageSession ??= session.id;
-    if (pending.pageSession !== session.id) {
+    const takenUp: Record<string, string> =
+      pending.pageSession === undefined
+        ? { "set-cookie": pendingBindCookie({ ...pending, pageSession: session.id }) }
+        : {};
+    if (pending.pageSession !== undefined && pending.pageSession !== session.id) {
       return send(
         res,
         403,
@@ -438,7 +468,9 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       apis: await listVisibleBindable(session.client, namespace).catch(() => [] as BindableApi[]),
       ...(error ? { error } : {}),
     });
-    if (form === undefined) return send(res, 200, cliBindPage(await shown()));
+    if (form === undefined) return send(res, 200, cliBindPage(await shown()), takenUp);
+    // taken before the bind, so that two posts of one cookie cannot both bind; given back on failure
+    finishBind(pending);
     try {
       const done = await finishCliBind({
         control: options.control,
@@ -451,7 +483,6 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           ? { certificateAuthorityData: options.externalAddress.certificateAuthorityData }
           : {}),
       });
-      pendingBinds.delete(pendingId);
       log.info(
         {
           user,
@@ -467,8 +498,9 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     } catch (err) {
       const status =
         err instanceof CliBindRefused ? err.status : err instanceof ExplainedError && err.code === 403 ? 403 : 400;
+      finishedBinds.delete(pending.id);
       log.info({ user, reason: message(err) }, "kubectl bind refused");
-      return send(res, status, cliBindPage(await shown(message(err))));
+      return send(res, status, cliBindPage(await shown(message(err))), takenUp);
     }
   };
 
@@ -503,22 +535,14 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     if (req.method === "GET" && path === authorizePath) {
       let pending: PendingBind;
       try {
-        pending = readAuthorize(url.searchParams, Date.now());
+        pending = { ...readAuthorize(url.searchParams, Date.now()), id: randomToken() };
       } catch (err) {
         if (!(err instanceof AuthorizeError)) throw err;
         log.info({ reason: err.message }, "kubectl bind authorize refused");
         return send(res, 400, errorPage({ title: "Refused", message: err.message }));
       }
-      if (pendingBinds.size >= maxPendingBinds) {
-        const oldest = pendingBinds.keys().next();
-        if (!oldest.done) pendingBinds.delete(oldest.value);
-      }
-      const id = randomToken();
-      pendingBinds.set(id, pending);
       // Lax: the person arrives from a terminal's link, a navigation from no site of ours
-      return redirect(res, cliBindPath, {
-        "set-cookie": cookie(cliBindCookie, id, { secure, sameSite: "Lax", maxAgeSeconds: pendingBindMs / 1000 }),
-      });
+      return redirect(res, cliBindPath, { "set-cookie": pendingBindCookie(pending) });
     }
     const lookup = await sessions.get(cookies[sessionCookie]);
     // a session whose token could not be checked for too long may still sign out, or sign in anew

@@ -310,4 +310,31 @@ describe("kubectl bind (kube-bind v0.3.0) against the web page", { skip: kubeBin
     assert.match(refused.body, /may not bind app clusters/);
     assert.equal(await env.admin.get(refs.namespaces, clusterNamespaceName(olaf.username, "olaf01")), undefined);
   });
+
+  it("keeps nothing for visitors: 10,001 authorize requests leave a waiting bind in place, and a bind's cookie binds once", async () => {
+    const owner = new WebAgent(web.url);
+    assert.equal((await owner.send("GET", authorize({ s: "Early1", c: "flood1" }))).status, 303);
+    let opened = 0;
+    const visitor = async () => {
+      while (opened < 10_001) {
+        opened += 1;
+        const visit = await fetch(`${web.url}${authorize({ s: `Flood${opened}` })}`, { redirect: "manual" });
+        await visit.arrayBuffer();
+        assert.equal(visit.status, 303, `visit ${opened}`);
+      }
+    };
+    await Promise.all([visitor(), visitor(), visitor(), visitor()]);
+    const csrf = await owner.signIn(dana.token);
+    const shown = await owner.send("GET", "/cli-bind");
+    assert.equal(shown.status, 200, "the bind begun before them still waits");
+    const waiting = owner.cookies.get("klb-cli-bind") ?? "";
+    const bound = await owner.send("POST", "/cli-bind", choose(shown.body, csrf, apiId(), false));
+    assert.equal(bound.status, 303, bound.body);
+    assert.match(bound.headers.get("location") ?? "", /^http:\/\/localhost:40123\/callback\?response=/);
+    // the same cookie again: nothing is waiting any more
+    owner.cookies.set("klb-cli-bind", waiting);
+    const again = await owner.send("POST", "/cli-bind", choose(shown.body, csrf, apiId(), false));
+    assert.equal(again.status, 400, again.body);
+    assert.match(again.body, /No kubectl bind waiting/);
+  });
 });

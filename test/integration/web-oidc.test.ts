@@ -315,18 +315,38 @@ describe("the web page's OpenID Connect sign-in, in Chromium", () => {
     const tampered = new URL(answer);
     tampered.searchParams.set("state", `${tampered.searchParams.get("state")}x`);
 
-    await refusedWith(page, tampered.href, /does not match a sign-in in progress/);
+    await refusedWith(page, tampered.href, /matches no sign-in in progress in this browser/);
     const other = await newBrowser();
-    await refusedWith(other.page, answer, /begun in another browser/);
+    await refusedWith(other.page, answer, /matches no sign-in in progress in this browser/);
 
     // the answer itself is still good, in the browser that began the sign-in, once
     const sessionsBefore = web.sessions().length;
     await Promise.all([page.waitForURL(`${web.url}/`), page.goto(answer)]);
     assert.equal(await page.textContent("#user"), "oidc:alice");
     assert.equal(web.sessions().length, sessionsBefore + 1);
-    await refusedWith(page, answer, /does not match a sign-in in progress/);
+    await refusedWith(page, answer, /matches no sign-in in progress in this browser/);
     assert.equal(web.sessions().length, sessionsBefore + 1, "a replay makes no session");
     assert.ok(logLines.some((l) => l.includes("OpenID Connect sign-in refused") && l.includes("another browser")));
+  });
+
+  it("keeps nothing for visitors: 10,001 sign-ins begun and never finished leave everyone's sign-in working", async () => {
+    const { context, page } = await newBrowser();
+    const answer = await heldBackAnswer(context, page, "alice");
+    let begun = 0;
+    const visitor = async () => {
+      while (begun < 10_001) {
+        begun += 1;
+        const visit = await fetch(`${web.url}/oidc/login`, { redirect: "manual" });
+        await visit.arrayBuffer();
+        assert.equal(visit.status, 303, `visit ${begun}`);
+      }
+    };
+    await Promise.all([visitor(), visitor(), visitor(), visitor()]);
+    // a sign-in begun after them, and one begun before them, both still finish
+    const later = await signIn("alice");
+    assert.equal(await later.page.textContent("#user"), "oidc:alice");
+    await Promise.all([page.waitForURL(`${web.url}/`), page.goto(answer)]);
+    assert.equal(await page.textContent("#user"), "oidc:alice");
   });
 
   it("says so when the provider refuses the authorization code", async () => {

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { checkOidcSettings, OidcError, OidcLogin } from "../../src/web/oidc.ts";
 import { loginPage, signedInPage } from "../../src/web/pages.ts";
+import { CookieSealer } from "../../src/web/sealed-cookie.ts";
 import { cookie } from "../../src/web/session.ts";
 
 const good = { issuerUrl: "https://issuer.example", clientId: "klutch-bind-web" };
@@ -25,17 +26,25 @@ describe("OpenID Connect settings", () => {
   });
 
   it("sends the provider back to the page's own address unless told otherwise", () => {
-    assert.equal(new OidcLogin(good).redirectUri("http://127.0.0.1:8090"), "http://127.0.0.1:8090/oidc/callback");
-    const behindProxy = new OidcLogin({ ...good, redirectUrl: "https://bind.example/oidc/callback" });
+    assert.equal(
+      new OidcLogin(good, new CookieSealer()).redirectUri("http://127.0.0.1:8090"),
+      "http://127.0.0.1:8090/oidc/callback",
+    );
+    const behindProxy = new OidcLogin(
+      { ...good, redirectUrl: "https://bind.example/oidc/callback" },
+      new CookieSealer(),
+    );
     assert.equal(behindProxy.redirectUri("http://127.0.0.1:8090"), "https://bind.example/oidc/callback");
   });
 
   it("refuses a callback of no sign-in in progress before asking the provider anything", async () => {
-    const login = new OidcLogin({ ...good, issuerUrl: "https://127.0.0.1:1" });
-    await assert.rejects(
-      login.finish("browser", new URLSearchParams({ code: "c", state: "made-up" })),
-      (err) => err instanceof OidcError && /does not match a sign-in in progress/.test(err.message),
-    );
+    const login = new OidcLogin({ ...good, issuerUrl: "https://127.0.0.1:1" }, new CookieSealer());
+    for (const flows of [undefined, "", "not-sealed", new CookieSealer().seal("oidc-flows", [], 60_000)]) {
+      await assert.rejects(
+        login.finish(flows, new URLSearchParams({ code: "c", state: "made-up" })),
+        (err) => err instanceof OidcError && /matches no sign-in in progress in this browser/.test(err.message),
+      );
+    }
   });
 });
 
