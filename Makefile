@@ -73,36 +73,45 @@ check: typecheck lint ## type check and lint
 test-unit: deps ## unit tests only (no clusters)
 	@node --test 'test/unit/**/*.test.ts'
 
-# Test files run in two groups, each one `node --test` with the global setup (a pair of clusters).
-# The concurrent group runs TEST_CONCURRENCY files at once: they share the clusters and keep to a
-# CRD group and namespaces of their own, or start clusters of their own (the demo); the fuzzers
-# assert properties, not times. The serial group runs after it, one file at a time: files that
-# measure time, count or fill what the whole machine or cluster shares (memory, caches, Leases,
-# processes, cluster-wide controllers), or run the image or web-browser's Chromium (web-oidc runs
-# Chromium in the concurrent group: it asserts no times). A new file runs in the
-# concurrent group unless it is listed here. (Files with a --pull-bindings sync of their own give it
-# --pull-binding-selector for their own cluster namespaces: test/support/pull-env.ts.)
-SERIAL_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
-  image web-browser sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader \
-  sync-fairness sync-tenant-limits informer-budget sync-cache-budget sync-list-memory \
-  sync-hostile sync-export-cap sync-ready sync-requests auto-export))
-# The real Crossplane core, in a network namespace with clusters of its own, runs beside the serial
-# group: most of its 3.5 minutes wait on Crossplane's 2-minute function call deadline.
+# Test files run in three groups, each one `node --test` with the global setup (a pair of clusters
+# of its own). The concurrent group runs TEST_CONCURRENCY files at once: they share its clusters and
+# keep to a CRD group and namespaces of their own, or start clusters of their own (the demo); the
+# fuzzers assert properties, not times. Beside it, one file at a time on clusters of their own, run
+# the exclusive files: they count or fill what a cluster or process shares (caches, memory,
+# cluster-wide controllers, watches) or run the image or Chromium, but assert no times. The real
+# Crossplane core (in a network namespace with clusters of its own; most of its 4 minutes wait on
+# Crossplane's 2-minute function call deadline) runs beside both from the start. The timed files
+# (lease hand-overs, takeovers, "Ready within", requests per object) run last, one at a time, with
+# the machine to themselves. A new file runs in the concurrent group unless it is listed here.
+# (Files with a --pull-bindings sync of their own give it --pull-binding-selector for their own
+# cluster namespaces: test/support/pull-env.ts.)
+EXCLUSIVE_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
+  image web-browser sync-tenant-limits informer-budget sync-cache-budget sync-list-memory auto-export))
+TIMED_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
+  sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader sync-fairness \
+  sync-hostile sync-export-cap sync-ready sync-requests))
 CROSSPLANE_TEST  := test/integration/crossplane-core.test.ts
 TEST_FILES       := $(shell find test -name '*.test.ts' | sort)
-CONCURRENT_TESTS := $(filter-out $(SERIAL_TESTS) $(CROSSPLANE_TEST),$(TEST_FILES))
+CONCURRENT_TESTS := $(filter-out $(EXCLUSIVE_TESTS) $(TIMED_TESTS) $(CROSSPLANE_TEST),$(TEST_FILES))
 TEST_CONCURRENCY ?= 4
 NODE_TEST        := node --test --test-global-setup=test/support/global-setup.ts
 
-# every group runs whatever the others' results, and the target fails if any did
+# every group runs whatever the others' results, and the target fails if any did; the groups run
+# beside the concurrent one print when they end
 define run-test-groups
-	@rc=0; \
+	@rc=0; xlog=$$(mktemp); elog=$$(mktemp); start=$$(date +%s); \
+	echo "[test] $(CROSSPLANE_TEST) and $(words $(EXCLUSIVE_TESTS)) exclusive files (one at a time) beside the concurrent group"; \
+	node --test $(CROSSPLANE_TEST) >$$xlog 2>&1 & crossplane=$$!; \
+	$(NODE_TEST) --test-concurrency=1 $(EXCLUSIVE_TESTS) >$$elog 2>&1 & exclusive=$$!; \
 	echo "[test] concurrent group: $(words $(1)) files, $(TEST_CONCURRENCY) at once"; \
 	$(NODE_TEST) --test-concurrency=$(TEST_CONCURRENCY) $(1) || rc=$$?; \
-	echo "[test] serial group: $(words $(SERIAL_TESTS)) files one at a time, $(CROSSPLANE_TEST) beside them"; \
-	log=$$(mktemp); node --test $(CROSSPLANE_TEST) >$$log 2>&1 & crossplane=$$!; \
-	$(NODE_TEST) --test-concurrency=1 $(SERIAL_TESTS) || rc=$$?; \
-	wait $$crossplane || rc=$$?; cat $$log; rm -f $$log; \
+	echo "[test] concurrent group done after $$(( $$(date +%s) - start )) s; the exclusive files:"; \
+	wait $$exclusive || rc=$$?; cat $$elog; \
+	echo "[test] timed group: $(words $(TIMED_TESTS)) files one at a time, from $$(( $$(date +%s) - start )) s"; \
+	$(NODE_TEST) --test-concurrency=1 $(TIMED_TESTS) || rc=$$?; \
+	echo "[test] timed group done after $$(( $$(date +%s) - start )) s; the Crossplane core:"; \
+	wait $$crossplane || rc=$$?; cat $$xlog; rm -f $$xlog $$elog; \
+	echo "[test] all groups done after $$(( $$(date +%s) - start )) s"; \
 	exit $$rc
 endef
 
