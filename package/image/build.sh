@@ -166,6 +166,8 @@ fi
 # Layer 4: our code.
 mkdir -p "$WORK/app/app" "$WORK/app/usr/local/bin"
 cp -r "$ROOT/dist" "$ROOT/proto" "$ROOT/package.json" "$WORK/app/app/"
+# the CRDs `klutch-bind bind URL` installs in an app cluster (src/app-bind/install.ts reads them)
+mkdir -p "$WORK/app/app/deploy" && cp -r "$ROOT/deploy/app-cluster" "$WORK/app/app/deploy/"
 install -m 755 "$HERE/klutch-bind" "$WORK/app/usr/local/bin/klutch-bind"
 layer_tar "$WORK/app" "$WORK/app.tar"
 

@@ -118,7 +118,8 @@ export const bindHelp: CommandHelp = {
     "Binds exported APIs into an app cluster: checks that each is bindable and decides its permission claims, " +
     "creates in the app cluster a service account with only what the sync needs, stores that account's " +
     "kubeconfig as the Secret NAME-kubeconfig on the control plane, writes the AppClusterBinding NAME and " +
-    "waits until the sync reports it Ready. Binding again under the same name records the new answers.",
+    "waits until the sync reports it Ready. Binding again under the same name records the new answers. " +
+    "To bind from the app cluster instead (klutch-bind bind URL, a konnector there): klutch-bind help bind-url.",
   flags: bindFlags,
   negatable: true,
   examples: [

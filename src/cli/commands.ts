@@ -21,6 +21,13 @@ export const commands: Record<string, Command> = {
       return { run: (args) => m.runBind(args), help: m.bindHelp };
     },
   },
+  "bind-url": {
+    summary: "bind an API from the app cluster: klutch-bind bind URL signs in at the page and installs a konnector",
+    load: async () => {
+      const m = await import("./bind-url.ts");
+      return { run: m.runBindUrl, help: m.bindUrlHelp };
+    },
+  },
   unbind: {
     summary: "stop binding an app cluster (--delete or --orphan its objects)",
     load: async () => {

@@ -3,6 +3,7 @@
 import { createServer } from "node:http";
 import { delimiter } from "node:path";
 import { parseArgs } from "node:util";
+import type { AppAccount } from "../app-access/account.ts";
 import { Konnector } from "../konnector/controller.ts";
 import { KubeClient } from "../kube/client.ts";
 import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "../kube/kubeconfig.ts";
@@ -96,6 +97,15 @@ export const konnectorFlags = {
       "where to serve /healthz and /readyz (ready once the app cluster's APIServiceBindings are listed; a " +
       "standby is ready too); empty for none",
   },
+  "app-account": {
+    type: "string",
+    value: "NAMESPACE/NAME",
+    description:
+      "the konnector's own service account in the app cluster, holding only what klutch-bind bind URL grants " +
+      "(klutch-bind:app:NAME roles): claimed resources are reached per app namespace through a RoleBinding of " +
+      "its claims role, never cluster-wide",
+    defaultText: "none: the konnector's identity may reach claimed resources everywhere",
+  },
   debug: {
     type: "boolean",
     short: "d",
@@ -124,6 +134,18 @@ function positive(name: string, value: string): number {
   return n;
 }
 
+function parseAccount(text: string): AppAccount {
+  const [namespace = "", name = "", ...rest] = text.split("/");
+  if (
+    rest.length > 0 ||
+    !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace) ||
+    !/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(name)
+  ) {
+    throw new UsageError(`--app-account must be NAMESPACE/NAME of a service account, got "${text}"`);
+  }
+  return { namespace, name };
+}
+
 export async function runKonnector(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: konnectorFlags, strict: true });
   const workers = positive("workers", values.workers);
@@ -138,6 +160,8 @@ export async function runKonnector(args: string[]): Promise<number> {
       `--token-renew-at must be a share of the token's lifetime between 0 and 1, got "${values["token-renew-at"]}"`,
     );
   }
+  const accountText = values["app-account"];
+  const appAccount = accountText === undefined ? undefined : parseAccount(accountText);
   const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "klutch-bind";
   const logger = createLogger("konnector", values.debug);
   const kubeconfig = values.kubeconfig
@@ -237,6 +261,7 @@ export async function runKonnector(args: string[]): Promise<number> {
     heartbeatSeconds,
     tokenRenewFraction: renewAt,
     ...(values["binding-selector"] ? { bindingSelector: values["binding-selector"] } : {}),
+    ...(appAccount ? { appAccount } : {}),
     version: buildInfo().version,
     controlClientOptions: { qps, burst, timeoutMs, userAgent: "klutch-bind-konnector" },
     controlClient: (text, options) => {

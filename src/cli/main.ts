@@ -41,7 +41,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
-  const wanted = name === "help" ? (rest[0] ?? "") : name;
+  // `bind URL` binds from the app cluster: a command of its own, bind-url
+  const fromApp = name === "bind" && /^https?:\/\//.test(rest[0] ?? "");
+  const wanted = fromApp ? "bind-url" : name === "help" ? (rest[0] ?? "") : name;
   const command = commands[wanted];
   if (command === undefined) {
     process.stderr.write(`klutch-bind: unknown command "${wanted}"\n\n${usage()}`);

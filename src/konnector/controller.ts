@@ -6,6 +6,8 @@
 import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import { refs } from "../api/resources.ts";
+import type { AppAccount } from "../app-access/account.ts";
+import { AppNamespaceAccess } from "../app-access/namespace-access.ts";
 import { InputError } from "../export/errors.ts";
 import { type ClientOptions, KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { Condition } from "../kube/conditions.ts";
@@ -36,6 +38,12 @@ export type KonnectorOptions = {
   tokenRenewFraction: number;
   /** serve only the APIServiceBindings with these labels (a label selector); all when absent */
   bindingSelector?: string;
+  /**
+   * The konnector's own account in the app cluster, when it holds only what `klutch-bind bind URL`
+   * grants: claimed resources are then reached per app namespace, through the RoleBinding of the
+   * account's claims role it makes there (app-access/namespace-access.ts), as a push binding's account.
+   */
+  appAccount?: AppAccount;
 };
 
 type Held = { informer: Informer; release: () => Promise<void> };
@@ -48,6 +56,7 @@ export class Konnector {
   readonly #bindings: Held;
   readonly #secrets = new Map<string, Held>();
   readonly #connections = new Map<string, Connection>();
+  readonly #appAccess: AppNamespaceAccess | undefined;
   #resync: NodeJS.Timeout | undefined;
 
   constructor(options: KonnectorOptions) {
@@ -57,6 +66,7 @@ export class Konnector {
       process: () => this.#reconcile(),
       onError: (_key, err, retries) => options.logger.warn({ retries, err: String(err) }, "konnector reconcile failed"),
     });
+    this.#appAccess = options.appAccount ? new AppNamespaceAccess(options.app, options.appAccount) : undefined;
     const selected = options.bindingSelector ? { labelSelector: options.bindingSelector } : {};
     this.#bindings = options.appRegistry.acquire(bindingRef, selected, this.#poking());
   }
@@ -185,6 +195,7 @@ export class Konnector {
           workers: this.#o.workers,
           heartbeatSeconds: this.#o.heartbeatSeconds,
           version: this.#o.version,
+          ...(this.#appAccess ? { appNamespaceAccess: this.#appAccess } : {}),
           renewal: {
             kubeconfig: group.text,
             fraction: this.#o.tokenRenewFraction,

@@ -13,6 +13,7 @@ import {
   pullRefs,
 } from "../api/pull-binding.ts";
 import { refs } from "../api/resources.ts";
+import type { AppNamespaceAccess } from "../app-access/namespace-access.ts";
 import type { KubeClient, KubeObject, ResourceRef } from "../kube/client.ts";
 import { type Condition, isEstablished } from "../kube/conditions.ts";
 import type { Informer } from "../kube/informer.ts";
@@ -42,6 +43,8 @@ export type ProviderOptions = {
   version: string;
   /** the kubeconfig, its token renewed at a share of its lifetime and written back */
   renewal?: Pick<TokenRenewalOptions, "kubeconfig" | "fraction" | "write">;
+  /** where the konnector holds only its account's rights: how it reaches claimed resources of an app namespace */
+  appNamespaceAccess?: AppNamespaceAccess;
 };
 
 /** how long a new API may take to be served in the app cluster before its mirroring starts anyway */
@@ -267,6 +270,11 @@ export class ProviderConnection {
       log,
       metrics: this.#o.metrics,
       ensureProviderNamespace: (appNs) => namespaces.ensure(appNs, signal),
+      ...(this.#o.appNamespaceAccess
+        ? {
+            ensureAppNamespaceAccess: (appNs: string) => this.#o.appNamespaceAccess?.ensure(appNs) ?? Promise.resolve(),
+          }
+        : {}),
       // the binding account may write no Events: the conflict is in the log and the binding's status
       reportConflict: (text) => log.warn({ conflict: text }, "name conflict"),
       controlScope: namespaces.scope(),

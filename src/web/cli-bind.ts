@@ -8,12 +8,12 @@
 import { fieldManager } from "../api/naming.ts";
 import { pullApiVersion, pullRefs } from "../api/pull-binding.ts";
 import { refs } from "../api/resources.ts";
-import { listVisibleBindable, pickExports } from "../bind/bindable.ts";
-import { choicesOf, decide } from "../bind/claim-choice.ts";
+import { type BindableApi, listVisibleBindable, pickExports } from "../bind/bindable.ts";
+import { ClaimSelectionError, choicesOf, type Decisions, decide, selectClaims } from "../bind/claim-choice.ts";
 import { namespaceName } from "../export/decode.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { provisionPullBinding } from "../provider/provision.ts";
-import { callbackLocation, exportRequest, type PendingBind, type RequestedApi } from "./kubectl-bind.ts";
+import { type BindAnswer, exportRequest, type PendingBind, type RequestedApi } from "./kubectl-bind.ts";
 
 export class CliBindRefused extends Error {
   readonly status: number;
@@ -29,14 +29,15 @@ export type CliBindOptions = {
   /** the person's client (impersonating them): reads the bindable APIs, asks the access review */
   person: KubeClient;
   identity: string;
-  pending: PendingBind;
-  form: URLSearchParams;
+  pending: Pick<PendingBind, "clusterId" | "dryRun">;
+  choice: BindChoice;
   /** the control plane's address and CA for the binding's kubeconfig (default the page client's server) */
   server?: string;
   certificateAuthorityData?: string;
 };
 
-export type CliBindDone = { location: string; namespace: string; api: string; accepted: string[] };
+/** namespace: the binding's cluster namespace on the control plane ("" on a dry run, which makes none) */
+export type CliBindDone = { answer: BindAnswer; namespace: string; api: string; accepted: string[] };
 
 async function mayBind(person: KubeClient, namespace: string): Promise<boolean> {
   const review = await person.request<{ status?: { allowed?: boolean } }>(
@@ -60,11 +61,54 @@ async function mayBind(person: KubeClient, namespace: string): Promise<boolean> 
   return review.status?.allowed === true;
 }
 
+/** What the person chose: where they bind from, the one API, and each of its claims accepted or not. */
+export type BindChoice = {
+  namespace: string;
+  wanted: string[];
+  /** the claims decided for the exports as they are now; throws CliBindRefused when it cannot */
+  decide: (exports: readonly BindableApi[]) => Decisions;
+};
+
+/** The choice posted by the page's form: every claim it showed, those checked accepted. */
+export function formChoice(form: URLSearchParams): BindChoice {
+  const shown = new Set(form.getAll("shown-claim"));
+  const checked = new Set(form.getAll("claim"));
+  return {
+    namespace: (form.get("namespace") ?? "").trim(),
+    wanted: form.getAll("export"),
+    decide: (exports) => {
+      const unseen = choicesOf(exports).filter((c) => !shown.has(`${c.api.id}/${c.key}`));
+      if (unseen.length > 0) {
+        throw new CliBindRefused(
+          `the permission claims changed since the page was shown (${unseen.map((c) => c.name).join(", ")}): review them and bind again`,
+        );
+      }
+      return decide(exports, (c) => checked.has(`${c.api.id}/${c.key}`));
+    },
+  };
+}
+
+/** The choice of a headless bind: its claims as --accept-claims names them (all, none, entries). */
+export function acceptedChoice(namespace: string, wanted: string[], acceptClaims: string[]): BindChoice {
+  return {
+    namespace,
+    wanted,
+    decide: (exports) => {
+      try {
+        return selectClaims(exports, acceptClaims);
+      } catch (err) {
+        if (err instanceof ClaimSelectionError)
+          throw new CliBindRefused(err.message.replace(/^--accept-claims/, "accept-claims"));
+        throw err;
+      }
+    },
+  };
+}
+
 export async function finishCliBind(options: CliBindOptions): Promise<CliBindDone> {
-  const { form, person } = options;
-  const namespace = (form.get("namespace") ?? "").trim();
+  const { choice, person } = options;
+  const { namespace, wanted } = choice;
   namespaceName(namespace, "namespace");
-  const wanted = form.getAll("export");
   if (wanted.length !== 1) throw new CliBindRefused("choose one API to bind");
   if (!(await mayBind(person, namespace))) {
     throw new CliBindRefused(
@@ -73,15 +117,7 @@ export async function finishCliBind(options: CliBindOptions): Promise<CliBindDon
     );
   }
   const exports = pickExports(await listVisibleBindable(person, namespace), wanted);
-  const shown = new Set(form.getAll("shown-claim"));
-  const checked = new Set(form.getAll("claim"));
-  const unseen = choicesOf(exports).filter((c) => !shown.has(`${c.api.id}/${c.key}`));
-  if (unseen.length > 0) {
-    throw new CliBindRefused(
-      `the permission claims changed since the page was shown (${unseen.map((c) => c.name).join(", ")}): review them and bind again`,
-    );
-  }
-  const decisions = decide(exports, (c) => checked.has(`${c.api.id}/${c.key}`));
+  const decisions = choice.decide(exports);
   const [api] = exports;
   if (api === undefined) throw new CliBindRefused("choose one API to bind");
   const states = decisions.get(api.id) ?? [];
@@ -91,13 +127,24 @@ export async function finishCliBind(options: CliBindOptions): Promise<CliBindDon
     version: api.version,
     claims: (api.permissionClaims ?? []).filter((_, i) => states[i] === "Accepted"),
   };
+  const requestName = api.id;
+  const accepted = choicesOf(exports)
+    .filter((c) => states[c.index] === "Accepted")
+    .map((c) => c.name);
+  if (options.pending.dryRun === true) {
+    return {
+      answer: { identity: options.identity, kubeconfig: "", api: requested, requestName },
+      namespace: "",
+      api: api.id,
+      accepted,
+    };
+  }
   const provisioned = await provisionPullBinding(options.control, {
     identity: options.identity,
     clusterId: options.pending.clusterId,
     ...(options.server ? { server: options.server } : {}),
     ...(options.certificateAuthorityData ? { certificateAuthorityData: options.certificateAuthorityData } : {}),
   });
-  const requestName = api.id;
   await options.control.apply(
     pullRefs.exportRequests,
     exportRequest(pullApiVersion, requestName, requested, provisioned.namespace),
@@ -105,16 +152,9 @@ export async function finishCliBind(options: CliBindOptions): Promise<CliBindDon
     true,
   );
   return {
-    location: callbackLocation(options.pending, {
-      identity: options.identity,
-      kubeconfig: provisioned.kubeconfig,
-      api: requested,
-      requestName,
-    }),
+    answer: { identity: options.identity, kubeconfig: provisioned.kubeconfig, api: requested, requestName },
     namespace: provisioned.namespace,
     api: api.id,
-    accepted: choicesOf(exports)
-      .filter((c) => states[c.index] === "Accepted")
-      .map((c) => c.name),
+    accepted,
   };
 }

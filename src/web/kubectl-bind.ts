@@ -14,6 +14,10 @@ export type BindClient = "kube-bind" | "klutch";
 export const discoveryPaths: Record<string, BindClient> = { "/export": "kube-bind", "/export/klutch": "klutch" };
 export const authorizePath = "/authorize";
 export const cliBindPath = "/cli-bind";
+/** klutch-bind's CLI trades its one-time code and PKCE verifier for the binding here */
+export const cliBindTokenPath = "/cli-bind/token";
+/** klutch-bind's CLI binds here without a browser, with the person's bearer token */
+export const headlessBindPath = "/cli-bind/headless";
 
 const groups: Record<BindClient, string> = { "kube-bind": "kube-bind.io", klutch: "klutch.anynines.com" };
 
@@ -43,6 +47,16 @@ export type PendingBind = {
   /** the page session that took it up first; no other may finish it */
   pageSession?: string;
   created: number;
+  /** where the plugin listens: localhost unless it named 127.0.0.1 in u or redirect_url */
+  callbackHost: "localhost" | "127.0.0.1";
+  /**
+   * klutch-bind's own CLI (`klutch-bind bind URL`): the S256 challenge of its PKCE verifier. The
+   * browser then carries only a one-time code to the callback; the CLI trades it, with the verifier,
+   * for the binding (POST /cli-bind/token), so no kubeconfig passes through the browser.
+   */
+  codeChallenge?: string;
+  /** bind nothing: the person chooses as usual, the page provisions nothing and answers without a kubeconfig */
+  dryRun?: boolean;
 };
 
 export class AuthorizeError extends Error {}
@@ -58,6 +72,7 @@ function shown(value: string): string {
 }
 
 export function readAuthorize(query: URLSearchParams, now: number): Omit<PendingBind, "id"> {
+  let callbackHost: PendingBind["callbackHost"] = "localhost";
   const client = query.get("client") ?? "kube-bind";
   if (client !== "kube-bind" && client !== "klutch") {
     throw new AuthorizeError(`client: must be kube-bind or klutch, got ${shown(client)}`);
@@ -83,8 +98,36 @@ export function readAuthorize(query: URLSearchParams, now: number): Omit<Pending
         `${name}: the callback must be http://127.0.0.1:${port}/callback or http://localhost:${port}/callback, got ${shown(wanted)}`,
       );
     }
+    callbackHost = new URL(wanted).hostname === "127.0.0.1" ? "127.0.0.1" : "localhost";
   }
-  return { client, port, sessionId, clusterId, created: now };
+  const challenge = query.get("code_challenge");
+  const method = query.get("code_challenge_method");
+  if (challenge !== null || method !== null) {
+    if (method !== "S256") throw new AuthorizeError(`code_challenge_method: must be S256, got ${shown(method ?? "")}`);
+    if (!/^[A-Za-z0-9_-]{43}$/.test(challenge ?? "")) {
+      throw new AuthorizeError(
+        `code_challenge: must be the base64url SHA-256 of a verifier, got ${shown(challenge ?? "")}`,
+      );
+    }
+  }
+  const dryRun = query.get("dry_run");
+  if (dryRun !== null && dryRun !== "true")
+    throw new AuthorizeError(`dry_run: must be true when given, got ${shown(dryRun)}`);
+  if (dryRun !== null && challenge === null) {
+    throw new AuthorizeError(
+      "dry_run: only klutch-bind's own CLI (with code_challenge) can take an answer without a kubeconfig",
+    );
+  }
+  return {
+    client,
+    port,
+    sessionId,
+    clusterId,
+    created: now,
+    callbackHost,
+    ...(challenge !== null ? { codeChallenge: challenge } : {}),
+    ...(dryRun !== null ? { dryRun: true } : {}),
+  };
 }
 
 /** A pending bind as its sealed cookie gives it back (sealed by us, so checked for shape only). */
@@ -98,7 +141,10 @@ export function isPendingBind(value: unknown): value is PendingBind {
     typeof v.sessionId === "string" &&
     typeof v.clusterId === "string" &&
     (v.pageSession === undefined || typeof v.pageSession === "string") &&
-    typeof v.created === "number"
+    typeof v.created === "number" &&
+    (v.callbackHost === "localhost" || v.callbackHost === "127.0.0.1") &&
+    (v.codeChallenge === undefined || typeof v.codeChallenge === "string") &&
+    (v.dryRun === undefined || v.dryRun === true)
   );
 }
 
@@ -140,23 +186,44 @@ export function exportRequest(apiVersion: string, name: string, api: RequestedAp
   };
 }
 
-/**
- * Where the browser goes with the binding: the plugin's callback, response = standard base64 of the
- * BindingResponse. The kubeconfig goes nowhere else.
- */
-export function callbackLocation(
-  pending: Pick<PendingBind, "client" | "port" | "sessionId">,
-  answer: { identity: string; kubeconfig: string; api: RequestedApi; requestName: string },
-): string {
+export type BindAnswer = { identity: string; kubeconfig: string; api: RequestedApi; requestName: string };
+
+/** The BindingResponse for a plugin: in its own group, for its session. */
+export function bindingResponse(pending: Pick<PendingBind, "client" | "sessionId">, answer: BindAnswer) {
   const apiVersion = `${groups[pending.client]}/v1alpha1`;
-  const response = {
+  return {
     apiVersion,
     kind: "BindingResponse",
     authentication: { oauth2CodeGrant: { sid: pending.sessionId, id: answer.identity } },
     kubeconfig: Buffer.from(answer.kubeconfig).toString("base64"),
     requests: [exportRequest(apiVersion, answer.requestName, answer.api)],
   };
-  const callback = new URL(`http://localhost:${pending.port}/callback`);
-  callback.searchParams.set("response", Buffer.from(JSON.stringify(response)).toString("base64"));
+}
+
+type Callback = Pick<PendingBind, "port" | "callbackHost">;
+
+const callbackUrl = (pending: Callback) => new URL(`http://${pending.callbackHost}:${pending.port}/callback`);
+
+/**
+ * Where the browser goes with the binding: the plugin's callback, response = standard base64 of the
+ * BindingResponse. The kubeconfig goes nowhere else.
+ */
+export function callbackLocation(
+  pending: Pick<PendingBind, "client" | "sessionId"> & Callback,
+  answer: BindAnswer,
+): string {
+  const callback = callbackUrl(pending);
+  callback.searchParams.set(
+    "response",
+    Buffer.from(JSON.stringify(bindingResponse(pending, answer))).toString("base64"),
+  );
+  return callback.href;
+}
+
+/** Where the browser goes for klutch-bind's CLI: its callback with a one-time code and its session. */
+export function handoffLocation(pending: Pick<PendingBind, "sessionId"> & Callback, code: string): string {
+  const callback = callbackUrl(pending);
+  callback.searchParams.set("code", code);
+  callback.searchParams.set("s", pending.sessionId);
   return callback.href;
 }

@@ -5,6 +5,7 @@
 // are refused at sign-in (see auth.ts).
 // With OpenID Connect configured (oidc.ts), a person may instead sign in at the identity provider:
 // the page then holds the ID token as it would a pasted token, and TokenReview decides as before.
+import { createHash } from "node:crypto";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Logger } from "pino";
@@ -28,15 +29,20 @@ import { withSafeErrors } from "../log.ts";
 import { script, styleSheet } from "./assets.ts";
 import { checkToken, reviewToken, type SignIn, SignInError } from "./auth.ts";
 import { bindingPage, bindingSubHref, pullBindingPage, unbindPage, unboundPage } from "./binding-page.ts";
-import { CliBindRefused, finishCliBind } from "./cli-bind.ts";
+import { acceptedChoice, type CliBindDone, CliBindRefused, finishCliBind, formChoice } from "./cli-bind.ts";
 import { cliBindPage } from "./cli-bind-page.ts";
 import { RequestError, readForm } from "./form.ts";
 import {
   AuthorizeError,
   authorizePath,
   bindingProvider,
+  bindingResponse,
+  callbackLocation,
   cliBindPath,
+  cliBindTokenPath,
   discoveryPaths,
+  handoffLocation,
+  headlessBindPath,
   isPendingBind,
   type PendingBind,
   readAuthorize,
@@ -130,6 +136,9 @@ const pendingBindMs = 10 * 60_000;
 /** finished binds remembered, so that a pending bind's cookie binds once */
 const maxFinishedBinds = 10_000;
 const pendingBindPurpose = "kubectl-bind";
+/** how long a binding made for klutch-bind's CLI waits for the CLI to fetch it */
+const handoffMs = 2 * 60_000;
+const maxHandoffs = 1000;
 
 function bindingView(b: KubeObject): BindingView {
   type ExportStatus = { group: string; resource: string; objects?: number; message?: string };
@@ -153,6 +162,16 @@ function bindingView(b: KubeObject): BindingView {
 /** The key of a user's host name lookups: who signed in, never what they typed. */
 function lookupKey(session: Session): string {
   return `user:${session.user.username}`;
+}
+
+/**
+ * The page's Content-Security-Policy. formTarget: one more origin a form may lead to: the choice
+ * page of a kubectl bind run posts a form whose answer redirects to the plugin's loopback callback,
+ * and browsers hold each redirect of a form's answer to the form-action of the page that sent it.
+ */
+function pageSecurityPolicy(formTarget?: string): string {
+  const formAction = formTarget ? `'self' ${formTarget}` : "'self'";
+  return `default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`;
 }
 
 function message(err: unknown): string {
@@ -189,6 +208,21 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       finishedBinds.delete(id);
     }
     finishedBinds.set(pending.id, now);
+  };
+  /**
+   * Bindings made for klutch-bind's CLI, waiting for it to trade their one-time code (and its PKCE
+   * verifier) for them: made only by signed-in people's binds, kept two minutes, the oldest dropped.
+   */
+  const handoffs = new Map<string, { response: unknown; challenge: string; created: number }>();
+  const handOff = (response: unknown, challenge: string): string => {
+    const now = Date.now();
+    for (const [code, entry] of handoffs) {
+      if (now - entry.created <= handoffMs && handoffs.size < maxHandoffs) break;
+      handoffs.delete(code);
+    }
+    const code = randomToken();
+    handoffs.set(code, { response, challenge, created: now });
+    return code;
   };
   const oidc = options.oidc !== undefined ? new OidcLogin(options.oidc, sealer) : undefined;
   const tokenSignIn = options.tokenSignIn ?? true;
@@ -449,10 +483,12 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       );
     }
     // the first signed-in session to take it up owns it: no other browser session may finish it
-    const takenUp: Record<string, string> =
-      pending.pageSession === undefined
+    const takenUp: Record<string, string> = {
+      "content-security-policy": pageSecurityPolicy(`http://${pending.callbackHost}:${pending.port}`),
+      ...(pending.pageSession === undefined
         ? { "set-cookie": pendingBindCookie({ ...pending, pageSession: session.id }) }
-        : {};
+        : {}),
+    };
     if (pending.pageSession !== undefined && pending.pageSession !== session.id) {
       return send(
         res,
@@ -477,7 +513,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         person: session.client,
         identity: user,
         pending,
-        form,
+        choice: formChoice(form),
         ...(options.externalAddress?.server ? { server: options.externalAddress.server } : {}),
         ...(options.externalAddress?.certificateAuthorityData
           ? { certificateAuthorityData: options.externalAddress.certificateAuthorityData }
@@ -491,10 +527,17 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
           namespace: done.namespace,
           api: done.api,
           claims: done.accepted,
+          ...(pending.dryRun ? { dryRun: true } : {}),
         },
-        "bound an app cluster for kubectl bind",
+        pending.dryRun ? "answered a dry run of klutch-bind bind" : "bound an app cluster for kubectl bind",
       );
-      return redirect(res, done.location, { "set-cookie": cookie(cliBindCookie, "", { secure, maxAgeSeconds: 0 }) });
+      const location =
+        pending.codeChallenge !== undefined
+          ? handoffLocation(pending, handOff(bindingResponse(pending, done.answer), pending.codeChallenge))
+          : callbackLocation(pending, done.answer);
+      return redirect(res, location, {
+        "set-cookie": cookie(cliBindCookie, "", { secure, maxAgeSeconds: 0 }),
+      });
     } catch (err) {
       const status =
         err instanceof CliBindRefused ? err.status : err instanceof ExplainedError && err.code === 403 ? 403 : 400;
@@ -502,6 +545,118 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       log.info({ user, reason: message(err) }, "kubectl bind refused");
       return send(res, status, cliBindPage(await shown(message(err))), takenUp);
     }
+  };
+
+  const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    res
+      .writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...headers })
+      .end(JSON.stringify(body));
+  };
+
+  /** POST /cli-bind/token: klutch-bind's CLI trades the code its callback got, with its verifier, for the binding. */
+  const tradeCode = async (req: IncomingMessage, res: ServerResponse) => {
+    const form = await readForm(req);
+    const code = form.get("code") ?? "";
+    const entry = handoffs.get(code);
+    // one attempt per code, right or wrong: a verifier cannot be guessed at
+    handoffs.delete(code);
+    if (entry === undefined || Date.now() - entry.created > handoffMs) {
+      return sendJson(res, 400, { error: "unknown, used or expired code: bind again" });
+    }
+    const verifier = form.get("code_verifier") ?? "";
+    const challenge = createHash("sha256").update(verifier).digest("base64url");
+    if (!sameToken(challenge, entry.challenge)) {
+      log.warn("a CLI bind's code came with the wrong verifier; the binding it held is not handed out");
+      return sendJson(res, 400, { error: "the code_verifier does not match the code_challenge: bind again" });
+    }
+    return sendJson(res, 200, entry.response);
+  };
+
+  /**
+   * POST /cli-bind/headless: a bind for CI, with the person's bearer token instead of a browser.
+   * The token is checked as the sign-in checks it (TokenReview), the choice as the page checks it.
+   */
+  const headlessBind = async (req: IncomingMessage, res: ServerResponse) => {
+    const header = req.headers.authorization ?? "";
+    const token = /^Bearer (\S+)$/.exec(header)?.[1];
+    if (token === undefined) {
+      req.resume();
+      return sendJson(
+        res,
+        401,
+        { error: "send the bearer token of the person binding: Authorization: Bearer TOKEN" },
+        { "www-authenticate": "Bearer" },
+      );
+    }
+    if (!tokenSignIn) {
+      req.resume();
+      return sendJson(res, 403, { error: "this page does not sign in with bearer tokens" });
+    }
+    let signIn: SignIn;
+    try {
+      signIn = await reviewToken(options.control, token);
+    } catch (err) {
+      req.resume();
+      if (!(err instanceof SignInError)) throw err;
+      log.info({ reason: err.message }, "headless bind refused");
+      return sendJson(res, 401, { error: err.message });
+    }
+    const form = await readForm(req);
+    const user = signIn.user.username;
+    const clusterId = form.get("cluster-id") ?? "";
+    if (!/^[A-Za-z0-9]{1,63}$/.test(clusterId)) {
+      return sendJson(res, 400, { error: "cluster-id: must be the app cluster's id (letters and digits, at most 63)" });
+    }
+    const dryRun = form.get("dry-run") === "true";
+    const inFlight = bindsInFlight.get(user) ?? 0;
+    if (inFlight >= maxBindsPerUser) {
+      return sendJson(
+        res,
+        429,
+        { error: `${inFlight} binds of yours are in progress (at most ${maxBindsPerUser})` },
+        { "retry-after": "10" },
+      );
+    }
+    bindsInFlight.set(user, inFlight + 1);
+    let done: CliBindDone;
+    try {
+      done = await finishCliBind({
+        control: options.control,
+        person: options.control.impersonating(signIn.user),
+        identity: user,
+        pending: { clusterId, ...(dryRun ? { dryRun: true } : {}) },
+        choice: acceptedChoice(
+          (form.get("namespace") ?? "").trim(),
+          form.getAll("export"),
+          form.getAll("accept-claims"),
+        ),
+        ...(options.externalAddress?.server ? { server: options.externalAddress.server } : {}),
+        ...(options.externalAddress?.certificateAuthorityData
+          ? { certificateAuthorityData: options.externalAddress.certificateAuthorityData }
+          : {}),
+      });
+    } catch (err) {
+      const status =
+        err instanceof CliBindRefused ? err.status : err instanceof ExplainedError && err.code === 403 ? 403 : 400;
+      log.info({ user, reason: message(err) }, "headless bind refused");
+      return sendJson(res, status, { error: message(err) });
+    } finally {
+      const left = (bindsInFlight.get(user) ?? 1) - 1;
+      if (left > 0) bindsInFlight.set(user, left);
+      else bindsInFlight.delete(user);
+    }
+    log.info(
+      {
+        user,
+        clusterId,
+        namespace: done.namespace,
+        api: done.api,
+        claims: done.accepted,
+        ...(dryRun ? { dryRun } : {}),
+      },
+      dryRun ? "answered a headless dry run" : "bound an app cluster headless",
+    );
+    return sendJson(res, 200, bindingResponse({ client: "klutch", sessionId: "headless" }, done.answer));
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -544,6 +699,8 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       // Lax: the person arrives from a terminal's link, a navigation from no site of ours
       return redirect(res, cliBindPath, { "set-cookie": pendingBindCookie(pending) });
     }
+    if (req.method === "POST" && path === cliBindTokenPath) return tradeCode(req, res);
+    if (req.method === "POST" && path === headlessBindPath) return headlessBind(req, res);
     const lookup = await sessions.get(cookies[sessionCookie]);
     // a session whose token could not be checked for too long may still sign out, or sign in anew
     const logout = req.method === "POST" && path === "/logout";
@@ -751,10 +908,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   };
 
   const listener = (req: IncomingMessage, res: ServerResponse) => {
-    res.setHeader(
-      "content-security-policy",
-      "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
+    res.setHeader("content-security-policy", pageSecurityPolicy());
     res.setHeader("x-content-type-options", "nosniff");
     res.setHeader("x-frame-options", "DENY");
     // not no-referrer: with it Chromium sends "Origin: null" on our own form posts
