@@ -22,6 +22,20 @@ export const pullRefs = {
   roles: { group: "rbac.authorization.k8s.io", version: "v1", resource: "roles", namespaced: true },
 } as const satisfies Record<string, ResourceRef>;
 
+/**
+ * The app cluster's side: klutch-bind's APIServiceBinding, cluster-scoped, named after the
+ * APIServiceExport it binds (its CRD: deploy/app-cluster/klutch-apiservicebinding-crd.yaml).
+ */
+export const bindingRef = {
+  group,
+  version,
+  resource: "apiservicebindings",
+  namespaced: false,
+} as const satisfies ResourceRef;
+
+/** a control plane's kubeconfig for a binding larger than this is refused (a token one with a CA is a few KiB) */
+export const maxKubeconfigBytes = 64 * 1024;
+
 /** the one ClusterBinding of a cluster namespace is named so (klutch-bind's CRD requires it) */
 export const clusterBindingName = "cluster";
 /** the konnector's ServiceAccount in its cluster namespace, and its Role and RoleBindings */

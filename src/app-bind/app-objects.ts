@@ -9,10 +9,10 @@
 // its Lease and its kubeconfig Secrets (read, and written back when it renews the token). Both
 // peers grant their konnector `*` on `*`.
 import { createHash } from "node:crypto";
+import { bindingRef } from "../api/pull-binding.ts";
 import { type AppAccount, accountObjects } from "../app-access/account.ts";
 import { type BoundExport, claimsRules, mainRules, type PolicyRule } from "../app-access/rbac.ts";
 import type { PermissionClaim } from "../export/types.ts";
-import { bindingRef } from "../konnector/binding-spec.ts";
 import type { KubeObject } from "../kube/client.ts";
 
 export const defaultKonnectorNamespace = "klutch-bind";

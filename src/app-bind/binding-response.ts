@@ -3,11 +3,11 @@
 // for the binding (none on a dry run) with the binding's cluster namespace in its context, and the
 // one APIServiceExportRequest: the API and the claims accepted.
 
+import { maxKubeconfigBytes } from "../api/pull-binding.ts";
 import { parseClaims } from "../export/claims.ts";
 import { apiGroup, list, nonEmptyString, object, optionalList, resourceName, string } from "../export/decode.ts";
 import { InputError } from "../export/errors.ts";
 import type { PermissionClaim } from "../export/types.ts";
-import { maxKubeconfigBytes } from "../konnector/kubeconfig-secret.ts";
 import { parseKubeconfig } from "../kube/kubeconfig.ts";
 import { assertSelfContained } from "../kube/self-contained.ts";
 

@@ -4,9 +4,9 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
+import { bindingRef } from "../api/pull-binding.ts";
 import { parseClaims } from "../export/claims.ts";
 import { InputError } from "../export/errors.ts";
-import { bindingRef } from "../konnector/binding-spec.ts";
 import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
 import { conditionOf, isEstablished } from "../kube/conditions.ts";
 import type { AppBinding } from "./app-objects.ts";

@@ -6,14 +6,7 @@
 import { apiGroup, nonEmptyString, object, oneOf, optionalList, resourceName } from "../export/decode.ts";
 import { InputError } from "../export/errors.ts";
 import type { PermissionClaim } from "../export/types.ts";
-import type { KubeObject, ResourceRef } from "../kube/client.ts";
-
-export const bindingRef = {
-  group: "klutch.anynines.com",
-  version: "v1alpha1",
-  resource: "apiservicebindings",
-  namespaced: false,
-} as const satisfies ResourceRef;
+import type { KubeObject } from "../kube/client.ts";
 
 export type SecretRef = { name: string; namespace: string; key: string };
 export type ClaimState = { group: string; resource: string; state: "Accepted" | "Rejected" };

@@ -5,6 +5,7 @@
 // kubeconfig, a missing export), written only when it changed.
 import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
+import { bindingRef } from "../api/pull-binding.ts";
 import { refs } from "../api/resources.ts";
 import type { AppAccount } from "../app-access/account.ts";
 import { AppNamespaceAccess } from "../app-access/namespace-access.ts";
@@ -17,7 +18,7 @@ import type { InformerRegistry } from "../sync/informers.ts";
 import type { SyncMetrics } from "../sync/metrics.ts";
 import type { ExportSync } from "../sync/mirror/export-sync.ts";
 import { WorkQueue } from "../sync/queue.ts";
-import { type BindingSpec, bindingRef, boundExportName, decodeBindingSpec, type SecretRef } from "./binding-spec.ts";
+import { type BindingSpec, boundExportName, decodeBindingSpec, type SecretRef } from "./binding-spec.ts";
 import { isProblem, kubeconfigHash, providerKubeconfig } from "./kubeconfig-secret.ts";
 import { ProviderConnection } from "./provider.ts";
 

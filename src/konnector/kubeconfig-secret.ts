@@ -3,13 +3,11 @@
 // current context (the binding's cluster namespace on the control plane). What is wrong is a
 // reason and a message for the binding's Ready condition, never an exception.
 import { createHash } from "node:crypto";
+import { maxKubeconfigBytes } from "../api/pull-binding.ts";
 import type { KubeObject } from "../kube/client.ts";
 import { parseKubeconfig } from "../kube/kubeconfig.ts";
 import { assertSelfContained } from "../kube/self-contained.ts";
 import type { SecretRef } from "./binding-spec.ts";
-
-/** a kubeconfig larger than this is refused (a token kubeconfig with a CA bundle is a few KiB) */
-export const maxKubeconfigBytes = 64 * 1024;
 
 export type ProviderKubeconfig = {
   text: string;

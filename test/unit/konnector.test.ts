@@ -3,9 +3,10 @@
 // self-contained, naming the cluster namespace).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { maxKubeconfigBytes } from "../../src/api/pull-binding.ts";
 import type { PermissionClaim } from "../../src/export/types.ts";
 import { acceptedClaims, boundExportName, decodeBindingSpec } from "../../src/konnector/binding-spec.ts";
-import { isProblem, maxKubeconfigBytes, providerKubeconfig } from "../../src/konnector/kubeconfig-secret.ts";
+import { isProblem, providerKubeconfig } from "../../src/konnector/kubeconfig-secret.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
 
 const ref = { name: "kc", namespace: "klutch-bind", key: "kubeconfig" };
