@@ -92,8 +92,16 @@ describe("klutch-bind bind URL: binding from the app cluster", () => {
     );
     await grant(env.admin, dana, "klutch-bind:binder", env.tenantNs);
     await grant(env.admin, erin, "klutch-bind:binder", env.tenantNs);
+    // the page runs as its own account with web-rbac.yaml's roles only: provisioning included
+    const webAccount = await serviceAccount(env.admin, env.tenantNs, "klutch-bind-web");
+    await grant(env.admin, webAccount, "klutch-bind:web");
+    await grant(env.admin, webAccount, "klutch-bind:web-pull-bindings");
+    const asWeb = KubeClient.fromKubeconfigText(
+      tokenKubeconfig(env.admin.server, await env.caData(), webAccount.token),
+    );
+    onFileDone(async () => asWeb.close());
     web = await startWebServer({
-      control: env.admin,
+      control: asWeb,
       logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
       address: "127.0.0.1:0",
       defaultNamespace: env.tenantNs,
