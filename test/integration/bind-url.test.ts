@@ -8,55 +8,38 @@
 // creates nothing anywhere, the headless variant (a bearer token), and the page's code hand-off
 // refusing a wrong verifier and a second use.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import type { Browser } from "playwright-core";
 import { parseAllDocuments } from "yaml";
 import { bindingRef, pullRefs } from "../../src/api/pull-binding.ts";
 import { refs } from "../../src/api/resources.ts";
-import { requestToken } from "../../src/app-access/token-renewal.ts";
-import { konnectorAccount } from "../../src/app-bind/app-objects.ts";
 import { clusterId } from "../../src/app-bind/install.ts";
 import { KubeClient, type KubeObject } from "../../src/kube/client.ts";
-import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
-import { clusterNamespaceName, controlPlaneAddress } from "../../src/provider/provision.ts";
+import { clusterNamespaceName } from "../../src/provider/provision.ts";
 import { type RunningWeb, startWebServer } from "../../src/web/server.ts";
 import { type Account, grant, serviceAccount } from "../support/accounts.ts";
+import {
+  type DeployedKonnector,
+  klutchBind,
+  konnectorRequests,
+  printed,
+  startDeployedKonnector,
+} from "../support/app-bind.ts";
 import { launchChromium } from "../support/browser.ts";
 import type { Cluster } from "../support/cluster.ts";
 import { clientConfig, freshCluster, onFileDone, testClusters } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { apply, readManifests } from "../support/manifests.ts";
-import { freePort } from "../support/net.ts";
-import { stopProcess } from "../support/processes.ts";
 import { type PullEnv, pullEnv, tokenKubeconfig } from "../support/pull-env.ts";
 import { WebAgent } from "../support/web-agent.ts";
 
-const repoRoot = join(import.meta.dirname, "../..");
 const configmapClaim = { group: "", resource: "configmaps", version: "v1", selector: { owner: "Consumer" } };
 const secretClaim = { group: "", resource: "secrets", version: "v1", selector: { owner: "Provider" } };
 const claimVerbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
-
-type Run = { child: ChildProcess; out: string[]; exited: Promise<number> };
-
-function cli(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Run {
-  const child = spawn(process.execPath, [join(repoRoot, "src/cli/main.ts"), ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...options.env },
-  });
-  const out: string[] = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream as NodeJS.ReadableStream }).on("line", (line) => out.push(line));
-  }
-  const exited = new Promise<number>((resolve) => child.once("exit", (code) => resolve(code ?? 1)));
-  onFileDone(() => stopProcess(child));
-  return { child, out, exited };
-}
 
 describe("klutch-bind bind URL: binding from the app cluster", () => {
   let env: PullEnv;
@@ -69,8 +52,7 @@ describe("klutch-bind bind URL: binding from the app cluster", () => {
   /** may bind too: the dry runs are hers, so that they can be seen to leave nothing */
   let erin: Account;
   let apiId: string;
-  let konnector: Run | undefined;
-  let konnectorMetrics = 0;
+  let konnector: DeployedKonnector | undefined;
 
   before(async () => {
     [env, app] = await Promise.all([
@@ -124,64 +106,10 @@ describe("klutch-bind bind URL: binding from the app cluster", () => {
   /** the app cluster's id as bind makes it */
   const clusterIdOf = () => clusterId(appClient);
 
-  /** The line of the run's output that matches, once it is printed. */
-  async function printed(run: Run, what: RegExp): Promise<string> {
-    let found = "";
-    await eventually(`the CLI prints ${what}`, async () => {
-      const line = run.out.find((l) => what.test(l));
-      assert.ok(line, run.out.join("\n"));
-      found = line;
-    });
-    return found;
-  }
-
-  /** Runs the konnector as the Deployment bind made would: its arguments, its ServiceAccount's token. */
-  async function startKonnector(namespace: string): Promise<Run> {
-    const deployment = await appClient.get(
-      { group: "apps", version: "v1", resource: "deployments", namespaced: true },
-      "klutch-bind-konnector",
-      namespace,
-    );
-    assert.ok(deployment, "bind made the konnector's Deployment");
-    const container = (deployment.spec as { template: { spec: { containers: Array<{ args: string[] }> } } }).template
-      .spec.containers[0];
-    assert.ok(container, "the Deployment has the konnector's container");
-    const issued = await requestToken(appClient, konnectorAccount(namespace), 3600);
-    const address = controlPlaneAddress(readKubeconfigFile(app.kubeconfigPath));
-    const file = join(app.dir, "konnector-sa.kubeconfig");
-    writeFileSync(file, tokenKubeconfig(address.server, address.certificateAuthorityData ?? "", issued.token));
-    konnectorMetrics = await freePort();
-    const healthPort = await freePort();
-    const args = container.args.map((a) =>
-      a.startsWith("--metrics-address=")
-        ? `--metrics-address=127.0.0.1:${konnectorMetrics}`
-        : a.startsWith("--health-address=")
-          ? `--health-address=127.0.0.1:${healthPort}`
-          : a,
-    );
-    return cli([...args, "--kubeconfig", file, "--heartbeat-interval", "5"], {
-      env: { POD_NAMESPACE: namespace, POD_NAME: "konnector-0", KUBECONFIG: "" },
-    });
-  }
-
-  /** The konnector's requests answered 403, by cluster. */
-  async function forbidden(): Promise<{ app: number; control: number; total: number }> {
-    const text = await (await fetch(`http://127.0.0.1:${konnectorMetrics}/metrics`)).text();
-    const count = { app: 0, control: 0, total: 0 };
-    for (const m of text.matchAll(/^klutch_bind_api_request_seconds_count\{([^}]*)\} (\d+)$/gm)) {
-      const labels = m[1] ?? "";
-      count.total += Number(m[2]);
-      if (!labels.includes('code="403"')) continue;
-      if (labels.includes('cluster="app"')) count.app += Number(m[2]);
-      else count.control += Number(m[2]);
-    }
-    return count;
-  }
-
   it("binds in Chromium, installs the konnector with least rights, and the binding becomes Ready", {
     timeout: 240_000,
   }, async () => {
-    const run = cli([
+    const run = klutchBind([
       "bind",
       `${web.url}/export/klutch`,
       "--kubeconfig",
@@ -223,7 +151,7 @@ describe("klutch-bind bind URL: binding from the app cluster", () => {
     );
     await env.serve(clusterNs);
     await printed(run, /✓ Deployment klutch-bind\/klutch-bind-konnector/);
-    konnector = await startKonnector("klutch-bind");
+    konnector = await startDeployedKonnector(appClient, app, "klutch-bind");
     assert.equal(await run.exited, 0, run.out.join("\n"));
     assert.ok(
       run.out.some((l) => new RegExp(`✓ ${apiId.replaceAll(".", "\\.")} is Ready after`).test(l)),
@@ -295,16 +223,16 @@ describe("klutch-bind bind URL: binding from the app cluster", () => {
     });
     // the claims role bound in the app namespace, by the konnector itself
     assert.ok(await appClient.get(refs.roleBindings, "klutch-bind:app:konnector:claims", appNs));
-    const denied = await forbidden();
-    assert.ok(denied.total > 0, "the konnector made requests");
-    assert.deepEqual({ app: denied.app, control: denied.control }, { app: 0, control: 0 });
+    const requests = await konnectorRequests(konnector.metricsPort);
+    assert.ok(requests.total > 0, "the konnector made requests");
+    assert.deepEqual(requests.forbidden, { app: 0, control: 0 });
   });
 
   it("--dry-run -o yaml prints every object and creates nothing, in the app cluster or on the control plane", async () => {
     const tokenFile = join(app.dir, "erin.token");
     writeFileSync(tokenFile, erin.token);
     const namespace = "klutch-bind-dry";
-    const run = cli([
+    const run = klutchBind([
       "bind",
       `${web.url}/export/klutch`,
       "--kubeconfig",
@@ -361,12 +289,12 @@ describe("klutch-bind bind URL: binding from the app cluster", () => {
       "--from-namespace",
       env.tenantNs,
     ];
-    const refused = cli([...common, "--token-file", bad, "--accept-claims", "none"]);
+    const refused = klutchBind([...common, "--token-file", bad, "--accept-claims", "none"]);
     assert.equal(await refused.exited, 1);
     assert.match(refused.out.join("\n"), /the page refused the bind \(401\): .*token/);
     const good = join(app.dir, "erin2.token");
     writeFileSync(good, erin.token);
-    const unknownClaim = cli([
+    const unknownClaim = klutchBind([
       ...common,
       "--token-file",
       good,

@@ -14,6 +14,7 @@ import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
 import { controlPlaneAddress, type Provisioned, provisionPullBinding } from "../../src/provider/provision.ts";
 import { type RunningSync, type SyncOptions, startSync } from "../../src/sync/manager.ts";
 import { grant, serviceAccount } from "./accounts.ts";
+import type { Cluster } from "./cluster.ts";
 import { clientConfig, onFileDone, testClusters, testNamespace, uniqueSuffix } from "./clusters.ts";
 import { eventually } from "./eventually.ts";
 import { applyCrds, readManifests } from "./manifests.ts";
@@ -69,12 +70,14 @@ export type PullEnvOptions = {
   claimsRules: unknown[];
   /** more options of the sync */
   sync?: (tenantNs: string) => Partial<SyncOptions>;
+  /** a control plane of the file's own (e.g. one trusting an OpenID provider); the shared one by default */
+  control?: Cluster;
 };
 
 const verbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
 
 export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
-  const { control } = await testClusters();
+  const control = options.control ?? (await testClusters()).control;
   const admin = KubeClient.fromConfig(clientConfig(control));
   onFileDone(async () => admin.close());
   const caData = async () => {
