@@ -89,6 +89,14 @@ export type WebOptions = {
   serviceNetworks?: readonly Network[];
   /** binds (app cluster lookups and requests) one user has in flight at most; more are refused at once (default 2) */
   maxBindsPerUser?: number;
+  /**
+   * sign-ins checked at once (TokenReview, an OpenID code exchange), whoever asks: anyone who reaches
+   * the page may start one, and the page may share its process with the sync; more are answered
+   * 503 at once, never queued (default 8)
+   */
+  maxSignInsAtOnce?: number;
+  /** connections the page holds at most (default 512) */
+  maxConnections?: number;
   /** the host name lookups of the app clusters users name, gated per user (a gate of the page's own by default) */
   lookups?: LookupGate;
   /** sign-in with OpenID Connect, besides (or instead of) bearer tokens */
@@ -174,6 +182,13 @@ function pageSecurityPolicy(formTarget?: string): string {
   return `default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`;
 }
 
+/** As many sign-ins as the page checks at once are being checked. */
+class SignInBusy extends Error {
+  constructor() {
+    super("too many sign-ins are being checked at once; try again in a moment");
+  }
+}
+
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -238,6 +253,18 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     serviceNetworks: options.serviceNetworks ?? [],
   };
   const maxBindsPerUser = options.maxBindsPerUser ?? 2;
+  const maxSignInsAtOnce = options.maxSignInsAtOnce ?? 8;
+  let signInsInFlight = 0;
+  /** A sign-in check, unless as many as allowed run already: then SignInBusy at once. */
+  const gatedSignIn = async <T>(check: () => Promise<T>): Promise<T> => {
+    if (signInsInFlight >= maxSignInsAtOnce) throw new SignInBusy();
+    signInsInFlight++;
+    try {
+      return await check();
+    } finally {
+      signInsInFlight--;
+    }
+  };
   /** binds in flight, by user */
   const bindsInFlight = new Map<string, number>();
   const sessions = new SessionStore({
@@ -436,14 +463,17 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       : cookie(flowCookie, "", { secure, maxAgeSeconds: 0 });
     let signIn: SignIn;
     try {
-      const { idToken } = await login.finish(flows, query);
-      signIn = await reviewToken(
-        options.control,
-        idToken,
-        `the control plane did not accept the ID token of ${login.issuer}: its API server must trust this issuer ` +
-          "and client ID (kube-apiserver --oidc-issuer-url and --oidc-client-id, or its authentication config)",
-      );
+      signIn = await gatedSignIn(async () => {
+        const { idToken } = await login.finish(flows, query);
+        return reviewToken(
+          options.control,
+          idToken,
+          `the control plane did not accept the ID token of ${login.issuer}: its API server must trust this issuer ` +
+            "and client ID (kube-apiserver --oidc-issuer-url and --oidc-client-id, or its authentication config)",
+        );
+      });
     } catch (err) {
+      if (err instanceof SignInBusy) return refuseSignIn(res, 503, err.message, [flowsLeft]);
       if (!(err instanceof OidcError) && !(err instanceof SignInError)) throw err;
       log.warn({ issuer: login.issuer, reason: err.message }, "OpenID Connect sign-in refused");
       return refuseSignIn(res, 401, err.message, [flowsLeft]);
@@ -594,9 +624,10 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     }
     let signIn: SignIn;
     try {
-      signIn = await reviewToken(options.control, token);
+      signIn = await gatedSignIn(() => reviewToken(options.control, token));
     } catch (err) {
       req.resume();
+      if (err instanceof SignInBusy) return sendJson(res, 503, { error: err.message }, { "retry-after": "5" });
       if (!(err instanceof SignInError)) throw err;
       log.info({ reason: err.message }, "headless bind refused");
       return sendJson(res, 401, { error: err.message });
@@ -750,10 +781,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         if (refused) return send(res, 403, errorPage({ title: "Refused", message: refused }));
         if (!tokenSignIn) return refuseSignIn(res, 403, "this page does not sign in with bearer tokens");
         try {
-          const signIn = await reviewToken(options.control, form.get("token") ?? "");
+          const signIn = await gatedSignIn(() => reviewToken(options.control, form.get("token") ?? ""));
           const next = pendingBind(cookies[cliBindCookie]) ? cliBindPath : "/";
           return redirect(res, next, { "set-cookie": startSession(signIn, "token") });
         } catch (err) {
+          if (err instanceof SignInBusy) return refuseSignIn(res, 503, err.message);
           if (!(err instanceof SignInError)) throw err;
           log.info({ reason: err.message }, "sign-in refused");
           return refuseSignIn(res, 401, err.message);
@@ -930,6 +962,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     : createHttpServer(listener);
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
+  server.maxConnections = options.maxConnections ?? 512;
 
   const boundPort = await listen(server, options.address);
   const host = options.address.slice(0, options.address.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");

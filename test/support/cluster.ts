@@ -50,7 +50,7 @@ function alive(pid: number): boolean {
   }
 }
 
-function launcherPid(dir: string): number | undefined {
+export function launcherPid(dir: string): number | undefined {
   try {
     const pid = Number(readFileSync(join(dir, "cluster.pid"), "utf8"));
     return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
