@@ -190,20 +190,51 @@ describe("podKubeconfig", () => {
 });
 
 describe("stopping sync and konnector", () => {
-  it("stopSignals: SIGTERM ends the wait with its name and aborts the signal", async () => {
+  /**
+   * stopSignals() with the SIGTERM and SIGINT listeners it adds, taken off again after run: they
+   * are called here rather than by emitting a signal, which the test runner may listen to too.
+   */
+  async function withStopSignals(
+    run: (
+      stop: ReturnType<typeof stopSignals>,
+      listeners: { SIGTERM: () => void; SIGINT: () => void },
+    ) => Promise<void>,
+  ): Promise<void> {
+    const before = { SIGTERM: process.listeners("SIGTERM"), SIGINT: process.listeners("SIGINT") };
     const stop = stopSignals();
-    assert.equal(stop.signal.aborted, false);
-    process.emit("SIGTERM", "SIGTERM");
-    assert.equal(await stop.stopped, "SIGTERM");
-    assert.equal(stop.signal.aborted, true);
+    const added = (name: "SIGTERM" | "SIGINT") => {
+      const found = process.listeners(name).filter((l) => !before[name].includes(l));
+      assert.equal(found.length, 1, `one ${name} listener`);
+      return found[0] as () => void;
+    };
+    const listeners = { SIGTERM: added("SIGTERM"), SIGINT: added("SIGINT") };
+    try {
+      await run(stop, listeners);
+    } finally {
+      process.off("SIGTERM", listeners.SIGTERM);
+      process.off("SIGINT", listeners.SIGINT);
+    }
+  }
+
+  it("stopSignals: SIGTERM or SIGINT ends the wait with its name and aborts the signal", async () => {
+    for (const name of ["SIGTERM", "SIGINT"] as const) {
+      await withStopSignals(async (stop, listeners) => {
+        assert.equal(stop.signal.aborted, false);
+        listeners[name]();
+        assert.equal(await stop.stopped, name);
+        assert.equal(stop.signal.aborted, true);
+      });
+    }
   });
 
   it("stopSignals: the command's own stop(reason) ends the wait with the reason", async () => {
-    const stop = stopSignals();
-    stop.stop("lost leadership");
-    assert.equal(await stop.stopped, "lost leadership");
-    assert.equal(stop.signal.aborted, true);
-    process.emit("SIGINT", "SIGINT"); // the handler of a stopped wait does nothing more
+    await withStopSignals(async (stop, listeners) => {
+      stop.stop("lost leadership");
+      assert.equal(await stop.stopped, "lost leadership");
+      assert.equal(stop.signal.aborted, true);
+      listeners.SIGTERM(); // a signal after the stop changes nothing
+      assert.equal(await stop.stopped, "lost leadership");
+    });
   });
 
   function capture() {
