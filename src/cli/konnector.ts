@@ -1,45 +1,36 @@
 // `klutch-bind konnector`: the app cluster's side of pull bindings (src/konnector/), one replica
 // serving at a time behind a Lease in its own namespace, with the sync's health and metrics endpoints.
-import { createServer } from "node:http";
-import { delimiter } from "node:path";
 import { parseArgs } from "node:util";
 import type { AppAccount } from "../app-access/account.ts";
 import { Konnector } from "../konnector/controller.ts";
 import { KubeClient } from "../kube/client.ts";
-import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "../kube/kubeconfig.ts";
-import { listen } from "../listen.ts";
 import { createLogger } from "../log.ts";
 import { type HealthReport, serveHealth, standby } from "../sync/health.ts";
 import { InformerRegistry } from "../sync/informers.ts";
-import { SyncMetrics } from "../sync/metrics.ts";
+import { SyncMetrics, serveMetrics } from "../sync/metrics.ts";
 import { fenced } from "../sync/replicas/fence.ts";
 import { LeaderElector } from "../sync/replicas/leader.ts";
 import { buildInfo } from "../version.ts";
+import {
+  debugFlag,
+  endpointFlags,
+  leaseFlags,
+  lifetimeShare,
+  logStopping,
+  logUnhandledRejections,
+  podKubeconfig,
+  podKubeconfigFlag,
+  positive,
+  rateFlags,
+  stopSignals,
+} from "./common.ts";
 import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { UsageError } from "./usage.ts";
 
 export const konnectorFlags = {
-  kubeconfig: {
-    type: "string",
-    value: "FILE",
-    description:
-      "the app cluster's kubeconfig; without it, the files in KUBECONFIG, merged as kubectl does (never ~/.kube/config)",
-    env: "KUBECONFIG",
-    defaultText: "the pod's service account",
-  },
+  ...podKubeconfigFlag("the app cluster"),
   workers: { type: "string", default: "4", value: "N", description: "workers per bound export" },
-  qps: {
-    type: "string",
-    default: "50",
-    value: "N",
-    description: "requests per second of each client: to the app cluster, and to each control plane",
-  },
-  burst: {
-    type: "string",
-    default: "100",
-    value: "N",
-    description: "requests allowed in a burst above the steady --qps",
-  },
+  ...rateFlags({ qps: "50", burst: "100" }, "to the app cluster, and to each control plane"),
   "binding-selector": {
     type: "string",
     value: "SELECTOR",
@@ -70,33 +61,12 @@ export const konnectorFlags = {
     value: "SECONDS",
     description: "the time allowed each request to a control plane",
   },
-  "leader-election-namespace": {
-    type: "string",
-    value: "NAMESPACE",
-    description: "the namespace of the Lease klutch-bind-konnector that one replica holds while it serves",
-    env: "POD_NAMESPACE",
-    defaultText: "klutch-bind",
-  },
-  "lease-duration": {
-    type: "string",
-    default: "15",
-    value: "SECONDS",
-    description: "how long the Lease holds without renewal",
-  },
-  "metrics-address": {
-    type: "string",
-    default: ":8080",
-    value: "HOST:PORT",
-    description: "where to serve Prometheus metrics (/metrics); empty for none",
-  },
-  "health-address": {
-    type: "string",
-    default: ":8081",
-    value: "HOST:PORT",
-    description:
-      "where to serve /healthz and /readyz (ready once the app cluster's APIServiceBindings are listed; a " +
-      "standby is ready too); empty for none",
-  },
+  ...leaseFlags({
+    namespaceOf: "the Lease klutch-bind-konnector that one replica holds while it serves",
+    durationOf: "the Lease",
+    defaultNamespace: "klutch-bind",
+  }),
+  ...endpointFlags(" (ready once the app cluster's APIServiceBindings are listed; a standby is ready too)"),
   "app-account": {
     type: "string",
     value: "NAMESPACE/NAME",
@@ -106,12 +76,7 @@ export const konnectorFlags = {
       "its claims role, never cluster-wide",
     defaultText: "none: the konnector's identity may reach claimed resources everywhere",
   },
-  debug: {
-    type: "boolean",
-    short: "d",
-    default: false,
-    description: "log at debug level, and errors with their stack",
-  },
+  ...debugFlag,
 } as const satisfies FlagDefinitions;
 
 export const konnectorHelp: CommandHelp = {
@@ -127,12 +92,6 @@ export const konnectorHelp: CommandHelp = {
     "klutch-bind konnector --kubeconfig app.yaml --leader-election-namespace klutch-bind --heartbeat-interval 30",
   ],
 };
-
-function positive(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive whole number, got "${value}"`);
-  return n;
-}
 
 function parseAccount(text: string): AppAccount {
   const [namespace = "", name = "", ...rest] = text.split("/");
@@ -154,21 +113,12 @@ export async function runKonnector(args: string[]): Promise<number> {
   const heartbeatSeconds = positive("heartbeat-interval", values["heartbeat-interval"]);
   const timeoutMs = positive("control-request-timeout", values["control-request-timeout"]) * 1000;
   const leaseDurationSeconds = positive("lease-duration", values["lease-duration"]);
-  const renewAt = Number(values["token-renew-at"]);
-  if (!(renewAt > 0 && renewAt < 1)) {
-    throw new UsageError(
-      `--token-renew-at must be a share of the token's lifetime between 0 and 1, got "${values["token-renew-at"]}"`,
-    );
-  }
+  const renewAt = lifetimeShare("token-renew-at", values["token-renew-at"]);
   const accountText = values["app-account"];
   const appAccount = accountText === undefined ? undefined : parseAccount(accountText);
   const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "klutch-bind";
   const logger = createLogger("konnector", values.debug);
-  const kubeconfig = values.kubeconfig
-    ? readKubeconfigFile(values.kubeconfig)
-    : process.env.KUBECONFIG
-      ? readKubeconfigFiles(process.env.KUBECONFIG.split(delimiter))
-      : inClusterKubeconfig();
+  const kubeconfig = podKubeconfig(values.kubeconfig);
   const app = KubeClient.fromConfig(kubeconfig, { qps, burst, userAgent: "klutch-bind-konnector" });
   const leases = KubeClient.fromConfig(kubeconfig, { qps, burst, userAgent: "klutch-bind-konnector-leases" });
   const metrics = new SyncMetrics();
@@ -178,12 +128,7 @@ export async function runKonnector(args: string[]): Promise<number> {
     app: app.requests,
   }));
   app.observeRequests(metrics.apiRequests("app"));
-  process.on("unhandledRejection", (err) => {
-    logger.error(
-      { err: err instanceof Error ? err.message : String(err) },
-      "unhandled rejection (a bug; please report it)",
-    );
-  });
+  logUnhandledRejections(logger);
 
   let konnector: Konnector | undefined;
   const health: () => HealthReport = () =>
@@ -193,35 +138,18 @@ export async function runKonnector(args: string[]): Promise<number> {
         ? { live: true, ready: true, detail: "serving" }
         : { live: true, ready: false, detail: "listing the app cluster's APIServiceBindings" };
   const healthServer = values["health-address"] ? await serveHealth(values["health-address"], health) : undefined;
-  let metricsServer: ReturnType<typeof createServer> | undefined;
-  if (values["metrics-address"]) {
-    metricsServer = createServer((req, res) => {
-      if (req.url !== "/metrics") {
-        res.writeHead(404).end();
-        return;
-      }
-      metrics.queueDepth.reset();
-      for (const sync of konnector?.exportSyncs ?? [])
-        metrics.queueDepth.set(SyncMetrics.labels(sync.ctx), sync.queueDepth);
-      metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
-        (err: unknown) => res.writeHead(500).end(String(err)),
-      );
-    });
-    await listen(metricsServer, values["metrics-address"]);
-  }
+  const metricsServer = values["metrics-address"]
+    ? await serveMetrics(values["metrics-address"], metrics, () => {
+        metrics.queueDepth.reset();
+        for (const sync of konnector?.exportSyncs ?? [])
+          metrics.queueDepth.set(SyncMetrics.labels(sync.ctx), sync.queueDepth);
+      })
+    : undefined;
 
-  const stopping = new AbortController();
-  let stopRequested: (signal: string) => void = () => undefined;
-  const stopped = new Promise<string>((resolve) => {
-    stopRequested = resolve;
-  });
-  process.once("SIGTERM", () => stopRequested("SIGTERM"));
-  process.once("SIGINT", () => stopRequested("SIGINT"));
-  void stopped.then(() => stopping.abort());
+  const stop = stopSignals();
   const closeServers = async () => {
     await healthServer?.stop();
-    await new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined)));
+    await metricsServer?.stop();
   };
 
   const elector = new LeaderElector({
@@ -237,8 +165,8 @@ export async function runKonnector(args: string[]): Promise<number> {
     "waiting to become leader",
   );
   // acquire ends early only when stopped while standing by
-  await elector.acquire(stopping.signal).catch(() => undefined);
-  if (stopping.signal.aborted) {
+  await elector.acquire(stop.signal).catch(() => undefined);
+  if (stop.signal.aborted) {
     await closeServers();
     app.close();
     leases.close();
@@ -247,7 +175,7 @@ export async function runKonnector(args: string[]): Promise<number> {
   let lost: string | undefined;
   elector.keepRenewing((reason) => {
     lost = reason;
-    stopRequested("lost leadership");
+    stop.stop("lost leadership");
   });
   const holds = () => elector.holds();
   const what = "this konnector (no longer the leader)";
@@ -279,11 +207,7 @@ export async function runKonnector(args: string[]): Promise<number> {
   });
   konnector.start();
   logger.info({ heartbeatSeconds, workers }, "konnector started");
-  const signal = await stopped;
-  logger[lost ? "error" : "info"](
-    { signal, reason: lost },
-    lost ? "lost leadership: stopping at once" : "shutting down",
-  );
+  logStopping(logger, await stop.stopped, lost);
   await konnector.stop();
   await closeServers();
   if (!lost) await elector.release();

@@ -1,11 +1,9 @@
 import { readFileSync } from "node:fs";
-import { delimiter } from "node:path";
 import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { isKubeconfigSecretPolicy, kubeconfigSecretPolicies } from "../api/kubeconfig-secret.ts";
 import { minTokenSeconds } from "../app-access/account.ts";
 import { KubeClient } from "../kube/client.ts";
-import { inClusterKubeconfig, readKubeconfigFile, readKubeconfigFiles } from "../kube/kubeconfig.ts";
 import { defaultServiceNetworks, type Network, parseNetwork } from "../kube/server-addresses.ts";
 import { createLogger } from "../log.ts";
 import { appCacheDefaults, defaultMaxExportsPerBinding } from "../sync/binding/options.ts";
@@ -16,18 +14,24 @@ import { LeaderElector } from "../sync/replicas/leader.ts";
 import { tenantLimitDefaults } from "../sync/tenants/limits.ts";
 import { checkOidcSettings, type OidcSettings } from "../web/oidc.ts";
 import { type RunningWeb, startWebServer, webClient } from "../web/server.ts";
+import {
+  debugFlag,
+  endpointFlags,
+  leaseFlags,
+  lifetimeShare,
+  logStopping,
+  logUnhandledRejections,
+  podKubeconfig,
+  podKubeconfigFlag,
+  positive,
+  rateFlags,
+  stopSignals,
+} from "./common.ts";
 import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { UsageError } from "./usage.ts";
 
 export const syncFlags = {
-  kubeconfig: {
-    type: "string",
-    value: "FILE",
-    description:
-      "the control plane's kubeconfig; without it, the files in KUBECONFIG, merged as kubectl does (never ~/.kube/config)",
-    env: "KUBECONFIG",
-    defaultText: "the pod's service account",
-  },
+  ...podKubeconfigFlag("the control plane"),
   namespace: {
     type: "string",
     short: "n",
@@ -47,18 +51,7 @@ export const syncFlags = {
       "cannot stall other tenants' bindings",
     defaultText: "a quarter of --binding-workers",
   },
-  qps: {
-    type: "string",
-    default: "500",
-    value: "N",
-    description: "requests per second of each client: to the control plane, and to each app cluster",
-  },
-  burst: {
-    type: "string",
-    default: "1000",
-    value: "N",
-    description: "requests allowed in a burst above the steady --qps",
-  },
+  ...rateFlags({ qps: "500", burst: "1000" }, "to the control plane, and to each app cluster"),
   "status-interval": {
     type: "string",
     default: "15",
@@ -99,34 +92,15 @@ export const syncFlags = {
       "with --pull-bindings: serve only the cluster namespaces that also carry these labels (key=value,...), " +
       "e.g. to split tenants between syncs",
   },
-  "leader-election-namespace": {
-    type: "string",
-    value: "NAMESPACE",
-    description: "the namespace of the Leases of --leader-elect and --shards",
-    env: "POD_NAMESPACE",
-    defaultText: "crossplane-system",
-  },
-  "lease-duration": {
-    type: "string",
-    default: "15",
-    value: "SECONDS",
-    description: "how long a Lease of --leader-elect or --shards holds without renewal",
-  },
-  "metrics-address": {
-    type: "string",
-    default: ":8080",
-    value: "HOST:PORT",
-    description: "where to serve Prometheus metrics (/metrics); empty for none",
-  },
-  "health-address": {
-    type: "string",
-    default: ":8081",
-    value: "HOST:PORT",
-    description:
-      "where to serve /healthz and /readyz; they judge the process (the control plane's caches listed, the " +
-      "work queue running), never an app cluster, and answer from the start, also while waiting for leadership; " +
-      "empty for none",
-  },
+  ...leaseFlags({
+    namespaceOf: "the Leases of --leader-elect and --shards",
+    durationOf: "a Lease of --leader-elect or --shards",
+    defaultNamespace: "crossplane-system",
+  }),
+  ...endpointFlags(
+    "; they judge the process (the control plane's caches listed, the work queue running), never an app " +
+      "cluster, and answer from the start, also while waiting for leadership",
+  ),
   "app-request-timeout": {
     type: "string",
     default: "10",
@@ -318,12 +292,7 @@ export const syncFlags = {
       "V8 grows its heap by this percent after each full collection (smaller peaks for a little more CPU); " +
       "0 leaves V8's own growth",
   },
-  debug: {
-    type: "boolean",
-    short: "d",
-    default: false,
-    description: "log at debug level, and errors with their stack",
-  },
+  ...debugFlag,
 } as const satisfies FlagDefinitions;
 
 export const syncHelp: CommandHelp = {
@@ -400,12 +369,6 @@ function serviceNetworks(given: string[] | undefined): Network[] {
   });
 }
 
-function positive(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive whole number, got "${value}"`);
-  return n;
-}
-
 /** `klutch-bind sync`: mirror every AppClusterBinding's exports until SIGTERM or SIGINT. */
 export async function runSync(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: syncFlags, strict: true });
@@ -415,12 +378,7 @@ export async function runSync(args: string[]): Promise<number> {
       `--kubeconfig-secrets must be one of ${kubeconfigSecretPolicies.join(", ")}, got "${kubeconfigSecrets}"`,
     );
   }
-  const renewAt = Number(values["app-token-renew-at"]);
-  if (!(renewAt > 0 && renewAt < 1)) {
-    throw new UsageError(
-      `--app-token-renew-at must be a share of the token's lifetime between 0 and 1, got "${values["app-token-renew-at"]}"`,
-    );
-  }
+  const renewAt = lifetimeShare("app-token-renew-at", values["app-token-renew-at"]);
   const appTokenSeconds = values["app-token-seconds"]
     ? positive("app-token-seconds", values["app-token-seconds"])
     : undefined;
@@ -464,12 +422,7 @@ export async function runSync(args: string[]): Promise<number> {
     },
     "app cluster servers refused on link-local addresses, these service networks and, unless allowed, loopback",
   );
-  // --kubeconfig, else KUBECONFIG's files, else the pod's service account (never ~/.kube/config)
-  const kubeconfig = values.kubeconfig
-    ? readKubeconfigFile(values.kubeconfig)
-    : process.env.KUBECONFIG
-      ? readKubeconfigFiles(process.env.KUBECONFIG.split(delimiter))
-      : inClusterKubeconfig();
+  const kubeconfig = podKubeconfig(values.kubeconfig);
   const clientOptions = {
     qps: positive("qps", values.qps),
     burst: positive("burst", values.burst),
@@ -488,28 +441,14 @@ export async function runSync(args: string[]): Promise<number> {
     maxResponseBytes: positive("max-response-mib", values["max-response-mib"]) * 1024 * 1024,
     maxWatchEventBytes: positive("max-watch-event-mib", values["max-watch-event-mib"]) * 1024 * 1024,
   };
-  // A promise nobody awaited failed: a bug, logged loudly, but not a reason to stop syncing every
-  // other tenant (each reconcile already handles its own errors).
-  process.on("unhandledRejection", (err) => {
-    logger.error(
-      { err: err instanceof Error ? err.message : String(err) },
-      "unhandled rejection (a bug; please report it)",
-    );
-  });
+  logUnhandledRejections(logger);
   // health first, so that a standby waiting for leadership answers its probes
   let health: () => HealthReport = () => standby;
   let healthServer: HealthServer | undefined;
   if (values["health-address"]) {
     healthServer = await serveHealth(values["health-address"], () => health());
   }
-  const stopping = new AbortController();
-  let stopRequested: (signal: string) => void = () => undefined;
-  const stopped = new Promise<string>((resolve) => {
-    stopRequested = resolve;
-  });
-  process.once("SIGTERM", () => stopRequested("SIGTERM"));
-  process.once("SIGINT", () => stopRequested("SIGINT"));
-  void stopped.then(() => stopping.abort());
+  const stop = stopSignals();
 
   // the web page works without leadership (it only reads and creates bindings), so every replica serves it
   let web: RunningWeb | undefined;
@@ -540,7 +479,7 @@ export async function runSync(args: string[]): Promise<number> {
     });
     logger.info({ identity: elector.identity }, "waiting to become leader");
     try {
-      await elector.acquire(stopping.signal);
+      await elector.acquire(stop.signal);
     } catch {
       await web?.stop();
       await healthServer?.stop();
@@ -554,7 +493,7 @@ export async function runSync(args: string[]): Promise<number> {
   let lost: string | undefined;
   const onLost = (reason: string) => {
     lost = reason;
-    stopRequested("lost leadership");
+    stop.stop("lost leadership");
   };
   // renewing from the start: startSync lists the control plane first, which may outlast the lease
   elector?.keepRenewing(onLost);
@@ -609,11 +548,7 @@ export async function runSync(args: string[]): Promise<number> {
     ...(sharded ? { shards: { namespace: leaseNamespace, leaseDurationSeconds } } : {}),
   });
   health = () => sync.controller.health();
-  const signal = await stopped;
-  logger[lost ? "error" : "info"](
-    { signal, reason: lost },
-    lost ? "lost leadership: stopping at once" : "shutting down",
-  );
+  logStopping(logger, await stop.stopped, lost);
   await web?.stop();
   await sync.stop();
   await healthServer?.stop();

@@ -14,22 +14,17 @@ import { type ClientOptions, KubeApiError, type KubeClient, type KubeObject } fr
 import type { Condition } from "../kube/conditions.ts";
 import type { Informer } from "../kube/informer.ts";
 import { kubeTime } from "../kube/time.ts";
-import type { InformerRegistry } from "../sync/informers.ts";
-import type { SyncMetrics } from "../sync/metrics.ts";
 import type { ExportSync } from "../sync/mirror/export-sync.ts";
 import { WorkQueue } from "../sync/queue.ts";
 import { type BindingSpec, boundExportName, decodeBindingSpec, type SecretRef } from "./binding-spec.ts";
 import { isProblem, kubeconfigHash, providerKubeconfig } from "./kubeconfig-secret.ts";
-import { ProviderConnection } from "./provider.ts";
+import { ProviderConnection, type ProviderOptions } from "./provider.ts";
 
-export type KonnectorOptions = {
-  app: KubeClient;
-  appRegistry: InformerRegistry;
+/** what every control-plane connection is given as the konnector was */
+type Shared = Pick<ProviderOptions, "app" | "appRegistry" | "metrics" | "workers" | "heartbeatSeconds" | "version">;
+
+export type KonnectorOptions = Shared & {
   logger: Logger;
-  metrics: SyncMetrics;
-  workers: number;
-  heartbeatSeconds: number;
-  version: string;
   /** a control-plane client for a kubeconfig (its writes fenced as the app client's are), and how to close it */
   controlClient: (kubeconfig: string, options: ClientOptions) => { client: KubeClient; close: () => void };
   controlClientOptions: ClientOptions;
@@ -53,6 +48,7 @@ type Connection = { provider: ProviderConnection; close: () => void; refs: Secre
 
 export class Konnector {
   readonly #o: KonnectorOptions;
+  readonly #shared: Shared;
   readonly #queue: WorkQueue;
   readonly #bindings: Held;
   readonly #secrets = new Map<string, Held>();
@@ -62,6 +58,8 @@ export class Konnector {
 
   constructor(options: KonnectorOptions) {
     this.#o = options;
+    const { app, appRegistry, metrics, workers, heartbeatSeconds, version } = options;
+    this.#shared = { app, appRegistry, metrics, workers, heartbeatSeconds, version };
     this.#queue = new WorkQueue({
       workers: 1,
       process: () => this.#reconcile(),
@@ -187,15 +185,10 @@ export class Konnector {
           continue;
         }
         const provider = new ProviderConnection({
+          ...this.#shared,
           control: made.client,
           clusterNamespace: group.namespace,
-          app: this.#o.app,
-          appRegistry: this.#o.appRegistry,
           logger: this.#o.logger.child({ clusterNamespace: group.namespace }),
-          metrics: this.#o.metrics,
-          workers: this.#o.workers,
-          heartbeatSeconds: this.#o.heartbeatSeconds,
-          version: this.#o.version,
           ...(this.#appAccess ? { appNamespaceAccess: this.#appAccess } : {}),
           renewal: {
             kubeconfig: group.text,

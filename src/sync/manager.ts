@@ -1,20 +1,18 @@
 // The sync program: control-plane client, shared informers, the binding controller, and the
 // health and metrics endpoints around them.
-import { createServer, type Server } from "node:http";
 import type { Logger } from "pino";
 import { parseBindingKey } from "../api/binding-spec.ts";
 import type { KubeconfigSecretPolicy } from "../api/kubeconfig-secret.ts";
 import type { CacheLimits } from "../kube/cache-budget.ts";
 import type { ClientOptions, KubeClient } from "../kube/client.ts";
 import type { Network } from "../kube/server-addresses.ts";
-import { listen } from "../listen.ts";
 import { withSafeErrors } from "../log.ts";
 import { AutoExportController } from "./auto-export.ts";
 import { BindingController } from "./binding/controller.ts";
 import { defaultMaxExportsPerBinding, templateNamespacesOf } from "./binding/options.ts";
 import { type HealthServer, serveHealth } from "./health.ts";
 import { InformerRegistry } from "./informers.ts";
-import { SyncMetrics } from "./metrics.ts";
+import { type MetricsServer, SyncMetrics, serveMetrics } from "./metrics.ts";
 import { PullBindingController } from "./pull/controller.ts";
 import { fenced } from "./replicas/fence.ts";
 import { LeaderElector, type LeaderOptions } from "./replicas/leader.ts";
@@ -190,14 +188,10 @@ export async function startSync(given: SyncOptions): Promise<RunningSync> {
     }
   }
 
-  const servers: Server[] = [];
   const ports: RunningSync["ports"] = {};
+  let metricsServer: MetricsServer | undefined;
   if (options.metricsAddress) {
-    const server = createServer((req, res) => {
-      if (req.url !== "/metrics") {
-        res.writeHead(404).end();
-        return;
-      }
+    metricsServer = await serveMetrics(options.metricsAddress, metrics, () => {
       // only the exports synced now: a stopped one's label set goes with it
       metrics.queueDepth.reset();
       metrics.served.reset();
@@ -206,13 +200,8 @@ export async function startSync(given: SyncOptions): Promise<RunningSync> {
         metrics.served.set({ binding: `${namespace}/${name}`, replica: shard?.identity }, 1);
       }
       for (const sync of controller.exportSyncs) metrics.queueDepth.set(SyncMetrics.labels(sync.ctx), sync.queueDepth);
-      metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
-        (err: unknown) => res.writeHead(500).end(String(err)),
-      );
     });
-    servers.push(server);
-    ports.metrics = await listen(server, options.metricsAddress);
+    ports.metrics = metricsServer.port;
   }
   let health: HealthServer | undefined;
   if (options.healthAddress) {
@@ -232,7 +221,7 @@ export async function startSync(given: SyncOptions): Promise<RunningSync> {
       await pull?.stop();
       await controller.stop();
       await controlInformers.stopAll();
-      await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+      await metricsServer?.stop();
       await health?.stop();
       options.logger.info("sync stopped");
     },

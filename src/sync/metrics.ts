@@ -1,6 +1,8 @@
-// Prometheus metrics of the sync, labelled per binding.
+// Prometheus metrics of the sync and the konnector, labelled per binding, and their /metrics endpoint.
+import { createServer } from "node:http";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { RequestObservation } from "../kube/client.ts";
+import { listen } from "../listen.ts";
 import type { ExportContext } from "./mirror/export-context.ts";
 
 export class SyncMetrics {
@@ -122,4 +124,30 @@ export class SyncMetrics {
   waited(ctx: Pick<ExportContext, "binding" | "ref">, seconds: number): void {
     this.#queueWait.observe(SyncMetrics.labels(ctx), seconds);
   }
+}
+
+export type MetricsServer = { port: number; stop: () => Promise<void> };
+
+/**
+ * Serves metrics at /metrics on address until stop(). beforeScrape sets the gauges read from the
+ * running parts (queue depths, what is served) at each scrape, so that a stopped part's labels go.
+ */
+export async function serveMetrics(
+  address: string,
+  metrics: SyncMetrics,
+  beforeScrape: () => void = () => undefined,
+): Promise<MetricsServer> {
+  const server = createServer((req, res) => {
+    if (req.url !== "/metrics") {
+      res.writeHead(404).end();
+      return;
+    }
+    beforeScrape();
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
+      (err: unknown) => res.writeHead(500).end(String(err)),
+    );
+  });
+  const port = await listen(server, address);
+  return { port, stop: () => new Promise((resolve) => server.close(() => resolve())) };
 }

@@ -28,8 +28,19 @@ export type OidcSettings = {
   scopes?: readonly string[];
 };
 
-/** The sign-in failed; the message is fit to show the person and to log (it never holds a token). */
-export class OidcError extends Error {}
+/**
+ * The sign-in failed; the message is fit to show the person and to log (it never holds a token).
+ * detail: what went wrong underneath (a connection, TLS, a timeout, an unreadable answer), for the
+ * log only, never the page.
+ */
+export class OidcError extends Error {
+  readonly detail: string | undefined;
+
+  constructor(message: string, detail?: string) {
+    super(message);
+    this.detail = detail;
+  }
+}
 
 type Flow = { state: string; nonce: string; verifier: string; redirectUri: string; created: number };
 
@@ -81,23 +92,73 @@ function fetchTrusting(ca: string | Buffer): client.CustomFetch {
     });
 }
 
-/** What went wrong, in words; never the error's cause, which may hold the provider's answer. */
-function describe(err: unknown): string {
+/**
+ * openid-client's ClientError codes (oauth4webapi's) of a check of the provider's answer that
+ * failed: a claim (nonce, aud, iss, azp, hashes), a time (exp, nbf, iat), the signature or its key,
+ * a missing or malformed field, the discovered issuer. The cause of these is the library's own
+ * sentence naming what failed, which the person needs to see.
+ */
+const checkCodes: ReadonlySet<string> = new Set([
+  "OAUTH_JWT_CLAIM_COMPARISON_FAILED",
+  "OAUTH_JWT_TIMESTAMP_CHECK_FAILED",
+  "OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED",
+  "OAUTH_KEY_SELECTION_FAILED",
+  "OAUTH_INVALID_RESPONSE",
+]);
+
+/** What the page says of a failure that is not a check of the answer: its detail goes to the log. */
+export const unreachableText =
+  "no usable answer came from the provider (a connection, TLS or timeout failure, or an answer that is not " +
+  "OpenID Connect's; the page's log says which)";
+
+/** How a failure of openid-client is told: shown to the person, and detail for the log only. */
+export type OidcFailure = { shown: string; detail?: string };
+
+/**
+ * What went wrong, in words. The provider's refusals (its error code and description) and failed
+ * checks of its answer are shown; anything else (no connection, TLS, a timeout, a body that is not
+ * JSON, an error we do not know) gets a generic sentence, its causes being for the log: they may
+ * hold the network's detail or the body of whatever answered.
+ */
+export function describeOidcFailure(err: unknown): OidcFailure {
   if (err instanceof client.AuthorizationResponseError) {
-    return `the provider answered ${err.error}${err.error_description ? `: ${err.error_description}` : ""}`;
+    return { shown: `the provider answered ${err.error}${err.error_description ? `: ${err.error_description}` : ""}` };
   }
   if (err instanceof client.ResponseBodyError) {
     const expired =
       err.error === "invalid_grant"
         ? " (the sign-in took too long, or this answer was used already; sign in again)"
         : "";
-    return `the provider refused the authorization code: ${err.error}${err.error_description ? ` (${err.error_description})` : ""}${expired}`;
+    return {
+      shown: `the provider refused the authorization code: ${err.error}${err.error_description ? ` (${err.error_description})` : ""}${expired}`,
+    };
   }
-  if (err instanceof client.ClientError) {
+  if (err instanceof client.ClientError && err.code !== undefined && checkCodes.has(err.code)) {
     const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
-    return `${err.message}${err.code ? ` [${err.code}]` : ""}${cause}`;
+    return { shown: `${err.message} [${err.code}]${cause}` };
   }
-  return err instanceof Error ? err.message : String(err);
+  const code = err instanceof client.ClientError && err.code !== undefined ? ` [${err.code}]` : "";
+  return { shown: `${unreachableText}${code}`, detail: causeChain(err) };
+}
+
+const maxDetailChars = 1000;
+
+/** An error and its causes, in one line for the log: "TypeError: fetch failed; cause: Error: connect ..." */
+function causeChain(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth++) {
+    if (!(current instanceof Error)) {
+      // openid-client hands the Response of a bad status or content-type as the cause: its status only
+      parts.push(current instanceof Response ? `HTTP ${current.status}` : typeof current);
+      break;
+    }
+    const code = (current as { code?: unknown }).code;
+    parts.push(`${current.name}: ${current.message}${typeof code === "string" ? ` [${code}]` : ""}`);
+    current = current.cause;
+  }
+  const line = parts.join("; cause: ");
+  return line.length <= maxDetailChars ? line : `${line.slice(0, maxDetailChars)}…`;
 }
 
 export class OidcLogin {
@@ -135,7 +196,8 @@ export class OidcLogin {
       const auth = clientSecret !== undefined ? client.ClientSecretBasic(clientSecret) : client.None();
       const pending = client.discovery(new URL(issuerUrl), clientId, undefined, auth, options).catch((err: unknown) => {
         this.#config = undefined;
-        throw new OidcError(`the OpenID provider ${issuerUrl} could not be reached or read: ${describe(err)}`);
+        const { shown, detail } = describeOidcFailure(err);
+        throw new OidcError(`the OpenID provider ${issuerUrl} could not be reached or read: ${shown}`, detail);
       });
       this.#config = pending;
     }
@@ -192,7 +254,8 @@ export class OidcLogin {
         idTokenExpected: true,
       });
     } catch (err) {
-      throw new OidcError(`the sign-in with ${this.issuer} failed: ${describe(err)}`);
+      const { shown, detail } = describeOidcFailure(err);
+      throw new OidcError(`the sign-in with ${this.issuer} failed: ${shown}`, detail);
     }
     const idToken = tokens.id_token;
     if (typeof idToken !== "string" || idToken === "") {

@@ -435,7 +435,10 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       begun = await login.begin(flows, login.redirectUri(pageUrl));
     } catch (err) {
       if (!(err instanceof OidcError)) throw err;
-      log.warn({ issuer: login.issuer, reason: err.message }, "OpenID Connect sign-in could not begin");
+      log.warn(
+        { issuer: login.issuer, reason: err.message, cause: err.detail },
+        "OpenID Connect sign-in could not begin",
+      );
       return refuseSignIn(res, 502, err.message);
     }
     // Lax: the browser must send it back when the provider redirects it to the callback
@@ -475,7 +478,8 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     } catch (err) {
       if (err instanceof SignInBusy) return refuseSignIn(res, 503, err.message, [flowsLeft]);
       if (!(err instanceof OidcError) && !(err instanceof SignInError)) throw err;
-      log.warn({ issuer: login.issuer, reason: err.message }, "OpenID Connect sign-in refused");
+      const cause = err instanceof OidcError ? err.detail : undefined;
+      log.warn({ issuer: login.issuer, reason: err.message, cause }, "OpenID Connect sign-in refused");
       return refuseSignIn(res, 401, err.message, [flowsLeft]);
     }
     // back to a pending kubectl bind (its cookie is Lax: sent on the provider's redirect here)

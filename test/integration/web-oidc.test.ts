@@ -410,11 +410,20 @@ describe("the web page's OpenID Connect sign-in, in Chromium", () => {
     assert.equal(web.sessions().length, sessionsBefore, "no session was made");
   });
 
-  it("says so when the provider cannot be reached", async () => {
+  it("says so when the provider cannot be reached, the connection's detail in the log only", async () => {
+    const logged: Array<{ level: number; msg: string; cause?: string; reason?: string }> = [];
     const nowhere = await startWebServer({
       allowLoopbackAppServers: true,
       control: env.controlClient,
-      logger: pino({ level: "silent" }),
+      logger: pino(
+        { level: "info" },
+        new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) logged.push(JSON.parse(line));
+            done();
+          },
+        }),
+      ),
       address: "127.0.0.1:0",
       defaultNamespace: env.bindingNamespace,
       oidc: { issuerUrl: `https://127.0.0.1:${await freePort()}`, clientId, ca: provider.ca },
@@ -427,6 +436,11 @@ describe("the web page's OpenID Connect sign-in, in Chromium", () => {
     const begun = await agent.send("GET", "/oidc/login");
     assert.equal(begun.status, 502);
     assert.match(begun.body, /the OpenID provider https:\/\/127\.0\.0\.1:\d+ could not be reached/);
+    assert.match(begun.body, /no usable answer came from the provider/);
+    assert.doesNotMatch(begun.body, /ECONNREFUSED/, "the page says nothing of the network");
+    const warning = logged.find((l) => l.msg === "OpenID Connect sign-in could not begin");
+    assert.equal(warning?.level, 40, JSON.stringify(logged));
+    assert.match(warning?.cause ?? "", /connect ECONNREFUSED 127\.0\.0\.1:\d+/);
   });
 
   // after the others: the sign-ins above, taken and refused, issued the tokens looked for here
