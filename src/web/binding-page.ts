@@ -3,7 +3,8 @@
 // way to unbind it: a confirmation page of its own (the deletion policy, the binding's name typed),
 // so that no click on the binding page alone unbinds. What the person may not read says so.
 import type { DeletionPolicy } from "../api/binding-spec.ts";
-import type { BindingContents, BoundCopy, ClaimedCopy, Part } from "../bind/binding-contents.ts";
+import type { BindingContents, BoundCopy, ClaimedCopy } from "../bind/binding-contents.ts";
+import type { Part } from "../bind/list-part.ts";
 import type { PullBindingView } from "../bind/pull-binding-view.ts";
 import { deletionPolicyWords } from "../bind/unbind.ts";
 import type { Condition } from "../kube/conditions.ts";
