@@ -27,7 +27,14 @@ import { listen } from "../listen.ts";
 import { withSafeErrors } from "../log.ts";
 import { script, styleSheet } from "./assets.ts";
 import { checkToken, reviewToken, type SignIn, SignInError } from "./auth.ts";
-import { bindingPage, bindingSubHref, pullBindingPage, unbindPage, unboundPage } from "./binding-page.ts";
+import {
+  bindingPage,
+  bindingStatus,
+  bindingSubHref,
+  pullBindingPage,
+  unbindPage,
+  unboundPage,
+} from "./binding-page.ts";
 import { CliBindRefused, finishCliBind } from "./cli-bind.ts";
 import { cliBindPage } from "./cli-bind-page.ts";
 import { RequestError, readForm } from "./form.ts";
@@ -52,6 +59,7 @@ import {
   loginPage,
   signedInPage,
 } from "./pages.ts";
+import { PreferredVersions } from "./preferred-versions.ts";
 import { CookieSealer } from "./sealed-cookie.ts";
 import { cookie, type EndReason, randomToken, readCookies, type Session, SessionStore, sameToken } from "./session.ts";
 
@@ -206,6 +214,8 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   const maxBindsPerUser = options.maxBindsPerUser ?? 2;
   /** binds in flight, by user */
   const bindsInFlight = new Map<string, number>();
+  /** discovery's answers a binding's page needs, kept a while per identity */
+  const preferredVersions = new PreferredVersions();
   const sessions = new SessionStore({
     idleMs: options.idleMs ?? 60 * 60_000,
     maxMs: options.maxMs ?? 8 * 60 * 60_000,
@@ -219,6 +229,9 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
 
   const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}) => {
     res.writeHead(status, { "content-type": "text/html; charset=utf-8", ...headers }).end(body);
+  };
+  const sendJson = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
   };
   const redirect = (res: ServerResponse, location: string, headers: Record<string, string | string[]> = {}) => {
     res.writeHead(303, { location, ...headers }).end();
@@ -645,10 +658,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       }
       return send(res, 200, pullBindingPage({ ...page, pull, now: Date.now() }));
     }
-    const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)(\/unbind)?$/.exec(path);
-    if (bindingPath && (req.method === "GET" || (req.method === "POST" && bindingPath[3] !== undefined))) {
+    const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)(\/unbind|\/status)?$/.exec(path);
+    if (bindingPath && (req.method === "GET" || (req.method === "POST" && bindingPath[3] === "/unbind"))) {
       const [ns, name] = [decodeURIComponent(bindingPath[1] ?? ""), decodeURIComponent(bindingPath[2] ?? "")];
-      const toUnbind = bindingPath[3] !== undefined;
+      const toUnbind = bindingPath[3] === "/unbind";
+      const statusOnly = bindingPath[3] === "/status";
       const form = req.method === "POST" ? await readForm(req) : undefined;
       if (form !== undefined) {
         const refused = checkPost(req, form, session.csrf);
@@ -668,6 +682,8 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         );
       }
       if (binding === undefined) {
+        // the page's script loads the whole page again, which says what became of it
+        if (statusOnly) return sendJson(res, 404, { gone: true });
         // the page an unbind goes to: the binding gone is what it waited for
         if (!toUnbind && url.searchParams.get("unbinding") === "1") {
           return send(res, 200, unboundPage({ user: session.user.username, csrf: session.csrf, namespace: ns, name }));
@@ -684,6 +700,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         );
       }
       const view = bindingView(binding);
+      if (statusOnly) return sendJson(res, 200, bindingStatus({ binding: view, conditions: conditionsOf(binding) }));
       const page = { user: session.user.username, csrf: session.csrf, binding: view };
       if (form !== undefined) {
         try {
@@ -695,7 +712,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         }
       }
       if (toUnbind) return send(res, 200, unbindPage(page));
-      const contents = await readBindingContents(session.client, binding);
+      const contents = await readBindingContents(
+        session.client,
+        binding,
+        preferredVersions.for(session.user, session.client),
+      );
       return send(res, 200, bindingPage({ ...page, conditions: conditionsOf(binding), contents }));
     }
     if (req.method === "POST" && (path === "/bind" || path === "/logout")) {
@@ -753,7 +774,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   const listener = (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader(
       "content-security-policy",
-      "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
     res.setHeader("x-content-type-options", "nosniff");
     res.setHeader("x-frame-options", "DENY");
