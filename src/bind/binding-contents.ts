@@ -113,7 +113,8 @@ export async function readBindingContents(
     }),
   );
   const claimed = await part("the claimed objects", async () => {
-    const pages = await Promise.all(
+    // both lists ended before the part is: no read of the page outlives its answer
+    const read = await Promise.allSettled(
       claimKinds.map(async (k) => ({
         kind: k.kind,
         page: await onePage(client, k.ref, {
@@ -122,6 +123,10 @@ export async function readBindingContents(
         }),
       })),
     );
+    const pages = read.map((r) => {
+      if (r.status === "rejected") throw r.reason;
+      return r.value;
+    });
     const items: ClaimedCopy[] = [];
     let more: number | "some" = 0;
     for (const { kind, page } of pages) {

@@ -269,7 +269,7 @@ describe("the web page, in Chromium", () => {
     await page.fill("#confirm", "alice-app");
     await page.screenshot({ path: join(screenshotDir, "web-5-unbind.png"), fullPage: true });
     await page.click("#unbind-form button[type=submit]");
-    // the binding's page reloads itself until the sync has let go of the binding
+    // the binding's page follows it until the sync has let go of the binding, then loads again
     await page.locator("#unbound").waitFor({ timeout: 60_000 });
     assert.equal(await env.controlClient.get(refs.klutchBindings, "alice-app", env.bindingNamespace), undefined);
     await context.close();
