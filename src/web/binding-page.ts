@@ -87,6 +87,12 @@ function statusPart(b: BindingView, conditions: Condition[]): Html {
   </tbody></table>`;
 }
 
+/** The status part's address; it names the binding's group, so that one read finds the binding. */
+function statusHref(b: BindingView): string {
+  const [path = ""] = bindingSubHref(b, "/status").split("?", 1);
+  return `${path}?group=${encodeURIComponent(b.group)}`;
+}
+
 /**
  * What the page's script asks for every refreshSeconds until the binding settles: its status part
  * alone, read from the binding (no discovery, no lists); settled tells the script to load the
@@ -113,9 +119,7 @@ export function bindingPage(view: {
     csrf: view.csrf,
     // until it is Ready (or while it goes), the page's script follows the sync's progress (assets.ts)
     body: html`<section id="binding-status"${
-      settled(b)
-        ? ""
-        : html` data-status-url="${bindingSubHref(b, "/status")}" data-refresh-seconds="${refreshSeconds}"`
+      settled(b) ? "" : html` data-status-url="${statusHref(b)}" data-refresh-seconds="${refreshSeconds}"`
     }>
   ${statusPart(b, view.conditions)}
 </section>
