@@ -5,19 +5,12 @@
 // still show. Claimed copies are listed as metadata only, so no Secret's data ever reaches us.
 import { distinctExports } from "../api/binding-spec.ts";
 import { annotations, labels } from "../api/naming.ts";
-import { KubeApiError, type KubeClient, type ResourceRef, resourcePath } from "../kube/client.ts";
+import type { KubeClient } from "../kube/client.ts";
 import { isRecord } from "../kube/errors.ts";
+import { maxShown, onePage, type Part, part } from "./list-part.ts";
 
-/** objects shown per part at most; the rest are counted ("and N more") when the API server says how many */
-export const maxShown = 500;
 const maxMessage = 300;
 const maxReason = 100;
-
-/** One part of the page: what was read, or why it was not. more: the objects left out, "some" when uncounted. */
-export type Part<T> =
-  | { state: "shown"; items: T[]; more: number | "some" }
-  | { state: "refused"; what: string }
-  | { state: "failed"; message: string };
 
 export type BoundCopy = {
   /** the copy on the control plane (its namespace: a provider namespace of the binding) */
@@ -46,8 +39,6 @@ export type BindingContents = {
   claimed: Part<ClaimedCopy>;
 };
 
-type Page = { items: Array<Record<string, unknown>>; more: number | "some" };
-
 function cut(text: unknown, max: number): string {
   const s = typeof text === "string" ? text : "";
   return s.length > max ? `${s.slice(0, max)}…` : s;
@@ -57,31 +48,8 @@ function str(value: unknown): string {
   return typeof value === "string" ? value : "";
 }
 
-/** One page of a list in all namespaces; accept asks for metadata only. */
-async function onePage(client: KubeClient, ref: ResourceRef, labelSelector: string, accept?: string): Promise<Page> {
-  const path = resourcePath({ ...ref, namespaced: false });
-  const answer = await client.request<Record<string, unknown>>("GET", path, {
-    query: { labelSelector, limit: String(maxShown) },
-    ...(accept ? { accept } : {}),
-  });
-  const items = Array.isArray(answer.items) ? answer.items.filter(isRecord).slice(0, maxShown) : [];
-  const meta = isRecord(answer.metadata) ? answer.metadata : {};
-  const remaining = typeof meta.remainingItemCount === "number" ? meta.remainingItemCount : undefined;
-  const more = typeof meta.continue === "string" && meta.continue !== "" ? (remaining ?? "some") : 0;
-  return { items, more };
-}
-
-async function part<T>(what: string, read: () => Promise<{ items: T[]; more: number | "some" }>): Promise<Part<T>> {
-  try {
-    return { state: "shown", ...(await read()) };
-  } catch (err) {
-    if (err instanceof KubeApiError && (err.code === 403 || err.code === 401)) return { state: "refused", what };
-    return { state: "failed", message: `${what}: ${err instanceof Error ? err.message : String(err)}` };
-  }
-}
-
 /** The version the API server prefers for group, from discovery (which every signed-in person may read). */
-async function preferredVersion(client: KubeClient, group: string): Promise<string> {
+export async function preferredVersion(client: KubeClient, group: string): Promise<string> {
   if (group === "") return "v1";
   const answer = await client.request<Record<string, unknown>>("GET", `/apis/${encodeURIComponent(group)}`);
   const version = isRecord(answer.preferredVersion) ? str(answer.preferredVersion.version) : "";
@@ -123,30 +91,42 @@ const claimKinds = [
 
 const metadataOnly = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
 
-/** The binding's contents on the control plane, as client may read them. */
+/** An API group's preferred version; the web page's remembers discovery's answers a while (preferred-versions.ts). */
+export type VersionOf = (group: string) => Promise<string>;
+
+/** The binding's contents on the control plane, as client may read them; versionOf asks discovery unless given. */
 export async function readBindingContents(
   client: KubeClient,
   binding: { metadata: { uid?: string } } & Parameters<typeof distinctExports>[0],
+  versionOf: VersionOf = (group) => preferredVersion(client, group),
 ): Promise<BindingContents> {
   const uid = binding.metadata.uid ?? "";
   const exports = await Promise.all(
     distinctExports(binding).exports.map(async (e) => {
       const id = `${e.resource}.${e.group}`;
       const copies = await part(`the provider copies of ${id}`, async () => {
-        const ref = { group: e.group, version: await preferredVersion(client, e.group), resource: e.resource };
-        const page = await onePage(client, { ...ref, namespaced: false }, `${labels.binding}=${uid},!${labels.copyOf}`);
+        const ref = { group: e.group, version: await versionOf(e.group), resource: e.resource, namespaced: false };
+        const page = await onePage(client, ref, { labelSelector: `${labels.binding}=${uid},!${labels.copyOf}` });
         return { items: page.items.map(boundCopy), more: page.more };
       });
       return { id, copies };
     }),
   );
   const claimed = await part("the claimed objects", async () => {
-    const pages = await Promise.all(
+    // both lists ended before the part is: no read of the page outlives its answer
+    const read = await Promise.allSettled(
       claimKinds.map(async (k) => ({
         kind: k.kind,
-        page: await onePage(client, k.ref, `${labels.binding}=${uid},${labels.copyOf}`, metadataOnly),
+        page: await onePage(client, k.ref, {
+          labelSelector: `${labels.binding}=${uid},${labels.copyOf}`,
+          accept: metadataOnly,
+        }),
       })),
     );
+    const pages = read.map((r) => {
+      if (r.status === "rejected") throw r.reason;
+      return r.value;
+    });
     const items: ClaimedCopy[] = [];
     let more: number | "some" = 0;
     for (const { kind, page } of pages) {

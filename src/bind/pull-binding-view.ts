@@ -3,9 +3,9 @@
 // it (sync/pull/heartbeat.ts), and the APIServiceExports the sync answered its requests with. Read
 // as whoever asks; what they may not read says so.
 import { clusterBindingName, decodeExportApi, decodeHeartbeat, type Heartbeat, pullRefs } from "../api/pull-binding.ts";
-import { KubeApiError, type KubeClient, type KubeObject } from "../kube/client.ts";
+import type { KubeClient, KubeObject } from "../kube/client.ts";
 import { type Condition, conditionOf } from "../kube/conditions.ts";
-import { maxShown, type Part } from "./binding-contents.ts";
+import { onePage, type Part, part } from "./list-part.ts";
 
 export type PullBindingView = {
   namespace: string;
@@ -26,17 +26,10 @@ export async function readPullBinding(client: KubeClient, namespace: string): Pr
   } catch (err) {
     heartbeat = { invalid: err instanceof Error ? err.message : String(err) };
   }
-  let exports: PullBindingView["exports"];
-  try {
-    const answer = await client.request<{
-      items?: KubeObject[];
-      metadata?: { continue?: string; remainingItemCount?: number };
-    }>(
-      "GET",
-      `/apis/${pullRefs.exports.group}/${pullRefs.exports.version}/namespaces/${encodeURIComponent(namespace)}/${pullRefs.exports.resource}`,
-      { query: { limit: String(maxShown) } },
-    );
-    const items = (Array.isArray(answer.items) ? answer.items : []).slice(0, maxShown).map((e) => {
+  const exports = await part("the APIServiceExports", async () => {
+    const page = await onePage(client, pullRefs.exports, { namespace });
+    const items = page.items.map((item) => {
+      const e = item as KubeObject;
       let api: string;
       try {
         const parsed = decodeExportApi(e);
@@ -46,14 +39,8 @@ export async function readPullBinding(client: KubeClient, namespace: string): Pr
       }
       return { name: String(e.metadata?.name ?? ""), api, ready: conditionOf(e, "Ready") };
     });
-    const more = answer.metadata?.continue ? (answer.metadata.remainingItemCount ?? "some") : 0;
-    exports = { state: "shown", items, more };
-  } catch (err) {
-    exports =
-      err instanceof KubeApiError && err.code === 403
-        ? { state: "refused", what: "the APIServiceExports" }
-        : { state: "failed", message: `the APIServiceExports: ${err instanceof Error ? err.message : String(err)}` };
-  }
+    return { items, more: page.more };
+  });
   return {
     namespace,
     heartbeat,

@@ -6,7 +6,7 @@
 import { pullLabels } from "../api/pull-binding.ts";
 import { refs } from "../api/resources.ts";
 import { KubeApiError, type KubeClient } from "../kube/client.ts";
-import { maxShown } from "./binding-contents.ts";
+import { maxShown } from "./list-part.ts";
 import { type PullBindingView, readPullBinding } from "./pull-binding-view.ts";
 
 /** cluster namespaces read at once */

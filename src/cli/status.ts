@@ -1,9 +1,11 @@
 import { parseArgs } from "node:util";
 import { explain } from "../bind/explain.ts";
 import { groupOf, listBindings } from "../bind/find-bindings.ts";
+import { namedBindings, namedPullBindings } from "../bind/named-status.ts";
 import { readablePullBindings } from "../bind/pull-bindings-readable.ts";
+import type { KubeObject } from "../kube/client.ts";
 import { conditionOf } from "../kube/conditions.ts";
-import { contextFlags, controlPlane } from "./context.ts";
+import { type CommandContext, contextFlags, controlPlane } from "./context.ts";
 import type { CommandHelp } from "./help.ts";
 import { pullStatus } from "./status-pull.ts";
 import { table } from "./table.ts";
@@ -30,59 +32,81 @@ export async function runStatus(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: statusFlags, allowPositionals: true, strict: true });
   const ctx = controlPlane(values);
   try {
-    // klutch-bind's AppClusterBindings and ours made before (bind.klutch.dev): both are served
-    const items = await listBindings(ctx.client, ctx.namespace).catch((err: unknown) => {
-      throw explain(err, "list AppClusterBindings", ctx.client.server, ctx.namespace);
+    return await showStatus(ctx, positionals, {
+      stdout: (text) => process.stdout.write(text),
+      stderr: (text) => process.stderr.write(text),
     });
-    const bindings = items.filter((b) => positionals.length === 0 || positionals.includes(b.metadata.name));
-    // a pull binding that cannot be read says so in one line; it never hides the push bindings' table
-    const pull = await readablePullBindings(ctx.client, ctx.namespace).catch((err: unknown) => {
-      const why = explain(err, "read the pull bindings (ClusterBindings)", ctx.client.server, ctx.namespace);
-      process.stderr.write(`klutch-bind: ${why.message}\n`);
-      return { views: [], more: 0 };
-    });
-    const pulls = pull.views.filter((v) => positionals.length === 0 || positionals.includes(v.namespace));
-    const showPull = (after: boolean) => {
-      if (pulls.length > 0) process.stdout.write(`${after ? "\n" : ""}${pullStatus(pulls, pull.more, Date.now())}`);
-    };
-    if (bindings.length === 0) {
-      // names that are all cluster namespaces: only their table
-      if (positionals.length > 0 && pulls.length > 0) {
-        showPull(false);
-        return 0;
-      }
-      process.stdout.write(
-        `no AppClusterBindings${positionals.length ? ` named ${positionals.join(", ")}` : ""} in namespace ${ctx.namespace}\n`,
-      );
-      showPull(true);
-      return positionals.length ? 1 : 0;
-    }
-    const rows = bindings.map((b) => {
-      const exports = ((b.status as { exports?: ExportStatus[] } | undefined)?.exports ?? []) as ExportStatus[];
-      const lastSync =
-        exports
-          .map((e) => e.lastSync ?? "")
-          .sort()
-          .at(-1) || "-";
-      return [
-        b.metadata.name,
-        conditionOf(b, "Connected")?.status ?? "Unknown",
-        conditionOf(b, "Ready")?.status ?? "Unknown",
-        exports.map((e) => `${e.resource}.${e.group}=${e.objects ?? 0}`).join(",") || "-",
-        lastSync,
-        groupOf(b),
-      ];
-    });
-    process.stdout.write(table(["NAME", "CONNECTED", "READY", "OBJECTS", "LAST SYNC", "API GROUP"], rows));
-    for (const b of bindings) {
-      const ready = conditionOf(b, "Ready");
-      if (ready?.status !== "True" && ready?.message) {
-        process.stdout.write(`\n${b.metadata.name} (${groupOf(b)}): ${ready.message}\n`);
-      }
-    }
-    showPull(true);
-    return 0;
   } finally {
     ctx.client.close();
   }
+}
+
+/** Where status writes. */
+export type StatusOutput = { stdout: (text: string) => void; stderr: (text: string) => void };
+
+/** The push bindings of names, or all the namespace's: names are read directly (named-status.ts), not listed. */
+async function pushBindings(ctx: CommandContext, names: readonly string[]): Promise<KubeObject[]> {
+  const read =
+    names.length > 0 ? namedBindings(ctx.client, ctx.namespace, names) : listBindings(ctx.client, ctx.namespace);
+  // klutch-bind's AppClusterBindings and ours made before (bind.klutch.dev): both are served
+  return read.catch((err: unknown) => {
+    throw explain(err, "list AppClusterBindings", ctx.client.server, ctx.namespace);
+  });
+}
+
+/** The status of the bindings named (all the namespace's when none are), written to out; the exit code. */
+export async function showStatus(ctx: CommandContext, names: readonly string[], out: StatusOutput): Promise<number> {
+  const positionals = [...new Set(names)];
+  const bindings = await pushBindings(ctx, positionals);
+  // a pull binding that cannot be read says so in one line; it never hides the push bindings' table
+  const readPull =
+    positionals.length > 0
+      ? namedPullBindings(ctx.client, positionals)
+      : readablePullBindings(ctx.client, ctx.namespace);
+  const pull = await readPull.catch((err: unknown) => {
+    const why = explain(err, "read the pull bindings (ClusterBindings)", ctx.client.server, ctx.namespace);
+    out.stderr(`klutch-bind: ${why.message}\n`);
+    return { views: [], more: 0 };
+  });
+  const pulls = pull.views;
+  const showPull = (after: boolean) => {
+    if (pulls.length > 0) out.stdout(`${after ? "\n" : ""}${pullStatus(pulls, pull.more, Date.now())}`);
+  };
+  if (bindings.length === 0) {
+    // names that are all cluster namespaces: only their table
+    if (positionals.length > 0 && pulls.length > 0) {
+      showPull(false);
+      return 0;
+    }
+    out.stdout(
+      `no AppClusterBindings${positionals.length ? ` named ${positionals.join(", ")}` : ""} in namespace ${ctx.namespace}\n`,
+    );
+    showPull(true);
+    return positionals.length ? 1 : 0;
+  }
+  const rows = bindings.map((b) => {
+    const exports = ((b.status as { exports?: ExportStatus[] } | undefined)?.exports ?? []) as ExportStatus[];
+    const lastSync =
+      exports
+        .map((e) => e.lastSync ?? "")
+        .sort()
+        .at(-1) || "-";
+    return [
+      b.metadata.name,
+      conditionOf(b, "Connected")?.status ?? "Unknown",
+      conditionOf(b, "Ready")?.status ?? "Unknown",
+      exports.map((e) => `${e.resource}.${e.group}=${e.objects ?? 0}`).join(",") || "-",
+      lastSync,
+      groupOf(b),
+    ];
+  });
+  out.stdout(table(["NAME", "CONNECTED", "READY", "OBJECTS", "LAST SYNC", "API GROUP"], rows));
+  for (const b of bindings) {
+    const ready = conditionOf(b, "Ready");
+    if (ready?.status !== "True" && ready?.message) {
+      out.stdout(`\n${b.metadata.name} (${groupOf(b)}): ${ready.message}\n`);
+    }
+  }
+  showPull(true);
+  return 0;
 }

@@ -34,10 +34,38 @@ a { color: var(--accent); }
 `;
 
 // Reads a chosen kubeconfig file into the text area; without script, pasting works the same.
+// A binding's page that is not Ready yet asks for its status part alone every few seconds (while
+// the tab is shown), not for the whole page: the page's contents cost the control plane lists and
+// discovery, its status one read of the binding. Once the binding settles, is gone or the answer
+// is anything else (the session ended, say), the whole page is loaded again, once.
 export const script = `
 document.addEventListener("change", (event) => {
   const input = event.target;
   if (!(input instanceof HTMLInputElement) || input.id !== "kubeconfig-file" || !input.files || !input.files[0]) return;
   input.files[0].text().then((text) => { document.getElementById("kubeconfig").value = text; });
 });
+(() => {
+  const part = document.querySelector("[data-status-url]");
+  if (!(part instanceof HTMLElement)) return;
+  const url = part.dataset.statusUrl;
+  const every = 1000 * (Number(part.dataset.refreshSeconds) || 2);
+  const later = () => setTimeout(poll, every);
+  function poll() {
+    if (document.hidden) {
+      document.addEventListener("visibilitychange", poll, { once: true });
+      return;
+    }
+    fetch(url, { headers: { accept: "application/json" }, credentials: "same-origin", redirect: "manual" })
+      .then((answer) => {
+        const json = answer.ok && (answer.headers.get("content-type") || "").startsWith("application/json");
+        return json ? answer.json() : undefined;
+      })
+      .then((status) => {
+        if (!status || status.settled || typeof status.html !== "string") return location.reload();
+        part.innerHTML = status.html;
+        later();
+      }, later);
+  }
+  later();
+})();
 `;

@@ -3,7 +3,8 @@
 // way to unbind it: a confirmation page of its own (the deletion policy, the binding's name typed),
 // so that no click on the binding page alone unbinds. What the person may not read says so.
 import type { DeletionPolicy } from "../api/binding-spec.ts";
-import type { BindingContents, BoundCopy, ClaimedCopy, Part } from "../bind/binding-contents.ts";
+import type { BindingContents, BoundCopy, ClaimedCopy } from "../bind/binding-contents.ts";
+import type { Part } from "../bind/list-part.ts";
 import type { PullBindingView } from "../bind/pull-binding-view.ts";
 import { deletionPolicyWords } from "../bind/unbind.ts";
 import type { Condition } from "../kube/conditions.ts";
@@ -16,6 +17,9 @@ export function bindingSubHref(b: { namespace: string; name: string; group: stri
   const params = [search, query].filter((p) => p !== undefined && p !== "").join("&");
   return `${path}${sub}${params ? `?${params}` : ""}`;
 }
+
+/** how often the page asks for the binding's status until it settles */
+const refreshSeconds = 2;
 
 function more(count: number | "some", what: string): Html | string {
   if (count === 0) return "";
@@ -56,6 +60,51 @@ function claimed(items: ClaimedCopy[]): Html {
   </tbody></table>`;
 }
 
+/** Ready and not going: the page stops following the sync. */
+function settled(b: BindingView): boolean {
+  return b.ready?.status === "True" && !b.deleting;
+}
+
+/** The part of the page that follows the sync: conditions and exports, all read from the binding itself. */
+function statusPart(b: BindingView, conditions: Condition[]): Html {
+  return html`<h2>AppClusterBinding ${b.namespace}/<span id="binding-name">${b.name}</span> <span class="muted" id="binding-group">${b.group}</span></h2>
+  ${
+    b.deleting
+      ? html`<div class="notice" role="status" id="unbinding">Being unbound (deletionPolicy ${b.deletionPolicy}): the sync releases its objects, then lets go of the binding.</div>`
+      : ""
+  }
+  <p>Ready: <span id="ready">${status(b.ready)}</span> · Connected: ${status(b.connected)}${
+    settled(b)
+      ? ""
+      : html` <span class="muted">(refreshing every ${refreshSeconds} s)</span><noscript> <span class="muted">(without script: reload the page)</span></noscript>`
+  }</p>
+  <table><thead><tr><th>Condition</th><th>Status</th><th>Reason</th><th>Message</th></tr></thead><tbody>
+  ${conditions.map((c) => html`<tr><td>${c.type}</td><td>${status(c)}</td><td>${c.reason}</td><td class="muted">${c.message}</td></tr>`)}
+  </tbody></table>
+  <h2 style="margin-top:16px">Exports</h2>
+  <table><thead><tr><th>API</th><th>Objects</th><th>Message</th></tr></thead><tbody>
+  ${b.exports.map((e) => html`<tr><td>${e.id}</td><td>${e.objects}</td><td class="muted">${e.message}</td></tr>`)}
+  </tbody></table>`;
+}
+
+/** The status part's address; it names the binding's group, so that one read finds the binding. */
+function statusHref(b: BindingView): string {
+  const [path = ""] = bindingSubHref(b, "/status").split("?", 1);
+  return `${path}?group=${encodeURIComponent(b.group)}`;
+}
+
+/**
+ * What the page's script asks for every refreshSeconds until the binding settles: its status part
+ * alone, read from the binding (no discovery, no lists); settled tells the script to load the
+ * whole page once more, contents and all.
+ */
+export function bindingStatus(view: { binding: BindingView; conditions: Condition[] }): {
+  settled: boolean;
+  html: string;
+} {
+  return { settled: settled(view.binding), html: statusPart(view.binding, view.conditions).text };
+}
+
 export function bindingPage(view: {
   user: string;
   csrf: string;
@@ -64,28 +113,15 @@ export function bindingPage(view: {
   contents: BindingContents;
 }): string {
   const b = view.binding;
-  const settled = b.ready?.status === "True" && !b.deleting;
   return layout({
     title: b.name,
     user: view.user,
     csrf: view.csrf,
-    // until it is Ready (or while it goes), the page follows the sync's progress by itself
-    ...(settled ? {} : { refreshSeconds: 2 }),
-    body: html`<section>
-  <h2>AppClusterBinding ${b.namespace}/<span id="binding-name">${b.name}</span> <span class="muted" id="binding-group">${b.group}</span></h2>
-  ${
-    b.deleting
-      ? html`<div class="notice" role="status" id="unbinding">Being unbound (deletionPolicy ${b.deletionPolicy}): the sync releases its objects, then lets go of the binding.</div>`
-      : ""
-  }
-  <p>Ready: <span id="ready">${status(b.ready)}</span> · Connected: ${status(b.connected)}${settled ? "" : html` <span class="muted">(refreshing every 2 s)</span>`}</p>
-  <table><thead><tr><th>Condition</th><th>Status</th><th>Reason</th><th>Message</th></tr></thead><tbody>
-  ${view.conditions.map((c) => html`<tr><td>${c.type}</td><td>${status(c)}</td><td>${c.reason}</td><td class="muted">${c.message}</td></tr>`)}
-  </tbody></table>
-  <h2 style="margin-top:16px">Exports</h2>
-  <table><thead><tr><th>API</th><th>Objects</th><th>Message</th></tr></thead><tbody>
-  ${b.exports.map((e) => html`<tr><td>${e.id}</td><td>${e.objects}</td><td class="muted">${e.message}</td></tr>`)}
-  </tbody></table>
+    // until it is Ready (or while it goes), the page's script follows the sync's progress (assets.ts)
+    body: html`<section id="binding-status"${
+      settled(b) ? "" : html` data-status-url="${statusHref(b)}" data-refresh-seconds="${refreshSeconds}"`
+    }>
+  ${statusPart(b, view.conditions)}
 </section>
 <section id="bound-objects"><h2>Bound objects</h2>
   <p class="muted">The provider's copies on the control plane, each with the app object it mirrors.</p>

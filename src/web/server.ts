@@ -28,7 +28,14 @@ import { listen } from "../listen.ts";
 import { withSafeErrors } from "../log.ts";
 import { script, styleSheet } from "./assets.ts";
 import { checkToken, reviewToken, type SignIn, SignInError } from "./auth.ts";
-import { bindingPage, bindingSubHref, pullBindingPage, unbindPage, unboundPage } from "./binding-page.ts";
+import {
+  bindingPage,
+  bindingStatus,
+  bindingSubHref,
+  pullBindingPage,
+  unbindPage,
+  unboundPage,
+} from "./binding-page.ts";
 import { acceptedChoice, type CliBindDone, CliBindRefused, finishCliBind, formChoice } from "./cli-bind.ts";
 import { cliBindPage } from "./cli-bind-page.ts";
 import { RequestError, readForm } from "./form.ts";
@@ -58,6 +65,7 @@ import {
   loginPage,
   signedInPage,
 } from "./pages.ts";
+import { PreferredVersions } from "./preferred-versions.ts";
 import { CookieSealer } from "./sealed-cookie.ts";
 import { cookie, type EndReason, randomToken, readCookies, type Session, SessionStore, sameToken } from "./session.ts";
 
@@ -179,7 +187,7 @@ function lookupKey(session: Session): string {
  */
 function pageSecurityPolicy(formTarget?: string): string {
   const formAction = formTarget ? `'self' ${formTarget}` : "'self'";
-  return `default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`;
+  return `default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`;
 }
 
 /** As many sign-ins as the page checks at once are being checked. */
@@ -267,6 +275,8 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
   };
   /** binds in flight, by user */
   const bindsInFlight = new Map<string, number>();
+  /** discovery's answers a binding's page needs, kept a while per identity */
+  const preferredVersions = new PreferredVersions();
   const sessions = new SessionStore({
     idleMs: options.idleMs ?? 60 * 60_000,
     maxMs: options.maxMs ?? 8 * 60 * 60_000,
@@ -280,6 +290,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
 
   const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}) => {
     res.writeHead(status, { "content-type": "text/html; charset=utf-8", ...headers }).end(body);
+  };
+  const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    res
+      .writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...headers })
+      .end(JSON.stringify(body));
   };
   const redirect = (res: ServerResponse, location: string, headers: Record<string, string | string[]> = {}) => {
     res.writeHead(303, { location, ...headers }).end();
@@ -581,12 +596,6 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
     }
   };
 
-  const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
-    res
-      .writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...headers })
-      .end(JSON.stringify(body));
-  };
-
   /** POST /cli-bind/token: klutch-bind's CLI trades the code its callback got, with its verifier, for the binding. */
   const tradeCode = async (req: IncomingMessage, res: ServerResponse) => {
     const form = await readForm(req);
@@ -838,10 +847,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       }
       return send(res, 200, pullBindingPage({ ...page, pull, now: Date.now() }));
     }
-    const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)(\/unbind)?$/.exec(path);
-    if (bindingPath && (req.method === "GET" || (req.method === "POST" && bindingPath[3] !== undefined))) {
+    const bindingPath = /^\/bindings\/([^/]+)\/([^/]+)(\/unbind|\/status)?$/.exec(path);
+    if (bindingPath && (req.method === "GET" || (req.method === "POST" && bindingPath[3] === "/unbind"))) {
       const [ns, name] = [decodeURIComponent(bindingPath[1] ?? ""), decodeURIComponent(bindingPath[2] ?? "")];
-      const toUnbind = bindingPath[3] !== undefined;
+      const toUnbind = bindingPath[3] === "/unbind";
+      const statusOnly = bindingPath[3] === "/status";
       const form = req.method === "POST" ? await readForm(req) : undefined;
       if (form !== undefined) {
         const refused = checkPost(req, form, session.csrf);
@@ -861,6 +871,8 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         );
       }
       if (binding === undefined) {
+        // the page's script loads the whole page again, which says what became of it
+        if (statusOnly) return sendJson(res, 404, { gone: true });
         // the page an unbind goes to: the binding gone is what it waited for
         if (!toUnbind && url.searchParams.get("unbinding") === "1") {
           return send(res, 200, unboundPage({ user: session.user.username, csrf: session.csrf, namespace: ns, name }));
@@ -877,6 +889,7 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         );
       }
       const view = bindingView(binding);
+      if (statusOnly) return sendJson(res, 200, bindingStatus({ binding: view, conditions: conditionsOf(binding) }));
       const page = { user: session.user.username, csrf: session.csrf, binding: view };
       if (form !== undefined) {
         try {
@@ -888,7 +901,11 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
         }
       }
       if (toUnbind) return send(res, 200, unbindPage(page));
-      const contents = await readBindingContents(session.client, binding);
+      const contents = await readBindingContents(
+        session.client,
+        binding,
+        preferredVersions.for(session.user, session.client),
+      );
       return send(res, 200, bindingPage({ ...page, conditions: conditionsOf(binding), contents }));
     }
     if (req.method === "POST" && (path === "/bind" || path === "/logout")) {

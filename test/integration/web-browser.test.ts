@@ -137,12 +137,18 @@ describe("the web page, in Chromium", () => {
     assert.equal(await page.isChecked(claimBox("secrets.core/Provider")), true);
     assert.equal(await page.isChecked(claimBox("configmaps.core/Consumer")), false);
     await page.locator("#claims").screenshot({ path: join(screenshotDir, "web-1b-claims.png") });
-    await Promise.all([
-      page.waitForURL(`${web.url}/bindings/${env.bindingNamespace}/alice-app`),
-      page.click("#bind-form button[type=submit]"),
-    ]);
-    // the page refreshes itself until the sync reports Ready
+    const pagePath = `/bindings/${env.bindingNamespace}/alice-app`;
+    const asked: string[] = [];
+    page.on("request", (r) => {
+      const path = new URL(r.url()).pathname;
+      if (path.startsWith(pagePath)) asked.push(`${r.resourceType()} ${path}`);
+    });
+    await Promise.all([page.waitForURL(`${web.url}${pagePath}`), page.click("#bind-form button[type=submit]")]);
+    // the page follows the sync until it reports Ready: its status part alone, then the whole page once
     await page.locator("#ready", { hasText: "True" }).waitFor({ timeout: 60_000 });
+    const loads = asked.filter((a) => a === `document ${pagePath}`).length;
+    assert.ok(loads <= 2, `the whole page loaded at most twice (the first time, once Ready): ${asked.join(", ")}`);
+    assert.ok(await page.locator("#bound-objects").isVisible(), "with its contents");
     await page.screenshot({ path: join(screenshotDir, "web-2-ready.png"), fullPage: true });
 
     // made as alice, through impersonation, and the kubeconfig never came back to the browser
@@ -263,7 +269,7 @@ describe("the web page, in Chromium", () => {
     await page.fill("#confirm", "alice-app");
     await page.screenshot({ path: join(screenshotDir, "web-5-unbind.png"), fullPage: true });
     await page.click("#unbind-form button[type=submit]");
-    // the binding's page reloads itself until the sync has let go of the binding
+    // the binding's page follows it until the sync has let go of the binding, then loads again
     await page.locator("#unbound").waitFor({ timeout: 60_000 });
     assert.equal(await env.controlClient.get(refs.klutchBindings, "alice-app", env.bindingNamespace), undefined);
     await context.close();
