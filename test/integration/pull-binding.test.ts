@@ -543,4 +543,30 @@ describe("pull bindings: the control plane's side", () => {
     assert.ok(await admin.get(api, "db", providerNs), "its object stays");
     assert.ok(await admin.get(pullRefs.exports, exportId, c.ns), "the export stays");
   });
+
+  it("a heartbeat dated far ahead or with a huge interval does not set the sync reconciling in a loop", async () => {
+    // a timer over 2^31-1 ms fires after 1 ms: a recheck computed from such a heartbeat spun the
+    // cluster namespace's reconcile, two writes per provider namespace each round
+    const d = await env.bind(`dave-${uniqueSuffix()}`, "c4");
+    await askNamespace(d, "default");
+    await grantedNamespace(d, "default");
+    const healthy = async () =>
+      conditionOf(await admin.get(pullRefs.clusterBindings, clusterBindingName, d.ns), "Healthy");
+    for (const [status, reason] of [
+      [{ lastHeartbeatTime: new Date().toISOString(), heartbeatInterval: "1000000h" }, "HeartbeatReceived"],
+      [{ lastHeartbeatTime: "9999-12-31T00:00:00Z", heartbeatInterval: "5m0s" }, "HeartbeatTimeDrift"],
+    ] as const) {
+      await d.client.mergePatch(pullRefs.clusterBindings, clusterBindingName, d.ns, { status }, "status");
+      await eventually(`Healthy is ${reason}`, async () => assert.equal((await healthy())?.reason, reason));
+      const before = env.syncRequests();
+      const windowMs = 2000;
+      await new Promise((resolve) => setTimeout(resolve, windowMs));
+      const sent = env.syncRequests() - before;
+      // a resync of this file's few cluster namespaces sends a few dozen at most
+      assert.ok(
+        sent < 60,
+        `the sync sent ${sent} requests in ${windowMs} ms after the heartbeat ${JSON.stringify(status)}`,
+      );
+    }
+  });
 });

@@ -8,12 +8,24 @@ import type { Condition } from "../../kube/conditions.ts";
 /** a heartbeat dated this far in the future is not believed (clocks differ by less) */
 export const maxDriftMs = 10_000;
 
+/**
+ * the longest recheck asked for: the konnector writes both times, and a timer over 2^31-1 ms fires
+ * after 1 ms (a heartbeat dated in the year 9999 spun the reconcile); the resync looks sooner anyway
+ */
+export const maxRecheckMs = 10 * 60_000;
+
 export type Health = {
   condition: Condition /** look again after this many ms, when the verdict may change */;
   recheckMs?: number;
 };
 
 export function heartbeatHealth(heartbeat: Heartbeat, now: number): Health {
+  const health = verdict(heartbeat, now);
+  if (health.recheckMs === undefined) return health;
+  return { ...health, recheckMs: Math.min(Math.max(health.recheckMs, 1), maxRecheckMs) };
+}
+
+function verdict(heartbeat: Heartbeat, now: number): Health {
   const at = heartbeat.lastHeartbeatTime;
   if (at === undefined) {
     return {
