@@ -544,6 +544,78 @@ describe("pull bindings: the control plane's side", () => {
     assert.ok(await admin.get(pullRefs.exports, exportId, c.ns), "the export stays");
   });
 
+  it("a later export request cannot change the claims of an API exported already (the konnector widening its rights)", async () => {
+    const e = await env.bind(`erin-${uniqueSuffix()}`, "c5");
+    const request = (name: string, claims: unknown[]) =>
+      e.client.create(pullRefs.exportRequests, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportRequest",
+        metadata: { name, namespace: e.ns },
+        spec: { resources: [{ group: api.group, resource: "postgresqlinstances", permissionClaims: claims }] },
+      });
+    const status = async (name: string) =>
+      (await e.client.get(pullRefs.exportRequests, name, e.ns))?.status as
+        | { phase?: string; terminalMessage?: string; conditions?: Array<{ reason?: string }> }
+        | undefined;
+    // the person accepted no claim (the page's request); the konnector asks for the template's claim itself
+    await request("bound", []);
+    await eventually("the request as bound succeeds", async () =>
+      assert.equal((await status("bound"))?.phase, "Succeeded"),
+    );
+    await askNamespace(e, "default");
+    const providerNs = await grantedNamespace(e, "default");
+    await request("wider", [configmapClaim]);
+    await eventually("the wider request fails", async () => {
+      const wider = await status("wider");
+      assert.equal(wider?.phase, "Failed", JSON.stringify(wider));
+      assert.match(wider?.terminalMessage ?? "", /exported to this cluster namespace already with other claims/);
+    });
+    const exported = await admin.get(pullRefs.exports, `postgresqlinstances.${api.group}`, e.ns);
+    assert.deepEqual((exported?.spec as { permissionClaims?: unknown[] } | undefined)?.permissionClaims, []);
+    const role = await admin.get(pullRefs.roles, binderAccount, providerNs);
+    const granted = ((role as { rules?: Array<{ resources?: string[] }> } | undefined)?.rules ?? []).flatMap(
+      (r) => r.resources ?? [],
+    );
+    assert.deepEqual(granted, ["postgresqlinstances"], "the konnector's Role grants the bound API only");
+    await forbidden("create a ConfigMap in its own provider namespace after asking for a claim not accepted", () =>
+      e.client.create(refs.configMaps, {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "x", namespace: providerNs },
+        data: {},
+      }),
+    );
+    // the same claims again is no change: answered
+    await request("again", []);
+    await eventually("the same request again succeeds", async () =>
+      assert.equal((await status("again"))?.phase, "Succeeded"),
+    );
+
+    // fewer claims (kube-bind's CLI sends its request again without them) succeed and keep them
+    const f = await env.bind(`frank-${uniqueSuffix()}`, "c6");
+    for (const [name, claims] of [
+      ["bound", [configmapClaim]],
+      ["fewer", []],
+    ] as const) {
+      await f.client.create(pullRefs.exportRequests, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportRequest",
+        metadata: { name, namespace: f.ns },
+        spec: { resources: [{ group: api.group, resource: "postgresqlinstances", permissionClaims: claims }] },
+      });
+      await eventually(`request ${name} succeeds`, async () => {
+        const read = await f.client.get(pullRefs.exportRequests, name, f.ns);
+        assert.equal(
+          (read?.status as { phase?: string } | undefined)?.phase,
+          "Succeeded",
+          JSON.stringify(read?.status),
+        );
+      });
+    }
+    const kept = await admin.get(pullRefs.exports, `postgresqlinstances.${api.group}`, f.ns);
+    assert.deepEqual((kept?.spec as { permissionClaims?: unknown[] } | undefined)?.permissionClaims, [configmapClaim]);
+  });
+
   it("a heartbeat dated far ahead or with a huge interval does not set the sync reconciling in a loop", async () => {
     // a timer over 2^31-1 ms fires after 1 ms: a recheck computed from such a heartbeat spun the
     // cluster namespace's reconcile, two writes per provider namespace each round

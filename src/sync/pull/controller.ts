@@ -9,6 +9,7 @@
 //   the namespace carries this cluster namespace's label, while the cluster namespace is served.
 // Hostile input (bad names, unknown APIs, claims not offered, too many namespaces) ends in a status
 // saying so, never in an exception that stops other cluster namespaces.
+import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import { fieldManager, labels, managedByValue, providerNamespace } from "../../api/naming.ts";
 import {
@@ -26,13 +27,14 @@ import { refs } from "../../api/resources.ts";
 import { exportTemplate } from "../../api/template-choice.ts";
 import { InputError } from "../../export/errors.ts";
 import { claimsRoleAnnotation } from "../../export/plan.ts";
+import type { PermissionClaim } from "../../export/types.ts";
 import { KubeApiError, type KubeClient, type KubeObject } from "../../kube/client.ts";
 import type { Condition } from "../../kube/conditions.ts";
 import type { Informer } from "../../kube/informer.ts";
 import type { InformerRegistry } from "../informers.ts";
 import { WorkQueue } from "../queue.ts";
 import { ProviderAccess } from "../tenants/provider-access.ts";
-import { answerRequest } from "./export-request.ts";
+import { answerRequest, type RequestAnswer } from "./export-request.ts";
 import { heartbeatHealth, sameConditions, withConditions } from "./heartbeat.ts";
 import { type ExportedApi, providerNamespaceRules } from "./rules.ts";
 
@@ -186,13 +188,20 @@ export class PullBindingController {
   async #answerRequests(clusterNs: string): Promise<void> {
     const templates = this.#templates.flatMap((t) => t.list());
     const control = this.#o.control;
-    for (const request of this.#i.requests.list(clusterNs)) {
+    // oldest first: the request the binding was made with is answered before any later one
+    const requests = [...this.#i.requests.list(clusterNs)].sort(
+      (a, b) =>
+        (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? "") ||
+        a.metadata.name.localeCompare(b.metadata.name),
+    );
+    for (const request of requests) {
       const phase = (request.status as { phase?: string } | undefined)?.phase;
       if (phase === "Succeeded" || phase === "Failed") continue;
       let answer = await answerRequest(request, templates, async (group, resource) => {
         const crd = await control.get(refs.crds, `${resource}.${group}`);
         return crd?.metadata.deletionTimestamp === undefined ? crd : undefined;
       });
+      if (answer.phase === "Succeeded") answer = this.#claimsKept(clusterNs, answer.exports);
       if (answer.phase === "Succeeded") {
         const existing = new Set(this.#i.exports.list(clusterNs).map((e) => e.metadata.name));
         const added = answer.exports.filter((e) => !existing.has(e.metadata.name)).length;
@@ -229,6 +238,40 @@ export class PullBindingController {
         conditions: withConditions(status?.conditions ?? [], [condition], new Date()),
       });
     }
+  }
+
+  /**
+   * The answer's exports with the claims of an API exported here already kept, or a failure when a
+   * later request asks for a claim beyond them: the claims are those the binding was made with (the
+   * person accepted them), and the konnector, which may create requests, must not widen its own
+   * rights with a later one. Fewer claims keep them too (kube-bind's CLI sends its request again
+   * without claims). An unbind and a new bind change them.
+   */
+  #claimsKept(clusterNs: string, exports: readonly KubeObject[]): RequestAnswer {
+    const kept: KubeObject[] = [];
+    for (const exported of exports) {
+      const before = this.#i.exports.get(exported.metadata.name, clusterNs);
+      if (before === undefined) {
+        kept.push(exported);
+        continue;
+      }
+      let had: PermissionClaim[] | undefined;
+      try {
+        had = decodeExportClaims(before);
+      } catch {
+        had = undefined;
+      }
+      const spec = exported.spec as { permissionClaims: PermissionClaim[] };
+      if (had === undefined || !spec.permissionClaims.every((c) => had.some((h) => isDeepStrictEqual(c, h)))) {
+        return {
+          phase: "Failed",
+          reason: "ClaimsDiffer",
+          message: `${exported.metadata.name} is exported to this cluster namespace already with other claims (APIServiceExport ${exported.metadata.name}): a later request cannot add claims to those the binding was made with; unbind and bind again to change them`,
+        };
+      }
+      kept.push({ ...exported, spec: { ...spec, permissionClaims: had } });
+    }
+    return { phase: "Succeeded", exports: kept };
   }
 
   /** Provider namespaces for this cluster namespace's APIServiceNamespaces; a limit's condition when one was hit. */
