@@ -544,6 +544,51 @@ describe("pull bindings: the control plane's side", () => {
     assert.ok(await admin.get(pullRefs.exports, exportId, c.ns), "the export stays");
   });
 
+  it("provisioning bounds the APIServiceNamespaces and export requests a konnector may create (a ResourceQuota)", async () => {
+    // not served by the sync: only the API server's answers to the binding's account count here
+    const made = await provisionPullBinding(admin, {
+      identity: `gina-${uniqueSuffix()}`,
+      clusterId: "c7",
+      certificateAuthorityData: await env.caData(),
+      objectQuota: { serviceNamespaces: 2, exportRequests: 1 },
+    });
+    onFileDone(() => admin.delete(refs.namespaces, made.namespace));
+    const konnector = KubeClient.fromKubeconfigText(made.kubeconfig);
+    onFileDone(async () => konnector.close());
+    const ask = (name: string) =>
+      konnector.create(pullRefs.serviceNamespaces, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceNamespace",
+        metadata: { name, namespace: made.namespace },
+        spec: {},
+      });
+    const request = (name: string) =>
+      konnector.create(pullRefs.exportRequests, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportRequest",
+        metadata: { name, namespace: made.namespace },
+        spec: { resources: [{ group: api.group, resource: "postgresqlinstances" }] },
+      });
+    await ask("one");
+    await ask("two");
+    await request("first");
+    const overQuota = (err: unknown) =>
+      err instanceof KubeApiError && err.code === 403 && /exceeded quota/.test(err.message);
+    await forbidden("a third APIServiceNamespace over the cluster namespace's quota", () => ask("three"));
+    await assert.rejects(ask("three"), overQuota);
+    await forbidden("a second APIServiceExportRequest over the cluster namespace's quota", () => request("second"));
+    await assert.rejects(request("second"), overQuota);
+    const quota = await admin.get(
+      { group: "", version: "v1", resource: "resourcequotas", namespaced: true },
+      binderAccount,
+      made.namespace,
+    );
+    assert.deepEqual((quota?.spec as { hard?: unknown } | undefined)?.hard, {
+      "count/apiservicenamespaces.klutch.anynines.com": "2",
+      "count/apiserviceexportrequests.klutch.anynines.com": "1",
+    });
+  });
+
   it("a later export request cannot change the claims of an API exported already (the konnector widening its rights)", async () => {
     const e = await env.bind(`erin-${uniqueSuffix()}`, "c5");
     const request = (name: string, claims: unknown[]) =>
