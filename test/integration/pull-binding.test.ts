@@ -661,6 +661,23 @@ describe("pull bindings: the control plane's side", () => {
     assert.deepEqual((kept?.spec as { permissionClaims?: unknown[] } | undefined)?.permissionClaims, [configmapClaim]);
   });
 
+  it("a namespace carrying a cluster namespace's label but naming no app namespace is not deleted (no proof)", async () => {
+    const h = await env.bind(`hank-${uniqueSuffix()}`, "c8");
+    const stray = `stray-${uniqueSuffix()}`;
+    await admin.create(refs.namespaces, {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: stray, labels: { [pullLabels.ownedBy]: h.ns } },
+    });
+    onFileDone(() => admin.delete(refs.namespaces, stray));
+    // a reconcile of h's cluster namespace after the stray namespace was seen
+    await askNamespace(h, "default");
+    await grantedNamespace(h, "default");
+    const left = await admin.get(refs.namespaces, stray);
+    assert.ok(left, "the namespace is there");
+    assert.equal(left.metadata.deletionTimestamp, undefined, "and not being deleted");
+  });
+
   it("a heartbeat dated far ahead or with a huge interval does not set the sync reconciling in a loop", async () => {
     // a timer over 2^31-1 ms fires after 1 ms: a recheck computed from such a heartbeat spun the
     // cluster namespace's reconcile, two writes per provider namespace each round

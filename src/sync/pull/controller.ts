@@ -518,13 +518,13 @@ export class PullBindingController {
       if (marks[pullLabels.ownedBy] !== clusterNs || wanted.has(ns.metadata.name)) continue;
       if (ns.metadata.deletionTimestamp !== undefined) continue;
       const target = marks[labels.consumerNamespace];
+      // a namespace naming no app namespace was not made here (someone labelled it): no proof, kept
+      if (target === undefined || target === "") continue;
       // proof: the API server itself says the APIServiceNamespace is gone (not a cache that may lag)
-      if (target !== undefined && target !== "") {
-        try {
-          if ((await control.get(pullRefs.serviceNamespaces, target, clusterNs)) !== undefined) continue;
-        } catch (err) {
-          if (!(err instanceof KubeApiError && err.code === 404)) throw err;
-        }
+      try {
+        if ((await control.get(pullRefs.serviceNamespaces, target, clusterNs)) !== undefined) continue;
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.code === 404)) throw err;
       }
       this.#o.logger.info(
         { clusterNamespace: clusterNs, namespace: ns.metadata.name },
