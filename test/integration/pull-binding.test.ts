@@ -678,6 +678,62 @@ describe("pull bindings: the control plane's side", () => {
     assert.equal(left.metadata.deletionTimestamp, undefined, "and not being deleted");
   });
 
+  it("heartbeats in a burst cost the sync no writes while nothing changes (no Role applied again per provider namespace)", async () => {
+    const k = await env.bind(`kim-${uniqueSuffix()}`, "c9");
+    for (const name of ["one", "two", "three"]) {
+      await askNamespace(k, name);
+      await grantedNamespace(k, name);
+    }
+    const beat = (interval: string) =>
+      k.client.mergePatch(
+        pullRefs.clusterBindings,
+        clusterBindingName,
+        k.ns,
+        { status: { lastHeartbeatTime: new Date().toISOString(), heartbeatInterval: interval } },
+        "status",
+      );
+    const healthy = async () =>
+      conditionOf(await admin.get(pullRefs.clusterBindings, clusterBindingName, k.ns), "Healthy");
+    await beat("5m0s");
+    await eventually("healthy", async () => assert.equal((await healthy())?.status, "True"));
+    const before = env.syncRequests();
+    for (let i = 0; i < 50; i++) await beat("5m0s");
+    // a last heartbeat that changes the condition's message: once it shows, every earlier one was handled
+    await beat("4m0s");
+    await eventually("the last heartbeat is seen", async () => assert.match((await healthy())?.message ?? "", /4m0s/));
+    const sent = env.syncRequests() - before;
+    // one status write (a resync meanwhile writes nothing either: every Role is as applied)
+    assert.ok(sent < 20, `the sync sent ${sent} requests for 51 heartbeats of a binding with 3 provider namespaces`);
+  });
+
+  it("a provider namespace withdrawn and asked for again gets the konnector's Role again (claims access made anew)", async () => {
+    const m = await env.bind(`mia-${uniqueSuffix()}`, "c10");
+    await m.client.create(pullRefs.exportRequests, {
+      apiVersion: "klutch.anynines.com/v1alpha1",
+      kind: "APIServiceExportRequest",
+      metadata: { name: "db", namespace: m.ns },
+      spec: { resources: [{ group: api.group, resource: "postgresqlinstances", permissionClaims: [configmapClaim] }] },
+    });
+    await eventually("exported", async () =>
+      assert.ok(await admin.get(pullRefs.exports, `postgresqlinstances.${api.group}`, m.ns)),
+    );
+    await askNamespace(m, "again");
+    const providerNs = await grantedNamespace(m, "again");
+    await m.client.delete(pullRefs.serviceNamespaces, "again", m.ns);
+    await eventually("the provider namespace is gone", async () =>
+      assert.equal(await admin.get(refs.namespaces, providerNs), undefined),
+    );
+    await askNamespace(m, "again");
+    assert.equal(await grantedNamespace(m, "again"), providerNs);
+    await eventually("the konnector may write the claimed resource there again", () =>
+      m.client.apply(
+        refs.configMaps,
+        { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: providerNs }, data: {} },
+        "konnector",
+      ),
+    );
+  });
+
   it("a heartbeat dated far ahead or with a huge interval does not set the sync reconciling in a loop", async () => {
     // a timer over 2^31-1 ms fires after 1 ms: a recheck computed from such a heartbeat spun the
     // cluster namespace's reconcile, two writes per provider namespace each round

@@ -55,6 +55,11 @@ export type PullControllerOptions = {
   resyncMs?: number;
 };
 
+/** how long a Role applied is taken to be in place before it is applied again */
+const reapplyMs = 10 * 60_000;
+/** provider namespaces whose applied Role is remembered, at most (then all are applied again) */
+const maxApplied = 50_000;
+
 type CondStatus = { conditions?: Array<Condition & { lastTransitionTime?: string }> };
 
 export class PullBindingController {
@@ -71,6 +76,12 @@ export class PullBindingController {
   readonly #access: ProviderAccess;
   /** claims access granted already, as NAMESPACE/NAME */
   readonly #granted = new Set<string>();
+  /**
+   * the konnector's Role and RoleBinding as last applied, by provider namespace: applied again only
+   * when they change or an entry is older than reapplyMs (else every event of a cluster namespace,
+   * a heartbeat too, cost two writes per provider namespace)
+   */
+  readonly #applied = new Map<string, { key: string; at: number }>();
 
   constructor(options: PullControllerOptions) {
     this.#o = options;
@@ -345,6 +356,17 @@ export class PullBindingController {
         const ref = { uid: bindingKey, name: clusterBindingName, namespace: clusterNs };
         await this.#access.ensureClaimsAccess(ref, name, exportId, role, this.#granted, control);
       }
+      const appliedKey = JSON.stringify([rules, clusterNs, made.metadata.uid]);
+      const applied = this.#applied.get(name);
+      if (applied?.key === appliedKey && Date.now() - applied.at < reapplyMs) {
+        await this.#namespaceStatus(sn, name, {
+          type: "Ready",
+          status: "True",
+          reason: "NamespaceReady",
+          message: `provider namespace ${name}`,
+        });
+        continue;
+      }
       try {
         await control.apply(
           pullRefs.roles,
@@ -375,6 +397,8 @@ export class PullBindingController {
         },
         fieldManager,
       );
+      if (this.#applied.size >= maxApplied) this.#applied.clear();
+      this.#applied.set(name, { key: appliedKey, at: Date.now() });
       await this.#namespaceStatus(sn, name, {
         type: "Ready",
         status: "True",
@@ -412,6 +436,8 @@ export class PullBindingController {
       [labels.managedBy]: managedByValue,
     };
     if (existing === undefined) {
+      // a namespace of this name made before (and deleted since) had its own grants
+      this.#forget(name);
       try {
         return await control.create(refs.namespaces, {
           apiVersion: "v1",
@@ -441,6 +467,12 @@ export class PullBindingController {
       });
     }
     return `namespace ${name} exists and is not this binding's: nothing is written there`;
+  }
+
+  /** what is remembered as granted in provider namespace name */
+  #forget(name: string): void {
+    this.#applied.delete(name);
+    for (const key of this.#granted) if (key.startsWith(`${name}/`)) this.#granted.delete(key);
   }
 
   async #namespaceStatus(sn: KubeObject, namespace: string | undefined, condition: Condition): Promise<void> {
@@ -530,6 +562,7 @@ export class PullBindingController {
         { clusterNamespace: clusterNs, namespace: ns.metadata.name },
         "deleting provider namespace: its APIServiceNamespace is gone",
       );
+      this.#forget(ns.metadata.name);
       await control.delete(
         refs.namespaces,
         ns.metadata.name,
