@@ -43,7 +43,24 @@ export const pullAnnotations = {
    * so that a push binding moving to pull keeps its namespaces
    */
   bindingUid: "bind.klutch.dev/binding-uid",
+  /**
+   * on a cluster namespace (set by provisioning, which the konnector cannot write): the APIs bound
+   * there, RESOURCE.GROUP comma-separated; export requests for others fail. Absent: any templated API
+   */
+  boundApis: "bind.klutch.dev/bound-apis",
 } as const;
+
+/** The APIs a cluster namespace's annotation bound (pullAnnotations.boundApis); undefined when it has none. */
+export function boundApis(clusterNamespace: KubeObject | undefined): Set<string> | undefined {
+  const text = clusterNamespace?.metadata.annotations?.[pullAnnotations.boundApis];
+  if (text === undefined) return undefined;
+  return new Set(
+    text
+      .split(",")
+      .map((id) => id.trim())
+      .filter((id) => id !== ""),
+  );
+}
 
 export type Heartbeat = { lastHeartbeatTime?: string; heartbeatInterval?: string; konnectorVersion?: string };
 

@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { fieldManager, labels, managedByValue } from "../api/naming.ts";
 import {
   binderAccount,
+  boundApis,
   clusterBindingName,
   pullAnnotations,
   pullApiVersion,
@@ -50,6 +51,12 @@ export type ProvisionOptions = {
   providerPrettyName?: string;
   /** the cluster namespace's name prefix (default "cluster-") */
   namespacePrefix?: string;
+  /**
+   * the APIs bound (RESOURCE.GROUP each), added to those bound before: the sync answers export
+   * requests for these only (pullAnnotations.boundApis). Absent: nothing is recorded, and a cluster
+   * namespace that never had any recorded takes a request for any templated API
+   */
+  apis?: readonly string[];
   /** APIServiceNamespaces and APIServiceExportRequests the cluster namespace may hold (defaultObjectQuota) */
   objectQuota?: { serviceNamespaces: number; exportRequests: number };
 };
@@ -116,7 +123,14 @@ export async function provisionPullBinding(client: KubeClient, options: Provisio
       `namespace ${namespace} is being deleted (an unbind of this cluster): try again once it is gone`,
     );
   }
+  for (const id of options.apis ?? []) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(id) || id.length > 316) {
+      throw new ProvisionError(`apis: ${JSON.stringify(id)} is not RESOURCE.GROUP`);
+    }
+  }
   const marks = { [labels.managedBy]: managedByValue };
+  const apis = [...new Set([...(boundApis(existing) ?? []), ...(options.apis ?? [])])].sort().join(",");
+  const recorded: Record<string, string> = options.apis === undefined ? {} : { [pullAnnotations.boundApis]: apis };
   if (existing === undefined) {
     await client.create(refs.namespaces, {
       apiVersion: "v1",
@@ -124,8 +138,12 @@ export async function provisionPullBinding(client: KubeClient, options: Provisio
       metadata: {
         name: namespace,
         labels: { ...marks, [pullLabels.clusterNamespace]: "true" },
-        annotations: { [pullAnnotations.identity]: owner },
+        annotations: { [pullAnnotations.identity]: owner, ...recorded },
       },
+    });
+  } else if (options.apis !== undefined && existing.metadata.annotations?.[pullAnnotations.boundApis] !== apis) {
+    await client.mergePatch(refs.namespaces, namespace, undefined, {
+      metadata: { resourceVersion: existing.metadata.resourceVersion, annotations: recorded },
     });
   }
   await applyQuota(client, namespace, quota);

@@ -17,6 +17,7 @@ import { providerNamespace } from "../../src/api/naming.ts";
 import {
   binderAccount,
   clusterBindingName,
+  pullAnnotations,
   pullLabels,
   pullRefs,
   serviceNamespaceTarget,
@@ -731,6 +732,50 @@ describe("pull bindings: the control plane's side", () => {
         { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: providerNs }, data: {} },
         "konnector",
       ),
+    );
+  });
+
+  it("a konnector's export request for an API not bound to its cluster namespace fails (provisioning records the APIs bound)", async () => {
+    const identity = `nina-${uniqueSuffix()}`;
+    const caData = await env.caData();
+    const bindOnly = (apis: string[]) =>
+      provisionPullBinding(admin, { identity, clusterId: "c11", certificateAuthorityData: caData, apis });
+    const made = await bindOnly(["widgets.example.com"]);
+    onFileDone(() => admin.delete(refs.namespaces, made.namespace));
+    await env.serve(made.namespace);
+    const konnector = KubeClient.fromKubeconfigText(made.kubeconfig);
+    onFileDone(async () => konnector.close());
+    const request = (name: string) =>
+      konnector.create(pullRefs.exportRequests, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportRequest",
+        metadata: { name, namespace: made.namespace },
+        spec: { resources: [{ group: api.group, resource: "postgresqlinstances" }] },
+      });
+    const status = async (name: string) =>
+      (await konnector.get(pullRefs.exportRequests, name, made.namespace))?.status as
+        | { phase?: string; terminalMessage?: string }
+        | undefined;
+    await request("unbound");
+    await eventually("the request for an API not bound fails", async () => {
+      const read = await status("unbound");
+      assert.equal(read?.phase, "Failed", JSON.stringify(read));
+      assert.match(
+        read?.terminalMessage ?? "",
+        /was not bound to this cluster namespace \(bound: widgets\.example\.com\)/,
+      );
+    });
+    assert.equal(await admin.get(pullRefs.exports, `postgresqlinstances.${api.group}`, made.namespace), undefined);
+    // bound later (the page's second bind): answered
+    await bindOnly([`postgresqlinstances.${api.group}`]);
+    const ns = await admin.get(refs.namespaces, made.namespace);
+    assert.equal(
+      ns?.metadata.annotations?.[pullAnnotations.boundApis],
+      `postgresqlinstances.${api.group},widgets.example.com`,
+    );
+    await request("bound");
+    await eventually("the request for the bound API succeeds", async () =>
+      assert.equal((await status("bound"))?.phase, "Succeeded"),
     );
   });
 

@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import { fieldManager, labels, managedByValue, providerNamespace } from "../../api/naming.ts";
 import {
   binderAccount,
+  boundApis,
   clusterBindingName,
   decodeExportApi,
   decodeExportClaims,
@@ -199,6 +200,7 @@ export class PullBindingController {
   async #answerRequests(clusterNs: string): Promise<void> {
     const templates = this.#templates.flatMap((t) => t.list());
     const control = this.#o.control;
+    let bound = boundApis(this.#i.clusterNamespaces.get(clusterNs));
     // oldest first: the request the binding was made with is answered before any later one
     const requests = [...this.#i.requests.list(clusterNs)].sort(
       (a, b) =>
@@ -208,10 +210,16 @@ export class PullBindingController {
     for (const request of requests) {
       const phase = (request.status as { phase?: string } | undefined)?.phase;
       if (phase === "Succeeded" || phase === "Failed") continue;
-      let answer = await answerRequest(request, templates, async (group, resource) => {
+      const crdOf = async (group: string, resource: string) => {
         const crd = await control.get(refs.crds, `${resource}.${group}`);
         return crd?.metadata.deletionTimestamp === undefined ? crd : undefined;
-      });
+      };
+      let answer = await answerRequest(request, templates, crdOf, bound);
+      if (answer.phase === "Failed" && answer.reason === "NotBound") {
+        // the cache may not show yet an API bound just before the request was made: a failure is final
+        bound = boundApis(await control.get(refs.namespaces, clusterNs));
+        answer = await answerRequest(request, templates, crdOf, bound);
+      }
       if (answer.phase === "Succeeded") answer = this.#claimsKept(clusterNs, answer.exports);
       if (answer.phase === "Succeeded") {
         const existing = new Set(this.#i.exports.list(clusterNs).map((e) => e.metadata.name));

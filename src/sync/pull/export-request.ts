@@ -33,12 +33,14 @@ function failed(reason: string, message: string): RequestAnswer {
 
 /**
  * request: the APIServiceExportRequest; templates: those the sync reads; crdOf: the control plane's
- * CRD of resource.group, undefined when there is none.
+ * CRD of resource.group, undefined when there is none; bound: the APIs (RESOURCE.GROUP) provisioning
+ * bound to the cluster namespace, when it recorded them (a request for another fails).
  */
 export async function answerRequest(
   request: KubeObject,
   templates: readonly KubeObject[],
   crdOf: (group: string, resource: string) => Promise<KubeObject | undefined>,
+  bound?: ReadonlySet<string>,
 ): Promise<RequestAnswer> {
   const clusterNamespace = request.metadata.namespace ?? "";
   let wanted: RequestedResource[];
@@ -51,6 +53,12 @@ export async function answerRequest(
   const exports: KubeObject[] = [];
   for (const [i, want] of wanted.entries()) {
     const id = `${want.resource}.${want.group}`;
+    if (bound !== undefined && !bound.has(id)) {
+      return failed(
+        "NotBound",
+        `spec.resources[${i}]: ${id} was not bound to this cluster namespace (bound: ${[...bound].sort().join(", ") || "none"}); bind it from the page`,
+      );
+    }
     const chosen = exportTemplate(templates, want.group, want.resource, clusterNamespace);
     if ("message" in chosen) return failed(chosen.conflict ? "TemplateConflict" : "NoTemplate", chosen.message);
     const template = chosen.template;
