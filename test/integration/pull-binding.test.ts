@@ -779,6 +779,24 @@ describe("pull bindings: the control plane's side", () => {
     );
   });
 
+  it("a heartbeat interval of 800 KB is shown cut short in the condition, which is then written", async () => {
+    const o = await env.bind(`olga-${uniqueSuffix()}`, "c12");
+    // a valid duration (it adds up), 800 KB long: the CRD's schema bounds no heartbeat field but the time
+    const interval = "1s".repeat(400_000);
+    await o.client.mergePatch(
+      pullRefs.clusterBindings,
+      clusterBindingName,
+      o.ns,
+      { status: { lastHeartbeatTime: new Date().toISOString(), heartbeatInterval: interval } },
+      "status",
+    );
+    await eventually("Healthy is written", async () => {
+      const healthy = conditionOf(await admin.get(pullRefs.clusterBindings, clusterBindingName, o.ns), "Healthy");
+      assert.equal(healthy?.reason, "HeartbeatReceived");
+      assert.ok((healthy?.message ?? "").length < 300, `a message of ${healthy?.message?.length} characters`);
+    });
+  });
+
   it("a heartbeat dated far ahead or with a huge interval does not set the sync reconciling in a loop", async () => {
     // a timer over 2^31-1 ms fires after 1 ms: a recheck computed from such a heartbeat spun the
     // cluster namespace's reconcile, two writes per provider namespace each round

@@ -25,6 +25,11 @@ export function heartbeatHealth(heartbeat: Heartbeat, now: number): Health {
   return { ...health, recheckMs: Math.min(Math.max(health.recheckMs, 1), maxRecheckMs) };
 }
 
+/** a value the konnector wrote, as a message shows it: at most 80 characters (a status holds its message and the field) */
+function shown(value: string): string {
+  return value.length > 80 ? `${value.slice(0, 77)}...` : value;
+}
+
 function verdict(heartbeat: Heartbeat, now: number): Health {
   const at = heartbeat.lastHeartbeatTime;
   if (at === undefined) {
@@ -44,7 +49,7 @@ function verdict(heartbeat: Heartbeat, now: number): Health {
         type: "Healthy",
         status: "False",
         reason: "HeartbeatInvalid",
-        message: `status.lastHeartbeatTime ${JSON.stringify(at)} is not a time`,
+        message: `status.lastHeartbeatTime ${JSON.stringify(shown(at))} is not a time`,
       },
     };
   }
@@ -93,7 +98,7 @@ function verdict(heartbeat: Heartbeat, now: number): Health {
         type: "Healthy",
         status: "False",
         reason: "HeartbeatTimeout",
-        message: `no heartbeat since ${at}, more than twice the konnector's interval (${heartbeat.heartbeatInterval}); nothing is deleted because of it`,
+        message: `no heartbeat since ${shown(at)}, more than twice the konnector's interval (${shown(heartbeat.heartbeatInterval ?? "")}); nothing is deleted because of it`,
       },
     };
   }
@@ -102,7 +107,7 @@ function verdict(heartbeat: Heartbeat, now: number): Health {
       type: "Healthy",
       status: "True",
       reason: "HeartbeatReceived",
-      message: `heartbeats arrive within twice the konnector's interval (${heartbeat.heartbeatInterval})`,
+      message: `heartbeats arrive within twice the konnector's interval (${shown(heartbeat.heartbeatInterval ?? "")})`,
     },
     recheckMs: deadline - ago + 1,
   };
