@@ -12,6 +12,7 @@ import { fieldManager, labels, managedByValue } from "../api/naming.ts";
 import {
   binderAccount,
   boundApis,
+  boundApisText,
   clusterBindingName,
   pullAnnotations,
   pullApiVersion,
@@ -19,6 +20,7 @@ import {
   pullRefs,
 } from "../api/pull-binding.ts";
 import { refs } from "../api/resources.ts";
+import type { PermissionClaim } from "../export/types.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { ParsedKubeconfig } from "../kube/kubeconfig.ts";
 import { clusterNamespaceRules } from "../sync/pull/rules.ts";
@@ -52,11 +54,12 @@ export type ProvisionOptions = {
   /** the cluster namespace's name prefix (default "cluster-") */
   namespacePrefix?: string;
   /**
-   * the APIs bound (RESOURCE.GROUP each), added to those bound before: the sync answers export
-   * requests for these only (pullAnnotations.boundApis). Absent: nothing is recorded, and a cluster
-   * namespace that never had any recorded takes a request for any templated API
+   * the APIs bound (RESOURCE.GROUP) with the claims the person accepted, recorded beside those bound
+   * before (an API bound again: its claims as accepted now): the sync answers export requests for
+   * these only (pullAnnotations.boundApis). Absent: nothing is recorded, and a cluster namespace
+   * that never had any recorded takes a request for any templated API and template claim
    */
-  apis?: readonly string[];
+  apis?: ReadonlyArray<{ id: string; claims: readonly PermissionClaim[] }>;
   /** APIServiceNamespaces and APIServiceExportRequests the cluster namespace may hold (defaultObjectQuota) */
   objectQuota?: { serviceNamespaces: number; exportRequests: number };
 };
@@ -123,13 +126,15 @@ export async function provisionPullBinding(client: KubeClient, options: Provisio
       `namespace ${namespace} is being deleted (an unbind of this cluster): try again once it is gone`,
     );
   }
-  for (const id of options.apis ?? []) {
+  for (const { id } of options.apis ?? []) {
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(id) || id.length > 316) {
       throw new ProvisionError(`apis: ${JSON.stringify(id)} is not RESOURCE.GROUP`);
     }
   }
   const marks = { [labels.managedBy]: managedByValue };
-  const apis = [...new Set([...(boundApis(existing) ?? []), ...(options.apis ?? [])])].sort().join(",");
+  const bound = boundApis(existing) ?? new Map();
+  for (const { id, claims } of options.apis ?? []) bound.set(id, [...claims]);
+  const apis = boundApisText(bound);
   const recorded: Record<string, string> = options.apis === undefined ? {} : { [pullAnnotations.boundApis]: apis };
   if (existing === undefined) {
     await client.create(refs.namespaces, {

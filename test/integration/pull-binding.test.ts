@@ -23,6 +23,7 @@ import {
   serviceNamespaceTarget,
 } from "../../src/api/pull-binding.ts";
 import { refs } from "../../src/api/resources.ts";
+import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
 import { provisionPullBinding } from "../../src/provider/provision.ts";
@@ -735,26 +736,27 @@ describe("pull bindings: the control plane's side", () => {
     );
   });
 
-  it("a konnector's export request for an API not bound to its cluster namespace fails (provisioning records the APIs bound)", async () => {
+  it("a konnector's export request for an API not bound, or a claim not accepted, fails (provisioning records them)", async () => {
     const identity = `nina-${uniqueSuffix()}`;
     const caData = await env.caData();
-    const bindOnly = (apis: string[]) =>
+    const pg = `postgresqlinstances.${api.group}`;
+    const bindOnly = (apis: Array<{ id: string; claims: PermissionClaim[] }>) =>
       provisionPullBinding(admin, { identity, clusterId: "c11", certificateAuthorityData: caData, apis });
-    const made = await bindOnly(["widgets.example.com"]);
+    const made = await bindOnly([{ id: "widgets.example.com", claims: [] }]);
     onFileDone(() => admin.delete(refs.namespaces, made.namespace));
     await env.serve(made.namespace);
     const konnector = KubeClient.fromKubeconfigText(made.kubeconfig);
     onFileDone(async () => konnector.close());
-    const request = (name: string) =>
+    const request = (name: string, claims: unknown[] = []) =>
       konnector.create(pullRefs.exportRequests, {
         apiVersion: "klutch.anynines.com/v1alpha1",
         kind: "APIServiceExportRequest",
         metadata: { name, namespace: made.namespace },
-        spec: { resources: [{ group: api.group, resource: "postgresqlinstances" }] },
+        spec: { resources: [{ group: api.group, resource: "postgresqlinstances", permissionClaims: claims }] },
       });
     const status = async (name: string) =>
       (await konnector.get(pullRefs.exportRequests, name, made.namespace))?.status as
-        | { phase?: string; terminalMessage?: string }
+        | { phase?: string; terminalMessage?: string; conditions?: Array<{ reason?: string }> }
         | undefined;
     await request("unbound");
     await eventually("the request for an API not bound fails", async () => {
@@ -765,18 +767,57 @@ describe("pull bindings: the control plane's side", () => {
         /was not bound to this cluster namespace \(bound: widgets\.example\.com\)/,
       );
     });
-    assert.equal(await admin.get(pullRefs.exports, `postgresqlinstances.${api.group}`, made.namespace), undefined);
-    // bound later (the page's second bind): answered
-    await bindOnly([`postgresqlinstances.${api.group}`]);
+    assert.equal(await admin.get(pullRefs.exports, pg, made.namespace), undefined);
+    // bound later (the page's second bind), its claim not accepted: the API is answered, the claim not
+    await bindOnly([{ id: pg, claims: [] }]);
     const ns = await admin.get(refs.namespaces, made.namespace);
-    assert.equal(
-      ns?.metadata.annotations?.[pullAnnotations.boundApis],
-      `postgresqlinstances.${api.group},widgets.example.com`,
-    );
+    assert.deepEqual(JSON.parse(ns?.metadata.annotations?.[pullAnnotations.boundApis] ?? "{}"), {
+      [pg]: [],
+      "widgets.example.com": [],
+    });
+    await request("wider", [configmapClaim]);
+    await eventually("the request with a claim not accepted fails", async () => {
+      const read = await status("wider");
+      assert.equal(read?.phase, "Failed", JSON.stringify(read));
+      assert.match(read?.terminalMessage ?? "", /configmaps\. was not accepted when/);
+    });
     await request("bound");
     await eventually("the request for the bound API succeeds", async () =>
       assert.equal((await status("bound"))?.phase, "Succeeded"),
     );
+  });
+
+  it("two export requests answered in one pass: the later cannot widen the claims the earlier exported", async () => {
+    // made before the sync serves the cluster namespace, so that one reconcile answers both
+    const made = await provisionPullBinding(admin, {
+      identity: `otto-${uniqueSuffix()}`,
+      clusterId: "c13",
+      certificateAuthorityData: await env.caData(),
+    });
+    onFileDone(() => admin.delete(refs.namespaces, made.namespace));
+    const konnector = KubeClient.fromKubeconfigText(made.kubeconfig);
+    onFileDone(async () => konnector.close());
+    for (const [name, claims] of [
+      ["a-bound", []],
+      ["b-wider", [configmapClaim]],
+    ] as const) {
+      await konnector.create(pullRefs.exportRequests, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportRequest",
+        metadata: { name, namespace: made.namespace },
+        spec: { resources: [{ group: api.group, resource: "postgresqlinstances", permissionClaims: claims }] },
+      });
+    }
+    await env.serve(made.namespace);
+    const phase = async (name: string) =>
+      ((await konnector.get(pullRefs.exportRequests, name, made.namespace))?.status as { phase?: string } | undefined)
+        ?.phase;
+    await eventually("both are answered", async () => {
+      assert.equal(await phase("a-bound"), "Succeeded");
+      assert.equal(await phase("b-wider"), "Failed");
+    });
+    const exported = await admin.get(pullRefs.exports, `postgresqlinstances.${api.group}`, made.namespace);
+    assert.deepEqual((exported?.spec as { permissionClaims?: unknown[] } | undefined)?.permissionClaims, []);
   });
 
   it("a heartbeat interval of 800 KB is shown cut short in the condition, which is then written", async () => {

@@ -201,6 +201,8 @@ export class PullBindingController {
     const templates = this.#templates.flatMap((t) => t.list());
     const control = this.#o.control;
     let bound = boundApis(this.#i.clusterNamespaces.get(clusterNs));
+    // the exports, with those this pass wrote (the cache may not show them yet)
+    const known = new Map(this.#i.exports.list(clusterNs).map((e) => [e.metadata.name, e]));
     // oldest first: the request the binding was made with is answered before any later one
     const requests = [...this.#i.requests.list(clusterNs)].sort(
       (a, b) =>
@@ -220,20 +222,21 @@ export class PullBindingController {
         bound = boundApis(await control.get(refs.namespaces, clusterNs));
         answer = await answerRequest(request, templates, crdOf, bound);
       }
-      if (answer.phase === "Succeeded") answer = this.#claimsKept(clusterNs, answer.exports);
+      if (answer.phase === "Succeeded") answer = await this.#claimsKept(clusterNs, answer.exports, known);
       if (answer.phase === "Succeeded") {
-        const existing = new Set(this.#i.exports.list(clusterNs).map((e) => e.metadata.name));
-        const added = answer.exports.filter((e) => !existing.has(e.metadata.name)).length;
-        if (existing.size + added > this.#o.maxExports) {
+        const added = answer.exports.filter((e) => !known.has(e.metadata.name)).length;
+        if (known.size + added > this.#o.maxExports) {
           answer = {
             phase: "Failed",
             reason: "LimitReached",
-            message: `this cluster namespace would hold ${existing.size + added} APIServiceExports, more than --max-exports-per-binding (${this.#o.maxExports}) allows`,
+            message: `this cluster namespace would hold ${known.size + added} APIServiceExports, more than --max-exports-per-binding (${this.#o.maxExports}) allows`,
           };
         }
       }
       if (answer.phase === "Succeeded") {
-        for (const exported of answer.exports) await control.apply(pullRefs.exports, exported, fieldManager);
+        for (const exported of answer.exports) {
+          known.set(exported.metadata.name, await control.apply(pullRefs.exports, exported, fieldManager));
+        }
       }
       if (answer.phase === "Pending") this.#queue.addAfter(clusterNs, 10_000);
       const condition: Condition =
@@ -266,10 +269,17 @@ export class PullBindingController {
    * rights with a later one. Fewer claims keep them too (kube-bind's CLI sends its request again
    * without claims). An unbind and a new bind change them.
    */
-  #claimsKept(clusterNs: string, exports: readonly KubeObject[]): RequestAnswer {
+  async #claimsKept(
+    clusterNs: string,
+    exports: readonly KubeObject[],
+    known: ReadonlyMap<string, KubeObject>,
+  ): Promise<RequestAnswer> {
     const kept: KubeObject[] = [];
     for (const exported of exports) {
-      const before = this.#i.exports.get(exported.metadata.name, clusterNs);
+      // a new export is looked for on the API server too: the cache may lag an earlier pass's write
+      const before =
+        known.get(exported.metadata.name) ??
+        (await this.#o.control.get(pullRefs.exports, exported.metadata.name, clusterNs));
       if (before === undefined) {
         kept.push(exported);
         continue;
