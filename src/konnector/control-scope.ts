@@ -44,6 +44,11 @@ export class ServiceNamespaces {
     );
   }
 
+  /** the key the provider namespaces' names are made from (the ClusterBinding's uid or binding-uid annotation) */
+  get bindingKey(): string {
+    return this.#bindingKey;
+  }
+
   async release(): Promise<void> {
     for (const waiters of this.#waiting.values()) for (const wake of waiters) wake();
     await this.#own.release();

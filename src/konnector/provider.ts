@@ -168,6 +168,13 @@ export class ProviderConnection {
       await this.#stopAllBut(new Set());
       return;
     }
+    if (this.#namespaces !== undefined && this.#namespaces.bindingKey !== bindingKey) {
+      // an administrator set or changed bind.klutch.dev/binding-uid: the grants are named anew
+      await this.#stopAllBut(new Set());
+      await this.#namespaces.release();
+      this.#namespaces = undefined;
+      this.#o.logger.info({ bindingKey }, "the binding key changed: provider namespaces looked up anew");
+    }
     if (this.#namespaces === undefined) {
       this.#namespaces = new ServiceNamespaces(this.#registry, this.#o.control, ns, bindingKey);
     }

@@ -3,12 +3,16 @@
 // namespace of that identity and cluster id, its ClusterBinding, the konnector's ServiceAccount
 // klutch-binder with a Role of least privilege there (rules.ts), and hands back a kubeconfig for
 // that account holding a TokenRequest token with a lifetime. No token Secret is ever made; the
-// konnector renews its token itself (its Role lets it ask for its own account's token only).
+// konnector renews its token itself (its Role lets it ask for its own account's token only). A
+// ResourceQuota bounds the objects the konnector may create there (APIServiceNamespaces and
+// APIServiceExportRequests), which the sync watches across the cluster and reads each reconcile.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fieldManager, labels, managedByValue } from "../api/naming.ts";
 import {
   binderAccount,
+  boundApis,
+  boundApisText,
   clusterBindingName,
   pullAnnotations,
   pullApiVersion,
@@ -16,6 +20,7 @@ import {
   pullRefs,
 } from "../api/pull-binding.ts";
 import { refs } from "../api/resources.ts";
+import type { PermissionClaim } from "../export/types.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { ParsedKubeconfig } from "../kube/kubeconfig.ts";
 import { clusterNamespaceRules } from "../sync/pull/rules.ts";
@@ -24,6 +29,14 @@ export const defaultTokenSeconds = 3600;
 /** the API server's floor for a TokenRequest's expirationSeconds */
 export const minTokenSeconds = 600;
 export const defaultNamespacePrefix = "cluster-";
+/** how many of each kind the konnector may create in its cluster namespace, by default */
+export const defaultObjectQuota = { serviceNamespaces: 200, exportRequests: 100 };
+/** how long provisioning waits for the quota to be counted (the API server refuses creates until then) */
+const quotaWaitMs = 60_000;
+/** an uncounted quota older than this is made again */
+const quotaRecountMs = 3000;
+
+const resourceQuotas = { group: "", version: "v1", resource: "resourcequotas", namespaced: true } as const;
 
 export type ProvisionOptions = {
   /** who binds: the user name the API server authenticated (OIDC or TokenReview) */
@@ -40,6 +53,15 @@ export type ProvisionOptions = {
   providerPrettyName?: string;
   /** the cluster namespace's name prefix (default "cluster-") */
   namespacePrefix?: string;
+  /**
+   * the APIs bound (RESOURCE.GROUP) with the claims the person accepted, recorded beside those bound
+   * before (an API bound again: its claims as accepted now): the sync answers export requests for
+   * these only (pullAnnotations.boundApis). Absent: nothing is recorded, and a cluster namespace
+   * that never had any recorded takes a request for any templated API and template claim
+   */
+  apis?: ReadonlyArray<{ id: string; claims: readonly PermissionClaim[] }>;
+  /** APIServiceNamespaces and APIServiceExportRequests the cluster namespace may hold (defaultObjectQuota) */
+  objectQuota?: { serviceNamespaces: number; exportRequests: number };
 };
 
 export type Provisioned = {
@@ -85,6 +107,12 @@ export async function provisionPullBinding(client: KubeClient, options: Provisio
       `tokenSeconds: must be a whole number of at least ${minTokenSeconds}, got ${tokenSeconds}`,
     );
   }
+  const quota = options.objectQuota ?? defaultObjectQuota;
+  for (const [field, value] of Object.entries(quota)) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new ProvisionError(`objectQuota.${field}: must be a whole number of at least 1, got ${value}`);
+    }
+  }
   const namespace = clusterNamespaceName(options.identity, options.clusterId, options.namespacePrefix);
   const owner = `${options.identity}#${options.clusterId}`;
   const existing = await client.get(refs.namespaces, namespace);
@@ -98,7 +126,16 @@ export async function provisionPullBinding(client: KubeClient, options: Provisio
       `namespace ${namespace} is being deleted (an unbind of this cluster): try again once it is gone`,
     );
   }
+  for (const { id } of options.apis ?? []) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(id) || id.length > 316) {
+      throw new ProvisionError(`apis: ${JSON.stringify(id)} is not RESOURCE.GROUP`);
+    }
+  }
   const marks = { [labels.managedBy]: managedByValue };
+  const bound = boundApis(existing) ?? new Map();
+  for (const { id, claims } of options.apis ?? []) bound.set(id, [...claims]);
+  const apis = boundApisText(bound);
+  const recorded: Record<string, string> = options.apis === undefined ? {} : { [pullAnnotations.boundApis]: apis };
   if (existing === undefined) {
     await client.create(refs.namespaces, {
       apiVersion: "v1",
@@ -106,10 +143,15 @@ export async function provisionPullBinding(client: KubeClient, options: Provisio
       metadata: {
         name: namespace,
         labels: { ...marks, [pullLabels.clusterNamespace]: "true" },
-        annotations: { [pullAnnotations.identity]: owner },
+        annotations: { [pullAnnotations.identity]: owner, ...recorded },
       },
     });
+  } else if (options.apis !== undefined && existing.metadata.annotations?.[pullAnnotations.boundApis] !== apis) {
+    await client.mergePatch(refs.namespaces, namespace, undefined, {
+      metadata: { resourceVersion: existing.metadata.resourceVersion, annotations: recorded },
+    });
   }
+  await applyQuota(client, namespace, quota);
   await client.apply(
     refs.serviceAccounts,
     { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: binderAccount, namespace, labels: marks } },
@@ -172,6 +214,55 @@ export async function provisionPullBinding(client: KubeClient, options: Provisio
     expirationTimestamp,
     kubeconfig: kubeconfigText(server, options.certificateAuthorityData, namespace, token),
   };
+}
+
+/**
+ * The cluster namespace's object quota, applied, and waited for until the quota controller has
+ * counted it: until then the API server refuses every create it covers. A quota made before that
+ * controller knew the klutch CRDs (it looks for new APIs every 30 s) stays uncounted until its
+ * full resync (5 min): such a quota is made again, which the controller counts at once.
+ */
+async function applyQuota(
+  client: KubeClient,
+  namespace: string,
+  quota: { serviceNamespaces: number; exportRequests: number },
+): Promise<void> {
+  const hard = {
+    [`count/${pullRefs.serviceNamespaces.resource}.${pullRefs.serviceNamespaces.group}`]: String(
+      quota.serviceNamespaces,
+    ),
+    [`count/${pullRefs.exportRequests.resource}.${pullRefs.exportRequests.group}`]: String(quota.exportRequests),
+  };
+  const desired = {
+    apiVersion: "v1",
+    kind: "ResourceQuota",
+    metadata: { name: binderAccount, namespace, labels: { [labels.managedBy]: managedByValue } },
+    spec: { hard },
+  };
+  await client.apply(resourceQuotas, desired, fieldManager);
+  let since = Date.now();
+  const until = since + quotaWaitMs;
+  for (;;) {
+    const read = await client.get(resourceQuotas, binderAccount, namespace);
+    const status = read?.status as { hard?: Record<string, string>; used?: Record<string, string> } | undefined;
+    if (Object.entries(hard).every(([k, v]) => status?.hard?.[k] === v && status.used?.[k] !== undefined)) return;
+    if (Date.now() > until) {
+      throw new ProvisionError(
+        `the ResourceQuota ${namespace}/${binderAccount} was not counted within ${quotaWaitMs / 1000} s (is the resourcequota controller of kube-controller-manager running?)`,
+      );
+    }
+    if (read !== undefined && Date.now() - since > quotaRecountMs) {
+      await client.delete(
+        resourceQuotas,
+        binderAccount,
+        namespace,
+        read.metadata.uid ? { uid: read.metadata.uid } : {},
+      );
+      await client.apply(resourceQuotas, desired, fieldManager);
+      since = Date.now();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 function kubeconfigText(server: string, caData: string | undefined, namespace: string, token: string): string {

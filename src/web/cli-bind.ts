@@ -142,6 +142,7 @@ export async function finishCliBind(options: CliBindOptions): Promise<CliBindDon
   const provisioned = await provisionPullBinding(options.control, {
     identity: options.identity,
     clusterId: options.pending.clusterId,
+    apis: [{ id: api.id, claims: requested.claims }],
     ...(options.server ? { server: options.server } : {}),
     ...(options.certificateAuthorityData ? { certificateAuthorityData: options.certificateAuthorityData } : {}),
   });

@@ -246,6 +246,17 @@ describe("the runtime image (make image)", { skip }, () => {
     assert.match(got.stdout, /^(no bindable APIs|API +VERSION)/);
   });
 
+  it("runs the konnector as bind URL's Deployment starts it, and carries the CRD bind URL installs", async () => {
+    const argv = [...(image.config.config.Entrypoint ?? []), "konnector", "--help"];
+    const got = await output(confined(root, image, argv));
+    assert.equal(got.code, 0, got.stderr);
+    assert.match(got.stdout, /--app-account NAMESPACE\/NAME/);
+    assert.ok(
+      existsSync(join(root, "app/deploy/app-cluster/klutch-apiservicebinding-crd.yaml")),
+      "the APIServiceBinding CRD beside dist/",
+    );
+  });
+
   it("serves the function as Crossplane starts it (TLS_SERVER_CERTS_DIR) and a RunFunction call composes the template", async () => {
     const pki = makePki();
     const certs = join(root, "tls");

@@ -14,7 +14,7 @@ import { createInterface } from "node:readline";
 import { before, describe, it } from "node:test";
 import { parse } from "yaml";
 import { labels, providerNamespace } from "../../src/api/naming.ts";
-import { bindingRef, clusterBindingName, pullRefs } from "../../src/api/pull-binding.ts";
+import { bindingRef, clusterBindingName, pullAnnotations, pullRefs } from "../../src/api/pull-binding.ts";
 import { refs } from "../../src/api/resources.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf, isEstablished } from "../../src/kube/conditions.ts";
@@ -374,5 +374,24 @@ describe("the konnector: a pull binding served from the app cluster", () => {
     console.log(`konnector control-plane requests: ${total}, answered 403: ${forbidden}`);
     assert.ok(now.total > 0, "the restarted konnector made control-plane requests");
     assert.equal(forbidden, 0);
+  });
+
+  it("an administrator setting bind.klutch.dev/binding-uid while the konnector runs: it mirrors into the namespaces named after it", async () => {
+    const key = `${binding.uid}-moved`;
+    const moved = providerNamespace(key, appNs);
+    await admin.mergePatch(pullRefs.clusterBindings, clusterBindingName, binding.ns, {
+      metadata: { annotations: { [pullAnnotations.bindingUid]: key } },
+    });
+    await eventually("the control plane grants the namespace named after the new key", async () => {
+      const asked = await admin.get(pullRefs.serviceNamespaces, appNs, binding.ns);
+      assert.equal((asked?.status as { namespace?: string } | undefined)?.namespace, moved);
+    });
+    await app.create(api, pg("db4", { size: "small" }));
+    await eventually(
+      "the new object's copy is in the namespace named after the new key",
+      async () => assert.deepEqual((await admin.get(api, "db4", moved))?.spec, { size: "small" }),
+      60_000,
+    );
+    assert.ok(await admin.get(refs.namespaces, providerNs), "the namespace named after the uid stays");
   });
 });

@@ -17,11 +17,13 @@ import { providerNamespace } from "../../src/api/naming.ts";
 import {
   binderAccount,
   clusterBindingName,
+  pullAnnotations,
   pullLabels,
   pullRefs,
   serviceNamespaceTarget,
 } from "../../src/api/pull-binding.ts";
 import { refs } from "../../src/api/resources.ts";
+import type { PermissionClaim } from "../../src/export/types.ts";
 import { KubeApiError, KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
 import { provisionPullBinding } from "../../src/provider/provision.ts";
@@ -542,5 +544,323 @@ describe("pull bindings: the control plane's side", () => {
     assert.ok(await admin.get(refs.namespaces, providerNs), "the provider namespace stays");
     assert.ok(await admin.get(api, "db", providerNs), "its object stays");
     assert.ok(await admin.get(pullRefs.exports, exportId, c.ns), "the export stays");
+  });
+
+  it("provisioning bounds the APIServiceNamespaces and export requests a konnector may create (a ResourceQuota)", async () => {
+    // not served by the sync: only the API server's answers to the binding's account count here
+    const made = await provisionPullBinding(admin, {
+      identity: `gina-${uniqueSuffix()}`,
+      clusterId: "c7",
+      certificateAuthorityData: await env.caData(),
+      objectQuota: { serviceNamespaces: 2, exportRequests: 1 },
+    });
+    onFileDone(() => admin.delete(refs.namespaces, made.namespace));
+    const konnector = KubeClient.fromKubeconfigText(made.kubeconfig);
+    onFileDone(async () => konnector.close());
+    const ask = (name: string) =>
+      konnector.create(pullRefs.serviceNamespaces, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceNamespace",
+        metadata: { name, namespace: made.namespace },
+        spec: {},
+      });
+    const request = (name: string) =>
+      konnector.create(pullRefs.exportRequests, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportRequest",
+        metadata: { name, namespace: made.namespace },
+        spec: { resources: [{ group: api.group, resource: "postgresqlinstances" }] },
+      });
+    await ask("one");
+    await ask("two");
+    await request("first");
+    const overQuota = (err: unknown) =>
+      err instanceof KubeApiError && err.code === 403 && /exceeded quota/.test(err.message);
+    await forbidden("a third APIServiceNamespace over the cluster namespace's quota", () => ask("three"));
+    await assert.rejects(ask("three"), overQuota);
+    await forbidden("a second APIServiceExportRequest over the cluster namespace's quota", () => request("second"));
+    await assert.rejects(request("second"), overQuota);
+    const quota = await admin.get(
+      { group: "", version: "v1", resource: "resourcequotas", namespaced: true },
+      binderAccount,
+      made.namespace,
+    );
+    assert.deepEqual((quota?.spec as { hard?: unknown } | undefined)?.hard, {
+      "count/apiservicenamespaces.klutch.anynines.com": "2",
+      "count/apiserviceexportrequests.klutch.anynines.com": "1",
+    });
+  });
+
+  it("a later export request cannot change the claims of an API exported already (the konnector widening its rights)", async () => {
+    const e = await env.bind(`erin-${uniqueSuffix()}`, "c5");
+    const request = (name: string, claims: unknown[]) =>
+      e.client.create(pullRefs.exportRequests, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportRequest",
+        metadata: { name, namespace: e.ns },
+        spec: { resources: [{ group: api.group, resource: "postgresqlinstances", permissionClaims: claims }] },
+      });
+    const status = async (name: string) =>
+      (await e.client.get(pullRefs.exportRequests, name, e.ns))?.status as
+        | { phase?: string; terminalMessage?: string; conditions?: Array<{ reason?: string }> }
+        | undefined;
+    // the person accepted no claim (the page's request); the konnector asks for the template's claim itself
+    await request("bound", []);
+    await eventually("the request as bound succeeds", async () =>
+      assert.equal((await status("bound"))?.phase, "Succeeded"),
+    );
+    await askNamespace(e, "default");
+    const providerNs = await grantedNamespace(e, "default");
+    await request("wider", [configmapClaim]);
+    await eventually("the wider request fails", async () => {
+      const wider = await status("wider");
+      assert.equal(wider?.phase, "Failed", JSON.stringify(wider));
+      assert.match(wider?.terminalMessage ?? "", /exported to this cluster namespace already with other claims/);
+    });
+    const exported = await admin.get(pullRefs.exports, `postgresqlinstances.${api.group}`, e.ns);
+    assert.deepEqual((exported?.spec as { permissionClaims?: unknown[] } | undefined)?.permissionClaims, []);
+    const role = await admin.get(pullRefs.roles, binderAccount, providerNs);
+    const granted = ((role as { rules?: Array<{ resources?: string[] }> } | undefined)?.rules ?? []).flatMap(
+      (r) => r.resources ?? [],
+    );
+    assert.deepEqual(granted, ["postgresqlinstances"], "the konnector's Role grants the bound API only");
+    await forbidden("create a ConfigMap in its own provider namespace after asking for a claim not accepted", () =>
+      e.client.create(refs.configMaps, {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "x", namespace: providerNs },
+        data: {},
+      }),
+    );
+    // the same claims again is no change: answered
+    await request("again", []);
+    await eventually("the same request again succeeds", async () =>
+      assert.equal((await status("again"))?.phase, "Succeeded"),
+    );
+
+    // fewer claims (kube-bind's CLI sends its request again without them) succeed and keep them
+    const f = await env.bind(`frank-${uniqueSuffix()}`, "c6");
+    for (const [name, claims] of [
+      ["bound", [configmapClaim]],
+      ["fewer", []],
+    ] as const) {
+      await f.client.create(pullRefs.exportRequests, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportRequest",
+        metadata: { name, namespace: f.ns },
+        spec: { resources: [{ group: api.group, resource: "postgresqlinstances", permissionClaims: claims }] },
+      });
+      await eventually(`request ${name} succeeds`, async () => {
+        const read = await f.client.get(pullRefs.exportRequests, name, f.ns);
+        assert.equal(
+          (read?.status as { phase?: string } | undefined)?.phase,
+          "Succeeded",
+          JSON.stringify(read?.status),
+        );
+      });
+    }
+    const kept = await admin.get(pullRefs.exports, `postgresqlinstances.${api.group}`, f.ns);
+    assert.deepEqual((kept?.spec as { permissionClaims?: unknown[] } | undefined)?.permissionClaims, [configmapClaim]);
+  });
+
+  it("a namespace carrying a cluster namespace's label but naming no app namespace is not deleted (no proof)", async () => {
+    const h = await env.bind(`hank-${uniqueSuffix()}`, "c8");
+    const stray = `stray-${uniqueSuffix()}`;
+    await admin.create(refs.namespaces, {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: stray, labels: { [pullLabels.ownedBy]: h.ns } },
+    });
+    onFileDone(() => admin.delete(refs.namespaces, stray));
+    // a reconcile of h's cluster namespace after the stray namespace was seen
+    await askNamespace(h, "default");
+    await grantedNamespace(h, "default");
+    const left = await admin.get(refs.namespaces, stray);
+    assert.ok(left, "the namespace is there");
+    assert.equal(left.metadata.deletionTimestamp, undefined, "and not being deleted");
+  });
+
+  it("heartbeats in a burst cost the sync no writes while nothing changes (no Role applied again per provider namespace)", async () => {
+    const k = await env.bind(`kim-${uniqueSuffix()}`, "c9");
+    for (const name of ["one", "two", "three"]) {
+      await askNamespace(k, name);
+      await grantedNamespace(k, name);
+    }
+    const beat = (interval: string) =>
+      k.client.mergePatch(
+        pullRefs.clusterBindings,
+        clusterBindingName,
+        k.ns,
+        { status: { lastHeartbeatTime: new Date().toISOString(), heartbeatInterval: interval } },
+        "status",
+      );
+    const healthy = async () =>
+      conditionOf(await admin.get(pullRefs.clusterBindings, clusterBindingName, k.ns), "Healthy");
+    await beat("5m0s");
+    await eventually("healthy", async () => assert.equal((await healthy())?.status, "True"));
+    const before = env.syncRequests();
+    for (let i = 0; i < 50; i++) await beat("5m0s");
+    // a last heartbeat that changes the condition's message: once it shows, every earlier one was handled
+    await beat("4m0s");
+    await eventually("the last heartbeat is seen", async () => assert.match((await healthy())?.message ?? "", /4m0s/));
+    const sent = env.syncRequests() - before;
+    // one status write (a resync meanwhile writes nothing either: every Role is as applied)
+    assert.ok(sent < 20, `the sync sent ${sent} requests for 51 heartbeats of a binding with 3 provider namespaces`);
+  });
+
+  it("a provider namespace withdrawn and asked for again gets the konnector's Role again (claims access made anew)", async () => {
+    const m = await env.bind(`mia-${uniqueSuffix()}`, "c10");
+    await m.client.create(pullRefs.exportRequests, {
+      apiVersion: "klutch.anynines.com/v1alpha1",
+      kind: "APIServiceExportRequest",
+      metadata: { name: "db", namespace: m.ns },
+      spec: { resources: [{ group: api.group, resource: "postgresqlinstances", permissionClaims: [configmapClaim] }] },
+    });
+    await eventually("exported", async () =>
+      assert.ok(await admin.get(pullRefs.exports, `postgresqlinstances.${api.group}`, m.ns)),
+    );
+    await askNamespace(m, "again");
+    const providerNs = await grantedNamespace(m, "again");
+    await m.client.delete(pullRefs.serviceNamespaces, "again", m.ns);
+    await eventually("the provider namespace is gone", async () =>
+      assert.equal(await admin.get(refs.namespaces, providerNs), undefined),
+    );
+    await askNamespace(m, "again");
+    assert.equal(await grantedNamespace(m, "again"), providerNs);
+    await eventually("the konnector may write the claimed resource there again", () =>
+      m.client.apply(
+        refs.configMaps,
+        { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: providerNs }, data: {} },
+        "konnector",
+      ),
+    );
+  });
+
+  it("a konnector's export request for an API not bound, or a claim not accepted, fails (provisioning records them)", async () => {
+    const identity = `nina-${uniqueSuffix()}`;
+    const caData = await env.caData();
+    const pg = `postgresqlinstances.${api.group}`;
+    const bindOnly = (apis: Array<{ id: string; claims: PermissionClaim[] }>) =>
+      provisionPullBinding(admin, { identity, clusterId: "c11", certificateAuthorityData: caData, apis });
+    const made = await bindOnly([{ id: "widgets.example.com", claims: [] }]);
+    onFileDone(() => admin.delete(refs.namespaces, made.namespace));
+    await env.serve(made.namespace);
+    const konnector = KubeClient.fromKubeconfigText(made.kubeconfig);
+    onFileDone(async () => konnector.close());
+    const request = (name: string, claims: unknown[] = []) =>
+      konnector.create(pullRefs.exportRequests, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportRequest",
+        metadata: { name, namespace: made.namespace },
+        spec: { resources: [{ group: api.group, resource: "postgresqlinstances", permissionClaims: claims }] },
+      });
+    const status = async (name: string) =>
+      (await konnector.get(pullRefs.exportRequests, name, made.namespace))?.status as
+        | { phase?: string; terminalMessage?: string; conditions?: Array<{ reason?: string }> }
+        | undefined;
+    await request("unbound");
+    await eventually("the request for an API not bound fails", async () => {
+      const read = await status("unbound");
+      assert.equal(read?.phase, "Failed", JSON.stringify(read));
+      assert.match(
+        read?.terminalMessage ?? "",
+        /was not bound to this cluster namespace \(bound: widgets\.example\.com\)/,
+      );
+    });
+    assert.equal(await admin.get(pullRefs.exports, pg, made.namespace), undefined);
+    // bound later (the page's second bind), its claim not accepted: the API is answered, the claim not
+    await bindOnly([{ id: pg, claims: [] }]);
+    const ns = await admin.get(refs.namespaces, made.namespace);
+    assert.deepEqual(JSON.parse(ns?.metadata.annotations?.[pullAnnotations.boundApis] ?? "{}"), {
+      [pg]: [],
+      "widgets.example.com": [],
+    });
+    await request("wider", [configmapClaim]);
+    await eventually("the request with a claim not accepted fails", async () => {
+      const read = await status("wider");
+      assert.equal(read?.phase, "Failed", JSON.stringify(read));
+      assert.match(read?.terminalMessage ?? "", /configmaps\. was not accepted when/);
+    });
+    await request("bound");
+    await eventually("the request for the bound API succeeds", async () =>
+      assert.equal((await status("bound"))?.phase, "Succeeded"),
+    );
+  });
+
+  it("two export requests answered in one pass: the later cannot widen the claims the earlier exported", async () => {
+    // made before the sync serves the cluster namespace, so that one reconcile answers both
+    const made = await provisionPullBinding(admin, {
+      identity: `otto-${uniqueSuffix()}`,
+      clusterId: "c13",
+      certificateAuthorityData: await env.caData(),
+    });
+    onFileDone(() => admin.delete(refs.namespaces, made.namespace));
+    const konnector = KubeClient.fromKubeconfigText(made.kubeconfig);
+    onFileDone(async () => konnector.close());
+    for (const [name, claims] of [
+      ["a-bound", []],
+      ["b-wider", [configmapClaim]],
+    ] as const) {
+      await konnector.create(pullRefs.exportRequests, {
+        apiVersion: "klutch.anynines.com/v1alpha1",
+        kind: "APIServiceExportRequest",
+        metadata: { name, namespace: made.namespace },
+        spec: { resources: [{ group: api.group, resource: "postgresqlinstances", permissionClaims: claims }] },
+      });
+    }
+    await env.serve(made.namespace);
+    const phase = async (name: string) =>
+      ((await konnector.get(pullRefs.exportRequests, name, made.namespace))?.status as { phase?: string } | undefined)
+        ?.phase;
+    await eventually("both are answered", async () => {
+      assert.equal(await phase("a-bound"), "Succeeded");
+      assert.equal(await phase("b-wider"), "Failed");
+    });
+    const exported = await admin.get(pullRefs.exports, `postgresqlinstances.${api.group}`, made.namespace);
+    assert.deepEqual((exported?.spec as { permissionClaims?: unknown[] } | undefined)?.permissionClaims, []);
+  });
+
+  it("a heartbeat interval of 800 KB is shown cut short in the condition, which is then written", async () => {
+    const o = await env.bind(`olga-${uniqueSuffix()}`, "c12");
+    // a valid duration (it adds up), 800 KB long: the CRD's schema bounds no heartbeat field but the time
+    const interval = "1s".repeat(400_000);
+    await o.client.mergePatch(
+      pullRefs.clusterBindings,
+      clusterBindingName,
+      o.ns,
+      { status: { lastHeartbeatTime: new Date().toISOString(), heartbeatInterval: interval } },
+      "status",
+    );
+    await eventually("Healthy is written", async () => {
+      const healthy = conditionOf(await admin.get(pullRefs.clusterBindings, clusterBindingName, o.ns), "Healthy");
+      assert.equal(healthy?.reason, "HeartbeatReceived");
+      assert.ok((healthy?.message ?? "").length < 300, `a message of ${healthy?.message?.length} characters`);
+    });
+  });
+
+  it("a heartbeat dated far ahead or with a huge interval does not set the sync reconciling in a loop", async () => {
+    // a timer over 2^31-1 ms fires after 1 ms: a recheck computed from such a heartbeat spun the
+    // cluster namespace's reconcile, two writes per provider namespace each round
+    const d = await env.bind(`dave-${uniqueSuffix()}`, "c4");
+    await askNamespace(d, "default");
+    await grantedNamespace(d, "default");
+    const healthy = async () =>
+      conditionOf(await admin.get(pullRefs.clusterBindings, clusterBindingName, d.ns), "Healthy");
+    for (const [status, reason] of [
+      [{ lastHeartbeatTime: new Date().toISOString(), heartbeatInterval: "1000000h" }, "HeartbeatReceived"],
+      [{ lastHeartbeatTime: "9999-12-31T00:00:00Z", heartbeatInterval: "5m0s" }, "HeartbeatTimeDrift"],
+    ] as const) {
+      await d.client.mergePatch(pullRefs.clusterBindings, clusterBindingName, d.ns, { status }, "status");
+      await eventually(`Healthy is ${reason}`, async () => assert.equal((await healthy())?.reason, reason));
+      const before = env.syncRequests();
+      const windowMs = 2000;
+      await new Promise((resolve) => setTimeout(resolve, windowMs));
+      const sent = env.syncRequests() - before;
+      // a resync of this file's few cluster namespaces sends a few dozen at most
+      assert.ok(
+        sent < 60,
+        `the sync sent ${sent} requests in ${windowMs} ms after the heartbeat ${JSON.stringify(status)}`,
+      );
+    }
   });
 });

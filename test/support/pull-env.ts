@@ -50,6 +50,8 @@ export type PullEnv = {
   /** the exported API (postgresqlinstances of the test's own group) */
   api: ResourceRef;
   sync: RunningSync;
+  /** requests the sync has sent to the control plane so far */
+  syncRequests: () => number;
   /** the control plane's CA bundle (base64), as its kubeconfig holds it */
   caData: () => Promise<string>;
   /** provisions a binding of identity and cluster id; its account's client closes when the file is done */
@@ -221,5 +223,6 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
     );
     return namespace;
   };
-  return { admin, tenantNs, api, sync, caData, bind, askNamespace, grantedNamespace, serve };
+  const syncRequests = () => asSync.requests;
+  return { admin, tenantNs, api, sync, syncRequests, caData, bind, askNamespace, grantedNamespace, serve };
 }

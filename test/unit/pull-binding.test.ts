@@ -13,7 +13,7 @@ import {
 import type { KubeObject } from "../../src/kube/client.ts";
 import { clusterNamespaceName } from "../../src/provider/provision.ts";
 import { answerRequest } from "../../src/sync/pull/export-request.ts";
-import { heartbeatHealth, withConditions } from "../../src/sync/pull/heartbeat.ts";
+import { heartbeatHealth, maxRecheckMs, withConditions } from "../../src/sync/pull/heartbeat.ts";
 import { clusterNamespaceRules, providerNamespaceRules } from "../../src/sync/pull/rules.ts";
 
 function obj(kind: string, name: string, rest: Record<string, unknown> = {}): KubeObject {
@@ -190,6 +190,15 @@ describe("heartbeat health", () => {
       heartbeatHealth({ lastHeartbeatTime: "yesterday", heartbeatInterval: "5m" }, now).condition.reason,
       "HeartbeatInvalid",
     );
+  });
+
+  it("asks to look again within maxRecheckMs, however far the konnector's times reach", () => {
+    const huge = heartbeatHealth({ lastHeartbeatTime: at(0), heartbeatInterval: "1000000h" }, now);
+    assert.equal(huge.condition.status, "True");
+    assert.equal(huge.recheckMs, maxRecheckMs);
+    const ahead = heartbeatHealth({ lastHeartbeatTime: "9999-12-31T00:00:00Z", heartbeatInterval: "5m" }, now);
+    assert.equal(ahead.condition.reason, "HeartbeatTimeDrift");
+    assert.equal(ahead.recheckMs, maxRecheckMs);
   });
 
   it("withConditions keeps lastTransitionTime while a condition's status holds", () => {

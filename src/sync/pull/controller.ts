@@ -9,10 +9,12 @@
 //   the namespace carries this cluster namespace's label, while the cluster namespace is served.
 // Hostile input (bad names, unknown APIs, claims not offered, too many namespaces) ends in a status
 // saying so, never in an exception that stops other cluster namespaces.
+import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import { fieldManager, labels, managedByValue, providerNamespace } from "../../api/naming.ts";
 import {
   binderAccount,
+  boundApis,
   clusterBindingName,
   decodeExportApi,
   decodeExportClaims,
@@ -26,13 +28,14 @@ import { refs } from "../../api/resources.ts";
 import { exportTemplate } from "../../api/template-choice.ts";
 import { InputError } from "../../export/errors.ts";
 import { claimsRoleAnnotation } from "../../export/plan.ts";
+import type { PermissionClaim } from "../../export/types.ts";
 import { KubeApiError, type KubeClient, type KubeObject } from "../../kube/client.ts";
 import type { Condition } from "../../kube/conditions.ts";
 import type { Informer } from "../../kube/informer.ts";
 import type { InformerRegistry } from "../informers.ts";
 import { WorkQueue } from "../queue.ts";
 import { ProviderAccess } from "../tenants/provider-access.ts";
-import { answerRequest } from "./export-request.ts";
+import { answerRequest, type RequestAnswer } from "./export-request.ts";
 import { heartbeatHealth, sameConditions, withConditions } from "./heartbeat.ts";
 import { type ExportedApi, providerNamespaceRules } from "./rules.ts";
 
@@ -53,6 +56,11 @@ export type PullControllerOptions = {
   resyncMs?: number;
 };
 
+/** how long a Role applied is taken to be in place before it is applied again */
+const reapplyMs = 10 * 60_000;
+/** provider namespaces whose applied Role is remembered, at most (then all are applied again) */
+const maxApplied = 50_000;
+
 type CondStatus = { conditions?: Array<Condition & { lastTransitionTime?: string }> };
 
 export class PullBindingController {
@@ -69,6 +77,12 @@ export class PullBindingController {
   readonly #access: ProviderAccess;
   /** claims access granted already, as NAMESPACE/NAME */
   readonly #granted = new Set<string>();
+  /**
+   * the konnector's Role and RoleBinding as last applied, by provider namespace: applied again only
+   * when they change or an entry is older than reapplyMs (else every event of a cluster namespace,
+   * a heartbeat too, cost two writes per provider namespace)
+   */
+  readonly #applied = new Map<string, { key: string; at: number }>();
 
   constructor(options: PullControllerOptions) {
     this.#o = options;
@@ -186,26 +200,43 @@ export class PullBindingController {
   async #answerRequests(clusterNs: string): Promise<void> {
     const templates = this.#templates.flatMap((t) => t.list());
     const control = this.#o.control;
-    for (const request of this.#i.requests.list(clusterNs)) {
+    let bound = boundApis(this.#i.clusterNamespaces.get(clusterNs));
+    // the exports, with those this pass wrote (the cache may not show them yet)
+    const known = new Map(this.#i.exports.list(clusterNs).map((e) => [e.metadata.name, e]));
+    // oldest first: the request the binding was made with is answered before any later one
+    const requests = [...this.#i.requests.list(clusterNs)].sort(
+      (a, b) =>
+        (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? "") ||
+        a.metadata.name.localeCompare(b.metadata.name),
+    );
+    for (const request of requests) {
       const phase = (request.status as { phase?: string } | undefined)?.phase;
       if (phase === "Succeeded" || phase === "Failed") continue;
-      let answer = await answerRequest(request, templates, async (group, resource) => {
+      const crdOf = async (group: string, resource: string) => {
         const crd = await control.get(refs.crds, `${resource}.${group}`);
         return crd?.metadata.deletionTimestamp === undefined ? crd : undefined;
-      });
+      };
+      let answer = await answerRequest(request, templates, crdOf, bound);
+      if (answer.phase === "Failed" && answer.reason === "NotBound") {
+        // the cache may not show yet an API bound just before the request was made: a failure is final
+        bound = boundApis(await control.get(refs.namespaces, clusterNs));
+        answer = await answerRequest(request, templates, crdOf, bound);
+      }
+      if (answer.phase === "Succeeded") answer = await this.#claimsKept(clusterNs, answer.exports, known);
       if (answer.phase === "Succeeded") {
-        const existing = new Set(this.#i.exports.list(clusterNs).map((e) => e.metadata.name));
-        const added = answer.exports.filter((e) => !existing.has(e.metadata.name)).length;
-        if (existing.size + added > this.#o.maxExports) {
+        const added = answer.exports.filter((e) => !known.has(e.metadata.name)).length;
+        if (known.size + added > this.#o.maxExports) {
           answer = {
             phase: "Failed",
             reason: "LimitReached",
-            message: `this cluster namespace would hold ${existing.size + added} APIServiceExports, more than --max-exports-per-binding (${this.#o.maxExports}) allows`,
+            message: `this cluster namespace would hold ${known.size + added} APIServiceExports, more than --max-exports-per-binding (${this.#o.maxExports}) allows`,
           };
         }
       }
       if (answer.phase === "Succeeded") {
-        for (const exported of answer.exports) await control.apply(pullRefs.exports, exported, fieldManager);
+        for (const exported of answer.exports) {
+          known.set(exported.metadata.name, await control.apply(pullRefs.exports, exported, fieldManager));
+        }
       }
       if (answer.phase === "Pending") this.#queue.addAfter(clusterNs, 10_000);
       const condition: Condition =
@@ -229,6 +260,47 @@ export class PullBindingController {
         conditions: withConditions(status?.conditions ?? [], [condition], new Date()),
       });
     }
+  }
+
+  /**
+   * The answer's exports with the claims of an API exported here already kept, or a failure when a
+   * later request asks for a claim beyond them: the claims are those the binding was made with (the
+   * person accepted them), and the konnector, which may create requests, must not widen its own
+   * rights with a later one. Fewer claims keep them too (kube-bind's CLI sends its request again
+   * without claims). An unbind and a new bind change them.
+   */
+  async #claimsKept(
+    clusterNs: string,
+    exports: readonly KubeObject[],
+    known: ReadonlyMap<string, KubeObject>,
+  ): Promise<RequestAnswer> {
+    const kept: KubeObject[] = [];
+    for (const exported of exports) {
+      // a new export is looked for on the API server too: the cache may lag an earlier pass's write
+      const before =
+        known.get(exported.metadata.name) ??
+        (await this.#o.control.get(pullRefs.exports, exported.metadata.name, clusterNs));
+      if (before === undefined) {
+        kept.push(exported);
+        continue;
+      }
+      let had: PermissionClaim[] | undefined;
+      try {
+        had = decodeExportClaims(before);
+      } catch {
+        had = undefined;
+      }
+      const spec = exported.spec as { permissionClaims: PermissionClaim[] };
+      if (had === undefined || !spec.permissionClaims.every((c) => had.some((h) => isDeepStrictEqual(c, h)))) {
+        return {
+          phase: "Failed",
+          reason: "ClaimsDiffer",
+          message: `${exported.metadata.name} is exported to this cluster namespace already with other claims (APIServiceExport ${exported.metadata.name}): a later request cannot add claims to those the binding was made with; unbind and bind again to change them`,
+        };
+      }
+      kept.push({ ...exported, spec: { ...spec, permissionClaims: had } });
+    }
+    return { phase: "Succeeded", exports: kept };
   }
 
   /** Provider namespaces for this cluster namespace's APIServiceNamespaces; a limit's condition when one was hit. */
@@ -302,6 +374,17 @@ export class PullBindingController {
         const ref = { uid: bindingKey, name: clusterBindingName, namespace: clusterNs };
         await this.#access.ensureClaimsAccess(ref, name, exportId, role, this.#granted, control);
       }
+      const appliedKey = JSON.stringify([rules, clusterNs, made.metadata.uid]);
+      const applied = this.#applied.get(name);
+      if (applied?.key === appliedKey && Date.now() - applied.at < reapplyMs) {
+        await this.#namespaceStatus(sn, name, {
+          type: "Ready",
+          status: "True",
+          reason: "NamespaceReady",
+          message: `provider namespace ${name}`,
+        });
+        continue;
+      }
       try {
         await control.apply(
           pullRefs.roles,
@@ -332,6 +415,8 @@ export class PullBindingController {
         },
         fieldManager,
       );
+      if (this.#applied.size >= maxApplied) this.#applied.clear();
+      this.#applied.set(name, { key: appliedKey, at: Date.now() });
       await this.#namespaceStatus(sn, name, {
         type: "Ready",
         status: "True",
@@ -369,6 +454,8 @@ export class PullBindingController {
       [labels.managedBy]: managedByValue,
     };
     if (existing === undefined) {
+      // a namespace of this name made before (and deleted since) had its own grants
+      this.#forget(name);
       try {
         return await control.create(refs.namespaces, {
           apiVersion: "v1",
@@ -398,6 +485,12 @@ export class PullBindingController {
       });
     }
     return `namespace ${name} exists and is not this binding's: nothing is written there`;
+  }
+
+  /** what is remembered as granted in provider namespace name */
+  #forget(name: string): void {
+    this.#applied.delete(name);
+    for (const key of this.#granted) if (key.startsWith(`${name}/`)) this.#granted.delete(key);
   }
 
   async #namespaceStatus(sn: KubeObject, namespace: string | undefined, condition: Condition): Promise<void> {
@@ -475,18 +568,19 @@ export class PullBindingController {
       if (marks[pullLabels.ownedBy] !== clusterNs || wanted.has(ns.metadata.name)) continue;
       if (ns.metadata.deletionTimestamp !== undefined) continue;
       const target = marks[labels.consumerNamespace];
+      // a namespace naming no app namespace was not made here (someone labelled it): no proof, kept
+      if (target === undefined || target === "") continue;
       // proof: the API server itself says the APIServiceNamespace is gone (not a cache that may lag)
-      if (target !== undefined && target !== "") {
-        try {
-          if ((await control.get(pullRefs.serviceNamespaces, target, clusterNs)) !== undefined) continue;
-        } catch (err) {
-          if (!(err instanceof KubeApiError && err.code === 404)) throw err;
-        }
+      try {
+        if ((await control.get(pullRefs.serviceNamespaces, target, clusterNs)) !== undefined) continue;
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.code === 404)) throw err;
       }
       this.#o.logger.info(
         { clusterNamespace: clusterNs, namespace: ns.metadata.name },
         "deleting provider namespace: its APIServiceNamespace is gone",
       );
+      this.#forget(ns.metadata.name);
       await control.delete(
         refs.namespaces,
         ns.metadata.name,

@@ -33,12 +33,15 @@ function failed(reason: string, message: string): RequestAnswer {
 
 /**
  * request: the APIServiceExportRequest; templates: those the sync reads; crdOf: the control plane's
- * CRD of resource.group, undefined when there is none.
+ * CRD of resource.group, undefined when there is none; bound: the APIs provisioning bound to the
+ * cluster namespace and the claims accepted for each, when it recorded them (a request for another
+ * API, or a claim not accepted, fails).
  */
 export async function answerRequest(
   request: KubeObject,
   templates: readonly KubeObject[],
   crdOf: (group: string, resource: string) => Promise<KubeObject | undefined>,
+  bound?: ReadonlyMap<string, readonly PermissionClaim[]>,
 ): Promise<RequestAnswer> {
   const clusterNamespace = request.metadata.namespace ?? "";
   let wanted: RequestedResource[];
@@ -51,6 +54,21 @@ export async function answerRequest(
   const exports: KubeObject[] = [];
   for (const [i, want] of wanted.entries()) {
     const id = `${want.resource}.${want.group}`;
+    const accepted = bound?.get(id);
+    if (bound !== undefined && accepted === undefined) {
+      return failed(
+        "NotBound",
+        `spec.resources[${i}]: ${id} was not bound to this cluster namespace (bound: ${[...bound.keys()].sort().join(", ") || "none"}); bind it from the page`,
+      );
+    }
+    for (const [j, claim] of want.claims.entries()) {
+      if (accepted !== undefined && !accepted.some((a) => isDeepStrictEqual(a, claim))) {
+        return failed(
+          "ClaimNotAccepted",
+          `spec.resources[${i}].permissionClaims[${j}]: ${claim.resource}.${claim.group} was not accepted when ${id} was bound; bind it again from the page to accept it`,
+        );
+      }
+    }
     const chosen = exportTemplate(templates, want.group, want.resource, clusterNamespace);
     if ("message" in chosen) return failed(chosen.conflict ? "TemplateConflict" : "NoTemplate", chosen.message);
     const template = chosen.template;

@@ -8,12 +8,29 @@ import type { Condition } from "../../kube/conditions.ts";
 /** a heartbeat dated this far in the future is not believed (clocks differ by less) */
 export const maxDriftMs = 10_000;
 
+/**
+ * the longest recheck asked for: the konnector writes both times, and a timer over 2^31-1 ms fires
+ * after 1 ms (a heartbeat dated in the year 9999 spun the reconcile); the resync looks sooner anyway
+ */
+export const maxRecheckMs = 10 * 60_000;
+
 export type Health = {
   condition: Condition /** look again after this many ms, when the verdict may change */;
   recheckMs?: number;
 };
 
 export function heartbeatHealth(heartbeat: Heartbeat, now: number): Health {
+  const health = verdict(heartbeat, now);
+  if (health.recheckMs === undefined) return health;
+  return { ...health, recheckMs: Math.min(Math.max(health.recheckMs, 1), maxRecheckMs) };
+}
+
+/** a value the konnector wrote, as a message shows it: at most 80 characters (a status holds its message and the field) */
+function shown(value: string): string {
+  return value.length > 80 ? `${value.slice(0, 77)}...` : value;
+}
+
+function verdict(heartbeat: Heartbeat, now: number): Health {
   const at = heartbeat.lastHeartbeatTime;
   if (at === undefined) {
     return {
@@ -32,7 +49,7 @@ export function heartbeatHealth(heartbeat: Heartbeat, now: number): Health {
         type: "Healthy",
         status: "False",
         reason: "HeartbeatInvalid",
-        message: `status.lastHeartbeatTime ${JSON.stringify(at)} is not a time`,
+        message: `status.lastHeartbeatTime ${JSON.stringify(shown(at))} is not a time`,
       },
     };
   }
@@ -81,7 +98,7 @@ export function heartbeatHealth(heartbeat: Heartbeat, now: number): Health {
         type: "Healthy",
         status: "False",
         reason: "HeartbeatTimeout",
-        message: `no heartbeat since ${at}, more than twice the konnector's interval (${heartbeat.heartbeatInterval}); nothing is deleted because of it`,
+        message: `no heartbeat since ${shown(at)}, more than twice the konnector's interval (${shown(heartbeat.heartbeatInterval ?? "")}); nothing is deleted because of it`,
       },
     };
   }
@@ -90,7 +107,7 @@ export function heartbeatHealth(heartbeat: Heartbeat, now: number): Health {
       type: "Healthy",
       status: "True",
       reason: "HeartbeatReceived",
-      message: `heartbeats arrive within twice the konnector's interval (${heartbeat.heartbeatInterval})`,
+      message: `heartbeats arrive within twice the konnector's interval (${shown(heartbeat.heartbeatInterval ?? "")})`,
     },
     recheckMs: deadline - ago + 1,
   };
