@@ -196,7 +196,14 @@ describe("the runtime image (make image)", { skip }, () => {
     assert.match(passwd, /^nonroot:x:65532:65532:/m);
     const entrypoint = statSync(join(root, "usr/local/bin/klutch-bind"));
     assert.ok(entrypoint.mode & 0o001, "the entrypoint is executable by anyone");
-    assert.deepEqual(readdirSync(join(root, "app")).sort(), ["dist", "node_modules", "package.json", "proto"]);
+    assert.deepEqual(readdirSync(join(root, "app")).sort(), [
+      "deploy",
+      "dist",
+      "node_modules",
+      "package.json",
+      "proto",
+    ]);
+    assert.deepEqual(readdirSync(join(root, "app/deploy")), ["app-cluster"], "only the app cluster's CRDs of deploy/");
     assert.ok(!existsSync(join(root, "app/node_modules/typescript")), "no development dependencies");
     if (asRoot) assert.equal(statSync(join(root, "home/nonroot")).uid, 65532);
   });
