@@ -57,7 +57,15 @@ export const pullAnnotations = {
    * so that a push binding moving to pull keeps its namespaces
    */
   bindingUid: "bind.klutch.dev/binding-uid",
+  /**
+   * on an APIServiceBinding: what its deletion does to the provider copies, Delete or Orphan (the
+   * default: nothing is lost). An annotation: klutch-bind's APIServiceBinding has no such field.
+   */
+  deletionPolicy: "bind.klutch.dev/deletion-policy",
 } as const;
+
+/** on an APIServiceBinding the konnector serves: held until the konnector released its export */
+export const konnectorFinalizer = "bind.klutch.dev/konnector";
 
 export type Heartbeat = { lastHeartbeatTime?: string; heartbeatInterval?: string; konnectorVersion?: string };
 
