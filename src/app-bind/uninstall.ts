@@ -29,6 +29,8 @@ export type UnbindPlan = {
   removals: Removal[];
   /** the konnector's namespace goes too (nothing else is left in it) */
   namespace: string | undefined;
+  /** the konnector goes: after its Deployment, its Lease is waited to be let go before its rights go */
+  konnectorLease: { namespace: string; name: string } | undefined;
 };
 
 const deployments: ResourceRef = { group: "apps", version: "v1", resource: "deployments", namespaced: true };
@@ -91,7 +93,12 @@ export async function planUnbind(
     if ((await app.get(refs.secrets, name, ns)) !== undefined) add(refs.secrets, "Secret", name, ns);
   }
   const emptied = left.length === 0 && (await holdsOnlyOurs(app, namespace, removals));
-  return { rbac, removals, namespace: emptied ? namespace : undefined };
+  return {
+    rbac,
+    removals,
+    namespace: emptied ? namespace : undefined,
+    konnectorLease: left.length === 0 ? { namespace, name: leaseName } : undefined,
+  };
 }
 
 /**
@@ -119,7 +126,12 @@ async function holdsOnlyOurs(app: KubeClient, namespace: string, removals: reado
 export function describePlan(plan: UnbindPlan): string[] {
   return [
     ...plan.rbac.map((o) => `apply ClusterRole ${o.metadata.name} (the konnector's rights, for the bindings left)`),
-    ...plan.removals.map((r) => `delete ${r.kind} ${r.namespace ? `${r.namespace}/` : ""}${r.name}`),
+    ...plan.removals.flatMap((r) => [
+      `delete ${r.kind} ${r.namespace ? `${r.namespace}/` : ""}${r.name}`,
+      ...(r.kind === "Deployment" && plan.konnectorLease
+        ? ["wait until the konnector has stopped (its Lease is free)"]
+        : []),
+    ]),
     ...(plan.namespace ? [`delete Namespace ${plan.namespace}`] : []),
   ];
 }
@@ -130,6 +142,7 @@ export async function carryOut(
   plan: UnbindPlan,
   fieldManager: string,
   say: (line: string) => void,
+  timeoutMs: number,
 ): Promise<void> {
   for (const obj of plan.rbac) {
     await app.apply(resourceOf(obj), obj, fieldManager, true);
@@ -140,10 +153,46 @@ export async function carryOut(
     say(
       `${deleted ? "✓" : "·"} ${r.kind} ${r.namespace ? `${r.namespace}/` : ""}${r.name} ${deleted ? "deleted" : "was gone"}`,
     );
+    // its rights go only once it stopped: a konnector running without them fails every request
+    if (r.kind === "Deployment" && plan.konnectorLease) await leaseLetGo(app, plan.konnectorLease, timeoutMs, say);
   }
   if (plan.namespace) {
     await app.delete(refs.namespaces, plan.namespace);
     say(`✓ Namespace ${plan.namespace} deleted`);
+  }
+}
+
+type LeaseSpec = { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
+
+/** Waits until no konnector holds its Lease (let go on shutdown, or expired), saying so now and then. */
+async function leaseLetGo(
+  app: KubeClient,
+  at: { namespace: string; name: string },
+  timeoutMs: number,
+  say: (line: string) => void,
+): Promise<void> {
+  const started = Date.now();
+  let told = 0;
+  for (;;) {
+    const spec = (await app.get(refs.leases, at.name, at.namespace))?.spec as LeaseSpec | undefined;
+    const renewed = spec?.renewTime ? Date.parse(spec.renewTime) : 0;
+    const held = !!spec?.holderIdentity && renewed + (spec.leaseDurationSeconds ?? 0) * 1000 > Date.now();
+    if (!held) {
+      say("✓ the konnector has stopped (its Lease is free)");
+      return;
+    }
+    const waited = Date.now() - started;
+    if (waited > timeoutMs) {
+      throw new Error(
+        `the konnector still holds Lease ${at.namespace}/${at.name} (${spec?.holderIdentity}) ${Math.round(waited / 1000)} s after its Deployment was deleted: ` +
+          "stop it, then run unbind again to remove its rights",
+      );
+    }
+    if (waited - told >= 10_000) {
+      told = waited;
+      say(`  … waiting for the konnector ${spec?.holderIdentity} to stop (${Math.round(waited / 1000)} s)`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 

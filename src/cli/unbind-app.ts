@@ -46,7 +46,7 @@ export const unbindAppFlags = {
     type: "string",
     default: "120",
     value: "SECONDS",
-    description: "how long to wait for the konnector to release the binding",
+    description: "how long to wait for the konnector to release the binding (and, removing it, to stop)",
   },
   "dry-run": {
     type: "boolean",
@@ -133,7 +133,7 @@ export async function runUnbindApp(args: string[]): Promise<number> {
         ? `✓ APIServiceBinding ${name} released by the konnector and deleted (provider copies ${policy === "Delete" ? "deleted" : "kept"})`
         : `! APIServiceBinding ${name} deleted, but the konnector did not hold it (an older konnector?): its objects were not released`,
     );
-    await carryOut(app, plan, cliFieldManager, say);
+    await carryOut(app, plan, cliFieldManager, say, timeoutSeconds * 1000);
     if (left.length > 0) say(`✓ the konnector serves ${left.map((b) => b.name).join(", ")}`);
     else say("✓ no binding left: the konnector is removed (the APIs' CRDs and the app objects stay)");
     return 0;
