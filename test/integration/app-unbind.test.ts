@@ -22,10 +22,11 @@ import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/cl
 import { conditionOf } from "../../src/kube/conditions.ts";
 import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
 import { controlPlaneAddress } from "../../src/provider/provision.ts";
+import { deleteProviderCopies } from "../../src/sync/mirror/release.ts";
 import { type RunningWeb, startWebServer } from "../../src/web/server.ts";
 import { type Account, grant, serviceAccount } from "../support/accounts.ts";
 import type { Cluster } from "../support/cluster.ts";
-import { clientConfig, freshCluster, onFileDone, testClusters } from "../support/clusters.ts";
+import { clientConfig, freshCluster, onFileDone, testClusters, testNamespace } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
 import { apply, readManifests } from "../support/manifests.ts";
 import { freePort } from "../support/net.ts";
@@ -170,6 +171,13 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
     return count;
   }
 
+  /** The konnector has not been refused (403) on either side; its lines saying so otherwise. */
+  async function neverRefused(): Promise<void> {
+    const f = await forbidden();
+    const said = (konnector?.out ?? []).filter((l) => /403|forbidden/i.test(l)).join("\n");
+    assert.deepEqual({ app: f.app, control: f.control }, { app: 0, control: 0 }, said);
+  }
+
   /** bind URL, headless, as dana; the konnector started once its Deployment is there. */
   async function bind(apiId: string, claims: string): Promise<void> {
     const tokenFile = join(app.dir, "dana.token");
@@ -243,7 +251,7 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
     assert.ok(await appClient.get(refs.roleBindings, "klutch-bind:app:konnector:claims", appNs));
     const groups = rulesOf(await mainRole()).flatMap((r) => r.apiGroups);
     assert.ok(groups.includes(api1.group) && groups.includes(api2.group), JSON.stringify(groups));
-    assert.deepEqual(await forbidden().then((f) => [f.app, f.control]), [0, 0]);
+    await neverRefused();
   });
 
   it("unbind --app --orphan keeps the provider copies and the app objects (our finalizer gone), and shrinks the konnector's rights to the other binding", {
@@ -280,7 +288,7 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
     await make(api2, "b2");
     await copied(api2, "b2");
     assert.equal(conditionOf(await appClient.get(bindingRef, id2), "Ready")?.status, "True");
-    assert.deepEqual(await forbidden().then((f) => [f.app, f.control]), [0, 0]);
+    await neverRefused();
   });
 
   it("unbind --app --dry-run prints the plan and changes nothing", async () => {
@@ -315,17 +323,15 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
     const running = konnector;
     const b1 = await env.admin.get(api2, "b1", providerNs);
     assert.ok(b1, "b1's copy is in the provider namespace of shop");
-    // in the same provider namespace: one of another binding, one of nobody's; neither is ours to delete
+    // the binding's label in a namespace that is none of its provider namespaces: the konnector looks
+    // only in those it was granted, never across the cluster, so this one stays
+    const bindingKey = b1.metadata.labels?.[labels.binding] ?? "";
+    assert.notEqual(bindingKey, "");
+    const elsewhere = await testNamespace((await testClusters()).control, "app-unbind-elsewhere");
     await env.admin.create(api2, {
       apiVersion: `${api2.group}/v1`,
       kind: "PostgresqlInstance",
-      metadata: { name: "others", namespace: providerNs, labels: { [labels.binding]: "someone-else" } },
-      spec: { size: "large" },
-    });
-    await env.admin.create(api2, {
-      apiVersion: `${api2.group}/v1`,
-      kind: "PostgresqlInstance",
-      metadata: { name: "unlabelled", namespace: providerNs },
+      metadata: { name: "elsewhere", namespace: elsewhere, labels: { [labels.binding]: bindingKey } },
       spec: { size: "large" },
     });
     const run = cli(["unbind", "--app", id2, "--delete", "--kubeconfig", app.kubeconfigPath, "--timeout", "60"]);
@@ -335,17 +341,17 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
       async () => assert.equal(await appClient.get(deployments, "klutch-bind-konnector", ns), undefined),
       60_000,
     );
-    const f = await forbidden();
-    const denied = { app: f.app, control: f.control };
+    // never refused while it ran
+    const refused = await neverRefused().catch((err: unknown) => err);
     await stopProcess(running.child);
     assert.equal(await run.exited, 0, run.out.join("\n"));
-    assert.deepEqual(denied, { app: 0, control: 0 }, "the konnector was never refused while it ran");
+    if (refused) throw refused;
     assert.match(run.out.join("\n"), /released by the konnector and deleted \(provider copies deleted\)/);
 
     await eventually("the binding's provider copies are gone", async () => {
       for (const name of ["b1", "b2"]) assert.equal(await env.admin.get(api2, name, providerNs), undefined, name);
     });
-    for (const name of ["others", "unlabelled"]) assert.ok(await env.admin.get(api2, name, providerNs), name);
+    assert.ok(await env.admin.get(api2, "elsewhere", elsewhere), "outside the provider namespaces: untouched");
     for (const name of ["a1", "a2"]) assert.ok(await env.admin.get(api1, name, providerNs), `${name} stays orphaned`);
     for (const name of ["b1", "b2"]) {
       const mine = await appClient.get(api2, name, appNs);
@@ -372,6 +378,33 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
     // no namespace controller here: deleted means marked for deletion
     const namespace = await appClient.get(refs.namespaces, ns);
     assert.ok(namespace === undefined || namespace.metadata.deletionTimestamp !== undefined, "the namespace goes");
+  });
+
+  it("deleteProviderCopies deletes only what carries the binding's label, and only in the namespaces given", async () => {
+    const control = (await testClusters()).control;
+    const [mine, other] = await Promise.all([
+      testNamespace(control, "app-unbind-copies"),
+      testNamespace(control, "app-unbind-other"),
+    ]);
+    const put = (namespace: string, name: string, owner?: string) =>
+      env.admin.create(api1, {
+        apiVersion: `${api1.group}/v1`,
+        kind: "PostgresqlInstance",
+        metadata: { name, namespace, ...(owner ? { labels: { [labels.binding]: owner } } : {}) },
+        spec: { size: "small" },
+      });
+    await put(mine, "ours", "uid-1");
+    await put(mine, "theirs", "uid-2");
+    await put(mine, "nobodys");
+    await put(other, "ours-elsewhere", "uid-1");
+    assert.equal(await deleteProviderCopies(env.admin, api1, "uid-1", [mine]), 1);
+    const left = async (namespace: string) =>
+      (await env.admin.list(api1, { namespace })).items
+        .filter((o) => o.metadata.deletionTimestamp === undefined)
+        .map((o) => o.metadata.name)
+        .sort();
+    assert.deepEqual(await left(mine), ["nobodys", "theirs"]);
+    assert.deepEqual(await left(other), ["ours-elsewhere"]);
   });
 
   it("says what is wrong: no such binding; a binding no konnector releases times out naming the konnector", {
