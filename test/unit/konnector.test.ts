@@ -99,6 +99,8 @@ describe("APIServiceBinding", () => {
 
   it("reads its deletion policy from its annotation: Orphan unless it says Delete, another value named", () => {
     const annotated = (value?: string): KubeObject => ({
+      apiVersion: "klutch.anynines.com/v1alpha1",
+      kind: "APIServiceBinding",
       metadata: {
         name: "widgets.example.org",
         ...(value === undefined ? {} : { annotations: { "bind.klutch.dev/deletion-policy": value } }),
