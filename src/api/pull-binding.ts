@@ -63,6 +63,11 @@ export const pullAnnotations = {
    * requests for other APIs or other claims fail. Absent: any templated API and template claim
    */
   boundApis: "bind.klutch.dev/bound-apis",
+  /**
+   * on an APIServiceBinding: what its deletion does to the provider copies, Delete or Orphan (the
+   * default: nothing is lost). An annotation: klutch-bind's APIServiceBinding has no such field.
+   */
+  deletionPolicy: "bind.klutch.dev/deletion-policy",
 } as const;
 
 /** APIs bound to a cluster namespace (RESOURCE.GROUP) and the claims accepted for each */
@@ -91,6 +96,9 @@ export function boundApis(clusterNamespace: KubeObject | undefined): BoundApis |
 export function boundApisText(bound: BoundApis): string {
   return JSON.stringify(Object.fromEntries([...bound].sort(([a], [b]) => a.localeCompare(b))));
 }
+
+/** on an APIServiceBinding the konnector serves: held until the konnector released its export */
+export const konnectorFinalizer = "bind.klutch.dev/konnector";
 
 export type Heartbeat = { lastHeartbeatTime?: string; heartbeatInterval?: string; konnectorVersion?: string };
 

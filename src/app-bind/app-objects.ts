@@ -5,7 +5,7 @@
 // The konnector's rights are those of a push binding's app account (app-access/rbac.ts: the bound
 // CRDs and their aggregated roles by name, the bound resources, the claimed resources per app
 // namespace through a RoleBinding it makes there, never cluster-wide), for every API bound in the
-// cluster, plus reading the APIServiceBindings and writing their status, and in its own namespace
+// cluster, plus reading the APIServiceBindings (and putting its finalizer on them) and writing their status, and in its own namespace
 // its Lease and its kubeconfig Secrets (read, and written back when it renews the token). Both
 // peers grant their konnector `*` on `*`.
 import { createHash } from "node:crypto";
@@ -56,7 +56,8 @@ export function kubeconfigSecretName(server: string, clusterNamespace: string): 
 export function konnectorRules(account: AppAccount, served: readonly AppBinding[]): PolicyRule[] {
   return [
     ...mainRules(account, served.map(boundExport)),
-    { apiGroups: [bindingRef.group], resources: [bindingRef.resource], verbs: ["get", "list", "watch"] },
+    // patch: its finalizer on each, held until a deleted one's export is released
+    { apiGroups: [bindingRef.group], resources: [bindingRef.resource], verbs: ["get", "list", "watch", "patch"] },
     { apiGroups: [bindingRef.group], resources: [`${bindingRef.resource}/status`], verbs: ["get", "update", "patch"] },
   ];
 }

@@ -35,6 +35,13 @@ export const commands: Record<string, Command> = {
       return { run: m.runUnbind, help: m.unbindHelp };
     },
   },
+  "unbind-app": {
+    summary: "undo bind URL for one API: klutch-bind unbind --app RESOURCE.GROUP, the konnector releasing it",
+    load: async () => {
+      const m = await import("./unbind-app.ts");
+      return { run: m.runUnbindApp, help: m.unbindAppHelp };
+    },
+  },
   status: {
     summary: "show the health and counts of the bindings",
     load: async () => {

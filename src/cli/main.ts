@@ -43,7 +43,9 @@ async function main(argv: string[]): Promise<number> {
   }
   // `bind URL` binds from the app cluster: a command of its own, bind-url
   const fromApp = name === "bind" && /^https?:\/\//.test(rest[0] ?? "");
-  const wanted = fromApp ? "bind-url" : name === "help" ? (rest[0] ?? "") : name;
+  // and `unbind --app RESOURCE.GROUP` undoes it: unbind-app
+  const unbindApp = name === "unbind" && rest.some((a) => a === "--app" || a.startsWith("--app="));
+  const wanted = fromApp ? "bind-url" : unbindApp ? "unbind-app" : name === "help" ? (rest[0] ?? "") : name;
   const command = commands[wanted];
   if (command === undefined) {
     process.stderr.write(`klutch-bind: unknown command "${wanted}"\n\n${usage()}`);

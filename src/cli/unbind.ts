@@ -46,7 +46,8 @@ export const unbindHelp: CommandHelp = {
   description:
     "Stops binding an app cluster: deletes the AppClusterBinding NAME and waits until the sync has released " +
     "its objects. One of --delete and --orphan is required. The binding's own kubeconfig Secret (one marked for it " +
-    "alone) and the service account bind made in the app cluster go with it.",
+    "alone) and the service account bind made in the app cluster go with it. A binding made from the app cluster " +
+    "(klutch-bind bind URL) is undone there: klutch-bind unbind --app RESOURCE.GROUP (see klutch-bind help unbind-app).",
   flags: unbindFlags,
   examples: [
     "klutch-bind unbind -n crossplane-system team-orders --orphan",

@@ -3,6 +3,8 @@
 // (RESOURCE.GROUP), naming the Secret with the control plane's kubeconfig, and recording per claim
 // whether the app cluster's owner accepted it. Decoded strictly, each error naming the field: anyone
 // allowed to write these objects in the app cluster wrote it.
+import type { DeletionPolicy } from "../api/binding-spec.ts";
+import { pullAnnotations } from "../api/pull-binding.ts";
 import { apiGroup, nonEmptyString, object, oneOf, optionalList, resourceName } from "../export/decode.ts";
 import { InputError } from "../export/errors.ts";
 import type { PermissionClaim } from "../export/types.ts";
@@ -49,4 +51,15 @@ export function boundExportName(binding: KubeObject): string {
     throw new InputError("metadata.name", "must be the APIServiceExport it binds: RESOURCE.GROUP", name);
   }
   return name;
+}
+
+/**
+ * What deleting the binding does to the provider copies: its annotation bind.klutch.dev/deletion-policy,
+ * Delete or Orphan; absent, Orphan. Any other value is an error naming it (the binding is then held).
+ */
+export function deletionPolicyOf(binding: KubeObject): DeletionPolicy {
+  const value = binding.metadata.annotations?.[pullAnnotations.deletionPolicy];
+  if (value === undefined || value === "Orphan") return "Orphan";
+  if (value === "Delete") return "Delete";
+  throw new InputError(`metadata.annotations["${pullAnnotations.deletionPolicy}"]`, "must be Delete or Orphan", value);
 }

@@ -74,6 +74,12 @@ export class ServiceNamespaces {
     };
   }
 
+  /** Every provider namespace granted so far, read afresh (a release must not miss one the cache lags behind on). */
+  async grantedNamespaces(): Promise<string[]> {
+    const all = await this.#control.list(pullRefs.serviceNamespaces, { namespace: this.#clusterNs });
+    return all.items.flatMap((sn) => this.#granted(sn) ?? []);
+  }
+
   scope(): ControlScope {
     return {
       namespaces: (handlers) => this.#namespaces(handlers),

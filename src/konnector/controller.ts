@@ -5,7 +5,8 @@
 // kubeconfig, a missing export), written only when it changed.
 import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
-import { bindingRef } from "../api/pull-binding.ts";
+import type { DeletionPolicy } from "../api/binding-spec.ts";
+import { bindingRef, konnectorFinalizer } from "../api/pull-binding.ts";
 import { refs } from "../api/resources.ts";
 import type { AppAccount } from "../app-access/account.ts";
 import { AppNamespaceAccess } from "../app-access/namespace-access.ts";
@@ -16,7 +17,13 @@ import type { Informer } from "../kube/informer.ts";
 import { kubeTime } from "../kube/time.ts";
 import type { ExportSync } from "../sync/mirror/export-sync.ts";
 import { WorkQueue } from "../sync/queue.ts";
-import { type BindingSpec, boundExportName, decodeBindingSpec, type SecretRef } from "./binding-spec.ts";
+import {
+  type BindingSpec,
+  boundExportName,
+  decodeBindingSpec,
+  deletionPolicyOf,
+  type SecretRef,
+} from "./binding-spec.ts";
 import { isProblem, kubeconfigHash, providerKubeconfig } from "./kubeconfig-secret.ts";
 import { ProviderConnection, type ProviderOptions } from "./provider.ts";
 
@@ -126,21 +133,37 @@ export class Konnector {
     const problems = new Map<string, Condition>();
     const groups = new Map<
       string,
-      { text: string; namespace: string; specs: Map<string, BindingSpec>; refs: SecretRef[] }
+      {
+        text: string;
+        namespace: string;
+        specs: Map<string, BindingSpec>;
+        releasing: Map<string, DeletionPolicy>;
+        refs: SecretRef[];
+      }
     >();
     const wantedSecrets = new Set<string>();
-    const bindings = this.#bindings.informer.list().filter((b) => b.metadata.deletionTimestamp === undefined);
-    for (const binding of bindings) {
+    const listed = this.#bindings.informer.list();
+    const bindings = listed.filter((b) => b.metadata.deletionTimestamp === undefined);
+    // deleted ones we hold: their export is released through their kubeconfig's connection, then let go
+    const deleted = listed.filter(
+      (b) => b.metadata.deletionTimestamp !== undefined && b.metadata.finalizers?.includes(konnectorFinalizer),
+    );
+    for (const binding of [...bindings, ...deleted]) {
       const name = binding.metadata.name;
+      const deleting = binding.metadata.deletionTimestamp !== undefined;
       let spec: BindingSpec;
+      let policy: DeletionPolicy = "Orphan";
       try {
         boundExportName(binding);
         spec = decodeBindingSpec(binding);
+        if (deleting) policy = deletionPolicyOf(binding);
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
+        if (deleting) this.#o.logger.warn({ binding: name, err: err.message }, "cannot release a deleted binding");
         problems.set(name, { type: "Ready", status: "False", reason: "InvalidSpec", message: err.message });
         continue;
       }
+      if (!deleting) await this.#hold(binding);
       const ref = spec.kubeconfigSecretRef;
       wantedSecrets.add(`${ref.namespace}/${ref.name}`);
       const secrets = this.#secret(ref).informer;
@@ -151,15 +174,25 @@ export class Konnector {
       }
       const kubeconfig = providerKubeconfig(secrets.get(ref.name, ref.namespace), ref);
       if (isProblem(kubeconfig)) {
+        if (deleting) {
+          this.#o.logger.warn({ binding: name, err: kubeconfig.message }, "cannot release a deleted binding");
+        }
         problems.set(name, { type: "Ready", status: "False", ...kubeconfig });
         continue;
       }
       let group = groups.get(kubeconfig.hash);
       if (group === undefined) {
-        group = { text: kubeconfig.text, namespace: kubeconfig.namespace, specs: new Map(), refs: [] };
+        group = {
+          text: kubeconfig.text,
+          namespace: kubeconfig.namespace,
+          specs: new Map(),
+          releasing: new Map(),
+          refs: [],
+        };
         groups.set(kubeconfig.hash, group);
       }
-      group.specs.set(name, spec);
+      if (deleting) group.releasing.set(name, policy);
+      else group.specs.set(name, spec);
       group.refs.push(ref);
     }
     for (const [hash, connection] of [...this.#connections]) {
@@ -190,6 +223,7 @@ export class Konnector {
           clusterNamespace: group.namespace,
           logger: this.#o.logger.child({ clusterNamespace: group.namespace }),
           ...(this.#appAccess ? { appNamespaceAccess: this.#appAccess } : {}),
+          released: (name) => this.#letGo(name),
           renewal: {
             kubeconfig: group.text,
             fraction: this.#o.tokenRenewFraction,
@@ -203,7 +237,7 @@ export class Konnector {
         this.#o.logger.info({ clusterNamespace: group.namespace, bindings: [...group.specs.keys()] }, "connected");
       }
       connection.refs = group.refs;
-      connection.provider.setBindings(group.specs);
+      connection.provider.setBindings(group.specs, group.releasing);
       for (const name of group.specs.keys()) servedBy.set(name, connection.provider);
     }
     for (const [id, held] of [...this.#secrets]) {
@@ -217,6 +251,44 @@ export class Konnector {
         servedBy.get(name)?.condition(name) ?? { type: "Ready", status: "False", reason: "Pending", message: "" };
       await this.#writeReady(binding, condition);
     }
+  }
+
+  /**
+   * Puts our finalizer on a binding we serve, so that its deletion waits for its release. A
+   * konnector installed before it held bindings may not patch them (403): it serves on unheld.
+   */
+  async #hold(binding: KubeObject): Promise<void> {
+    const finalizers = binding.metadata.finalizers ?? [];
+    if (finalizers.includes(konnectorFinalizer)) return;
+    const patch = {
+      metadata: { resourceVersion: binding.metadata.resourceVersion, finalizers: [...finalizers, konnectorFinalizer] },
+    };
+    await this.#o.app.mergePatch(bindingRef, binding.metadata.name, undefined, patch).catch((err: unknown) => {
+      if (err instanceof KubeApiError && err.code === 409) return; // its event brings the next look
+      if (err instanceof KubeApiError && err.code === 403) {
+        this.#o.logger.warn(
+          { binding: binding.metadata.name },
+          "may not patch APIServiceBindings: its deletion will not release its objects (bind again to update the konnector's rights)",
+        );
+        return;
+      }
+      throw err;
+    });
+  }
+
+  /** A deleted binding's export is released: our finalizer goes, and with it the binding. */
+  async #letGo(name: string): Promise<void> {
+    const binding = await this.#o.app.get(bindingRef, name);
+    const finalizers = binding?.metadata.finalizers ?? [];
+    if (binding === undefined || !finalizers.includes(konnectorFinalizer)) return;
+    const patch = {
+      metadata: {
+        resourceVersion: binding.metadata.resourceVersion,
+        finalizers: finalizers.filter((f) => f !== konnectorFinalizer),
+      },
+    };
+    await this.#o.app.mergePatch(bindingRef, name, undefined, patch);
+    this.#o.logger.info({ binding: name }, "released a deleted binding");
   }
 
   /** A connection renewed its token: the kubeconfig with it goes into every Secret the connection serves. */

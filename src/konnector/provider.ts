@@ -4,6 +4,7 @@
 // export an APIServiceBinding of the app cluster binds, with the app cluster's CRD installed from
 // the export's schema first. Stopped and made anew when the kubeconfig changes (controller.ts).
 import type { Logger } from "pino";
+import type { DeletionPolicy } from "../api/binding-spec.ts";
 import {
   clusterBindingName,
   decodeExportApi,
@@ -22,6 +23,7 @@ import { InformerRegistry } from "../sync/informers.ts";
 import type { SyncMetrics } from "../sync/metrics.ts";
 import type { ExportContext } from "../sync/mirror/export-context.ts";
 import { ExportSync } from "../sync/mirror/export-sync.ts";
+import { deleteProviderCopies, releaseAppObjects } from "../sync/mirror/release.ts";
 import { WorkQueue } from "../sync/queue.ts";
 import { stageLog } from "../sync/stages.ts";
 import { acceptedClaims, type BindingSpec } from "./binding-spec.ts";
@@ -45,6 +47,8 @@ export type ProviderOptions = {
   renewal?: Pick<TokenRenewalOptions, "kubeconfig" | "fraction" | "write">;
   /** where the konnector holds only its account's rights: how it reaches claimed resources of an app namespace */
   appNamespaceAccess?: AppNamespaceAccess;
+  /** a deleted APIServiceBinding's export is released: its finalizer may go */
+  released: (name: string) => Promise<void>;
 };
 
 /** how long a new API may take to be served in the app cluster before its mirroring starts anyway */
@@ -62,6 +66,8 @@ export class ProviderConnection {
   readonly #renewal: TokenRenewal | undefined;
   #namespaces: ServiceNamespaces | undefined;
   #bindings = new Map<string, BindingSpec>();
+  /** deleted APIServiceBindings whose export is to be released, with their policy */
+  #releasing = new Map<string, DeletionPolicy>();
   readonly #running = new Map<string, Running>();
   /** why a binding is not synced, by APIServiceBinding name */
   readonly #problems = new Map<string, Condition>();
@@ -103,9 +109,13 @@ export class ProviderConnection {
     if (!this.#stopped) this.#queue.add("reconcile");
   }
 
-  /** the APIServiceBindings this connection serves, by name (each binds the export of its name) */
-  setBindings(bindings: Map<string, BindingSpec>): void {
+  /**
+   * The APIServiceBindings this connection serves, by name (each binds the export of its name), and
+   * the deleted ones to release (their mirroring stopped first).
+   */
+  setBindings(bindings: Map<string, BindingSpec>, releasing = new Map<string, DeletionPolicy>()): void {
     this.#bindings = bindings;
+    this.#releasing = releasing;
     this.poke();
   }
 
@@ -227,6 +237,61 @@ export class ProviderConnection {
       this.#o.logger.info({ export: name, claims: claims.length }, "mirroring an export");
     }
     await this.#stopAllBut(wanted);
+    for (const [name, policy] of [...this.#releasing]) {
+      if (wanted.has(name)) continue;
+      await this.#release(name, policy, bindingKey, namespaces);
+      await this.#o.released(name);
+      this.#releasing.delete(name);
+    }
+  }
+
+  /**
+   * Releases the export of a deleted APIServiceBinding, its mirroring stopped: the app objects lose
+   * our finalizer and label, the CRD its mark; with Delete, the provider copies carrying the
+   * binding's label go, looked for in each granted provider namespace (nothing cluster-wide).
+   */
+  async #release(name: string, policy: DeletionPolicy, bindingKey: string, namespaces: ServiceNamespaces) {
+    const ref = await this.#exportRef(name);
+    if (ref === undefined) {
+      this.#o.logger.info({ export: name }, "released a binding: its API is neither exported nor installed");
+      return;
+    }
+    const appObjects = await releaseAppObjects(this.#o.app, ref, name, bindingKey);
+    const providerCopies =
+      policy === "Delete"
+        ? await deleteProviderCopies(this.#o.control, ref, bindingKey, await namespaces.grantedNamespaces())
+        : 0;
+    this.#o.logger.info({ export: name, policy, appObjects, providerCopies }, "released export");
+  }
+
+  /** The exported resource of name: from its APIServiceExport, else from the app cluster's CRD. */
+  async #exportRef(name: string): Promise<ResourceRef | undefined> {
+    const exported = this.#exports.informer.get(name, this.#o.clusterNamespace);
+    if (exported !== undefined) {
+      try {
+        const api = decodeExportApi(exported);
+        return {
+          group: api.group,
+          version: storageVersion(exported),
+          resource: api.resource,
+          namespaced: api.namespaced,
+        };
+      } catch {
+        // an export that cannot be read: the app cluster's CRD, installed from it, says the same
+      }
+    }
+    const crd = await this.#o.app.get(refs.crds, name);
+    const spec = crd?.spec as
+      | {
+          group?: string;
+          scope?: string;
+          names?: { plural?: string };
+          versions?: Array<{ name: string; storage?: boolean }>;
+        }
+      | undefined;
+    const version = spec?.versions?.find((v) => v.storage)?.name;
+    if (spec?.group === undefined || spec.names?.plural === undefined || version === undefined) return undefined;
+    return { group: spec.group, version, resource: spec.names.plural, namespaced: spec.scope !== "Cluster" };
   }
 
   /**

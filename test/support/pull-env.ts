@@ -49,6 +49,8 @@ export type PullEnv = {
   tenantNs: string;
   /** the exported API (postgresqlinstances of the test's own group) */
   api: ResourceRef;
+  /** with secondApi: a second exported API (postgresqlinstances of a second group of the test's), the same claims */
+  api2: ResourceRef | undefined;
   sync: RunningSync;
   /** requests the sync has sent to the control plane so far */
   syncRequests: () => number;
@@ -74,6 +76,8 @@ export type PullEnvOptions = {
   sync?: (tenantNs: string) => Partial<SyncOptions>;
   /** a control plane of the file's own (e.g. one trusting an OpenID provider); the shared one by default */
   control?: Cluster;
+  /** export a second API too (env.api2) */
+  secondApi?: boolean;
 };
 
 const verbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
@@ -93,12 +97,17 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
   const tenantNs = await testNamespace(control, options.prefix);
   const group = `${options.prefix}${uniqueSuffix()}.klutch-bind.test`;
   const api = { group, version: "v1", resource: "postgresqlinstances", namespaced: true };
+  const group2 = `b${group}`;
+  const api2 = options.secondApi ? { ...api, group: group2 } : undefined;
   const crd = exportedCrd(group, "Namespaced");
-  await admin.apply(refs.crds, crd, "test", true);
-  onFileDone(() => admin.delete(refs.crds, crd.metadata.name));
-  await eventually("the exported CRD is served", async () =>
-    assert.ok(isEstablished(await admin.get(refs.crds, crd.metadata.name))),
-  );
+  const crds = [crd, ...(api2 ? [exportedCrd(group2, "Namespaced")] : [])];
+  for (const made of crds) {
+    await admin.apply(refs.crds, made, "test", true);
+    onFileDone(() => admin.delete(refs.crds, made.metadata.name));
+    await eventually("the exported CRD is served", async () =>
+      assert.ok(isEstablished(await admin.get(refs.crds, made.metadata.name))),
+    );
+  }
   // the sync runs as a ServiceAccount with the shipped RBAC (sync-rbac.yaml) and what the
   // composition function grants per export (src/export/plan.ts), so the Roles it writes pass the
   // API server's escalation check only with rights that RBAC really gives it
@@ -119,8 +128,10 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
   await admin.apply(
     refs.clusterRoles,
     clusterRole(exportRole, [
-      { apiGroups: [group], resources: ["postgresqlinstances"], verbs: [...verbs, "deletecollection"] },
-      { apiGroups: [group], resources: ["postgresqlinstances/status"], verbs: ["get", "update", "patch"] },
+      ...[group, ...(api2 ? [group2] : [])].flatMap((g) => [
+        { apiGroups: [g], resources: ["postgresqlinstances"], verbs: [...verbs, "deletecollection"] },
+        { apiGroups: [g], resources: ["postgresqlinstances/status"], verbs: ["get", "update", "patch"] },
+      ]),
       {
         apiGroups: ["rbac.authorization.k8s.io"],
         resources: ["clusterroles"],
@@ -130,7 +141,7 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
       {
         apiGroups: ["apiextensions.k8s.io"],
         resources: ["customresourcedefinitions"],
-        resourceNames: [crd.metadata.name],
+        resourceNames: crds.map((c) => c.metadata.name),
         verbs: ["get"],
       },
     ]),
@@ -144,19 +155,21 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
     onFileDone(() => admin.delete(refs.clusterRoleBindings, binding));
   }
   for (const role of [syncRole, exportRole, claimsRole]) onFileDone(() => admin.delete(refs.clusterRoles, role));
-  await admin.create(refs.templates, {
-    apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
-    kind: "APIServiceExportTemplate",
-    metadata: {
-      name: "postgresqlinstances",
-      namespace: tenantNs,
-      annotations: { [claimsRoleAnnotation]: claimsRole },
-    },
-    spec: {
-      APIServiceSelector: { group, resource: "postgresqlinstances", version: "v1" },
-      permissionClaims: options.claims,
-    },
-  });
+  for (const [i, exported] of [group, ...(api2 ? [group2] : [])].entries()) {
+    await admin.create(refs.templates, {
+      apiVersion: "example-backend.klutch.anynines.com/v1alpha1",
+      kind: "APIServiceExportTemplate",
+      metadata: {
+        name: i === 0 ? "postgresqlinstances" : `postgresqlinstances-${i + 1}`,
+        namespace: tenantNs,
+        annotations: { [claimsRoleAnnotation]: claimsRole },
+      },
+      spec: {
+        APIServiceSelector: { group: exported, resource: "postgresqlinstances", version: "v1" },
+        permissionClaims: options.claims,
+      },
+    });
+  }
   const asSync = KubeClient.fromKubeconfigText(tokenKubeconfig(admin.server, await caData(), account.token));
   onFileDone(async () => asSync.close());
   const sync = await startSync({
@@ -224,5 +237,5 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
     return namespace;
   };
   const syncRequests = () => asSync.requests;
-  return { admin, tenantNs, api, sync, syncRequests, caData, bind, askNamespace, grantedNamespace, serve };
+  return { admin, tenantNs, api, api2, sync, syncRequests, caData, bind, askNamespace, grantedNamespace, serve };
 }

@@ -5,7 +5,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { maxKubeconfigBytes } from "../../src/api/pull-binding.ts";
 import type { PermissionClaim } from "../../src/export/types.ts";
-import { acceptedClaims, boundExportName, decodeBindingSpec } from "../../src/konnector/binding-spec.ts";
+import {
+  acceptedClaims,
+  boundExportName,
+  decodeBindingSpec,
+  deletionPolicyOf,
+} from "../../src/konnector/binding-spec.ts";
 import { isProblem, providerKubeconfig } from "../../src/konnector/kubeconfig-secret.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
 
@@ -89,6 +94,24 @@ describe("APIServiceBinding", () => {
     assert.deepEqual(
       acceptedClaims(exported, spec).map((c) => c.resource),
       ["secrets"],
+    );
+  });
+
+  it("reads its deletion policy from its annotation: Orphan unless it says Delete, another value named", () => {
+    const annotated = (value?: string): KubeObject => ({
+      apiVersion: "klutch.anynines.com/v1alpha1",
+      kind: "APIServiceBinding",
+      metadata: {
+        name: "widgets.example.org",
+        ...(value === undefined ? {} : { annotations: { "bind.klutch.dev/deletion-policy": value } }),
+      },
+    });
+    assert.equal(deletionPolicyOf(annotated()), "Orphan");
+    assert.equal(deletionPolicyOf(annotated("Orphan")), "Orphan");
+    assert.equal(deletionPolicyOf(annotated("Delete")), "Delete");
+    assert.throws(
+      () => deletionPolicyOf(annotated("delete")),
+      /metadata\.annotations\["bind\.klutch\.dev\/deletion-policy"\]: must be Delete or Orphan, got "delete"/,
     );
   });
 });

@@ -87,17 +87,3 @@ export async function namedOwners(app: KubeClient, crd: KubeObject | undefined, 
   const uids = new Set(labelled.items.flatMap((o) => o.metadata.labels?.[labels.binding] ?? []));
   return [...uids].map((uid) => ({ uid }));
 }
-
-/** Takes the binding ownerUid's mark off the API's CRD in the app cluster, where it is there. */
-export async function unmarkApi(app: KubeClient, exportId: string, ownerUid: string): Promise<void> {
-  const crd = await app.get(refs.crds, exportId);
-  if (crd === undefined || crd.metadata.labels?.[labels.binding] !== ownerUid) return;
-  const patch = {
-    metadata: {
-      resourceVersion: crd.metadata.resourceVersion,
-      labels: { [labels.binding]: null },
-      annotations: { [annotations.boundBy]: null },
-    },
-  };
-  await app.mergePatch(refs.crds, exportId, undefined, patch);
-}

@@ -5,20 +5,14 @@
 import type { Logger } from "pino";
 import { bindingKey, type DeletionPolicy, distinctExports, markedBinding, specOf } from "../../api/binding-spec.ts";
 import { type KubeconfigSecretPolicy, markedForOnly } from "../../api/kubeconfig-secret.ts";
-import { finalizer, labels } from "../../api/naming.ts";
+import { labels } from "../../api/naming.ts";
 import { refs } from "../../api/resources.ts";
 import { removeAppAccount } from "../../app-access/namespace-access.ts";
 import { appAccessOf } from "../../app-access/token-renewal.ts";
-import {
-  type ClientOptions,
-  KubeApiError,
-  type KubeClient,
-  type KubeObject,
-  type ResourceRef,
-} from "../../kube/client.ts";
+import type { ClientOptions, KubeClient, KubeObject, ResourceRef } from "../../kube/client.ts";
 import { bindingObject, type EventRecorder } from "../events.ts";
+import { deleteProviderCopies, releaseAppObjects } from "../mirror/release.ts";
 import { appClient, readKubeconfig } from "./app-kubeconfig.ts";
-import { unmarkApi } from "./consumer-crd.ts";
 
 export type ReleaseTarget = {
   control: KubeClient;
@@ -32,51 +26,13 @@ export type ReleaseTarget = {
 /** Counts of what a release did, for the log and the tests. */
 export type Released = { appObjects: number; providerCopies: number; accessRemoved: number };
 
-/** Objects of ref in the app cluster that carry our finalizer for this binding (or for no binding in particular). */
-function heldByUs(obj: KubeObject, bindingUid: string): boolean {
-  const owner = obj.metadata.labels?.[labels.binding];
-  return obj.metadata.finalizers?.includes(finalizer) === true && (owner === undefined || owner === bindingUid);
-}
-
 /** Releases one export of a binding: ref is the exported resource, exportId its "resource.group". */
 export async function releaseExport(target: ReleaseTarget, ref: ResourceRef, exportId: string): Promise<Released> {
   const done: Released = { appObjects: 0, providerCopies: 0, accessRemoved: 0 };
   const { control, app, bindingUid, policy } = target;
-  if (app !== undefined) {
-    const listed = await app.list(ref).catch((err: unknown) => {
-      // the API was never installed there: nothing of ours to release
-      if (err instanceof KubeApiError && err.code === 404) return { items: [] };
-      throw err;
-    });
-    for (const obj of listed.items) {
-      if (!heldByUs(obj, bindingUid)) continue;
-      const { [labels.binding]: _ours, ...otherLabels } = obj.metadata.labels ?? {};
-      await ignoreGone(
-        app.update(ref, {
-          ...obj,
-          metadata: {
-            ...obj.metadata,
-            labels: otherLabels,
-            finalizers: (obj.metadata.finalizers ?? []).filter((f) => f !== finalizer),
-          },
-        }),
-      );
-      done.appObjects++;
-    }
-    await unmarkApi(app, exportId, bindingUid);
-  }
+  if (app !== undefined) done.appObjects = await releaseAppObjects(app, ref, exportId, bindingUid);
+  if (policy === "Delete") done.providerCopies = await deleteProviderCopies(control, ref, bindingUid);
   const ours = { labelSelector: `${labels.binding}=${bindingUid}` };
-  if (policy === "Delete") {
-    const copies = await control.list(ref, ours).catch(notInstalled);
-    for (const copy of copies.items) {
-      if (copy.metadata.deletionTimestamp !== undefined) continue;
-      await control.delete(ref, copy.metadata.name, copy.metadata.namespace, {
-        propagationPolicy: "Background",
-        uid: copy.metadata.uid,
-      });
-      done.providerCopies++;
-    }
-  }
   const access = await control.list(refs.roleBindings, ours);
   for (const rb of access.items) {
     if (rb.metadata.name !== claimsAccessName(exportId)) continue;
@@ -102,20 +58,6 @@ export async function releaseNamespaces(target: ReleaseTarget): Promise<number> 
 /** The RoleBinding that gives the sync an export's claimed resources in one provider namespace. */
 export function claimsAccessName(exportId: string): string {
   return `klutch-bind:claims:${exportId}`.slice(0, 253);
-}
-
-function notInstalled(err: unknown): { items: KubeObject[] } {
-  if (err instanceof KubeApiError && err.code === 404) return { items: [] };
-  throw err;
-}
-
-async function ignoreGone(write: Promise<unknown>): Promise<void> {
-  try {
-    await write;
-  } catch (err) {
-    if (err instanceof KubeApiError && err.isNotFound) return;
-    throw err;
-  }
 }
 
 /** How a binding lets go: its deletionPolicy (Orphan unless it says Delete), with the given app client. */
