@@ -81,15 +81,18 @@ test-unit: deps ## unit tests only (no clusters)
 # cluster-wide controllers, watches) or run the image or Chromium, but assert no times. The real
 # Crossplane core (in a network namespace with clusters of its own; most of its 4 minutes wait on
 # Crossplane's 2-minute function call deadline) runs beside both from the start. The timed files
-# (lease hand-overs, takeovers, "Ready within", requests per object) run last, one at a time, with
-# the machine to themselves. A new file runs in the concurrent group unless it is listed here.
+# (lease hand-overs, takeovers, "Ready within", requests per object) run last, in two streams. A new file runs in the concurrent group unless it is listed here.
 # (Files with a --pull-bindings sync of their own give it --pull-binding-selector for their own
 # cluster namespaces: test/support/pull-env.ts.)
 EXCLUSIVE_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
   image web-browser sync-tenant-limits informer-budget sync-cache-budget sync-list-memory auto-export))
-TIMED_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
-  sync-faults sync-shards sync-shard-fence sync-shards-slow-tenant sync-leader sync-fairness \
-  sync-hostile sync-export-cap sync-ready sync-requests))
+# two streams of timed files, each one file at a time on a cluster pair of its own (the shard
+# files run replicas over every namespace of their pair), side by side: the machine holds nothing else
+TIMED_TESTS_A := $(addprefix test/integration/,$(addsuffix .test.ts, \
+  sync-faults sync-leader sync-fairness sync-hostile sync-ready sync-requests))
+TIMED_TESTS_B := $(addprefix test/integration/,$(addsuffix .test.ts, \
+  sync-shards sync-shard-fence sync-shards-slow-tenant sync-export-cap))
+TIMED_TESTS := $(TIMED_TESTS_A) $(TIMED_TESTS_B)
 CROSSPLANE_TEST  := test/integration/crossplane-core.test.ts
 TEST_FILES       := $(shell find test -name '*.test.ts' | sort)
 # The longest files of the concurrent group (they wait, mostly: outages, Chromium, the demo) run in
@@ -105,7 +108,7 @@ NODE_TEST        := node --test --test-global-setup=test/support/global-setup.ts
 # every group runs whatever the others' results, and the target fails if any did; the groups run
 # beside the concurrent one print when they end
 define run-test-groups
-	@rc=0; xlog=$$(mktemp); elog=$$(mktemp); llog=$$(mktemp); start=$$(date +%s); \
+	@rc=0; xlog=$$(mktemp); elog=$$(mktemp); llog=$$(mktemp); tlog=$$(mktemp); start=$$(date +%s); \
 	echo "[test] $(CROSSPLANE_TEST) and $(words $(EXCLUSIVE_TESTS)) exclusive files (one at a time) beside the concurrent group"; \
 	node --test $(CROSSPLANE_TEST) >$$xlog 2>&1 & crossplane=$$!; \
 	$(NODE_TEST) --test-concurrency=1 $(EXCLUSIVE_TESTS) >$$elog 2>&1 & exclusive=$$!; \
@@ -117,10 +120,12 @@ define run-test-groups
 	wait $$long || rc=$$?; cat $$llog; \
 	echo "[test] long files done after $$(( $$(date +%s) - start )) s; the exclusive files:"; \
 	wait $$exclusive || rc=$$?; cat $$elog; \
-	echo "[test] timed group: $(words $(TIMED_TESTS)) files one at a time, from $$(( $$(date +%s) - start )) s"; \
-	$(NODE_TEST) --test-concurrency=1 $(TIMED_TESTS) || rc=$$?; \
+	echo "[test] timed group: $(words $(TIMED_TESTS)) files in two streams side by side, each one file at a time, from $$(( $$(date +%s) - start )) s"; \
+	$(NODE_TEST) --test-concurrency=1 $(TIMED_TESTS_B) >$$tlog 2>&1 & timed=$$!; \
+	$(NODE_TEST) --test-concurrency=1 $(TIMED_TESTS_A) || rc=$$?; \
+	wait $$timed || rc=$$?; cat $$tlog; \
 	echo "[test] timed group done after $$(( $$(date +%s) - start )) s; the Crossplane core:"; \
-	wait $$crossplane || rc=$$?; cat $$xlog; rm -f $$xlog $$elog $$llog; \
+	wait $$crossplane || rc=$$?; cat $$xlog; rm -f $$xlog $$elog $$llog $$tlog; \
 	echo "[test] all groups done after $$(( $$(date +%s) - start )) s"; \
 	exit $$rc
 endef
