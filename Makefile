@@ -81,7 +81,8 @@ test-unit: deps ## unit tests only (no clusters)
 # cluster-wide controllers, watches) or run the image or Chromium, but assert no times. The real
 # Crossplane core (in a network namespace with clusters of its own; most of its 4 minutes wait on
 # Crossplane's 2-minute function call deadline) runs beside both from the start. The timed files
-# (lease hand-overs, takeovers, "Ready within", requests per object) run last, in two streams. A new file runs in the concurrent group unless it is listed here.
+# (lease hand-overs, takeovers, "Ready within", requests per object) run last, in two streams.
+# A new file runs in the concurrent group unless it is listed here.
 # (Files with a --pull-bindings sync of their own give it --pull-binding-selector for their own
 # cluster namespaces: test/support/pull-env.ts.)
 EXCLUSIVE_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
