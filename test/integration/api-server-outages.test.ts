@@ -60,7 +60,7 @@ describe("the sync through API server outages", () => {
     );
 
     await compactEtcd(control.etcd);
-    await stopCluster(control.dir, { removeData: false });
+    await stopCluster(control.dir, { removeData: false, holdPorts: true });
     await env.appClient.create(env.ref, widget("during")); // the app team keeps working
     await startCluster(control.name, control.dir, { apiserverArgs });
 
@@ -107,7 +107,7 @@ describe("the sync through API server outages", () => {
     const pns = providerNamespace(uid, before);
     await eventually("provider copy", async () => assert.ok(await env.controlClient.get(env.ref, "db", pns)));
 
-    await stopCluster(app.dir, { removeData: false });
+    await stopCluster(app.dir, { removeData: false, holdPorts: true });
     const stoppedAt = Date.now();
     await eventually("Connected=False while the app cluster is away", () => ready("False"), 20_000);
     const read = await env.controlClient.get(refs.bindings, "outage", env.bindingNamespace);

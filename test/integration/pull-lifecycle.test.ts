@@ -309,7 +309,7 @@ describe("pull bindings end to end: two app clusters bound from their side, the 
       const requests = await konnectorRequests(side.konnector?.metricsPort ?? 0);
       assert.deepEqual(requests.forbidden, { app: 0, control: 0 }, `${side.name}: no request refused so far`);
     }
-    await stopCluster(control.dir, { removeData: false });
+    await stopCluster(control.dir, { removeData: false, holdPorts: true });
     const stoppedAt = Date.now();
     for (const side of sides) {
       await side.client.create(env.api, {

@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:https";
-import { connect } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -105,6 +105,7 @@ function logTail(dir: string): string {
 export async function startCluster(name: string, dir: string, options: StartOptions = {}): Promise<Cluster> {
   const running = await runningCluster(name, dir);
   if (running !== undefined) return running;
+  await releasePorts(dir);
   const timeoutMs = options.timeoutMs ?? 180_000;
   mkdirSync(dir, { recursive: true });
   if (launcherPid(dir) === undefined) {
@@ -156,9 +157,39 @@ export function clusterPorts(dir: string): number[] {
  * Stops the cluster in dir (SIGTERM, then SIGKILL after timeoutMs) and waits until its ports are
  * closed. With removeData the folder goes too.
  */
+/** listeners holding the ports of clusters stopped to be started again (stopCluster's holdPorts) */
+const heldPorts = new Map<string, Server[]>();
+
+async function releasePorts(dir: string): Promise<void> {
+  const held = heldPorts.get(dir) ?? [];
+  heldPorts.delete(dir);
+  await Promise.all(held.map((server) => new Promise((resolve) => server.close(resolve))));
+}
+
+/**
+ * Listens on the ports of the stopped cluster in dir until startCluster starts it again: while it
+ * is away for a minute, any process on the machine could take one of its ports (they are from the
+ * ephemeral range), and the restart would fail. Connections are closed at once, as a server that is
+ * away would refuse them.
+ */
+async function holdPorts(dir: string): Promise<void> {
+  const held: Server[] = [];
+  for (const port of clusterPorts(dir)) {
+    const server = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => resolve());
+    });
+    // a test that fails before the restart must not keep its process alive
+    server.unref();
+    held.push(server);
+  }
+  heldPorts.set(dir, held);
+}
+
 export async function stopCluster(
   dir: string,
-  options: { removeData?: boolean; timeoutMs?: number } = {},
+  options: { removeData?: boolean; timeoutMs?: number; holdPorts?: boolean } = {},
 ): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const pid = launcherPid(dir);
@@ -175,6 +206,7 @@ export async function stopCluster(
     while ((await portOpen(port)) && Date.now() - started < 10_000) await sleep(100);
   }
   if (options.removeData && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  else if (options.holdPorts) await holdPorts(dir);
 }
 
 /**
