@@ -16,6 +16,7 @@ export const refs = {
     namespaced: false,
   },
   leases: { group: "coordination.k8s.io", version: "v1", resource: "leases", namespaced: true },
+  deployments: { group: "apps", version: "v1", resource: "deployments", namespaced: true },
   xrds: {
     group: "apiextensions.crossplane.io",
     version: "v2",

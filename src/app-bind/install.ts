@@ -4,7 +4,8 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { bindingRef } from "../api/pull-binding.ts";
+import { bindingRef, pullRefs } from "../api/pull-binding.ts";
+import { refs } from "../api/resources.ts";
 import { parseClaims } from "../export/claims.ts";
 import { InputError } from "../export/errors.ts";
 import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
@@ -14,25 +15,15 @@ import type { AppBinding } from "./app-objects.ts";
 export const cliFieldManager = "klutch-bind-cli";
 
 const refOf: Record<string, ResourceRef> = {
-  CustomResourceDefinition: {
-    group: "apiextensions.k8s.io",
-    version: "v1",
-    resource: "customresourcedefinitions",
-    namespaced: false,
-  },
-  Namespace: { group: "", version: "v1", resource: "namespaces", namespaced: false },
-  Secret: { group: "", version: "v1", resource: "secrets", namespaced: true },
-  ServiceAccount: { group: "", version: "v1", resource: "serviceaccounts", namespaced: true },
-  ClusterRole: { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterroles", namespaced: false },
-  ClusterRoleBinding: {
-    group: "rbac.authorization.k8s.io",
-    version: "v1",
-    resource: "clusterrolebindings",
-    namespaced: false,
-  },
-  Role: { group: "rbac.authorization.k8s.io", version: "v1", resource: "roles", namespaced: true },
-  RoleBinding: { group: "rbac.authorization.k8s.io", version: "v1", resource: "rolebindings", namespaced: true },
-  Deployment: { group: "apps", version: "v1", resource: "deployments", namespaced: true },
+  CustomResourceDefinition: refs.crds,
+  Namespace: refs.namespaces,
+  Secret: refs.secrets,
+  ServiceAccount: refs.serviceAccounts,
+  ClusterRole: refs.clusterRoles,
+  ClusterRoleBinding: refs.clusterRoleBindings,
+  Role: pullRefs.roles,
+  RoleBinding: refs.roleBindings,
+  Deployment: refs.deployments,
   APIServiceBinding: bindingRef,
 };
 
@@ -50,7 +41,7 @@ export function bindingCrd(): KubeObject {
 
 /** The app cluster's id for the page: a digest of its kube-system namespace's uid, as kubectl bind makes one. */
 export async function clusterId(app: KubeClient): Promise<string> {
-  const kubeSystem = await app.get(refOf.Namespace as ResourceRef, "kube-system");
+  const kubeSystem = await app.get(refs.namespaces, "kube-system");
   const uid = kubeSystem?.metadata.uid;
   if (uid === undefined) throw new Error("the app cluster has no namespace kube-system to tell it apart by");
   return createHash("sha256").update(uid).digest("hex").slice(0, 12);
@@ -111,7 +102,7 @@ async function established(app: KubeClient, crd: KubeObject): Promise<void> {
   while (!isEstablished(current)) {
     if (Date.now() > until) throw new Error(`the CRD ${crd.metadata.name} was not established within 30 s`);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    current = await app.get(refOf.CustomResourceDefinition as ResourceRef, crd.metadata.name);
+    current = await app.get(refs.crds, crd.metadata.name);
   }
 }
 

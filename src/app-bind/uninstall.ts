@@ -4,7 +4,7 @@
 // RoleBindings it made in app namespaces, its Lease) and its namespace, unless that holds more than
 // the konnector's. The binding's kubeconfig Secret goes once no other binding names it. The bound API's CRD never goes:
 // deleting it would delete the app team's objects. Planned first, so that a dry run can print it.
-import { bindingRef } from "../api/pull-binding.ts";
+import { bindingRef, pullRefs } from "../api/pull-binding.ts";
 import { refs } from "../api/resources.ts";
 import { accountObjects } from "../app-access/account.ts";
 import { KubeApiError, type KubeClient, type KubeObject, type ResourceRef } from "../kube/client.ts";
@@ -32,9 +32,6 @@ export type UnbindPlan = {
   /** the konnector goes: after its Deployment, its Lease is waited to be let go before its rights go */
   konnectorLease: { namespace: string; name: string } | undefined;
 };
-
-const deployments: ResourceRef = { group: "apps", version: "v1", resource: "deployments", namespaced: true };
-const roles: ResourceRef = { group: "rbac.authorization.k8s.io", version: "v1", resource: "roles", namespaced: true };
 
 /** The kubeconfig Secret an APIServiceBinding names, as "namespace/name". */
 function secretOf(binding: KubeObject): string | undefined {
@@ -70,10 +67,10 @@ export async function planUnbind(
   if (left.length === 0) {
     const names = accountObjects(konnectorAccount(namespace));
     const namespaceRole = `${names.mainRole}:namespace`;
-    add(deployments, "Deployment", konnectorDeploymentName, namespace);
+    add(refs.deployments, "Deployment", konnectorDeploymentName, namespace);
     add(refs.clusterRoleBindings, "ClusterRoleBinding", names.clusterRoleBinding);
     add(refs.roleBindings, "RoleBinding", namespaceRole, namespace);
-    add(roles, "Role", namespaceRole, namespace);
+    add(pullRefs.roles, "Role", namespaceRole, namespace);
     // the claims role, bound by the konnector in each app namespace it served
     const claimBindings = (await app.list(refs.roleBindings)).items.filter(
       (rb) =>
@@ -114,7 +111,7 @@ async function holdsOnlyOurs(app: KubeClient, namespace: string, removals: reado
       .list(ref, { namespace })
       .then((l) => l.items.some((o) => !ignore(o) && !removed.has(`${ref.resource}/${o.metadata.name}`)));
   const found = await Promise.all([
-    extra(deployments, () => false),
+    extra(refs.deployments, () => false),
     extra(refs.serviceAccounts, (o) => o.metadata.name === "default"),
     extra(refs.secrets, (o) => (o as { type?: string }).type === "kubernetes.io/service-account-token"),
     extra(refs.leases, () => false),

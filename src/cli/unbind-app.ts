@@ -2,8 +2,10 @@
 // The konnector does the releasing (as for an APIServiceBinding deleted with kubectl): this sets the
 // deletion policy on the binding, deletes it, waits until the konnector let go of it, then shrinks
 // the konnector's rights to the bindings left, or removes the konnector when none is (src/app-bind/uninstall.ts).
+
 import { parseArgs } from "node:util";
 import { bindingRef, konnectorFinalizer, pullAnnotations } from "../api/pull-binding.ts";
+import { refs } from "../api/resources.ts";
 import { defaultKonnectorNamespace, konnectorDeploymentName } from "../app-bind/app-objects.ts";
 import { cliFieldManager, servedBindings } from "../app-bind/install.ts";
 import { appBindings, carryOut, describePlan, planUnbind } from "../app-bind/uninstall.ts";
@@ -158,11 +160,7 @@ async function released(
     if (binding === undefined) return;
     const waited = Math.round((Date.now() - started) / 1000);
     if (waited >= timeoutSeconds) {
-      const deployment = await app.get(
-        { group: "apps", version: "v1", resource: "deployments", namespaced: true },
-        konnectorDeploymentName,
-        namespace,
-      );
+      const deployment = await app.get(refs.deployments, konnectorDeploymentName, namespace);
       const ready = (deployment?.status as { readyReplicas?: number } | undefined)?.readyReplicas ?? 0;
       throw new Error(
         `the konnector has not released APIServiceBinding ${name} within ${timeoutSeconds} s: is it running? ` +

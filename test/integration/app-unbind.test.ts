@@ -12,7 +12,6 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
-import { pino } from "pino";
 import { labels } from "../../src/api/naming.ts";
 import { bindingRef, konnectorFinalizer, pullAnnotations } from "../../src/api/pull-binding.ts";
 import { refs } from "../../src/api/resources.ts";
@@ -23,12 +22,12 @@ import { conditionOf } from "../../src/kube/conditions.ts";
 import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
 import { controlPlaneAddress } from "../../src/provider/provision.ts";
 import { deleteProviderCopies } from "../../src/sync/mirror/release.ts";
-import { type RunningWeb, startWebServer } from "../../src/web/server.ts";
+import type { RunningWeb } from "../../src/web/server.ts";
 import { type Account, grant, serviceAccount } from "../support/accounts.ts";
+import { startPullPage } from "../support/app-bind.ts";
 import type { Cluster } from "../support/cluster.ts";
 import { clientConfig, freshCluster, onFileDone, testClusters, testNamespace } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { apply, readManifests } from "../support/manifests.ts";
 import { freePort } from "../support/net.ts";
 import { stopProcess } from "../support/processes.ts";
 import { type PullEnv, pullEnv, tokenKubeconfig } from "../support/pull-env.ts";
@@ -93,26 +92,8 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
     appClient = KubeClient.fromConfig(clientConfig(app));
     onFileDone(async () => appClient.close());
     dana = await serviceAccount(env.admin, env.tenantNs, "dana");
-    await apply(
-      (await testClusters()).control,
-      readManifests("deploy/control-plane/web-rbac.yaml").filter((o) => o.kind === "ClusterRole"),
-    );
     await grant(env.admin, dana, "klutch-bind:binder", env.tenantNs);
-    const webAccount = await serviceAccount(env.admin, env.tenantNs, "klutch-bind-web");
-    await grant(env.admin, webAccount, "klutch-bind:web");
-    await grant(env.admin, webAccount, "klutch-bind:web-pull-bindings");
-    const asWeb = KubeClient.fromKubeconfigText(
-      tokenKubeconfig(env.admin.server, await env.caData(), webAccount.token),
-    );
-    onFileDone(async () => asWeb.close());
-    web = await startWebServer({
-      control: asWeb,
-      logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
-      address: "127.0.0.1:0",
-      defaultNamespace: env.tenantNs,
-      externalAddress: { server: env.admin.server, certificateAuthorityData: await env.caData() },
-    });
-    onFileDone(() => web.stop());
+    web = await startPullPage(env);
   });
   after(async () => {
     const owned = await env.admin.list(refs.namespaces, { labelSelector: "bind.klutch.dev/pull-binding=true" });

@@ -12,7 +12,6 @@ import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { pino } from "pino";
 import type { Browser } from "playwright-core";
 import { parseAllDocuments } from "yaml";
 import { bindingRef, pullRefs } from "../../src/api/pull-binding.ts";
@@ -20,7 +19,7 @@ import { refs } from "../../src/api/resources.ts";
 import { clusterId } from "../../src/app-bind/install.ts";
 import { KubeClient, type KubeObject } from "../../src/kube/client.ts";
 import { clusterNamespaceName } from "../../src/provider/provision.ts";
-import { type RunningWeb, startWebServer } from "../../src/web/server.ts";
+import type { RunningWeb } from "../../src/web/server.ts";
 import { type Account, grant, serviceAccount } from "../support/accounts.ts";
 import {
   type DeployedKonnector,
@@ -28,13 +27,13 @@ import {
   konnectorRequests,
   printed,
   startDeployedKonnector,
+  startPullPage,
 } from "../support/app-bind.ts";
 import { launchChromium } from "../support/browser.ts";
 import type { Cluster } from "../support/cluster.ts";
-import { clientConfig, freshCluster, onFileDone, testClusters } from "../support/clusters.ts";
+import { clientConfig, freshCluster, onFileDone } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { apply, readManifests } from "../support/manifests.ts";
-import { type PullEnv, pullEnv, tokenKubeconfig } from "../support/pull-env.ts";
+import { type PullEnv, pullEnv } from "../support/pull-env.ts";
 import { WebAgent } from "../support/web-agent.ts";
 
 const configmapClaim = { group: "", resource: "configmaps", version: "v1", selector: { owner: "Consumer" } };
@@ -68,28 +67,10 @@ describe("klutch-bind bind URL: binding from the app cluster", () => {
     onFileDone(async () => appClient.close());
     dana = await serviceAccount(env.admin, env.tenantNs, "dana");
     erin = await serviceAccount(env.admin, env.tenantNs, "erin");
-    await apply(
-      (await testClusters()).control,
-      readManifests("deploy/control-plane/web-rbac.yaml").filter((o) => o.kind === "ClusterRole"),
-    );
     await grant(env.admin, dana, "klutch-bind:binder", env.tenantNs);
     await grant(env.admin, erin, "klutch-bind:binder", env.tenantNs);
     // the page runs as its own account with web-rbac.yaml's roles only: provisioning included
-    const webAccount = await serviceAccount(env.admin, env.tenantNs, "klutch-bind-web");
-    await grant(env.admin, webAccount, "klutch-bind:web");
-    await grant(env.admin, webAccount, "klutch-bind:web-pull-bindings");
-    const asWeb = KubeClient.fromKubeconfigText(
-      tokenKubeconfig(env.admin.server, await env.caData(), webAccount.token),
-    );
-    onFileDone(async () => asWeb.close());
-    web = await startWebServer({
-      control: asWeb,
-      logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
-      address: "127.0.0.1:0",
-      defaultNamespace: env.tenantNs,
-      externalAddress: { server: env.admin.server, certificateAuthorityData: await env.caData() },
-    });
-    onFileDone(() => web.stop());
+    web = await startPullPage(env);
     browser = await launchChromium();
   });
   after(async () => {

@@ -7,29 +7,27 @@
 // restarted, and the control plane away for a minute.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { pino } from "pino";
 import type { Browser } from "playwright-core";
 import { clusterBindingName, pullRefs } from "../../src/api/pull-binding.ts";
 import { refs } from "../../src/api/resources.ts";
 import { KubeClient, type KubeObject } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { type RunningWeb, startWebServer } from "../../src/web/server.ts";
-import { grant, serviceAccount } from "../support/accounts.ts";
+import type { RunningWeb } from "../../src/web/server.ts";
 import {
   type DeployedKonnector,
   klutchBind,
   konnectorRequests,
   printed,
   startDeployedKonnector,
+  startPullPage,
 } from "../support/app-bind.ts";
 import { launchChromium } from "../support/browser.ts";
 import { type Cluster, startCluster, stopCluster } from "../support/cluster.ts";
 import { clientConfig, freshCluster, onFileDone } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { apply, readManifests } from "../support/manifests.ts";
 import { freePort } from "../support/net.ts";
 import { type OidcProvider, startOidcProvider } from "../support/oidc-provider.ts";
-import { type PullEnv, pullEnv, tokenKubeconfig } from "../support/pull-env.ts";
+import { type PullEnv, pullEnv } from "../support/pull-env.ts";
 
 const clientId = "klutch-bind-web";
 const clientSecret = "a-client-secret-of-the-test";
@@ -93,17 +91,6 @@ describe("pull bindings end to end: two app clusters bound from their side, the 
       claimsRules: [{ apiGroups: [""], resources: ["secrets", "configmaps"], verbs }],
     });
     apiId = `postgresqlinstances.${env.api.group}`;
-    await apply(
-      control,
-      readManifests("deploy/control-plane/web-rbac.yaml").filter((o) => o.kind === "ClusterRole"),
-    );
-    const webAccount = await serviceAccount(env.admin, env.tenantNs, "klutch-bind-web");
-    await grant(env.admin, webAccount, "klutch-bind:web");
-    await grant(env.admin, webAccount, "klutch-bind:web-pull-bindings");
-    const asWeb = KubeClient.fromKubeconfigText(
-      tokenKubeconfig(env.admin.server, await env.caData(), webAccount.token),
-    );
-    onFileDone(async () => asWeb.close());
     await env.admin.apply(
       refs.roleBindings,
       {
@@ -115,16 +102,11 @@ describe("pull bindings end to end: two app clusters bound from their side, the 
       },
       "test",
     );
-    web = await startWebServer({
-      control: asWeb,
-      logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
+    web = await startPullPage(env, {
       address: `127.0.0.1:${webPort}`,
-      defaultNamespace: env.tenantNs,
-      externalAddress: { server: env.admin.server, certificateAuthorityData: await env.caData() },
       oidc: { issuerUrl: provider.issuer, clientId, clientSecret, ca: provider.ca },
       tokenSignIn: false,
     });
-    onFileDone(() => web.stop());
     browser = await launchChromium();
   });
   after(async () => {

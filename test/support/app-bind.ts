@@ -6,17 +6,22 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { pino } from "pino";
+import { refs } from "../../src/api/resources.ts";
 import { requestToken } from "../../src/app-access/token-renewal.ts";
 import { konnectorAccount } from "../../src/app-bind/app-objects.ts";
-import type { KubeClient } from "../../src/kube/client.ts";
+import { KubeClient } from "../../src/kube/client.ts";
 import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
 import { controlPlaneAddress } from "../../src/provider/provision.ts";
+import { type RunningWeb, startWebServer, type WebOptions } from "../../src/web/server.ts";
+import { grant, serviceAccount } from "./accounts.ts";
 import type { Cluster } from "./cluster.ts";
 import { onFileDone } from "./clusters.ts";
 import { eventually } from "./eventually.ts";
+import { apply, readManifests } from "./manifests.ts";
 import { freePort } from "./net.ts";
 import { stopProcess } from "./processes.ts";
-import { tokenKubeconfig } from "./pull-env.ts";
+import { type PullEnv, tokenKubeconfig } from "./pull-env.ts";
 
 const repoRoot = join(import.meta.dirname, "../..");
 
@@ -67,11 +72,7 @@ export async function startDeployedKonnector(
   name = "konnector-0",
   extraArgs: string[] = ["--heartbeat-interval", "5"],
 ): Promise<DeployedKonnector> {
-  const deployment = await appClient.get(
-    { group: "apps", version: "v1", resource: "deployments", namespaced: true },
-    "klutch-bind-konnector",
-    namespace,
-  );
+  const deployment = await appClient.get(refs.deployments, "klutch-bind-konnector", namespace);
   assert.ok(deployment, "bind made the konnector's Deployment");
   const container = (deployment.spec as { template: { spec: { containers: Array<{ args: string[] }> } } }).template.spec
     .containers[0];
@@ -111,4 +112,33 @@ export async function konnectorRequests(
     else count.forbidden.control += Number(m[2]);
   }
   return count;
+}
+
+/**
+ * The web page of env's control plane as it is deployed: its own account with web-rbac.yaml's roles
+ * only (provisioning of pull bindings included), and nothing else. more: the page's other options.
+ */
+export async function startPullPage(
+  env: PullEnv,
+  more: Partial<Omit<WebOptions, "control">> = {},
+): Promise<RunningWeb> {
+  await apply(
+    env.control,
+    readManifests("deploy/control-plane/web-rbac.yaml").filter((o) => o.kind === "ClusterRole"),
+  );
+  const webAccount = await serviceAccount(env.admin, env.tenantNs, "klutch-bind-web");
+  await grant(env.admin, webAccount, "klutch-bind:web");
+  await grant(env.admin, webAccount, "klutch-bind:web-pull-bindings");
+  const asWeb = KubeClient.fromKubeconfigText(tokenKubeconfig(env.admin.server, await env.caData(), webAccount.token));
+  onFileDone(async () => asWeb.close());
+  const web = await startWebServer({
+    logger: pino({ level: process.env.KLB_TEST_LOG ?? "silent" }),
+    address: "127.0.0.1:0",
+    defaultNamespace: env.tenantNs,
+    externalAddress: { server: env.admin.server, certificateAuthorityData: await env.caData() },
+    ...more,
+    control: asWeb,
+  });
+  onFileDone(() => web.stop());
+  return web;
 }

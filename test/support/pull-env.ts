@@ -44,6 +44,8 @@ export const pullCrdFiles = [
 export type PullBinding = { identity: string; provisioned: Provisioned; client: KubeClient; ns: string; uid: string };
 
 export type PullEnv = {
+  /** the control plane's cluster */
+  control: Cluster;
   admin: KubeClient;
   /** the sync's namespace, holding the template */
   tenantNs: string;
@@ -237,5 +239,18 @@ export async function pullEnv(options: PullEnvOptions): Promise<PullEnv> {
     return namespace;
   };
   const syncRequests = () => asSync.requests;
-  return { admin, tenantNs, api, api2, sync, syncRequests, caData, bind, askNamespace, grantedNamespace, serve };
+  return {
+    control,
+    admin,
+    tenantNs,
+    api,
+    api2,
+    sync,
+    syncRequests,
+    caData,
+    bind,
+    askNamespace,
+    grantedNamespace,
+    serve,
+  };
 }
