@@ -8,37 +8,18 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
-import {
-  type AppBinding,
-  appObjects,
-  defaultKonnectorNamespace,
-  konnectorDeploymentName,
-} from "../app-bind/app-objects.ts";
+import { type AppBinding, appObjects, konnectorDeploymentName } from "../app-bind/app-objects.ts";
 import { type BindingAnswer, decodeBindingResponse } from "../app-bind/binding-response.ts";
 import { startCallback } from "../app-bind/callback.ts";
 import { applyAll, bindingCrd, clusterId, servedBindings, waitReady } from "../app-bind/install.ts";
 import { bindHeadless, discover, type PageAccess, type Provider, tradeCode } from "../app-bind/provider-page.ts";
-import { KubeClient } from "../kube/client.ts";
-import { defaultKubeconfig, readKubeconfigFile } from "../kube/kubeconfig.ts";
 import { buildInfo } from "../version.ts";
+import { appCluster, appClusterFlags } from "./context.ts";
 import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { UsageError } from "./usage.ts";
 
 export const bindUrlFlags = {
-  kubeconfig: {
-    type: "string",
-    value: "FILE",
-    description: "the app cluster's kubeconfig (the person running bind needs to install the konnector there)",
-    env: "KUBECONFIG",
-    defaultText: "~/.kube/config",
-  },
-  namespace: {
-    type: "string",
-    short: "n",
-    value: "NAMESPACE",
-    default: defaultKonnectorNamespace,
-    description: "the app cluster namespace of the konnector, its Secrets and its Lease",
-  },
+  ...appClusterFlags(" (the person running bind needs to install the konnector there)", ", its Secrets and its Lease"),
   "konnector-image": {
     type: "string",
     value: "IMAGE",
@@ -217,8 +198,7 @@ export async function runBindUrl(args: string[]): Promise<number> {
   const image =
     values["konnector-image"] ?? `xpkg.crossplane.io/klutch-bind/function-klutch-bind:v${buildInfo().version}`;
 
-  const config = values.kubeconfig ? readKubeconfigFile(values.kubeconfig) : defaultKubeconfig();
-  const app = KubeClient.fromConfig(config, { userAgent: "klutch-bind-cli" });
+  const app = appCluster(values.kubeconfig);
   try {
     const provider = await discover(url, access);
     tell(`✓ ${url.href} is a binding provider`);

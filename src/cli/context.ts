@@ -1,5 +1,7 @@
-// The control plane a command talks to, chosen as kubectl chooses: --kubeconfig or KUBECONFIG or
-// ~/.kube/config (or in-cluster), and --namespace or the context's namespace or "default".
+// The cluster a command talks to, chosen as kubectl chooses: --kubeconfig or KUBECONFIG or
+// ~/.kube/config (or in-cluster). For the control plane, --namespace or the context's namespace or
+// "default"; for an app cluster (bind URL, unbind --app), -n is the konnector's namespace.
+import { defaultKonnectorNamespace } from "../app-bind/app-objects.ts";
 import { KubeClient } from "../kube/client.ts";
 import { clusterAccess, defaultKubeconfig, readKubeconfigFile } from "../kube/kubeconfig.ts";
 import type { FlagDefinitions } from "./help.ts";
@@ -30,4 +32,30 @@ export function controlPlane(values: {
   const config = values.kubeconfig ? readKubeconfigFile(values.kubeconfig) : defaultKubeconfig();
   const client = KubeClient.fromConfig(config, { userAgent: "klutch-bind-cli" });
   return { client, namespace: values.namespace ?? clusterAccess(config).namespace ?? "default" };
+}
+
+/** --kubeconfig and -n of a command run against an app cluster; why: what the kubeconfig is for. */
+export function appClusterFlags(why: string, namespaceOf: string) {
+  return {
+    kubeconfig: {
+      type: "string",
+      value: "FILE",
+      description: `the app cluster's kubeconfig${why}`,
+      env: "KUBECONFIG",
+      defaultText: "~/.kube/config",
+    },
+    namespace: {
+      type: "string",
+      short: "n",
+      value: "NAMESPACE",
+      default: defaultKonnectorNamespace,
+      description: `the app cluster namespace of the konnector${namespaceOf}`,
+    },
+  } as const satisfies FlagDefinitions;
+}
+
+/** The app cluster of --kubeconfig (or KUBECONFIG, or ~/.kube/config). */
+export function appCluster(kubeconfig: string | undefined): KubeClient {
+  const config = kubeconfig ? readKubeconfigFile(kubeconfig) : defaultKubeconfig();
+  return KubeClient.fromConfig(config, { userAgent: "klutch-bind-cli" });
 }

@@ -6,11 +6,11 @@
 import { parseArgs } from "node:util";
 import { bindingRef, konnectorFinalizer, pullAnnotations } from "../api/pull-binding.ts";
 import { refs } from "../api/resources.ts";
-import { defaultKonnectorNamespace, konnectorDeploymentName } from "../app-bind/app-objects.ts";
+import { konnectorDeploymentName } from "../app-bind/app-objects.ts";
 import { cliFieldManager, servedBindings } from "../app-bind/install.ts";
 import { appBindings, carryOut, describePlan, planUnbind } from "../app-bind/uninstall.ts";
-import { KubeClient, type KubeObject } from "../kube/client.ts";
-import { defaultKubeconfig, readKubeconfigFile } from "../kube/kubeconfig.ts";
+import type { KubeClient, KubeObject } from "../kube/client.ts";
+import { appCluster, appClusterFlags } from "./context.ts";
 import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { UsageError } from "./usage.ts";
 
@@ -20,20 +20,7 @@ export const unbindAppFlags = {
     value: "RESOURCE.GROUP",
     description: "the APIServiceBinding to unbind (klutch-bind bind URL named it after the API it binds)",
   },
-  kubeconfig: {
-    type: "string",
-    value: "FILE",
-    description: "the app cluster's kubeconfig",
-    env: "KUBECONFIG",
-    defaultText: "~/.kube/config",
-  },
-  namespace: {
-    type: "string",
-    short: "n",
-    value: "NAMESPACE",
-    default: defaultKonnectorNamespace,
-    description: "the app cluster namespace of the konnector (as bind URL's -n)",
-  },
+  ...appClusterFlags("", " (as bind URL's -n)"),
   delete: {
     type: "boolean",
     default: false,
@@ -94,8 +81,7 @@ export async function runUnbindApp(args: string[]): Promise<number> {
   const dryRun = values["dry-run"];
   const namespace = values.namespace;
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  const config = values.kubeconfig ? readKubeconfigFile(values.kubeconfig) : defaultKubeconfig();
-  const app = KubeClient.fromConfig(config, { userAgent: "klutch-bind-cli" });
+  const app = appCluster(values.kubeconfig);
   try {
     const all = await appBindings(app);
     const binding = all.find((b) => b.metadata.name === name);
