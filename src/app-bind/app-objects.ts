@@ -18,6 +18,8 @@ import type { KubeObject } from "../kube/client.ts";
 export const defaultKonnectorNamespace = "klutch-bind";
 export const konnectorAccountName = "konnector";
 export const konnectorDeploymentName = "klutch-bind-konnector";
+/** the Lease one konnector replica holds while it serves (klutch-bind konnector; unbind --app waits for it) */
+export const konnectorLeaseName = "klutch-bind-konnector";
 export const konnectorLabel = { "app.kubernetes.io/name": "klutch-bind-konnector" } as const;
 const managed = { "app.kubernetes.io/managed-by": "klutch-bind" } as const;
 const rbacGroup = "rbac.authorization.k8s.io";

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { bindingRef, pullRefs } from "../api/pull-binding.ts";
+import { bindingRef, konnectorFinalizer, pullRefs } from "../api/pull-binding.ts";
 import { refs } from "../api/resources.ts";
 import { parseClaims } from "../export/claims.ts";
 import { InputError } from "../export/errors.ts";
@@ -59,8 +59,10 @@ export async function servedBindings(app: KubeClient): Promise<AppBinding[]> {
     if (err instanceof KubeApiError && err.code === 404) return [];
     throw err;
   }
+  // one being deleted is still served until the konnector has released it (its finalizer): its
+  // rights must stay until then, or the release is refused and the binding stays stuck
   return items
-    .filter((b) => b.metadata.deletionTimestamp === undefined)
+    .filter((b) => b.metadata.deletionTimestamp === undefined || b.metadata.finalizers?.includes(konnectorFinalizer))
     .map((b) => {
       const name = b.metadata.name;
       const dot = name.indexOf(".");

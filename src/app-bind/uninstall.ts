@@ -14,11 +14,11 @@ import {
   konnectorAccount,
   konnectorAccountName,
   konnectorDeploymentName,
+  konnectorLeaseName,
 } from "./app-objects.ts";
 import { bindingCrd, resourceOf } from "./install.ts";
 
 /** the konnector's Lease (src/cli/konnector.ts), in its namespace */
-const leaseName = "klutch-bind-konnector";
 
 export type Removal = { kind: string; ref: ResourceRef; name: string; namespace?: string };
 
@@ -27,8 +27,6 @@ export type UnbindPlan = {
   rbac: KubeObject[];
   /** what to delete, in order */
   removals: Removal[];
-  /** the konnector's namespace goes too (nothing else is left in it) */
-  namespace: string | undefined;
   /** the konnector goes: after its Deployment, its Lease is waited to be let go before its rights go */
   konnectorLease: { namespace: string; name: string } | undefined;
 };
@@ -81,42 +79,22 @@ export async function planUnbind(
     add(refs.clusterRoles, "ClusterRole", names.claimsRole);
     add(refs.clusterRoles, "ClusterRole", names.mainRole);
     add(refs.serviceAccounts, "ServiceAccount", konnectorAccountName, namespace);
-    add(refs.leases, "Lease", leaseName, namespace);
+    add(refs.leases, "Lease", konnectorLeaseName, namespace);
   }
   // the binding's kubeconfig Secret, once no other binding names it (another bind may be making
   // a Secret of its own right now: only the one named by the binding gone is proven ours to delete)
   if (ownSecret !== undefined && !named.has(ownSecret)) {
     const [ns = "", name = ""] = ownSecret.split("/");
-    if ((await app.get(refs.secrets, name, ns)) !== undefined) add(refs.secrets, "Secret", name, ns);
+    // and only the Secret bind made (its label): a Secret of the team's own that a binding names stays
+    const secret = await app.get(refs.secrets, name, ns);
+    if (secret?.metadata.labels?.["app.kubernetes.io/managed-by"] === "klutch-bind")
+      add(refs.secrets, "Secret", name, ns);
   }
-  const emptied = left.length === 0 && (await holdsOnlyOurs(app, namespace, removals));
   return {
     rbac,
     removals,
-    namespace: emptied ? namespace : undefined,
-    konnectorLease: left.length === 0 ? { namespace, name: leaseName } : undefined,
+    konnectorLease: left.length === 0 ? { namespace, name: konnectorLeaseName } : undefined,
   };
-}
-
-/**
- * True when the namespace is bind's (its label) and holds nothing but what is removed anyway: no
- * other Deployment, ServiceAccount (but default), Secret (but service account tokens) or Lease.
- */
-async function holdsOnlyOurs(app: KubeClient, namespace: string, removals: readonly Removal[]): Promise<boolean> {
-  const ns = await app.get(refs.namespaces, namespace);
-  if (ns?.metadata.labels?.["app.kubernetes.io/managed-by"] !== "klutch-bind") return false;
-  const removed = new Set(removals.map((r) => `${r.ref.resource}/${r.name}`));
-  const extra = (ref: ResourceRef, ignore: (o: KubeObject) => boolean) =>
-    app
-      .list(ref, { namespace })
-      .then((l) => l.items.some((o) => !ignore(o) && !removed.has(`${ref.resource}/${o.metadata.name}`)));
-  const found = await Promise.all([
-    extra(refs.deployments, () => false),
-    extra(refs.serviceAccounts, (o) => o.metadata.name === "default"),
-    extra(refs.secrets, (o) => (o as { type?: string }).type === "kubernetes.io/service-account-token"),
-    extra(refs.leases, () => false),
-  ]);
-  return !found.some(Boolean);
 }
 
 /** Each step of the plan as a line: what it does, or would do. */
@@ -129,7 +107,6 @@ export function describePlan(plan: UnbindPlan): string[] {
         ? ["wait until the konnector has stopped (its Lease is free)"]
         : []),
     ]),
-    ...(plan.namespace ? [`delete Namespace ${plan.namespace}`] : []),
   ];
 }
 
@@ -152,10 +129,6 @@ export async function carryOut(
     );
     // its rights go only once it stopped: a konnector running without them fails every request
     if (r.kind === "Deployment" && plan.konnectorLease) await leaseLetGo(app, plan.konnectorLease, timeoutMs, say);
-  }
-  if (plan.namespace) {
-    await app.delete(refs.namespaces, plan.namespace);
-    say(`✓ Namespace ${plan.namespace} deleted`);
   }
 }
 

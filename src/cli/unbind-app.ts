@@ -83,22 +83,27 @@ export async function runUnbindApp(args: string[]): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const app = appCluster(values.kubeconfig);
   try {
-    const all = await appBindings(app);
-    const binding = all.find((b) => b.metadata.name === name);
+    const listed = await appBindings(app);
+    const binding = listed.find((b) => b.metadata.name === name);
     if (binding === undefined) {
-      const names = all.map((b) => b.metadata.name);
+      const names = listed.map((b) => b.metadata.name);
       throw new Error(
         `the app cluster has no APIServiceBinding ${name}` +
           (names.length > 0 ? ` (it has: ${names.join(", ")})` : " (it has none)"),
       );
     }
-    const others = all.filter((b) => b.metadata.name !== name);
-    const left = (await servedBindings(app)).filter((b) => b.name !== name);
-    const plan = await planUnbind(app, namespace, binding, left, others);
+    // what follows the release, as the app cluster is now: planned again once it is released, since
+    // another bind URL may have added a binding meanwhile (the konnector must then stay)
+    const planNow = async (current: readonly KubeObject[]) => {
+      const others = current.filter((b) => b.metadata.name !== name);
+      const left = (await servedBindings(app)).filter((b) => b.name !== name);
+      return { left, plan: await planUnbind(app, namespace, binding, left, others) };
+    };
+    const { plan: planned } = await planNow(listed);
     const steps = [
       `annotate APIServiceBinding ${name} ${pullAnnotations.deletionPolicy}=${policy}`,
       `delete APIServiceBinding ${name} and wait until the konnector released it (provider copies ${policy === "Delete" ? "deleted" : "kept"}; app objects kept)`,
-      ...describePlan(plan),
+      ...describePlan(planned),
     ];
     if (dryRun) {
       say(`unbind --app ${name} would (dry run: nothing is changed):`);
@@ -121,9 +126,13 @@ export async function runUnbindApp(args: string[]): Promise<number> {
         ? `✓ APIServiceBinding ${name} released by the konnector and deleted (provider copies ${policy === "Delete" ? "deleted" : "kept"})`
         : `! APIServiceBinding ${name} deleted, but the konnector did not hold it (an older konnector?): its objects were not released`,
     );
+    const { left, plan } = await planNow(await appBindings(app));
     await carryOut(app, plan, cliFieldManager, say, timeoutSeconds * 1000);
     if (left.length > 0) say(`✓ the konnector serves ${left.map((b) => b.name).join(", ")}`);
-    else say("✓ no binding left: the konnector is removed (the APIs' CRDs and the app objects stay)");
+    else {
+      say("✓ no binding left: the konnector is removed (the APIs' CRDs and the app objects stay)");
+      say(`  namespace ${namespace} stays: delete it yourself once it holds nothing of yours`);
+    }
     return 0;
   } finally {
     app.close();

@@ -7,55 +7,37 @@
 // app objects and the CRDs, and removes the konnector. The konnector is never refused (403) while
 // it runs. Also: --dry-run changes nothing, and the errors name what is wrong.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { labels } from "../../src/api/naming.ts";
-import { bindingRef, konnectorFinalizer, pullAnnotations } from "../../src/api/pull-binding.ts";
+import { bindingRef, konnectorFinalizer, pullAnnotations, pullRefs } from "../../src/api/pull-binding.ts";
 import { refs } from "../../src/api/resources.ts";
-import { requestToken } from "../../src/app-access/token-renewal.ts";
-import { konnectorAccount } from "../../src/app-bind/app-objects.ts";
 import { KubeClient, type KubeObject, type ResourceRef } from "../../src/kube/client.ts";
 import { conditionOf } from "../../src/kube/conditions.ts";
-import { readKubeconfigFile } from "../../src/kube/kubeconfig.ts";
-import { controlPlaneAddress } from "../../src/provider/provision.ts";
 import { deleteProviderCopies } from "../../src/sync/mirror/release.ts";
 import type { RunningWeb } from "../../src/web/server.ts";
 import { type Account, grant, serviceAccount } from "../support/accounts.ts";
-import { startPullPage } from "../support/app-bind.ts";
+import {
+  type DeployedKonnector,
+  klutchBind,
+  konnectorRequests,
+  printed,
+  startDeployedKonnector,
+  startPullPage,
+} from "../support/app-bind.ts";
 import type { Cluster } from "../support/cluster.ts";
 import { clientConfig, freshCluster, onFileDone, testClusters, testNamespace } from "../support/clusters.ts";
 import { eventually } from "../support/eventually.ts";
-import { freePort } from "../support/net.ts";
 import { stopProcess } from "../support/processes.ts";
-import { type PullEnv, pullEnv, tokenKubeconfig } from "../support/pull-env.ts";
+import { type PullEnv, pullEnv } from "../support/pull-env.ts";
 
-const repoRoot = join(import.meta.dirname, "../..");
+const _repoRoot = join(import.meta.dirname, "../..");
 const configmapClaim = { group: "", resource: "configmaps", version: "v1", selector: { owner: "Consumer" } };
 const claimVerbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
-const deployments: ResourceRef = { group: "apps", version: "v1", resource: "deployments", namespaced: true };
-const roles: ResourceRef = { group: "rbac.authorization.k8s.io", version: "v1", resource: "roles", namespaced: true };
 const syncFinalizer = "bind.klutch.dev/sync";
 const ns = "klutch-bind";
 const appNs = "shop";
-
-type Run = { child: ChildProcess; out: string[]; exited: Promise<number> };
-
-function cli(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Run {
-  const child = spawn(process.execPath, [join(repoRoot, "src/cli/main.ts"), ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...options.env },
-  });
-  const out: string[] = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream as NodeJS.ReadableStream }).on("line", (line) => out.push(line));
-  }
-  const exited = new Promise<number>((resolve) => child.once("exit", (code) => resolve(code ?? 1)));
-  onFileDone(() => stopProcess(child));
-  return { child, out, exited };
-}
 
 type Rules = Array<{ apiGroups: string[]; resources: string[] }>;
 
@@ -69,8 +51,7 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
   let api2: ResourceRef;
   let id1: string;
   let id2: string;
-  let konnector: Run | undefined;
-  let konnectorMetrics = 0;
+  let konnector: DeployedKonnector | undefined;
   /** the provider namespace of app namespace shop */
   let providerNs = "";
 
@@ -103,61 +84,12 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
     }
   });
 
-  async function printed(run: Run, what: RegExp): Promise<string> {
-    let found = "";
-    await eventually(`the CLI prints ${what}`, async () => {
-      const line = run.out.find((l) => what.test(l));
-      assert.ok(line, run.out.join("\n"));
-      found = line;
-    });
-    return found;
-  }
-
-  /** Runs the konnector as the Deployment bind made would: its arguments, its ServiceAccount's token. */
-  async function startKonnector(): Promise<Run> {
-    const deployment = await appClient.get(deployments, "klutch-bind-konnector", ns);
-    assert.ok(deployment, "bind made the konnector's Deployment");
-    const container = (deployment.spec as { template: { spec: { containers: Array<{ args: string[] }> } } }).template
-      .spec.containers[0];
-    assert.ok(container);
-    const issued = await requestToken(appClient, konnectorAccount(ns), 3600);
-    const address = controlPlaneAddress(readKubeconfigFile(app.kubeconfigPath));
-    const file = join(app.dir, "konnector-sa.kubeconfig");
-    writeFileSync(file, tokenKubeconfig(address.server, address.certificateAuthorityData ?? "", issued.token));
-    konnectorMetrics = await freePort();
-    const healthPort = await freePort();
-    const args = container.args.map((a) =>
-      a.startsWith("--metrics-address=")
-        ? `--metrics-address=127.0.0.1:${konnectorMetrics}`
-        : a.startsWith("--health-address=")
-          ? `--health-address=127.0.0.1:${healthPort}`
-          : a,
-    );
-    return cli([...args, "--kubeconfig", file, "--heartbeat-interval", "5", "--lease-duration", "5"], {
-      env: { POD_NAMESPACE: ns, POD_NAME: "konnector-0", KUBECONFIG: "" },
-    });
-  }
-
-  /** The konnector's requests answered 403, by cluster, and all its requests. */
-  async function forbidden(): Promise<{ app: number; control: number; total: number }> {
-    const text = await (await fetch(`http://127.0.0.1:${konnectorMetrics}/metrics`)).text();
-    const count = { app: 0, control: 0, total: 0 };
-    for (const m of text.matchAll(/^klutch_bind_api_request_seconds_count\{([^}]*)\} (\d+)$/gm)) {
-      const found = m[1] ?? "";
-      count.total += Number(m[2]);
-      if (!found.includes('code="403"')) continue;
-      if (found.includes('cluster="app"')) count.app += Number(m[2]);
-      else count.control += Number(m[2]);
-    }
-    return count;
-  }
-
   /** the konnector's 403s once both bindings were Ready: unbinding must add none */
   let refusedBefore = { app: 0, control: 0 };
 
   /** The konnector has not been refused (403) on either side since then; its lines saying so otherwise. */
   async function neverRefused(): Promise<void> {
-    const f = await forbidden();
+    const f = (await konnectorRequests(konnector?.metricsPort ?? 0)).forbidden;
     const said = (konnector?.out ?? []).filter((l) => /403|forbidden/i.test(l)).join("\n");
     assert.deepEqual({ app: f.app, control: f.control }, refusedBefore, said);
   }
@@ -166,7 +98,7 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
   async function bind(apiId: string, claims: string): Promise<void> {
     const tokenFile = join(app.dir, "dana.token");
     writeFileSync(tokenFile, dana.token);
-    const run = cli([
+    const run = klutchBind([
       "bind",
       `${web.url}/export/klutch`,
       "--kubeconfig",
@@ -188,7 +120,12 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
     assert.notEqual(clusterNs, "");
     await env.serve(clusterNs);
     await printed(run, /✓ Deployment klutch-bind\/klutch-bind-konnector/);
-    konnector ??= await startKonnector();
+    konnector ??= await startDeployedKonnector(appClient, app, ns, "konnector-0", [
+      "--heartbeat-interval",
+      "5",
+      "--lease-duration",
+      "5",
+    ]);
     assert.equal(await run.exited, 0, run.out.join("\n"));
   }
 
@@ -237,15 +174,14 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
     assert.ok(groups.includes(api1.group) && groups.includes(api2.group), JSON.stringify(groups));
     // binding a second API may race the API server's RBAC cache (bind URL's part, not unbind's): a
     // refusal then is retried; what unbinding adds is counted from here
-    const f = await forbidden();
-    refusedBefore = { app: f.app, control: f.control };
+    refusedBefore = (await konnectorRequests(konnector?.metricsPort ?? 0)).forbidden;
   });
 
   it("unbind --app --orphan keeps the provider copies and the app objects (our finalizer gone), and shrinks the konnector's rights to the other binding", {
     timeout: 120_000,
   }, async () => {
     assert.ok(konnector, "the first test's konnector runs");
-    const run = cli(["unbind", "--app", id1, "--orphan", "--kubeconfig", app.kubeconfigPath, "--timeout", "60"]);
+    const run = klutchBind(["unbind", "--app", id1, "--orphan", "--kubeconfig", app.kubeconfigPath, "--timeout", "60"]);
     assert.equal(await run.exited, 0, run.out.join("\n"));
     const out = run.out.join("\n");
     assert.match(out, /waiting for the konnector to release/);
@@ -271,7 +207,7 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
     assert.deepEqual(crdNames, [id2]);
     assert.deepEqual(rulesOf(await appClient.get(refs.clusterRoles, "klutch-bind:app:konnector:claims")), []);
     // the other binding goes on, with what is left
-    assert.ok(await appClient.get(deployments, "klutch-bind-konnector", ns), "the konnector stays");
+    assert.ok(await appClient.get(refs.deployments, "klutch-bind-konnector", ns), "the konnector stays");
     await make(api2, "b2");
     await copied(api2, "b2");
     assert.equal(conditionOf(await appClient.get(bindingRef, id2), "Ready")?.status, "True");
@@ -279,7 +215,7 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
   });
 
   it("unbind --app --dry-run prints the plan and changes nothing", async () => {
-    const run = cli(["unbind", "--app", id2, "--delete", "--kubeconfig", app.kubeconfigPath, "--dry-run"]);
+    const run = klutchBind(["unbind", "--app", id2, "--delete", "--kubeconfig", app.kubeconfigPath, "--dry-run"]);
     assert.equal(await run.exited, 0, run.out.join("\n"));
     const out = run.out.join("\n");
     assert.match(
@@ -291,16 +227,16 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
       "delete ClusterRole klutch-bind:app:konnector",
       "delete ServiceAccount klutch-bind/konnector",
       `delete RoleBinding ${appNs}/klutch-bind:app:konnector:claims`,
-      "delete Namespace klutch-bind",
     ]) {
       assert.ok(out.includes(step), `${step}\n${out}`);
     }
     assert.ok(!out.includes("CustomResourceDefinition"), "never the CRD");
+    assert.ok(!out.includes("delete Namespace"), "never the namespace: nothing proves all it holds is ours");
     const binding = await appClient.get(bindingRef, id2);
     assert.ok(binding);
     assert.equal(binding.metadata.deletionTimestamp, undefined);
     assert.equal(binding.metadata.annotations?.[pullAnnotations.deletionPolicy], undefined);
-    assert.ok(await appClient.get(deployments, "klutch-bind-konnector", ns));
+    assert.ok(await appClient.get(refs.deployments, "klutch-bind-konnector", ns));
   });
 
   it("the last unbind --app --delete deletes the labelled provider copies only, keeps the app objects and the CRDs, and removes the konnector", {
@@ -321,11 +257,11 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
       metadata: { name: "elsewhere", namespace: elsewhere, labels: { [labels.binding]: bindingKey } },
       spec: { size: "large" },
     });
-    const run = cli(["unbind", "--app", id2, "--delete", "--kubeconfig", app.kubeconfigPath, "--timeout", "60"]);
+    const run = klutchBind(["unbind", "--app", id2, "--delete", "--kubeconfig", app.kubeconfigPath, "--timeout", "60"]);
     // the kubelet's part: once the Deployment is gone, its pod stops (and with it the metrics)
     await eventually(
       "the Deployment is deleted",
-      async () => assert.equal(await appClient.get(deployments, "klutch-bind-konnector", ns), undefined),
+      async () => assert.equal(await appClient.get(refs.deployments, "klutch-bind-konnector", ns), undefined),
       60_000,
     );
     // never refused while it ran
@@ -354,7 +290,7 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
       assert.equal(await appClient.get(refs.clusterRoles, role), undefined, role);
     }
     assert.equal(await appClient.get(refs.clusterRoleBindings, "klutch-bind:app:konnector"), undefined);
-    assert.equal(await appClient.get(roles, "klutch-bind:app:konnector:namespace", ns), undefined);
+    assert.equal(await appClient.get(pullRefs.roles, "klutch-bind:app:konnector:namespace", ns), undefined);
     assert.equal(await appClient.get(refs.roleBindings, "klutch-bind:app:konnector:namespace", ns), undefined);
     assert.equal(await appClient.get(refs.roleBindings, "klutch-bind:app:konnector:claims", appNs), undefined);
     const secrets = (await appClient.list(refs.secrets, { namespace: ns })).items;
@@ -362,9 +298,10 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
       secrets.map((s) => s.metadata.name),
       [],
     );
-    // no namespace controller here: deleted means marked for deletion
+    // the namespace stays: what else it holds cannot be proven ours, so it is the team's to delete
     const namespace = await appClient.get(refs.namespaces, ns);
-    assert.ok(namespace === undefined || namespace.metadata.deletionTimestamp !== undefined, "the namespace goes");
+    assert.equal(namespace?.metadata.deletionTimestamp, undefined, "the namespace stays");
+    assert.match(run.out.join("\n"), /namespace klutch-bind stays/);
   });
 
   it("deleteProviderCopies deletes only what carries the binding's label, and only in the namespaces given", async () => {
@@ -397,10 +334,10 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
   it("says what is wrong: no such binding; a binding no konnector releases times out naming the konnector", {
     timeout: 60_000,
   }, async () => {
-    const missing = cli(["unbind", "--app", "nothere.example.com", "--kubeconfig", app.kubeconfigPath]);
+    const missing = klutchBind(["unbind", "--app", "nothere.example.com", "--kubeconfig", app.kubeconfigPath]);
     assert.equal(await missing.exited, 1);
     assert.match(missing.out.join("\n"), /the app cluster has no APIServiceBinding nothere\.example\.com/);
-    const both = cli(["unbind", "--app", id1, "--delete", "--orphan", "--kubeconfig", app.kubeconfigPath]);
+    const both = klutchBind(["unbind", "--app", id1, "--delete", "--orphan", "--kubeconfig", app.kubeconfigPath]);
     assert.equal(await both.exited, 2);
     assert.match(both.out.join("\n"), /--delete and --orphan: choose one/);
     // held as a konnector holds one, with no konnector left to release it
@@ -415,7 +352,7 @@ describe("klutch-bind unbind --app: undoing bind URL from the app cluster", () =
       const left = await appClient.get(bindingRef, name);
       if (left) await appClient.mergePatch(bindingRef, name, undefined, { metadata: { finalizers: null } });
     });
-    const stuck = cli(["unbind", "--app", name, "--kubeconfig", app.kubeconfigPath, "--timeout", "2"]);
+    const stuck = klutchBind(["unbind", "--app", name, "--kubeconfig", app.kubeconfigPath, "--timeout", "2"]);
     assert.equal(await stuck.exited, 1);
     assert.match(
       stuck.out.join("\n"),
