@@ -59,6 +59,7 @@ export function decodeBindingResponse(value: unknown, session: string, dryRun: b
   const identity = typeof grant.id === "string" ? grant.id : "";
   if (dryRun) return { identity, api };
   if (encoded === "") throw new InputError("kubeconfig", "is empty: the page bound nothing", "");
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(encoded)) throw new InputError("kubeconfig", "is not standard base64");
   const text = Buffer.from(encoded, "base64").toString("utf8");
   assertSelfContained(text);
   const parsed = parseKubeconfig(text);

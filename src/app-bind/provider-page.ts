@@ -27,6 +27,10 @@ function ask(
   if (url.protocol !== "https:" && url.protocol !== "http:") {
     return Promise.reject(new PageError(`${url.href}: only http and https URLs are served`));
   }
+  // a bearer token, a PKCE verifier and the kubeconfig that comes back cross this connection
+  if (url.protocol === "http:" && !isLoopback(url.hostname)) {
+    return Promise.reject(new PageError(`${url.href}: plain http is only for a page on this machine; use https`));
+  }
   const send = url.protocol === "https:" ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = send(
@@ -54,6 +58,10 @@ function ask(
     req.on("error", (err) => reject(err instanceof PageError ? err : new PageError(`${url.href}: ${err.message}`)));
     req.end(options.body);
   });
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function json(answer: Answer, url: URL): unknown {

@@ -14,6 +14,7 @@ import { startCallback } from "../app-bind/callback.ts";
 import { applyAll, bindingCrd, clusterId, servedBindings, waitReady } from "../app-bind/install.ts";
 import { bindHeadless, discover, type PageAccess, type Provider, tradeCode } from "../app-bind/provider-page.ts";
 import { buildInfo } from "../version.ts";
+import { bareAcceptMeansAll } from "./bind.ts";
 import { appCluster, appClusterFlags } from "./context.ts";
 import type { CommandHelp, FlagDefinitions } from "./help.ts";
 import { UsageError } from "./usage.ts";
@@ -161,7 +162,7 @@ async function bindInBrowser(
 
 export async function runBindUrl(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args,
+    args: bareAcceptMeansAll(args),
     options: bindUrlFlags,
     allowPositionals: true,
     allowNegative: true,

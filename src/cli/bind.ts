@@ -29,7 +29,7 @@ export type BindIo = {
 };
 
 /** --accept-claims without a value (last, or before another flag) means all. */
-function bareAcceptMeansAll(args: string[]): string[] {
+export function bareAcceptMeansAll(args: string[]): string[] {
   return args.map((arg, i) =>
     arg === "--accept-claims" && (args[i + 1] === undefined || args[i + 1]?.startsWith("-"))
       ? "--accept-claims=all"
