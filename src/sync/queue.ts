@@ -9,6 +9,9 @@
 // all of them, 20 s; with the lanes, at once.
 
 /** live: something changed now; backlog: found by a first list, to be caught up with */
+/** the longest delay setTimeout keeps */
+const longestTimerMs = 2 ** 31 - 1;
+
 export type Lane = "live" | "backlog";
 
 /** A FIFO of keys with O(1) take (Array.shift copies on long arrays). */
@@ -106,8 +109,11 @@ export class WorkQueue {
   }
 
   /** Adds the key after delayMs; when it is already waiting, the earlier of the two times holds. */
-  addAfter(key: string, delayMs: number): void {
+  addAfter(key: string, requestedMs: number): void {
     if (this.#stopped) return;
+    // setTimeout runs a delay beyond 2^31-1 ms, or NaN, after 1 ms: a delay computed from what a
+    // cluster wrote (a heartbeat dated in the year 9999) must not make a key spin
+    const delayMs = Number.isNaN(requestedMs) ? longestTimerMs : Math.min(Math.max(requestedMs, 0), longestTimerMs);
     const at = Date.now() + delayMs;
     const waiting = this.#timers.get(key);
     if (waiting !== undefined) {

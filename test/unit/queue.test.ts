@@ -77,6 +77,20 @@ it("retries a failing key with growing delays until it succeeds", async (t) => {
   }
 });
 
+it("does not run a key at once for a delay beyond what a timer holds, or NaN", async () => {
+  // real timers: Node runs setTimeout(fn, 2 ** 31) and setTimeout(fn, NaN) after 1 ms
+  const runs: string[] = [];
+  const queue = new WorkQueue({ workers: 1, process: async (key) => void runs.push(key) });
+  queue.start();
+  queue.addAfter("year-9999", Date.parse("9999-01-01") - Date.now());
+  queue.addAfter("nan", Number.NaN);
+  queue.addAfter("soon", 20);
+  await until("the key added for soon ran", () => runs.includes("soon"));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await queue.stop();
+  assert.deepEqual(runs, ["soon"]);
+});
+
 it("keeps the earlier time when a waiting key is added again after a shorter delay", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout", "Date"] });
   const runs: number[] = [];
