@@ -2,6 +2,7 @@
 // serving at a time behind a Lease in its own namespace, with the sync's health and metrics endpoints.
 import { parseArgs } from "node:util";
 import type { AppAccount } from "../app-access/account.ts";
+import { konnectorLeaseName } from "../app-bind/app-objects.ts";
 import { Konnector } from "../konnector/controller.ts";
 import { KubeClient } from "../kube/client.ts";
 import { createLogger } from "../log.ts";
@@ -128,6 +129,8 @@ export async function runKonnector(args: string[]): Promise<number> {
     app: app.requests,
   }));
   app.observeRequests(metrics.apiRequests("app"));
+  // the Lease's requests too: a refused renewal is one of the konnector's app cluster requests
+  leases.observeRequests(metrics.apiRequests("app"));
   logUnhandledRejections(logger);
 
   let konnector: Konnector | undefined;
@@ -155,13 +158,13 @@ export async function runKonnector(args: string[]): Promise<number> {
   const elector = new LeaderElector({
     client: leases,
     namespace: leaseNamespace,
-    name: "klutch-bind-konnector",
+    name: konnectorLeaseName,
     leaseDurationSeconds,
     logger,
     ...(process.env.POD_NAME ? { identity: `${process.env.POD_NAME}-${process.pid}` } : {}),
   });
   logger.info(
-    { identity: elector.identity, lease: `${leaseNamespace}/klutch-bind-konnector` },
+    { identity: elector.identity, lease: `${leaseNamespace}/${konnectorLeaseName}` },
     "waiting to become leader",
   );
   // acquire ends early only when stopped while standing by

@@ -61,6 +61,8 @@ export class Konnector {
   readonly #secrets = new Map<string, Held>();
   readonly #connections = new Map<string, Connection>();
   readonly #appAccess: AppNamespaceAccess | undefined;
+  /** bindings (by uid) the konnector was refused to hold (403), and when: asked again a minute later */
+  readonly #unheld = new Map<string, number>();
   #resync: NodeJS.Timeout | undefined;
 
   constructor(options: KonnectorOptions) {
@@ -259,17 +261,23 @@ export class Konnector {
    */
   async #hold(binding: KubeObject): Promise<void> {
     const finalizers = binding.metadata.finalizers ?? [];
-    if (finalizers.includes(konnectorFinalizer)) return;
+    const refusedAt = this.#unheld.get(binding.metadata.uid ?? "");
+    if (finalizers.includes(konnectorFinalizer) || (refusedAt !== undefined && Date.now() - refusedAt < 60_000)) return;
     const patch = {
       metadata: { resourceVersion: binding.metadata.resourceVersion, finalizers: [...finalizers, konnectorFinalizer] },
     };
     await this.#o.app.mergePatch(bindingRef, binding.metadata.name, undefined, patch).catch((err: unknown) => {
       if (err instanceof KubeApiError && err.code === 409) return; // its event brings the next look
       if (err instanceof KubeApiError && err.code === 403) {
-        this.#o.logger.warn(
-          { binding: binding.metadata.name },
-          "may not patch APIServiceBindings: its deletion will not release its objects (bind again to update the konnector's rights)",
-        );
+        // asked and said once a minute per binding, not at every reconcile (each 5 s)
+        const first = !this.#unheld.has(binding.metadata.uid ?? "");
+        this.#unheld.set(binding.metadata.uid ?? "", Date.now());
+        if (first) {
+          this.#o.logger.warn(
+            { binding: binding.metadata.name },
+            "may not patch APIServiceBindings: its deletion will not release its objects (bind again to update the konnector's rights)",
+          );
+        }
         return;
       }
       throw err;

@@ -68,6 +68,13 @@ export class ProviderConnection {
   #bindings = new Map<string, BindingSpec>();
   /** deleted APIServiceBindings whose export is to be released, with their policy */
   #releasing = new Map<string, DeletionPolicy>();
+  /**
+   * Releases done (until the binding leaves the list: its finalizer gone) and releases failed (when
+   * to try again): every poke (the 5 s resync, any binding or Secret event) reconciles, and a
+   * release lists the API across the app cluster and every granted provider namespace.
+   */
+  readonly #released = new Set<string>();
+  readonly #releaseRetry = new Map<string, { at: number; delayMs: number }>();
   readonly #running = new Map<string, Running>();
   /** why a binding is not synced, by APIServiceBinding name */
   readonly #problems = new Map<string, Condition>();
@@ -116,6 +123,8 @@ export class ProviderConnection {
   setBindings(bindings: Map<string, BindingSpec>, releasing = new Map<string, DeletionPolicy>()): void {
     this.#bindings = bindings;
     this.#releasing = releasing;
+    for (const name of [...this.#released]) if (!releasing.has(name)) this.#released.delete(name);
+    for (const name of [...this.#releaseRetry.keys()]) if (!releasing.has(name)) this.#releaseRetry.delete(name);
     this.poke();
   }
 
@@ -238,10 +247,21 @@ export class ProviderConnection {
     }
     await this.#stopAllBut(wanted);
     for (const [name, policy] of [...this.#releasing]) {
-      if (wanted.has(name)) continue;
-      await this.#release(name, policy, bindingKey, namespaces);
-      await this.#o.released(name);
-      this.#releasing.delete(name);
+      if (this.#released.has(name) || (this.#releaseRetry.get(name)?.at ?? 0) > Date.now()) continue;
+      try {
+        await this.#release(name, policy, bindingKey, namespaces);
+        await this.#o.released(name);
+        this.#released.add(name);
+        this.#releaseRetry.delete(name);
+      } catch (err) {
+        const delayMs = Math.min(2 * (this.#releaseRetry.get(name)?.delayMs ?? 1000), 60_000);
+        this.#releaseRetry.set(name, { at: Date.now() + delayMs, delayMs });
+        this.#queue.addAfter("reconcile", delayMs);
+        this.#o.logger.warn(
+          { export: name, err: err instanceof Error ? err.message : String(err), retryInMs: delayMs },
+          "could not release a deleted binding; trying again",
+        );
+      }
     }
   }
 

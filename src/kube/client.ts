@@ -873,23 +873,18 @@ export class KubeClient {
     let res: AnswerStream | undefined;
     for (let attempt = 0; ; attempt++) {
       if (signal.aborted) return;
+      // a refused watch is observed as a request is (a 403 counts); an open one, which lasts, is not
+      const timing = { called: performance.now(), sent: Number.NaN };
       try {
         const ms = (timeoutSeconds + 30) * 1000;
-        res = await this.#open(
-          "GET",
-          path,
-          { query },
-          signal,
-          { at: performance.now() + ms, ms },
-          undefined,
-          "watches",
-        );
+        res = await this.#open("GET", path, { query }, signal, { at: performance.now() + ms, ms }, timing, "watches");
       } catch (err) {
         if (signal.aborted) return;
         throw err;
       }
       if (res.statusCode === 200) break;
       const response = await readResponse(res, this.#parts.maxResponseBytes);
+      this.#observe("GET", response.status, timing);
       if (response.status === 401) this.#connection.forgetAuth();
       if (response.status === 429 && attempt < max429Retries) {
         await sleepOrAbort(retryDelayMs(response), signal);
