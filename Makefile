@@ -73,7 +73,7 @@ check: typecheck lint ## type check and lint
 test-unit: deps ## unit tests only (no clusters)
 	@node --test 'test/unit/**/*.test.ts'
 
-# Test files run in three groups, each one `node --test` with the global setup (a pair of clusters
+# Test files run in lanes, each one `node --test` with the global setup (a pair of clusters
 # of its own). The concurrent group runs TEST_CONCURRENCY files at once: they share its clusters and
 # keep to a CRD group and namespaces of their own, or start clusters of their own (the demo); the
 # fuzzers assert properties, not times. Beside it, one file at a time on clusters of their own, run
@@ -82,7 +82,8 @@ test-unit: deps ## unit tests only (no clusters)
 # Crossplane core (in a network namespace with clusters of its own; most of its 4 minutes wait on
 # Crossplane's 2-minute function call deadline) runs beside both from the start. The timed files
 # (lease hand-overs, takeovers, "Ready within", requests per object) run last, in two streams.
-# A new file runs in the concurrent group unless it is listed here.
+# The exclusive and timed lanes set KLB_TEST_OWN_CLUSTERS=1: a pair of their own even while dev
+# clusters run. A new file runs in the concurrent group unless it is listed here.
 # (Files with a --pull-bindings sync of their own give it --pull-binding-selector for their own
 # cluster namespaces: test/support/pull-env.ts.)
 EXCLUSIVE_TESTS := $(addprefix test/integration/,$(addsuffix .test.ts, \
@@ -112,7 +113,7 @@ define run-test-groups
 	@rc=0; xlog=$$(mktemp); elog=$$(mktemp); llog=$$(mktemp); tlog=$$(mktemp); start=$$(date +%s); \
 	echo "[test] $(CROSSPLANE_TEST) and $(words $(EXCLUSIVE_TESTS)) exclusive files (one at a time) beside the concurrent group"; \
 	node --test $(CROSSPLANE_TEST) >$$xlog 2>&1 & crossplane=$$!; \
-	$(NODE_TEST) --test-concurrency=1 $(EXCLUSIVE_TESTS) >$$elog 2>&1 & exclusive=$$!; \
+	KLB_TEST_OWN_CLUSTERS=1 $(NODE_TEST) --test-concurrency=1 $(EXCLUSIVE_TESTS) >$$elog 2>&1 & exclusive=$$!; \
 	echo "[test] $(words $(LONG_TESTS)) long files, $(LONG_CONCURRENCY) at once, beside the concurrent group"; \
 	$(NODE_TEST) --test-concurrency=$(LONG_CONCURRENCY) $(LONG_TESTS) >$$llog 2>&1 & long=$$!; \
 	echo "[test] concurrent group: $(words $(1)) files, $(TEST_CONCURRENCY) at once"; \
@@ -122,8 +123,8 @@ define run-test-groups
 	echo "[test] long files done after $$(( $$(date +%s) - start )) s; the exclusive files:"; \
 	wait $$exclusive || rc=$$?; cat $$elog; \
 	echo "[test] timed group: $(words $(TIMED_TESTS)) files in two streams side by side, each one file at a time, from $$(( $$(date +%s) - start )) s"; \
-	$(NODE_TEST) --test-concurrency=1 $(TIMED_TESTS_B) >$$tlog 2>&1 & timed=$$!; \
-	$(NODE_TEST) --test-concurrency=1 $(TIMED_TESTS_A) || rc=$$?; \
+	KLB_TEST_OWN_CLUSTERS=1 $(NODE_TEST) --test-concurrency=1 $(TIMED_TESTS_B) >$$tlog 2>&1 & timed=$$!; \
+	KLB_TEST_OWN_CLUSTERS=1 $(NODE_TEST) --test-concurrency=1 $(TIMED_TESTS_A) || rc=$$?; \
 	wait $$timed || rc=$$?; cat $$tlog; \
 	echo "[test] timed group done after $$(( $$(date +%s) - start )) s; the Crossplane core:"; \
 	wait $$crossplane || rc=$$?; cat $$xlog; rm -f $$xlog $$elog $$llog $$tlog; \

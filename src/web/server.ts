@@ -123,6 +123,8 @@ export type RunningWeb = {
   stop: () => Promise<void>;
   /** the signed-in sessions, for diagnostics and tests (tokens are not in them) */
   sessions: () => readonly Session[];
+  /** the sign-in checks under way (at most maxSignInsAtOnce), for diagnostics and tests */
+  signInsChecked: () => number;
 };
 
 /** The page's own client, from the kubeconfig of an identity with only web-rbac.yaml's role. */
@@ -1006,5 +1008,6 @@ export async function startWebServer(options: WebOptions): Promise<RunningWeb> {
       if (options.closeControl) options.control.close();
     },
     sessions: () => sessions.list(),
+    signInsChecked: () => signInsInFlight,
   };
 }

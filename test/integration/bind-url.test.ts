@@ -213,6 +213,19 @@ describe("klutch-bind bind URL: binding from the app cluster", () => {
     const tokenFile = join(app.dir, "erin.token");
     writeFileSync(tokenFile, erin.token);
     const namespace = "klutch-bind-dry";
+    // what the first test made and a dry run would apply again, cluster-wide whatever -n says (its
+    // ClusterRoleBinding would name -n's account: applied, it would change)
+    const clusterWide = async () =>
+      Promise.all([
+        appClient.get(refs.crds, `${bindingRef.resource}.${bindingRef.group}`),
+        appClient.get(refs.clusterRoles, "klutch-bind:app:konnector"),
+        appClient.get(refs.clusterRoles, "klutch-bind:app:konnector:claims"),
+        appClient.get(refs.clusterRoleBindings, "klutch-bind:app:konnector"),
+      ]).then((objects) => objects.map((o) => `${o?.metadata.name}@${o?.metadata.resourceVersion}`));
+    // the APIServiceBinding's status is the running konnector's to write: its spec's generation
+    const bindingGeneration = async () => (await appClient.get(bindingRef, apiId))?.metadata.generation;
+    const generationBefore = await bindingGeneration();
+    const before = await clusterWide();
     const run = klutchBind([
       "bind",
       `${web.url}/export/klutch`,
@@ -249,6 +262,8 @@ describe("klutch-bind bind URL: binding from the app cluster", () => {
       "APIServiceBinding",
     ]);
     assert.equal(await appClient.get(refs.namespaces, namespace), undefined, "nothing in the app cluster");
+    assert.deepEqual(await clusterWide(), before, "no cluster-wide object written either");
+    assert.equal(await bindingGeneration(), generationBefore, "nor the APIServiceBinding");
     const erinsNamespaces = (
       await env.admin.list(refs.namespaces, { labelSelector: "bind.klutch.dev/pull-binding=true" })
     ).items.filter((ns) =>

@@ -40,15 +40,13 @@ describe("the web page's sign-in checks, bounded", () => {
     };
     onFileDone(async () => resume());
     try {
-      // two checks begin and hang on the frozen API server
+      // two checks begin and hang on the frozen API server; the third only once both are under way
       const hanging = [headless("first"), headless("second")];
-      let third: Response | undefined;
-      await eventually("the third is refused at once", async () => {
-        third = await headless("third");
-        assert.equal(third.status, 503);
-      });
-      assert.match(await (third as Response).text(), /too many sign-ins are being checked at once/);
-      assert.equal(third?.headers.get("retry-after"), "5");
+      await eventually("both checks under way", () => assert.equal(web.signInsChecked(), 2));
+      const third = await headless("third");
+      assert.equal(third.status, 503);
+      assert.match(await third.text(), /too many sign-ins are being checked at once/);
+      assert.equal(third.headers.get("retry-after"), "5");
       resume();
       for (const answer of await Promise.all(hanging)) assert.equal(answer.status, 401, "checked, and refused");
     } finally {

@@ -26,13 +26,16 @@ export async function globalSetup(): Promise<void> {
   const progress = (line: string) => process.stderr.write(`[test clusters] ${line}\n`);
   const clusters = await Promise.all(
     sharedClusterNames.map(async (name) => {
-      const external = externalCluster(name);
+      // a lane that must have its clusters to itself (make test's exclusive and timed lanes) asks
+      // for its own pair: never the dev clusters or those KLB_TEST_*_KUBECONFIG name
+      const own = process.env.KLB_TEST_OWN_CLUSTERS === "1";
+      const external = own ? undefined : externalCluster(name);
       if (external !== undefined) {
         progress(`using ${name} from ${external.kubeconfigPath}`);
         return external;
       }
-      const dev = devCrossplaneUp() ? undefined : await runningCluster(name, devClusterDir(name));
-      if (dev === undefined && devCrossplaneUp())
+      const dev = own || devCrossplaneUp() ? undefined : await runningCluster(name, devClusterDir(name));
+      if (dev === undefined && !own && devCrossplaneUp())
         progress(`not sharing dev cluster ${name}: make dev-crossplane runs on it`);
       if (dev !== undefined) {
         progress(`reusing dev cluster ${name} at ${dev.server}`);
